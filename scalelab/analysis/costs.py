@@ -1,0 +1,92 @@
+"""Per-block parameters, MACs, other ops and activation sizes, from the resolved graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from scalelab.blocks.layers import LayerCost, Shape, elements
+from scalelab.graph import Network, resolve
+from scalelab.spec import Spec, load_spec
+
+CONVENTION = (
+    "MACs = multiply-accumulates of conv, linear and matmul layers, bias excluded (torchvision _ops, "
+    "the papers' 'FLOPs'); other ops = norm, activation, pooling, bias, add, gating and copy operations "
+    "by per-element formulas; activations = output elements; params = trainable parameters"
+)
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int = 0
+    macs: int = 0
+    ops: int = 0
+    activations: int = 0
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.params + other.params, self.macs + other.macs, self.ops + other.ops,
+                    self.activations + other.activations)
+
+
+@dataclass(frozen=True)
+class BlockCost:
+    name: str
+    kind: str
+    stage: Optional[str]
+    out_shape: Shape
+    cost: Cost
+    training_only: bool
+    layers: tuple[LayerCost, ...] = field(repr=False, default=())
+
+
+@dataclass(frozen=True)
+class Analysis:
+    network: Network = field(repr=False)
+    batch: int
+    blocks: tuple[BlockCost, ...]
+
+    @property
+    def name(self) -> str:
+        return self.network.spec.name
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.network.input_shape
+
+    @property
+    def total(self) -> Cost:
+        """Inference totals (training-only heads excluded)."""
+        return sum((b.cost for b in self.blocks if not b.training_only), Cost())
+
+    @property
+    def training_only_total(self) -> Cost:
+        return sum((b.cost for b in self.blocks if b.training_only), Cost())
+
+
+def block_cost(costs: list[LayerCost], out_shape: Shape, batch: int) -> Cost:
+    """Sum a block's layer costs; MACs, ops and activations scale with the batch, params do not."""
+    return Cost(
+        params=sum(c.params for c in costs),
+        macs=batch * sum(c.macs for c in costs),
+        ops=batch * sum(c.ops for c in costs),
+        activations=batch * elements(out_shape),
+    )
+
+
+def analyze(
+    spec: "Spec | Network | str | Path",
+    resolution: "int | tuple[int, int] | None" = None,
+    batch: int = 1,
+) -> Analysis:
+    """Cost of every block of a spec (a Spec, a path, or a zoo name) at a resolution and batch."""
+    if isinstance(spec, Network):
+        network = spec
+    else:
+        network = resolve(spec if isinstance(spec, Spec) else load_spec(spec), resolution)
+    rows = tuple(
+        BlockCost(b.name, b.kind, b.stage, b.out_shape, block_cost(b.costs, b.out_shape, batch),
+                  b.training_only, tuple(b.costs))
+        for b in network.blocks.values()
+    )
+    return Analysis(network, batch, rows)

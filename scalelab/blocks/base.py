@@ -1,0 +1,160 @@
+"""What every block kind shares: the parameter model, the common field types, and the small
+layer builders (conv-norm-activation) that several kinds compose."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from scalelab.blocks.layers import (
+    Activation as ActivationLayer,
+    BatchNorm,
+    Conv,
+    Pool,
+    Node,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    seq,
+    walk,
+)
+
+
+def _pair(v):
+    """Accept 7 or [7, 7] for a kernel, stride, padding or dilation."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v, v)
+    return v
+
+
+def _activation_alias(v):
+    return "silu" if v == "swish" else v
+
+
+# Field types. ``scale: width`` marks channel counts that width scaling multiplies.
+Channels = Annotated[int, Field(gt=0, json_schema_extra={"scale": "width"})]
+PositiveInt = Annotated[int, Field(gt=0)]
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair)]
+PadPair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair)]
+Probability = Annotated[float, Field(ge=0, lt=1)]
+Norm = Literal["batchnorm", "none"]
+ActivationFunction = Annotated[
+    Literal["relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish"],
+    BeforeValidator(_activation_alias),
+]
+ActivationName = Annotated[
+    Literal["relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish", "none"],
+    BeforeValidator(_activation_alias),
+]
+
+
+class Block(BaseModel):
+    """A block kind: its parameters (validated), and ``layers()``, the single place that derives
+    every inner dimension. Shape, cost and the torch module all follow from ``layers()``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: str
+    name: Optional[str] = Field(None, description="Block name; defaults to the kind and a number.")
+    inputs: Optional[list[str]] = Field(
+        None, alias="from", description="Names of the blocks feeding this one; default: the previous block."
+    )
+    training_only: bool = Field(False, description="Exclude from inference cost (e.g. auxiliary classifiers).")
+
+    #: how many inputs the block takes: 1, or None for any number of at least two (merges)
+    arity: ClassVar[Optional[int]] = 1
+    #: whether the spec's ``defaults`` (norm, activation, norm_eps) fill this kind's parameters
+    takes_defaults: ClassVar[bool] = True
+    #: one line for ``scalelab kinds``
+    summary: ClassVar[str] = ""
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    def layers(self, inp: Shape) -> Node:  # pragma: no cover - every kind overrides
+        raise NotImplementedError
+
+    def out_shape(self, inp: Shape) -> Shape:
+        return walk(self.layers(inp), inp).out
+
+
+def channels_of(inp: Shape, kind: str) -> int:
+    if len(inp) != 3:
+        raise ShapeError(f"{kind} needs a (channels, height, width) feature map, got {fmt_shape(inp)}")
+    return inp[0]
+
+
+def norm_layer(norm: str, channels: int, eps: float) -> BatchNorm | None:
+    return BatchNorm(channels, eps) if norm == "batchnorm" else None
+
+
+def act_layer(fn: str) -> ActivationLayer | None:
+    return None if fn == "none" else ActivationLayer(fn)
+
+
+def same_padding(kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    """Symmetric 'same' padding: keeps the size at stride 1, ceil(size / stride) otherwise."""
+    return (dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2)
+
+
+def conv_norm_act(
+    in_ch: int,
+    out_ch: int,
+    kernel: tuple[int, int] = (1, 1),
+    stride: tuple[int, int] = (1, 1),
+    *,
+    groups: int = 1,
+    norm: str = "batchnorm",
+    activation: str = "relu",
+    norm_eps: float = 1e-5,
+    padding: tuple[int, int] | None = None,
+    dilation: tuple[int, int] = (1, 1),
+    bias: bool | None = None,
+    padding_mode: str = "zeros",
+) -> Node:
+    """Conv, then optional batchnorm, then optional activation. The conv has a bias only when no
+    norm follows (a bias before batchnorm is cancelled by its mean), unless ``bias`` says otherwise."""
+    if groups < 1 or in_ch % groups or out_ch % groups:
+        raise ShapeError(f"groups={groups} must divide both {in_ch} input and {out_ch} output channels")
+    conv = Conv(
+        in_ch,
+        out_ch,
+        kernel,
+        stride,
+        same_padding(kernel, dilation) if padding is None else padding,
+        dilation,
+        groups,
+        bias=(norm == "none") if bias is None else bias,
+        padding_mode=padding_mode,
+    )
+    return seq(conv, norm_layer(norm, out_ch, norm_eps), act_layer(activation))
+
+
+Padding = Annotated[
+    Union[Literal["same", "valid"], PadPair],
+    Field(description="'same' (half the kernel each side), 'valid' (none), or pixels per side."),
+]
+
+
+def resolve_padding(padding, kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    if padding == "same":
+        return same_padding(kernel, dilation)
+    if padding == "valid":
+        return (0, 0)
+    return padding
+
+
+class WindowPool(Block):
+    """Parameters shared by the max and average pooling kinds."""
+
+    takes_defaults = False
+    kernel: Pair = Field(description="window size")
+    stride: Optional[Pair] = Field(None, description="default: the kernel size")
+    padding: PadPair = (0, 0)
+    ceil_mode: bool = False
+
+    def _pool(self, op: str, **extra) -> Pool:
+        return Pool(op, self.kernel, self.stride or self.kernel, self.padding, self.ceil_mode, **extra)

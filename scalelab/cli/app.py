@@ -1,0 +1,65 @@
+"""The typer application and what every command shares: error handling and safe output files."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from scalelab.errors import ScalelabError
+
+app = typer.Typer(
+    name="scalelab",
+    help="Per-block cost analysis and compound scaling of convolutional networks described in YAML.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> "typer.Exit":
+    """Print one clear message to stderr and leave with the bad-input exit code."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def friendly(command: Callable) -> Callable:
+    """Turn ScalelabError into one message and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ScalelabError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
+
+
+def emit(text: str, output: Optional[Path]) -> None:
+    """Print ``text``, or write it to ``output`` atomically (no partial file if anything fails)."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    write_atomic(output, text.encode("utf-8"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    if not path.parent.exists():
+        raise ScalelabError(f"{path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

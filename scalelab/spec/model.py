@@ -1,0 +1,77 @@
+"""The spec schema: what a YAML network description may say."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator
+
+from scalelab.blocks import AnyBlock
+from scalelab.blocks.base import ActivationName, Norm, PositiveInt
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class InputSpec(_Strict):
+    channels: PositiveInt = 3
+    resolution: tuple[PositiveInt, PositiveInt] = Field(description="input size: 224 or [height, width]")
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _square(cls, v):
+        return (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class Reference(_Strict):
+    """A published accuracy for this exact network, with where it comes from."""
+
+    top1: float = Field(ge=0, le=100)
+    top5: Optional[float] = Field(None, ge=0, le=100)
+    dataset: str = "ImageNet-1k"
+    source: str
+
+
+class Defaults(_Strict):
+    """Parameters applied to every block kind that has them and does not set them itself."""
+
+    norm: Optional[Norm] = None
+    activation: Optional[ActivationName] = None
+    norm_eps: Optional[float] = Field(None, gt=0)
+
+
+class Stage(_Strict):
+    """A block repeated; the first repeat takes the stage stride (EfficientNet convention)."""
+
+    stage: str = Field(description="stage name; its blocks are named stage.0, stage.1, ...")
+    repeat: PositiveInt = 1
+    stride: Optional[PositiveInt] = Field(None, description="stride of the first repeat; the rest use 1")
+    scale_depth: bool = Field(True, description="whether depth scaling multiplies the repeats")
+    block: AnyBlock  # type: ignore[valid-type]
+
+
+def _entry_tag(v: Any) -> str:
+    return "stage" if isinstance(v, dict) and "stage" in v else "block"
+
+
+Entry = Annotated[
+    Union[Annotated[Stage, Tag("stage")], Annotated[AnyBlock, Tag("block")]],  # type: ignore[valid-type]
+    Discriminator(_entry_tag),
+]
+
+
+class Spec(_Strict):
+    name: str
+    description: str = ""
+    input: InputSpec
+    reference: Optional[Reference] = None
+    defaults: Defaults = Defaults()
+    blocks: list[Entry] = Field(min_length=1)
+
+    _source: Any = PrivateAttr(None)
+
+    @property
+    def source(self):
+        """Where the spec came from (for error locations); None for specs built in code."""
+        return self._source
