@@ -61,6 +61,7 @@ class Block(BaseModel):
         None, alias="from", description="Names of the blocks feeding this one; default: the previous block."
     )
     training_only: bool = Field(False, description="Exclude from inference cost (e.g. auxiliary classifiers).")
+    scale_width: bool = Field(True, description="Whether width scaling multiplies this block's channels.")
 
     #: how many inputs the block takes: 1, or None for any number of at least two (merges)
     arity: ClassVar[Optional[int]] = 1
