@@ -88,7 +88,7 @@ def _apply_defaults(obj: Any, defaults: dict) -> None:
 
 def _fields_of(raw: Any) -> list[str]:
     """The keys a mapping in the document may have, for 'did you mean' hints."""
-    if isinstance(raw, dict) and raw.get("kind") in KINDS:
+    if isinstance(raw, dict) and isinstance(raw.get("kind"), str) and raw["kind"] in KINDS:
         model = KINDS[raw["kind"]]
     elif isinstance(raw, dict) and "stage" in raw:
         model = Stage
@@ -106,9 +106,29 @@ def _raw_at(data: Any, path: tuple) -> Any:
     return data
 
 
+def _document_path(loc: tuple, data: Any) -> tuple:
+    """Drop the tags pydantic puts in a location for tagged unions: the entry tag ('stage' or
+    'block') after ``blocks[i]`` and the kind name after each block mapping. Left in, the tag
+    'stage' would be read as a stage's ``stage:`` key (and 'activation' as a field of that name)."""
+    out: list = []
+    node, fresh = data, False
+    for i, step in enumerate(loc):
+        if i == 2 and loc[0] == "blocks" and step in ("stage", "block"):
+            continue
+        if fresh and isinstance(node, dict) and node.get("kind") == step:
+            fresh = False
+            continue
+        out.append(step)
+        try:
+            node, fresh = node[step], True
+        except (KeyError, IndexError, TypeError):
+            node, fresh = None, False
+    return tuple(out)
+
+
 def _describe(error: dict, data: Any) -> tuple[tuple, str]:
     """One validation error -> (path of the offending node, message)."""
-    loc, kind = tuple(error["loc"]), error["type"]
+    loc, kind = _document_path(tuple(error["loc"]), data), error["type"]
     if kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]
         return loc, f"unknown kind '{tag}'{did_you_mean(tag, KINDS)}; `scalelab kinds` lists them"
@@ -120,7 +140,7 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
         parent = _raw_at(data, loc[:-1])
         what = f" for kind '{parent['kind']}'" if isinstance(parent, dict) and "kind" in parent else ""
         return loc, f"unknown field '{loc[-1]}'{what}{did_you_mean(loc[-1], _fields_of(parent))}"
-    message = error["msg"]
+    message = error["msg"].replace("Input should", "must", 1)
     if kind.startswith("literal"):
         message = f"must be one of {error['ctx']['expected']}"
     return loc, f"{message} (got {error['input']!r})"
@@ -153,7 +173,9 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         path, message = _describe(errors[0], data)
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        # a pair such as stride: -2 fails once per element; count a located problem once
+        others = {source.where(p) for p, _ in (_describe(e, data) for e in errors[1:])} - {source.where(path)}
+        more = f" (and {len(others)} more problem{'s' if len(others) > 1 else ''})" if others else ""
         raise located_error(source, path, message + more) from None
     spec._source = source
     return spec

@@ -52,7 +52,7 @@ class Stage(_Strict):
 
 
 def _entry_tag(v: Any) -> str:
-    return "stage" if isinstance(v, dict) and "stage" in v else "block"
+    return "stage" if isinstance(v, Stage) or (isinstance(v, dict) and "stage" in v) else "block"
 
 
 Entry = Annotated[

@@ -1,0 +1,157 @@
+"""How well does the roofline predict real latency? Measure the zoo on this machine (CPU, or CUDA
+where present), predict with a profile calibrated on the same machine, and report Spearman rank
+correlation across networks and median absolute percentage error per network and per block.
+
+    .venv/bin/python benchmarks/bench_latency.py                 # CPU, 2 threads, writes benchmarks/latency.md
+    .venv/bin/python benchmarks/bench_latency.py --device cuda   # on a GPU (fp16 with --dtype fp16)
+
+Targets on CPU: Spearman >= 0.9 across networks, median error <= 25% per network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+# (zoo name, resolution or None, width multiplier): the zoo plus width/resolution-scaled variants
+NETWORKS = [
+    ("resnet18", None, 1.0), ("resnet50", None, 1.0), ("mobilenet_v2", None, 1.0),
+    ("efficientnet_b0", None, 1.0), ("vgg16", None, 1.0), ("googlenet", None, 1.0),
+    ("resnet18", 160, 1.0), ("resnet50", 160, 1.0), ("mobilenet_v2", 288, 1.0), ("efficientnet_b0", 256, 1.0),
+    ("resnet18", None, 0.5), ("mobilenet_v2", None, 1.4),
+]
+# Reference CPU figures (batch 1, fp32, 2 threads, torch 2.14.1, median of 30): /work reference notes
+REFERENCE_MS = {"resnet18": 30.4, "resnet50": 68.4, "mobilenet_v2": 20.4, "efficientnet_b0": 26.8,
+                "vgg16": 238.6, "googlenet": 53.1}
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return r
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    return cov / (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
+
+
+def ape(predicted: float, measured: float) -> float:
+    return abs(predicted - measured) / measured
+
+
+def build(name: str, resolution, width: float):
+    from scalelab.graph import resolve
+    from scalelab.spec import load_spec
+
+    spec = load_spec(name)
+    label = name
+    if width != 1.0:
+        from scalelab.scaling.compound import scale_spec
+
+        spec = scale_spec(spec, width=width)
+        label += f" w{width:g}"
+    if resolution is not None:
+        label += f" @{resolution}"
+    return label, resolve(spec, resolution)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", help="a calibrated profile YAML (default: calibrate now)")
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("latency.md"))
+    parser.add_argument("--max-repeats", type=int, default=30)
+    args = parser.parse_args()
+
+    import torch
+
+    from scalelab.analysis.latency import predict_latency
+    from scalelab.analysis.measure import measure_latency
+    from scalelab.devices import load_profile
+    from scalelab.devices.calibrate import calibrate
+
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    started = time.time()
+    profile = load_profile(args.profile) if args.profile else calibrate(args.device, name="bench-calibrated")
+    rows = []
+    for name, resolution, width in NETWORKS:
+        label, network = build(name, resolution, width)
+        m = measure_latency(network, args.device, args.dtype, max_repeats=args.max_repeats, use_cache=False)
+        p = predict_latency(network, profile, args.dtype)
+        block_errors = [ape(p.blocks[b].ms, t.median_ms) for b, t in m.blocks.items()]
+        rows.append({
+            "label": label, "measured": m.network.median_ms, "spread": m.network.spread_ms,
+            "blocks_sum": sum(t.median_ms for t in m.blocks.values()), "predicted": p.total_ms,
+            "error": ape(p.total_ms, m.network.median_ms), "block_mdape": statistics.median(block_errors),
+            "reference": REFERENCE_MS.get(label), "conditions": m.conditions,
+        })
+        print(f"{label:24s} measured {m.network.median_ms:8.2f} ms  predicted {p.total_ms:8.2f} ms  "
+              f"error {rows[-1]['error']:.0%}  per-block median error {rows[-1]['block_mdape']:.0%}", flush=True)
+    load_after = os.getloadavg()
+    rho = spearman([r["measured"] for r in rows], [r["predicted"] for r in rows])
+    errors = [r["error"] for r in rows]
+    write_report(args, rows, profile, rho, errors, load_before, load_after, time.time() - started)
+    print(f"Spearman {rho:.3f}; median error per network {statistics.median(errors):.0%}; wrote {args.output}")
+
+
+def write_report(args, rows, profile, rho, errors, load_before, load_after, seconds) -> None:
+    c = rows[0]["conditions"]
+    lines = [
+        "# Predicted vs measured latency",
+        "",
+        "Written by `benchmarks/bench_latency.py`. Each network is measured whole (median of repeated runs after "
+        "warm-up; spread = inter-quartile range) and each block alone at its input shape; the prediction is the "
+        f"per-layer roofline of `scalelab.analysis.latency` on a profile calibrated on the same machine ({profile.name}).",
+        "",
+        f"Conditions: {c['device_name']} ({c['device']}), {c['threads']} threads, {c['dtype']}, batch {c['batch']}, "
+        f"torch {c['torch']}, channels_last {c['channels_last']}, {c['mode']}.",
+        f"Machine load (1/5/15-minute load average) before: {', '.join(f'{v:.2f}' for v in load_before)}; after: "
+        f"{', '.join(f'{v:.2f}' for v in load_after)} (other processes shared the {os.cpu_count()} cores: "
+        "a load above the thread count makes multi-threaded timings slower and noisier). Run time "
+        f"{seconds:.0f} s.",
+        "",
+        f"**Spearman rank correlation across networks: {rho:.3f}** (target >= 0.9). "
+        f"**Median absolute percentage error per network: {statistics.median(errors):.1%}** (target <= 25%).",
+        "",
+        "| network | measured ms | spread ms | sum of blocks ms | predicted ms | error | per-block median error | reference ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ref = f"{r['reference']:.1f}" if r["reference"] else "-"
+        lines.append(f"| {r['label']} | {r['measured']:.2f} | {r['spread']:.2f} | {r['blocks_sum']:.2f} | "
+                     f"{r['predicted']:.2f} | {r['error']:.1%} | {r['block_mdape']:.1%} | {ref} |")
+    lines += [
+        "",
+        "Reference ms: the figures measured for this kind of machine on an idle machine (batch 1, fp32, 2 threads, "
+        "torch 2.14.1, median of 30); compare them with the measured column to judge how the load distorted timings.",
+        "",
+        "Calibrated profile used:",
+        "",
+        "```yaml",
+        profile.to_yaml().rstrip(),
+        "```",
+        "",
+    ]
+    args.output.write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Predicted latency: a per-layer roofline summed per block, from a device profile.
+
+For each inner layer of a block (its LayerCost record, scaled by the batch)::
+
+    flops   = 2 * macs + ops                                   (2 FLOPs per multiply-add)
+    bytes   = dtype bytes * (params + in_elems + out_elems)    (weights read once per batch)
+    compute = flops / (peak FLOP/s[dtype] * achievable_compute * efficiency[layer kind])
+    memory  = bytes / (memory bandwidth * achievable_bandwidth)
+    time    = max(compute, memory) + launch overhead           (Williams et al. 2009, "Roofline")
+
+Flatten (a view) and dropout (the identity at inference) launch no kernel and cost nothing. The
+layer kind picks the efficiency: depthwise convolutions reach a small fraction of a device's peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+from scalelab.analysis.memory import dtype_bytes
+from scalelab.blocks import layers as L
+from scalelab.devices import DeviceProfile, load_profile
+from scalelab.errors import ScalelabError
+from scalelab.graph.network import Network
+
+FREE = "free"  # no kernel: views and inference-time identities
+
+
+def layer_kind(node: "L.Primitive | None") -> str:
+    """The efficiency class of a primitive (None: an add, concat or gating multiply)."""
+    if isinstance(node, L.Conv):
+        if node.groups == 1:
+            return "pointwise_conv" if node.kernel == (1, 1) else "dense_conv"
+        return "depthwise_conv" if node.groups == node.in_ch else "grouped_conv"
+    if isinstance(node, L.Linear):
+        return "linear"
+    if isinstance(node, L.Pool):
+        return "pool"  # windowed max/avg pooling: far below peak on CPUs (a compare per window element)
+    if isinstance(node, (L.Flatten, L.Dropout)):
+        return FREE
+    return "elementwise"
+
+
+def primitives(node: L.Node) -> Iterator["L.Primitive | None"]:
+    """The primitives of a layer tree in the order ``walk`` lists their costs (None for the merges
+    that wiring nodes add: a residual's add, a parallel's concat, a gate's multiply)."""
+    if isinstance(node, L.Sequence):
+        for item in node.items:
+            yield from primitives(item)
+    elif isinstance(node, L.Residual):
+        yield from primitives(node.body)
+        if node.shortcut is not None:
+            yield from primitives(node.shortcut)
+        yield None
+        if node.post is not None:
+            yield from primitives(node.post)
+    elif isinstance(node, L.Parallel):
+        for branch in node.branches:
+            yield from primitives(branch)
+        yield None
+    elif isinstance(node, L.Gate):
+        yield from primitives(node.body)
+        yield None
+    elif isinstance(node, L.Merge):
+        yield None
+    else:
+        yield node
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    layer: str
+    kind: str
+    compute_ms: float
+    memory_ms: float
+    overhead_ms: float
+
+    @property
+    def ms(self) -> float:
+        return max(self.compute_ms, self.memory_ms) + self.overhead_ms
+
+    @property
+    def bound(self) -> str:
+        if self.kind == FREE:
+            return "free"
+        return "compute" if self.compute_ms >= self.memory_ms else "memory"
+
+
+@dataclass(frozen=True)
+class BlockLatency:
+    name: str
+    layers: tuple[LayerTime, ...] = field(repr=False)
+
+    @property
+    def ms(self) -> float:
+        return sum(t.ms for t in self.layers)
+
+    @property
+    def kernels(self) -> int:
+        return sum(1 for t in self.layers if t.kind != FREE)
+
+
+@dataclass(frozen=True)
+class LatencyPrediction:
+    device: str
+    dtype: str
+    batch: int
+    method: str  # how the figure was obtained, printed next to it
+    blocks: dict[str, BlockLatency] = field(repr=False)
+
+    @property
+    def total_ms(self) -> float:
+        return sum(b.ms for b in self.blocks.values())
+
+
+def _profile(device: "str | Path | DeviceProfile") -> DeviceProfile:
+    return device if isinstance(device, DeviceProfile) else load_profile(device)
+
+
+def layer_time(cost: L.LayerCost, kind: str, profile: DeviceProfile, dtype: str, batch: int) -> LayerTime:
+    if kind == FREE:
+        return LayerTime(cost.layer, kind, 0.0, 0.0, 0.0)
+    flops = batch * (2 * cost.macs + cost.ops)
+    moved = dtype_bytes(dtype) * (cost.params + batch * (cost.in_elems + cost.out_elems))
+    rate = profile.flops(dtype) * profile.achievable_compute * profile.efficiency.get(kind, 1.0)
+    bandwidth = profile.memory_bandwidth * profile.achievable_bandwidth
+    return LayerTime(cost.layer, kind, 1e3 * flops / rate, 1e3 * moved / bandwidth, profile.launch_overhead_us / 1e3)
+
+
+def predict_block(layers: L.Node, costs: list[L.LayerCost], profile: DeviceProfile, dtype: str, batch: int,
+                  name: str = "") -> BlockLatency:
+    nodes = list(primitives(layers))
+    if len(nodes) != len(costs):  # pragma: no cover - a wiring node walk() knows and primitives() does not
+        raise AssertionError(f"block {name}: {len(nodes)} primitives but {len(costs)} cost records")
+    return BlockLatency(name, tuple(layer_time(c, layer_kind(n), profile, dtype, batch) for n, c in zip(nodes, costs)))
+
+
+def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtype: str = "fp32",
+                    batch: int = 1) -> LatencyPrediction:
+    """Per-block predicted latency (batch of ``batch``, inference blocks only) on a device profile."""
+    if batch < 1:
+        raise ScalelabError(f"batch must be at least 1, got {batch}")
+    profile = _profile(device)
+    dtype_bytes(dtype)
+    blocks = {b.name: predict_block(b.layers, b.costs, profile, dtype, batch, b.name)
+              for b in network.inference_blocks()}
+    calibrated = " (calibrated)" if profile.calibration else ""
+    method = (f"roofline on profile {profile.name}{calibrated}: per layer max(compute at "
+              f"{profile.achievable_compute:.0%} of peak {dtype} FLOP/s, bytes at {profile.achievable_bandwidth:.0%} "
+              f"of {profile.memory_bandwidth / 1e9:.0f} GB/s) + {profile.launch_overhead_us:g} us per kernel")
+    return LatencyPrediction(profile.name, dtype, batch, method, blocks)
+
+
+def explain(prediction: LatencyPrediction, top: int = 5) -> Optional[str]:
+    """One line naming the slowest blocks, for reports."""
+    ranked = sorted(prediction.blocks.values(), key=lambda b: b.ms, reverse=True)[:top]
+    if not ranked:
+        return None
+    return ", ".join(f"{b.name} {b.ms:.3f} ms" for b in ranked)

@@ -1,0 +1,367 @@
+"""Memory of a network: weight bytes, the inference peak over an execution order, and training memory.
+
+Inference model (block granularity). Tensors are the network input and each block's output. Blocks
+run one at a time in an execution order (a topological order of the DAG; training-only blocks do not
+run). While block ``b`` runs, the bytes alive are: every tensor already produced whose consumers have
+not all run yet (this includes ``b``'s inputs), plus ``b``'s output. After ``b`` runs, each tensor whose
+last consumer was ``b`` is freed. The network's output is never freed; the input is alive from the start
+until its last consumer has run. A block's inner temporaries (the mid activations of a bottleneck) are
+not counted: the peak is over block boundaries. Weights are counted apart (``weight_bytes``).
+
+Training model (per inner layer, from what torch's autograd keeps for backward): weights, a gradient
+per trainable weight, optimizer state (SGD none, SGD with momentum one buffer, Adam two buffers per
+trainable weight), and the activations saved for backward. See ``SAVES`` for which layers save what;
+a tensor saved by two layers (a conv's output is the batchnorm's saved input) is counted once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from scalelab.blocks import layers as L
+from scalelab.blocks.layers import elements
+from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.graph.network import INPUT, Network
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+OPTIMIZER_STATES = {"sgd": 0, "sgd-momentum": 1, "adam": 2}  # buffers per trainable weight
+#: exact search over execution orders visits at most this many sets of executed blocks
+EXACT_STATE_LIMIT = 200_000
+
+
+def dtype_bytes(dtype: str) -> int:
+    if dtype not in DTYPE_BYTES:
+        raise ScalelabError(f"unknown dtype '{dtype}'{did_you_mean(dtype, DTYPE_BYTES)}; one of {', '.join(DTYPE_BYTES)}")
+    return DTYPE_BYTES[dtype]
+
+
+def _check_batch(batch: int) -> None:
+    if batch < 1:
+        raise ScalelabError(f"batch must be at least 1, got {batch}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Inference
+
+
+@dataclass(frozen=True)
+class BlockMemory:
+    name: str
+    weight_bytes: int
+    activation_bytes: int  # the block's output
+    alive_bytes: int  # activations alive while the block runs, in the order used
+
+
+@dataclass(frozen=True)
+class InferenceMemory:
+    dtype: str
+    batch: int
+    order: tuple[str, ...]
+    weight_bytes: int
+    peak_bytes: int  # activations alive at the peak
+    peak_block: str
+    blocks: dict[str, BlockMemory] = field(repr=False)
+    model: str = "block granularity: a block's inputs and output are alive while it runs; inner temporaries not counted"
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.peak_bytes
+
+
+class _Dag:
+    """The inference part of a network as tensors (sizes in bytes) and consumers."""
+
+    def __init__(self, network: Network, nbytes: int, batch: int):
+        self.blocks = [b for b in network.blocks.values() if not b.training_only]
+        names = {b.name for b in self.blocks}
+        self.size = {INPUT: batch * nbytes * elements(network.input_shape)}
+        self.size.update({b.name: batch * nbytes * elements(b.out_shape) for b in self.blocks})
+        self.inputs = {b.name: list(dict.fromkeys(b.inputs)) for b in self.blocks}
+        self.consumers: dict[str, set[str]] = {t: set() for t in self.size}
+        for name, ins in self.inputs.items():
+            for t in ins:
+                self.consumers[t].add(name)
+        self.output = network.output
+        self.names = [b.name for b in self.blocks]
+        assert names == set(self.inputs)
+
+    def alive_after(self, done: frozenset) -> int:
+        """Bytes alive once the blocks in ``done`` have run."""
+        total = 0
+        for t in itertools.chain([INPUT], done):
+            if t == self.output or not self.consumers[t] <= done:
+                total += self.size[t]
+        return total
+
+    def ready(self, done: frozenset) -> list[str]:
+        return [n for n in self.names if n not in done and all(i == INPUT or i in done for i in self.inputs[n])]
+
+    def step(self, done: frozenset, name: str) -> int:
+        """Bytes alive while ``name`` runs after ``done``: what is alive plus its output."""
+        return self.alive_after(done) + self.size[name]
+
+    def trace(self, order: Iterable[str]) -> list[int]:
+        done: frozenset = frozenset()
+        alive = []
+        for name in order:
+            if name not in self.inputs:
+                raise ScalelabError(f"execution order names '{name}', not an inference block{did_you_mean(name, self.names)}")
+            missing = [i for i in self.inputs[name] if i != INPUT and i not in done]
+            if missing:
+                raise ScalelabError(f"execution order runs '{name}' before its input '{missing[0]}'")
+            alive.append(self.step(done, name))
+            done = done | {name}
+        if len(done) != len(self.names):
+            left = [n for n in self.names if n not in done]
+            raise ScalelabError(f"execution order leaves out {len(left)} block(s), first '{left[0]}'")
+        return alive
+
+
+def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
+                     order: Optional[Iterable[str]] = None) -> InferenceMemory:
+    """Weight bytes and the activation peak over ``order`` (default: the spec's execution order)."""
+    _check_batch(batch)
+    nbytes = dtype_bytes(dtype)
+    dag = _Dag(network, nbytes, batch)
+    order = tuple(order) if order is not None else tuple(dag.names)
+    alive = dag.trace(order)
+    at = dict(zip(order, alive))
+    peak_at = max(range(len(order)), key=lambda i: alive[i])
+    rows = {
+        b.name: BlockMemory(b.name, nbytes * sum(c.params for c in b.costs), dag.size[b.name], at[b.name])
+        for b in dag.blocks
+    }
+    return InferenceMemory(dtype, batch, order, sum(r.weight_bytes for r in rows.values()),
+                           alive[peak_at], order[peak_at], rows)
+
+
+@dataclass(frozen=True)
+class BestOrder:
+    order: tuple[str, ...]
+    peak_bytes: int
+    exact: bool  # True: no execution order has a lower peak; False: found greedily
+
+
+def best_order(network: Network, dtype: str = "fp32", batch: int = 1,
+               state_limit: int = EXACT_STATE_LIMIT) -> BestOrder:
+    """An execution order with the lowest activation peak.
+
+    Exact: a memoised search over the sets of executed blocks (the peak from a set onwards depends
+    only on the set), minimising the largest step. It gives up past ``state_limit`` sets and falls
+    back to a greedy order (run the ready block whose step is smallest, then the one that frees most)."""
+    dag = _Dag(network, dtype_bytes(dtype), batch)
+    memo: dict[frozenset, tuple[int, Optional[str]]] = {}
+    everything = frozenset(dag.names)
+
+    def solve(done: frozenset) -> tuple[int, Optional[str]]:
+        if done == everything:
+            return 0, None
+        if done in memo:
+            return memo[done]
+        if len(memo) >= state_limit:
+            raise _TooMany
+        best = (None, None)
+        for name in dag.ready(done):
+            here = dag.step(done, name)
+            if best[0] is not None and here >= best[0]:
+                continue
+            rest, _ = solve(done | {name})
+            cost = max(here, rest)
+            if best[0] is None or cost < best[0]:
+                best = (cost, name)
+        memo[done] = best  # type: ignore[assignment]
+        return best  # type: ignore[return-value]
+
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * len(dag.names) + 100))
+    try:
+        peak, _ = solve(frozenset())
+        order, done = [], frozenset()
+        while done != everything:
+            name = memo[done][1]
+            order.append(name)
+            done = done | {name}
+        return BestOrder(tuple(order), peak, True)
+    except _TooMany:
+        order = _greedy(dag)
+        return BestOrder(tuple(order), max(dag.trace(order)), False)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+class _TooMany(Exception):
+    pass
+
+
+def _greedy(dag: _Dag) -> list[str]:
+    done: frozenset = frozenset()
+    order = []
+    while len(order) < len(dag.names):
+        name = min(dag.ready(done), key=lambda n: (dag.step(done, n), dag.alive_after(done | {n})))
+        order.append(name)
+        done = done | {name}
+    return order
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+
+#: What autograd keeps for backward, per primitive (torch's derivatives.yaml): "in" the layer's
+#: input, "out" its output. Conv and linear keep their input only when their weight is trained.
+SAVES = {
+    "conv": ("in",), "linear": ("in",), "batchnorm": ("in",), "lrn": ("in", "out"),
+    "relu": ("out",), "sigmoid": ("out",), "tanh": ("out",),
+    "relu6": ("in",), "silu": ("in",), "hardsigmoid": ("in",), "hardswish": ("in",),
+    "maxpool": ("in",), "avgpool": ("in",),
+}
+INDEX_BYTES = 8  # max pooling keeps int64 argmax indices, one per output
+STAT_BYTES = 4  # batchnorm keeps its batch mean and inverse std in fp32, per channel
+
+
+@dataclass(frozen=True)
+class BlockTraining:
+    name: str
+    trainable: bool
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    saved_bytes: int  # activations this block's layers keep for backward (first keeper pays)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + self.saved_bytes
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    dtype: str
+    batch: int
+    optimizer: str
+    freeze_until: Optional[str]
+    blocks: dict[str, BlockTraining] = field(repr=False)
+
+    def _sum(self, attr: str) -> int:
+        return sum(getattr(b, attr) for b in self.blocks.values())
+
+    weight_bytes = property(lambda self: self._sum("weight_bytes"))
+    gradient_bytes = property(lambda self: self._sum("gradient_bytes"))
+    optimizer_bytes = property(lambda self: self._sum("optimizer_bytes"))
+    saved_bytes = property(lambda self: self._sum("saved_bytes"))
+    total_bytes = property(lambda self: self._sum("total_bytes"))
+
+
+@dataclass(eq=False)
+class _Tensor:
+    shape: tuple
+    grad: bool  # whether autograd records the ops on it
+    saved: bool = False
+
+    @property
+    def elems(self) -> int:
+        return elements(self.shape)
+
+
+class _SavedWalk:
+    """Walk a block's layer tree as torch runs it, marking which tensors autograd keeps."""
+
+    def __init__(self, trainable: bool, batch: int, nbytes: int):
+        self.trainable, self.batch, self.nbytes = trainable, batch, nbytes
+        self.bytes = 0  # saved bytes charged to this block (the first layer keeping a tensor pays)
+
+    def keep(self, t: _Tensor) -> None:
+        if not t.saved:
+            t.saved = True
+            self.bytes += self.batch * self.nbytes * t.elems
+
+    def run(self, node: L.Node, x: "_Tensor | list[_Tensor]") -> _Tensor:
+        if isinstance(node, L.Merge):  # add and cat keep only sizes
+            return _Tensor(L.walk(node, [t.shape for t in x]).out, any(t.grad for t in x))
+        if isinstance(node, L.Sequence):
+            for item in node.items:
+                x = self.run(item, x)
+            return x  # type: ignore[return-value]
+        if isinstance(node, L.Residual):
+            body = self.run(node.body, x)
+            short = self.run(node.shortcut, x) if node.shortcut is not None else x
+            out = _Tensor(body.shape, body.grad or short.grad)
+            return self.run(node.post, out) if node.post is not None else out
+        if isinstance(node, L.Parallel):
+            outs = [self.run(b, x) for b in node.branches]
+            return _Tensor(L.walk(L.Merge("concat"), [t.shape for t in outs]).out, any(t.grad for t in outs))
+        if isinstance(node, L.Gate):  # x * g keeps both factors
+            g = self.run(node.body, x)
+            if x.grad or g.grad:
+                self.keep(x)
+                self.keep(g)
+            return _Tensor(x.shape, x.grad or g.grad)
+        return self._primitive(node, x)
+
+    def _primitive(self, node, x: _Tensor) -> _Tensor:
+        out_shape = node.out_shape(x.shape)
+        if isinstance(node, L.Flatten):
+            return _Tensor(out_shape, x.grad, x.saved)  # a view of the same storage
+        has_params = isinstance(node, (L.Conv, L.Linear, L.BatchNorm))
+        out = _Tensor(out_shape, x.grad or (has_params and self.trainable))
+        if not out.grad:
+            return out  # nothing on this path needs a gradient: autograd records nothing
+        kind = _kind(node)
+        saves = SAVES.get(kind, ())
+        if kind in ("conv", "linear") and not self.trainable:
+            saves = ()  # a frozen weight needs no gradient; the input's gradient needs only the weight
+        if isinstance(node, L.AdaptiveAvgPool) and node.size == (1, 1):
+            saves = ()  # torch computes a 1x1 adaptive pool as a mean, which keeps only sizes
+        if "in" in saves:
+            self.keep(x)
+        if "out" in saves:
+            self.keep(out)
+        if kind == "maxpool":
+            self.bytes += self.batch * INDEX_BYTES * out.elems
+        if kind == "batchnorm":
+            self.bytes += 2 * STAT_BYTES * node.channels
+        if isinstance(node, L.Dropout) and node.p > 0 and not node.stochastic_depth:
+            self.bytes += self.batch * x.elems  # a one-byte keep mask per element
+        return out
+
+
+def _kind(node) -> str:
+    if isinstance(node, L.Activation):
+        return node.fn
+    if isinstance(node, L.Pool):
+        return f"{node.op}pool"
+    if isinstance(node, L.AdaptiveAvgPool):
+        return "avgpool"
+    return {L.Conv: "conv", L.Linear: "linear", L.BatchNorm: "batchnorm", L.LocalResponseNorm: "lrn"}.get(type(node), "other")
+
+
+def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optimizer: str = "sgd",
+                    freeze_until: Optional[str] = None) -> TrainingMemory:
+    """Weights, gradients, optimizer state and saved activations, per block, for one training step.
+
+    Every block runs, training-only heads included. ``freeze_until`` names a block: it and every block
+    before it in execution order keep no gradients or optimizer state, and record nothing for backward
+    unless an input needs a gradient. All tensors use ``dtype`` except max-pool indices (int64) and
+    batchnorm statistics (fp32)."""
+    _check_batch(batch)
+    nbytes = dtype_bytes(dtype)
+    if optimizer not in OPTIMIZER_STATES:
+        raise ScalelabError(f"unknown optimizer '{optimizer}'{did_you_mean(optimizer, OPTIMIZER_STATES)}; "
+                            f"one of {', '.join(OPTIMIZER_STATES)}")
+    names = list(network.blocks)
+    if freeze_until is not None and freeze_until not in network.blocks:
+        raise ScalelabError(f"freeze until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
+    frozen = set(names[: names.index(freeze_until) + 1]) if freeze_until is not None else set()
+    tensors = {INPUT: _Tensor(network.input_shape, False)}
+    rows = {}
+    for b in network.blocks.values():
+        trainable = b.name not in frozen
+        walker = _SavedWalk(trainable, batch, nbytes)
+        ins = [tensors[i] for i in b.inputs]
+        tensors[b.name] = walker.run(b.layers, ins[0] if type(b.block).arity == 1 else ins)
+        weights = nbytes * sum(c.params for c in b.costs)
+        grads = weights if trainable else 0
+        rows[b.name] = BlockTraining(b.name, trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads, walker.bytes)
+    return TrainingMemory(dtype, batch, optimizer, freeze_until, rows)

@@ -1,0 +1,137 @@
+"""`scalelab accuracy`: the published accuracies, the scaling-law estimator's validation, and
+estimates for a scaled spec."""
+
+from __future__ import annotations
+
+import io
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scalelab.cli.app import app, emit, friendly
+
+
+class Format(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+def _render(title: str, headers: list[str], rows: list[list[str]], notes: list[str], fmt: Format) -> str:
+    if fmt is Format.markdown:
+        lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines + [""] + notes) + "\n"
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 or h in ("series", "source", "held out") else "right", overflow="fold")
+    for r in rows:
+        table.add_row(*(Text(c) for c in r))
+    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    console.print(table)
+    for note in notes:
+        console.print(Text(note), soft_wrap=True)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+
+
+def _published_text(fmt: Format) -> str:
+    from scalelab.report import human_count
+    from scalelab.scaling.accuracy.published import published
+
+    table = published()
+    if fmt is Format.json:
+        return json.dumps([r.model_dump() for r in table.rows], indent=2)
+    rows = [[r.name, r.series or "-", f"{r.top1:g}", human_count(r.macs), human_count(r.params), str(r.resolution), r.source]
+            for r in table.rows]
+    notes = ["Published ImageNet-1k top-1 (single crop). MACs = multiply-adds per image as each source gives "
+             "them (the papers' 'FLOPs'). Series feed the scaling-law estimator: `scalelab accuracy --validate`."]
+    return _render("published accuracy", ["network", "series", "top-1 %", "MACs", "params", "input", "source"], rows, notes, fmt)
+
+
+def validation_summary() -> dict:
+    """Leave-one-out errors of the scaling-law estimator, per series, in top-1 points."""
+    from scalelab.scaling.accuracy.scaling_law import fitted_law, leave_one_out
+
+    held = leave_one_out()
+    series: dict[str, list] = {}
+    for h in held:
+        series.setdefault(h.series, []).append(h)
+    law = fitted_law()
+    return {
+        "law": {"saturation": law.saturation, "exponent": law.exponent, "balance_penalty": law.balance_penalty,
+                "formula": law.describe()},
+        "series": {
+            name: {"mean_abs_error": sum(abs(h.error) for h in hs) / len(hs),
+                   "max_abs_error": max(abs(h.error) for h in hs),
+                   "holdouts": [{"name": h.name, "actual": h.actual, "predicted": h.predicted} for h in hs]}
+            for name, hs in series.items()
+        },
+    }
+
+
+def _validation_text(fmt: Format) -> str:
+    summary = validation_summary()
+    if fmt is Format.json:
+        return json.dumps(summary, indent=2)
+    rows = [[name, h["name"], f"{h['actual']:g}", f"{h['predicted']:.2f}", f"{h['predicted'] - h['actual']:+.2f}"]
+            for name, s in summary["series"].items() for h in s["holdouts"]]
+    per_series = "; ".join(f"{name}: mean {s['mean_abs_error']:.2f}, max {s['max_abs_error']:.2f}"
+                           for name, s in summary["series"].items())
+    eff = summary["series"]["efficientnet"]
+    notes = [
+        f"Fitted law: {summary['law']['formula']}.",
+        "Each network is predicted from its series' base by the law refitted without it (leave-one-out), in top-1 points.",
+        f"Mean / max absolute error per series: {per_series}.",
+        f"EfficientNet series (paper): mean {eff['mean_abs_error']:.2f}, max {eff['max_abs_error']:.2f} points.",
+    ]
+    return _render("scaling-law estimator, leave-one-out", ["series", "held out", "published %", "predicted %", "error"],
+                   rows, notes, fmt)
+
+
+def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[int], method: str, fmt: Format) -> str:
+    from scalelab.scaling.accuracy import estimate_accuracy
+    from scalelab.spec import load_spec
+
+    estimate = estimate_accuracy(load_spec(spec), depth, width, resolution, method=method)
+    if fmt is Format.json:
+        return json.dumps(estimate.__dict__, indent=2)
+    if estimate.top1 is None:
+        value = f"score {estimate.score:.3f} (ranking only)"
+    else:  # a published figure as its source gives it; an estimate to two decimals
+        value = f"top-1 {estimate.top1:g}%" if estimate.method == "published" else f"top-1 {estimate.top1:.2f}%"
+    flag = " [extrapolated]" if estimate.extrapolated else ""
+    return f"{value}{flag}\nhow: {estimate.detail}\n"
+
+
+@app.command()
+@friendly
+def accuracy(
+    spec: Optional[str] = typer.Argument(None, help="Estimate for this spec (file or zoo name) scaled by the options; "
+                                                    "without it, list the published accuracies."),
+    depth: float = typer.Option(1.0, "--depth", help="Depth multiplier (stage repeats)."),
+    width: float = typer.Option(1.0, "--width", help="Width multiplier (channels)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", help="Input size in pixels (default: the spec's)."),
+    method: str = typer.Option("scaling-law", "--method", "-m", help="published, scaling-law or proxy."),
+    validate: bool = typer.Option(False, "--validate", help="Leave-one-out error of the scaling-law estimator per published series."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table, markdown or json."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically)."),
+) -> None:
+    """Published top-1 accuracies, the scaling-law estimator's validation, or an estimate for a scaled spec.
+
+    Every number says how it was obtained: published (with its source), scaling-law (fitted on the
+    published scaling series), or proxy (a zero-cost score for ranking only).
+    """
+    if validate:
+        text = _validation_text(format)
+    elif spec is not None:
+        text = _estimate_text(spec, depth, width, resolution, method, format)
+    else:
+        text = _published_text(format)
+    emit(text, output)

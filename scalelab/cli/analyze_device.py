@@ -1,0 +1,127 @@
+"""Memory and latency for `scalelab analyze`: extra report columns (through the report's column
+extension point) and the network-level figures (inference peak, training totals, how latencies were
+obtained) that every output format carries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from scalelab.report import Column, human_bytes
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@dataclass
+class DeviceFigures:
+    """What --device, --dtype, --measure and --mode add to an analysis."""
+
+    columns: list[Column] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # for JSON: figures with units and conditions
+
+
+def device_figures(network, *, dtype: str, batch: int, device: Optional[str], measure: bool,
+                   mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu") -> DeviceFigures:
+    from scalelab.analysis.memory import best_order, inference_memory, training_memory
+
+    out = DeviceFigures()
+    memory = inference_memory(network, dtype, batch)
+    out.columns.append(Column("weight_bytes", "Weights", f"bytes of weights at {dtype}",
+                              lambda b, ctx: memory.blocks[b.name].weight_bytes if b.name in memory.blocks else None,
+                              human_bytes))
+    out.columns.append(Column("alive_bytes", "Alive", "bytes of activations alive while the block runs (its inputs, "
+                              "its output, and tensors kept for later blocks)",
+                              lambda b, ctx: memory.blocks[b.name].alive_bytes if b.name in memory.blocks else None,
+                              human_bytes, summed=False))
+    better = best_order(network, dtype, batch, state_limit=20_000)
+    out.notes.append(
+        f"Inference memory ({dtype}, batch {batch}): weights {human_bytes(memory.weight_bytes)}, activation peak "
+        f"{human_bytes(memory.peak_bytes)} at block {memory.peak_block} in the spec's execution order, total "
+        f"{human_bytes(memory.total_bytes)}; model: {memory.model}. Lowest peak over execution orders "
+        f"({'exact search' if better.exact else 'greedy'}): {human_bytes(better.peak_bytes)}"
+        + ("" if better.peak_bytes >= memory.peak_bytes else f" with order {' -> '.join(better.order)}") + ".")
+    out.data["memory"] = {
+        "unit": "bytes", "dtype": dtype, "batch": batch, "model": memory.model,
+        "weight_bytes": memory.weight_bytes, "peak_activation_bytes": memory.peak_bytes,
+        "peak_block": memory.peak_block, "total_bytes": memory.total_bytes,
+        "lowest_peak_bytes": better.peak_bytes, "lowest_peak_order": list(better.order),
+        "lowest_peak_exact": better.exact,
+    }
+    if mode == "train":
+        _training(out, training_memory(network, dtype, batch, optimizer, freeze_until))
+    if device is not None:
+        from scalelab.analysis.latency import predict_latency
+
+        prediction = predict_latency(network, device, dtype, batch)
+        out.columns.append(Column("predicted_ms", "Pred. ms", f"milliseconds, predicted by {prediction.method}",
+                                  lambda b, ctx: prediction.blocks[b.name].ms if b.name in prediction.blocks else None,
+                                  _ms))
+        out.notes.append(f"Predicted latency on {prediction.device} ({dtype}, batch {batch}): "
+                         f"{prediction.total_ms:.3f} ms, by {prediction.method}.")
+        out.data["predicted_latency"] = {"unit": "milliseconds", "device": prediction.device, "dtype": dtype,
+                                         "batch": batch, "total_ms": prediction.total_ms, "method": prediction.method}
+    if measure:
+        _measured(out, network, dtype, batch, measure_on)
+    return out
+
+
+def _training(out: DeviceFigures, tm) -> None:
+    def per_block(attr):
+        return lambda b, ctx: getattr(tm.blocks[b.name], attr) if b.name in tm.blocks else None
+
+    for key, header, unit in (("gradient_bytes", "Grads", "bytes of gradients"),
+                              ("optimizer_bytes", "Opt. state", f"bytes of {tm.optimizer} optimizer state"),
+                              ("saved_bytes", "Saved acts", "bytes of activations saved for backward"),
+                              ("training_bytes", "Train total", "bytes: weights + gradients + optimizer state + saved activations")):
+        out.columns.append(Column(key, header, unit, per_block("total_bytes" if key == "training_bytes" else key), human_bytes))
+    frozen = f", frozen up to {tm.freeze_until}" if tm.freeze_until else ""
+    out.notes.append(
+        f"Training memory ({tm.dtype}, batch {tm.batch}, {tm.optimizer}{frozen}; training-only blocks included): "
+        f"weights {human_bytes(tm.weight_bytes)}, gradients {human_bytes(tm.gradient_bytes)}, optimizer state "
+        f"{human_bytes(tm.optimizer_bytes)}, saved activations {human_bytes(tm.saved_bytes)}, total "
+        f"{human_bytes(tm.total_bytes)}; saved activations follow what torch's autograd keeps per layer.")
+    out.data["training_memory"] = {
+        "unit": "bytes", "dtype": tm.dtype, "batch": tm.batch, "optimizer": tm.optimizer, "freeze_until": tm.freeze_until,
+        "weight_bytes": tm.weight_bytes, "gradient_bytes": tm.gradient_bytes, "optimizer_bytes": tm.optimizer_bytes,
+        "saved_activation_bytes": tm.saved_bytes, "total_bytes": tm.total_bytes,
+    }
+
+
+def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str) -> None:
+    from scalelab.analysis.measure import measure_latency
+
+    m = measure_latency(network, on, dtype, batch)
+    out.columns.append(Column("measured_ms", "Meas. ms", f"milliseconds, median {m.method}",
+                              lambda b, ctx: m.blocks[b.name].median_ms if b.name in m.blocks else None, _ms))
+    out.columns.append(Column("measured_spread_ms", "Spread ms", "milliseconds, inter-quartile range of the measured runs",
+                              lambda b, ctx: m.blocks[b.name].spread_ms if b.name in m.blocks else None, _ms, summed=False))
+    out.notes.append(f"Measured latency of the whole network: {m.network.median_ms:.3f} ms (inter-quartile range "
+                     f"{m.network.spread_ms:.3f} ms); blocks timed alone sum to a different figure. Conditions: "
+                     + ", ".join(f"{k} {v}" for k, v in m.conditions.items()) + ".")
+    out.data["measured_latency"] = {"unit": "milliseconds", "network_median_ms": m.network.median_ms,
+                                    "network_spread_ms": m.network.spread_ms, "method": m.method,
+                                    "conditions": m.conditions}
+
+
+def with_figures(text: str, fmt: str, figures: DeviceFigures) -> str:
+    """Add the network-level figures to a rendered report, in the format's own way."""
+    if not figures.notes:
+        return text
+    if fmt == "json":
+        data = json.loads(text)
+        data.update(figures.data)
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "csv":
+        return text + "".join(f"# {n}\n" for n in figures.notes)
+    if fmt == "markdown":
+        return text + "".join(f"- {n}\n" for n in figures.notes)
+    if fmt == "html":
+        from html import escape
+
+        extra = "".join(f"<p>{escape(n)}</p>\n" for n in figures.notes)
+        return text.replace("</body>", extra + "</body>") if "</body>" in text else text + extra
+    return text + "".join(f"{n}\n" for n in figures.notes)

@@ -1,0 +1,61 @@
+"""`scalelab devices`: the device profiles the latency prediction can use (``--device NAME``)."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from scalelab.cli.app import app, emit, friendly
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _table(profiles) -> str:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="scalelab device profiles", title_justify="left", header_style="bold")
+    for header in ("name", "kind", "peak TFLOP/s by dtype", "bandwidth GB/s", "achievable compute / bandwidth",
+                   "launch us", "description"):
+        table.add_column(header, overflow="fold")
+    for p in profiles:
+        peaks = ", ".join(f"{d} {f / 1e12:g}" for d, f in p.peak_flops.items())
+        table.add_row(*(Text(c) for c in (
+            p.name, p.kind, peaks, f"{p.memory_bandwidth / 1e9:g}",
+            f"{p.achievable_compute:.0%} / {p.achievable_bandwidth:.0%}", f"{p.launch_overhead_us:g}", p.description)))
+    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    console.print(table)
+    console.print(Text("Peak FLOP/s count 2 FLOPs per multiply-add (datasheet convention). Datasheet figures and their "
+                       "sources are in --format json; achievable fractions and launch overheads are typical values, "
+                       "not datasheet figures: `scalelab calibrate` measures them on this machine."), soft_wrap=True)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+
+
+@app.command()
+@friendly
+def devices(
+    profile: Optional[str] = typer.Argument(None, help="Show (and validate) one profile: a name or a YAML file."),
+    format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json (every figure, with units and sources)."),
+) -> None:
+    """List the device profiles usable with `analyze --device` (or check one profile file)."""
+    from scalelab.devices import load_profile, profile_names
+
+    profiles = [load_profile(profile)] if profile else [load_profile(n) for n in profile_names()]
+    if format is ListFormat.json:
+        rows = [{**p.model_dump(exclude_none=True),
+                 "units": {"peak_flops": "FLOP/s (2 per multiply-add)", "memory_bandwidth": "bytes/s",
+                           "launch_overhead_us": "microseconds per kernel",
+                           "achievable_compute": "fraction of peak", "achievable_bandwidth": "fraction of peak",
+                           "efficiency": "fraction of achievable compute, per layer kind"}} for p in profiles]
+        emit(json.dumps(rows, indent=2), None)
+    else:
+        emit(_table(profiles), None)

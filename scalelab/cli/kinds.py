@@ -1,0 +1,109 @@
+"""`scalelab kinds`: the block kinds a spec may use, with their parameters."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Any, Optional
+
+import typer
+
+from scalelab.cli.app import app, emit, friendly, fail
+
+COMMON = ("kind", "name", "from", "training_only", "scale_width")
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def type_text(prop: dict[str, Any]) -> str:
+    """A short type for a JSON-schema property: int > 0, [int, int], 'same' | 'valid' | [int, int], ..."""
+    if "anyOf" in prop:
+        parts = [type_text(p) for p in prop["anyOf"] if p.get("type") != "null"]
+        text = " | ".join(parts)
+        return f"{text} | null" if any(p.get("type") == "null" for p in prop["anyOf"]) else text
+    if "oneOf" in prop and "discriminator" in prop:
+        return "block"
+    if "enum" in prop:
+        return " | ".join(repr(v) for v in prop["enum"])
+    if "const" in prop:
+        return repr(prop["const"])
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[-1]
+    kind = prop.get("type", "any")
+    if kind == "array":
+        if "prefixItems" in prop:
+            return "[" + ", ".join(type_text(p) for p in prop["prefixItems"]) + "]"
+        return f"list[{type_text(prop.get('items', {}))}]"
+    names = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
+    text = names.get(kind, kind)
+    for key, op in (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"), ("maximum", "<=")):
+        if key in prop:
+            text += f" {op} {prop[key]}"
+    return text
+
+
+def kind_info(name: str, cls) -> dict[str, Any]:
+    schema = cls.model_json_schema(by_alias=True)
+    if "$ref" in schema:  # a recursive kind (inception holds blocks) is a reference into $defs
+        schema = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    required = set(schema.get("required", []))
+    params = []
+    for field, prop in schema["properties"].items():
+        if field in COMMON:
+            continue
+        params.append({
+            "name": field,
+            "type": type_text(prop),
+            "required": field in required,
+            "default": prop.get("default"),
+            "description": prop.get("description", ""),
+            "scales_with_width": prop.get("scale") == "width",
+        })
+    return {"kind": name, "summary": cls.summary, "parameters": params}
+
+
+def _default_text(param: dict) -> str:
+    if param["required"]:
+        return "required"
+    return "-" if param["default"] is None else json.dumps(param["default"])
+
+
+def _table(infos: list[dict]) -> str:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    for info in infos:
+        table = Table(title=Text(f"{info['kind']}: {info['summary']}"), title_justify="left", header_style="bold")
+        for header in ("parameter", "type", "default", "description"):
+            table.add_column(header, overflow="fold")
+        for p in info["parameters"]:
+            # Text(): '[int > 0, int > 0]' is data, not rich markup
+            table.add_row(*(Text(c) for c in (p["name"], p["type"], _default_text(p), p["description"])))
+        console.print(table)
+    console.print(Text("Every kind also takes: name, from (input block names), training_only, scale_width. "
+                  "`scalelab schema` prints the full JSON Schema."), soft_wrap=True)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+
+
+@app.command()
+@friendly
+def kinds(
+    kind: Optional[str] = typer.Argument(None, help="Show only this kind."),
+    format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """List the block kinds with a one-line summary and their parameters (type, default, meaning)."""
+    from scalelab.blocks import KINDS
+    from scalelab.errors import did_you_mean
+
+    names = sorted(KINDS) if kind is None else [kind]
+    if kind is not None and kind not in KINDS:
+        raise fail(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}; `scalelab kinds` lists them")
+    infos = [kind_info(n, KINDS[n]) for n in names]
+    emit(json.dumps(infos, indent=2) if format is ListFormat.json else _table(infos), None)

@@ -1,0 +1,272 @@
+"""`scalelab scale [SPEC] --budget 400MFLOPs`: the budgeted compound-scaling search; with
+``--phi`` or ``--depth/--width/--resolution`` it applies one scaling and writes the new spec."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scalelab.cli.app import app, emit, friendly, write_atomic
+from scalelab.errors import ScalelabError
+
+DEFAULT_BASE = "efficientnet_b0"
+
+
+class Method(str, Enum):
+    direct = "direct"
+    two_step = "two-step"
+
+
+class ObjectiveKind(str, Enum):
+    reward = "reward"
+    pareto = "pareto"
+
+
+class ConstraintKind(str, Enum):
+    hard = "hard"
+    soft = "soft"
+
+
+class AccuracyMethod(str, Enum):
+    scaling_law = "scaling-law"
+    published = "published"
+    proxy = "proxy"
+    train = "train"
+
+
+class SamplerKind(str, Enum):
+    tpe = "tpe"
+    random = "random"
+    nsga2 = "nsga2"
+    gp = "gp"
+
+
+class FlopsConventionKind(str, Enum):
+    paper = "paper"
+    hardware = "hardware"
+
+
+class Extrapolation(str, Enum):
+    avoid = "avoid"
+    allow = "allow"
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def spec_yaml(spec) -> str:
+    """A spec as YAML that ``parse_spec`` reads back to the same network (one block per line)."""
+    import yaml
+
+    h, w = spec.input.resolution
+    data = {"name": spec.name, "description": spec.description,
+            "input": {"channels": spec.input.channels, "resolution": h if h == w else [h, w]}}
+    if spec.reference is not None:
+        data["reference"] = spec.reference.model_dump(mode="json", exclude_none=True)
+    defaults = spec.defaults.model_dump(mode="json", exclude_none=True)
+    if defaults:
+        data["defaults"] = defaults
+    data["blocks"] = [e.model_dump(mode="json", by_alias=True, exclude_unset=True) for e in spec.blocks]
+    head = yaml.safe_dump({k: v for k, v in data.items() if k != "blocks"}, sort_keys=False, width=100)
+    blocks = "".join("  - " + yaml.safe_dump(b, default_flow_style=True, sort_keys=False, width=10**6)
+                     for b in data["blocks"])
+    return head + "blocks:\n" + blocks
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+@app.command()
+@friendly
+def scale(
+    spec: Optional[str] = typer.Argument(None, help=f"Base spec file or zoo name (default: {DEFAULT_BASE})."),
+    budget: list[str] = typer.Option([], "--budget", "-b", help=(
+        "Budget(s): 400MFLOPs, 0.4GMACs, 5Mparams, 2ms (needs --device), 64MB / 1GiB (inference peak). "
+        "Repeat the option or separate with commas; a bare count such as 5M is refused as ambiguous.")),
+    flops_convention: FlopsConventionKind = typer.Option(FlopsConventionKind.paper, "--flops-convention", help=(
+        "paper: 1 FLOP = 1 multiply-add (EfficientNet-B0 is 0.39B FLOPs); hardware: 1 multiply-add = 2 FLOPs.")),
+    device: Optional[str] = typer.Option(None, "--device", help="Device profile for predicted latency (see `scalelab devices`)."),
+    dtype: str = typer.Option("fp32", "--dtype", help="Data type for latency and memory."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size for latency and memory."),
+    phi: Optional[float] = typer.Option(None, "--phi", help="Apply compound scaling d=alpha^phi, w=beta^phi, r=gamma^phi."),
+    depth: Optional[float] = typer.Option(None, "--depth", help="Apply a depth multiplier (stage repeats, rounded up)."),
+    width: Optional[float] = typer.Option(None, "--width", help="Apply a width multiplier (channels, to the divisor)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", help="Apply an input resolution in pixels."),
+    alpha: float = typer.Option(1.2, "--alpha", help="Depth coefficient for --phi (EfficientNet: 1.2)."),
+    beta: float = typer.Option(1.1, "--beta", help="Width coefficient for --phi (EfficientNet: 1.1)."),
+    gamma: float = typer.Option(1.15, "--gamma", help="Resolution coefficient for --phi (EfficientNet: 1.15)."),
+    method: Method = typer.Option(Method.direct, "--method", help="direct (d, w, r) search, or EfficientNet's two-step method."),
+    objective: ObjectiveKind = typer.Option(ObjectiveKind.reward, "--objective", help="reward: MnasNet ACC x (cost/T)^w; pareto: accuracy vs cost."),
+    constraint: ConstraintKind = typer.Option(ConstraintKind.hard, "--constraint", help="hard: budgets are Optuna constraints; soft: w on both sides."),
+    reward_exponent: float = typer.Option(-0.07, "--reward-exponent", help="w of the soft MnasNet reward."),
+    trials: int = typer.Option(100, "--trials", help="Total finished trials of the study (a resumed study runs only the rest)."),
+    seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+    sampler: SamplerKind = typer.Option(SamplerKind.tpe, "--sampler", help="Optuna sampler."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite:///REPORT_DIR/studies.db; 'memory' keeps nothing)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: from the base, method and budgets); the same name and storage resume."),
+    accuracy: AccuracyMethod = typer.Option(AccuracyMethod.scaling_law, "--accuracy", help="How candidates' accuracy is obtained."),
+    extrapolation: Extrapolation = typer.Option(Extrapolation.avoid, "--extrapolation", help=(
+        "avoid: accept only candidates whose accuracy estimate lies inside the estimator's fitted range; allow: accept all (flagged).")),
+    data: Optional[Path] = typer.Option(None, "--data", help="Image folder (ImageFolder layout) for --accuracy train."),
+    epochs: int = typer.Option(3, "--epochs", help="Training epochs per candidate for --accuracy train."),
+    min_depth: float = typer.Option(0.25, "--min-depth"), max_depth: float = typer.Option(4.0, "--max-depth"),
+    min_width: float = typer.Option(0.25, "--min-width"), max_width: float = typer.Option(3.0, "--max-width"),
+    min_resolution: float = typer.Option(0.25, "--min-resolution", help="Smallest resolution multiplier."),
+    max_resolution: float = typer.Option(3.0, "--max-resolution", help="Largest resolution multiplier."),
+    divisor: int = typer.Option(8, "--divisor", help="Channels round to a multiple of this."),
+    resolution_multiple: int = typer.Option(1, "--resolution-multiple", help="Input size rounds to a multiple of this."),
+    product_tolerance: float = typer.Option(0.1, "--product-tolerance", help="Two-step: |alpha*beta^2*gamma^2 - 2| allowed."),
+    phi_step: float = typer.Option(0.0, "--phi-step", help="Two-step: phi in steps of this (0: continuous)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the (winning) spec YAML here."),
+    report_dir: Path = typer.Option(Path("reports"), "--report-dir", help="Folder for the Markdown/JSON report and charts."),
+    charts: bool = typer.Option(True, "--charts/--no-charts", help="Draw the charts into the report folder."),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table for people, json for scripts."),
+    top: int = typer.Option(10, "--top", help="Candidates listed."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+) -> None:
+    """Search the best compound scaling of a network under a budget, or apply one scaling.
+
+    Accuracy is estimated (and every output says how); costs follow the counting convention of
+    `scalelab analyze`; studies persist in an Optuna storage and resume under the same name.
+    """
+    from scalelab.spec import load_spec
+
+    applying = phi is not None or depth is not None or width is not None or resolution is not None
+    if applying and budget:
+        raise ScalelabError("give either --budget (search) or --phi / --depth / --width / --resolution (apply a scaling), not both")
+    if not applying and not budget:
+        raise ScalelabError("nothing to do: give --budget (e.g. --budget 400MFLOPs) to search, or --phi / --depth / "
+                            "--width / --resolution to apply a scaling")
+    if phi is not None and (depth is not None or width is not None or resolution is not None):
+        raise ScalelabError("--phi sets depth, width and resolution together; do not combine it with --depth/--width/--resolution")
+    base = load_spec(spec or DEFAULT_BASE)
+    if applying:
+        _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, resolution_multiple, output, format)
+        return
+
+    from scalelab.scaling.budget import parse_budgets
+    from scalelab.scaling.candidates import Evaluator
+    from scalelab.scaling.search import SearchSettings, SearchSpace, check_reachable
+
+    budgets = parse_budgets(budget, flops_convention.value)
+    options: dict = {}
+    if accuracy == AccuracyMethod.train:
+        options = {"data": data, "epochs": epochs, "seed": seed}
+        if data is None:
+            raise ScalelabError("--accuracy train needs --data DIR (an image folder, torchvision ImageFolder layout)")
+    evaluator = Evaluator(base, budgets, device=device, dtype=dtype, batch=batch, divisor=divisor,
+                          resolution_multiple=resolution_multiple, accuracy_method=accuracy.value, accuracy_options=options)
+    settings = SearchSettings(
+        tuple(budgets), method.value, objective.value, constraint.value, reward_exponent, trials, seed, sampler.value,
+        SearchSpace((min_depth, max_depth), (min_width, max_width), (min_resolution, max_resolution)),
+        product_tolerance=product_tolerance, phi_step=phi_step, extrapolation=extrapolation.value,
+    )
+    settings.space.check()
+    check_reachable(evaluator, settings)  # before anything is written
+    if report_dir.exists() and not report_dir.is_dir():
+        raise ScalelabError(f"--report-dir {report_dir}: exists and is not a folder")
+    if output is not None and not output.parent.is_dir():
+        raise ScalelabError(f"--output {output}: folder {output.parent} does not exist")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _search(evaluator, settings, storage or f"sqlite:///{report_dir / 'studies.db'}", study, report_dir, output,
+            charts, format, top, sys.stderr.isatty() if progress is None else progress)
+
+
+def _search(evaluator, settings, storage, study, report_dir: Path, output, charts: bool, format, top, progress) -> None:
+    from scalelab.report.search import print_table, search_report, to_markdown
+    from scalelab.scaling.compound import ALPHA, BETA, GAMMA
+    from scalelab.scaling.search import run_search, scaling_curve
+
+    result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress)
+    coeffs = result.coefficients or (ALPHA, BETA, GAMMA)
+    source = ("alpha, beta, gamma found by step 1 of this search" if result.coefficients
+              else "EfficientNet's grid-searched alpha 1.2, beta 1.1, gamma 1.15 (Tan & Le 2019)")
+    phis = [x / 2 for x in range(-4, 11)]
+    if result.phi is not None:
+        phis = sorted(set(phis) | {round(result.phi, 3)})
+    curve = {"coefficients": list(coeffs), "source": source, "points": scaling_curve(evaluator, coeffs, phis)}
+    report = search_report(result, evaluator, curve, top)
+    w = result.winner.candidate
+    winner_spec = evaluator.scaled(w.depth, w.width, w.resolution, name=f"{evaluator.base.name}-scaled")
+    stem = _safe_name(result.study_name)
+    spec_path = output or report_dir / f"{stem}.yaml"
+    report["winner_spec"] = str(spec_path)
+
+    chart_files: dict[str, str] = {}
+    if charts:
+        from scalelab.report.charts import accuracy_vs_cost, scaling_curves
+        from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
+
+        axes = ["macs", "params"] + (["latency"] if evaluator.device else [])
+        for x in axes:
+            path = report_dir / f"{stem}-accuracy-vs-{x}.png"
+            draw_accuracy_vs_cost(accuracy_vs_cost(report, x), path)
+            chart_files[f"top-1 vs {x}"] = path.name
+        path = report_dir / f"{stem}-scaling-curves.png"
+        draw_scaling_curves(scaling_curves(report), path)
+        chart_files["scaling curves"] = path.name
+    report["charts"] = chart_files
+
+    write_atomic(spec_path, spec_yaml(winner_spec).encode("utf-8"))
+    write_atomic(report_dir / f"{stem}.json", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
+    write_atomic(report_dir / f"{stem}.md", to_markdown(report, chart_files).encode("utf-8"))
+    if format == OutputFormat.json:
+        emit(json.dumps(report, indent=1), None)
+        return
+    from rich.console import Console
+
+    console = Console()
+    print_table(report, console)
+    console.print(f"Winning spec: {spec_path}; report: {report_dir / (stem + '.md')} and .json"
+                  + (f"; charts: {', '.join(chart_files.values())}" if chart_files else ""),
+                  highlight=False, markup=False)
+    console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
+
+
+def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, resolution_multiple, output, format) -> None:
+    from scalelab.analysis.costs import CONVENTION, analyze
+    from scalelab.scaling.compound import compound_coefficients, scale_compound, scale_spec
+
+    if phi is not None:
+        d, w, r = compound_coefficients(phi, alpha, beta, gamma)
+        scaled = scale_compound(base, phi, alpha, beta, gamma, divisor=divisor, resolution_multiple=resolution_multiple)
+        how = f"phi {phi:g} with alpha {alpha:g}, beta {beta:g}, gamma {gamma:g}"
+    else:
+        d, w = depth or 1.0, width or 1.0
+        scaled = scale_spec(base, d, w, resolution, divisor=divisor, resolution_multiple=resolution_multiple)
+        how = f"depth x{d:g}, width x{w:g}, input {scaled.input.resolution[0]}px"
+    total = analyze(scaled).total
+    estimate = _estimate(base, d, w, scaled.input.resolution[0], total.macs)
+    text = spec_yaml(scaled)
+    summary = {"spec": scaled.name, "base": base.name, "scaling": how, "depth": d, "width": w,
+               "resolution": scaled.input.resolution[0], "macs": total.macs, "params": total.params,
+               "accuracy": estimate, "convention": CONVENTION}
+    if output is not None:
+        emit(text, output)
+    if format == OutputFormat.json:
+        emit(json.dumps({**summary, **({"output": str(output)} if output else {"yaml": text})}, indent=1), None)
+        return
+    if output is None:
+        emit(text, None)
+    acc = (f"estimated top-1 {estimate['top1']:.2f} ({estimate['method']}: {estimate['detail']})"
+           if estimate.get("top1") is not None else f"accuracy not estimated: {estimate['detail']}")
+    typer.echo(f"{scaled.name}: {how}: {total.macs:,} MACs, {total.params:,} parameters; {acc}", err=output is None)
+
+
+def _estimate(base, d: float, w: float, pixels: int, macs: int) -> dict:
+    from scalelab.scaling.accuracy import estimate_accuracy
+
+    try:
+        e = estimate_accuracy(base, d, w, pixels, macs=macs)
+    except ScalelabError as exc:
+        return {"top1": None, "method": None, "detail": str(exc)}
+    return {"top1": e.top1, "method": e.method, "detail": e.detail, "extrapolated": e.extrapolated}

@@ -1,0 +1,25 @@
+"""`scalelab schema`: the JSON Schema of a spec, for editors and validators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scalelab.cli.app import app, emit, friendly
+
+
+@app.command()
+@friendly
+def schema(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the schema to this file instead of printing it."),
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of a network spec.
+
+    Point an editor's YAML language server at it to validate specs as you type.
+    """
+    from scalelab.spec import spec_schema
+
+    emit(json.dumps(spec_schema(), indent=2), output)

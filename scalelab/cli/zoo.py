@@ -1,0 +1,74 @@
+"""`scalelab zoo`: the specs shipped with scalelab, usable by name (``scalelab analyze resnet50``)."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+import typer
+
+from scalelab.cli.app import app, emit, friendly
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def zoo_rows() -> list[dict]:
+    """Name, input, inference params and MACs, and published accuracy of every zoo spec."""
+    from scalelab.analysis import analyze
+    from scalelab.spec import load_spec, zoo_names
+
+    rows = []
+    for name in zoo_names():
+        spec = load_spec(name)
+        total = analyze(spec).total
+        rows.append({
+            "name": name,
+            "resolution": list(spec.input.resolution),
+            "params": total.params,
+            "macs": total.macs,
+            "top1": spec.reference.top1 if spec.reference else None,
+            "top1_dataset": spec.reference.dataset if spec.reference else None,
+            "top1_source": spec.reference.source if spec.reference else None,
+            "description": " ".join(spec.description.split()),
+        })
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from scalelab.analysis import CONVENTION
+    from scalelab.report import human_count
+
+    table = Table(title="scalelab zoo", title_justify="left", header_style="bold")
+    for header, justify in (("name", "left"), ("input", "right"), ("params", "right"), ("MACs", "right"),
+                            ("top-1 %", "right"), ("dataset", "left"), ("description", "left")):
+        table.add_column(header, justify=justify, overflow="fold")
+    for r in rows:
+        h, w = r["resolution"]
+        text = r["description"]
+        cells = (r["name"], f"{h}x{w}", human_count(r["params"]), human_count(r["macs"]),
+                 "-" if r["top1"] is None else f"{r['top1']:.2f}", r["top1_dataset"] or "-", text[:70] + ("..." if len(text) > 70 else ""))
+        table.add_row(*(Text(c) for c in cells))  # Text(): brackets in descriptions are not rich markup
+    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    console.print(table)
+    console.print(Text(f"Inference params and MACs at the spec's input, batch 1. Convention: {CONVENTION}. "
+                  "top-1: the published accuracy on the dataset named in each spec's reference (its source is in --format json)."), soft_wrap=True)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+
+
+@app.command()
+@friendly
+def zoo(
+    format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json (exact integers)."),
+) -> None:
+    """List the zoo specs (usable by name anywhere a spec is expected) with params and MACs."""
+    rows = zoo_rows()
+    emit(json.dumps(rows, indent=2) if format is ListFormat.json else _table(rows), None)

@@ -1,0 +1,148 @@
+"""Chart data, apart from drawing: what each chart shows, computed from a search report (the dict
+``scalelab.report.search.search_report`` makes, or its JSON file). ``scalelab.report.plotting``
+draws these with matplotlib; the data is tested without drawing anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from scalelab.errors import ScalelabError
+
+AXES = {
+    "macs": ("macs", "MACs (multiply-adds, log scale)"),
+    "params": ("params", "parameters (log scale)"),
+    "latency": ("latency_ms", "predicted latency, ms (log scale)"),
+}
+
+
+@dataclass(frozen=True)
+class Labelled:
+    x: float
+    y: float
+    label: str
+
+
+@dataclass
+class AccuracyCostChart:
+    title: str
+    x_label: str
+    y_label: str
+    references: list[Labelled]  # published networks
+    feasible: list[tuple[float, float]]  # every trial within the budgets
+    infeasible: list[tuple[float, float]]
+    pareto: list[tuple[float, float]]  # by increasing cost
+    chosen: Labelled
+    budget: Optional[float] = None  # a vertical line where the budget limits this axis
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScalingCurveChart:
+    title: str
+    coefficients: tuple[float, float, float]
+    source: str
+    phi: list[float]
+    accuracy: list[float]
+    macs: list[float]
+    params: list[float]
+    chosen_phi: Optional[float]
+    accuracy_label: str
+
+
+def _value(trial: dict, key: str) -> Optional[float]:
+    v = trial.get(key)
+    return None if v is None else float(v)
+
+
+_METRIC_KEYS = {"macs": "macs", "params": "params", "latency": "latency_ms", "memory": "memory_bytes"}
+
+
+def within_budgets(trial: dict, budgets: list[dict]) -> bool:
+    """Whether a trial's network meets every budget (for the two-step method's first step, whose
+    trials are constrained on alpha * beta^2 * gamma^2, not on the budget)."""
+    return all(trial[_METRIC_KEYS[b["metric"]]] <= b["limit"] for b in budgets)
+
+
+def reference_points(x: str) -> list[Labelled]:
+    """Published networks (ImageNet-1k top-1 with their MACs / params), one point per distinct row."""
+    from scalelab.scaling.accuracy.published import published
+
+    key = AXES[x][0]
+    if key not in ("macs", "params"):
+        return []
+    seen, out = set(), []
+    for row in published().rows:
+        value = getattr(row, key)
+        ident = (row.name, value, row.top1)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(Labelled(float(value), row.top1, row.name))
+    return out
+
+
+def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> AccuracyCostChart:
+    """Every trial (feasible or not), the Pareto front, the chosen network and the published
+    references on an accuracy-vs-cost plane."""
+    if x not in AXES:
+        raise ScalelabError(f"x axis must be one of {', '.join(AXES)}, got '{x}'")
+    key, label = AXES[x]
+    if key == "latency_ms" and report.get("device") is None:
+        raise ScalelabError("a latency axis needs a search run with --device (the report has no predicted latency)")
+    # the direct search's trials; for the two-step method also every phi it tried (its candidates)
+    trials = report["trials"] + ([] if report.get("two_step") is None else report["two_step"]["phi_trials"])
+    ok, bad = [], []
+    for t in trials:
+        (ok if within_budgets(t, report["budgets"]) else bad).append((_value(t, key), float(t["accuracy"])))
+    by_number = {t["number"]: t for t in report["trials"]}
+    front = sorted(((_value(by_number[n], key), float(by_number[n]["accuracy"])) for n in report["pareto"]
+                    if n in by_number), key=lambda p: p[0])
+    w = report["winner"]
+    chosen = Labelled(_value(w, key), float(w["accuracy"]),
+                      f"chosen: d {w['depth']:.2f}, w {w['width']:.2f}, {w['pixels']}px")
+    budget_metric = {"macs": "macs", "params": "params", "latency": "latency"}[x]
+    budget = next((b["limit"] for b in report["budgets"] if b["metric"] == budget_metric), None)
+    notes = [f"accuracy of trials: {report['accuracy_how']}"]
+    if references and key in ("macs", "params"):
+        notes.append("labelled points: published ImageNet-1k top-1 (scalelab's published table)")
+    return AccuracyCostChart(
+        title=f"{report['base']['name']}: top-1 vs {x} ({report['method']} search, {len(report['trials'])} trials)",
+        x_label=label,
+        y_label=_accuracy_label(report),
+        references=reference_points(x) if references else [],
+        feasible=ok,
+        infeasible=bad,
+        pareto=front,
+        chosen=chosen,
+        budget=budget,
+        notes=notes,
+    )
+
+
+def _accuracy_label(report: dict) -> str:
+    if report["accuracy_method"] == "proxy":
+        return "proxy score (ranking only)"
+    if report["accuracy_method"] == "train":
+        return "top-1 on the user's validation split, %"
+    return f"ImageNet top-1, % ({report['accuracy_method']})"
+
+
+def scaling_curves(report: dict) -> ScalingCurveChart:
+    """Accuracy and cost along the compound-scaling ray the report's curve was computed on."""
+    curve = report.get("curve")
+    if not curve or not curve.get("points"):
+        raise ScalelabError("this report has no scaling curve (it was written without one)")
+    points = sorted(curve["points"], key=lambda p: p["phi"])
+    chosen = report["two_step"]["phi"] if report.get("two_step") else None
+    return ScalingCurveChart(
+        title=f"{report['base']['name']}: compound scaling (alpha, beta, gamma = "
+              + ", ".join(f"{c:.3f}" for c in curve["coefficients"]) + ")",
+        coefficients=tuple(curve["coefficients"]),
+        source=curve["source"],
+        phi=[p["phi"] for p in points],
+        accuracy=[p["accuracy"] for p in points],
+        macs=[float(p["macs"]) for p in points],
+        params=[float(p["params"]) for p in points],
+        chosen_phi=chosen,
+        accuracy_label=_accuracy_label(report),
+    )

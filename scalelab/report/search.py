@@ -1,0 +1,166 @@
+"""Reports of a scaling search: one JSON-ready dict (``search_report``) that the Markdown, the
+terminal table and the charts all read, so every output says the same thing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from scalelab.report.units import human_bytes, human_count
+
+if TYPE_CHECKING:  # pragma: no cover
+    from scalelab.scaling.candidates import Evaluator
+    from scalelab.scaling.search import SearchResult
+
+ACCURACY_HOW = {
+    "scaling-law": "estimated by the scaling-law estimator fitted on published scaling series",
+    "published": "documented top-1 of a known network",
+    "proxy": "zero-cost proxy score, for ranking only (not a top-1 accuracy)",
+    "train": "measured by short training on the user's dataset",
+}
+
+
+def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optional[dict] = None,
+                  top: int = 10) -> dict[str, Any]:
+    from scalelab.analysis.costs import CONVENTION
+    from scalelab.scaling.budget import FLOPS_CONVENTIONS
+
+    s = result.settings
+    conv = s.budgets[0].flops_convention
+    return {
+        "report": "scalelab scale",
+        "convention": CONVENTION,
+        "flops_convention": {"name": conv, "meaning": FLOPS_CONVENTIONS[conv]},
+        "base": {"name": evaluator.base.name, "resolution": evaluator.base.input.resolution[0],
+                 "reference_top1": evaluator.base.reference.top1 if evaluator.base.reference else None},
+        "study": result.study_name,
+        "storage": result.storage,
+        "method": s.method,
+        "objective": s.objective,
+        "constraint": s.constraint,
+        "soft_w": s.soft_w,
+        "sampler": s.sampler,
+        "seed": s.seed,
+        "space": {"depth": list(s.space.depth), "width": list(s.space.width), "resolution": list(s.space.resolution)},
+        "budgets": [{"metric": b.metric, "limit": b.limit, "text": b.text, "meaning": b.describe()} for b in s.budgets],
+        "device": evaluator.device,
+        "dtype": evaluator.dtype,
+        "batch": evaluator.batch,
+        "accuracy_method": evaluator.accuracy_method,
+        "accuracy_how": ACCURACY_HOW.get(evaluator.accuracy_method, evaluator.accuracy_method),
+        "trials_total": len(result.trials),
+        "trials_new": result.new_trials,
+        "winner": result.winner.as_dict(),
+        "ranked": [t.as_dict() for t in result.ranked(top)],
+        "pareto": [t.number for t in result.pareto],
+        "trials": [t.as_dict() for t in result.trials],
+        "two_step": None if result.coefficients is None else {
+            "alpha": result.coefficients[0], "beta": result.coefficients[1], "gamma": result.coefficients[2],
+            "product_target": s.product_target, "product_tolerance": s.product_tolerance,
+            "phi": result.phi, "phi_step": s.phi_step,
+            "phi_trials": [t.as_dict() for t in result.phi_trials],
+        },
+        "curve": curve,
+    }
+
+
+def _latency(v) -> str:
+    return "-" if v is None else f"{v:.3g} ms"
+
+
+def candidate_columns(report: dict) -> list[tuple[str, Any]]:
+    """(header, cell function) for the candidates table; latency only when a device was named."""
+    cols: list[tuple[str, Any]] = [
+        ("trial", lambda t: str(t["number"])),
+        ("depth", lambda t: f"{t['depth']:.3f}"),
+        ("width", lambda t: f"{t['width']:.3f}"),
+        ("res", lambda t: str(t["pixels"])),
+        ("MACs", lambda t: human_count(t["macs"])),
+        ("params", lambda t: human_count(t["params"])),
+    ]
+    if report["device"]:
+        cols.append((f"latency ({report['device']}, predicted)", lambda t: _latency(t["latency_ms"])))
+    if any(b["metric"] == "memory" for b in report["budgets"]):
+        cols.append(("memory", lambda t: human_bytes(t["memory_bytes"])))
+    cols.append(("top-1 (est.)", lambda t: f"{t['accuracy']:.2f}" + (" *" if t["extrapolated"] else "")))
+    cols.append(("estimated by", lambda t: t["accuracy_method"]))
+    cols.append(("objective", lambda t: f"{t['value']:.4g}"))
+    return cols
+
+
+def _pareto_rows(report: dict) -> list[dict]:
+    by_number = {t["number"]: t for t in report["trials"]}
+    return [by_number[n] for n in report["pareto"] if n in by_number]
+
+
+def _md_table(rows: list[dict], cols) -> list[str]:
+    lines = ["| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(f(r) for _, f in cols) + " |" for r in rows]
+    return lines
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The conditions every output states."""
+    w = report["winner"]
+    lines = [
+        f"Base network: {report['base']['name']} at {report['base']['resolution']}px; method: {report['method']}; "
+        f"objective: {_objective_text(report)}",
+        "Budgets: " + "; ".join(b["meaning"] for b in report["budgets"]),
+        f"FLOPs convention: {report['flops_convention']['meaning']}",
+        f"Accuracy: {report['accuracy_how']} (method '{report['accuracy_method']}'); winner: {w['accuracy_detail']}",
+        f"Study: '{report['study']}' in {report['storage']} ({report['trials_total']} completed trials, "
+        f"{report['trials_new']} run now; sampler {report['sampler']}, seed {report['seed']})",
+    ]
+    if report["device"]:
+        lines.append(f"Latency: predicted on the '{report['device']}' device profile ({report['dtype']}, batch {report['batch']})")
+    if report["two_step"]:
+        ts = report["two_step"]
+        lines.append(f"Two-step: alpha {ts['alpha']:.3f}, beta {ts['beta']:.3f}, gamma {ts['gamma']:.3f} "
+                     f"(alpha*beta^2*gamma^2 = {ts['alpha'] * ts['beta'] ** 2 * ts['gamma'] ** 2:.3f}); phi = {ts['phi']:.3f}")
+    return lines
+
+
+def _objective_text(report: dict) -> str:
+    if report["objective"] == "pareto":
+        return "Pareto front of accuracy vs cost (winner: most accurate within the budgets)"
+    if report["constraint"] == "hard":
+        return "MnasNet reward ACC x (cost/T)^w, hard constraint (w = 0 within, -1 over; budgets also passed to Optuna as constraints)"
+    return f"MnasNet reward ACC x (cost/T)^w, soft constraint (w = {report['soft_w']:g})"
+
+
+def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
+    w = report["winner"]
+    cols = candidate_columns(report)
+    out = [f"# Scaling search: {report['base']['name']} under {', '.join(b['text'] for b in report['budgets'])}", ""]
+    out += [f"- {line}" for line in summary_lines(report)]
+    out += [f"- Counting convention: {report['convention']}", ""]
+    out += ["## Chosen network", "",
+            f"depth x{w['depth']:.3f}, width x{w['width']:.3f}, input {w['pixels']}px: {w['macs']:,} MACs, "
+            f"{w['params']:,} parameters, estimated top-1 {w['accuracy']:.2f} ({w['accuracy_method']}: {w['accuracy_detail']})", ""]
+    out += ["## Best candidates", ""] + _md_table(report["ranked"], cols) + [""]
+    out += ["## Pareto front (accuracy vs " + _primary_label(report) + ", feasible trials)", ""]
+    out += _md_table(_pareto_rows(report), cols) + [""]
+    if any(t["extrapolated"] for t in report["ranked"]):
+        out += ["`*` extrapolated beyond the range the estimator was fitted on.", ""]
+    if charts:
+        out += ["## Charts", ""] + [f"![{title}]({path})" for title, path in charts.items()] + [""]
+    return "\n".join(out)
+
+
+def _primary_label(report: dict) -> str:
+    return {"macs": "MACs", "params": "parameters", "latency": "latency", "memory": "memory"}[report["budgets"][0]["metric"]]
+
+
+def print_table(report: dict, console) -> None:
+    """The candidates and the Pareto front as rich tables, with the conditions above them."""
+    from rich.table import Table
+
+    for line in summary_lines(report):
+        console.print(line, highlight=False, markup=False)
+    cols = candidate_columns(report)
+    for title, rows in (("Best candidates", report["ranked"]), ("Pareto front", _pareto_rows(report))):
+        table = Table(title=title)
+        for header, _ in cols:
+            table.add_column(header, justify="right")
+        for r in rows:
+            table.add_row(*[f(r) for _, f in cols])
+        console.print(table)

@@ -1,0 +1,139 @@
+"""One candidate of a search: a base spec scaled by (depth, width, resolution), its costs under the
+counting convention, its predicted latency and memory where a budget or device asks for them, and
+its estimated accuracy with how it was estimated.
+
+Costs are cached by the scaled spec itself: many (d, w, r) round to the same network (repeats round
+up, channels to a multiple of 8), and its analysis is the expensive part of a trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Sequence
+
+from scalelab.errors import ScalelabError
+from scalelab.scaling.budget import Budget
+from scalelab.scaling.compound import scale_spec
+from scalelab.scaling.rounding import round_resolution
+from scalelab.spec import Spec
+
+
+@dataclass(frozen=True)
+class Candidate:
+    depth: float  # multipliers as sampled
+    width: float
+    resolution: float
+    pixels: int  # input size after rounding
+    macs: int
+    params: int
+    activations: int
+    latency_ms: Optional[float]
+    memory_bytes: Optional[int]
+    accuracy: float
+    accuracy_method: str
+    accuracy_detail: str
+    extrapolated: bool = False
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Values by budget metric."""
+        return {"macs": self.macs, "params": self.params, "latency": self.latency_ms, "memory": self.memory_bytes}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Evaluator:
+    """Scales the base spec and prices candidates; ``evaluate`` is what every trial calls."""
+
+    base: Spec
+    budgets: Sequence[Budget] = ()
+    device: Optional[str] = None
+    dtype: str = "fp32"
+    batch: int = 1
+    divisor: int = 8
+    resolution_multiple: int = 1
+    accuracy_method: str = "scaling-law"
+    accuracy_options: dict = field(default_factory=dict)
+    _costs: dict = field(default_factory=dict, repr=False)
+    _profile: Any = field(default=None, repr=False)
+    latency_method: Optional[str] = None  # how predicted latencies were obtained, once one was
+
+    def __post_init__(self):
+        metrics = {b.metric for b in self.budgets}
+        if "latency" in metrics and not self.device:
+            raise ScalelabError("a latency budget needs a device profile to predict latency on: add --device (e.g. --device t4)")
+        if self.device:
+            self._profile = _load_device(self.device)
+
+    @property
+    def base_size(self) -> tuple[int, int]:
+        return self.base.input.resolution
+
+    def pixels(self, resolution: float) -> tuple[int, int]:
+        h, w = self.base_size
+        return (round_resolution(h, resolution, self.resolution_multiple),
+                round_resolution(w, resolution, self.resolution_multiple))
+
+    def scaled(self, depth: float, width: float, resolution: float, name: Optional[str] = None) -> Spec:
+        return scale_spec(self.base, depth, width, self.pixels(resolution), divisor=self.divisor,
+                          resolution_multiple=self.resolution_multiple, name=name)
+
+    def costs(self, spec: Spec) -> dict[str, Any]:
+        """MACs, params, activations (and latency, memory when asked for) of a scaled spec, cached."""
+        key = (spec.input, repr(spec.blocks))  # everything that prices a network, not its name
+        if key not in self._costs:
+            self._costs[key] = self._price(spec)
+        return self._costs[key]
+
+    def _price(self, spec: Spec) -> dict[str, Any]:
+        from scalelab.analysis.costs import analyze
+
+        analysis = analyze(spec, batch=self.batch)
+        total = analysis.total
+        out: dict[str, Any] = {"macs": total.macs // self.batch, "params": total.params,
+                               "activations": total.activations // self.batch,
+                               "latency_ms": None, "memory_bytes": None}
+        if self._profile is not None:
+            from scalelab.analysis.latency import predict_latency
+
+            prediction = predict_latency(analysis.network, self._profile, dtype=self.dtype, batch=self.batch)
+            out["latency_ms"] = float(prediction.total_ms)
+            self.latency_method = prediction.method
+        if any(b.metric == "memory" for b in self.budgets):
+            from scalelab.analysis.memory import inference_memory
+
+            memory = inference_memory(analysis.network, self.dtype, self.batch)
+            out["memory_bytes"] = int(memory.weight_bytes + memory.peak_bytes)
+        return out
+
+    def evaluate(self, depth: float, width: float, resolution: float, trial: Any = None) -> Candidate:
+        spec = self.scaled(depth, width, resolution)
+        costs = self.costs(spec)
+        top1, method, detail, extrapolated = self._accuracy(spec, depth, width, resolution, costs["macs"], trial)
+        return Candidate(depth, width, resolution, spec.input.resolution[0], costs["macs"], costs["params"],
+                         costs["activations"], costs["latency_ms"], costs["memory_bytes"], top1, method,
+                         detail, extrapolated)
+
+    def _accuracy(self, spec: Spec, depth: float, width: float, resolution: float, macs: int, trial: Any):
+        if self.accuracy_method == "train":
+            from scalelab.scaling.train import train_accuracy
+
+            result = train_accuracy(spec, trial=trial, **self.accuracy_options)
+            return result.top1, "train", result.detail, False
+        from scalelab.scaling.accuracy import estimate_accuracy
+
+        # the resolution multiplier the network really gets, after rounding to pixels
+        actual_r = spec.input.resolution[0] / self.base_size[0]
+        estimate = estimate_accuracy(self.base, depth, width, actual_r, macs=macs, method=self.accuracy_method,
+                                     **self.accuracy_options)
+        value = estimate.top1 if estimate.top1 is not None else estimate.score  # the proxy gives a score
+        return float(value), estimate.method, estimate.detail, bool(estimate.extrapolated)
+
+
+def _load_device(name: str):
+    """A device profile by name (``t4``) or path, loaded once per search."""
+    from scalelab.devices.profile import load_profile
+
+    return load_profile(name)

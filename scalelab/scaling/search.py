@@ -1,0 +1,473 @@
+"""Budgeted search of compound scalings with Optuna.
+
+Two methods:
+
+- ``direct``: sample (depth, width, resolution) multipliers (log-uniform in the allowed ranges) and
+  keep the best candidate within the budgets.
+- ``two-step`` (Tan & Le, "EfficientNet", ICML 2019, §3.3): at phi = 1 search alpha, beta, gamma >= 1
+  with alpha * beta^2 * gamma^2 ~ 2 (a constraint with a tolerance) for the best accuracy; then
+  raise phi (continuously, or in steps) as far as the budgets allow. Each phi tried is recorded as
+  a trial of a companion study ``<study>-phi``.
+
+Objectives: the MnasNet reward (``scalelab.scaling.objectives``), or a Pareto search of accuracy
+against the first budget's cost. Hard budgets reach the sampler through ``Trial.set_constraint``.
+Studies live in an Optuna storage (SQLite file by default) and resume: the same study name and
+storage continue where they stopped, up to the requested total of trials.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Sequence
+
+from scalelab.errors import ScalelabError
+from scalelab.scaling.budget import Budget
+from scalelab.scaling.candidates import Candidate, Evaluator
+from scalelab.scaling.objectives import Constraint, Point, feasible, mnas_reward, pareto_front, violations
+
+Method = Literal["direct", "two-step"]
+Objective = Literal["reward", "pareto"]
+SAMPLERS = ("tpe", "random", "nsga2", "gp")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Allowed multipliers of the base network (the resolution one multiplies its input size)."""
+
+    depth: tuple[float, float] = (0.25, 4.0)
+    width: tuple[float, float] = (0.25, 3.0)
+    resolution: tuple[float, float] = (0.25, 3.0)
+
+    def check(self) -> None:
+        for what, (low, high) in (("depth", self.depth), ("width", self.width), ("resolution", self.resolution)):
+            if not 0 < low <= high:
+                raise ScalelabError(f"{what} range must satisfy 0 < min <= max, got {low:g}..{high:g}")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    budgets: tuple[Budget, ...]
+    method: Method = "direct"
+    objective: Objective = "reward"
+    constraint: Constraint = "hard"
+    soft_w: float = -0.07
+    trials: int = 100
+    seed: int = 0
+    sampler: str = "tpe"
+    space: SearchSpace = SearchSpace()
+    product_target: float = 2.0  # alpha * beta^2 * gamma^2 at phi = 1
+    product_tolerance: float = 0.1
+    phi_step: float = 0.0  # 0: continuous phi
+    #: "avoid": the direct search only accepts candidates whose accuracy estimate lies inside the
+    #: range the estimator was fitted on; "allow": extrapolated estimates count too (flagged)
+    extrapolation: Literal["avoid", "allow"] = "avoid"
+
+    def fingerprint(self, evaluator: Evaluator) -> dict[str, Any]:
+        """What a stored study must agree with for this run to continue it."""
+        return {
+            "base": evaluator.base.name, "method": self.method, "objective": self.objective,
+            "constraint": self.constraint, "soft_w": self.soft_w,
+            "budgets": [f"{b.metric}<={b.limit:g}" for b in self.budgets],
+            "space": [list(self.space.depth), list(self.space.width), list(self.space.resolution)],
+            "accuracy": evaluator.accuracy_method, "device": evaluator.device, "dtype": evaluator.dtype,
+            "batch": evaluator.batch, "divisor": evaluator.divisor, "resolution_multiple": evaluator.resolution_multiple,
+            "product": [self.product_target, self.product_tolerance], "extrapolation": self.extrapolation,
+        }
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    candidate: Candidate
+    feasible: bool
+    value: float  # the reward, or the accuracy in Pareto mode
+    params: dict = field(default_factory=dict)  # the sampled parameters (d, w, r or alpha, beta, gamma)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "feasible": self.feasible, "value": self.value,
+                "params": self.params, **self.candidate.as_dict()}
+
+
+@dataclass
+class SearchResult:
+    settings: SearchSettings
+    study_name: str
+    storage: str
+    trials: list[TrialRecord]  # every completed trial of the study
+    winner: TrialRecord
+    pareto: list[TrialRecord]
+    new_trials: int  # run by this call (the rest were already in the storage)
+    coefficients: Optional[tuple[float, float, float]] = None  # two-step: alpha, beta, gamma
+    phi: Optional[float] = None
+    phi_trials: list[TrialRecord] = field(default_factory=list)
+
+    def ranked(self, top: int = 10) -> list[TrialRecord]:
+        """The best feasible candidates, best first, without repeating a network."""
+        seen, out = set(), []
+        pool = self.phi_trials if self.settings.method == "two-step" else self.trials
+        for t in sorted((t for t in pool if t.feasible), key=lambda t: (-t.value, t.candidate.macs)):
+            key = (t.candidate.macs, t.candidate.params, t.candidate.pixels)
+            if key not in seen:
+                seen.add(key)
+                out.append(t)
+        return out[:top]
+
+
+# --------------------------------------------------------------------------------------------------
+# Storage and studies
+
+
+def open_storage(url: Optional[str]):
+    """An Optuna storage from a URL; 'memory' for a study that is not kept. A URL Optuna cannot open
+    is a ScalelabError naming it."""
+    import optuna
+
+    if url in (None, "", "memory", ":memory:"):
+        return optuna.storages.InMemoryStorage()
+    try:
+        # Heartbeats mark trials of a killed run as failed, so a resumed study does not wait on them.
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
+    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL, a missing driver, no file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScalelabError(
+            f"storage '{url}': cannot open it as an Optuna storage ({reason}); give a database URL "
+            f"such as sqlite:///studies.db or postgresql://user@host/db"
+        ) from None
+    if url.startswith("sqlite"):
+        _fast_sqlite(storage.engine)
+    return storage
+
+
+def _fast_sqlite(engine) -> None:
+    """Write-ahead log with normal sync: a trial's attribute writes stop waiting on the disk one by
+    one (several times faster), and a crashed process still leaves a consistent file."""
+    from sqlalchemy import event
+
+    def pragmas(connection, _record):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # connections opened before the listener reconnect with it
+
+
+def make_sampler(name: str, seed: int):
+    """Samplers read each trial's constraints (``Trial.set_constraint``) to tell feasible from not."""
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ScalelabError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{name}'")
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_study(storage, name: str, directions: list[str], fingerprint: dict, sampler_factory: Callable[[int], Any]):
+    """Create the study, or continue the stored one of that name if it was made with the same
+    settings. The sampler is seeded past the trials already there, so a resumed run does not
+    propose the same points again."""
+    import optuna
+
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", fingerprint)
+    elif stored != fingerprint:
+        differs = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
+        raise ScalelabError(
+            f"study '{name}' already exists in this storage with other settings ({', '.join(differs)}: "
+            f"{', '.join(f'{stored.get(k)} vs {fingerprint.get(k)}' for k in differs)}); use another --study "
+            f"name or the same settings to continue it"
+        )
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler_factory(len(study.trials)))
+
+
+def _record(trial, c: Candidate, budgets: Sequence[Budget], ok: bool, value: float) -> None:
+    """The figures a person browses in optuna-dashboard as separate attributes; the whole candidate
+    (what scalelab reads back on resume) as one, to keep the writes per trial few."""
+    trial.set_user_attr("macs", c.macs)
+    trial.set_user_attr("params", c.params)
+    if c.latency_ms is not None:
+        trial.set_user_attr("latency_ms", c.latency_ms)
+    trial.set_user_attr("accuracy", c.accuracy)
+    trial.set_user_attr("accuracy_method", c.accuracy_method)
+    usage = {b.metric: b.usage(c.metrics[b.metric]) for b in budgets}
+    trial.set_user_attr("candidate", {**c.as_dict(), "feasible": ok, "value": value, "usage": usage})
+
+
+def _candidate_of(attrs: dict) -> Candidate:
+    return Candidate(**{k: attrs[k] for k in Candidate.__dataclass_fields__})
+
+
+def _records(study) -> list[TrialRecord]:
+    import optuna
+
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs = t.user_attrs.get("candidate")
+        if attrs is None:
+            continue
+        out.append(TrialRecord(t.number, _candidate_of(attrs), bool(attrs["feasible"]), float(attrs["value"]),
+                               dict(t.params)))
+    return out
+
+
+def _completed(study) -> int:
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+# --------------------------------------------------------------------------------------------------
+# The search
+
+
+def smallest(evaluator: Evaluator, space: SearchSpace) -> Candidate:
+    return evaluator.evaluate(space.depth[0], space.width[0], space.resolution[0])
+
+
+def check_reachable(evaluator: Evaluator, settings: SearchSettings) -> Candidate:
+    """Refuse a budget that even the smallest scaling allowed exceeds."""
+    floor = smallest(evaluator, settings.space)
+    over = [b for b in settings.budgets if floor.metrics[b.metric] > b.limit]
+    if over:
+        b = over[0]
+        raise ScalelabError(
+            f"budget {b.describe()} is impossible: the smallest scaling allowed (depth x{settings.space.depth[0]:g}, "
+            f"width x{settings.space.width[0]:g}, resolution {floor.pixels}) already needs "
+            f"{_fmt_metric(b.metric, floor.metrics[b.metric])}; raise the budget or lower --min-depth/--min-width/--min-resolution"
+        )
+    return floor
+
+
+def _fmt_metric(metric: str, value: float) -> str:
+    return {"macs": f"{value:,.0f} MACs", "params": f"{value:,.0f} parameters",
+            "latency": f"{value:.3g} ms", "memory": f"{value:,.0f} bytes"}[metric]
+
+
+def run_search(
+    evaluator: Evaluator,
+    settings: SearchSettings,
+    *,
+    storage: Optional[str] = None,
+    study_name: Optional[str] = None,
+    progress: bool = False,
+    callbacks: Sequence[Callable] = (),
+) -> SearchResult:
+    """Run (or continue) the search until the study holds ``settings.trials`` finished trials."""
+    import optuna
+
+    settings.space.check()
+    if settings.trials < 1:
+        raise ScalelabError(f"--trials must be at least 1, got {settings.trials}")
+    if settings.objective == "pareto" and settings.method == "two-step":
+        raise ScalelabError("the Pareto objective applies to the direct search; the two-step method picks phi by the budget")
+    check_reachable(evaluator, settings)
+    _quiet_optuna()
+    store = open_storage(storage)
+    name = study_name or default_study_name(evaluator, settings)
+    pareto = settings.objective == "pareto"
+    hard = settings.constraint == "hard" or pareto
+    directions = ["maximize", "minimize"] if pareto else ["maximize"]
+    if settings.sampler not in SAMPLERS:
+        raise ScalelabError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
+    factory = lambda done: make_sampler(settings.sampler, settings.seed + done)  # noqa: E731
+    study = open_study(store, name, directions, settings.fingerprint(evaluator), factory)
+    if settings.method == "two-step":
+        objective = _two_step_objective(evaluator, settings)
+    else:
+        objective = _direct_objective(evaluator, settings, hard)
+
+    before = _completed(study)
+    remaining = max(0, settings.trials - before)
+    if remaining:
+        study.optimize(objective, n_trials=remaining, catch=(ScalelabError,), show_progress_bar=progress,
+                       callbacks=list(callbacks))
+    records = _records(study)
+    new = _completed(study) - before
+    primary = settings.budgets[0].metric
+    front_points = pareto_front(Point(t.candidate.metrics[primary], t.candidate.accuracy, t) for t in records if t.feasible)
+    front = [p.key for p in front_points]
+
+    if settings.method == "two-step":
+        coeffs, phi, phi_trials = _choose_phi(evaluator, settings, records, store, name)
+        winner = phi_trials[0]  # the largest phi within the budgets
+        return SearchResult(settings, name, _storage_name(storage), records, winner, front, new, coeffs, phi, phi_trials)
+
+    feasible_trials = [t for t in records if t.feasible]
+    if not feasible_trials:
+        within = " within the accuracy estimator's fitted range" if settings.extrapolation == "avoid" else ""
+        hint = " or --extrapolation allow" if within else ""
+        raise ScalelabError(f"none of the {len(records)} trials of study '{name}' met the budget{within}; run more "
+                            f"trials (--trials), narrow the ranges{hint}")
+    if pareto:
+        winner = max(feasible_trials, key=lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary]))
+    else:
+        winner = max(feasible_trials, key=lambda t: (t.value, -t.candidate.macs))
+    return SearchResult(settings, name, _storage_name(storage), records, winner, front, new)
+
+
+def _storage_name(storage: Optional[str]) -> str:
+    return storage if storage not in (None, "", ":memory:") else "memory"
+
+
+def default_study_name(evaluator: Evaluator, settings: SearchSettings) -> str:
+    budgets = "+".join(b.text.replace(" ", "") for b in settings.budgets)
+    device = f"-{evaluator.device}" if evaluator.device else ""
+    mode = "pareto" if settings.objective == "pareto" else settings.constraint
+    return f"{evaluator.base.name}-{settings.method}-{mode}-{budgets}{device}-{evaluator.accuracy_method}"
+
+
+def _score(c: Candidate, settings: SearchSettings) -> tuple[list[float], bool, float]:
+    cons = violations(settings.budgets, c.metrics)
+    ok = feasible(settings.budgets, c.metrics)
+    usages = [b.usage(c.metrics[b.metric]) for b in settings.budgets]
+    return cons, ok, mnas_reward(c.accuracy, usages, settings.constraint, settings.soft_w)
+
+
+def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool):
+    space = settings.space
+    primary = settings.budgets[0].metric
+
+    def objective(trial):
+        d = trial.suggest_float("depth", *space.depth, log=True)
+        w = trial.suggest_float("width", *space.width, log=True)
+        r = trial.suggest_float("resolution", *space.resolution, log=True)
+        pruning = settings.objective != "pareto"  # Optuna prunes single-objective studies only
+        c = evaluator.evaluate(d, w, r, trial if pruning else None)
+        cons, ok, reward = _score(c, settings)
+        if hard:  # Optuna's constraint API: the sampler learns where the feasible region is
+            for budget, value in zip(settings.budgets, cons):
+                trial.set_constraint(budget.metric, value)
+        if settings.extrapolation == "avoid":
+            ok = ok and not c.extrapolated
+            if hard:
+                trial.set_constraint("fitted_range", 1.0 if c.extrapolated else 0.0)
+        if settings.objective == "pareto":
+            _record(trial, c, settings.budgets, ok, c.accuracy)
+            return c.accuracy, float(c.metrics[primary])
+        _record(trial, c, settings.budgets, ok, reward)
+        return reward
+
+    return objective
+
+
+def _two_step_objective(evaluator: Evaluator, settings: SearchSettings):
+    """Step 1: the best alpha, beta, gamma at phi = 1 under alpha * beta^2 * gamma^2 ~ target."""
+    target, tol = settings.product_target, settings.product_tolerance
+    high = math.sqrt(target + tol)  # beta or gamma alone cannot exceed this with the others >= 1
+
+    def objective(trial):
+        a = trial.suggest_float("alpha", 1.0, target + tol)
+        b = trial.suggest_float("beta", 1.0, high)
+        g = trial.suggest_float("gamma", 1.0, high)
+        c = evaluator.evaluate(a, b, g, trial)
+        product = a * b * b * g * g
+        cons = [abs(product - target) - tol]
+        trial.set_constraint("product", cons[0])
+        trial.set_user_attr("product", product)
+        _record(trial, c, (), cons[0] <= 0, c.accuracy)
+        return c.accuracy
+
+    return objective
+
+
+def _choose_phi(evaluator: Evaluator, settings: SearchSettings, records: list[TrialRecord], store, name: str):
+    """Step 2: the largest phi whose network meets every budget (bisection on a monotone cost, or
+    the last feasible step). Every phi evaluated becomes a trial of ``<name>-phi``."""
+    import optuna
+
+    step1 = [t for t in records if t.feasible]
+    if not step1:
+        raise ScalelabError(f"no trial of study '{name}' met alpha*beta^2*gamma^2 = {settings.product_target:g} "
+                            f"+- {settings.product_tolerance:g}; run more trials or widen --product-tolerance")
+    best = max(step1, key=lambda t: t.value)
+    a, b, g = best.params["alpha"], best.params["beta"], best.params["gamma"]
+    space = settings.space
+    # phi range where every multiplier stays inside the allowed ranges
+    lo = max(math.log(space.depth[0]) / math.log(a) if a > 1 else -math.inf,
+             math.log(space.width[0]) / math.log(b) if b > 1 else -math.inf,
+             math.log(space.resolution[0]) / math.log(g) if g > 1 else -math.inf)
+    hi = min(math.log(space.depth[1]) / math.log(a) if a > 1 else math.inf,
+             math.log(space.width[1]) / math.log(b) if b > 1 else math.inf,
+             math.log(space.resolution[1]) / math.log(g) if g > 1 else math.inf)
+    lo, hi = max(lo, -20.0), min(hi, 20.0)
+    tried: dict[float, tuple[Candidate, bool]] = {}
+
+    def at(phi: float) -> bool:
+        phi = round(phi, 6)
+        if phi not in tried:
+            c = evaluator.evaluate(a ** phi, b ** phi, g ** phi)
+            tried[phi] = (c, feasible(settings.budgets, c.metrics))
+        return tried[phi][1]
+
+    if not at(lo):
+        raise ScalelabError(f"budget {settings.budgets[0].describe()} is impossible along alpha={a:.3f}, beta={b:.3f}, "
+                            f"gamma={g:.3f}: even phi={lo:.2f} exceeds it")
+    if settings.phi_step > 0:
+        step = settings.phi_step
+        k = math.ceil(lo / step - 1e-9)
+        best_phi = lo
+        while k * step <= hi + 1e-9 and at(k * step):
+            best_phi = k * step
+            k += 1
+    elif at(hi):
+        best_phi = hi
+    else:
+        good, bad = lo, hi
+        while bad - good > 1e-3:
+            mid = (good + bad) / 2
+            good, bad = (mid, bad) if at(mid) else (good, mid)
+        best_phi = good
+
+    phi_name = f"{name}-phi"
+    try:
+        optuna.delete_study(study_name=phi_name, storage=store)  # derived afresh from step 1 each run
+    except KeyError:
+        pass
+    phi_study = optuna.create_study(storage=store, study_name=phi_name, direction="maximize")
+    dist = {"phi": optuna.distributions.FloatDistribution(lo, hi)}
+    phi_records = []
+    for phi, (c, ok) in sorted(tried.items()):
+        cons, _, reward = _score(c, settings)
+        usage = {bb.metric: bb.usage(c.metrics[bb.metric]) for bb in settings.budgets}
+        attrs = {"macs": c.macs, "params": c.params, "accuracy": c.accuracy, "accuracy_method": c.accuracy_method,
+                 "alpha": a, "beta": b, "gamma": g,
+                 "candidate": {**c.as_dict(), "feasible": ok, "value": reward, "usage": usage}}
+        if c.latency_ms is not None:
+            attrs["latency_ms"] = c.latency_ms
+        frozen = optuna.trial.create_trial(params={"phi": min(max(phi, lo), hi)}, distributions=dist, value=reward,
+                                           user_attrs=attrs, constraints={bb.metric: v for bb, v in zip(settings.budgets, cons)})
+        phi_study.add_trial(frozen)
+        phi_records.append(TrialRecord(len(phi_records), c, ok, reward, {"phi": phi}))
+    chosen = round(best_phi, 6)
+    # the chosen phi first: it is the winner
+    phi_records.sort(key=lambda r: r.params["phi"] != chosen)
+    return (a, b, g), best_phi, phi_records
+
+
+def scaling_curve(evaluator: Evaluator, coefficients: tuple[float, float, float],
+                  phis: Sequence[float]) -> list[dict[str, Any]]:
+    """Cost and estimated accuracy along d = alpha^phi, w = beta^phi, r = gamma^phi."""
+    a, b, g = coefficients
+    points = []
+    for phi in phis:
+        c = evaluator.evaluate(a ** phi, b ** phi, g ** phi)
+        points.append({"phi": phi, **c.as_dict()})
+    return points

@@ -1,0 +1,54 @@
+"""Shared test helpers. torch is imported inside the fixtures only, so tests that check the analysis
+path stays free of torch can share this file."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _count_params(module) -> int:
+    """Trainable parameters of a torch module, the way torchvision's docs count them."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _flop_counter_macs(module, x) -> int:
+    """MACs of one forward pass by ``torch.utils.flop_counter`` (it counts 2 FLOPs per multiply-add
+    of conv, linear and matmul, bias excluded)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    total = counter.get_total_flops()
+    assert total % 2 == 0
+    return total // 2
+
+
+@pytest.fixture(scope="session")
+def count_params():
+    return _count_params
+
+
+@pytest.fixture(scope="session")
+def flop_counter_macs():
+    return _flop_counter_macs
+
+
+@pytest.fixture(scope="session")
+def torchvision_model():
+    """Build each torchvision model once per session: ``torchvision_model("resnet50", aux_logits=False)``.
+    Models are built without weights (nothing is downloaded) and put in eval mode."""
+    import torch
+    import torchvision
+
+    cache: dict = {}
+
+    def get(name: str, **kwargs):
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            torch.manual_seed(0)
+            model = getattr(torchvision.models, name)(weights=None, **kwargs)
+            cache[key] = model.eval()
+        return cache[key]
+
+    return get

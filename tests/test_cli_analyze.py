@@ -1,0 +1,166 @@
+"""`scalelab analyze`, `schema`, `kinds` and `zoo` through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from scalelab.cli import app
+
+# torchvision resnet50 (weights=None), shared/reference/README.md section 1
+RESNET50_PARAMS = 25_557_032
+RESNET50_MACS = 4_089_184_256
+
+TINY = """\
+name: tiny
+input: {channels: 3, resolution: 8}
+blocks:
+  - {name: stem, kind: conv, out: 4, kernel: 3}
+  - {name: gap, kind: global_avgpool}
+  - {name: fc, kind: linear, out: 10}
+"""
+
+
+def run(*args):
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def bottleneck_params(cin: int, mid: int, out: int, project: bool) -> int:
+    """1x1 cin->mid, 3x3 mid->mid, 1x1 mid->out, each + BN (2 params per channel); projection 1x1 + BN."""
+    convs = cin * mid + 9 * mid * mid + mid * out
+    norms = 2 * (mid + mid + out)
+    return convs + norms + ((cin * out + 2 * out) if project else 0)
+
+
+def bottleneck_macs(cin: int, mid: int, out: int, project: bool, hw: int) -> int:
+    return hw * hw * (cin * mid + 9 * mid * mid + mid * out + (cin * out if project else 0))
+
+
+def test_resnet50_json_totals_equal_torchvision():
+    data = json.loads(run("analyze", "resnet50", "--format", "json"))
+    assert data["total"]["params"] == RESNET50_PARAMS
+    assert data["total"]["macs"] == RESNET50_MACS
+    assert data["conditions"]["resolution"] == [224, 224] and data["conditions"]["batch"] == 1
+    assert len(data["rows"]) == 2 + 16 + 2  # stem, pool, 3+4+6+3 bottlenecks, avgpool, fc
+
+
+def test_resnet50_depth_one_stage_rows_match_hand_counts():
+    data = json.loads(run("analyze", "specs/resnet50.yaml", "--format", "json", "--depth", "1"))
+    rows = {r["name"]: r for r in data["rows"]}
+    assert list(rows) == ["stem", "pool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+    layer1 = rows["layer1"]
+    assert layer1["kind"] == "bottleneck x3" and layer1["out_shape"] == [256, 56, 56]
+    assert layer1["params"] == bottleneck_params(64, 64, 256, True) + 2 * bottleneck_params(256, 64, 256, False)
+    assert layer1["macs"] == bottleneck_macs(64, 64, 256, True, 56) + 2 * bottleneck_macs(256, 64, 256, False, 56)
+    assert rows["fc"]["params"] == 2048 * 1000 + 1000 and rows["fc"]["macs"] == 2048 * 1000
+    assert sum(r["macs_percent"] for r in data["rows"]) == pytest.approx(100.0)
+
+
+def test_resnet50_table_in_human_units_with_convention():
+    text = run("analyze", "resnet50")
+    assert "25.6M" in text and "4.09G" in text and "Total (inference)" in text
+    assert "Convention: MACs = multiply-accumulates" in text
+    assert "Conditions: input 224x224, batch 1" in text
+
+
+def test_resolution_and_batch_overrides(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    data = json.loads(run("analyze", str(spec), "-f", "json", "--resolution", "16", "--batch", "2"))
+    stem = data["rows"][0]
+    assert stem["out_shape"] == [4, 16, 16]
+    assert stem["macs"] == 2 * 16 * 16 * 4 * 3 * 9  # batch x H x W x out x in x k x k
+    assert stem["params"] == 3 * 4 * 9 + 2 * 4  # parameters do not scale with batch
+    assert data["total"]["macs"] == 2 * (16 * 16 * 4 * 27 + 4 * 10)
+    assert data["conditions"]["resolution"] == [16, 16] and data["conditions"]["batch"] == 2
+    rect = json.loads(run("analyze", str(spec), "-f", "json", "--resolution", "16x8"))
+    assert rect["rows"][0]["out_shape"] == [4, 16, 8]
+
+
+@pytest.mark.parametrize("fmt,marker", [("markdown", "| Block | Kind |"), ("csv", "row,name,kind"),
+                                        ("json", '"convention"'), ("table", "Total (inference)"),
+                                        ("html", "<!DOCTYPE html>")])
+def test_output_file_holds_what_stdout_would(tmp_path, fmt, marker):
+    out = tmp_path / f"report.{fmt}"
+    printed = run("analyze", "resnet50", "--format", fmt)
+    assert run("analyze", "resnet50", "--format", fmt, "--output", str(out)) == ""
+    assert out.read_text() == printed
+    assert marker in printed
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_csv_totals_are_exact():
+    text = run("analyze", "resnet50", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO("\n".join(l for l in text.splitlines() if not l.startswith("#")))))
+    total = next(r for r in rows if r["row"] == "total")
+    assert int(total["params"]) == RESNET50_PARAMS and int(total["macs"]) == RESNET50_MACS
+
+
+def test_analyze_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from scalelab.cli import app\n"
+        "try:\n"
+        "    app(['analyze', 'resnet50', '--format', 'json'], standalone_mode=False)\n"
+        "finally:\n"
+        "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "                   {'torch', 'torchvision', 'fvcore', 'optuna', 'matplotlib', 'ptflops'})\n"
+        "    print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["total"]["macs"] == RESNET50_MACS
+    assert "HEAVY []" in result.stderr
+
+
+def test_schema_is_json_schema_of_a_spec(tmp_path):
+    schema = json.loads(run("schema"))
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert {"name", "input", "blocks"} <= set(schema["required"])
+    out = tmp_path / "spec.schema.json"
+    run("schema", "--output", str(out))
+    assert json.loads(out.read_text()) == schema
+
+
+def test_kinds_lists_parameters_with_types_and_defaults():
+    from scalelab.blocks import KINDS
+
+    kinds = json.loads(run("kinds", "--format", "json"))
+    assert sorted(k["kind"] for k in kinds) == sorted(KINDS)
+    conv = next(k for k in kinds if k["kind"] == "conv")
+    params = {p["name"]: p for p in conv["parameters"]}
+    assert params["out"]["required"] and params["out"]["type"] == "int > 0" and params["out"]["scales_with_width"]
+    assert params["kernel"]["type"] == "[int > 0, int > 0]" and params["kernel"]["default"] == [3, 3]
+    assert params["padding"]["type"] == "'same' | 'valid' | [int >= 0, int >= 0]"
+    assert all(k["summary"] for k in kinds)
+    table = run("kinds", "conv")
+    assert "convolution" in table and "[int > 0, int > 0]" in table and "padding_mode" in table
+
+
+def test_zoo_lists_specs_with_their_costs():
+    rows = {r["name"]: r for r in json.loads(run("zoo", "--format", "json"))}
+    assert rows["resnet50"]["params"] == RESNET50_PARAMS and rows["resnet50"]["macs"] == RESNET50_MACS
+    assert rows["resnet50"]["top1"] == pytest.approx(76.13)
+    table = run("zoo")
+    assert "resnet50" in table and "25.6M" in table and "4.09G" in table
+
+
+def test_every_command_and_option_has_help():
+    group = typer.main.get_command(app)
+    help_text = run("--help")
+    assert len(group.commands) >= 4
+    for name, command in group.commands.items():
+        assert command.help, name
+        assert name in help_text
+        for param in command.params:
+            if param.name != "help":
+                assert getattr(param, "help", None), f"scalelab {name}: {param.name} has no help"

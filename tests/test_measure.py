@@ -1,0 +1,81 @@
+"""Measured latency runs on CPU with a tiny network (no timing assertions: only that it runs,
+records its conditions, and uses its cache)."""
+
+import json
+
+import pytest
+
+from scalelab.errors import ScalelabError
+from scalelab.graph import resolve
+from scalelab.spec import parse_spec
+
+torch = pytest.importorskip("torch")
+
+from scalelab.analysis.measure import measure_latency  # noqa: E402
+
+TINY = resolve(parse_spec("""
+name: tiny
+input: {channels: 3, resolution: 16}
+defaults: {norm: batchnorm, activation: relu}
+blocks:
+  - {name: stem, kind: conv, out: 8, kernel: 3, stride: 2}
+  - {name: left, kind: conv, out: 8, kernel: 1}
+  - {name: right, kind: conv, out: 8, kernel: 3, from: stem}
+  - {name: sum, kind: add, from: [left, right]}
+  - {name: mb, kind: mbconv, out: 8, expand: 2, se: 0.25}
+  - {name: gap, kind: global_avgpool}
+  - {name: fc, kind: linear, out: 4}
+"""))
+
+FAST = dict(warmup=1, min_repeats=3, max_repeats=3, progress=False)
+
+
+def test_measures_every_block_and_the_network(tmp_path):
+    cache = tmp_path / "latency.json"
+    m = measure_latency(TINY, cache_path=cache, **FAST)
+    assert list(m.blocks) == list(TINY.blocks)
+    for t in [*m.blocks.values(), m.network]:
+        assert t.median_ms > 0 and t.q1_ms <= t.median_ms <= t.q3_ms and t.repeats == 3 and not t.cached
+    c = m.conditions
+    assert c["device"] == "cpu" and c["dtype"] == "fp32" and c["batch"] == 1
+    assert c["threads"] == torch.get_num_threads() and c["torch"] == torch.__version__ and c["channels_last"] is False
+    assert "median" in m.method
+    assert len(json.loads(cache.read_text())) == len(TINY.blocks) + 1
+
+    again = measure_latency(TINY, cache_path=cache, **FAST)
+    assert all(t.cached for t in again.blocks.values()) and again.network.cached
+    assert again.blocks["mb"].median_ms == m.blocks["mb"].median_ms
+
+    other = measure_latency(TINY, batch=2, cache_path=cache, whole=False, **FAST)  # new conditions
+    assert not any(t.cached for t in other.blocks.values()) and other.network is None
+
+
+def test_channels_last_bf16_without_cache(tmp_path):
+    m = measure_latency(TINY, dtype="bf16", channels_last=True, use_cache=False, blocks=False,
+                        cache_path=tmp_path / "c.json", **FAST)
+    assert m.network.median_ms > 0 and m.conditions["channels_last"] and not (tmp_path / "c.json").exists()
+
+
+def test_unmeasurable_dtype():
+    with pytest.raises(ScalelabError, match="cannot measure in int8"):
+        measure_latency(TINY, dtype="int8", use_cache=False, **FAST)
+
+
+def test_analyze_measure_through_the_cli(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\ninput: {channels: 3, resolution: 8}\nblocks:\n"
+                    "  - {name: a, kind: conv, out: 4}\n  - {name: fc, kind: linear, out: 2}\n")
+    result = CliRunner().invoke(app, ["analyze", str(spec), "--measure", "--device", "x86_cpu", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in data["rows"])
+    m = data["measured_latency"]
+    assert m["unit"] == "milliseconds" and m["conditions"]["device"] == "cpu" and m["network_median_ms"] > 0
+    assert (tmp_path / "scalelab" / "latency.json").exists()

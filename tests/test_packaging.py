@@ -1,0 +1,75 @@
+"""Packaging: the wheel ships the zoo inside the package, usable by name without the source tree;
+the README's set-up commands are the ones `.ci/run` executes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    from hatchling.builders.wheel import WheelBuilder
+
+    out = tmp_path_factory.mktemp("dist")
+    built = list(WheelBuilder(str(ROOT)).build(directory=str(out), versions=["standard"]))
+    assert len(built) == 1
+    return Path(built[0])
+
+
+def test_wheel_contains_the_zoo_and_the_package(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "scalelab/specs/resnet50.yaml" in names
+    zoo = {Path(n).name for n in names if n.startswith("scalelab/specs/") and n.endswith(".yaml")}
+    assert zoo == {p.name for p in (ROOT / "specs").glob("*.yaml")}
+    assert "scalelab/cli/analyze.py" in names and "scalelab/report/formats.py" in names
+    assert not any(n.startswith(("tests/", "benchmarks/", ".venv/")) for n in names)
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "scalelab = scalelab.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_layout_finds_the_zoo_by_name(wheel, tmp_path):
+    """Unpacked as an installer would lay it out, away from the source tree, `analyze resnet50` works."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    code = ("import scalelab.spec.load as l, sys; print(l.zoo_dir()); "
+            "from scalelab.cli import app; app(['analyze', 'resnet50', '-f', 'json'])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    zoo_dir, report = result.stdout.split("\n", 1)
+    assert Path(zoo_dir).resolve() == (site / "scalelab" / "specs").resolve()
+    assert json.loads(report)["total"]["params"] == 25_557_032  # torchvision resnet50
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block, "README.md needs a ```bash block with the set-up commands"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_opens_with_the_two_setup_commands():
+    setup, tests = readme_commands()[:2]
+    assert setup == "pip install -e '.[test]' && scalelab analyze specs/resnet50.yaml"
+    assert tests == "python -m pytest"
+    first_block = (ROOT / "README.md").read_text().index("```bash")
+    assert first_block < (ROOT / "README.md").read_text().index("\n## ")  # before any section
+
+
+def test_ci_script_runs_the_readme_commands():
+    script = (ROOT / ".ci" / "run").read_text()
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    assert "README.md" in script and "python3 -m venv" in script
+    result = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,242 @@
+"""The budgeted search: objectives by hand, budgets honoured (checked by an independent analysis of
+every feasible trial), the 400 MFLOPs search from EfficientNet-B0, the two-step method, resume."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from scalelab.analysis.costs import analyze
+from scalelab.errors import ScalelabError
+from scalelab.scaling.budget import parse_budgets
+from scalelab.scaling.candidates import Evaluator
+from scalelab.scaling.compound import scale_spec
+from scalelab.scaling.objectives import Point, mnas_reward, pareto_front
+from scalelab.scaling.search import SearchSettings, SearchSpace, run_search
+from scalelab.spec import load_spec
+
+B0_MACS = 385_814_752  # torchvision efficientnet_b0 _ops (reference README, section 1)
+
+
+@pytest.fixture(scope="module")
+def b0():
+    return load_spec("efficientnet_b0")
+
+
+def settings_for(budgets, **kw):
+    return SearchSettings(tuple(budgets), **kw)
+
+
+# -- objectives, by hand ------------------------------------------------------------------------
+
+
+def test_mnas_reward_soft_and_hard():
+    # MnasNet eq. 2: ACC x (cost/T)^w
+    assert mnas_reward(80.0, [2.0], "soft") == pytest.approx(80.0 * 2.0 ** -0.07)  # 76.23
+    assert mnas_reward(80.0, [0.5], "soft") == pytest.approx(80.0 * 0.5 ** -0.07)  # 83.96
+    assert mnas_reward(80.0, [0.5], "hard") == pytest.approx(80.0)  # alpha = 0 within the budget
+    assert mnas_reward(80.0, [2.0], "hard") == pytest.approx(40.0)  # beta = -1 above it
+    assert mnas_reward(80.0, [0.5, 2.0], "hard") == pytest.approx(40.0)  # one factor per budget
+
+
+def test_pareto_front_by_hand():
+    pts = [Point(1, 70, "a"), Point(2, 69, "dominated"), Point(2, 75, "b"), Point(3, 75, "same acc, dearer"),
+           Point(4, 80, "c"), Point(0.5, 60, "d")]
+    assert [p.key for p in pareto_front(pts)] == ["d", "a", "b", "c"]
+
+
+# -- the search --------------------------------------------------------------------------------
+
+
+def test_every_feasible_trial_honours_its_budgets(b0):
+    budgets = parse_budgets(["400MFLOPs", "6Mparams"])
+    ev = Evaluator(b0, budgets)
+    result = run_search(ev, settings_for(budgets, trials=40, extrapolation="allow"))
+    feasible = [t for t in result.trials if t.feasible]
+    assert len(feasible) >= 5
+    for t in feasible:
+        # re-derive the network from the trial's sampled multipliers and price it afresh
+        d, w, r = t.params["depth"], t.params["width"], t.params["resolution"]
+        size = int(round(224 * r))
+        total = analyze(scale_spec(b0, d, w, size)).total
+        assert total.macs == t.candidate.macs <= 400_000_000
+        assert total.params == t.candidate.params <= 6_000_000
+    assert result.winner in feasible
+    assert result.winner.value == max(t.value for t in feasible)
+
+
+@pytest.mark.parametrize("method", ["direct", "two-step"])
+def test_400_mflops_from_b0_lands_within_10_percent(b0, method):
+    budgets = parse_budgets("400MFLOPs")
+    result = run_search(Evaluator(b0, budgets), settings_for(budgets, method=method, trials=50))
+    macs = result.winner.candidate.macs
+    assert 360_000_000 <= macs <= 400_000_000
+    # cross-check the winner by an independent analysis of the spec it stands for
+    w = result.winner.candidate
+    assert analyze(scale_spec(b0, w.depth, w.width, w.pixels)).total.macs == macs
+
+
+def test_two_step_meets_the_coefficient_constraint_and_takes_the_largest_phi(b0):
+    budgets = parse_budgets("1GFLOPs")
+    s = settings_for(budgets, method="two-step", trials=40, product_tolerance=0.1)
+    ev = Evaluator(b0, budgets)
+    result = run_search(ev, s)
+    a, b, g = result.coefficients
+    assert a >= 1 and b >= 1 and g >= 1
+    assert abs(a * b * b * g * g - 2.0) <= 0.1
+    w = result.winner.candidate
+    assert (w.depth, w.width) == pytest.approx((a ** result.phi, b ** result.phi))
+    assert w.macs <= 1_000_000_000
+    # a little more phi breaks the budget: the chosen phi is the largest within it
+    bigger = ev.evaluate(a ** (result.phi + 0.01), b ** (result.phi + 0.01), g ** (result.phi + 0.01))
+    assert bigger.macs > 1_000_000_000
+
+
+def test_stepped_phi_is_a_multiple_of_the_step(b0):
+    budgets = parse_budgets("1GFLOPs")
+    result = run_search(Evaluator(b0, budgets), settings_for(budgets, method="two-step", trials=30, phi_step=0.5))
+    assert result.phi / 0.5 == pytest.approx(round(result.phi / 0.5))
+
+
+def test_pareto_mode_front_is_non_dominated(b0):
+    budgets = parse_budgets("600MFLOPs")
+    result = run_search(Evaluator(b0, budgets), settings_for(budgets, objective="pareto", trials=30,
+                                                             extrapolation="allow"))
+    front = result.pareto
+    assert front and all(t.feasible for t in front)
+    for t in front:
+        for other in result.trials:
+            if other.feasible:
+                assert not (other.candidate.macs < t.candidate.macs and other.candidate.accuracy > t.candidate.accuracy)
+    assert result.winner.candidate.accuracy == max(t.candidate.accuracy for t in result.trials if t.feasible)
+
+
+def test_extrapolation_avoided_by_default(b0):
+    budgets = parse_budgets("400MFLOPs")
+    result = run_search(Evaluator(b0, budgets), settings_for(budgets, trials=40))
+    assert not result.winner.candidate.extrapolated
+    assert all(not t.candidate.extrapolated for t in result.trials if t.feasible)
+
+
+def test_impossible_budget_is_refused(b0):
+    budgets = parse_budgets("1MFLOPs")
+    with pytest.raises(ScalelabError, match="impossible.*smallest scaling allowed"):
+        run_search(Evaluator(b0, budgets), settings_for(budgets, trials=5))
+
+
+def test_latency_budget_needs_a_device(b0):
+    with pytest.raises(ScalelabError, match="--device"):
+        Evaluator(b0, parse_budgets("2ms"))
+
+
+def test_latency_and_memory_budgets_are_honoured(b0):
+    from scalelab.analysis.latency import predict_latency
+    from scalelab.analysis.memory import inference_memory
+    from scalelab.graph import resolve
+
+    budgets = parse_budgets(["3ms", "80MB"])
+    ev = Evaluator(b0, budgets, device="t4")
+    result = run_search(ev, settings_for(budgets, trials=15, extrapolation="allow"))
+    for t in (t for t in result.trials if t.feasible):
+        c = t.candidate
+        net = resolve(scale_spec(b0, c.depth, c.width, c.pixels))
+        assert predict_latency(net, "t4").total_ms == pytest.approx(c.latency_ms) and c.latency_ms <= 3.0
+        mem = inference_memory(net, "fp32", 1)
+        assert mem.weight_bytes + mem.peak_bytes == c.memory_bytes <= 80_000_000
+
+
+def test_bad_storage_url_is_a_clear_error(b0):
+    budgets = parse_budgets("400MFLOPs")
+    with pytest.raises(ScalelabError, match="storage 'nosuchdb://x'.*Optuna storage"):
+        run_search(Evaluator(b0, budgets), settings_for(budgets, trials=2), storage="nosuchdb://x")
+
+
+# -- resume ------------------------------------------------------------------------------------
+
+
+class Interrupt:
+    """Raise KeyboardInterrupt (what Ctrl-C raises) after ``after`` finished trials."""
+
+    def __init__(self, after: int):
+        self.after = after
+
+    def __call__(self, study, trial):
+        if len([t for t in study.trials if t.state.is_finished()]) >= self.after:
+            raise KeyboardInterrupt
+
+
+def _complete(storage: str, name: str):
+    study = optuna.load_study(study_name=name, storage=storage)
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def test_resume_after_interrupt_neither_loses_nor_duplicates(b0, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    budgets = parse_budgets("400MFLOPs")
+    s = settings_for(budgets, trials=14)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(Evaluator(b0, budgets), s, storage=storage, study_name="r", callbacks=[Interrupt(6)])
+    before = _complete(storage, "r")
+    assert len(before) == 6
+    result = run_search(Evaluator(b0, budgets), s, storage=storage, study_name="r")
+    after = _complete(storage, "r")
+    assert result.new_trials == 8 and len(after) == 14 and len(result.trials) == 14
+    assert sorted(t.number for t in after) == list(range(14))  # continued numbering, no gaps
+    kept = {t.number: t.params for t in after}
+    assert all(kept[t.number] == t.params for t in before)  # the first six are untouched
+    points = {tuple(sorted(t.params.items())) for t in after}
+    assert len(points) == 14  # a resumed sampler does not propose the same points again
+    # running again with the same total does nothing more
+    again = run_search(Evaluator(b0, budgets), s, storage=storage, study_name="r")
+    assert again.new_trials == 0 and len(_complete(storage, "r")) == 14
+
+
+def test_interrupt_inside_a_trial_marks_it_failed_and_it_is_not_counted(b0, tmp_path, monkeypatch):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    budgets = parse_budgets("400MFLOPs")
+    s = settings_for(budgets, trials=8, extrapolation="allow")
+    ev = Evaluator(b0, budgets)
+    calls = {"n": 0}
+    real = Evaluator.evaluate
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the first call checks the smallest scaling; then trials 0..3; then Ctrl-C
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "evaluate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(ev, s, storage=storage, study_name="f")
+    monkeypatch.setattr(Evaluator, "evaluate", real)
+    study = optuna.load_study(study_name="f", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 + ["FAIL"]
+    result = run_search(ev, s, storage=storage, study_name="f")
+    assert len(result.trials) == 8 and result.new_trials == 5
+
+
+def test_same_study_name_with_other_settings_is_refused(b0, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    b1 = parse_budgets("20GFLOPs")
+    run_search(Evaluator(b0, b1), settings_for(b1, trials=3, extrapolation="allow"), storage=storage, study_name="x")
+    b2 = parse_budgets("500MFLOPs")
+    with pytest.raises(ScalelabError, match="study 'x' already exists.*budgets"):
+        run_search(Evaluator(b0, b2), settings_for(b2, trials=3, extrapolation="allow"), storage=storage, study_name="x")
+
+
+def test_search_space_must_be_ordered(b0):
+    budgets = parse_budgets("400MFLOPs")
+    bad = settings_for(budgets, space=SearchSpace(depth=(2.0, 1.0)))
+    with pytest.raises(ScalelabError, match="depth range"):
+        run_search(Evaluator(b0, budgets), bad)
+
+
+def test_soft_reward_is_recorded_as_mnasnet_defines_it(b0):
+    budgets = parse_budgets("400MFLOPs")
+    result = run_search(Evaluator(b0, budgets), settings_for(budgets, constraint="soft", trials=10,
+                                                             extrapolation="allow"))
+    for t in result.trials:
+        expected = t.candidate.accuracy * (t.candidate.macs / 400_000_000) ** -0.07
+        assert math.isclose(t.value, expected, rel_tol=1e-12)
