@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+LOAD_BEFORE = os.getloadavg()
 RESULTS = HERE / "analyze.md"
 
 # (label, zoo spec, resolution, torchvision builder)
@@ -63,8 +64,9 @@ def scalelab_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "scalelab"]
 
 
-def whole_process(command: list[str], runs: int) -> tuple[float, float]:
-    """Median wall seconds and median peak RSS (MiB) of ``command`` over ``runs`` fresh processes."""
+def whole_process(command: list[str], runs: int) -> tuple[float, float, float]:
+    """Median wall seconds, fastest wall seconds (the least disturbed by other load) and median peak
+    RSS (MiB) of ``command`` over ``runs`` fresh processes."""
     times, rss = [], []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True)
@@ -73,7 +75,7 @@ def whole_process(command: list[str], runs: int) -> tuple[float, float]:
             raise SystemExit(f"{command} exited {code}")
         times.append(float(seconds))
         rss.append(int(kib) / 1024)
-    return statistics.median(times), statistics.median(rss)
+    return statistics.median(times), min(times), statistics.median(rss)
 
 
 def median_time(fn, repeats: int) -> float:
@@ -151,12 +153,13 @@ def conditions() -> list[str]:
         f"Python {platform.python_version()} on {platform.system()} {platform.release()}",
         f"torch {torch.__version__}, torchvision {version('torchvision')}, fvcore {version('fvcore')}, "
         f"ptflops {version('ptflops')}, scalelab {version('scalelab')}",
-        f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average before the run "
+        f"{LOAD_BEFORE[0]:.1f} (1 min) on {os.cpu_count()} cores: other processes share the CPU when it exceeds 0",
     ]
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def main() -> None:
@@ -164,7 +167,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    runs = 2 if args.quick else 5
+    runs = 2 if args.quick else 9
 
     print("whole process ...", flush=True)
     ours = whole_process([*scalelab_command(), "analyze", "resnet50", "--format", "json"], runs)
@@ -185,11 +188,11 @@ def main() -> None:
         f"Median of {runs} fresh processes for scalelab, {max(1, runs - 2)} for the others; peak RSS of the "
         "process itself. fvcore and ptflops import torch and torchvision, build the model and count.",
         "",
-        "| job | wall time | peak RSS | time vs scalelab | memory vs scalelab |",
-        "|---|---:|---:|---:|---:|",
-        f"| `scalelab analyze resnet50 --format json` | {ms(ours[0])} | {ours[1]:.0f} MiB | 1x | 1x |",
-        f"| fvcore `FlopCountAnalysis` | {ms(fv[0])} | {fv[1]:.0f} MiB | {fv[0] / ours[0]:.1f}x | {fv[1] / ours[1]:.1f}x |",
-        f"| ptflops `get_model_complexity_info` | {ms(pt[0])} | {pt[1]:.0f} MiB | {pt[0] / ours[0]:.1f}x | {pt[1] / ours[1]:.1f}x |",
+        "| job | median wall time | fastest | peak RSS | time vs scalelab (median) | memory vs scalelab |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| `scalelab analyze resnet50 --format json` | {ms(ours[0])} | {ms(ours[1])} | {ours[2]:.0f} MiB | 1x | 1x |",
+        f"| fvcore `FlopCountAnalysis` | {ms(fv[0])} | {ms(fv[1])} | {fv[2]:.0f} MiB | {fv[0] / ours[0]:.1f}x | {fv[2] / ours[2]:.1f}x |",
+        f"| ptflops `get_model_complexity_info` | {ms(pt[0])} | {ms(pt[1])} | {pt[2]:.0f} MiB | {pt[0] / ours[0]:.1f}x | {pt[2] / ours[2]:.1f}x |",
         "",
         "## (b) In process: counting one model",
         "",
@@ -222,6 +225,7 @@ def main() -> None:
         lines.append(f"| {label} | {res} | {r['params']:,} | {r['torch_params']:,} | {r['macs']:,} | "
                      f"{r['fvcore_conv_linear']:,} | {'yes' if r['fvcore_conv_linear'] == r['macs'] else 'NO'} | "
                      f"{r['fvcore_total']:,} | {r['ptflops_macs']:,} |")
+    lines += ["", f"Load average after the run: {os.getloadavg()[0]:.1f} (1 min)."]
     args.output.write_text("\n".join(lines) + "\n")
     print(args.output.read_text())
 

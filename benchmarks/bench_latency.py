@@ -24,6 +24,9 @@ NETWORKS = [
     ("resnet18", None, 0.5), ("mobilenet_v2", None, 1.4),
 ]
 # Reference CPU figures (batch 1, fp32, 2 threads, torch 2.14.1, median of 30): /work reference notes
+# Published GPU throughput: timm's RTX 4090 AMP inference table (large batch), images per second
+TIMM_RTX4090_IMG_S = {"resnet18": 13537, "mobilenet_v2": 10810, "efficientnet_b0": 8926, "resnet50": 4218,
+                      "efficientnet_b4": 1110, "vgg16": 2165}
 REFERENCE_MS = {"resnet18": 30.4, "resnet50": 68.4, "mobilenet_v2": 20.4, "efficientnet_b0": 26.8,
                 "vgg16": 238.6, "googlenet": 53.1}
 
@@ -52,6 +55,37 @@ def spearman(xs: list[float], ys: list[float]) -> float:
 
 def ape(predicted: float, measured: float) -> float:
     return abs(predicted - measured) / measured
+
+
+def published_gpu_check(batch: int = 256) -> list[str]:
+    """The shipped rtx4090 profile (datasheet figures, no calibration) against timm's published
+    throughput: fp16, the batch below, predicted images/s = batch / predicted time."""
+    from scalelab.analysis.latency import predict_latency
+    from scalelab.graph import resolve
+    from scalelab.scaling.efficientnet import efficientnet
+    from scalelab.spec import load_spec
+
+    rows, lines = [], []
+    for name, published in TIMM_RTX4090_IMG_S.items():
+        network = resolve(efficientnet("b4"), 380) if name == "efficientnet_b4" else resolve(load_spec(name))
+        predicted = batch / (predict_latency(network, "rtx4090", "fp16", batch).total_ms / 1e3)
+        rows.append((published, predicted))
+        lines.append(f"| {name}{' @380' if name == 'efficientnet_b4' else ''} | {published:,} | {predicted:,.0f} | "
+                     f"{predicted / published:.2f} |")
+    rho = spearman([r[0] for r in rows], [r[1] for r in rows])
+    errors = [ape(p, m) for m, p in rows]
+    return [
+        "## GPU: the shipped rtx4090 profile against published throughput",
+        "",
+        f"No GPU here; instead the uncalibrated `rtx4090` profile (datasheet peaks and bandwidth, typical achievable "
+        f"fractions) predicts fp16 throughput at batch {batch} and is compared with timm's published RTX 4090 AMP "
+        f"inference table (the table says 'large batch'; {batch} assumed). Spearman {rho:.3f}, median error {statistics.median(errors):.1%}.",
+        "",
+        "| network | timm img/s | predicted img/s | ratio |",
+        "|---|---:|---:|---:|",
+        *lines,
+        "",
+    ]
 
 
 def build(name: str, resolution, width: float):
@@ -98,22 +132,27 @@ def main() -> None:
         p = predict_latency(network, profile, args.dtype)
         block_errors = [ape(p.blocks[b].ms, t.median_ms) for b, t in m.blocks.items()]
         rows.append({
-            "label": label, "measured": m.network.median_ms, "spread": m.network.spread_ms,
+            "label": label, "measured": m.network.median_ms, "spread": m.network.spread_ms, "fastest": m.network.min_ms,
             "blocks_sum": sum(t.median_ms for t in m.blocks.values()), "predicted": p.total_ms,
             "error": ape(p.total_ms, m.network.median_ms), "block_mdape": statistics.median(block_errors),
+            "fastest_error": ape(p.total_ms, m.network.min_ms),
+            "fastest_block_mdape": statistics.median(ape(p.blocks[b].ms, t.min_ms) for b, t in m.blocks.items()),
             "reference": REFERENCE_MS.get(label), "conditions": m.conditions,
         })
         print(f"{label:24s} measured {m.network.median_ms:8.2f} ms  predicted {p.total_ms:8.2f} ms  "
               f"error {rows[-1]['error']:.0%}  per-block median error {rows[-1]['block_mdape']:.0%}", flush=True)
     load_after = os.getloadavg()
     rho = spearman([r["measured"] for r in rows], [r["predicted"] for r in rows])
+    rho_fast = spearman([r["fastest"] for r in rows], [r["predicted"] for r in rows])
     errors = [r["error"] for r in rows]
-    write_report(args, rows, profile, rho, errors, load_before, load_after, time.time() - started)
-    print(f"Spearman {rho:.3f}; median error per network {statistics.median(errors):.0%}; wrote {args.output}")
+    write_report(args, rows, profile, (rho, rho_fast), errors, load_before, load_after, time.time() - started)
+    print(f"Spearman {rho:.3f} (fastest runs {rho_fast:.3f}); median error per network {statistics.median(errors):.0%} "
+          f"(fastest runs {statistics.median(r['fastest_error'] for r in rows):.0%}); wrote {args.output}")
 
 
-def write_report(args, rows, profile, rho, errors, load_before, load_after, seconds) -> None:
-    c = rows[0]["conditions"]
+def write_report(args, rows, profile, rhos, errors, load_before, load_after, seconds) -> None:
+    c, (rho, rho_fast) = rows[0]["conditions"], rhos
+    fast_errors = [r["fastest_error"] for r in rows]
     lines = [
         "# Predicted vs measured latency",
         "",
@@ -131,18 +170,27 @@ def write_report(args, rows, profile, rho, errors, load_before, load_after, seco
         f"**Spearman rank correlation across networks: {rho:.3f}** (target >= 0.9). "
         f"**Median absolute percentage error per network: {statistics.median(errors):.1%}** (target <= 25%).",
         "",
-        "| network | measured ms | spread ms | sum of blocks ms | predicted ms | error | per-block median error | reference ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"Against the fastest run of each network and block instead of the median (closer to an undisturbed "
+        f"machine when others load it): Spearman {rho_fast:.3f}, median error per network "
+        f"{statistics.median(fast_errors):.1%}.",
+        "",
+        "| network | measured ms (median) | spread ms | fastest ms | sum of blocks ms | predicted ms | error | "
+        "per-block median error | error vs fastest | per-block vs fastest | reference ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ref = f"{r['reference']:.1f}" if r["reference"] else "-"
-        lines.append(f"| {r['label']} | {r['measured']:.2f} | {r['spread']:.2f} | {r['blocks_sum']:.2f} | "
-                     f"{r['predicted']:.2f} | {r['error']:.1%} | {r['block_mdape']:.1%} | {ref} |")
+        lines.append(f"| {r['label']} | {r['measured']:.2f} | {r['spread']:.2f} | {r['fastest']:.2f} | {r['blocks_sum']:.2f} | "
+                     f"{r['predicted']:.2f} | {r['error']:.1%} | {r['block_mdape']:.1%} | {r['fastest_error']:.1%} | "
+                     f"{r['fastest_block_mdape']:.1%} | {ref} |")
     lines += [
         "",
-        "Reference ms: the figures measured for this kind of machine on an idle machine (batch 1, fp32, 2 threads, "
-        "torch 2.14.1, median of 30); compare them with the measured column to judge how the load distorted timings.",
+        "Reference ms: figures recorded for this kind of machine in the project's reference notes (batch 1, fp32, "
+        "2 threads, torch 2.14.1, median of 30); compare them with the measured column to judge how much the load "
+        "or a different processor moved the timings. Depthwise networks (MobileNet v2, EfficientNet-B0) are "
+        "under-predicted by about 30%: their many small layers cost more per kernel than the calibrated overhead.",
         "",
+        *published_gpu_check(),
         "Calibrated profile used:",
         "",
         "```yaml",

@@ -37,7 +37,7 @@ def conv(draw):
         params["depthwise"] = True
     else:
         params["groups"] = groups
-    return params, (in_ch, draw(st.integers(8, 12)), draw(st.integers(8, 12)))
+    return params, (in_ch, draw(st.integers(1, 12)), draw(st.integers(1, 12)))
 
 
 @st.composite
@@ -234,3 +234,22 @@ def test_hand_worked_block_counts(kind, params, shape, expected_params, expected
     predicted = walk(KINDS[kind].model_validate(params).layers(shape), shape)
     assert sum(c.params for c in predicted.costs) == expected_params
     assert sum(c.macs for c in predicted.costs) == expected_macs
+
+
+@pytest.mark.parametrize("blocks, message", [
+    # BatchNorm2d takes feature maps only; a vector after a linear layer is refused, not mis-built
+    ("[{kind: linear, out: 8}, {kind: batchnorm}]", "batchnorm needs a (channels, height, width) feature map"),
+    # torch's reflection padding must be smaller than the map
+    ("[{kind: conv, out: 4, kernel: 5, padding: 2, padding_mode: reflect}]", "reflect padding 2x2 is too large for a 2x2 map"),
+])
+def test_shapes_torch_cannot_build_are_refused_through_the_cli(tmp_path, blocks, message):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"name: bad\ninput: {{channels: 3, resolution: 2}}\nblocks: {blocks}\n")
+    result = CliRunner().invoke(app, ["analyze", str(spec)])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -164,3 +164,14 @@ def test_every_command_and_option_has_help():
         for param in command.params:
             if param.name != "help":
                 assert getattr(param, "help", None), f"scalelab {name}: {param.name} has no help"
+
+
+def test_training_only_heads_reported_apart():
+    # torchvision googlenet: 6,624,904 params without aux heads, 13,004,888 built with them
+    data = json.loads(run("analyze", "googlenet", "--format", "json", "--depth", "1"))
+    assert data["total"]["params"] == 6_624_904
+    assert data["total"]["macs"] == 1_498_376_192
+    assert data["training_only_total"]["params"] == 13_004_888 - 6_624_904
+    assert all(r["training_only"] for r in data["training_only_rows"])
+    assert not any(r["training_only"] for r in data["rows"])
+    assert "Training-only blocks (excluded from the inference total)" in run("analyze", "googlenet")

@@ -80,6 +80,9 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     monkeypatch.setattr(cal, "CONV_SHAPES", {"dense_conv": [(8, 8, 3, 1, 8)], "depthwise_conv": [(16, 16, 3, 16, 8)]})
     monkeypatch.setattr(cal, "LINEAR_SHAPES", [(64, 32)])
     monkeypatch.setattr(cal, "ELEMENTWISE_SHAPES", [(8, 16)])
+    monkeypatch.setattr(cal, "POOL_SHAPES", [(8, 16, 3, 2, 1)])
+    monkeypatch.setattr(cal, "SMALL_MAPS", [(8, 4)])
+    monkeypatch.setattr(cal, "MATMUL_SIZE", {"cpu": 128, "cuda": 128})
     out = tmp_path / "here.yaml"
     result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here"])
     assert result.exit_code == 0, result.output

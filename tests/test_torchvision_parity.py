@@ -77,6 +77,7 @@ def test_macs_match_torchvision_published_ops(spec, builder, kwargs, params, mac
     assert weights.meta["num_params"] == params
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # fvcore's own use of torch.jit
 @pytest.mark.parametrize("spec, builder, kwargs, params, macs", MIRRORS, ids=IDS)
 def test_fvcore_agrees(spec, builder, kwargs, params, macs, fvcore_counts):
     """fvcore counts one "flop" per multiply-add for conv and linear, so those entries equal our MACs.
@@ -126,3 +127,34 @@ def test_googlenet_with_auxiliary_heads(torchvision_model, count_params, flop_co
     with torch.no_grad():
         outputs = net(x)
     assert [tuple(o.shape) for o in outputs] == [(2, 1000)] * 3
+
+
+@pytest.mark.parametrize("spec, builder, kwargs", [
+    ("resnet50", "resnet50", {}),
+    ("resnext50_32x4d", "resnext50_32x4d", {}),
+    ("googlenet", "googlenet", {"aux_logits": False, "init_weights": True}),
+    ("mobilenet_v2", "mobilenet_v2", {}),
+    ("efficientnet_b0", "efficientnet_b0", {}),
+    ("alexnet_torchvision", "alexnet", {}),
+])
+def test_built_spec_computes_the_same_function(spec, builder, kwargs, torchvision_model):
+    """Beyond equal counts: the built spec holds torchvision's tensors in the same order and shapes
+    (parameters and batchnorm buffers), and with torchvision's weights loaded it gives the same
+    output. This pins what counts cannot: activation placement, padding, stride position, pooling."""
+    import torch
+
+    from scalelab.build import build_module
+
+    theirs = torchvision_model(builder, **kwargs)
+    ours = build_module(spec).eval()
+    their_tensors = list(theirs.state_dict().values())
+    # training-only heads (GoogLeNet's auxiliary classifiers) are not in the inference model
+    heads = tuple(f"blocks.{i}." for i, aux in enumerate(ours.training_only) if aux)
+    our_state = {k: v for k, v in ours.state_dict().items() if not k.startswith(heads or ("-",))}
+    assert [tuple(t.shape) for t in their_tensors] == [tuple(t.shape) for t in our_state.values()]
+    missing, unexpected = ours.load_state_dict(dict(zip(our_state, their_tensors)), strict=False)
+    assert not unexpected and all(k.startswith(heads) for k in missing)
+    x = torch.randn(2, *analyze(spec).input_shape)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))

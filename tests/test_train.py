@@ -111,7 +111,8 @@ def test_search_with_the_train_method_through_the_cli(tiny, shapes, tmp_path):
     spec.write_text(TINY)
     out = tmp_path / "rep"
     res = CliRunner().invoke(app, [
-        "scale", str(spec), "--budget", "50MMACs", "--accuracy", "train", "--data", str(shapes), "--epochs", "2",
+        "scale", str(spec), "--budget", "50MMACs", "--method", "direct", "--accuracy", "train",
+        "--data", str(shapes), "--epochs", "2",
         "--trials", "3", "--max-depth", "2", "--max-width", "2", "--max-resolution", "2", "--storage", "memory",
         "--report-dir", str(out), "--no-charts", "--format", "json",
     ])

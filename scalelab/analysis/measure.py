@@ -183,7 +183,10 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("measuring {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar, torch.inference_mode():
+    from rich.console import Console
+
+    stderr = Console(stderr=True)  # stdout carries the report
+    with Progress(*columns, console=stderr, disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task(network.spec.name, total=len(work))
         for label, block in work:
             bar.update(task, description=f"{network.spec.name}: {label}")

@@ -17,6 +17,7 @@ a tensor saved by two layers (a conv's output is the batchnorm's saved input) is
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -174,9 +175,7 @@ def best_order(network: Network, dtype: str = "fp32", batch: int = 1,
         memo[done] = best  # type: ignore[assignment]
         return best  # type: ignore[return-value]
 
-    import sys
-
-    limit = sys.getrecursionlimit()
+    limit = sys.getrecursionlimit()  # the search recurses once per block
     sys.setrecursionlimit(max(limit, 4 * len(dag.names) + 100))
     try:
         peak, _ = solve(frozenset())

@@ -84,6 +84,10 @@ class Conv:
         c, h, w = _spatial(s, "conv")
         if c != self.in_ch:
             raise ShapeError(f"conv expects {self.in_ch} input channels, got {c}")
+        # torch's limits: reflection needs padding < size, circular padding may wrap only once
+        limit = {"reflect": lambda pad, size: pad < size, "circular": lambda pad, size: pad <= size}.get(self.padding_mode)
+        if limit and not all(limit(p, n) for p, n in zip(self.padding, (h, w))):
+            raise ShapeError(f"{self.padding_mode} padding {self.padding[0]}x{self.padding[1]} is too large for a {h}x{w} map")
         oh = _window_out(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0])
         ow = _window_out(w, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1])
         if oh < 1 or ow < 1:
@@ -140,6 +144,7 @@ class BatchNorm:
     momentum: float = 0.1
 
     def out_shape(self, s: Shape) -> Shape:
+        _spatial(s, "batchnorm")  # the built module is BatchNorm2d, which takes feature maps only
         if s[0] != self.channels:
             raise ShapeError(f"batchnorm expects {self.channels} channels, got {s[0]}")
         return s

@@ -80,7 +80,8 @@ def _table(infos: list[dict]) -> str:
 
     console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
     for info in infos:
-        table = Table(title=Text(f"{info['kind']}: {info['summary']}"), title_justify="left", header_style="bold")
+        console.print(Text(f"{info['kind']}: {info['summary']}", style="bold"))  # a title would wrap at table width
+        table = Table(header_style="bold")
         for header in ("parameter", "type", "default", "description"):
             table.add_column(header, overflow="fold")
         for p in info["parameters"]:

@@ -104,7 +104,9 @@ def scale(
     alpha: float = typer.Option(1.2, "--alpha", help="Depth coefficient for --phi (EfficientNet: 1.2)."),
     beta: float = typer.Option(1.1, "--beta", help="Width coefficient for --phi (EfficientNet: 1.1)."),
     gamma: float = typer.Option(1.15, "--gamma", help="Resolution coefficient for --phi (EfficientNet: 1.15)."),
-    method: Method = typer.Option(Method.direct, "--method", help="direct (d, w, r) search, or EfficientNet's two-step method."),
+    method: Optional[Method] = typer.Option(None, "--method", help=(
+        "two-step (default; direct with --objective pareto): EfficientNet's method, alpha, beta, gamma at phi = 1 "
+        "then the largest phi within the budget; direct: search (d, w, r) freely.")),
     objective: ObjectiveKind = typer.Option(ObjectiveKind.reward, "--objective", help="reward: MnasNet ACC x (cost/T)^w; pareto: accuracy vs cost."),
     constraint: ConstraintKind = typer.Option(ConstraintKind.hard, "--constraint", help="hard: budgets are Optuna constraints; soft: w on both sides."),
     reward_exponent: float = typer.Option(-0.07, "--reward-exponent", help="w of the soft MnasNet reward."),
@@ -158,6 +160,8 @@ def scale(
     from scalelab.scaling.search import SearchSettings, SearchSpace, check_reachable
 
     budgets = parse_budgets(budget, flops_convention.value)
+    if method is None:
+        method = Method.direct if objective == ObjectiveKind.pareto else Method.two_step
     options: dict = {}
     if accuracy == AccuracyMethod.train:
         options = {"data": data, "epochs": epochs, "seed": seed}
@@ -176,6 +180,10 @@ def scale(
         raise ScalelabError(f"--report-dir {report_dir}: exists and is not a folder")
     if output is not None and not output.parent.is_dir():
         raise ScalelabError(f"--output {output}: folder {output.parent} does not exist")
+    if storage is not None:
+        from scalelab.scaling.search import open_storage
+
+        open_storage(storage)  # a bad URL fails here, before the report folder is made
     report_dir.mkdir(parents=True, exist_ok=True)
     _search(evaluator, settings, storage or f"sqlite:///{report_dir / 'studies.db'}", study, report_dir, output,
             charts, format, top, sys.stderr.isatty() if progress is None else progress)
@@ -186,17 +194,26 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
     from scalelab.scaling.compound import ALPHA, BETA, GAMMA
     from scalelab.scaling.search import run_search, scaling_curve
 
-    result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress)
+    try:
+        result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress)
+    except KeyboardInterrupt:
+        where = "" if storage == "memory" else f" in {storage}"
+        typer.echo(f"interrupted: the finished trials are kept{where}; run the same command again to continue the study",
+                   err=True)
+        raise typer.Exit(130) from None
     coeffs = result.coefficients or (ALPHA, BETA, GAMMA)
     source = ("alpha, beta, gamma found by step 1 of this search" if result.coefficients
               else "EfficientNet's grid-searched alpha 1.2, beta 1.1, gamma 1.15 (Tan & Le 2019)")
     phis = [x / 2 for x in range(-4, 11)]
     if result.phi is not None:
         phis = sorted(set(phis) | {round(result.phi, 3)})
-    curve = {"coefficients": list(coeffs), "source": source, "points": scaling_curve(evaluator, coeffs, phis)}
+    estimated = evaluator.accuracy_method == "scaling-law"  # the others would train, build or refuse every point
+    points = scaling_curve(evaluator, coeffs, phis, with_accuracy=estimated)
+    curve = {"coefficients": list(coeffs), "source": source, "points": points,
+             "accuracy": "scaling-law" if estimated else f"not estimated along the curve (method '{evaluator.accuracy_method}')"}
     report = search_report(result, evaluator, curve, top)
     w = result.winner.candidate
-    winner_spec = evaluator.scaled(w.depth, w.width, w.resolution, name=f"{evaluator.base.name}-scaled")
+    winner_spec = evaluator.scaled(w.depth, w.width, w.resolution)
     stem = _safe_name(result.study_name)
     spec_path = output or report_dir / f"{stem}.yaml"
     report["winner_spec"] = str(spec_path)

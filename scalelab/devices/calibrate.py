@@ -6,7 +6,8 @@ What is measured (torch imported here only):
     much of it each layer kind reaches;
   * bandwidth: batchnorm and ReLU over activations of typical sizes (the memory-bound kernels of a
     CNN), bytes read plus written over time;
-  * launch overhead: a ReLU module on a one-element tensor (module call, dispatch, kernel launch);
+  * launch overhead: what batchnorm and ReLU on small late-stage maps take beyond their bytes at
+    that bandwidth (module call, dispatch, kernel launch, thread-pool fork and join);
   * per-kind efficiency: convolutions, linear layers and max pools at shapes typical of ResNets,
     MobileNets and GoogLeNet; efficiency = FLOPs / (peak * (time - overhead)), the median over
     shapes, capped at 1; a layer that runs no slower than its bytes at the measured bandwidth does
@@ -20,11 +21,13 @@ from typing import Callable, Optional
 
 from scalelab.devices.profile import DeviceProfile
 
+MATMUL_SIZE = {"cpu": 1024, "cuda": 4096}  # large enough to reach the peak, small enough to take seconds
 # (in, out, kernel, groups, size): shapes typical of ResNet and MobileNet/EfficientNet stages
 CONV_SHAPES = {
     "dense_conv": [(64, 64, 3, 1, 56), (128, 128, 3, 1, 28), (256, 256, 3, 1, 14), (512, 512, 3, 1, 7), (3, 32, 3, 1, 112)],
-    "pointwise_conv": [(64, 256, 1, 1, 56), (256, 128, 1, 1, 28), (96, 24, 1, 1, 56), (480, 80, 1, 1, 14),
-                       (1024, 256, 1, 1, 14), (1152, 192, 1, 1, 7)],
+    "pointwise_conv": [(64, 256, 1, 1, 56), (256, 64, 1, 1, 56), (1024, 256, 1, 1, 14), (2048, 512, 1, 1, 7),
+                       (96, 24, 1, 1, 56), (144, 24, 1, 1, 56), (192, 32, 1, 1, 28), (384, 64, 1, 1, 14),
+                       (480, 80, 1, 1, 14), (960, 160, 1, 1, 7)],
     "depthwise_conv": [(96, 96, 3, 96, 56), (144, 144, 3, 144, 56), (240, 240, 5, 240, 28), (480, 480, 3, 480, 14),
                        (672, 672, 5, 672, 14), (1152, 1152, 5, 1152, 7)],
     "grouped_conv": [(128, 128, 3, 32, 56), (256, 256, 3, 32, 28), (512, 512, 3, 32, 14)],
@@ -33,6 +36,7 @@ LINEAR_SHAPES = [(2048, 1000), (1280, 1000), (4096, 4096)]
 # (channels, size, kernel, stride, padding): max pools of ResNet/VGG/GoogLeNet stems and stages
 POOL_SHAPES = [(64, 112, 3, 2, 1), (192, 56, 3, 2, 0), (480, 28, 3, 1, 1), (128, 112, 2, 2, 0), (512, 14, 2, 2, 0)]
 ELEMENTWISE_SHAPES = [(64, 112), (256, 56), (144, 56), (512, 28), (1024, 14)]  # (channels, size)
+SMALL_MAPS = [(192, 28), (384, 14), (960, 7), (512, 7)]  # (channels, size): where fixed costs dominate
 
 
 def _steps(device: str) -> list[tuple[str, Callable]]:
@@ -45,14 +49,15 @@ def _time(fn, device: str) -> float:
     down, so the fastest is the closest to what the machine does undisturbed."""
     from scalelab.analysis.measure import time_callable
 
-    return time_callable(fn, device, warmup=2, min_repeats=7, max_repeats=20, stable=0.05, budget_s=2.0).min_ms / 1e3
+    # no early stop (stable=0): many short runs within a second give the fastest a chance to be undisturbed
+    return time_callable(fn, device, warmup=2, min_repeats=10, max_repeats=200, stable=0.0, budget_s=1.0).min_ms / 1e3
 
 
 def _matmul(state: dict) -> None:
     import torch
 
     device, peaks = state["device"], {}
-    n = 2048 if device.startswith("cuda") else 1024
+    n = MATMUL_SIZE["cuda" if device.startswith("cuda") else "cpu"]
     for dtype, tdtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
         try:
             a = torch.randn(n, n, device=device, dtype=tdtype)
@@ -77,11 +82,20 @@ def _bandwidth(state: dict) -> None:
 
 
 def _overhead(state: dict) -> None:
+    """The fixed cost of one layer: over batchnorm, ReLU and ReLU6 on the small maps of late stages,
+    the median of (time - bytes / bandwidth), never below the time of a one-element module (module
+    call, dispatch, kernel launch; on several threads also the fork and join of the thread pool)."""
     import torch
 
-    x = torch.randn(1, 1, 1, 1, device=state["device"])
-    relu = torch.nn.ReLU()
-    state["launch_overhead_us"] = 1e6 * _time(lambda: relu(x), state["device"])
+    device, bandwidth = state["device"], state["memory_bandwidth"]
+    one = torch.randn(1, 1, 1, 1, device=device)
+    floor = _time(lambda: torch.nn.ReLU()(one), device)
+    excess = []
+    for channels, size in SMALL_MAPS:
+        x = torch.randn(1, channels, size, size, device=device)
+        for module in (torch.nn.BatchNorm2d(channels).eval().to(device), torch.nn.ReLU(), torch.nn.Hardtanh(0, 6)):
+            excess.append(_time(lambda: module(x), device) - 2 * x.nbytes / bandwidth)
+    state["launch_overhead_us"] = 1e6 * max(floor, statistics.median(excess))
 
 
 def _efficiency(state: dict) -> None:
@@ -125,7 +139,7 @@ def _ratio(flops: float, moved: float, seconds: float, peak: float, bandwidth: f
 
 def _summary(ratios: list) -> Optional[float]:
     known = [r for r in ratios if r is not None]
-    return round(statistics.median(known), 4) if known else None
+    return max(1e-4, float(f"{statistics.median(known):.3g}")) if known else None
 
 
 def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True) -> DeviceProfile:
@@ -133,6 +147,7 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     import platform
 
     import torch
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from scalelab.analysis.measure import conditions_for
@@ -143,7 +158,7 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     state: dict = {"device": device}
     steps = _steps(device)
     with Progress(TextColumn("calibrating: {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  disable=not progress, transient=True) as bar, torch.inference_mode():
+                  console=Console(stderr=True), disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task("", total=len(steps))
         for label, step in steps:
             bar.update(task, description=label)
@@ -164,7 +179,7 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
         efficiency=state["efficiency"],
         sources={"peak_flops": f"{how}: fastest square matrix multiply",
                  "memory_bandwidth": f"{how}: batchnorm and ReLU over typical activation sizes, bytes read + written",
-                 "launch_overhead_us": f"{how}: a ReLU module on a one-element tensor",
+                 "launch_overhead_us": f"{how}: batchnorm and ReLU on small maps, time beyond their bytes at the bandwidth",
                  "efficiency": f"{how}: median over typical conv and linear shapes of FLOPs / (peak x time)"},
         calibration=conditions,
     )

@@ -43,7 +43,7 @@ class ScalingCurveChart:
     coefficients: tuple[float, float, float]
     source: str
     phi: list[float]
-    accuracy: list[float]
+    accuracy: Optional[list[float]]  # None when the report's method gave no accuracy along the curve
     macs: list[float]
     params: list[float]
     chosen_phi: Optional[float]
@@ -94,9 +94,7 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
     ok, bad = [], []
     for t in trials:
         (ok if within_budgets(t, report["budgets"]) else bad).append((_value(t, key), float(t["accuracy"])))
-    by_number = {t["number"]: t for t in report["trials"]}
-    front = sorted(((_value(by_number[n], key), float(by_number[n]["accuracy"])) for n in report["pareto"]
-                    if n in by_number), key=lambda p: p[0])
+    front = sorted(((_value(t, key), float(t["accuracy"])) for t in report["pareto"]), key=lambda p: p[0])
     w = report["winner"]
     chosen = Labelled(_value(w, key), float(w["accuracy"]),
                       f"chosen: d {w['depth']:.2f}, w {w['width']:.2f}, {w['pixels']}px")
@@ -140,7 +138,7 @@ def scaling_curves(report: dict) -> ScalingCurveChart:
         coefficients=tuple(curve["coefficients"]),
         source=curve["source"],
         phi=[p["phi"] for p in points],
-        accuracy=[p["accuracy"] for p in points],
+        accuracy=None if any(p.get("accuracy") is None for p in points) else [p["accuracy"] for p in points],
         macs=[float(p["macs"]) for p in points],
         params=[float(p["params"]) for p in points],
         chosen_phi=chosen,

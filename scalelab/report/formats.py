@@ -11,13 +11,12 @@ import io
 import json
 from typing import Optional
 
-from scalelab.report.columns import Column
 from scalelab.report.rows import Report, Row
 from scalelab.report.units import human_shape
 
 FORMATS = ("table", "markdown", "json", "csv", "html")
 
-_FIXED = (("name", "Block"), ("kind", "Kind"), ("out_shape", "Output"))
+_FIXED_HEADERS = ("Block", "Kind", "Output")
 
 
 def _title(report: Report) -> str:
@@ -36,8 +35,7 @@ def _units(report: Report) -> list[str]:
     return [f"{c.header}: {c.unit}" for c in report.columns]
 
 
-def _training_label(report: Report) -> str:
-    return "Training-only blocks (excluded from the inference total)"
+TRAINING_LABEL = "Training-only blocks (excluded from the inference total)"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -50,7 +48,7 @@ def _rich_tables(report: Report) -> list:
 
     def make(title: str, rows: tuple[Row, ...], total_label: str, total: dict) -> Table:
         table = Table(title=Text(title), title_justify="left", show_footer=False, header_style="bold")
-        for _, header in _FIXED:
+        for header in _FIXED_HEADERS:
             table.add_column(header, no_wrap=True)
         for col in report.columns:
             table.add_column(col.header, justify="right", no_wrap=True)
@@ -62,7 +60,7 @@ def _rich_tables(report: Report) -> list:
 
     tables = [make(_title(report), report.rows, "Total (inference)", report.total)]
     if report.training_rows:
-        tables.append(make(_training_label(report), report.training_rows, "Total (training-only)",
+        tables.append(make(TRAINING_LABEL, report.training_rows, "Total (training-only)",
                            report.training_total))
     return tables
 
@@ -115,8 +113,8 @@ def _md_row(cells: list[str]) -> str:
 
 
 def _md_table(report: Report, rows: tuple[Row, ...], total_label: str, total: dict) -> list[str]:
-    headers = [h for _, h in _FIXED] + [c.header for c in report.columns]
-    lines = [_md_row(headers), "|" + "|".join([":---"] * len(_FIXED) + ["---:"] * len(report.columns)) + "|"]
+    headers = [*_FIXED_HEADERS, *(c.header for c in report.columns)]
+    lines = [_md_row(headers), "|" + "|".join([":---"] * len(_FIXED_HEADERS) + ["---:"] * len(report.columns)) + "|"]
     lines += [_md_row(_cells(report, r)) for r in rows]
     lines.append(_md_row([f"**{c}**" if c else "" for c in _total_cells(report, total_label, total)]))
     return lines
@@ -128,7 +126,7 @@ def to_markdown(report: Report) -> str:
         lines += [report.description.strip(), ""]
     lines += _md_table(report, report.rows, "Total (inference)", report.total)
     if report.training_rows:
-        lines += ["", f"## {_training_label(report)}", ""]
+        lines += ["", f"## {TRAINING_LABEL}", ""]
         lines += _md_table(report, report.training_rows, "Total (training-only)", report.training_total)
     lines += [""] + [f"- {note}" for note in _notes(report)]
     return "\n".join(lines) + "\n"
@@ -138,7 +136,8 @@ def to_markdown(report: Report) -> str:
 # JSON and CSV (exact numbers)
 
 
-def _exact(col: Column, value):
+def _exact(value):
+    """Integers stay exact; shares (floats) keep six decimals."""
     if value is None:
         return None
     return round(value, 6) if isinstance(value, float) else value
@@ -147,12 +146,12 @@ def _exact(col: Column, value):
 def _json_row(report: Report, row: Row) -> dict:
     out = {"name": row.name, "kind": row.kind, "stage": row.stage, "out_shape": list(row.out_shape),
            "training_only": row.training_only, "blocks": list(row.blocks)}
-    out.update({c.key: _exact(c, row.values.get(c.key)) for c in report.columns})
+    out.update({c.key: _exact(row.values.get(c.key)) for c in report.columns})
     return out
 
 
 def _json_total(report: Report, values: dict) -> dict:
-    return {c.key: _exact(c, values.get(c.key)) for c in report.columns}
+    return {c.key: _exact(values.get(c.key)) for c in report.columns}
 
 
 def report_dict(report: Report) -> dict:
@@ -188,11 +187,11 @@ def to_csv(report: Report) -> str:
 
     def write(kind: str, row: Row) -> None:
         fixed = [kind, row.name, row.kind, row.stage or "", human_shape(row.out_shape), str(row.training_only).lower()]
-        writer.writerow(fixed + ["" if (v := _exact(c, row.values.get(c.key))) is None else v for c in report.columns])
+        writer.writerow(fixed + ["" if (v := _exact(row.values.get(c.key))) is None else v for c in report.columns])
 
     def write_total(kind: str, label: str, values: dict, training_only: bool) -> None:
         fixed = [kind, label, "", "", "", str(training_only).lower()]
-        writer.writerow(fixed + ["" if (v := _exact(c, values.get(c.key))) is None else v for c in report.columns])
+        writer.writerow(fixed + ["" if (v := _exact(values.get(c.key))) is None else v for c in report.columns])
 
     row_kind = "stage" if report.depth <= 1 else "block"
     for row in report.rows:

@@ -77,8 +77,12 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     try:
-        top.plot(chart.phi, chart.accuracy, "-o", ms=3, c="tab:blue")
-        top.set_ylabel(chart.accuracy_label)
+        if chart.accuracy is not None:
+            top.plot(chart.phi, chart.accuracy, "-o", ms=3, c="tab:blue")
+            top.set_ylabel(chart.accuracy_label)
+        else:
+            top.text(0.5, 0.5, "accuracy not estimated along the curve for this report's accuracy method",
+                     ha="center", va="center", transform=top.transAxes, fontsize=9, color="0.4")
         top.set_title(chart.title, fontsize=10)
         bottom.plot(chart.phi, chart.macs, "-o", ms=3, c="tab:purple", label="MACs")
         bottom.plot(chart.phi, chart.params, "-s", ms=3, c="tab:brown", label="parameters")
@@ -90,7 +94,7 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
             ax.grid(True, which="both", alpha=0.25)
             if chart.chosen_phi is not None:
                 ax.axvline(chart.chosen_phi, ls="--", c="tab:red", lw=1)
-        if chart.chosen_phi is not None:
+        if chart.chosen_phi is not None and chart.accuracy is not None:
             top.annotate(f"chosen phi = {chart.chosen_phi:.2f}", (chart.chosen_phi, min(chart.accuracy)),
                          textcoords="offset points", xytext=(4, 4), fontsize=8, color="tab:red")
         fig.text(0.01, -0.01, f"coefficients: {chart.source}", fontsize=7, va="top", color="0.3")

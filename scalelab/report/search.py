@@ -51,7 +51,7 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
         "trials_new": result.new_trials,
         "winner": result.winner.as_dict(),
         "ranked": [t.as_dict() for t in result.ranked(top)],
-        "pareto": [t.number for t in result.pareto],
+        "pareto": [t.as_dict() for t in result.pareto],
         "trials": [t.as_dict() for t in result.trials],
         "two_step": None if result.coefficients is None else {
             "alpha": result.coefficients[0], "beta": result.coefficients[1], "gamma": result.coefficients[2],
@@ -85,11 +85,6 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
     cols.append(("estimated by", lambda t: t["accuracy_method"]))
     cols.append(("objective", lambda t: f"{t['value']:.4g}"))
     return cols
-
-
-def _pareto_rows(report: dict) -> list[dict]:
-    by_number = {t["number"]: t for t in report["trials"]}
-    return [by_number[n] for n in report["pareto"] if n in by_number]
 
 
 def _md_table(rows: list[dict], cols) -> list[str]:
@@ -138,7 +133,7 @@ def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
             f"{w['params']:,} parameters, estimated top-1 {w['accuracy']:.2f} ({w['accuracy_method']}: {w['accuracy_detail']})", ""]
     out += ["## Best candidates", ""] + _md_table(report["ranked"], cols) + [""]
     out += ["## Pareto front (accuracy vs " + _primary_label(report) + ", feasible trials)", ""]
-    out += _md_table(_pareto_rows(report), cols) + [""]
+    out += _md_table(report["pareto"], cols) + [""]
     if any(t["extrapolated"] for t in report["ranked"]):
         out += ["`*` extrapolated beyond the range the estimator was fitted on.", ""]
     if charts:
@@ -157,7 +152,7 @@ def print_table(report: dict, console) -> None:
     for line in summary_lines(report):
         console.print(line, highlight=False, markup=False)
     cols = candidate_columns(report)
-    for title, rows in (("Best candidates", report["ranked"]), ("Pareto front", _pareto_rows(report))):
+    for title, rows in (("Best candidates", report["ranked"]), ("Pareto front", report["pareto"])):
         table = Table(title=title)
         for header, _ in cols:
             table.add_column(header, justify="right")

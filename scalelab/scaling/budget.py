@@ -27,8 +27,8 @@ Metric = Literal["macs", "params", "latency", "memory"]
 FlopsConvention = Literal["paper", "hardware"]
 
 FLOPS_CONVENTIONS: dict[str, str] = {
-    "paper": "1 FLOP = 1 multiply-add (the convention of the ResNet, MobileNet and EfficientNet papers)",
-    "hardware": "1 multiply-add = 2 FLOPs (a multiply and an add)",
+    "paper": "1 FLOP = 1 multiply-add, as the ResNet, MobileNet and EfficientNet papers count",
+    "hardware": "1 multiply-add = 2 FLOPs, a multiply and an add",
 }
 
 #: how each metric's limit is expressed, for messages and tables

@@ -108,6 +108,13 @@ class Evaluator:
             out["memory_bytes"] = int(memory.weight_bytes + memory.peak_bytes)
         return out
 
+    def metrics_at(self, depth: float, width: float, resolution: float) -> dict[str, Any]:
+        """Budget metrics of a scaling without estimating its accuracy (cheap; cached)."""
+        spec = self.scaled(depth, width, resolution)
+        costs = self.costs(spec)
+        return {"macs": costs["macs"], "params": costs["params"], "latency": costs["latency_ms"],
+                "memory": costs["memory_bytes"], "pixels": spec.input.resolution[0]}
+
     def evaluate(self, depth: float, width: float, resolution: float, trial: Any = None) -> Candidate:
         spec = self.scaled(depth, width, resolution)
         costs = self.costs(spec)

@@ -18,7 +18,6 @@ storage continue where they stopped, up to the requested total of trials.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Sequence
 
@@ -26,10 +25,13 @@ from scalelab.errors import ScalelabError
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.candidates import Candidate, Evaluator
 from scalelab.scaling.objectives import Constraint, Point, feasible, mnas_reward, pareto_front, violations
+from scalelab.scaling.studies import (
+    SAMPLERS, TrialRecord, count_finished, make_sampler, open_storage, open_study, quiet_optuna, read_records,
+    record_trial,
+)
 
 Method = Literal["direct", "two-step"]
 Objective = Literal["reward", "pareto"]
-SAMPLERS = ("tpe", "random", "nsga2", "gp")
 
 
 @dataclass(frozen=True)
@@ -77,19 +79,6 @@ class SearchSettings:
         }
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    number: int
-    candidate: Candidate
-    feasible: bool
-    value: float  # the reward, or the accuracy in Pareto mode
-    params: dict = field(default_factory=dict)  # the sampled parameters (d, w, r or alpha, beta, gamma)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "feasible": self.feasible, "value": self.value,
-                "params": self.params, **self.candidate.as_dict()}
-
-
 @dataclass
 class SearchResult:
     settings: SearchSettings
@@ -116,142 +105,20 @@ class SearchResult:
 
 
 # --------------------------------------------------------------------------------------------------
-# Storage and studies
-
-
-def open_storage(url: Optional[str]):
-    """An Optuna storage from a URL; 'memory' for a study that is not kept. A URL Optuna cannot open
-    is a ScalelabError naming it."""
-    import optuna
-
-    if url in (None, "", "memory", ":memory:"):
-        return optuna.storages.InMemoryStorage()
-    try:
-        # Heartbeats mark trials of a killed run as failed, so a resumed study does not wait on them.
-        storage = optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
-    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL, a missing driver, no file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ScalelabError(
-            f"storage '{url}': cannot open it as an Optuna storage ({reason}); give a database URL "
-            f"such as sqlite:///studies.db or postgresql://user@host/db"
-        ) from None
-    if url.startswith("sqlite"):
-        _fast_sqlite(storage.engine)
-    return storage
-
-
-def _fast_sqlite(engine) -> None:
-    """Write-ahead log with normal sync: a trial's attribute writes stop waiting on the disk one by
-    one (several times faster), and a crashed process still leaves a consistent file."""
-    from sqlalchemy import event
-
-    def pragmas(connection, _record):
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    event.listen(engine, "connect", pragmas)
-    engine.dispose()  # connections opened before the listener reconnect with it
-
-
-def make_sampler(name: str, seed: int):
-    """Samplers read each trial's constraints (``Trial.set_constraint``) to tell feasible from not."""
-    import optuna
-
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    raise ScalelabError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{name}'")
-
-
-def _quiet_optuna() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
-
-def open_study(storage, name: str, directions: list[str], fingerprint: dict, sampler_factory: Callable[[int], Any]):
-    """Create the study, or continue the stored one of that name if it was made with the same
-    settings. The sampler is seeded past the trials already there, so a resumed run does not
-    propose the same points again."""
-    import optuna
-
-    study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
-    stored = study.user_attrs.get("settings")
-    if stored is None:
-        study.set_user_attr("settings", fingerprint)
-    elif stored != fingerprint:
-        differs = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
-        raise ScalelabError(
-            f"study '{name}' already exists in this storage with other settings ({', '.join(differs)}: "
-            f"{', '.join(f'{stored.get(k)} vs {fingerprint.get(k)}' for k in differs)}); use another --study "
-            f"name or the same settings to continue it"
-        )
-    return optuna.load_study(study_name=name, storage=storage, sampler=sampler_factory(len(study.trials)))
-
-
-def _record(trial, c: Candidate, budgets: Sequence[Budget], ok: bool, value: float) -> None:
-    """The figures a person browses in optuna-dashboard as separate attributes; the whole candidate
-    (what scalelab reads back on resume) as one, to keep the writes per trial few."""
-    trial.set_user_attr("macs", c.macs)
-    trial.set_user_attr("params", c.params)
-    if c.latency_ms is not None:
-        trial.set_user_attr("latency_ms", c.latency_ms)
-    trial.set_user_attr("accuracy", c.accuracy)
-    trial.set_user_attr("accuracy_method", c.accuracy_method)
-    usage = {b.metric: b.usage(c.metrics[b.metric]) for b in budgets}
-    trial.set_user_attr("candidate", {**c.as_dict(), "feasible": ok, "value": value, "usage": usage})
-
-
-def _candidate_of(attrs: dict) -> Candidate:
-    return Candidate(**{k: attrs[k] for k in Candidate.__dataclass_fields__})
-
-
-def _records(study) -> list[TrialRecord]:
-    import optuna
-
-    out = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        attrs = t.user_attrs.get("candidate")
-        if attrs is None:
-            continue
-        out.append(TrialRecord(t.number, _candidate_of(attrs), bool(attrs["feasible"]), float(attrs["value"]),
-                               dict(t.params)))
-    return out
-
-
-def _completed(study) -> int:
-    import optuna
-
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
-
-
-# --------------------------------------------------------------------------------------------------
 # The search
 
 
-def smallest(evaluator: Evaluator, space: SearchSpace) -> Candidate:
-    return evaluator.evaluate(space.depth[0], space.width[0], space.resolution[0])
-
-
-def check_reachable(evaluator: Evaluator, settings: SearchSettings) -> Candidate:
+def check_reachable(evaluator: Evaluator, settings: SearchSettings) -> dict[str, Any]:
     """Refuse a budget that even the smallest scaling allowed exceeds."""
-    floor = smallest(evaluator, settings.space)
-    over = [b for b in settings.budgets if floor.metrics[b.metric] > b.limit]
+    space = settings.space
+    floor = evaluator.metrics_at(space.depth[0], space.width[0], space.resolution[0])
+    over = [b for b in settings.budgets if floor[b.metric] > b.limit]
     if over:
         b = over[0]
         raise ScalelabError(
-            f"budget {b.describe()} is impossible: the smallest scaling allowed (depth x{settings.space.depth[0]:g}, "
-            f"width x{settings.space.width[0]:g}, resolution {floor.pixels}) already needs "
-            f"{_fmt_metric(b.metric, floor.metrics[b.metric])}; raise the budget or lower --min-depth/--min-width/--min-resolution"
+            f"budget {b.describe()} is impossible: the smallest scaling allowed (depth x{space.depth[0]:g}, "
+            f"width x{space.width[0]:g}, resolution {floor['pixels']}) already needs "
+            f"{_fmt_metric(b.metric, floor[b.metric])}; raise the budget or lower --min-depth/--min-width/--min-resolution"
         )
     return floor
 
@@ -279,7 +146,7 @@ def run_search(
     if settings.objective == "pareto" and settings.method == "two-step":
         raise ScalelabError("the Pareto objective applies to the direct search; the two-step method picks phi by the budget")
     check_reachable(evaluator, settings)
-    _quiet_optuna()
+    quiet_optuna()
     store = open_storage(storage)
     name = study_name or default_study_name(evaluator, settings)
     pareto = settings.objective == "pareto"
@@ -294,13 +161,13 @@ def run_search(
     else:
         objective = _direct_objective(evaluator, settings, hard)
 
-    before = _completed(study)
+    before = count_finished(study)
     remaining = max(0, settings.trials - before)
     if remaining:
         study.optimize(objective, n_trials=remaining, catch=(ScalelabError,), show_progress_bar=progress,
                        callbacks=list(callbacks))
-    records = _records(study)
-    new = _completed(study) - before
+    records = read_records(study)
+    new = count_finished(study) - before
     primary = settings.budgets[0].metric
     front_points = pareto_front(Point(t.candidate.metrics[primary], t.candidate.accuracy, t) for t in records if t.feasible)
     front = [p.key for p in front_points]
@@ -308,6 +175,9 @@ def run_search(
     if settings.method == "two-step":
         coeffs, phi, phi_trials = _choose_phi(evaluator, settings, records, store, name)
         winner = phi_trials[0]  # the largest phi within the budgets
+        # step 1's trials sit at phi = 1; the candidates under the budget are the phis tried
+        front = [p.key for p in pareto_front(Point(t.candidate.metrics[primary], t.candidate.accuracy, t)
+                                             for t in phi_trials if t.feasible)]
         return SearchResult(settings, name, _storage_name(storage), records, winner, front, new, coeffs, phi, phi_trials)
 
     feasible_trials = [t for t in records if t.feasible]
@@ -360,9 +230,9 @@ def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool
             if hard:
                 trial.set_constraint("fitted_range", 1.0 if c.extrapolated else 0.0)
         if settings.objective == "pareto":
-            _record(trial, c, settings.budgets, ok, c.accuracy)
+            record_trial(trial, c, settings.budgets, ok, c.accuracy)
             return c.accuracy, float(c.metrics[primary])
-        _record(trial, c, settings.budgets, ok, reward)
+        record_trial(trial, c, settings.budgets, ok, reward)
         return reward
 
     return objective
@@ -382,7 +252,7 @@ def _two_step_objective(evaluator: Evaluator, settings: SearchSettings):
         cons = [abs(product - target) - tol]
         trial.set_constraint("product", cons[0])
         trial.set_user_attr("product", product)
-        _record(trial, c, (), cons[0] <= 0, c.accuracy)
+        record_trial(trial, c, (), cons[0] <= 0, c.accuracy)
         return c.accuracy
 
     return objective
@@ -434,7 +304,9 @@ def _choose_phi(evaluator: Evaluator, settings: SearchSettings, records: list[Tr
         while bad - good > 1e-3:
             mid = (good + bad) / 2
             good, bad = (mid, bad) if at(mid) else (good, mid)
-        best_phi = good
+        # report a readable phi (two decimals) when it gives a network within the budgets too
+        snaps = [p for p in (round(good, 2), math.floor(good * 100 + 1e-6) / 100) if p >= lo and at(p)]
+        best_phi = (max(snaps) if snaps else good) + 0.0  # + 0.0: no "-0.00"
 
     phi_name = f"{name}-phi"
     try:
@@ -463,11 +335,18 @@ def _choose_phi(evaluator: Evaluator, settings: SearchSettings, records: list[Tr
 
 
 def scaling_curve(evaluator: Evaluator, coefficients: tuple[float, float, float],
-                  phis: Sequence[float]) -> list[dict[str, Any]]:
-    """Cost and estimated accuracy along d = alpha^phi, w = beta^phi, r = gamma^phi."""
+                  phis: Sequence[float], with_accuracy: bool = True) -> list[dict[str, Any]]:
+    """Cost (and, when ``with_accuracy``, estimated accuracy) along d = alpha^phi, w = beta^phi,
+    r = gamma^phi. Training or a proxy per point would cost more than the search itself, so
+    callers ask for accuracy only from a cheap estimator."""
     a, b, g = coefficients
     points = []
     for phi in phis:
-        c = evaluator.evaluate(a ** phi, b ** phi, g ** phi)
-        points.append({"phi": phi, **c.as_dict()})
+        d, w, r = a ** phi, b ** phi, g ** phi
+        if with_accuracy:
+            points.append({"phi": phi, **evaluator.evaluate(d, w, r).as_dict()})
+        else:
+            m = evaluator.metrics_at(d, w, r)
+            points.append({"phi": phi, "depth": d, "width": w, "resolution": r, "pixels": m["pixels"],
+                           "macs": m["macs"], "params": m["params"], "accuracy": None})
     return points

@@ -150,11 +150,21 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
 # Public entry points
 
 
+def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """Parse once, with libyaml where available (pure-Python YAML costs more than the whole analysis):
+    the node tree, whose marks locate errors, and the data built from it."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     """Parse and validate spec text; raise ScalelabError naming file:line and the YAML path."""
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root, data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
