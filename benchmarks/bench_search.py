@@ -91,7 +91,6 @@ def main() -> None:
             print(f"{label}: {r['total']:.1f} s, {r['trials'] / r['total']:.1f} trials/s", flush=True)
 
     import optuna
-    import torch  # noqa: F401  (only for the version line; the search itself never imports torch)
 
     lines = [
         "# Search benchmark",
@@ -100,7 +99,8 @@ def main() -> None:
         "scaling-law accuracy, analytic costs), `benchmarks/bench_search.py`.",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; Python "
-        f"{platform.python_version()}, Optuna {optuna.__version__}.",
+        f"{platform.python_version()}, Optuna {optuna.__version__}; load average when done "
+        f"{os.getloadavg()[0]:.1f} (other processes share the cores: compare rows, not runs).",
         "",
         "| configuration | total (s) | trials/s | Optuna (sampler + storage) | spec scaling | analysis | accuracy estimator | distinct networks analysed |",
         "|---|---|---|---|---|---|---|---|",
@@ -122,9 +122,11 @@ def main() -> None:
         f"{w.macs:,} MACs, estimated top-1 {w.accuracy:.2f} ({w.accuracy_method}).",
         "",
         "Reading: 'Optuna' is the time outside scalelab's evaluation (the sampler proposing points, the "
-        "storage recording params, attributes and values). The analysis of a scaled network is cached by the "
-        "network itself (many multipliers round to the same repeats, channels and input size); the 'no "
-        "analysis cache' row shows what that saves.",
+        "storage recording params, attributes and values: with SQLite most of it is SQLAlchemy's per-write "
+        "work, about a dozen writes per trial). The analysis of a scaled network is cached by the network "
+        "itself; with continuous multipliers and `--resolution-multiple 1` almost every trial is a "
+        "different network (see the last column), so the cache saves little here; it pays off with a "
+        "coarser `--resolution-multiple` and in the two-step method's phi bisection.",
     ]
     args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")

@@ -11,7 +11,7 @@ from scalelab.report.charts import accuracy_vs_cost, reference_points, scaling_c
 def trial(number, macs, params, acc, feasible=True, latency=None):
     return {"number": number, "depth": 1.0, "width": 1.0, "resolution": 1.0, "pixels": 224, "macs": macs,
             "params": params, "latency_ms": latency, "memory_bytes": None, "accuracy": acc, "feasible": feasible,
-            "accuracy_method": "scaling-law", "accuracy_detail": "", "extrapolated": False, "value": acc, "params_": {}}
+            "accuracy_method": "scaling-law", "accuracy_detail": "", "extrapolated": False, "value": acc, "sampled": {}}
 
 
 def report(**over):

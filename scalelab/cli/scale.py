@@ -194,13 +194,21 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
     from scalelab.scaling.compound import ALPHA, BETA, GAMMA
     from scalelab.scaling.search import run_search, scaling_curve
 
+    stop = _StopOnCtrlC()
     try:
-        result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress)
+        with stop:
+            result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress,
+                                callbacks=[stop.callback])
     except KeyboardInterrupt:
+        stop.asked = True
+    except ScalelabError:
+        if not stop.asked:  # an interrupted study may have no winner yet: that is not the error to show
+            raise
+    if stop.asked:
         where = "" if storage == "memory" else f" in {storage}"
         typer.echo(f"interrupted: the finished trials are kept{where}; run the same command again to continue the study",
                    err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(130)
     coeffs = result.coefficients or (ALPHA, BETA, GAMMA)
     source = ("alpha, beta, gamma found by step 1 of this search" if result.coefficients
               else "EfficientNet's grid-searched alpha 1.2, beta 1.1, gamma 1.15 (Tan & Le 2019)")
@@ -247,6 +255,40 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
                   + (f"; charts: {', '.join(chart_files.values())}" if chart_files else ""),
                   highlight=False, markup=False)
     console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
+
+
+class _StopOnCtrlC:
+    """The first Ctrl-C lets the running trial finish and stops the study (``Study.stop``), so the
+    storage is left consistent; a second one aborts at once."""
+
+    def __init__(self):
+        self.asked = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        typer.echo("stopping after the current trial (Ctrl-C again to abort now)", err=True)
+
+    def callback(self, study, trial) -> None:
+        if self.asked:
+            study.stop()
+
+    def __enter__(self):
+        import signal
+
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: keep Python's default
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, resolution_multiple, output, format) -> None:

@@ -24,7 +24,7 @@ class TrialRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {"number": self.number, "feasible": self.feasible, "value": self.value,
-                "params": self.params, **self.candidate.as_dict()}
+                "sampled": self.params, **self.candidate.as_dict()}
 
 
 def open_storage(url: Optional[str]):
