@@ -7,9 +7,9 @@ import pytest
 from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
 from scalelab.scaling.compound import (
-    compound_coefficients, scale_compound, scale_spec, spec_data, width_fields,
+    compound_coefficients, scale_compound, scale_spec, width_fields,
 )
-from scalelab.spec import load_spec, parse_spec
+from scalelab.spec import load_spec, parse_spec, spec_data
 from scalelab.spec.model import Stage
 
 TINY = """

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from scalelab.errors import ScalelabError
-from scalelab.graph.network import INPUT, Network
+from scalelab.graph.network import Network
 
 MEASURABLE = ("fp32", "fp16", "bf16")
 
@@ -60,7 +60,7 @@ def _load_cache(path: Path) -> dict:
 
 
 def _save_cache(path: Path, data: dict) -> None:
-    from scalelab.cli.app import write_atomic
+    from scalelab.output import write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 
 from scalelab.errors import ScalelabError
+from scalelab.output import write_atomic
 
 app = typer.Typer(
     name="scalelab",
@@ -49,17 +48,3 @@ def emit(text: str, output: Optional[Path]) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     write_atomic(output, text.encode("utf-8"))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path = Path(path)
-    if not path.parent.exists():
-        raise ScalelabError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -14,6 +14,7 @@ import typer
 
 from scalelab.cli.app import app, emit, friendly, write_atomic
 from scalelab.errors import ScalelabError
+from scalelab.spec.dump import spec_yaml
 
 DEFAULT_BASE = "efficientnet_b0"
 
@@ -62,25 +63,6 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def spec_yaml(spec) -> str:
-    """A spec as YAML that ``parse_spec`` reads back to the same network (one block per line)."""
-    import yaml
-
-    h, w = spec.input.resolution
-    data = {"name": spec.name, "description": spec.description,
-            "input": {"channels": spec.input.channels, "resolution": h if h == w else [h, w]}}
-    if spec.reference is not None:
-        data["reference"] = spec.reference.model_dump(mode="json", exclude_none=True)
-    defaults = spec.defaults.model_dump(mode="json", exclude_none=True)
-    if defaults:
-        data["defaults"] = defaults
-    data["blocks"] = [e.model_dump(mode="json", by_alias=True, exclude_unset=True) for e in spec.blocks]
-    head = yaml.safe_dump({k: v for k, v in data.items() if k != "blocks"}, sort_keys=False, width=100)
-    blocks = "".join("  - " + yaml.safe_dump(b, default_flow_style=True, sort_keys=False, width=10**6)
-                     for b in data["blocks"])
-    return head + "blocks:\n" + blocks
-
-
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
@@ -120,8 +102,10 @@ def scale(
         "avoid: accept only candidates whose accuracy estimate lies inside the estimator's fitted range; allow: accept all (flagged).")),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder (ImageFolder layout) for --accuracy train."),
     epochs: int = typer.Option(3, "--epochs", help="Training epochs per candidate for --accuracy train."),
-    min_depth: float = typer.Option(0.25, "--min-depth"), max_depth: float = typer.Option(4.0, "--max-depth"),
-    min_width: float = typer.Option(0.25, "--min-width"), max_width: float = typer.Option(3.0, "--max-width"),
+    min_depth: float = typer.Option(0.25, "--min-depth", help="Smallest depth multiplier searched."),
+    max_depth: float = typer.Option(4.0, "--max-depth", help="Largest depth multiplier searched."),
+    min_width: float = typer.Option(0.25, "--min-width", help="Smallest width multiplier searched."),
+    max_width: float = typer.Option(3.0, "--max-width", help="Largest width multiplier searched."),
     min_resolution: float = typer.Option(0.25, "--min-resolution", help="Smallest resolution multiplier."),
     max_resolution: float = typer.Option(3.0, "--max-resolution", help="Largest resolution multiplier."),
     divisor: int = typer.Option(8, "--divisor", help="Channels round to a multiple of this."),

@@ -35,6 +35,7 @@ class AccuracyCostChart:
     chosen: Labelled
     budget: Optional[float] = None  # a vertical line where the budget limits this axis
     notes: list[str] = field(default_factory=list)
+    pareto_label: str = "Pareto front (within budget)"
 
 
 @dataclass
@@ -114,6 +115,7 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
         chosen=chosen,
         budget=budget,
         notes=notes,
+        pareto_label=f"Pareto front of accuracy vs {report['budgets'][0]['metric']} (within budget)",
     )
 
 

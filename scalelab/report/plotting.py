@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scalelab.output import write_atomic
 from scalelab.report.charts import AccuracyCostChart, ScalingCurveChart
 
 
@@ -19,18 +20,12 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    """Write through a temporary file, so a failed draw leaves no partial chart."""
-    import os
-    import tempfile
+    """Render to memory, then write atomically: a failed draw leaves no partial chart."""
+    import io
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches="tight")
+    write_atomic(Path(path), buffer.getvalue())
 
 
 def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
@@ -45,7 +40,7 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
             ax.scatter(xs, ys, s=14, c="tab:blue", alpha=0.7, label="trials within budget", zorder=2)
         if chart.pareto:
             xs, ys = zip(*chart.pareto)
-            ax.plot(xs, ys, "-o", c="tab:orange", ms=4, lw=1.5, label="Pareto front (within budget)", zorder=3)
+            ax.plot(xs, ys, "-o", c="tab:orange", ms=4, lw=1.5, label=chart.pareto_label, zorder=3)
         if chart.references:
             ax.scatter([p.x for p in chart.references], [p.y for p in chart.references], marker="s", s=22,
                        c="tab:green", label="published networks", zorder=3)

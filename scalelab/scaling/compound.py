@@ -159,20 +159,6 @@ def _dump(model: BaseModel) -> dict:
     return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
-def spec_data(spec: Spec) -> dict:
-    """The spec as plain data (lists, not tuples) that ``Spec.model_validate`` and YAML take back.
-
-    Entries are dumped one by one: the spec's entry union tells stages from blocks by looking at a
-    mapping, so dumping the whole Spec at once mis-serialises stage objects."""
-    data = {key: getattr(spec, key) for key in ("name", "description")}
-    data["input"] = _dump(spec.input)
-    if spec.reference is not None:
-        data["reference"] = _dump(spec.reference)
-    data["defaults"] = spec.defaults.model_dump(mode="json", exclude_none=True)
-    data["blocks"] = [_dump(entry) for entry in spec.blocks]
-    return data
-
-
 def default_name(base: str, depth: float, width: float, resolution: tuple[int, int]) -> str:
     size = resolution[0] if resolution[0] == resolution[1] else f"{resolution[0]}x{resolution[1]}"
     return f"{base}-d{depth:g}-w{width:g}-r{size}"

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from scalelab.errors import ScalelabError, did_you_mean
-from scalelab.scaling.compound import scale_spec, spec_data
+from scalelab.scaling.compound import scale_spec
+from scalelab.spec.dump import spec_data
 from scalelab.spec.model import Spec
 
 

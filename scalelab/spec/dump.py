@@ -1,0 +1,30 @@
+"""Spec objects back to plain data and YAML that ``parse_spec`` reads to the same network."""
+
+from __future__ import annotations
+
+from scalelab.spec.model import Spec
+
+
+def spec_data(spec: Spec) -> dict:
+    """The spec as plain data (lists, not tuples), only what was set, blocks with their ``from``."""
+    h, w = spec.input.resolution
+    data: dict = {"name": spec.name, "description": spec.description,
+                  "input": {"channels": spec.input.channels, "resolution": h if h == w else [h, w]}}
+    if spec.reference is not None:
+        data["reference"] = spec.reference.model_dump(mode="json", exclude_none=True)
+    defaults = spec.defaults.model_dump(mode="json", exclude_none=True)
+    if defaults:
+        data["defaults"] = defaults
+    data["blocks"] = [e.model_dump(mode="json", by_alias=True, exclude_unset=True) for e in spec.blocks]
+    return data
+
+
+def spec_yaml(spec: Spec) -> str:
+    """The spec as YAML, one block per line, as the zoo writes them."""
+    import yaml
+
+    data = spec_data(spec)
+    head = yaml.safe_dump({k: v for k, v in data.items() if k != "blocks"}, sort_keys=False, width=100)
+    blocks = "".join("  - " + yaml.safe_dump(b, default_flow_style=True, sort_keys=False, width=10**6)
+                     for b in data["blocks"])
+    return head + "blocks:\n" + blocks
