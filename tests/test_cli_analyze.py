@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from scalelab.cli import app
 
-# torchvision resnet50 (weights=None), shared/reference/README.md section 1
+# torchvision 0.29.1 resnet50 (weights=None): parameters and _ops
 RESNET50_PARAMS = 25_557_032
 RESNET50_MACS = 4_089_184_256
 

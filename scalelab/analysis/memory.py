@@ -1,12 +1,16 @@
 """Memory of a network: weight bytes, the inference peak over an execution order, and training memory.
 
-Inference model (block granularity). Tensors are the network input and each block's output. Blocks
-run one at a time in an execution order (a topological order of the DAG; training-only blocks do not
-run). While block ``b`` runs, the bytes alive are: every tensor already produced whose consumers have
-not all run yet (this includes ``b``'s inputs), plus ``b``'s output. After ``b`` runs, each tensor whose
-last consumer was ``b`` is freed. The network's output is never freed; the input is alive from the start
-until its last consumer has run. A block's inner temporaries (the mid activations of a bottleneck) are
-not counted: the peak is over block boundaries. Weights are counted apart (``weight_bytes``).
+Inference model (layer granularity, matching the eval-mode module ``scalelab.build`` makes). Blocks
+run one at a time in an execution order (a topological order of the DAG; training-only blocks do
+not run). Between blocks, the tensors alive are the network input (its caller holds it for the whole
+pass) and every block output whose consumers have not all run yet (the network output is never
+freed). While block ``b`` runs, its inputs stay alive and its own layers allocate temporaries and
+its output; the block's contribution is its inner peak (``scalelab.analysis.block_memory``: the most
+elements its layers hold at once, e.g. an inverted residual's expanded tensors, or the finished
+branch outputs of an inception module). The bytes alive while ``b`` runs are the tensors kept for
+later blocks plus that inner peak; the network peak is the largest such sum. A block whose output is
+a view or its input itself (flatten, eval dropout) shares its input's storage, counted once.
+Weights are counted apart (``weight_bytes``). Measured against torch in ``benchmarks/memory.md``.
 
 Training model (per inner layer, from what torch's autograd keeps for backward): weights, a gradient
 per trainable weight, optimizer state (SGD none, SGD with momentum one buffer, Adam two buffers per
@@ -21,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from scalelab.analysis.block_memory import inner_peak
 from scalelab.blocks import layers as L
 from scalelab.blocks.layers import elements
 from scalelab.errors import ScalelabError, did_you_mean
@@ -51,8 +56,9 @@ def _check_batch(batch: int) -> None:
 class BlockMemory:
     name: str
     weight_bytes: int
-    activation_bytes: int  # the block's output
-    alive_bytes: int  # activations alive while the block runs, in the order used
+    activation_bytes: int  # the block's output (a view of its input allocates none of it)
+    inner_peak_bytes: int  # the most the block's own layers hold at once: temporaries and output
+    alive_bytes: int  # activations alive at the block's inner peak, in the order used
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,9 @@ class InferenceMemory:
     peak_bytes: int  # activations alive at the peak
     peak_block: str
     blocks: dict[str, BlockMemory] = field(repr=False)
-    model: str = "block granularity: a block's inputs and output are alive while it runs; inner temporaries not counted"
+    model: str = ("layer granularity, as the built eval module runs: tensors kept for later blocks and the "
+                  "network input, plus the running block's inputs, temporaries and output (no in-place "
+                  "activations; flatten and eval dropout are views)")
 
     @property
     def total_bytes(self) -> int:
@@ -72,36 +80,41 @@ class InferenceMemory:
 
 
 class _Dag:
-    """The inference part of a network as tensors (sizes in bytes) and consumers."""
+    """The inference part of a network as tensors (sizes in bytes, storages shared by views),
+    consumers, and each block's inner peak."""
 
     def __init__(self, network: Network, nbytes: int, batch: int):
         self.blocks = [b for b in network.blocks.values() if not b.training_only]
-        names = {b.name for b in self.blocks}
-        self.size = {INPUT: batch * nbytes * elements(network.input_shape)}
-        self.size.update({b.name: batch * nbytes * elements(b.out_shape) for b in self.blocks})
+        scale = batch * nbytes
+        self.size = {INPUT: scale * elements(network.input_shape)}
+        self.inner = {}  # bytes a block's layers hold at their peak
+        self.storage = {INPUT: INPUT}  # tensor -> the tensor whose storage it uses
         self.inputs = {b.name: list(dict.fromkeys(b.inputs)) for b in self.blocks}
+        for b in self.blocks:
+            inner = inner_peak(b.layers, b.in_shape)
+            self.inner[b.name] = scale * inner.peak_elems
+            self.size[b.name] = scale * inner.out_elems
+            # a view (flatten, eval dropout) shares its single input's storage
+            self.storage[b.name] = b.name if inner.out_elems else self.storage[self.inputs[b.name][0]]
         self.consumers: dict[str, set[str]] = {t: set() for t in self.size}
         for name, ins in self.inputs.items():
             for t in ins:
                 self.consumers[t].add(name)
-        self.output = network.output
+        self.kept = {INPUT, network.output}  # the caller holds the input; the output is returned
         self.names = [b.name for b in self.blocks]
-        assert names == set(self.inputs)
 
     def alive_after(self, done: frozenset) -> int:
-        """Bytes alive once the blocks in ``done`` have run."""
-        total = 0
-        for t in itertools.chain([INPUT], done):
-            if t == self.output or not self.consumers[t] <= done:
-                total += self.size[t]
-        return total
+        """Bytes alive once the blocks in ``done`` have run (each storage once)."""
+        storages = {self.storage[t] for t in itertools.chain([INPUT], done)
+                    if t in self.kept or not self.consumers[t] <= done}
+        return sum(self.size[s] for s in storages)
 
     def ready(self, done: frozenset) -> list[str]:
         return [n for n in self.names if n not in done and all(i == INPUT or i in done for i in self.inputs[n])]
 
     def step(self, done: frozenset, name: str) -> int:
-        """Bytes alive while ``name`` runs after ``done``: what is alive plus its output."""
-        return self.alive_after(done) + self.size[name]
+        """Bytes alive at the inner peak of ``name`` run after ``done``."""
+        return self.alive_after(done) + self.inner[name]
 
     def trace(self, order: Iterable[str]) -> list[int]:
         done: frozenset = frozenset()
@@ -131,7 +144,8 @@ def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
     at = dict(zip(order, alive))
     peak_at = max(range(len(order)), key=lambda i: alive[i])
     rows = {
-        b.name: BlockMemory(b.name, nbytes * sum(c.params for c in b.costs), dag.size[b.name], at[b.name])
+        b.name: BlockMemory(b.name, nbytes * sum(c.params for c in b.costs), batch * nbytes * elements(b.out_shape),
+                            dag.inner[b.name], at[b.name])
         for b in dag.blocks
     }
     return InferenceMemory(dtype, batch, order, sum(r.weight_bytes for r in rows.values()),

@@ -288,7 +288,7 @@ def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, res
         scaled = scale_spec(base, d, w, resolution, divisor=divisor, resolution_multiple=resolution_multiple)
         how = f"depth x{d:g}, width x{w:g}, input {scaled.input.resolution[0]}px"
     total = analyze(scaled).total
-    estimate = _estimate(base, d, w, scaled.input.resolution[0], total.macs)
+    estimate = _estimate(base, d, w, scaled.input.resolution[0])
     text = spec_yaml(scaled)
     summary = {"spec": scaled.name, "base": base.name, "scaling": how, "depth": d, "width": w,
                "resolution": scaled.input.resolution[0], "macs": total.macs, "params": total.params,
@@ -305,11 +305,11 @@ def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, res
     typer.echo(f"{scaled.name}: {how}: {total.macs:,} MACs, {total.params:,} parameters; {acc}", err=output is None)
 
 
-def _estimate(base, d: float, w: float, pixels: int, macs: int) -> dict:
+def _estimate(base, d: float, w: float, pixels: int) -> dict:
     from scalelab.scaling.accuracy import estimate_accuracy
 
     try:
-        e = estimate_accuracy(base, d, w, pixels, macs=macs)
+        e = estimate_accuracy(base, d, w, pixels)
     except ScalelabError as exc:
         return {"top1": None, "method": None, "detail": str(exc)}
     return {"top1": e.top1, "method": e.method, "detail": e.detail, "extrapolated": e.extrapolated}

@@ -118,12 +118,12 @@ class Evaluator:
     def evaluate(self, depth: float, width: float, resolution: float, trial: Any = None) -> Candidate:
         spec = self.scaled(depth, width, resolution)
         costs = self.costs(spec)
-        top1, method, detail, extrapolated = self._accuracy(spec, depth, width, resolution, costs["macs"], trial)
+        top1, method, detail, extrapolated = self._accuracy(spec, depth, width, trial)
         return Candidate(depth, width, resolution, spec.input.resolution[0], costs["macs"], costs["params"],
                          costs["activations"], costs["latency_ms"], costs["memory_bytes"], top1, method,
                          detail, extrapolated)
 
-    def _accuracy(self, spec: Spec, depth: float, width: float, resolution: float, macs: int, trial: Any):
+    def _accuracy(self, spec: Spec, depth: float, width: float, trial: Any):
         if self.accuracy_method == "train":
             from scalelab.scaling.train import train_accuracy
 
@@ -131,9 +131,8 @@ class Evaluator:
             return result.top1, "train", result.detail, False
         from scalelab.scaling.accuracy import estimate_accuracy
 
-        # the resolution multiplier the network really gets, after rounding to pixels
-        actual_r = spec.input.resolution[0] / self.base_size[0]
-        estimate = estimate_accuracy(self.base, depth, width, actual_r, macs=macs, method=self.accuracy_method,
+        # the input size the network really gets, after rounding to pixels
+        estimate = estimate_accuracy(self.base, depth, width, spec.input.resolution[0], method=self.accuracy_method,
                                      **self.accuracy_options)
         value = estimate.top1 if estimate.top1 is not None else estimate.score  # the proxy gives a score
         return float(value), estimate.method, estimate.detail, bool(estimate.extrapolated)

@@ -1,7 +1,7 @@
 """Regenerate tests/golden/zoo.json: params, MACs, other ops and activations of every zoo spec at its
 own input resolution, batch 1 (inference totals, and the training-only heads apart).
 
-Run it only on purpose (`.venv/bin/python tests/golden/regenerate.py`) after a reviewed change to a
+Run it only on purpose (`python tests/golden/regenerate.py`) after a reviewed change to a
 formula or a spec; the diff of zoo.json is the review. tests/test_zoo.py checks the file.
 """
 

@@ -16,9 +16,6 @@ from scalelab.spec import Spec
 
 METHODS = ("published", "scaling-law", "proxy")
 
-#: below this a ``resolution`` argument is a multiplier of the base's input size, above it pixels
-_PIXELS_FROM = 8
-
 
 @dataclass(frozen=True)
 class AccuracyEstimate:
@@ -29,16 +26,13 @@ class AccuracyEstimate:
     score: Optional[float] = None  # the proxy's value (higher ranks higher)
 
 
-def _multipliers(base: Spec, resolution: "float | int | None") -> tuple[float, int]:
-    """(resolution multiplier, pixels) from a multiplier, a pixel count or None (the base's)."""
-    size = base.input.resolution[0]
+def _pixels(base: Spec, resolution: Optional[int]) -> int:
+    """The input size in pixels: ``resolution`` itself, or the base's when None."""
     if resolution is None:
-        return 1.0, size
-    if not resolution > 0:
-        raise ScalelabError(f"resolution must be positive, got {resolution!r}")
-    if resolution > _PIXELS_FROM:
-        return resolution / size, int(round(resolution))
-    return float(resolution), int(round(size * resolution))
+        return base.input.resolution[0]
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ScalelabError(f"resolution is the input size in pixels, a positive integer; got {resolution!r}")
+    return resolution
 
 
 def _base_top1(base: Spec, method: str) -> float:
@@ -53,23 +47,21 @@ def estimate_accuracy(
     base_spec: Spec,
     depth: float = 1.0,
     width: float = 1.0,
-    resolution: "float | int | None" = None,
-    macs: Optional[int] = None,
+    resolution: Optional[int] = None,
     method: str = "scaling-law",
     **options,
 ) -> AccuracyEstimate:
-    """Top-1 of ``base_spec`` scaled by ``depth`` and ``width`` at ``resolution`` (a multiplier of
-    the base's input size when at most 8, else pixels; None keeps the base's).
+    """Top-1 of ``base_spec`` scaled by ``depth`` and ``width`` at an input of ``resolution``
+    pixels (None keeps the base's), as ``scale_spec`` takes them.
 
-    ``macs`` (per image) spares the scaling-law estimator from analysing the scaled spec. Options:
-    proxy ``resolution_px`` (default 64), ``batch`` (default 2), ``seed`` (default 0)."""
+    Options: proxy ``resolution_px`` (default 64), ``batch`` (default 2), ``seed`` (default 0)."""
     if method not in METHODS:
         raise ScalelabError(f"unknown accuracy method '{method}'{did_you_mean(method, METHODS)}; "
                             f"choose one of {', '.join(METHODS)}")
     for what, value in (("depth", depth), ("width", width)):
         if not value > 0:
             raise ScalelabError(f"{what} multiplier must be positive, got {value!r}")
-    r, pixels = _multipliers(base_spec, resolution)
+    pixels = _pixels(base_spec, resolution)
     if method == "published":
         return _published(base_spec, depth, width, pixels)
     if method == "proxy":
@@ -78,7 +70,7 @@ def estimate_accuracy(
         return proxy_estimate(base_spec, depth, width, pixels, **options)
     if options:
         raise ScalelabError(f"the scaling-law estimator takes no options, got {', '.join(options)}")
-    return _scaling_law(base_spec, depth, width, r, pixels, macs)
+    return _scaling_law(base_spec, depth, width, pixels)
 
 
 def _published(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
@@ -92,39 +84,34 @@ def _published(base: Spec, depth: float, width: float, pixels: int) -> AccuracyE
     return AccuracyEstimate(row.top1, "published", f"published top-1 of {row.name}: {row.source}")
 
 
-def _base_macs(base: Spec) -> int:
-    from scalelab.analysis.costs import analyze
+def repeated_blocks(spec: Spec, depth: float = 1.0) -> tuple[int, int]:
+    """(blocks before, blocks after) depth scaling by ``depth``: the repeats of the stages that scale
+    in depth, summed, rounded up per stage as ``scale_spec`` does."""
+    from scalelab.scaling.rounding import round_repeats
+    from scalelab.spec.model import Stage
 
-    key = id(base)
-    if key not in _BASE_MACS or _BASE_MACS[key][0] is not base:
-        if len(_BASE_MACS) > 64:
-            _BASE_MACS.clear()
-        _BASE_MACS[key] = (base, analyze(base).total.macs)
-    return _BASE_MACS[key][1]
-
-
-_BASE_MACS: dict[int, tuple[Spec, int]] = {}
+    stages = [e for e in spec.blocks if isinstance(e, Stage) and e.scale_depth]
+    return sum(s.repeat for s in stages), sum(round_repeats(s.repeat, depth) for s in stages)
 
 
-def _scaling_law(base: Spec, depth: float, width: float, r: float, pixels: int, macs: Optional[int]) -> AccuracyEstimate:
+def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
     from scalelab.scaling.accuracy.scaling_law import fitted_law
 
     base_top1 = _base_top1(base, "scaling-law")
-    if macs is None:
-        from scalelab.analysis.costs import analyze
-        from scalelab.scaling.compound import scale_spec
-
-        macs = analyze(scale_spec(base, depth, width, pixels)).total.macs
-    ratio = macs / _base_macs(base)
+    before, after = repeated_blocks(base, depth)
+    # what depth scaling really builds: repeats round up per stage (no stages: depth changes nothing)
+    d = after / before if before else 1.0
+    r = pixels / base.input.resolution[0]
     law = fitted_law()
-    top1 = law.predict(base_top1, ratio, depth, width, r)
-    beyond = law.beyond(ratio, depth, width, r)
-    detail = (f"scaling-law estimate from {base.name}'s reference top-1 {base_top1:g} "
-              f"({base.reference.source}) at MACs x{ratio:.3g}, depth x{depth:g}, width x{width:g}, "
-              f"resolution x{r:.3g}; law fitted on published scaling series, see `scalelab accuracy --validate`")
+    top1 = law.predict(base_top1, d, width, r)
+    beyond = law.beyond(d, width, r)
+    detail = (f"scaling-law estimate from {base.name}'s reference top-1 {base_top1:g} ({base.reference.source}) "
+              f"at depth x{depth:g} ({before} -> {after} blocks, x{d:.3g}), width x{width:g}, resolution "
+              f"{pixels}px (x{r:.3g}); per-dimension saturating law fitted on published scaling series, "
+              "see `scalelab accuracy --validate`")
     if beyond:
         detail += "; EXTRAPOLATED: " + "; ".join(beyond)
     return AccuracyEstimate(top1, "scaling-law", detail, extrapolated=bool(beyond))
 
 
-__all__ = ["AccuracyEstimate", "METHODS", "estimate_accuracy"]
+__all__ = ["AccuracyEstimate", "METHODS", "estimate_accuracy", "repeated_blocks"]

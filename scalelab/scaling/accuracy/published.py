@@ -34,6 +34,7 @@ class Row(_Strict):
     series: Optional[str] = None
     depth: float = Field(1.0, gt=0)
     width: float = Field(1.0, gt=0)
+    blocks: Optional[int] = Field(None, gt=0, description="repeated blocks (stage repeats summed)")
 
 
 class Published(_Strict):

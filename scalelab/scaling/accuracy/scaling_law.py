@@ -1,21 +1,28 @@
-"""The scaling-law accuracy estimator: top-1 of a scaled network from its base's published top-1,
-its MACs relative to the base and its depth/width/resolution multipliers.
+"""The scaling-law accuracy estimator: top-1 of a scaled network from its base's published top-1
+and its depth, width and resolution multipliers.
 
-Model. Classification error falls as a power law of compute towards an irreducible floor
-(Hestness et al. 2017, "Deep Learning Scaling is Predictable, Empirically"; Rosenfeld et al. 2020,
-"A Constructive Prediction of the Generalization Error Across Scales"), and scaling one dimension
-alone saturates sooner than scaling all three in balance (Tan & Le 2019, §3.2 and Fig. 3). So::
+Model. Error falls as a power law towards a floor as a model grows (Hestness et al. 2017, "Deep
+Learning Scaling is Predictable, Empirically"; Rosenfeld et al. 2020, "A Constructive Prediction
+of the Generalization Error Across Scales"), and scaling any one dimension alone saturates quickly
+(Tan & Le 2019, §3.2 and Fig. 3: past depth x2, width x2 or resolution x2 single-dimension gains
+flatten). So each dimension gets its own saturating term and the terms multiply::
 
-    err(m) = err0 * (s + (1 - s) * exp(-k * x)),   err0 = 100 - base top-1
-    x      = ln(MACs / base MACs) - lam * |P l|^2
+    err / base err = prod over d in (depth, width, resolution) of (s_d + (1 - s_d) * m_d^-k_d)
 
-where l = (ln d, ln w, ln r) and P projects out the compound direction (ln 1.2, ln 1.1, ln 1.15)
-of EfficientNet's grid search, so |P l|^2 measures how far a scaling is from balanced. The error
-is relative to the base's (s is the fraction of the base's error that no scaling removes), so one
-law transfers across families with different base accuracies. Three numbers (s, k, lam) are fitted
-by least squares in top-1 points on every published scaling series (EfficientNet B0-B7, MobileNet
-v1 width and resolution, MobileNet v2 width, ResNet depth); ``leave_one_out`` measures how well it
-predicts a network it has not seen.
+where m_d is the multiplier (depth counts repeated blocks: EfficientNet's repeats round up, so
+depth x1.1 of B0 is 23 blocks instead of 16, x1.44), s_d the fraction of the error that scaling
+d alone never removes, and k_d how fast the rest goes. Shrinking a dimension (m_d < 1) raises its
+term without bound, as the MobileNet width series shows (x0.25 costs 20 points). Because every
+term saturates, spreading a cost increase over all three dimensions beats putting it into one:
+the product rewards balanced, compound scaling and penalises lopsided scalings without a separate
+penalty. The error is relative to the base's, so one law transfers across families.
+
+The six numbers are fitted jointly by least squares in top-1 points on every published scaling
+series (EfficientNet B0-B7 as in the paper and as torchvision trains it, MobileNet v1 width and
+resolution, MobileNet v2 width, ResNet depth). Exponents are kept in (0, 2]: the depth data alone
+cannot pin its exponent, and unbounded it runs to a step at x1 that would make any depth below x1
+catastrophic (Fig. 3 of Tan & Le shows depth gains building over x1-x4, an exponent near 1).
+``leave_one_out`` measures how well the law predicts a network it has not seen.
 """
 
 from __future__ import annotations
@@ -26,9 +33,9 @@ from dataclasses import dataclass
 
 from scalelab.scaling.accuracy.published import Published, published
 
-#: the compound-scaling direction (EfficientNet alpha, beta, gamma), as a unit vector in log space
-_RAY = tuple(math.log(v) for v in (1.2, 1.1, 1.15))
-_RAY = tuple(v / math.sqrt(sum(u * u for u in _RAY)) for v in _RAY)
+DIMENSIONS = ("depth", "width", "resolution")
+#: bound on every exponent k_d (see the module docstring)
+MAX_EXPONENT = 2.0
 
 
 @dataclass(frozen=True)
@@ -39,37 +46,41 @@ class Point:
     name: str
     base_top1: float
     top1: float
-    macs_ratio: float
-    depth: float
+    depth: float  # multiplier of repeated blocks
     width: float
-    resolution: float  # multiplier
+    resolution: float  # multiplier of the input size
 
 
-def imbalance(depth: float, width: float, resolution: float) -> float:
-    """Squared distance of (ln d, ln w, ln r) from the compound-scaling ray: 0 for balanced scaling."""
-    logs = (math.log(depth), math.log(width), math.log(resolution))
-    along = sum(a * u for a, u in zip(logs, _RAY))
-    return sum((a - along * u) ** 2 for a, u in zip(logs, _RAY))
+@dataclass(frozen=True)
+class Term:
+    """One dimension's factor on the base's error: s + (1 - s) * m^-k."""
+
+    floor: float  # s
+    exponent: float  # k
+
+    def factor(self, multiplier: float) -> float:
+        return self.floor + (1.0 - self.floor) * multiplier ** -self.exponent
 
 
 @dataclass(frozen=True)
 class ScalingLaw:
-    saturation: float  # s: fraction of the base's error that scaling never removes
-    exponent: float  # k
-    balance_penalty: float  # lam
-    #: the fitted range: (min, max) of the MACs ratio and of each multiplier over the series
+    depth: Term
+    width: Term
+    resolution: Term
+    #: the fitted range: (min, max) of each multiplier over the series (their bases included)
     ranges: dict
 
-    def predict(self, base_top1: float, macs_ratio: float, depth: float = 1.0, width: float = 1.0,
-                resolution: float = 1.0) -> float:
-        x = math.log(macs_ratio) - self.balance_penalty * imbalance(depth, width, resolution)
-        err = (100.0 - base_top1) * (self.saturation + (1 - self.saturation) * math.exp(-self.exponent * x))
-        return max(0.0, 100.0 - min(err, 100.0))
+    def error_ratio(self, depth: float, width: float, resolution: float) -> float:
+        return self.depth.factor(depth) * self.width.factor(width) * self.resolution.factor(resolution)
 
-    def beyond(self, macs_ratio: float, depth: float, width: float, resolution: float) -> list[str]:
-        """How the query leaves the fitted range, one phrase per quantity; empty inside it."""
+    def predict(self, base_top1: float, depth: float = 1.0, width: float = 1.0, resolution: float = 1.0) -> float:
+        err = (100.0 - base_top1) * self.error_ratio(depth, width, resolution)
+        return 100.0 - min(err, 100.0)
+
+    def beyond(self, depth: float, width: float, resolution: float) -> list[str]:
+        """How the query leaves the fitted multipliers, one phrase per dimension; empty inside them."""
         out = []
-        for what, value in (("MACs", macs_ratio), ("depth", depth), ("width", width), ("resolution", resolution)):
+        for what, value in zip(DIMENSIONS, (depth, width, resolution)):
             low, high = self.ranges[what]
             if value > high * (1 + 1e-9):
                 out.append(f"{what} x{value:.3g} is {value / high:.2f}x above the largest fitted (x{high:.3g})")
@@ -77,9 +88,13 @@ class ScalingLaw:
                 out.append(f"{what} x{value:.3g} is {low / value:.2f}x below the smallest fitted (x{low:.3g})")
         return out
 
+    def terms(self) -> dict[str, Term]:
+        return {"depth": self.depth, "width": self.width, "resolution": self.resolution}
+
     def describe(self) -> str:
-        return (f"error = base error x ({self.saturation:.3f} + {1 - self.saturation:.3f} x (MACs ratio)^-{self.exponent:.3f}"
-                f" x exp({self.exponent * self.balance_penalty:.3f} x imbalance))")
+        factors = " x ".join(f"({t.floor:.3f} + {1 - t.floor:.3f} x {d[0]}^-{t.exponent:.3f})"
+                             for d, t in self.terms().items())
+        return f"error = base error x {factors}, with d, w, r the depth (blocks), width and resolution multipliers"
 
 
 def series_points(table: Published) -> list[Point]:
@@ -89,28 +104,31 @@ def series_points(table: Published) -> list[Point]:
         for row in table.members(name):
             if row is not base:
                 d, w, r = table.multipliers(row)
-                points.append(Point(name, row.name, base.top1, row.top1, row.macs / base.macs, d, w, r))
+                if row.blocks is not None and base.blocks is not None:
+                    d = row.blocks / base.blocks  # what depth scaling really built (repeats round up)
+                points.append(Point(name, row.name, base.top1, row.top1, d, w, r))
     return points
 
 
 def _ranges(points: list[Point]) -> dict:
-    ranges = {}
-    for what, attr in (("MACs", "macs_ratio"), ("depth", "depth"), ("width", "width"), ("resolution", "resolution")):
-        values = [1.0] + [getattr(p, attr) for p in points]  # the bases themselves are fitted points too
-        ranges[what] = (min(values), max(values))
-    return ranges
+    # the bases themselves (every multiplier 1) are fitted points too
+    return {what: (min([1.0] + [getattr(p, what) for p in points]), max([1.0] + [getattr(p, what) for p in points]))
+            for what in DIMENSIONS}
+
+
+def _law(params: list[float], ranges: dict) -> ScalingLaw:
+    return ScalingLaw(*(Term(params[2 * i], params[2 * i + 1]) for i in range(3)), ranges)
 
 
 def _loss(params: list[float], points: list[Point]) -> float:
-    s, k, lam = params
-    if not (0 <= s < 1 and 0 < k < 5 and 0 <= lam < 10):
+    if not all(0 <= params[2 * i] < 1 and 0 < params[2 * i + 1] <= MAX_EXPONENT for i in range(3)):
         return math.inf
-    law = ScalingLaw(s, k, lam, {})
-    return sum((law.predict(p.base_top1, p.macs_ratio, p.depth, p.width, p.resolution) - p.top1) ** 2 for p in points)
+    law = _law(params, {})
+    return sum((law.predict(p.base_top1, p.depth, p.width, p.resolution) - p.top1) ** 2 for p in points)
 
 
-def _nelder_mead(f, start: list[float], tolerance: float = 1e-10, max_iterations: int = 4000) -> list[float]:
-    """Plain Nelder-Mead (Nelder & Mead 1965): three parameters do not justify a scipy dependency."""
+def _nelder_mead(f, start: list[float], tolerance: float = 1e-12, max_iterations: int = 20000) -> list[float]:
+    """Plain Nelder-Mead (Nelder & Mead 1965): six parameters do not justify a scipy dependency."""
     n = len(start)
     simplex = [list(start)] + [[v * 1.25 if i == j and v else (0.05 if i == j else v) for j, v in enumerate(start)]
                                for i in range(n)]
@@ -142,12 +160,20 @@ def _nelder_mead(f, start: list[float], tolerance: float = 1e-10, max_iterations
     return simplex[min(range(n + 1), key=values.__getitem__)]
 
 
-_START = [0.6, 0.4, 0.05]
+_START = [0.5, 0.5] * 3  # (s, k) per dimension
 
 
-def fit(points: list[Point]) -> ScalingLaw:
-    s, k, lam = _nelder_mead(lambda p: _loss(p, points), _START)
-    return ScalingLaw(s, k, lam, _ranges(points))
+def fit(points: list[Point], start: list[float] = _START) -> ScalingLaw:
+    """Least squares in top-1 points; Nelder-Mead restarted from its own result, which frees a
+    simplex that collapsed against a bound."""
+    loss = lambda p: _loss(p, points)  # noqa: E731
+    params = _nelder_mead(loss, list(start))
+    for _ in range(3):
+        again = _nelder_mead(loss, params)
+        if loss(again) >= loss(params) - 1e-12:
+            break
+        params = again
+    return _law(params, _ranges(points))
 
 
 @functools.cache
@@ -168,13 +194,14 @@ class Holdout:
         return self.predicted - self.actual
 
 
-def leave_one_out() -> list[Holdout]:
+@functools.cache
+def leave_one_out() -> tuple[Holdout, ...]:
     """Each published network predicted by a law fitted without it (without every row of that
     network: EfficientNet-B3 as the paper and as torchvision report it leave together)."""
     points = series_points(published())
     out = []
     for held in points:
         law = fit([p for p in points if p.name != held.name])
-        predicted = law.predict(held.base_top1, held.macs_ratio, held.depth, held.width, held.resolution)
+        predicted = law.predict(held.base_top1, held.depth, held.width, held.resolution)
         out.append(Holdout(held.series, held.name, held.top1, predicted))
-    return out
+    return tuple(out)
