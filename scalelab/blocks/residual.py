@@ -28,40 +28,46 @@ def shortcut_layers(option: str, in_ch: int, out_ch: int, stride: int, norm: str
     return None
 
 
-def assemble(body: Node, shortcut: Node | None, option: str, preact: bool, activation: str) -> Node:
-    """Join body and shortcut; post-activation applies the activation after the add."""
-    post = None if preact else act_layer(activation)
-    if option == "none":
-        return seq(body, post)
-    return Residual(body, shortcut, post)
+class ResidualKind(Block):
+    """Parameters and assembly shared by the basic and bottleneck residual blocks."""
 
-
-class ResidualBlock(Block):
-    summary = "basic residual block: two 3x3 convs and a shortcut (ResNet-18/34, CIFAR ResNets)"
-    kind: Literal["residual"] = "residual"
     out: Channels = Field(description="output channels")
     stride: PositiveInt = 1
     shortcut: Shortcut = Field("B", description=SHORTCUT_HELP)
-    preact: bool = Field(False, description="pre-activation ordering: norm, activation, conv")
+    preact: bool = Field(False, description="pre-activation ordering: norm, activation, conv (He et al. 2016b)")
     norm: Norm = "batchnorm"
     norm_eps: float = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
+    def convs(self, pieces: list[tuple]) -> Node:
+        """The body: (in, out, kernel, stride, groups) per conv. Post-activation: conv, norm,
+        activation (none after the last, it follows the add). Pre-activation: norm, activation, conv."""
+        layers = []
+        for i, (cin, cout, kernel, stride, groups) in enumerate(pieces):
+            if self.preact:
+                layers.append(seq(norm_layer(self.norm, cin, self.norm_eps), act_layer(self.activation)))
+                layers.append(conv_norm_act(cin, cout, kernel, stride, groups=groups, norm="none",
+                                            activation="none", bias=False))
+            else:
+                last = i == len(pieces) - 1
+                layers.append(conv_norm_act(cin, cout, kernel, stride, groups=groups, norm=self.norm,
+                                            norm_eps=self.norm_eps, activation="none" if last else self.activation))
+        return seq(*layers)
+
+    def join(self, body: Node, in_ch: int) -> Node:
+        """Body plus shortcut; post-activation applies the activation after the add."""
+        post = None if self.preact else act_layer(self.activation)
+        if self.shortcut == "none":
+            return seq(body, post)
+        shortcut = shortcut_layers(self.shortcut, in_ch, self.out, self.stride, self.norm, self.norm_eps, self.preact)
+        return Residual(body, shortcut, post)
+
+
+class ResidualBlock(ResidualKind):
+    summary = "basic residual block: two 3x3 convs and a shortcut (ResNet-18/34, CIFAR ResNets)"
+    kind: Literal["residual"] = "residual"
+
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
-        k3, s = (3, 3), (self.stride, self.stride)
-        if self.preact:
-            body = seq(
-                norm_layer(self.norm, in_ch, self.norm_eps), act_layer(self.activation),
-                conv_norm_act(in_ch, self.out, k3, s, norm=self.norm, activation=self.activation,
-                              norm_eps=self.norm_eps, bias=False),
-                conv_norm_act(self.out, self.out, k3, norm="none", activation="none", bias=False),
-            )
-        else:
-            body = seq(
-                conv_norm_act(in_ch, self.out, k3, s, norm=self.norm, activation=self.activation,
-                              norm_eps=self.norm_eps),
-                conv_norm_act(self.out, self.out, k3, norm=self.norm, activation="none", norm_eps=self.norm_eps),
-            )
-        shortcut = shortcut_layers(self.shortcut, in_ch, self.out, self.stride, self.norm, self.norm_eps, self.preact)
-        return assemble(body, shortcut, self.shortcut, self.preact, self.activation)
+        s = (self.stride, self.stride)
+        return self.join(self.convs([(in_ch, self.out, (3, 3), s, 1), (self.out, self.out, (3, 3), (1, 1), 1)]), in_ch)
