@@ -5,16 +5,22 @@ import json
 import math
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 from typer.testing import CliRunner
 
 from scalelab.cli import app
 from scalelab.errors import ScalelabError
-from scalelab.scaling.accuracy import estimate_accuracy
+from scalelab.analysis.costs import analyze
+from scalelab.graph.network import resolve
+from scalelab.scaling.accuracy import estimate_accuracy, repeated_blocks
 from scalelab.scaling.accuracy.published import find_published, published
-from scalelab.scaling.accuracy.scaling_law import Point, ScalingLaw, fit, imbalance, leave_one_out
+from scalelab.scaling.accuracy.scaling_law import Point, ScalingLaw, Term, fit, leave_one_out
+from scalelab.scaling.compound import scale_spec
 from scalelab.spec import load_spec, parse_spec
+
+B0_MACS = 385_814_752  # torchvision efficientnet_b0 _ops (reference README, section 1)
 
 runner = CliRunner()
 
@@ -62,20 +68,50 @@ def test_published_method():
 # ---------------------------------------------------------------- scaling law
 
 
-def test_imbalance_by_hand():
-    assert imbalance(1.2, 1.1, 1.15) == pytest.approx(0, abs=1e-12)      # on the compound ray
-    assert imbalance(1.2 ** 3, 1.1 ** 3, 1.15 ** 3) == pytest.approx(0, abs=1e-12)
-    a, b, g = math.log(1.2), math.log(1.1), math.log(1.15)
-    # width x2 alone: |l|^2 - (l . u)^2 with l = (0, ln 2, 0)
-    assert imbalance(1, 2, 1) == pytest.approx(math.log(2) ** 2 * (1 - b * b / (a * a + b * b + g * g)))
+def _repeats_by_hand(depth: float, repeats=(1, 2, 2, 3, 3, 4, 1)) -> int:
+    """EfficientNet's ceil(depth x repeats) per stage of B0 (reference README §3), in exact decimals
+    so that 1.1 x 3 does not round up through float noise."""
+    return sum(math.ceil(Fraction(str(depth)) * r) for r in repeats)
+
+
+def test_published_blocks_are_the_rounded_up_repeats():
+    table = published()
+    blocks = {(r.name, r.series): r.blocks for r in table.rows}
+    coefficients = {0: 1.0, 1: 1.1, 2: 1.2, 3: 1.4, 4: 1.8, 5: 2.2, 6: 2.6, 7: 3.1}
+    for series in ("efficientnet", "efficientnet_torchvision"):
+        assert [blocks[(f"efficientnet_b{i}", series)] for i in range(8)] == [_repeats_by_hand(d) for d in coefficients.values()]
+    assert _repeats_by_hand(1.1) == 23 and _repeats_by_hand(3.1) == 55
+    # ResNets: basic blocks 2-2-2-2 and 3-4-6-3; bottlenecks 3-4-6-3, 3-4-23-3, 3-8-36-3 (He et al. 2016, Table 1)
+    assert [blocks[(n, s)] for n, s in (("resnet18", "resnet_basic_depth"), ("resnet34", "resnet_basic_depth"))] == [8, 16]
+    assert [blocks[(f"resnet{d}", "resnet_bottleneck_depth")] for d in (50, 101, 152)] == [16, 33, 50]
+
+
+def test_repeated_blocks_match_the_scaled_network():
+    # counted independently: the stage blocks of the resolved scaled network
+    b0 = load_spec("efficientnet_b0")
+    for depth in (1.0, 1.1, 1.45, 2.2):
+        network = resolve(scale_spec(b0, depth, 1.0, 64))
+        stage_blocks = sum(1 for name in network.blocks if name.rsplit(".", 1)[-1].isdigit())
+        assert repeated_blocks(b0, depth) == (16, stage_blocks) == (16, _repeats_by_hand(depth))
+
+
+def test_terms_and_prediction_by_hand():
+    assert Term(0.5, 1.0).factor(2.0) == pytest.approx(0.75)       # 0.5 + 0.5 / 2
+    assert Term(0.5, 1.0).factor(0.5) == pytest.approx(1.5)        # shrinking raises the error
+    assert Term(0.8, 2.0).factor(1.0) == pytest.approx(1.0)        # the base itself
+    law = ScalingLaw(Term(0.9, 1.0), Term(0.7, 0.5), Term(0.8, 1.5), {})
+    ratio = (0.9 + 0.1 / 2) * (0.7 + 0.3 / 4 ** 0.5) * (0.8 + 0.2 / 1.5 ** 1.5)
+    assert law.predict(75.0, 2.0, 4.0, 1.5) == pytest.approx(100 - 25 * ratio)
 
 
 def test_fit_recovers_a_known_law():
-    truth = ScalingLaw(0.5, 0.3, 0.2, {})
-    grid = [(m, d, w, r) for m in (0.1, 0.5, 2, 8, 30) for d, w, r in ((1, 1, 1), (2, 1, 1), (1, 1.5, 1), (1.3, 1.1, 1.2))]
-    points = [Point("s", str(i), 75.0, truth.predict(75.0, m, d, w, r), m, d, w, r) for i, (m, d, w, r) in enumerate(grid)]
+    truth = ScalingLaw(Term(0.85, 1.2), Term(0.7, 0.9), Term(0.8, 1.5), {})
+    grid = [(d, 1, 1) for d in (1.5, 2, 3)] + [(1, w, 1) for w in (0.25, 0.5, 0.75, 1.4)] + \
+           [(1, 1, r) for r in (0.6, 0.8, 1.3)] + [(1.2 ** p, 1.1 ** p, 1.15 ** p) for p in (1, 2, 4, 6)]
+    points = [Point("s", str(i), 75.0, truth.predict(75.0, d, w, r), d, w, r) for i, (d, w, r) in enumerate(grid)]
     law = fit(points)
-    assert (law.saturation, law.exponent, law.balance_penalty) == pytest.approx((0.5, 0.3, 0.2), abs=2e-3)
+    found = [(t.floor, t.exponent) for t in law.terms().values()]
+    assert found == [pytest.approx((0.85, 1.2), abs=0.02), pytest.approx((0.7, 0.9), abs=0.02), pytest.approx((0.8, 1.5), abs=0.02)]
 
 
 def test_leave_one_out_meets_the_target_on_the_efficientnet_series():
@@ -84,6 +120,8 @@ def test_leave_one_out_meets_the_target_on_the_efficientnet_series():
     errors = [abs(h.predicted - h.actual) for h in held]
     assert sum(errors) / len(errors) <= 1.0
     assert max(errors) <= 1.0
+    # every published series is held out, point by point
+    assert {h.series for h in leave_one_out()} == set(published().series)
 
 
 def test_scaling_law_estimates():
@@ -91,23 +129,101 @@ def test_scaling_law_estimates():
     same = estimate_accuracy(b0)
     assert same.top1 == pytest.approx(77.692) and not same.extrapolated
     b3 = estimate_accuracy(b0, 1.4, 1.2, 300)
-    assert b3.method == "scaling-law" and "77.692" in b3.detail and "MACs x4.74" in b3.detail
+    assert b3.method == "scaling-law" and "77.692" in b3.detail and "16 -> 26 blocks" in b3.detail
     assert 80.5 < b3.top1 < 83.5  # torchvision's B3: 82.008
-    # the resolution may be a multiplier as well as pixels; passing MACs gives the same answer
-    assert estimate_accuracy(b0, 1.4, 1.2, 300 / 224).top1 == pytest.approx(b3.top1)
-    assert estimate_accuracy(b0, 1.4, 1.2, 300, macs=1_827_141_392).top1 == pytest.approx(b3.top1)
+    # depth x1.01 and x1.1 build the same network (repeats round up), so they estimate the same
+    assert estimate_accuracy(b0, 1.01, 1.0, 240).top1 == estimate_accuracy(b0, 1.1, 1.0, 240).top1
     smaller = estimate_accuracy(b0, 1.0, 0.5, 160)
     assert smaller.top1 < same.top1 < b3.top1
 
 
-def test_extrapolation_is_flagged_with_how_far():
+@pytest.mark.parametrize("resolution", [1.2, 300.0, 0, -224, True, "300"])
+def test_resolution_is_pixels_only(resolution):
+    with pytest.raises(ScalelabError, match="resolution is the input size in pixels, a positive integer"):
+        estimate_accuracy(load_spec("efficientnet_b0"), 1.0, 1.0, resolution)
+
+
+def _macs(spec, depth, width, pixels):
+    return analyze(scale_spec(spec, depth, width, pixels)).total.macs
+
+
+@pytest.mark.parametrize("phi", [1, 3])
+def test_balanced_scaling_beats_single_dimension_scaling_at_equal_macs(phi):
+    """Tan & Le 2019 §3.2 / Fig. 3: at the same cost, compound scaling beats scaling one dimension.
+    Each single-dimension scaling here gets at least the balanced scaling's MACs, and still loses."""
     b0 = load_spec("efficientnet_b0")
-    far = estimate_accuracy(b0, 5.0, 3.0, 900, macs=385_814_752 * 700)
+    d, w, r = 1.2 ** phi, 1.1 ** phi, 1.15 ** phi
+    pixels = round(224 * r)
+    balanced_macs = _macs(b0, d, w, pixels)
+    balanced = estimate_accuracy(b0, d, w, pixels).top1
+    for dimension in ("depth", "width", "resolution"):
+        m = 1.0
+        while True:  # grow the one dimension until it costs at least as much
+            m *= 1.01
+            args = {"depth": (m, 1.0, 224), "width": (1.0, m, 224), "resolution": (1.0, 1.0, round(224 * m))}[dimension]
+            if _macs(b0, *args) >= balanced_macs:
+                break
+        single = estimate_accuracy(b0, *args).top1
+        assert single < balanced, (dimension, m, single, balanced)
+
+
+def test_thin_high_resolution_scaling_is_penalised():
+    """The network a MACs-only law let a 400 MFLOPs direct search pick: B0 at depth x1.19, width
+    x0.31 and 506 px, about B0's MACs. Width x0.31 throws most channels away: MobileNet v1 loses 6.9
+    points at width x0.5 and 20 at x0.25 (Howard et al. 2017, Table 6)."""
+    b0 = load_spec("efficientnet_b0")
+    assert abs(_macs(b0, 1.19, 0.31, 506) / B0_MACS - 1) < 0.05  # the same cost as B0
+    thin = estimate_accuracy(b0, 1.19, 0.31, 506)
+    assert thin.top1 < 77.692 - 4
+    # width x0.31 alone: its error ratio lies between MobileNet v1's at x0.5 and at x0.25
+    narrow = estimate_accuracy(b0, 1.0, 0.31, 224).top1
+    ratio = (100 - narrow) / (100 - 77.692)
+    assert (100 - 63.7) / (100 - 70.6) < ratio < (100 - 50.6) / (100 - 70.6)
+
+
+def test_direct_search_at_400_mflops_keeps_a_sane_width():
+    """A sanity bound, not a claim of optimality: no published network under 400 MFLOPs gets its
+    accuracy from dropping below ~0.6 of its width at a high resolution (MobileNet v1 at x0.5 already
+    loses 6.9 points, EfficientNet-B0 is the paper's best at this budget with width x1.0), so a search
+    whose estimator penalises lopsided scaling must not pick such a network."""
+    from scalelab.scaling.budget import parse_budgets
+    from scalelab.scaling.candidates import Evaluator
+    from scalelab.scaling.search import SearchSettings, run_search
+
+    b0 = load_spec("efficientnet_b0")
+    budgets = parse_budgets("400MFLOPs")
+    result = run_search(Evaluator(b0, budgets), SearchSettings(tuple(budgets), method="direct", trials=60, seed=0),
+                        storage="memory")
+    winner = result.winner.candidate
+    assert winner.macs <= 400_000_000
+    assert winner.width >= 0.6, winner
+
+
+def test_extrapolation_is_flagged_per_dimension_with_how_far():
+    b0 = load_spec("efficientnet_b0")
+    far = estimate_accuracy(b0, 5.0, 3.0, 900)
     assert far.extrapolated
-    # the largest fitted MACs ratio: torchvision's B7 over its B0, 37,745,884,192 / 385,814,752
-    assert f"MACs x700 is {700 / (37_745_884_192 / 385_814_752):.2f}x above the largest fitted (x97.8)" in far.detail
-    assert "depth x5 is 1.60x above" in far.detail                        # 5 / 3.125
+    # fitted ranges: depth up to B7's 55 / 16 blocks, width up to B7's x2, resolution up to 600 / 224
+    assert f"depth x5 is {5 / (55 / 16):.2f}x above the largest fitted (x3.44)" in far.detail   # 80 blocks / 16
+    assert "width x3 is 1.50x above the largest fitted (x2)" in far.detail
+    assert f"resolution x{900 / 224:.3g} is {900 / 600:.2f}x above the largest fitted (x2.68)" in far.detail
+    shallow = estimate_accuracy(b0, 0.5, 1.0, 100)
+    # ceil(0.5 x (1, 2, 2, 3, 3, 4, 1)) = 10 blocks; the smallest fitted resolution is MobileNet's 128 / 224
+    assert "depth x0.625 is 1.60x below the smallest fitted (x1)" in shallow.detail
+    assert f"resolution x{100 / 224:.3g} is {(128 / 224) / (100 / 224):.2f}x below the smallest fitted (x0.571)" in shallow.detail
     assert not estimate_accuracy(b0, 2.0, 1.5, 400).extrapolated
+
+
+def test_an_estimate_is_fast():
+    # a search calls the estimator on every trial; it must not analyse or build anything
+    import time
+
+    b0 = load_spec("efficientnet_b0")
+    estimate_accuracy(b0)
+    start = time.perf_counter()
+    for _ in range(200):
+        estimate_accuracy(b0, 1.3, 0.9, 250)
+    assert (time.perf_counter() - start) / 200 < 0.005
 
 
 def test_base_without_reference_is_a_clear_error():

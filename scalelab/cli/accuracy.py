@@ -65,7 +65,8 @@ def validation_summary() -> dict:
         series.setdefault(h.series, []).append(h)
     law = fitted_law()
     return {
-        "law": {"saturation": law.saturation, "exponent": law.exponent, "balance_penalty": law.balance_penalty,
+        "law": {**{name: {"floor": term.floor, "exponent": term.exponent} for name, term in law.terms().items()},
+                "fitted_range": {name: list(bounds) for name, bounds in law.ranges.items()},
                 "formula": law.describe()},
         "series": {
             name: {"mean_abs_error": sum(abs(h.error) for h in hs) / len(hs),

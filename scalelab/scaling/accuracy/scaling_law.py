@@ -19,7 +19,7 @@ penalty. The error is relative to the base's, so one law transfers across famili
 
 The six numbers are fitted jointly by least squares in top-1 points on every published scaling
 series (EfficientNet B0-B7 as in the paper and as torchvision trains it, MobileNet v1 width and
-resolution, MobileNet v2 width, ResNet depth). Exponents are kept in (0, 2]: the depth data alone
+resolution, MobileNet v2 width, ResNet depth). Exponents are kept below 2: the depth data alone
 cannot pin its exponent, and unbounded it runs to a step at x1 that would make any depth below x1
 catastrophic (Fig. 3 of Tan & Le shows depth gains building over x1-x4, an exponent near 1).
 ``leave_one_out`` measures how well the law predicts a network it has not seen.
@@ -116,22 +116,25 @@ def _ranges(points: list[Point]) -> dict:
             for what in DIMENSIONS}
 
 
-def _law(params: list[float], ranges: dict) -> ScalingLaw:
-    return ScalingLaw(*(Term(params[2 * i], params[2 * i + 1]) for i in range(3)), ranges)
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x > -500 else 0.0
 
 
-def _loss(params: list[float], points: list[Point]) -> float:
-    if not all(0 <= params[2 * i] < 1 and 0 < params[2 * i + 1] <= MAX_EXPONENT for i in range(3)):
-        return math.inf
-    law = _law(params, {})
+def _law(raw: list[float], ranges: dict) -> ScalingLaw:
+    """The law from unconstrained parameters: s = sigmoid(a) in (0, 1), k = MAX_EXPONENT x sigmoid(b),
+    so the optimiser needs no walls (Nelder-Mead stalls against them)."""
+    return ScalingLaw(*(Term(_sigmoid(raw[2 * i]), MAX_EXPONENT * _sigmoid(raw[2 * i + 1])) for i in range(3)), ranges)
+
+
+def _loss(raw: list[float], points: list[Point]) -> float:
+    law = _law(raw, {})
     return sum((law.predict(p.base_top1, p.depth, p.width, p.resolution) - p.top1) ** 2 for p in points)
 
 
-def _nelder_mead(f, start: list[float], tolerance: float = 1e-12, max_iterations: int = 20000) -> list[float]:
+def _nelder_mead(f, start: list[float], tolerance: float = 1e-10, max_iterations: int = 20000) -> list[float]:
     """Plain Nelder-Mead (Nelder & Mead 1965): six parameters do not justify a scipy dependency."""
     n = len(start)
-    simplex = [list(start)] + [[v * 1.25 if i == j and v else (0.05 if i == j else v) for j, v in enumerate(start)]
-                               for i in range(n)]
+    simplex = [list(start)] + [[v + (0.5 if i == j else 0.0) for j, v in enumerate(start)] for i in range(n)]
     values = [f(x) for x in simplex]
     for _ in range(max_iterations):
         order = sorted(range(n + 1), key=values.__getitem__)
@@ -160,20 +163,19 @@ def _nelder_mead(f, start: list[float], tolerance: float = 1e-12, max_iterations
     return simplex[min(range(n + 1), key=values.__getitem__)]
 
 
-_START = [0.5, 0.5] * 3  # (s, k) per dimension
+#: starting points (a, b per dimension, before the sigmoids): s = 0.5 and s = 0.82, k = 1 each. The
+#: loss has local minima; the best of both starts, each polished by a restart, is the fit.
+_STARTS = ([0.0] * 6, [1.5, 0.0] * 3)
 
 
-def fit(points: list[Point], start: list[float] = _START) -> ScalingLaw:
-    """Least squares in top-1 points; Nelder-Mead restarted from its own result, which frees a
-    simplex that collapsed against a bound."""
-    loss = lambda p: _loss(p, points)  # noqa: E731
-    params = _nelder_mead(loss, list(start))
-    for _ in range(3):
-        again = _nelder_mead(loss, params)
-        if loss(again) >= loss(params) - 1e-12:
-            break
-        params = again
-    return _law(params, _ranges(points))
+def fit(points: list[Point]) -> ScalingLaw:
+    """Least squares in top-1 points over the published series points."""
+    loss = lambda raw: _loss(raw, points)  # noqa: E731
+    candidates = []
+    for start in _STARTS:
+        raw = _nelder_mead(loss, list(start))
+        candidates.append(_nelder_mead(loss, raw))  # a restart frees a collapsed simplex
+    return _law(min(candidates, key=loss), _ranges(points))
 
 
 @functools.cache
