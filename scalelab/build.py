@@ -59,7 +59,12 @@ class Merge(nn.Module):
         self.op = op
 
     def forward(self, xs: list):
-        return torch.stack(xs).sum(0) if self.op == "add" else torch.cat(xs, dim=1)
+        if self.op == "concat":
+            return torch.cat(xs, dim=1)
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out.add_(x)  # in place on the fresh sum: one new tensor however many inputs
+        return out
 
 
 class ZeroPadShortcut(nn.Module):
@@ -151,9 +156,34 @@ class Net(nn.Module):
         return outputs
 
     def forward(self, x):
-        outputs = self.forward_all(x, include_training_only=self.training)
-        aux = [outputs[n] for n, t in zip(self.names, self.training_only) if t and n in outputs]
+        if not self.training:
+            return self._infer(x)
+        outputs = self.forward_all(x)
+        aux = [outputs[n] for n, t in zip(self.names, self.training_only) if t]
         return (outputs[self.output], *aux) if aux else outputs[self.output]
+
+    def _infer(self, x):
+        """Inference: drop each block output after its last consumer has run, so only the tensors
+        later blocks need stay alive (the memory model of ``scalelab.analysis.memory``)."""
+        uses: dict = {}
+        for inputs, aux in zip(self.inputs, self.training_only):
+            for i in ([] if aux else set(inputs)):
+                uses[i] = uses.get(i, 0) + 1
+        alive = {INPUT: x}
+        del x  # the caller still holds the input; this frame need not
+        for name, inputs, aux, module in zip(self.names, self.inputs, self.training_only, self.blocks):
+            if aux:
+                continue
+            args = [alive[i] for i in inputs]
+            for i in set(inputs):
+                uses[i] -= 1
+                if uses[i] == 0 and i != self.output:
+                    del alive[i]  # ``args`` holds it until the block has run
+            out = module(args[0] if len(args) == 1 else args)
+            del args
+            alive[name] = out
+            del out
+        return alive[self.output]
 
     def block(self, name: str) -> nn.Module:
         return self.blocks[self.names.index(name)]

@@ -13,14 +13,16 @@ node's input for the whole call):
 * ``LocalResponseNorm`` is torch's ``F.local_response_norm``: x*x, a channel-padded copy, an average
   pool, then ``.mul(alpha).add(k).pow(beta)`` and ``x / div`` — at most ``max(n + padded, 3n)``;
 * ``Sequence``: while an item runs, its input (the previous item's output) stays alive; it is freed
-  once the next output exists;
+  once the next output exists. A nested sequence is one item, so its input stays alive until the
+  whole nested sequence returns (conv -> batchnorm -> activation inside an inverted residual keeps
+  the previous stage's output alive);
 * ``Residual``: ``post(body(x) + shortcut(x))`` — the body's output stays alive while the shortcut
   runs, both are alive with the sum, and the sum while ``post`` runs;
 * ``Parallel``: ``cat([branch(x) for branch in branches])`` — finished branch outputs stay alive
   while later branches run and during the concatenation;
 * ``Gate``: ``x * body(x)`` — the body's (channels x 1 x 1) output is alive with the product;
-* ``Merge``: ``add`` is ``torch.stack(xs).sum(0)`` (a stacked copy of all inputs, then the sum);
-  ``concat`` writes its output.
+* ``Merge``: ``add`` writes one sum (further inputs are added into it in place); ``concat`` writes
+  its output.
 
 Counts are elements per sample; the input of the node is held by its caller and not counted.
 Kernel-internal scratch space (a convolution's im2col buffer, a cuDNN workspace) is not modelled.
@@ -44,13 +46,13 @@ class InnerPeak:
     peak_elems: int
 
 
-def inner_peak(node: L.Node, shape: "Shape | list[Shape]") -> InnerPeak:
+def inner_peak(node: L.Node, shape: Shape | list[Shape]) -> InnerPeak:
     """Walk ``node`` on ``shape`` as the built module runs it (see the module docstring)."""
     if isinstance(node, L.Merge):
         shapes = list(shape)  # type: ignore[arg-type]
         out = L.walk(node, shapes).out
         n = elements(out)
-        return InnerPeak(out, n, (len(shapes) + 1) * n if node.op == "add" else n)
+        return InnerPeak(out, n, n)
     if isinstance(node, L.Sequence):
         return _sequence(node, shape)
     assert isinstance(shape, tuple)

@@ -203,8 +203,7 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
                 module = Net(network) if block is None else to_torch(block.layers)
                 module, inputs = _prepare(module, shapes, batch, device, dtype, channels_last)
                 arg = inputs[0] if len(inputs) == 1 else inputs
-                fn = (lambda: module.forward_all(arg, include_training_only=False)) if block is None else (lambda: module(arg))
-                timing = time_callable(fn, device, **timing_args)
+                timing = time_callable(lambda: module(arg), device, **timing_args)  # eval Net frees as it goes
                 cache[key] = {k: v for k, v in asdict(timing).items() if k != "cached"}
             if block is None:
                 whole_timing = timing

@@ -33,9 +33,13 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
     out.columns.append(Column("weight_bytes", "Weights", f"bytes of weights at {dtype}",
                               lambda b, ctx: memory.blocks[b.name].weight_bytes if b.name in memory.blocks else None,
                               human_bytes))
-    out.columns.append(Column("alive_bytes", "Alive", "bytes of activations alive while the block runs (its inputs, "
-                              "its output, and tensors kept for later blocks)",
+    out.columns.append(Column("alive_bytes", "Alive", "bytes of activations alive at the block's inner peak (the network "
+                              "input, tensors kept for later blocks, the block's inputs, temporaries and output)",
                               lambda b, ctx: memory.blocks[b.name].alive_bytes if b.name in memory.blocks else None,
+                              human_bytes, summed=False))
+    out.columns.append(Column("block_peak_bytes", "Block peak", "bytes the block's own layers hold at once "
+                              "(temporaries and output)",
+                              lambda b, ctx: memory.blocks[b.name].inner_peak_bytes if b.name in memory.blocks else None,
                               human_bytes, summed=False))
     better = best_order(network, dtype, batch, state_limit=20_000)
     out.notes.append(

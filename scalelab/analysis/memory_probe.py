@@ -1,0 +1,116 @@
+"""What torch really holds during an inference pass: the peak of live activation bytes.
+
+CPU (and any device): a ``TorchDispatchMode`` sees every tensor an operator returns during the pass;
+each new storage is counted once, from its creation until a weakref finalizer reports it freed.
+Parameters and buffers exist before the pass and are never counted; views share their base's
+storage and add nothing. Memory an operator uses internally and frees before returning (im2col
+buffers, a decomposed operator's intermediates) is not seen. The input is created inside the pass,
+so it is counted, and held by the caller until the forward returns, as in any ``model(x)`` call.
+
+CUDA: ``torch.cuda.max_memory_allocated`` around the same pass, less what was allocated before it
+(the weights); this also sees kernel workspaces and allocator rounding (blocks of 512 bytes).
+
+torch is imported inside the functions: the analysis path never imports this module's torch.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def _live_bytes_mode():
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class LiveBytes(TorchDispatchMode):
+        """Bytes of the storages created while the mode is active and still alive; their peak."""
+
+        def __init__(self):
+            super().__init__()
+            self.sizes: dict[int, int] = {}  # id of a live storage -> bytes
+            self.live = self.peak = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    self._track(t.untyped_storage())
+            return out
+
+        def _track(self, storage) -> None:
+            key = id(storage)  # torch keeps one Python object per live storage
+            if key in self.sizes or storage.nbytes() == 0:
+                return
+            self.sizes[key] = storage.nbytes()
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(storage, self._free, key)
+
+        def _free(self, key: int) -> None:
+            self.live -= self.sizes.pop(key)
+
+    return LiveBytes()
+
+
+def dispatch_peak(run: Callable[[], object]) -> int:
+    """Peak bytes of tensors created by ``run()`` and alive at once (its result is dropped at the end)."""
+    import torch
+
+    with torch.inference_mode():
+        mode = _live_bytes_mode()
+        with mode:
+            result = run()
+            del result
+        return mode.peak
+
+
+def block_peaks(net, input_shape: Sequence[int], batch: int = 1) -> dict[str, int]:
+    """Peak live activation bytes while each block of a ``scalelab.build.Net`` runs (fp32, CPU, eval):
+    the same dispatch-mode count, its peak taken per block between forward hooks."""
+    import torch
+
+    net = net.eval()
+    mode = _live_bytes_mode()
+    peaks: dict[str, int] = {}
+
+    def start(module, args):
+        mode.peak = mode.live  # the window's peak starts from what is alive now
+
+    def stop(name):
+        return lambda module, args, output: peaks.__setitem__(name, mode.peak)
+
+    handles = []
+    for name, module in zip(net.names, net.blocks):
+        handles += [module.register_forward_pre_hook(start), module.register_forward_hook(stop(name))]
+    try:
+        with torch.inference_mode(), mode:
+            net(torch.randn((batch, *input_shape)))
+    finally:
+        for h in handles:
+            h.remove()
+    return peaks
+
+
+def inference_peak(module, input_shape: Sequence[int], batch: int = 1, dtype: str = "fp32",
+                   device: str = "cpu") -> int:
+    """Peak activation bytes of one eval-mode inference pass of ``module`` on a random input of
+    ``(batch, *input_shape)``: counted by the dispatch mode on CPU, by the CUDA allocator on a GPU."""
+    import torch
+
+    torch_dtype = getattr(torch, DTYPES[dtype])
+    module = module.eval().to(device=device, dtype=torch_dtype)
+    shape = (batch, *input_shape)
+    if not str(device).startswith("cuda"):
+        return dispatch_peak(lambda: module(torch.randn(shape, dtype=torch_dtype, device=device)))
+    with torch.inference_mode():
+        module(torch.randn(shape, dtype=torch_dtype, device=device))  # warm-up: cuDNN picks its algorithms
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        module(torch.randn(shape, dtype=torch_dtype, device=device))
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
