@@ -73,7 +73,7 @@ def analyze(
         emit(render(report, format.value), output)
         return
     from scalelab.analysis.memory import dtype_bytes
-    from scalelab.cli.analyze_device import device_figures, with_figures
+    from scalelab.report.device import device_figures
     from scalelab.report import Conditions, default_columns
 
     if mode not in ("infer", "train"):
@@ -82,5 +82,6 @@ def analyze(
     figures = device_figures(analysis.network, dtype=dtype, batch=batch, device=device, measure=measure,
                              mode=mode, optimizer=optimizer, freeze_until=freeze_until, measure_on=measure_on)
     conditions = Conditions(tuple(analysis.input_shape[1:]), batch, dtype, dtype_bytes(dtype))
-    report = build_report(analysis, depth=depth, columns=[*default_columns(), *figures.columns], conditions=conditions)
-    emit(with_figures(render(report, format.value), format.value, figures), output)
+    report = build_report(analysis, depth=depth, columns=[*default_columns(), *figures.columns],
+                          conditions=conditions, notes=figures.notes, figures=figures.data)
+    emit(render(report, format.value), output)

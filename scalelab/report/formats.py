@@ -77,6 +77,7 @@ def _notes(report: Report) -> list[str]:
         f"Conditions: {report.conditions.describe()}.",
         f"Convention: {report.convention}.",
         "Units: " + "; ".join(_units(report)) + ".",
+        *report.notes,
     ]
 
 
@@ -166,6 +167,7 @@ def report_dict(report: Report) -> dict:
         "total": _json_total(report, report.total),
         "training_only_rows": [_json_row(report, r) for r in report.training_rows],
         "training_only_total": _json_total(report, report.training_total) if report.training_rows else None,
+        **report.figures,
     }
 
 

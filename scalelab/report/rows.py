@@ -42,6 +42,8 @@ class Report:
     total: dict[str, Optional[Number]]  #: inference total
     training_rows: tuple[Row, ...] = ()
     training_total: dict[str, Optional[Number]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  #: network-level figures in words (inference peak, latency, ...)
+    figures: dict = field(default_factory=dict)  #: the same figures as data, with units, for JSON
 
 
 def _sum_values(columns: Sequence[Column], rows: Sequence[dict]) -> dict[str, Optional[Number]]:
@@ -88,8 +90,11 @@ def build_report(
     depth: int = DEPTH_BLOCKS,
     columns: Optional[Sequence[Column]] = None,
     conditions: Optional[Conditions] = None,
+    notes: Sequence[str] = (),
+    figures: Optional[dict] = None,
 ) -> Report:
-    """The rows and totals of an analysis; ``columns`` defaults to ``default_columns()``."""
+    """The rows and totals of an analysis; ``columns`` defaults to ``default_columns()``;
+    ``notes`` and ``figures`` carry network-level results (words, and data with units)."""
     from scalelab.analysis import CONVENTION
 
     columns = tuple(default_columns() if columns is None else columns)
@@ -117,4 +122,4 @@ def build_report(
         _fill_shares(columns, training_total, total)
     spec = analysis.network.spec
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
-                  finish(inference), total, finish(training), training_total)
+                  finish(inference), total, finish(training), training_total, tuple(notes), dict(figures or {}))

@@ -138,7 +138,6 @@ def run_search(
     callbacks: Sequence[Callable] = (),
 ) -> SearchResult:
     """Run (or continue) the search until the study holds ``settings.trials`` finished trials."""
-    import optuna
 
     settings.space.check()
     if settings.trials < 1:

@@ -1,10 +1,9 @@
-"""Memory and latency for `scalelab analyze`: extra report columns (through the report's column
+"""Memory and latency for an analysis report: extra columns (through the report's column
 extension point) and the network-level figures (inference peak, training totals, how latencies were
 obtained) that every output format carries."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -109,23 +108,3 @@ def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str) -> N
     out.data["measured_latency"] = {"unit": "milliseconds", "network_median_ms": m.network.median_ms,
                                     "network_spread_ms": m.network.spread_ms, "method": m.method,
                                     "conditions": m.conditions}
-
-
-def with_figures(text: str, fmt: str, figures: DeviceFigures) -> str:
-    """Add the network-level figures to a rendered report, in the format's own way."""
-    if not figures.notes:
-        return text
-    if fmt == "json":
-        data = json.loads(text)
-        data.update(figures.data)
-        return json.dumps(data, indent=2) + "\n"
-    if fmt == "csv":
-        return text + "".join(f"# {n}\n" for n in figures.notes)
-    if fmt == "markdown":
-        return text + "".join(f"- {n}\n" for n in figures.notes)
-    if fmt == "html":
-        from html import escape
-
-        extra = "".join(f"<p>{escape(n)}</p>\n" for n in figures.notes)
-        return text.replace("</body>", extra + "</body>") if "</body>" in text else text + extra
-    return text + "".join(f"{n}\n" for n in figures.notes)
