@@ -139,8 +139,8 @@ def test_kinds_lists_parameters_with_types_and_defaults():
     conv = next(k for k in kinds if k["kind"] == "conv")
     params = {p["name"]: p for p in conv["parameters"]}
     assert params["out"]["required"] and params["out"]["type"] == "int > 0" and params["out"]["scales_with_width"]
-    assert params["kernel"]["type"] == "[int > 0, int > 0]" and params["kernel"]["default"] == [3, 3]
-    assert params["padding"]["type"] == "'same' | 'valid' | [int >= 0, int >= 0]"
+    assert params["kernel"]["type"] == "int > 0 | [int > 0, int > 0]" and params["kernel"]["default"] == [3, 3]
+    assert params["padding"]["type"] == "'same' | 'valid' | int >= 0 | [int >= 0, int >= 0]"
     assert all(k["summary"] for k in kinds)
     table = run("kinds", "conv")
     assert "convolution" in table and "[int > 0, int > 0]" in table and "padding_mode" in table

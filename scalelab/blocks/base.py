@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from scalelab.blocks.layers import (
     Activation as ActivationLayer,
@@ -32,20 +32,29 @@ def _activation_alias(v):
     return "silu" if v == "swish" else v
 
 
+def pair_schema(minimum: int) -> WithJsonSchema:
+    """The JSON Schema of a value written as 7 or [7, 7] (the exported schema must accept both)."""
+    number = {"type": "integer", "exclusiveMinimum": 0} if minimum == 1 else {"type": "integer", "minimum": minimum}
+    pair = {"type": "array", "prefixItems": [number, number], "minItems": 2, "maxItems": 2}
+    return WithJsonSchema({"anyOf": [number, pair]})
+
+
+_FUNCTIONS = ("relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish")
+
 # Field types. ``scale: width`` marks channel counts that width scaling multiplies.
 Channels = Annotated[int, Field(gt=0, json_schema_extra={"scale": "width"})]
 PositiveInt = Annotated[int, Field(gt=0)]
-Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair)]
-PadPair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair)]
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair), pair_schema(1)]
+PadPair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair),
+                    pair_schema(0)]
 Probability = Annotated[float, Field(ge=0, lt=1)]
 Norm = Literal["batchnorm", "none"]
 ActivationFunction = Annotated[
-    Literal["relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish"],
-    BeforeValidator(_activation_alias),
+    Literal[_FUNCTIONS], BeforeValidator(_activation_alias), WithJsonSchema({"enum": [*_FUNCTIONS, "swish"]}),
 ]
 ActivationName = Annotated[
-    Literal["relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish", "none"],
-    BeforeValidator(_activation_alias),
+    Literal[(*_FUNCTIONS, "none")], BeforeValidator(_activation_alias),
+    WithJsonSchema({"enum": [*_FUNCTIONS, "swish", "none"]}),
 ]
 
 
@@ -57,9 +66,10 @@ class Block(BaseModel):
 
     kind: str
     name: Optional[str] = Field(None, description="Block name; defaults to the kind and a number.")
-    inputs: Optional[list[str]] = Field(
-        None, alias="from", description="Names of the blocks feeding this one; default: the previous block."
-    )
+    inputs: Annotated[
+        Optional[list[str]],
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+    ] = Field(None, alias="from", description="Names of the blocks feeding this one; default: the previous block.")
     training_only: bool = Field(False, description="Exclude from inference cost (e.g. auxiliary classifiers).")
     scale_width: bool = Field(True, description="Whether width scaling multiplies this block's channels.")
 

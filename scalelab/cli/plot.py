@@ -1,4 +1,5 @@
-"""`scalelab plot REPORT.json`: accuracy-vs-cost and scaling-curve charts of a search report."""
+"""`scalelab plot REPORT.json`: accuracy-vs-cost and scaling-curve charts of a search report;
+`scalelab plot SPEC --breakdown macs,params,...`: per-block cost bars of one network."""
 
 from __future__ import annotations
 
@@ -26,31 +27,100 @@ class Axis(str, Enum):
 
 
 def read_report(path: Path) -> dict:
+    hint = "" if Path(path).suffix == ".json" else "; for a per-block chart of a spec add --breakdown macs,params,activations"
     try:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ScalelabError(f"{path}: no such report (write one with `scalelab scale --budget ...`)") from None
+        raise ScalelabError(f"{path}: no such report (write one with `scalelab scale --budget ...`){hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScalelabError(f"{path}: cannot read: {exc}") from None
+        raise ScalelabError(f"{path}: cannot read: {exc}{hint}") from None
     except json.JSONDecodeError as exc:
-        raise ScalelabError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+        raise ScalelabError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}{hint}") from None
     if not isinstance(report, dict) or report.get("report") != "scalelab scale":
-        raise ScalelabError(f"{path}: not a report of `scalelab scale` (its JSON report is REPORT_DIR/<study>.json)")
+        raise ScalelabError(f"{path}: not a report of `scalelab scale` (its JSON report is REPORT_DIR/<study>.json); "
+                            f"for a per-block chart of a spec add --breakdown macs,params,activations")
     return report
+
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
+
+
+def check_image_path(path: Path) -> None:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise ScalelabError(f"{path}: charts are written as {', '.join(IMAGE_FORMATS)}; name the file with one of "
+                            f"these extensions (got '{path.suffix or 'none'}')")
+    if not path.parent.is_dir():
+        raise ScalelabError(f"{path}: folder {path.parent} does not exist")
 
 
 @app.command()
 @friendly
 def plot(
-    report: Path = typer.Argument(..., help="JSON report written by `scalelab scale` (REPORT_DIR/<study>.json)."),
-    chart: Chart = typer.Option(Chart.all, "--chart", help="accuracy (vs cost), scaling (curves vs phi), or all."),
+    source: str = typer.Argument(..., metavar="REPORT_OR_SPEC", help=(
+        "JSON report written by `scalelab scale` (REPORT_DIR/<study>.json); with --breakdown, a spec file or "
+        "zoo name (e.g. resnet50).")),
+    chart: Chart = typer.Option(Chart.all, "--chart", help="Report charts: accuracy (vs cost), scaling (curves vs phi), or all."),
     x: Axis = typer.Option(Axis.macs, "--x", help="Cost axis of the accuracy chart (log scale)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Image file for a single chart (PNG, SVG, PDF)."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder for the charts (default: the report's)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help=(
+        "Folder for the charts (default: the report's folder; for --breakdown the current folder).")),
     references: bool = typer.Option(True, "--references/--no-references", help="Show the published networks."),
+    breakdown: Optional[str] = typer.Option(None, "--breakdown", help=(
+        "Draw a per-block bar chart of the spec instead: comma-separated metrics among macs, params, "
+        "activations (output bytes) and latency (predicted; needs --device), or all.")),
+    depth: int = typer.Option(2, "--depth", "-d", min=1, max=2, help="With --breakdown: 1 = one bar per stage, 2 = every block."),
+    device: Optional[str] = typer.Option(None, "--device", help=(
+        "With --breakdown: device profile for predicted latency, a name (`scalelab devices`) or a profile YAML.")),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, help="With --breakdown: batch size (MACs, activations and latency scale with it)."),
+    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="With --breakdown: input size overriding the spec's, 224 or HxW."),
 ) -> None:
-    """Draw accuracy vs cost (published networks, every trial, the Pareto front, the chosen
-    network) and scaling curves (accuracy and cost vs phi) from a search report."""
+    """Charts. From a search report: accuracy vs cost (published networks, every trial, the Pareto
+    front, the chosen network) and scaling curves (accuracy and cost vs phi). From a spec with
+    --breakdown: horizontal bars of each block's (or stage's) MACs, parameters, activation bytes and
+    predicted latency, so the costly blocks stand out."""
+    if output is not None:
+        check_image_path(output)
+    if breakdown is not None:
+        if chart != Chart.all or x != Axis.macs or not references:
+            raise ScalelabError("--chart, --x and --references apply to search reports, not to --breakdown charts")
+        _breakdown(source, breakdown, depth, device, dtype, batch, resolution, output, output_dir)
+        return
+    given = [name for name, value in (("--device", device), ("--dtype", dtype), ("--resolution", resolution))
+             if value is not None] + (["--batch"] if batch != 1 else []) + (["--depth"] if depth != 2 else [])
+    if given:
+        raise ScalelabError(f"{', '.join(given)} apply to --breakdown charts of a spec (e.g. "
+                            f"`scalelab plot resnet50 --breakdown macs,params`), not to a search report")
+    _report_charts(Path(source), chart, x, output, output_dir, references)
+
+
+def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], dtype: Optional[str], batch: int,
+               resolution: Optional[str], output: Optional[Path], output_dir: Optional[Path]) -> None:
+    from scalelab.analysis import analyze
+    from scalelab.cli.analyze import parse_resolution
+    from scalelab.report.charts import block_breakdown, parse_breakdown_metrics
+
+    metrics = parse_breakdown_metrics(metrics_text, with_latency=device is not None)
+    if output is None and output_dir is not None and not output_dir.is_dir():
+        raise ScalelabError(f"{output_dir}: folder does not exist")
+    analysis = analyze(spec, resolution=parse_resolution(resolution), batch=batch)
+    latency = None
+    if device is not None:
+        from scalelab.analysis.latency import predict_latency
+
+        latency = predict_latency(analysis.network, device, dtype or "fp32", batch)
+    data = block_breakdown(analysis, metrics, depth=depth, dtype=dtype or "fp32", latency=latency)
+    path = output or (output_dir or Path(".")) / f"{analysis.name}-breakdown.png"
+
+    from scalelab.report.plotting import draw_breakdown
+
+    draw_breakdown(data, path)
+    typer.echo(str(path))
+
+
+def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], output_dir: Optional[Path],
+                   references: bool) -> None:
     from scalelab.report.charts import accuracy_vs_cost, scaling_curves
 
     data = read_report(report)

@@ -146,3 +146,124 @@ def scaling_curves(report: dict) -> ScalingCurveChart:
         chosen_phi=chosen,
         accuracy_label=_accuracy_label(report),
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-block breakdown of one network (DESIGN §7): which block eats the cost
+
+
+BREAKDOWN_METRICS = {  # metric -> (panel title, unit: count, bytes or ms)
+    "macs": ("MACs (multiply-adds)", "count"),
+    "params": ("parameters", "count"),
+    "activations": ("output activation bytes", "bytes"),
+    "latency": ("predicted latency, ms", "ms"),
+}
+
+
+@dataclass(frozen=True)
+class BreakdownPanel:
+    metric: str
+    title: str
+    unit: str  # count, bytes or ms
+    values: list  # one per row, in execution order (ints for counts and bytes)
+    total: float  # of the inference network, so shares add up to 100%
+
+    @property
+    def shares(self) -> list[float]:
+        return [100.0 * v / self.total if self.total else 0.0 for v in self.values]
+
+
+@dataclass
+class BreakdownChart:
+    title: str
+    rows: list[str]  # block names, or stage names at depth 1, in execution order
+    kinds: list[str]  # 'mbconv', or 'mbconv x3' for a folded stage
+    panels: list[BreakdownPanel]
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_breakdown_metrics(text: str, with_latency: bool) -> list[str]:
+    """'macs,params' -> ['macs', 'params']; 'all' -> every metric (latency only with a device)."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if names == ["all"]:
+        return [m for m in BREAKDOWN_METRICS if m != "latency" or with_latency]
+    if not names:
+        raise ScalelabError(f"--breakdown: name one or more of {', '.join(BREAKDOWN_METRICS)} (or all)")
+    for name in names:
+        if name not in BREAKDOWN_METRICS:
+            from scalelab.errors import did_you_mean
+
+            raise ScalelabError(f"--breakdown: unknown metric '{name}'{did_you_mean(name, BREAKDOWN_METRICS)}; "
+                                f"one of {', '.join(BREAKDOWN_METRICS)} (or all)")
+    if "latency" in names and not with_latency:
+        raise ScalelabError("--breakdown latency needs --device PROFILE (a name from `scalelab devices` or a profile YAML)")
+    return list(dict.fromkeys(names))
+
+
+def _rows(blocks: list, depth: int) -> list[list]:
+    """Consecutive blocks of one stage form one row at depth 1; every block is a row at depth 2."""
+    groups: list[list] = []
+    for block in blocks:
+        if depth == 1 and block.stage is not None and groups and groups[-1][0].stage == block.stage:
+            groups[-1].append(block)
+        else:
+            groups.append([block])
+    return groups
+
+
+def block_breakdown(analysis, metrics: "list[str] | tuple[str, ...]" = ("macs", "params", "activations"),
+                    depth: int = 2, dtype: Optional[str] = None, latency=None) -> BreakdownChart:
+    """Per-block (depth 2) or per-stage (depth 1) MACs, parameters, output activation bytes and, from a
+    ``LatencyPrediction`` of the same network, predicted latency. Inference blocks only: training-only
+    heads do not run at inference and are named in a note instead."""
+    from scalelab.analysis import CONVENTION
+    from scalelab.analysis.memory import dtype_bytes
+
+    if depth not in (1, 2):
+        raise ScalelabError(f"depth must be 1 (one row per stage) or 2 (every block), got {depth}")
+    unknown = [m for m in metrics if m not in BREAKDOWN_METRICS]
+    if unknown or not metrics:
+        raise ScalelabError(f"breakdown metrics must be among {', '.join(BREAKDOWN_METRICS)}, got {list(metrics)}")
+    if "latency" in metrics and latency is None:
+        raise ScalelabError("a latency breakdown needs a latency prediction (--device PROFILE)")
+    if latency is not None and latency.batch != analysis.batch:
+        raise ScalelabError(f"the latency prediction is for batch {latency.batch}, the analysis for batch {analysis.batch}")
+    dtype = dtype or (latency.dtype if latency is not None else "fp32")
+    width = dtype_bytes(dtype)
+
+    inference = [b for b in analysis.blocks if not b.training_only]
+    groups = _rows(inference, depth)
+
+    def value(metric: str, block):
+        if metric == "macs":
+            return block.cost.macs
+        if metric == "params":
+            return block.cost.params
+        if metric == "activations":
+            return block.cost.activations * width
+        return latency.blocks[block.name].ms
+
+    panels = []
+    for metric in metrics:
+        values = [sum(value(metric, b) for b in group) for group in groups]
+        title, unit = BREAKDOWN_METRICS[metric]
+        if metric == "latency":
+            title = f"predicted latency on {latency.device}, ms"
+        panels.append(BreakdownPanel(metric, title, unit, values, sum(values)))
+    folded = [depth == 1 and g[0].stage is not None for g in groups]  # a stage row, as `analyze --depth 1`
+    kinds = [f"{'/'.join(sorted({b.kind for b in g}))} x{len(g)}" if f else g[0].kind for g, f in zip(groups, folded)]
+    rows = [g[0].stage if f else g[0].name for g, f in zip(groups, folded)]
+
+    h, w = analysis.input_shape[1:] if len(analysis.input_shape) == 3 else (None, None)
+    size = f"input {h}x{w}, " if h is not None else ""
+    notes = [f"Conditions: {size}batch {analysis.batch}; activation bytes = output elements x {width} "
+             f"({dtype}); bars are shares of the inference total.",
+             f"Convention: {CONVENTION}."]
+    if latency is not None and "latency" in metrics:
+        notes.append(f"Predicted latency ({latency.dtype}, batch {latency.batch}): {latency.total_ms:.3f} ms in all, "
+                     f"by {latency.method}.")
+    skipped = [b.name for b in analysis.blocks if b.training_only]
+    if skipped:
+        notes.append(f"Training-only blocks left out (they do not run at inference): {', '.join(skipped)}.")
+    per = "stage" if depth == 1 else "block"
+    return BreakdownChart(f"{analysis.name}: cost per {per}", rows, kinds, panels, notes)

@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from scalelab.output import write_atomic
-from scalelab.report.charts import AccuracyCostChart, ScalingCurveChart
+from scalelab.report.charts import AccuracyCostChart, BreakdownChart, ScalingCurveChart
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in display pixels
 
 
 def _pyplot():
@@ -44,12 +46,6 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
         if chart.references:
             ax.scatter([p.x for p in chart.references], [p.y for p in chart.references], marker="s", s=22,
                        c="tab:green", label="published networks", zorder=3)
-            placed: set = set()
-            for p in chart.references:
-                if p.label in placed:
-                    continue
-                placed.add(p.label)
-                ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(4, -9), fontsize=7, color="tab:green")
         if chart.budget is not None:
             ax.axvline(chart.budget, ls="--", c="tab:red", lw=1, label="budget")
         ax.scatter([chart.chosen.x], [chart.chosen.y], marker="*", s=260, c="tab:red", edgecolors="black",
@@ -59,7 +55,9 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
         ax.set_ylabel(chart.y_label)
         ax.set_title(chart.title, fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=8, loc="lower right")
+        legend = ax.legend(fontsize=8, loc="lower right")
+        if chart.references:
+            _label_references(fig, ax, chart, legend)
         if chart.notes:
             fig.text(0.01, -0.02, "\n".join(chart.notes), fontsize=7, va="top", color="0.3")
         _save(fig, path)
@@ -93,6 +91,154 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
             top.annotate(f"chosen phi = {chart.chosen_phi:.2f}", (chart.chosen_phi, min(chart.accuracy)),
                          textcoords="offset points", xytext=(4, 4), fontsize=8, color="tab:red")
         fig.text(0.01, -0.01, f"coefficients: {chart.source}", fontsize=7, va="top", color="0.3")
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Labels that do not collide: a deterministic greedy placement in display coordinates
+
+
+def _overlap(a: Box, b: Box) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _candidates(anchor: tuple[float, float], size: tuple[float, float], gap: float) -> list[Box]:
+    """Label boxes around an anchor, nearest first: right, below-right, above-right, left, ...; then
+    the same directions further out (a leader line joins a distant label to its point)."""
+    (x, y), (w, h) = anchor, size
+    boxes = []
+    for ring in (1.0, 2.5, 4.5, 7.0, 10.0):
+        d = gap * ring
+        for x0, y0 in ((x + d, y - h / 2), (x + d, y - h - d / 2), (x + d, y + d / 2), (x - d - w, y - h / 2),
+                       (x - w / 2, y - h - d), (x - w / 2, y + d), (x - d - w, y - h - d / 2), (x - d - w, y + d / 2)):
+            boxes.append((x0, y0, x0 + w, y0 + h))
+    return boxes
+
+
+def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, float]], obstacles: list[Box],
+                 bounds: Box, gap: float = 5.0) -> list[Box]:
+    """A box for each label (display pixels) near its anchor, overlapping no other label, no obstacle
+    (markers, the legend) and staying inside ``bounds`` where possible: each label, in order, takes the
+    nearest free candidate position, or the one with the least overlap when none is free. Deterministic."""
+    placed: list[Box] = []
+    for anchor, size in zip(anchors, sizes):
+        best, best_cost = None, None
+        for box in _candidates(anchor, size, gap):
+            outside = size[0] * size[1] - _overlap(box, bounds)
+            cost = sum(_overlap(box, o) for o in placed) + sum(_overlap(box, o) for o in obstacles) + outside
+            if cost == 0:
+                best = box
+                break
+            if best_cost is None or cost < best_cost:
+                best, best_cost = box, cost
+        placed.append(best)
+    return placed
+
+
+def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
+    """Name each published network next to its point, without labels covering each other, the
+    markers or the legend; a thin line joins a label pushed away from its point."""
+    fig.canvas.draw()  # fixes the limits and the layout the display coordinates depend on
+    renderer = fig.canvas.get_renderer()
+    to_display = ax.transData.transform
+    seen, points = set(), []
+    for p in sorted(chart.references, key=lambda p: (p.x, p.y, p.label)):
+        if p.label not in seen:
+            seen.add(p.label)
+            points.append(p)
+    texts = [ax.text(0, 0, p.label, fontsize=7) for p in points]
+    sizes = []
+    for t in texts:
+        extent = t.get_window_extent(renderer)
+        sizes.append((extent.width, extent.height))
+        t.remove()
+    anchors = [tuple(to_display((p.x, p.y))) for p in points]
+    marker = 4.0  # half the size of a square marker, in pixels
+    others = [*chart.feasible, *chart.infeasible, *chart.pareto, (chart.chosen.x, chart.chosen.y)]
+    obstacles = [(x - marker, y - marker, x + marker, y + marker)
+                 for x, y in (to_display((px, py)) for px, py in [*((p.x, p.y) for p in chart.references), *others])]
+    front = [to_display(q) for q in chart.pareto]
+    for (x0, y0), (x1, y1) in zip(front, front[1:]):  # the front's line, as points every few pixels
+        steps = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) / 4))
+        obstacles += [(x0 + (x1 - x0) * i / steps - 1, y0 + (y1 - y0) * i / steps - 1,
+                       x0 + (x1 - x0) * i / steps + 1, y0 + (y1 - y0) * i / steps + 1) for i in range(steps + 1)]
+    star = to_display((chart.chosen.x, chart.chosen.y))
+    obstacles.append((star[0] - 10, star[1] - 10, star[0] + 10, star[1] + 10))
+    obstacles.append(tuple(legend.get_window_extent(renderer).extents))
+    bounds = tuple(ax.get_window_extent(renderer).extents)
+    boxes = place_labels(anchors, sizes, obstacles, bounds)
+    points_per_pixel = 72.0 / fig.dpi
+    for p, (x, y), box in zip(points, anchors, boxes):
+        dx, dy = (box[0] - x) * points_per_pixel, (box[1] - y) * points_per_pixel
+        far = max(abs(box[0] - x), abs(box[2] - x)) > 14 or max(abs(box[1] - y), abs(box[3] - y)) > 14
+        ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(dx, dy), fontsize=7, color="tab:green",
+                    ha="left", va="bottom", annotation_clip=False,
+                    arrowprops=dict(arrowstyle="-", color="tab:green", lw=0.5, alpha=0.7, shrinkA=0, shrinkB=3)
+                    if far else None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-block breakdown
+
+
+def _format(value, unit: str) -> str:
+    from scalelab.report.units import human_bytes, human_count
+
+    if unit == "bytes":
+        return human_bytes(value)
+    if unit == "ms":
+        return f"{value:.3f} ms"
+    return human_count(value)
+
+
+def _tick_formatter(unit: str):
+    from matplotlib.ticker import FuncFormatter
+
+    if unit == "ms":
+        return FuncFormatter(lambda v, _: f"{v:g}")
+    return FuncFormatter(lambda v, _: _format(int(v) if float(v).is_integer() else v, unit))
+
+
+def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
+    """One horizontal bar panel per metric, blocks top to bottom in execution order; each bar says its
+    value and its share of the network's total, and the largest bar of each panel is darker."""
+    import textwrap
+
+    plt = _pyplot()
+    n = len(chart.rows)
+    width = 1.6 + 3.6 * len(chart.panels)
+    fig, axes = plt.subplots(1, len(chart.panels), figsize=(width, 1.4 + 0.26 * n), sharey=True, squeeze=False)
+    colors = {"macs": "tab:purple", "params": "tab:brown", "activations": "tab:cyan", "latency": "tab:red"}
+    try:
+        positions = list(range(n))
+        for ax, panel in zip(axes[0], chart.panels):
+            peak = max(panel.values) if panel.values else 0
+            bar_colors = [colors.get(panel.metric, "tab:blue") for _ in panel.values]
+            ax.barh(positions, panel.values, color=bar_colors, alpha=0.55, height=0.7)
+            if peak > 0:  # every block tied for the largest share
+                tops = [y for y, v in zip(positions, panel.values) if v == peak]
+                ax.barh(tops, [peak] * len(tops), color=colors.get(panel.metric, "tab:blue"), height=0.7)
+            for y, value, share in zip(positions, panel.values, panel.shares):
+                ax.text(value, y, f" {_format(value, panel.unit)} ({share:.1f}%)", va="center", fontsize=6.5)
+            ax.set_xlim(0, (peak or 1) * 1.55)  # room for the value text right of the longest bar
+            ax.set_title(f"{panel.title}\ntotal {_format(panel.total, panel.unit)}", fontsize=9)
+            ax.grid(True, axis="x", alpha=0.25)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.xaxis.set_major_formatter(_tick_formatter(panel.unit))
+        first = axes[0][0]
+        first.set_yticks(positions)
+        first.set_yticklabels([f"{name} ({kind})" for name, kind in zip(chart.rows, chart.kinds)], fontsize=7.5)
+        first.invert_yaxis()  # execution order reads top to bottom
+        fig.suptitle(chart.title, fontsize=11)
+        fig.tight_layout()
+        wrap = max(60, int(width * 15))
+        notes = "\n".join(line for note in chart.notes for line in textwrap.wrap(note, wrap))
+        fig.text(0.01, 0.0, notes, fontsize=6.5, va="top", color="0.3")
         _save(fig, path)
     finally:
         plt.close(fig)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator
 
 from scalelab.blocks import AnyBlock
-from scalelab.blocks.base import ActivationName, Norm, PositiveInt
+from scalelab.blocks.base import ActivationName, Norm, PositiveInt, pair_schema
 
 
 class _Strict(BaseModel):
@@ -16,7 +16,8 @@ class _Strict(BaseModel):
 
 class InputSpec(_Strict):
     channels: PositiveInt = 3
-    resolution: tuple[PositiveInt, PositiveInt] = Field(description="input size: 224 or [height, width]")
+    resolution: Annotated[tuple[PositiveInt, PositiveInt], pair_schema(1)] = Field(
+        description="input size: 224 or [height, width]")
 
     @field_validator("resolution", mode="before")
     @classmethod
