@@ -23,7 +23,8 @@ NETWORKS = [
     ("resnet18", 160, 1.0), ("resnet50", 160, 1.0), ("mobilenet_v2", 288, 1.0), ("efficientnet_b0", 256, 1.0),
     ("resnet18", None, 0.5), ("mobilenet_v2", None, 1.4),
 ]
-# Reference CPU figures (batch 1, fp32, 2 threads, torch 2.14.1, median of 30): /work reference notes
+# Reference CPU timings of the torchvision models on a 2-core machine of this kind (batch 1, fp32, 2 threads,
+# torch 2.14.1, median of 30)
 # Published GPU throughput: timm's RTX 4090 AMP inference table (large batch), images per second
 TIMM_RTX4090_IMG_S = {"resnet18": 13537, "mobilenet_v2": 10810, "efficientnet_b0": 8926, "resnet50": 4218,
                       "efficientnet_b4": 1110, "vgg16": 2165}
@@ -185,7 +186,7 @@ def write_report(args, rows, profile, rhos, errors, load_before, load_after, sec
                      f"{r['fastest_block_mdape']:.1%} | {ref} |")
     lines += [
         "",
-        "Reference ms: figures recorded for this kind of machine in the project's reference notes (batch 1, fp32, "
+        "Reference ms: timings of the torchvision models recorded on a 2-core machine of this kind (batch 1, fp32, "
         "2 threads, torch 2.14.1, median of 30); compare them with the measured column to judge how much the load "
         "or a different processor moved the timings. Depthwise networks (MobileNet v2, EfficientNet-B0) are "
         "under-predicted by about 30%: their many small layers cost more per kernel than the calibrated overhead.",
