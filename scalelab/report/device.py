@@ -56,6 +56,7 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
     }
     if mode == "train":
         _training(out, training_memory(network, dtype, batch, optimizer, freeze_until))
+    prediction = None
     if device is not None:
         from scalelab.analysis.latency import predict_latency
 
@@ -68,8 +69,24 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         out.data["predicted_latency"] = {"unit": "milliseconds", "device": prediction.device, "dtype": dtype,
                                          "batch": batch, "total_ms": prediction.total_ms, "method": prediction.method}
     if measure:
-        _measured(out, network, dtype, batch, measure_on)
+        measured = _measured(out, network, dtype, batch, measure_on)
+        if prediction is not None:
+            _prediction_error(out, prediction, measured)
     return out
+
+
+def _prediction_error(out: DeviceFigures, prediction, measured) -> None:
+    """How far the prediction is from what was just measured: the predictor reports its own error."""
+    from statistics import median
+
+    network = abs(prediction.total_ms - measured.network.median_ms) / measured.network.median_ms
+    per_block = [abs(prediction.blocks[n].ms - t.median_ms) / t.median_ms
+                 for n, t in measured.blocks.items() if n in prediction.blocks and t.median_ms > 0]
+    block_text = f", per-block median {100 * median(per_block):.1f}% over {len(per_block)} blocks" if per_block else ""
+    out.notes.append(f"Prediction error against this measurement: network {100 * network:.1f}%{block_text} "
+                     f"(absolute percentage error; the profile's figures, not this machine's, unless it was calibrated here).")
+    out.data["prediction_error"] = {"unit": "fraction of measured", "network": network,
+                                    "per_block_median": median(per_block) if per_block else None}
 
 
 def _training(out: DeviceFigures, tm) -> None:
@@ -94,7 +111,7 @@ def _training(out: DeviceFigures, tm) -> None:
     }
 
 
-def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str) -> None:
+def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str):
     from scalelab.analysis.measure import measure_latency
 
     m = measure_latency(network, on, dtype, batch)
@@ -108,3 +125,4 @@ def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str) -> N
     out.data["measured_latency"] = {"unit": "milliseconds", "network_median_ms": m.network.median_ms,
                                     "network_spread_ms": m.network.spread_ms, "method": m.method,
                                     "conditions": m.conditions}
+    return m
