@@ -97,3 +97,173 @@ def test_drawing_writes_png_files(tmp_path):
     for path in (a, s):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "s.png"]  # no temporary files left
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-block breakdown: data checked against hand-computed figures, then through the CLI
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from typer.testing import CliRunner  # noqa: E402
+
+from scalelab.analysis import analyze  # noqa: E402
+from scalelab.report.charts import block_breakdown, parse_breakdown_metrics  # noqa: E402
+
+# ResNet-50 at 224 (torchvision layout): hand-derived per-block figures.
+# layer1.0: input 64x56x56 (3136 positions); 1x1 64->64, 3x3 64->64, 1x1 64->256, projection 1x1 64->256
+LAYER1_0_MACS = 3136 * (64 * 64 + 64 * 64 * 9 + 64 * 256 + 64 * 256)  # 231,211,008
+LAYER1_0_PARAMS = 64 * 64 + 64 * 64 * 9 + 64 * 256 + 64 * 256 + 2 * (64 + 64 + 256 + 256)  # convs + BN scale/shift
+# layer1.1 and layer1.2: 1x1 256->64, 3x3 64->64, 1x1 64->256, identity shortcut
+LAYER1_REPEAT_MACS = 3136 * (256 * 64 + 64 * 64 * 9 + 64 * 256)  # 218,365,952
+FC_PARAMS, FC_MACS = 2048 * 1000 + 1000, 2048 * 1000
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    return analyze("resnet50")
+
+
+def panel(chart, metric):
+    return next(p for p in chart.panels if p.metric == metric)
+
+
+def test_breakdown_per_block_of_resnet50(resnet50):
+    chart = block_breakdown(resnet50, ["macs", "params", "activations"])
+    assert chart.rows[:4] == ["stem", "pool", "layer1.0", "layer1.1"] and chart.rows[-1] == "fc"
+    assert chart.kinds[2] == "bottleneck"
+    macs, params, acts = panel(chart, "macs"), panel(chart, "params"), panel(chart, "activations")
+    i = chart.rows.index("layer1.0")
+    assert macs.values[i] == LAYER1_0_MACS == 231_211_008
+    assert params.values[i] == LAYER1_0_PARAMS == 75_008
+    assert macs.values[chart.rows.index("layer1.1")] == LAYER1_REPEAT_MACS
+    assert (params.values[-1], macs.values[-1]) == (FC_PARAMS, FC_MACS)
+    # stem output 64x112x112 at fp32; the torchvision totals (reference README)
+    assert acts.values[0] == 64 * 112 * 112 * 4
+    assert (macs.total, params.total) == (4_089_184_256, 25_557_032)
+    assert macs.shares[i] == pytest.approx(100 * 231_211_008 / 4_089_184_256)
+    assert sum(macs.shares) == pytest.approx(100.0)
+    assert any("Convention: MACs = multiply-accumulates" in n for n in chart.notes)
+
+
+def test_breakdown_per_stage_folds_repeats(resnet50):
+    chart = block_breakdown(resnet50, ["macs"], depth=1)
+    assert chart.rows == ["stem", "pool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+    assert chart.kinds[2:6] == ["bottleneck x3", "bottleneck x4", "bottleneck x6", "bottleneck x3"]
+    assert panel(chart, "macs").values[2] == LAYER1_0_MACS + 2 * LAYER1_REPEAT_MACS == 667_942_912
+    assert chart.title == "resnet50: cost per stage"
+
+
+def test_breakdown_scales_with_batch_and_dtype():
+    chart = block_breakdown(analyze("resnet50", resolution=64, batch=2), ["activations", "params"], dtype="fp16")
+    # stem: 7x7/2 conv at 64 -> 64x32x32, two samples, two bytes each; parameters do not scale
+    assert panel(chart, "activations").values[0] == 2 * 64 * 32 * 32 * 2
+    assert panel(chart, "params").values[0] == 64 * 3 * 49 + 2 * 64
+    assert "x 2 (fp16)" in chart.notes[0]
+
+
+def test_breakdown_latency_follows_the_roofline_formula(resnet50):
+    from scalelab.analysis.latency import predict_latency
+
+    prediction = predict_latency(resnet50.network, "t4", "fp32", 1)
+    chart = block_breakdown(resnet50, ["latency"], latency=prediction)
+    # fc on the t4 profile (8.1 TFLOP/s fp32 at 55%, linear efficiency 0.7; 320 GB/s at 75%; 6 us a kernel):
+    # flops 2 x MACs + 1000 bias adds; bytes = 4 x (weights + 2048 inputs + 1000 outputs); flatten is free
+    compute_ms = 1e3 * (2 * FC_MACS + 1000) / (8.1e12 * 0.55 * 0.7)
+    memory_ms = 1e3 * 4 * (FC_PARAMS + 2048 + 1000) / (320e9 * 0.75)
+    assert panel(chart, "latency").values[-1] == pytest.approx(max(compute_ms, memory_ms) + 0.006, rel=1e-12)
+    assert panel(chart, "latency").total == pytest.approx(prediction.total_ms)
+    assert "on t4" in panel(chart, "latency").title
+    assert any("roofline on profile t4" in n for n in chart.notes)
+    with pytest.raises(ScalelabError, match="latency prediction"):
+        block_breakdown(resnet50, ["latency"])
+    with pytest.raises(ScalelabError, match="batch 4"):
+        block_breakdown(resnet50, ["macs"], latency=predict_latency(resnet50.network, "t4", "fp32", 4))
+
+
+def test_breakdown_leaves_training_only_heads_out():
+    analysis = analyze("googlenet", resolution=64)
+    chart = block_breakdown(analysis, ["params"])
+    assert "aux1" not in chart.rows and "aux2" not in chart.rows
+    assert panel(chart, "params").total == analysis.total.params  # the inference total
+    assert any("aux1, aux2" in n for n in chart.notes)
+
+
+def test_breakdown_metric_parsing():
+    assert parse_breakdown_metrics("macs, params", with_latency=False) == ["macs", "params"]
+    assert parse_breakdown_metrics("all", with_latency=False) == ["macs", "params", "activations"]
+    assert parse_breakdown_metrics("all", with_latency=True)[-1] == "latency"
+    with pytest.raises(ScalelabError, match="did you mean 'params'"):
+        parse_breakdown_metrics("macs,parms", with_latency=False)
+    with pytest.raises(ScalelabError, match="needs --device"):
+        parse_breakdown_metrics("latency", with_latency=False)
+
+
+def test_label_placement_separates_overlapping_labels():
+    from scalelab.report.plotting import _overlap, place_labels
+
+    anchors = [(100.0, 100.0), (102.0, 101.0), (104.0, 99.0), (300.0, 300.0)]  # three points nearly on one spot
+    sizes = [(60.0, 10.0)] * 4
+    legend = (90.0, 60.0, 200.0, 90.0)
+    boxes = place_labels(anchors, sizes, [legend], bounds=(0.0, 0.0, 400.0, 400.0))
+    assert boxes == place_labels(anchors, sizes, [legend], bounds=(0.0, 0.0, 400.0, 400.0))  # deterministic
+    for i, a in enumerate(boxes):
+        assert _overlap(a, legend) == 0
+        assert 0 <= a[0] and a[2] <= 400 and 0 <= a[1] and a[3] <= 400
+        for b in boxes[i + 1:]:
+            assert _overlap(a, b) == 0
+    # a lone label takes the first place tried: right of its point, vertically centred
+    assert boxes[3] == (305.0, 295.0, 365.0, 305.0)
+
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    from scalelab.cli import app
+
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_refused(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_cli_breakdown_writes_a_chart(tmp_path):
+    out = tmp_path / "r.png"
+    res = invoke("plot", "resnet50", "--breakdown", "macs,params", "--depth", "1", "--resolution", "64", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = invoke("plot", "mobilenet_v2", "--breakdown", "all", "--device", "t4", "--dtype", "fp16",
+                 "--output-dir", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v2-breakdown.png", "r.png"]
+
+
+def test_cli_breakdown_refuses_bad_input_without_writing(tmp_path):
+    spec = tmp_path / "net.yaml"
+    spec.write_text("name: net\ninput: {channels: 3, resolution: 32}\nblocks:\n"
+                    "  - {name: a, kind: conv, out: 8, kernel: 3}\n  - {name: b, kind: botleneck, out: 8}\n")
+    out = tmp_path / "net.png"
+    assert_refused(invoke("plot", spec, "--breakdown", "macs", "-o", out), "net.yaml:5:", "blocks[1]", "botleneck")
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "macs,flops", "-o", out), "unknown metric 'flops'")
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "latency", "-o", out), "needs --device")
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "macs", "--device", "t5", "-o", out), "t5")
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "macs", "-o", tmp_path / "net.txt"), "png, svg, pdf")
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "macs", "-o", tmp_path / "no" / "net.png"), "does not exist")
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "macs", "--x", "params", "-o", out), "--x")
+    assert_refused(invoke("plot", "resnet50", "--device", "t4"), "--device", "--breakdown")
+    assert_refused(invoke("plot", spec), "not JSON", "--breakdown")
+    assert list(tmp_path.iterdir()) == [spec]  # no chart, no temporary file
+
+
+def test_breakdown_data_path_imports_neither_torch_nor_matplotlib():
+    code = ("import sys\nfrom scalelab.analysis import analyze\nfrom scalelab.analysis.latency import predict_latency\n"
+            "from scalelab.report.charts import block_breakdown\na = analyze('resnet50')\n"
+            "block_breakdown(a, ['macs', 'latency'], latency=predict_latency(a.network, 't4'))\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib', 'optuna', 'fvcore') if m in sys.modules))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"
