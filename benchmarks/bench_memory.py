@@ -22,40 +22,6 @@ from pathlib import Path
 NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "googlenet", "vgg16"]
 
 
-def torch_training(network, optimizer: str, batch: int, device: str) -> dict:
-    import torch
-
-    from scalelab.build import Net
-
-    torch.manual_seed(0)
-    model = Net(network).train().to(device)
-    state = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
-    saved: dict[int, int] = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in state:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    params = list(model.parameters())
-    opt = {"sgd": lambda: torch.optim.SGD(params, lr=0.1),
-           "sgd-momentum": lambda: torch.optim.SGD(params, lr=0.1, momentum=0.9),
-           "adam": lambda: torch.optim.Adam(params)}[optimizer]()
-    x = torch.randn(batch, *network.input_shape, device=device)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
-        loss = sum(o.sum() for o in out) if isinstance(out, tuple) else out.sum()
-    loss.backward()
-    opt.step()
-    return {
-        "weights": sum(p.nbytes for p in params),
-        "gradients": sum(p.grad.nbytes for p in params if p.grad is not None),
-        "optimizer": sum(t.nbytes for s in opt.state.values() for k, t in s.items() if torch.is_tensor(t) and k != "step"),
-        "saved": sum(saved.values()),
-    }
-
-
 def inference_rows(networks, batches, device: str) -> list[str]:
     """Model vs torch for the inference peak; per block too on CPU."""
     from scalelab.analysis.memory import inference_memory
@@ -96,6 +62,7 @@ def main() -> None:
     import torch
 
     from scalelab.analysis.memory import training_memory
+    from scalelab.analysis.memory_probe import training_step
     from scalelab.graph import resolve
     from scalelab.report import human_bytes
     from scalelab.spec import load_spec
@@ -117,13 +84,13 @@ def main() -> None:
     for name in NETWORKS:
         network = resolve(load_spec(name))
         model = training_memory(network, "fp32", args.batch, args.optimizer)
-        real = torch_training(network, args.optimizer, args.batch, args.device)
-        for key, ours in (("weights", model.weight_bytes), ("gradients", model.gradient_bytes),
-                          ("optimizer", model.optimizer_bytes)):
+        real = training_step(network, args.optimizer, args.batch, device=args.device)
+        for key, ours in (("weight_bytes", model.weight_bytes), ("gradient_bytes", model.gradient_bytes),
+                          ("optimizer_bytes", model.optimizer_bytes)):
             assert ours == real[key], (name, key, ours, real[key])
         row = (f"| {name} | {human_bytes(model.weight_bytes)} (exact) | {human_bytes(model.gradient_bytes)} (exact) | "
-               f"{human_bytes(model.optimizer_bytes)} (exact) | {model.saved_bytes:,} | {real['saved']:,} | "
-               f"{model.saved_bytes / real['saved']:.4f} |")
+               f"{human_bytes(model.optimizer_bytes)} (exact) | {model.saved_bytes:,} | {real['saved_bytes']:,} | "
+               f"{model.saved_bytes / real['saved_bytes']:.4f} |")
         lines.append(row)
         print(row, flush=True)
     counter = ("`torch.cuda.max_memory_allocated` less what was allocated before the pass" if args.device.startswith("cuda")

@@ -3,7 +3,35 @@ path stays free of torch can share this file."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+
+#: packages the analysis path must never import
+HEAVY = ("torch", "torchvision", "fvcore", "optuna", "matplotlib", "ptflops")
+
+
+def _run_fresh(code: str) -> tuple[str, list[str]]:
+    """Run ``code`` in a fresh interpreter; return its stdout and the HEAVY packages it imported."""
+    probe = (f"{code}\nimport sys as _sys\n"
+             f"print('HEAVY', sorted({{m.split('.')[0] for m in _sys.modules}} & {set(HEAVY)!r}), file=_sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    heavy_line = [line for line in result.stderr.splitlines() if line.startswith("HEAVY ")][-1]
+    return result.stdout, eval(heavy_line[len("HEAVY "):])
+
+
+@pytest.fixture(scope="session")
+def run_fresh():
+    """``run_fresh(code) -> (stdout, heavy packages imported)``."""
+    return _run_fresh
+
+
+@pytest.fixture(scope="session")
+def cli_fresh():
+    """``cli_fresh([...]) -> (stdout, heavy packages imported)``: the CLI in a fresh interpreter."""
+    return lambda args: _run_fresh(f"from scalelab.cli import app\napp({list(args)!r}, standalone_mode=False)")
 
 
 def _count_params(module) -> int:

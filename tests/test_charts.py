@@ -102,8 +102,6 @@ def test_drawing_writes_png_files(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Per-block breakdown: data checked against hand-computed figures, then through the CLI
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 from typer.testing import CliRunner  # noqa: E402
 
@@ -260,10 +258,8 @@ def test_cli_breakdown_refuses_bad_input_without_writing(tmp_path):
     assert list(tmp_path.iterdir()) == [spec]  # no chart, no temporary file
 
 
-def test_breakdown_data_path_imports_neither_torch_nor_matplotlib():
-    code = ("import sys\nfrom scalelab.analysis import analyze\nfrom scalelab.analysis.latency import predict_latency\n"
-            "from scalelab.report.charts import block_breakdown\na = analyze('resnet50')\n"
-            "block_breakdown(a, ['macs', 'latency'], latency=predict_latency(a.network, 't4'))\n"
-            "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib', 'optuna', 'fvcore') if m in sys.modules))\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert res.stdout.strip() == "[]"
+def test_breakdown_data_path_imports_neither_torch_nor_matplotlib(run_fresh):
+    _, heavy = run_fresh("from scalelab.analysis import analyze\nfrom scalelab.analysis.latency import predict_latency\n"
+                         "from scalelab.report.charts import block_breakdown\na = analyze('resnet50')\n"
+                         "block_breakdown(a, ['macs', 'latency'], latency=predict_latency(a.network, 't4'))\n")
+    assert heavy == []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import pytest
 import typer
@@ -105,21 +103,10 @@ def test_csv_totals_are_exact():
     assert int(total["params"]) == RESNET50_PARAMS and int(total["macs"]) == RESNET50_MACS
 
 
-def test_analyze_does_not_import_torch():
-    code = (
-        "import sys\n"
-        "from scalelab.cli import app\n"
-        "try:\n"
-        "    app(['analyze', 'resnet50', '--format', 'json'], standalone_mode=False)\n"
-        "finally:\n"
-        "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
-        "                   {'torch', 'torchvision', 'fvcore', 'optuna', 'matplotlib', 'ptflops'})\n"
-        "    print('HEAVY', heavy, file=sys.stderr)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["total"]["macs"] == RESNET50_MACS
-    assert "HEAVY []" in result.stderr
+def test_analyze_does_not_import_torch(cli_fresh):
+    out, heavy = cli_fresh(["analyze", "resnet50", "--format", "json"])
+    assert json.loads(out)["total"]["macs"] == RESNET50_MACS
+    assert heavy == []
 
 
 def test_schema_is_json_schema_of_a_spec(tmp_path):

@@ -1,4 +1,5 @@
-"""What torch really holds during an inference pass: the peak of live activation bytes.
+"""What torch really holds: the peak of live activation bytes during an inference pass, and the
+memory of one real training step.
 
 CPU (and any device): a ``TorchDispatchMode`` sees every tensor an operator returns during the pass;
 each new storage is counted once, from its creation until a weakref finalizer reports it freed.
@@ -114,3 +115,49 @@ def inference_peak(module, input_shape: Sequence[int], batch: int = 1, dtype: st
         module(torch.randn(shape, dtype=torch_dtype, device=device))
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base
+
+
+def training_step(network, optimizer: str = "sgd", batch: int = 1, freeze_until: str | None = None,
+                  device: str = "cpu") -> dict[str, int]:
+    """Bytes torch keeps over one real training step (forward, backward, optimizer step) of the
+    network built from ``network``: parameters, gradients, optimizer state (Adam's one-element step
+    counters apart, as ``step_counter_bytes``) and the tensors autograd saves for backward (distinct
+    storages, captured with ``saved_tensors_hooks``; parameters and buffers excluded)."""
+    import torch
+
+    from scalelab.build import Net
+
+    torch.manual_seed(0)
+    model = Net(network).train().to(device)
+    if freeze_until is not None:
+        names = list(network.blocks)
+        for name in names[: names.index(freeze_until) + 1]:
+            for p in model.block(name).parameters():
+                p.requires_grad_(False)
+    state = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in state:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = {"sgd": lambda: torch.optim.SGD(trainable, lr=0.1),
+           "sgd-momentum": lambda: torch.optim.SGD(trainable, lr=0.1, momentum=0.9),
+           "adam": lambda: torch.optim.Adam(trainable)}[optimizer]()
+    x = torch.randn(batch, *network.input_shape, device=device)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)  # a tuple in training when auxiliary heads exist
+        loss = sum(o.sum() for o in out) if isinstance(out, tuple) else out.sum()  # sum saves nothing
+    loss.backward()
+    opt.step()
+    state_tensors = [(k, t) for s in opt.state.values() for k, t in s.items() if torch.is_tensor(t)]
+    return {
+        "weight_bytes": sum(p.nbytes for p in model.parameters()),
+        "gradient_bytes": sum(p.grad.nbytes for p in model.parameters() if p.grad is not None),
+        "optimizer_bytes": sum(t.nbytes for k, t in state_tensors if k != "step"),
+        "step_counter_bytes": sum(t.nbytes for k, t in state_tensors if k == "step"),
+        "saved_bytes": sum(saved.values()),
+    }
