@@ -6,10 +6,14 @@ For each inner layer of a block (its LayerCost record, scaled by the batch)::
     bytes   = dtype bytes * (params + in_elems + out_elems)    (weights read once per batch)
     compute = flops / (peak FLOP/s[dtype] * achievable_compute * efficiency[layer kind])
     memory  = bytes / (memory bandwidth * achievable_bandwidth)
-    time    = max(compute, memory) + launch overhead           (Williams et al. 2009, "Roofline")
+    time    = max(compute, memory) + overhead[layer kind]      (Williams et al. 2009, "Roofline")
 
 Flatten (a view) and dropout (the identity at inference) launch no kernel and cost nothing. The
-layer kind picks the efficiency: depthwise convolutions reach a small fraction of a device's peak.
+layer kind picks the efficiency and the fixed per-layer overhead (the profile's launch overhead
+unless it gives one for the kind): depthwise convolutions reach a small fraction of a device's peak,
+strided ones less again, and on a CPU each costs tens of microseconds however small its map, where
+a ReLU costs a few; a network of many small layers (an inverted residual has six to nine) pays that
+fixed cost per layer.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ def layer_kind(node: "L.Primitive | None") -> str:
     if isinstance(node, L.Conv):
         if node.groups == 1:
             return "pointwise_conv" if node.kernel == (1, 1) else "dense_conv"
-        return "depthwise_conv" if node.groups == node.in_ch else "grouped_conv"
+        if node.groups != node.in_ch:
+            return "grouped_conv"
+        return "depthwise_conv" if node.stride == (1, 1) else "strided_depthwise_conv"
     if isinstance(node, L.Linear):
         return "linear"
     if isinstance(node, L.Pool):
         return "pool"  # windowed max/avg pooling: far below peak on CPUs (a compare per window element)
     if isinstance(node, (L.Flatten, L.Dropout)):
         return FREE
+    if isinstance(node, (L.BatchNorm, L.LocalResponseNorm)):
+        return "norm"
     return "elementwise"
 
 
@@ -123,9 +131,9 @@ def layer_time(cost: L.LayerCost, kind: str, profile: DeviceProfile, dtype: str,
         return LayerTime(cost.layer, kind, 0.0, 0.0, 0.0)
     flops = batch * (2 * cost.macs + cost.ops)
     moved = dtype_bytes(dtype) * (cost.params + batch * (cost.in_elems + cost.out_elems))
-    rate = profile.flops(dtype) * profile.achievable_compute * profile.efficiency.get(kind, 1.0)
+    rate = profile.flops(dtype) * profile.achievable_compute * profile.kind_efficiency(kind)
     bandwidth = profile.memory_bandwidth * profile.achievable_bandwidth
-    return LayerTime(cost.layer, kind, 1e3 * flops / rate, 1e3 * moved / bandwidth, profile.launch_overhead_us / 1e3)
+    return LayerTime(cost.layer, kind, 1e3 * flops / rate, 1e3 * moved / bandwidth, profile.kind_overhead_us(kind) / 1e3)
 
 
 def predict_block(layers: L.Node, costs: list[L.LayerCost], profile: DeviceProfile, dtype: str, batch: int,
@@ -148,8 +156,15 @@ def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtyp
     calibrated = " (calibrated)" if profile.calibration else ""
     method = (f"roofline on profile {profile.name}{calibrated}: per layer max(compute at "
               f"{profile.achievable_compute:.0%} of peak {dtype} FLOP/s, bytes at {profile.achievable_bandwidth:.0%} "
-              f"of {profile.memory_bandwidth / 1e9:.0f} GB/s) + {profile.launch_overhead_us:g} us per kernel")
+              f"of {profile.memory_bandwidth / 1e9:.0f} GB/s) + {_overheads(profile)}")
     return LatencyPrediction(profile.name, dtype, batch, method, blocks)
+
+
+def _overheads(profile: DeviceProfile) -> str:
+    if not profile.overhead_us:
+        return f"{profile.launch_overhead_us:g} us per kernel"
+    own = ", ".join(f"{kind} {us:g}" for kind, us in profile.overhead_us.items())
+    return f"a fixed time per layer by kind (us: {own}; others {profile.launch_overhead_us:g})"
 
 
 def explain(prediction: LatencyPrediction, top: int = 5) -> Optional[str]:

@@ -2,8 +2,9 @@
 
 A profile gives peak FLOP/s per dtype, the fraction of it real kernels reach, memory bandwidth and
 the fraction of it reached, a per-kernel launch (dispatch) overhead, and optional per-kind compute
-efficiencies (depthwise convolutions reach far less of the peak than dense ones). Every datasheet
-figure carries its source.
+efficiencies (depthwise convolutions reach far less of the peak than dense ones) and per-kind fixed
+costs (on a CPU a depthwise convolution costs tens of microseconds however small its input; a ReLU a
+few). Every datasheet figure carries its source.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scalelab.errors import ScalelabError, did_you_mean
 
 ComputeDtype = Literal["fp32", "tf32", "fp16", "bf16", "int8"]
-#: layer kinds a profile may give an efficiency for (see scalelab.analysis.latency.layer_kind)
-EFFICIENCY_KINDS = ("dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "linear", "pool", "elementwise")
-EfficiencyKind = Literal["dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "linear", "pool", "elementwise"]
+#: layer kinds a profile may give an efficiency or overhead for (see scalelab.analysis.latency.layer_kind)
+EFFICIENCY_KINDS = ("dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "strided_depthwise_conv", "linear",
+                    "pool", "norm", "elementwise")
+EfficiencyKind = Literal["dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "strided_depthwise_conv",
+                         "linear", "pool", "norm", "elementwise"]
+#: a kind a profile does not name takes the figure of the kind it refines
+FALLBACK_KIND = {"strided_depthwise_conv": "depthwise_conv", "norm": "elementwise"}
 DATASHEET_FIGURES = ("peak_flops", "memory_bandwidth")
 
 
@@ -37,6 +42,8 @@ class DeviceProfile(BaseModel):
     launch_overhead_us: float = Field(ge=0, description="fixed time per kernel (launch or dispatch), microseconds")
     efficiency: dict[EfficiencyKind, float] = Field(
         default_factory=dict, description="per layer kind, a multiplier (0-1] on achievable compute; default 1")
+    overhead_us: dict[EfficiencyKind, float] = Field(
+        default_factory=dict, description="per layer kind, fixed time per layer in microseconds; default launch_overhead_us")
     sources: dict[str, str] = Field(description="where each datasheet figure comes from")
     calibration: Optional[dict] = Field(None, description="conditions of the measurement, for calibrated profiles")
 
@@ -51,7 +58,18 @@ class DeviceProfile(BaseModel):
         for kind, value in self.efficiency.items():
             if not 0 < value <= 1:
                 raise ValueError(f"efficiency.{kind} must be in (0, 1], got {value}")
+        for kind, value in self.overhead_us.items():
+            if value < 0:
+                raise ValueError(f"overhead_us.{kind} must be at least 0, got {value}")
         return self
+
+    def kind_efficiency(self, kind: str) -> float:
+        """The compute efficiency of a layer kind: its own, else that of the kind it refines, else 1."""
+        return self.efficiency.get(kind, self.efficiency.get(FALLBACK_KIND.get(kind, kind), 1.0))
+
+    def kind_overhead_us(self, kind: str) -> float:
+        """The fixed time of one layer of a kind: its own, else that of the kind it refines, else the launch overhead."""
+        return self.overhead_us.get(kind, self.overhead_us.get(FALLBACK_KIND.get(kind, kind), self.launch_overhead_us))
 
     def flops(self, dtype: str) -> float:
         if dtype not in self.peak_flops:

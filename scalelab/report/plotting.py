@@ -32,7 +32,7 @@ def _save(fig, path: Path) -> None:
 
 def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = plt.subplots(figsize=(11, 6))
     try:
         if chart.infeasible:
             xs, ys = zip(*chart.infeasible)
@@ -55,7 +55,8 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
         ax.set_ylabel(chart.y_label)
         ax.set_title(chart.title, fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
-        legend = ax.legend(fontsize=8, loc="lower right")
+        # outside the axes: inside it covered published points (alexnet) whatever corner it took
+        legend = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         if chart.references:
             _label_references(fig, ax, chart, legend)
         if chart.notes:
@@ -140,6 +141,9 @@ def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, fl
     return placed
 
 
+PAD = 2.0  # pixels of margin around each label
+
+
 def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
     """Name each published network next to its point, without labels covering each other, the
     markers or the legend; a thin line joins a label pushed away from its point."""
@@ -155,7 +159,7 @@ def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
     sizes = []
     for t in texts:
         extent = t.get_window_extent(renderer)
-        sizes.append((extent.width, extent.height))
+        sizes.append((extent.width + 2 * PAD, extent.height + 2 * PAD))  # a margin so neighbours never touch
         t.remove()
     anchors = [tuple(to_display((p.x, p.y))) for p in points]
     marker = 4.0  # half the size of a square marker, in pixels
@@ -174,7 +178,7 @@ def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
     boxes = place_labels(anchors, sizes, obstacles, bounds)
     points_per_pixel = 72.0 / fig.dpi
     for p, (x, y), box in zip(points, anchors, boxes):
-        dx, dy = (box[0] - x) * points_per_pixel, (box[1] - y) * points_per_pixel
+        dx, dy = (box[0] + PAD - x) * points_per_pixel, (box[1] + PAD - y) * points_per_pixel
         far = max(abs(box[0] - x), abs(box[2] - x)) > 14 or max(abs(box[1] - y), abs(box[3] - y)) > 14
         ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(dx, dy), fontsize=7, color="tab:green",
                     ha="left", va="bottom", annotation_clip=False,
@@ -204,6 +208,18 @@ def _tick_formatter(unit: str):
     return FuncFormatter(lambda v, _: _format(int(v) if float(v).is_integer() else v, unit))
 
 
+def _binary_locator(limit: float):
+    """Ticks at round numbers of KiB / MiB / GiB (matplotlib's default steps give 977 KiB)."""
+    from matplotlib.ticker import MultipleLocator
+
+    scale = 1
+    while limit / scale >= 1024:
+        scale *= 1024
+    raw = limit / scale / 5
+    steps = (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+    return MultipleLocator(next((s for s in steps if s >= raw), 1000) * scale)
+
+
 def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
     """One horizontal bar panel per metric, blocks top to bottom in execution order; each bar says its
     value and its share of the network's total, and the largest bar of each panel is darker."""
@@ -230,6 +246,8 @@ def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
             ax.grid(True, axis="x", alpha=0.25)
             ax.tick_params(axis="x", labelsize=7)
             ax.xaxis.set_major_formatter(_tick_formatter(panel.unit))
+            if panel.unit == "bytes":
+                ax.xaxis.set_major_locator(_binary_locator((peak or 1) * 1.55))
         first = axes[0][0]
         first.set_yticks(positions)
         first.set_yticklabels([f"{name} ({kind})" for name, kind in zip(chart.rows, chart.kinds)], fontsize=7.5)
