@@ -44,6 +44,9 @@ def test_shipped_profiles():
     (("launch_overhead_us: 5", "launch_overhead: 5"), "bad.yaml:7:18: launch_overhead", "unknown field 'launch_overhead' (did you mean 'launch_overhead_us'?)"),
     (("memory_bandwidth: a datasheet", "bandwidth: a datasheet"), "bad.yaml", "sources.memory_bandwidth is missing"),
     (("memory_bandwidth: 1.0e11\n", ""), "bad.yaml:1:1", "missing required field 'memory_bandwidth'"),
+    (("launch_overhead_us: 5", "launch_overhead_us: 5\noverhead_us: {norm: -1}"), "bad.yaml", "overhead_us.norm must be at least 0"),
+    (("launch_overhead_us: 5", "launch_overhead_us: 5\noverhead_us: {batchnorm: 3}"), "bad.yaml:8:26: overhead_us.batchnorm",
+     "must be one of"),
 ])
 def test_malformed_profile(change, where, message):
     with pytest.raises(ScalelabError) as err:
@@ -77,11 +80,9 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     from scalelab.devices import calibrate as cal
 
     # a reduced shape set keeps the test fast; the command is the same
-    monkeypatch.setattr(cal, "CONV_SHAPES", {"dense_conv": [(8, 8, 3, 1, 8)], "depthwise_conv": [(16, 16, 3, 16, 8)]})
-    monkeypatch.setattr(cal, "LINEAR_SHAPES", [(64, 32)])
-    monkeypatch.setattr(cal, "ELEMENTWISE_SHAPES", [(8, 16)])
-    monkeypatch.setattr(cal, "POOL_SHAPES", [(8, 16, 3, 2, 1)])
-    monkeypatch.setattr(cal, "SMALL_MAPS", [(8, 4)])
+    monkeypatch.setattr(cal, "GRID", [(16, 8)])
+    monkeypatch.setattr(cal, "TINY", [(8, 1)])
+    monkeypatch.setattr(cal, "TIME_BUDGET_S", 0.02)
     monkeypatch.setattr(cal, "MATMUL_SIZE", {"cpu": 128, "cuda": 128})
     out = tmp_path / "here.yaml"
     result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here"])
@@ -89,6 +90,11 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     profile = load_profile(out)
     assert profile.name == "here" and profile.calibration["device"] == "cpu" and profile.peak_flops["fp32"] > 0
     assert "measured by `scalelab calibrate`" in profile.sources["peak_flops"]
+    # a fixed cost for every kind measured on tiny inputs; elementwise is the generic launch overhead
+    assert set(profile.overhead_us) == {"dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv",
+                                        "strided_depthwise_conv", "linear", "pool", "norm"}
+    assert profile.launch_overhead_us > 0 and all(v > 0 for v in profile.overhead_us.values())
+    assert all(0 < v <= 1 for v in profile.efficiency.values())
     net = resolve(parse_spec("name: t\ninput: {channels: 3, resolution: 8}\nblocks:\n  - {kind: conv, out: 4}"))
     prediction = predict_latency(net, str(out))
     assert prediction.total_ms > 0 and "calibrated" in prediction.method

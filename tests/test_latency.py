@@ -59,7 +59,55 @@ def test_layer_kinds():
     assert layer_kind(L.Conv(8, 16, (3, 3), groups=2)) == "grouped_conv"
     assert layer_kind(L.Conv(8, 16, (1, 1))) == "pointwise_conv"
     assert layer_kind(L.Flatten()) == "free" and layer_kind(None) == "elementwise"
-    assert layer_kind(L.Pool("max", (3, 3), (2, 2))) == "pool" and layer_kind(L.BatchNorm(4)) == "elementwise"
+    assert layer_kind(L.Conv(8, 8, (3, 3), stride=(2, 2), groups=8)) == "strided_depthwise_conv"
+    assert layer_kind(L.Pool("max", (3, 3), (2, 2))) == "pool" and layer_kind(L.BatchNorm(4)) == "norm"
+    assert layer_kind(L.Activation("relu")) == "elementwise"
+
+
+KINDED = parse_profile("""
+name: kinded
+kind: cpu
+peak_flops: {fp32: 1.0e9}
+memory_bandwidth: 1.0e8
+achievable_compute: 0.5
+achievable_bandwidth: 0.5
+launch_overhead_us: 10
+efficiency: {depthwise_conv: 0.1, pointwise_conv: 0.8}
+overhead_us: {depthwise_conv: 50, norm: 20}
+half_efficiency_channels: {pointwise_conv: 8}
+sources: {peak_flops: made up for the test, memory_bandwidth: made up for the test}
+""")
+
+
+def test_fixed_cost_per_kind_and_strided_depthwise_fallback():
+    # depthwise 3x3 on 8x16x16 as in test_depthwise_efficiency_and_memory_bound: compute 0.77824 ms,
+    # now + its own 50 us fixed cost
+    assert predict_latency(one_conv("out: 8, kernel: 3, depthwise: true"), KINDED).total_ms == pytest.approx(0.77824 + 0.05)
+    # stride 2 (padding 1): 8x8 output, MACs 8*64*9 = 4,608, ops 512 (bias), flops 9,728 at 0.05 GFLOP/s
+    # = 0.19456 ms; bytes 4 * (72 + 8 + 2048 + 512) = 10,560 -> 0.2112 ms (memory bound). The profile
+    # names no strided figure: depthwise's efficiency and fixed cost apply.
+    p = predict_latency(one_conv("out: 8, kernel: 3, stride: 2, depthwise: true"), KINDED)
+    assert p.blocks["c"].layers[0].kind == "strided_depthwise_conv" and p.total_ms == pytest.approx(0.2112 + 0.05)
+    # batchnorm falls under norm (20 us); ReLU keeps the launch overhead (10 us). On 8x16x16: batchnorm
+    # ops 2*2048, flops 4,096 -> 0.008192 ms; bytes 4 * (16 + 2*2048) = 16,448 -> 0.32896 ms. ReLU: bytes
+    # 4 * 4096 = 16,384 -> 0.32768 ms.
+    net = resolve(parse_spec("name: t\ninput: {channels: 8, resolution: 16}\nblocks:\n"
+                             "  - {name: c, kind: conv, out: 8, kernel: 1, norm: batchnorm, activation: relu}"))
+    norm, relu = predict_latency(net, KINDED).blocks["c"].layers[1:]
+    assert norm.ms == pytest.approx(0.32896 + 0.02) and relu.ms == pytest.approx(0.32768 + 0.01)
+    assert "depthwise_conv 50" in predict_latency(net, KINDED).method
+
+
+def test_thin_layers_reach_less_of_the_peak():
+    # 1x1 conv 8 -> 8 on 64x64, no bias: MACs 8*8*4096 = 262,144, flops 524,288. Efficiency
+    # 0.8 * 8 / (8 + 8) = 0.4 -> 0.5 GFLOP/s * 0.4 = 0.2 GFLOP/s -> 2.62144 ms; bytes
+    # 4 * (64 + 2 * 32,768) = 262,400 -> 5.248 ms at 50 MB/s: memory bound, so use a 24-wide output
+    # instead: MACs 8*24*4096 = 786,432, flops 1,572,864; efficiency 0.8 * 24 / 32 = 0.6 -> 0.3 GFLOP/s
+    # -> 5.24288 ms; bytes 4 * (192 + 32,768 + 98,304) = 525,056 -> 10.50112 ms. Still memory bound:
+    # check the compute time itself.
+    p = predict_latency(one_conv("out: 24, kernel: 1, bias: false", resolution=64), KINDED)
+    assert p.blocks["c"].layers[0].compute_ms == pytest.approx(5.24288)
+    assert "n / (n + half)" in p.method
 
 
 def test_free_layers_and_method():
@@ -91,7 +139,7 @@ blocks:
 """
 
 
-@pytest.mark.parametrize("device", ["t4", "x86_cpu", "jetson_orin_nano"])
+@pytest.mark.parametrize("device", ["t4", "x86_cpu", "jetson_orin_nano", KINDED])
 @pytest.mark.parametrize("width", [4, 8, 24])
 def test_doubling_width_or_resolution_never_lowers_the_prediction(device, width):
     spec = parse_spec(MOBILE.format(c0=width, c1=width, c2=2 * width))

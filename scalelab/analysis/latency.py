@@ -4,11 +4,14 @@ For each inner layer of a block (its LayerCost record, scaled by the batch)::
 
     flops   = 2 * macs + ops                                   (2 FLOPs per multiply-add)
     bytes   = dtype bytes * (params + in_elems + out_elems)    (weights read once per batch)
-    compute = flops / (peak FLOP/s[dtype] * achievable_compute * efficiency[layer kind])
+    compute = flops / (peak FLOP/s[dtype] * achievable_compute * efficiency[layer kind] * n / (n + half[kind]))
     memory  = bytes / (memory bandwidth * achievable_bandwidth)
     time    = max(compute, memory) + overhead[layer kind]      (Williams et al. 2009, "Roofline")
 
-Flatten (a view) and dropout (the identity at inference) launch no kernel and cost nothing. The
+where n is the layer's output channels (a conv) or features (a linear layer) and half[kind], where
+the profile gives one, the width at which the kind reaches half its efficiency: a matrix multiply with
+few output rows fills few vector registers (a 1x1 projection to 24 channels runs at a fraction of
+the rate of one to 384). Flatten (a view) and dropout (the identity at inference) launch no kernel and cost nothing. The
 layer kind picks the efficiency and the fixed per-layer overhead (the profile's launch overhead
 unless it gives one for the kind): depthwise convolutions reach a small fraction of a device's peak,
 strided ones less again, and on a CPU each costs tens of microseconds however small its map, where
@@ -126,12 +129,20 @@ def _profile(device: "str | Path | DeviceProfile") -> DeviceProfile:
     return device if isinstance(device, DeviceProfile) else load_profile(device)
 
 
-def layer_time(cost: L.LayerCost, kind: str, profile: DeviceProfile, dtype: str, batch: int) -> LayerTime:
+def out_channels(node: "L.Primitive | None") -> Optional[int]:
+    """Output channels (features) of a conv or linear layer: thin ones reach less of the peak."""
+    if isinstance(node, L.Conv):
+        return node.out_ch
+    return node.out_features if isinstance(node, L.Linear) else None
+
+
+def layer_time(cost: L.LayerCost, kind: str, profile: DeviceProfile, dtype: str, batch: int,
+               channels: Optional[int] = None) -> LayerTime:
     if kind == FREE:
         return LayerTime(cost.layer, kind, 0.0, 0.0, 0.0)
     flops = batch * (2 * cost.macs + cost.ops)
     moved = dtype_bytes(dtype) * (cost.params + batch * (cost.in_elems + cost.out_elems))
-    rate = profile.flops(dtype) * profile.achievable_compute * profile.kind_efficiency(kind)
+    rate = profile.flops(dtype) * profile.achievable_compute * profile.kind_efficiency(kind, channels)
     bandwidth = profile.memory_bandwidth * profile.achievable_bandwidth
     return LayerTime(cost.layer, kind, 1e3 * flops / rate, 1e3 * moved / bandwidth, profile.kind_overhead_us(kind) / 1e3)
 
@@ -141,7 +152,8 @@ def predict_block(layers: L.Node, costs: list[L.LayerCost], profile: DeviceProfi
     nodes = list(primitives(layers))
     if len(nodes) != len(costs):  # pragma: no cover - a wiring node walk() knows and primitives() does not
         raise AssertionError(f"block {name}: {len(nodes)} primitives but {len(costs)} cost records")
-    return BlockLatency(name, tuple(layer_time(c, layer_kind(n), profile, dtype, batch) for n, c in zip(nodes, costs)))
+    return BlockLatency(name, tuple(layer_time(c, layer_kind(n), profile, dtype, batch, out_channels(n))
+                                    for n, c in zip(nodes, costs)))
 
 
 def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtype: str = "fp32",
@@ -155,9 +167,16 @@ def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtyp
               for b in network.inference_blocks()}
     calibrated = " (calibrated)" if profile.calibration else ""
     method = (f"roofline on profile {profile.name}{calibrated}: per layer max(compute at "
-              f"{profile.achievable_compute:.0%} of peak {dtype} FLOP/s, bytes at {profile.achievable_bandwidth:.0%} "
+              f"{profile.achievable_compute:.0%} of peak {dtype} FLOP/s x kind efficiency{_thin(profile)}, bytes at {profile.achievable_bandwidth:.0%} "
               f"of {profile.memory_bandwidth / 1e9:.0f} GB/s) + {_overheads(profile)}")
     return LatencyPrediction(profile.name, dtype, batch, method, blocks)
+
+
+def _thin(profile: DeviceProfile) -> str:
+    if not profile.half_efficiency_channels:
+        return ""
+    return " x n / (n + half) for n output channels (half: " + ", ".join(
+        f"{kind} {n:g}" for kind, n in profile.half_efficiency_channels.items()) + ")"
 
 
 def _overheads(profile: DeviceProfile) -> str:

@@ -1,17 +1,24 @@
 """Calibration: measure this machine (CPU or a CUDA GPU) and write a device profile.
 
+Every figure is fitted on synthetic layer shapes (a grid of channel counts and map sizes chosen
+here, not taken from any network of the zoo), so that the zoo can then judge the predictor fairly.
 What is measured (torch imported here only):
-  * compute: square fp32 (and bf16/fp16 where supported) matrix multiplies, 2 n^3 FLOPs each; the
-    fastest is the profile's peak, so ``achievable_compute`` is 1 and per-kind efficiencies say how
-    much of it each layer kind reaches;
-  * bandwidth: batchnorm and ReLU over activations of typical sizes (the memory-bound kernels of a
-    CNN), bytes read plus written over time;
-  * launch overhead: what batchnorm and ReLU on small late-stage maps take beyond their bytes at
-    that bandwidth (module call, dispatch, kernel launch, thread-pool fork and join);
-  * per-kind efficiency: convolutions, linear layers and max pools at shapes typical of ResNets,
-    MobileNets and GoogLeNet; efficiency = FLOPs / (peak * (time - overhead)), the median over
-    shapes, capped at 1; a layer that runs no slower than its bytes at the measured bandwidth does
-    not inform compute efficiency.
+  * fixed cost per layer kind: each kind (dense, 1x1, grouped, depthwise and strided depthwise
+    convolutions, linear, max pool, batchnorm, elementwise activations and global pooling) on tiny
+    inputs, where nothing but the module call, dispatch, primitive set-up and thread-pool fork and
+    join remains; the median over a few tiny shapes. On a CPU a depthwise convolution costs several
+    times what a ReLU does even on a 1x1 map, so one overhead for every kernel under-predicts networks
+    made of many small layers (inverted residuals);
+  * compute: square fp32 (and bf16/fp16 where supported) matrix multiplies, 2 n^3 FLOPs each;
+  * bandwidth: batchnorm and ReLU over a grid of activation sizes, bytes read plus written over
+    (time - their fixed cost);
+  * per-kind efficiency: each kind over the grid (depthwise at stride 1 and 2, kernels 3 and 5);
+    a layer's rate is FLOPs / (time - its kind's fixed cost); a layer no slower than its bytes at the
+    bandwidth does not inform compute efficiency. Each kind's efficiency is its median rate over the
+    peak; for dense and 1x1 convolutions, whose rate grows with the output channels n (a matrix
+    multiply with few rows fills few vector registers), rate = top x n / (n + half) is fitted instead.
+    The peak is the fastest rate seen (the matrix multiply, or a convolution where the convolution
+    library beats it), so efficiencies need no clamping.
 """
 
 from __future__ import annotations
@@ -22,25 +29,32 @@ from typing import Callable, Optional
 from scalelab.devices.profile import DeviceProfile
 
 MATMUL_SIZE = {"cpu": 1024, "cuda": 4096}  # large enough to reach the peak, small enough to take seconds
-# (in, out, kernel, groups, size): shapes typical of ResNet and MobileNet/EfficientNet stages
-CONV_SHAPES = {
-    "dense_conv": [(64, 64, 3, 1, 56), (128, 128, 3, 1, 28), (256, 256, 3, 1, 14), (512, 512, 3, 1, 7), (3, 32, 3, 1, 112)],
-    "pointwise_conv": [(64, 256, 1, 1, 56), (256, 64, 1, 1, 56), (1024, 256, 1, 1, 14), (2048, 512, 1, 1, 7),
-                       (96, 24, 1, 1, 56), (144, 24, 1, 1, 56), (192, 32, 1, 1, 28), (384, 64, 1, 1, 14),
-                       (480, 80, 1, 1, 14), (960, 160, 1, 1, 7)],
-    "depthwise_conv": [(96, 96, 3, 96, 56), (144, 144, 3, 144, 56), (240, 240, 5, 240, 28), (480, 480, 3, 480, 14),
-                       (672, 672, 5, 672, 14), (1152, 1152, 5, 1152, 7)],
-    "grouped_conv": [(128, 128, 3, 32, 56), (256, 256, 3, 32, 28), (512, 512, 3, 32, 14)],
-}
-LINEAR_SHAPES = [(2048, 1000), (1280, 1000), (4096, 4096)]
-# (channels, size, kernel, stride, padding): max pools of ResNet/VGG/GoogLeNet stems and stages
-POOL_SHAPES = [(64, 112, 3, 2, 1), (192, 56, 3, 2, 0), (480, 28, 3, 1, 1), (128, 112, 2, 2, 0), (512, 14, 2, 2, 0)]
-ELEMENTWISE_SHAPES = [(64, 112), (256, 56), (144, 56), (512, 28), (1024, 14)]  # (channels, size)
-SMALL_MAPS = [(192, 28), (384, 14), (960, 7), (512, 7)]  # (channels, size): where fixed costs dominate
+#: (channels, size): a synthetic grid, channels doubling as the map halves (a CNN's usual trade); powers
+#: of two, and multiples of 8 that are not of 16 (what rounding scaled widths to 8 gives), which
+#: vectorised kernels handle less well
+GRID = [(32, 112), (64, 56), (128, 28), (256, 14), (512, 7), (24, 112), (56, 56), (104, 28), (200, 14), (392, 7)]
+#: (channels, size): inputs so small that a layer's time is its fixed cost
+TINY = [(8, 1), (16, 2), (32, 4)]
+TIME_BUDGET_S = 0.2  # per shape: many short runs give the fastest a chance to be undisturbed
+
+
+def conv_shapes(grid: list[tuple[int, int]]) -> dict[str, list[tuple[int, int, int, int, int, int]]]:
+    """(in, out, kernel, stride, groups, size) per convolution kind, derived from the grid."""
+    return {
+        "dense_conv": [(c, c, 3, 1, 1, s) for c, s in grid] + [(3, c, 3, 2, 1, 2 * s) for c, s in grid if s >= 112],
+        "pointwise_conv": [(c, 4 * c, 1, 1, 1, s) for c, s in grid] + [(4 * c, c, 1, 1, 1, s) for c, s in grid],
+        "grouped_conv": [(c, c, 3, 1, max(1, c // 4), s) for c, s in grid],
+        "depthwise_conv": [(3 * c, 3 * c, k, 1, 3 * c, s) for c, s in grid for k in (3, 5)],
+        "strided_depthwise_conv": [(3 * c, 3 * c, k, 2, 3 * c, s) for c, s in grid for k in (3, 5)],
+    }
+
+
+def linear_shapes(grid: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(4 * c, 2 * c) for c, s in grid if s <= 28]
 
 
 def _steps(device: str) -> list[tuple[str, Callable]]:
-    return [("matrix multiply", _matmul), ("memory bandwidth", _bandwidth), ("launch overhead", _overhead),
+    return [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth),
             ("per-kind efficiency", _efficiency)]
 
 
@@ -49,8 +63,9 @@ def _time(fn, device: str) -> float:
     down, so the fastest is the closest to what the machine does undisturbed."""
     from scalelab.analysis.measure import time_callable
 
-    # no early stop (stable=0): many short runs within a second give the fastest a chance to be undisturbed
-    return time_callable(fn, device, warmup=2, min_repeats=10, max_repeats=200, stable=0.0, budget_s=1.0).min_ms / 1e3
+    # no early stop (stable=0): many short runs within the budget give the fastest a chance to be undisturbed
+    return time_callable(fn, device, warmup=2, min_repeats=10, max_repeats=300, stable=0.0,
+                         budget_s=TIME_BUDGET_S).min_ms / 1e3
 
 
 def _matmul(state: dict) -> None:
@@ -68,78 +83,108 @@ def _matmul(state: dict) -> None:
     state["peak_flops"] = peaks
 
 
+def _kind_modules(channels: int) -> dict[str, list]:
+    """One module per variant of each layer kind, for an input of ``channels`` channels."""
+    import torch.nn as nn
+
+    c = channels
+    return {
+        "dense_conv": [nn.Conv2d(c, c, 3, padding=1, bias=False)],
+        "pointwise_conv": [nn.Conv2d(c, c, 1, bias=False)],
+        "grouped_conv": [nn.Conv2d(c, c, 3, padding=1, groups=max(1, c // 4), bias=False)],
+        "depthwise_conv": [nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False) for k in (3, 5)],
+        "strided_depthwise_conv": [nn.Conv2d(c, c, k, 2, padding=k // 2, groups=c, bias=False) for k in (3, 5)],
+        "pool": [nn.MaxPool2d(3, 2, 1)],
+        "norm": [nn.BatchNorm2d(c).eval()],
+        "elementwise": [nn.ReLU(), nn.Hardtanh(0, 6), nn.SiLU(), nn.Sigmoid(), nn.AdaptiveAvgPool2d(1)],
+    }
+
+
+def _overheads(state: dict) -> None:
+    """Per kind, the median over tiny inputs and the kind's variants of the fastest run."""
+    import torch
+
+    device, found = state["device"], {}
+    for channels, size in TINY:
+        x = torch.randn(1, channels, size, size, device=device)
+        for kind, modules in _kind_modules(channels).items():
+            for module in modules:
+                module = module.to(device)
+                found.setdefault(kind, []).append(_time(lambda: module(x), device))
+        fc = torch.nn.Linear(channels, channels).to(device)
+        v = torch.randn(1, channels, device=device)
+        found.setdefault("linear", []).append(_time(lambda: fc(v), device))
+    state["overhead_us"] = {kind: round(1e6 * statistics.median(times), 2) for kind, times in found.items()}
+
+
 def _bandwidth(state: dict) -> None:
     import torch
 
-    device, rates = state["device"], []
-    for channels, size in ELEMENTWISE_SHAPES:
+    device, overhead, rates = state["device"], state["overhead_us"], []
+    for channels, size in GRID:
         x = torch.randn(1, channels, size, size, device=device)
-        bn = torch.nn.BatchNorm2d(channels).eval().to(device)
-        relu = torch.nn.ReLU()
-        for module in (bn, relu):
-            rates.append(2 * x.nbytes / _time(lambda: module(x), device))
+        for kind, module in (("norm", torch.nn.BatchNorm2d(channels).eval().to(device)), ("elementwise", torch.nn.ReLU())):
+            busy = _time(lambda: module(x), device) - overhead[kind] / 1e6
+            if busy > 0:
+                rates.append(2 * x.nbytes / busy)
     state["memory_bandwidth"] = statistics.median(rates)
-
-
-def _overhead(state: dict) -> None:
-    """The fixed cost of one layer: over batchnorm, ReLU and ReLU6 on the small maps of late stages,
-    the median of (time - bytes / bandwidth), never below the time of a one-element module (module
-    call, dispatch, kernel launch; on several threads also the fork and join of the thread pool)."""
-    import torch
-
-    device, bandwidth = state["device"], state["memory_bandwidth"]
-    one = torch.randn(1, 1, 1, 1, device=device)
-    floor = _time(lambda: torch.nn.ReLU()(one), device)
-    excess = []
-    for channels, size in SMALL_MAPS:
-        x = torch.randn(1, channels, size, size, device=device)
-        for module in (torch.nn.BatchNorm2d(channels).eval().to(device), torch.nn.ReLU(), torch.nn.Hardtanh(0, 6)):
-            excess.append(_time(lambda: module(x), device) - 2 * x.nbytes / bandwidth)
-    state["launch_overhead_us"] = 1e6 * max(floor, statistics.median(excess))
 
 
 def _efficiency(state: dict) -> None:
     import torch
 
-    device, peak = state["device"], state["peak_flops"]["fp32"]
-    overhead, bandwidth = state["launch_overhead_us"] / 1e6, state["memory_bandwidth"]
-    found = {}
-    for kind, shapes in CONV_SHAPES.items():
-        ratios = []
-        for cin, cout, k, groups, size in shapes:
-            conv = torch.nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False).eval().to(device)
+    device, bandwidth = state["device"], state["memory_bandwidth"]
+    rates: dict[str, list] = {}  # kind -> [(rate, output channels)]
+
+    def record(kind: str, flops: float, moved: float, seconds: float, channels: int) -> None:
+        busy = seconds - state["overhead_us"][kind] / 1e6
+        if busy > moved / bandwidth:  # else the memory time explains it: says nothing about compute
+            rates.setdefault(kind, []).append((flops / busy, channels))
+
+    for kind, shapes in conv_shapes(GRID).items():
+        for cin, cout, k, stride, groups, size in shapes:
+            conv = torch.nn.Conv2d(cin, cout, k, stride, padding=k // 2, groups=groups, bias=False).eval().to(device)
             x = torch.randn(1, cin, size, size, device=device)
-            flops = 2 * size * size * cout * (cin // groups) * k * k
-            moved = 4 * (conv.weight.numel() + x.numel() + cout * size * size)
-            ratios.append(_ratio(flops, moved, _time(lambda: conv(x), device), peak, bandwidth, overhead))
-        found[kind] = _summary(ratios)
-    ratios = []
-    for fin, fout in LINEAR_SHAPES:
+            out = (size + 2 * (k // 2) - k) // stride + 1
+            flops = 2 * out * out * cout * (cin // groups) * k * k
+            record(kind, flops, 4 * (conv.weight.numel() + x.numel() + cout * out * out), _time(lambda: conv(x), device), cout)
+    for fin, fout in linear_shapes(GRID):
         fc = torch.nn.Linear(fin, fout).eval().to(device)
         x = torch.randn(1, fin, device=device)
-        ratios.append(_ratio(2 * fin * fout, 4 * (fin * fout + fin + fout), _time(lambda: fc(x), device), peak, bandwidth, overhead))
-    found["linear"] = _summary(ratios)
-    ratios = []
-    for channels, size, k, stride, pad in POOL_SHAPES:
-        pool = torch.nn.MaxPool2d(k, stride, pad)
-        x = torch.randn(1, channels, size, size, device=device)
-        out = pool(x)
-        ratios.append(_ratio((k * k - 1) * out.numel(), 4 * (x.numel() + out.numel()), _time(lambda: pool(x), device),
-                             peak, bandwidth, overhead))
-    found["pool"] = _summary(ratios)
-    state["efficiency"] = {k: v for k, v in found.items() if v is not None}
+        record("linear", 2 * fin * fout, 4 * (fin * fout + fin + fout), _time(lambda: fc(x), device), fout)
+    for channels, size in GRID:
+        for k, stride, pad in ((3, 2, 1), (2, 2, 0)):
+            pool = torch.nn.MaxPool2d(k, stride, pad)
+            x = torch.randn(1, channels, size, size, device=device)
+            out = pool(x)
+            record("pool", (k * k - 1) * out.numel(), 4 * (x.numel() + out.numel()), _time(lambda: pool(x), device), channels)
+    fitted = {kind: _fit_width(found) if kind in THIN_KINDS else (statistics.median(r for r, _ in found), 0.0)
+              for kind, found in rates.items()}
+    # the peak is the fastest compute seen: a convolution library may beat the plain matrix multiply
+    best = max([r for found in rates.values() for r, _ in found] + [rate for rate, _ in fitted.values()], default=0.0)
+    state["peak_flops"]["fp32"] = peak = max(state["peak_flops"]["fp32"], best)
+    state["efficiency"] = {kind: max(1e-4, float(f"{rate / peak:.3g}")) for kind, (rate, _) in fitted.items()}
+    state["half_efficiency_channels"] = {kind: half for kind, (_, half) in fitted.items() if half > 0}
 
 
-def _ratio(flops: float, moved: float, seconds: float, peak: float, bandwidth: float, overhead: float) -> Optional[float]:
-    busy = max(seconds - overhead, 1e-9)
-    if busy <= moved / bandwidth:
-        return None  # the memory time explains it: says nothing about compute efficiency
-    return min(1.0, flops / (peak * busy))  # the roofline's max() is then the compute time
+#: kinds whose rate grows with the output channels (a matrix multiply with that many rows)
+THIN_KINDS = ("dense_conv", "pointwise_conv")
+HALF_CANDIDATES = [0.0] + [float(round(2 ** (k / 2))) for k in range(2, 23)]  # 2 .. 2048 in half-octaves
 
 
-def _summary(ratios: list) -> Optional[float]:
-    known = [r for r in ratios if r is not None]
-    return max(1e-4, float(f"{statistics.median(known):.3g}")) if known else None
+def _fit_width(found: list[tuple[float, int]]) -> tuple[float, float]:
+    """Least squares in log space of rate = top * n / (n + half) over (rate, n) pairs: the half that
+    fits best among half-octave candidates, and its top rate (geometric mean)."""
+    import math
+
+    best = None
+    for half in HALF_CANDIDATES:
+        logs = [math.log(r * (n + half) / n) for r, n in found]
+        top = statistics.fmean(logs)
+        loss = sum((v - top) ** 2 for v in logs)
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, math.exp(top), half)
+    return best[1], best[2]
 
 
 def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True) -> DeviceProfile:
@@ -167,6 +212,8 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     conditions = conditions_for(device, "fp32", 1, False)
     conditions["host"] = platform.node()
     how = f"measured by `scalelab calibrate` on {conditions['device_name']} ({device}, {conditions['threads']} threads, torch {conditions['torch']})"
+    overhead = dict(state["overhead_us"])
+    launch = overhead.pop("elementwise")  # the generic figure: any kind without its own
     return DeviceProfile(
         name=name,
         description=f"calibrated: {conditions['device_name']} ({device}, {conditions['threads']} threads)",
@@ -175,11 +222,19 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
         memory_bandwidth=float(f"{state['memory_bandwidth']:.4g}"),
         achievable_compute=1.0,
         achievable_bandwidth=1.0,
-        launch_overhead_us=round(state["launch_overhead_us"], 2),
+        launch_overhead_us=launch,
         efficiency=state["efficiency"],
-        sources={"peak_flops": f"{how}: fastest square matrix multiply",
-                 "memory_bandwidth": f"{how}: batchnorm and ReLU over typical activation sizes, bytes read + written",
-                 "launch_overhead_us": f"{how}: batchnorm and ReLU on small maps, time beyond their bytes at the bandwidth",
-                 "efficiency": f"{how}: median over typical conv and linear shapes of FLOPs / (peak x time)"},
+        overhead_us=overhead,
+        half_efficiency_channels=state["half_efficiency_channels"],
+        sources={"peak_flops": f"{how}: fastest square matrix multiply, fp32 raised to the fastest synthetic "
+                               "convolution where that is faster",
+                 "memory_bandwidth": f"{how}: batchnorm and ReLU over a synthetic grid of activation sizes, bytes read + "
+                                     "written over the time beyond their fixed cost",
+                 "launch_overhead_us": f"{how}: elementwise layers (activations, global pooling) on tiny inputs",
+                 "overhead_us": f"{how}: each layer kind on tiny inputs (median of the fastest runs)",
+                 "efficiency": f"{how}: per kind, median over a synthetic grid of layer shapes of FLOPs / (peak x "
+                               "(time - fixed cost)); dense and 1x1 convolutions: the top of a fit of rate = top x n / "
+                               "(n + half) over output channels n",
+                 "half_efficiency_channels": f"{how}: the half of that fit (least squares on log rates)"},
         calibration=conditions,
     )

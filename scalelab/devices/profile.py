@@ -44,6 +44,9 @@ class DeviceProfile(BaseModel):
         default_factory=dict, description="per layer kind, a multiplier (0-1] on achievable compute; default 1")
     overhead_us: dict[EfficiencyKind, float] = Field(
         default_factory=dict, description="per layer kind, fixed time per layer in microseconds; default launch_overhead_us")
+    half_efficiency_channels: dict[EfficiencyKind, float] = Field(
+        default_factory=dict, description="per layer kind, the output channels (features) at which a layer reaches half "
+        "its kind's efficiency: efficiency x n / (n + this); thin matrix multiplies fill few vector registers")
     sources: dict[str, str] = Field(description="where each datasheet figure comes from")
     calibration: Optional[dict] = Field(None, description="conditions of the measurement, for calibrated profiles")
 
@@ -58,14 +61,20 @@ class DeviceProfile(BaseModel):
         for kind, value in self.efficiency.items():
             if not 0 < value <= 1:
                 raise ValueError(f"efficiency.{kind} must be in (0, 1], got {value}")
+        for kind, value in self.half_efficiency_channels.items():
+            if value < 0:
+                raise ValueError(f"half_efficiency_channels.{kind} must be at least 0, got {value}")
         for kind, value in self.overhead_us.items():
             if value < 0:
                 raise ValueError(f"overhead_us.{kind} must be at least 0, got {value}")
         return self
 
-    def kind_efficiency(self, kind: str) -> float:
-        """The compute efficiency of a layer kind: its own, else that of the kind it refines, else 1."""
-        return self.efficiency.get(kind, self.efficiency.get(FALLBACK_KIND.get(kind, kind), 1.0))
+    def kind_efficiency(self, kind: str, channels: Optional[int] = None) -> float:
+        """The compute efficiency of a layer kind (its own, else that of the kind it refines, else 1),
+        lowered for a layer of few output ``channels`` where the profile says so."""
+        value = self.efficiency.get(kind, self.efficiency.get(FALLBACK_KIND.get(kind, kind), 1.0))
+        half = self.half_efficiency_channels.get(kind, 0.0)
+        return value * channels / (channels + half) if channels and half else value
 
     def kind_overhead_us(self, kind: str) -> float:
         """The fixed time of one layer of a kind: its own, else that of the kind it refines, else the launch overhead."""
