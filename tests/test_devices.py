@@ -79,14 +79,16 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from scalelab.devices import calibrate as cal
 
-    # a reduced shape set keeps the test fast; the command is the same
+    # reduced floors, budgets and two synthetic networks keep the test fast; the command is the same
     monkeypatch.setattr(cal, "GRID", [(16, 8)])
     monkeypatch.setattr(cal, "TINY", [(8, 1)])
     monkeypatch.setattr(cal, "TIME_BUDGET_S", 0.02)
+    monkeypatch.setattr(cal, "NETWORK_BUDGET_S", 0.05)
     monkeypatch.setattr(cal, "MATMUL_SIZE", {"cpu": 128, "cuda": 128})
     out = tmp_path / "here.yaml"
-    result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here"])
+    result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here", "--networks", "2"])
     assert result.exit_code == 0, result.output
+    assert "fitted on 2 synthetic networks timed whole: median error" in result.output
     profile = load_profile(out)
     assert profile.name == "here" and profile.calibration["device"] == "cpu" and profile.peak_flops["fp32"] > 0
     assert "measured by `scalelab calibrate`" in profile.sources["peak_flops"]
@@ -95,8 +97,84 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
                                         "strided_depthwise_conv", "linear", "pool", "norm"}
     assert profile.launch_overhead_us > 0 and all(v > 0 for v in profile.overhead_us.values())
     assert all(0 < v <= 1 for v in profile.efficiency.values())
+    assert profile.combine == "sum" and profile.calibration["synthetic_networks"] == 2
+    assert 0 <= profile.calibration["fit_median_error"] <= profile.calibration["fit_max_error"]
     net = resolve(parse_spec("name: t\ninput: {channels: 3, resolution: 8}\nblocks:\n  - {kind: conv, out: 4}"))
     prediction = predict_latency(net, str(out))
-    assert prediction.total_ms > 0 and "calibrated" in prediction.method
-    missing = runner.invoke(app, ["calibrate", "--output", str(tmp_path / "no" / "x.yaml")])
+    assert prediction.total_ms > 0 and "calibrated on 2 synthetic networks, median fit error" in prediction.method
+    missing = runner.invoke(app, ["calibrate", "--output", str(tmp_path / "no" / "x.yaml"), "--networks", "1"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+    zero = runner.invoke(app, ["calibrate", "--networks", "0"])
+    assert zero.exit_code == 2 and "Traceback" not in zero.output
+
+
+# --------------------------------------------------------------------------------------------------
+# The fitted model (scalelab.devices.fit) and the synthetic calibration set
+
+
+def test_nnls_by_hand():
+    import numpy as np
+
+    from scalelab.devices.fit import nnls
+
+    # min (x1 - 1)^2 + (x2 + 1)^2 + (x1 + x2)^2 over x >= 0: unconstrained x2 would go negative; with
+    # x2 = 0, (x1 - 1)^2 + x1^2 is least at x1 = 0.5, and the gradient for x2 there,
+    # a2 . (b - a x) = (-1 - 0) + (0 - 0.5) = -1.5 < 0, keeps x2 at its bound.
+    x = nnls(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([1.0, -1.0, 0.0]))
+    assert x == pytest.approx([0.5, 0.0], abs=1e-12)
+    # an exactly solvable positive system is solved exactly
+    assert nnls(np.array([[2.0, 0.0], [1.0, 3.0]]), np.array([4.0, 11.0])) == pytest.approx([2.0, 3.0])
+
+
+def test_features_of_one_conv_by_hand():
+    from scalelab.devices.fit import features
+
+    # 3x3 conv 8 -> 16 on 16x16, no bias, no norm or activation: MACs 16*16*16*8*9 = 294,912, flops
+    # 589,824; per output channel 589,824 / 16 = 36,864; bytes 4 * (1,152 weights + 2,048 in + 4,096 out)
+    net = resolve(parse_spec("name: t\ninput: {channels: 8, resolution: 16}\nblocks:\n"
+                             "  - {name: c, kind: conv, out: 16, bias: false, norm: none, activation: none}"))
+    found, at_peak = features(net)
+    assert found[("inv_rate", "dense_conv")] == 589_824 and found[("thin", "dense_conv")] == 36_864
+    assert found[("overhead", "dense_conv")] == 1 and found[("inv_bandwidth", "")] == 4 * (1_152 + 2_048 + 4_096)
+    assert at_peak == 0 and sum(found.values()) == 589_824 + 36_864 + 1 + 29_184
+
+
+def test_fit_recovers_a_known_machine_from_the_synthetic_set():
+    from scalelab.devices.fit import COLUMNS, features, fit, predict_seconds
+    from scalelab.devices.synthetic import synthetic_specs
+
+    # a made-up machine: 100 GFLOP/s peak, every unknown a known amount above its floor
+    peak = 1e11
+    floors = {c: (1 / peak if c[0] == "inv_rate" else 1e-6 if c[0] == "overhead" else 1e-11 if c[0] == "inv_bandwidth" else 0.0)
+              for c in COLUMNS}
+    truth = {c: floors[c] * (1.5 + 0.25 * i) + (2e-13 if c[0] == "thin" else 0.0) for i, c in enumerate(COLUMNS)}
+    rows = []
+    for spec in synthetic_specs(24):
+        found, at_peak = features(resolve(spec))
+        rows.append((found, at_peak, predict_seconds(found, at_peak, truth, peak)))
+    fitted = fit(rows, floors, peak)
+    for c in COLUMNS:
+        assert fitted[c] == pytest.approx(truth[c], rel=1e-6), c
+    # an unknown whose truth is below its floor stays at the floor
+    low = {**truth, ("overhead", "norm"): 0.0}
+    rows = [(f, p, predict_seconds(f, p, low, peak)) for f, p, _ in rows]
+    assert fit(rows, floors, peak)[("overhead", "norm")] == pytest.approx(1e-6)
+
+
+def test_synthetic_set_is_fixed_varied_and_covers_every_kind():
+    from scalelab.devices.fit import COLUMNS, features
+    from scalelab.devices.synthetic import COUNT, synthetic_specs
+    from scalelab.spec import zoo_names
+
+    specs = synthetic_specs()
+    assert len(specs) == COUNT and [s.model_dump() for s in specs] == [s.model_dump() for s in synthetic_specs()]
+    assert not {s.name for s in specs} & set(zoo_names())
+    networks = [resolve(s) for s in specs]
+    assert {n.input_shape[1] for n in networks} <= set(range(64, 225)) and len({n.input_shape[1] for n in networks}) >= 4
+    used = {c for n in networks for c, v in features(n)[0].items() if v > 0}
+    assert used == set(COLUMNS)  # every unknown is informed by some network
+    kinds = {b.kind for n in networks for b in n.blocks.values()}
+    assert {"mbconv", "bottleneck", "residual", "maxpool"} <= kinds
+    se = [b.block.se for n in networks for b in n.blocks.values() if b.kind == "mbconv"]
+    assert 0 in se and any(v > 0 for v in se)
+    assert all(n.input_shape[0] == 3 for n in networks)  # a thin-input stem in every one

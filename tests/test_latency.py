@@ -110,6 +110,34 @@ def test_thin_layers_reach_less_of_the_peak():
     assert "n / (n + half)" in p.method
 
 
+SUMMED = parse_profile("""
+name: summed
+kind: cpu
+peak_flops: {fp32: 1.0e9}
+memory_bandwidth: 1.0e8
+achievable_compute: 0.5
+achievable_bandwidth: 0.5
+launch_overhead_us: 10
+efficiency: {depthwise_conv: 0.1, dense_conv: 0.8}
+overhead_us: {depthwise_conv: 50}
+half_efficiency_channels: {dense_conv: 16}
+combine: sum
+sources: {peak_flops: made up for the test, memory_bandwidth: made up for the test}
+calibration: {synthetic_networks: 3, fit_median_error: 0.05, fit_max_error: 0.1, held_out_median_error: 0.125}
+""")
+
+
+def test_fitted_form_sums_compute_memory_and_fixed_cost():
+    # the conv of test_dense_conv_by_hand (flops 593,920, bytes 29,248), now at 0.5 GFLOP/s x 0.8 x
+    # 16 / (16 + 16) = 0.2 GFLOP/s -> 2.9696 ms, plus bytes at 50 MB/s 0.58496 ms, plus 10 us: summed
+    p = predict_latency(one_conv("out: 16, kernel: 3"), SUMMED)
+    assert p.total_ms == pytest.approx(2.9696 + 0.58496 + 0.01, rel=1e-12)
+    # depthwise (test_depthwise_efficiency_and_memory_bound): 0.77824 + 0.33408 + its own 50 us
+    assert predict_latency(one_conv("out: 8, kernel: 3, depthwise: true"), SUMMED).total_ms == pytest.approx(1.16232)
+    assert p.method.startswith("fitted model on profile summed (calibrated on 3 synthetic networks, median fit "
+                               "error 5.0%, leave-one-out 12.5%): per layer sum of compute")
+
+
 def test_free_layers_and_method():
     net = resolve(parse_spec("name: t\ninput: {channels: 4, resolution: 2}\nblocks:\n"
                              "  - {name: f, kind: flatten}\n  - {name: d, kind: dropout, p: 0.5}"))
@@ -139,7 +167,7 @@ blocks:
 """
 
 
-@pytest.mark.parametrize("device", ["t4", "x86_cpu", "jetson_orin_nano", KINDED])
+@pytest.mark.parametrize("device", ["t4", "x86_cpu", "jetson_orin_nano", KINDED, SUMMED])
 @pytest.mark.parametrize("width", [4, 8, 24])
 def test_doubling_width_or_resolution_never_lowers_the_prediction(device, width):
     spec = parse_spec(MOBILE.format(c0=width, c1=width, c2=2 * width))

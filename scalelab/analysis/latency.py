@@ -7,6 +7,11 @@ For each inner layer of a block (its LayerCost record, scaled by the batch)::
     compute = flops / (peak FLOP/s[dtype] * achievable_compute * efficiency[layer kind] * n / (n + half[kind]))
     memory  = bytes / (memory bandwidth * achievable_bandwidth)
     time    = max(compute, memory) + overhead[layer kind]      (Williams et al. 2009, "Roofline")
+    time    = compute + memory + overhead[layer kind]           (profiles with combine: sum)
+
+A profile written by ``scalelab calibrate`` sums the terms: that form is linear in its unknowns, so
+they are fitted by least squares on synthetic networks timed whole (``scalelab.devices.fit``), and
+the prediction uses exactly the fitted form.
 
 where n is the layer's output channels (a conv) or features (a linear layer) and half[kind], where
 the profile gives one, the width at which the kind reaches half its efficiency: a matrix multiply with
@@ -86,9 +91,12 @@ class LayerTime:
     compute_ms: float
     memory_ms: float
     overhead_ms: float
+    combine: str = "max"  # the profile's: max (roofline) or sum (the form fitted on whole networks)
 
     @property
     def ms(self) -> float:
+        if self.combine == "sum":
+            return self.compute_ms + self.memory_ms + self.overhead_ms
         return max(self.compute_ms, self.memory_ms) + self.overhead_ms
 
     @property
@@ -144,7 +152,8 @@ def layer_time(cost: L.LayerCost, kind: str, profile: DeviceProfile, dtype: str,
     moved = dtype_bytes(dtype) * (cost.params + batch * (cost.in_elems + cost.out_elems))
     rate = profile.flops(dtype) * profile.achievable_compute * profile.kind_efficiency(kind, channels)
     bandwidth = profile.memory_bandwidth * profile.achievable_bandwidth
-    return LayerTime(cost.layer, kind, 1e3 * flops / rate, 1e3 * moved / bandwidth, profile.kind_overhead_us(kind) / 1e3)
+    return LayerTime(cost.layer, kind, 1e3 * flops / rate, 1e3 * moved / bandwidth, profile.kind_overhead_us(kind) / 1e3,
+                     profile.combine)
 
 
 def predict_block(layers: L.Node, costs: list[L.LayerCost], profile: DeviceProfile, dtype: str, batch: int,
@@ -166,10 +175,23 @@ def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtyp
     blocks = {b.name: predict_block(b.layers, b.costs, profile, dtype, batch, b.name)
               for b in network.inference_blocks()}
     calibrated = " (calibrated)" if profile.calibration else ""
-    method = (f"roofline on profile {profile.name}{calibrated}: per layer max(compute at "
-              f"{profile.achievable_compute:.0%} of peak {dtype} FLOP/s x kind efficiency{_thin(profile)}, bytes at {profile.achievable_bandwidth:.0%} "
-              f"of {profile.memory_bandwidth / 1e9:.0f} GB/s) + {_overheads(profile)}")
+    compute = (f"compute at {profile.achievable_compute:.0%} of peak {dtype} FLOP/s x kind efficiency{_thin(profile)}, "
+               f"bytes at {profile.achievable_bandwidth:.0%} of {profile.memory_bandwidth / 1e9:.0f} GB/s")
+    if profile.combine == "sum":
+        method = f"fitted model on profile {profile.name}{_fitted(profile)}: per layer sum of {compute}, and {_overheads(profile)}"
+    else:
+        method = f"roofline on profile {profile.name}{calibrated}: per layer max({compute}) + {_overheads(profile)}"
     return LatencyPrediction(profile.name, dtype, batch, method, blocks)
+
+
+def _fitted(profile: DeviceProfile) -> str:
+    """How the profile's figures were fitted, from what `scalelab calibrate` records."""
+    c = profile.calibration or {}
+    if "synthetic_networks" not in c:
+        return ""
+    held = f", leave-one-out {c['held_out_median_error']:.1%}" if "held_out_median_error" in c else ""
+    return (f" (calibrated on {c['synthetic_networks']} synthetic networks, median fit error "
+            f"{c['fit_median_error']:.1%}{held})")
 
 
 def _thin(profile: DeviceProfile) -> str:

@@ -16,12 +16,23 @@ def calibrate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the profile YAML here (atomically); default: print it."),
     device: str = typer.Option("cpu", "--on", help="What to measure: cpu, or cuda / cuda:N where a GPU is present."),
     name: str = typer.Option("calibrated", "--name", help="Name of the profile."),
+    networks: Optional[int] = typer.Option(None, "--networks", min=1,
+                                           help="Fit on the first N synthetic networks only (default: all; quicker, less exact)."),
 ) -> None:
-    """Measure matmul throughput, memory bandwidth, launch overhead and per-kind efficiency of this
-    machine, and write a device profile usable with `analyze --device FILE`."""
+    """Measure this machine and write a device profile usable with `analyze --device FILE`.
+
+    Floors first (matrix-multiply peak, in-cache bandwidth, each layer kind's fixed cost on tiny \
+inputs), then a fixed, seeded set of synthetic networks timed whole; per layer kind the rate, \
+the thin-layer slowdown and the fixed cost, and the bandwidth, are fitted to them by non-negative \
+least squares on relative error. The fit's own error and its leave-one-out error are printed and \
+recorded in the profile."""
     from scalelab.devices.calibrate import calibrate as run
 
-    profile = run(device, name)
+    profile = run(device, name, networks=networks)
+    c = profile.calibration
+    held = f", leave-one-out median {c['held_out_median_error']:.1%}" if "held_out_median_error" in c else ""
+    typer.echo(f"fitted on {c['synthetic_networks']} synthetic networks timed whole: median error "
+               f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}{held}", err=True)
     header = ("# Device profile written by `scalelab calibrate`; every figure is measured on this machine\n"
               "# (see sources and calibration). Use it with: scalelab analyze SPEC --device THIS_FILE\n")
     emit(header + profile.to_yaml(), output)

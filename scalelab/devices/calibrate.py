@@ -1,61 +1,34 @@
 """Calibration: measure this machine (CPU or a CUDA GPU) and write a device profile.
 
-Every figure is fitted on synthetic layer shapes (a grid of channel counts and map sizes chosen
-here, not taken from any network of the zoo), so that the zoo can then judge the predictor fairly.
-What is measured (torch imported here only):
-  * fixed cost per layer kind: each kind (dense, 1x1, grouped, depthwise and strided depthwise
-    convolutions, linear, max pool, batchnorm, elementwise activations and global pooling) on tiny
-    inputs, where nothing but the module call, dispatch, primitive set-up and thread-pool fork and
-    join remains; the median over a few tiny shapes. On a CPU a depthwise convolution costs several
-    times what a ReLU does even on a 1x1 map, so one overhead for every kernel under-predicts networks
-    made of many small layers (inverted residuals);
-  * compute: square fp32 (and bf16/fp16 where supported) matrix multiplies, 2 n^3 FLOPs each;
-  * bandwidth: batchnorm and ReLU over a grid of activation sizes, bytes read plus written over
-    (time - their fixed cost);
-  * per-kind efficiency: each kind over the grid (depthwise at stride 1 and 2, kernels 3 and 5);
-    a layer's rate is FLOPs / (time - its kind's fixed cost); a layer no slower than its bytes at the
-    bandwidth does not inform compute efficiency. Each kind's efficiency is its median rate over the
-    peak; for dense and 1x1 convolutions, whose rate grows with the output channels n (a matrix
-    multiply with few rows fills few vector registers), rate = top x n / (n + half) is fitted instead.
-    The peak is the fastest rate seen (the matrix multiply, or a convolution where the convolution
-    library beats it), so efficiencies need no clamping.
+The per-kind figures are fitted on SYNTHETIC NETWORKS timed whole (``scalelab.devices.synthetic``:
+a fixed, seeded set of small networks unlike any of the zoo), not on single layers timed alone: a
+layer in a hot loop of its own runs from warm caches and beats the same layer inside a network
+(a network of many small layers ran 13-50% slower than single-layer figures predicted). The model
+and the fit are in ``scalelab.devices.fit``; what is measured here (torch imported here only):
+  * floors for the fit: the fp32 peak (square matrix multiplies, 2 n^3 FLOPs; bf16/fp16 too where
+    supported), the bandwidth of batchnorm and ReLU over in-cache activation sizes (bytes read plus
+    written over the time beyond their fixed cost), and each layer kind's fixed cost on tiny inputs
+    (nothing but the module call, dispatch and thread fork/join left);
+  * each synthetic network whole (built with ``scalelab.build``, eval, inference_mode, warm-up,
+    median of runs until stable, ``scalelab.analysis.measure.time_callable``).
+The profile reports the fit's own error on the synthetic set and its leave-one-out error (each
+network predicted by a fit on the others): the second is what to expect on unseen networks.
 """
 
 from __future__ import annotations
 
 import statistics
-from typing import Callable, Optional
+from typing import Optional
 
 from scalelab.devices.profile import DeviceProfile
 
 MATMUL_SIZE = {"cpu": 1024, "cuda": 4096}  # large enough to reach the peak, small enough to take seconds
-#: (channels, size): a synthetic grid, channels doubling as the map halves (a CNN's usual trade); powers
-#: of two, and multiples of 8 that are not of 16 (what rounding scaled widths to 8 gives), which
-#: vectorised kernels handle less well
+#: (channels, size): activation sizes for the bandwidth floor (in cache, as a network's are)
 GRID = [(32, 112), (64, 56), (128, 28), (256, 14), (512, 7), (24, 112), (56, 56), (104, 28), (200, 14), (392, 7)]
 #: (channels, size): inputs so small that a layer's time is its fixed cost
 TINY = [(8, 1), (16, 2), (32, 4)]
-TIME_BUDGET_S = 0.2  # per shape: many short runs give the fastest a chance to be undisturbed
-
-
-def conv_shapes(grid: list[tuple[int, int]]) -> dict[str, list[tuple[int, int, int, int, int, int]]]:
-    """(in, out, kernel, stride, groups, size) per convolution kind, derived from the grid."""
-    return {
-        "dense_conv": [(c, c, 3, 1, 1, s) for c, s in grid] + [(3, c, 3, 2, 1, 2 * s) for c, s in grid if s >= 112],
-        "pointwise_conv": [(c, 4 * c, 1, 1, 1, s) for c, s in grid] + [(4 * c, c, 1, 1, 1, s) for c, s in grid],
-        "grouped_conv": [(c, c, 3, 1, max(1, c // 4), s) for c, s in grid],
-        "depthwise_conv": [(3 * c, 3 * c, k, 1, 3 * c, s) for c, s in grid for k in (3, 5)],
-        "strided_depthwise_conv": [(3 * c, 3 * c, k, 2, 3 * c, s) for c, s in grid for k in (3, 5)],
-    }
-
-
-def linear_shapes(grid: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    return [(4 * c, 2 * c) for c, s in grid if s <= 28]
-
-
-def _steps(device: str) -> list[tuple[str, Callable]]:
-    return [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth),
-            ("per-kind efficiency", _efficiency)]
+TIME_BUDGET_S = 0.1  # per floor measurement: many short runs give the fastest a chance to be undisturbed
+NETWORK_BUDGET_S = 0.8  # per synthetic network
 
 
 def _time(fn, device: str) -> float:
@@ -66,8 +39,6 @@ def _time(fn, device: str) -> float:
     # no early stop (stable=0): many short runs within the budget give the fastest a chance to be undisturbed
     return time_callable(fn, device, warmup=2, min_repeats=10, max_repeats=300, stable=0.0,
                          budget_s=TIME_BUDGET_S).min_ms / 1e3
-
-
 def _matmul(state: dict) -> None:
     import torch
 
@@ -130,65 +101,67 @@ def _bandwidth(state: dict) -> None:
     state["memory_bandwidth"] = statistics.median(rates)
 
 
-def _efficiency(state: dict) -> None:
+def _networks(state: dict, count: int, advance) -> None:
+    """Time each synthetic network whole (median until stable) and keep its features."""
     import torch
 
-    device, bandwidth = state["device"], state["memory_bandwidth"]
-    rates: dict[str, list] = {}  # kind -> [(rate, output channels)]
+    from scalelab.analysis.measure import time_callable
+    from scalelab.build import build_module
+    from scalelab.devices.fit import features
+    from scalelab.devices.synthetic import synthetic_specs
+    from scalelab.graph import resolve
 
-    def record(kind: str, flops: float, moved: float, seconds: float, channels: int) -> None:
-        busy = seconds - state["overhead_us"][kind] / 1e6
-        if busy > moved / bandwidth:  # else the memory time explains it: says nothing about compute
-            rates.setdefault(kind, []).append((flops / busy, channels))
-
-    for kind, shapes in conv_shapes(GRID).items():
-        for cin, cout, k, stride, groups, size in shapes:
-            conv = torch.nn.Conv2d(cin, cout, k, stride, padding=k // 2, groups=groups, bias=False).eval().to(device)
-            x = torch.randn(1, cin, size, size, device=device)
-            out = (size + 2 * (k // 2) - k) // stride + 1
-            flops = 2 * out * out * cout * (cin // groups) * k * k
-            record(kind, flops, 4 * (conv.weight.numel() + x.numel() + cout * out * out), _time(lambda: conv(x), device), cout)
-    for fin, fout in linear_shapes(GRID):
-        fc = torch.nn.Linear(fin, fout).eval().to(device)
-        x = torch.randn(1, fin, device=device)
-        record("linear", 2 * fin * fout, 4 * (fin * fout + fin + fout), _time(lambda: fc(x), device), fout)
-    for channels, size in GRID:
-        for k, stride, pad in ((3, 2, 1), (2, 2, 0)):
-            pool = torch.nn.MaxPool2d(k, stride, pad)
-            x = torch.randn(1, channels, size, size, device=device)
-            out = pool(x)
-            record("pool", (k * k - 1) * out.numel(), 4 * (x.numel() + out.numel()), _time(lambda: pool(x), device), channels)
-    fitted = {kind: _fit_width(found) if kind in THIN_KINDS else (statistics.median(r for r, _ in found), 0.0)
-              for kind, found in rates.items()}
-    # the peak is the fastest compute seen: a convolution library may beat the plain matrix multiply
-    best = max([r for found in rates.values() for r, _ in found] + [rate for rate, _ in fitted.values()], default=0.0)
-    state["peak_flops"]["fp32"] = peak = max(state["peak_flops"]["fp32"], best)
-    state["efficiency"] = {kind: max(1e-4, float(f"{rate / peak:.3g}")) for kind, (rate, _) in fitted.items()}
-    state["half_efficiency_channels"] = {kind: half for kind, (_, half) in fitted.items() if half > 0}
+    device, rows = state["device"], []
+    for spec in synthetic_specs(count):
+        network = resolve(spec)
+        module = build_module(network).eval().to(device)
+        x = torch.randn(1, *network.input_shape, device=device)
+        timing = time_callable(lambda: module(x), device, warmup=3, min_repeats=7, max_repeats=200, stable=0.03,
+                               budget_s=NETWORK_BUDGET_S)
+        rows.append((*features(network), timing.median_ms / 1e3))
+        advance()
+    state["rows"] = rows
 
 
-#: kinds whose rate grows with the output channels (a matrix multiply with that many rows)
-THIN_KINDS = ("dense_conv", "pointwise_conv")
-HALF_CANDIDATES = [0.0] + [float(round(2 ** (k / 2))) for k in range(2, 23)]  # 2 .. 2048 in half-octaves
+def _fit(state: dict) -> None:
+    """Fit the unknowns above their floors; the fit's error and its leave-one-out error."""
+    from scalelab.devices.fit import fit, predict_seconds
+
+    peak, rows = state["peak_flops"]["fp32"], state["rows"]
+    floors = {("inv_bandwidth", ""): 1 / state["memory_bandwidth"]}
+    floors.update({("inv_rate", kind): 1 / peak for kind in ("dense_conv", "pointwise_conv", "grouped_conv",
+                                                              "depthwise_conv", "strided_depthwise_conv", "linear", "pool")})
+    floors.update({("overhead", kind): us / 1e6 for kind, us in state["overhead_us"].items()})
+    unknowns = fit(rows, floors, peak)
+
+    def error(found, at_peak, measured, fitted):
+        return abs(predict_seconds(found, at_peak, fitted, peak) / measured - 1)
+
+    state["unknowns"] = unknowns
+    state["fit_errors"] = [error(*row, unknowns) for row in rows]
+    state["held_out_errors"] = [error(*row, fit(rows[:i] + rows[i + 1:], floors, peak)) for i, row in enumerate(rows)] \
+        if len(rows) > 2 else []
 
 
-def _fit_width(found: list[tuple[float, int]]) -> tuple[float, float]:
-    """Least squares in log space of rate = top * n / (n + half) over (rate, n) pairs: the half that
-    fits best among half-octave candidates, and its top rate (geometric mean)."""
-    import math
+def _figures(state: dict) -> dict:
+    """Profile fields from the fitted unknowns: rate_k as efficiency x peak, half_k, overheads."""
+    from scalelab.devices.fit import OVERHEAD_KINDS, RATE_KINDS, THIN_KINDS
 
-    best = None
-    for half in HALF_CANDIDATES:
-        logs = [math.log(r * (n + half) / n) for r, n in found]
-        top = statistics.fmean(logs)
-        loss = sum((v - top) ** 2 for v in logs)
-        if best is None or loss < best[0] - 1e-12:
-            best = (loss, math.exp(top), half)
-    return best[1], best[2]
+    u, peak = state["unknowns"], state["peak_flops"]["fp32"]
+    overhead = {kind: round(1e6 * u[("overhead", kind)], 2) for kind in OVERHEAD_KINDS}
+    return {
+        "efficiency": {k: float(f"{1 / (u[('inv_rate', k)] * peak):.4g}") for k in RATE_KINDS},
+        "half_efficiency_channels": {k: round(u[("thin", k)] / u[("inv_rate", k)], 2) for k in THIN_KINDS},
+        "launch_overhead_us": overhead.pop("elementwise"),  # the generic figure: norms, merges, activations
+        "overhead_us": overhead,
+        "memory_bandwidth": float(f"{1 / u[('inv_bandwidth', '')]:.4g}"),
+    }
 
 
-def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True) -> DeviceProfile:
-    """Measure ``device`` and return a profile whose figures all come from the measurement."""
+def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True,
+              networks: Optional[int] = None) -> DeviceProfile:
+    """Measure ``device`` and return a profile whose figures all come from the measurement, fitted on the
+    first ``networks`` synthetic networks (default: the whole set; fewer fit less well, for quick checks)."""
     import platform
 
     import torch
@@ -196,45 +169,55 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from scalelab.analysis.measure import conditions_for
+    from scalelab.devices.synthetic import COUNT
     from scalelab.errors import ScalelabError
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ScalelabError(f"calibrate on {device}: CUDA is not available here; use cpu")
     state: dict = {"device": device}
-    steps = _steps(device)
+    count = COUNT if networks is None else networks
+    if count < 1:
+        raise ScalelabError(f"calibrate: --networks must be at least 1, got {count}")
+    floors = [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth)]
     with Progress(TextColumn("calibrating: {task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), disable=not progress, transient=True) as bar, torch.inference_mode():
-        task = bar.add_task("", total=len(steps))
-        for label, step in steps:
+        task = bar.add_task("", total=len(floors) + count + 1)
+        for label, step in floors:
             bar.update(task, description=label)
             step(state)
             bar.advance(task)
+        bar.update(task, description=f"{count} synthetic networks")
+        _networks(state, count, lambda: bar.advance(task))
+        bar.update(task, description="fit")
+        _fit(state)
+        bar.advance(task)
     conditions = conditions_for(device, "fp32", 1, False)
     conditions["host"] = platform.node()
+    conditions["synthetic_networks"] = count
+    conditions["fit_median_error"] = round(statistics.median(state["fit_errors"]), 4)
+    conditions["fit_max_error"] = round(max(state["fit_errors"]), 4)
+    if state["held_out_errors"]:
+        conditions["held_out_median_error"] = round(statistics.median(state["held_out_errors"]), 4)
+    figures = _figures(state)
     how = f"measured by `scalelab calibrate` on {conditions['device_name']} ({device}, {conditions['threads']} threads, torch {conditions['torch']})"
-    overhead = dict(state["overhead_us"])
-    launch = overhead.pop("elementwise")  # the generic figure: any kind without its own
+    fitted = (f"{how}: non-negative least squares (relative error) of per-layer time = flops / rate x (1 + half / n) + "
+              f"bytes / bandwidth + fixed cost, summed over layers, on {count} synthetic networks timed whole "
+              f"(median error of the fit {conditions['fit_median_error']:.1%})")
     return DeviceProfile(
         name=name,
         description=f"calibrated: {conditions['device_name']} ({device}, {conditions['threads']} threads)",
         kind="gpu" if device.startswith("cuda") else "cpu",
         peak_flops={k: float(f"{v:.4g}") for k, v in state["peak_flops"].items()},
-        memory_bandwidth=float(f"{state['memory_bandwidth']:.4g}"),
         achievable_compute=1.0,
         achievable_bandwidth=1.0,
-        launch_overhead_us=launch,
-        efficiency=state["efficiency"],
-        overhead_us=overhead,
-        half_efficiency_channels=state["half_efficiency_channels"],
-        sources={"peak_flops": f"{how}: fastest square matrix multiply, fp32 raised to the fastest synthetic "
-                               "convolution where that is faster",
-                 "memory_bandwidth": f"{how}: batchnorm and ReLU over a synthetic grid of activation sizes, bytes read + "
-                                     "written over the time beyond their fixed cost",
-                 "launch_overhead_us": f"{how}: elementwise layers (activations, global pooling) on tiny inputs",
-                 "overhead_us": f"{how}: each layer kind on tiny inputs (median of the fastest runs)",
-                 "efficiency": f"{how}: per kind, median over a synthetic grid of layer shapes of FLOPs / (peak x "
-                               "(time - fixed cost)); dense and 1x1 convolutions: the top of a fit of rate = top x n / "
-                               "(n + half) over output channels n",
-                 "half_efficiency_channels": f"{how}: the half of that fit (least squares on log rates)"},
+        combine="sum",
+        **figures,
+        sources={"peak_flops": f"{how}: fastest square matrix multiply (the floor of every fitted time per FLOP)",
+                 "efficiency": f"{fitted}: fitted rate over peak",
+                 "half_efficiency_channels": f"{how}: fitted with the efficiency",
+                 "overhead_us": f"{how}: fitted with the efficiency; each at least the kind's time on tiny inputs",
+                 "launch_overhead_us": f"{how}: fitted with the efficiency (elementwise layers and merges)",
+                 "memory_bandwidth": f"{how}: fitted with the efficiency; at most the bandwidth of batchnorm and ReLU "
+                                     "over in-cache activations"},
         calibration=conditions,
     )

@@ -47,6 +47,9 @@ class DeviceProfile(BaseModel):
     half_efficiency_channels: dict[EfficiencyKind, float] = Field(
         default_factory=dict, description="per layer kind, the output channels (features) at which a layer reaches half "
         "its kind's efficiency: efficiency x n / (n + this); thin matrix multiplies fill few vector registers")
+    combine: Literal["max", "sum"] = Field(
+        "max", description="how a layer's compute and memory times combine: max (the roofline, for datasheet profiles) or "
+        "sum (the linear form `scalelab calibrate` fits on whole networks)")
     sources: dict[str, str] = Field(description="where each datasheet figure comes from")
     calibration: Optional[dict] = Field(None, description="conditions of the measurement, for calibrated profiles")
 
