@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from cli_helpers import assert_refused, invoke
+from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
-from scalelab.report.charts import accuracy_vs_cost, reference_points, scaling_curves, within_budgets
+from scalelab.report.charts import (
+    accuracy_vs_cost, block_breakdown, parse_breakdown_metrics, reference_points, scaling_curves, within_budgets,
+)
 
 
 def trial(number, macs, params, acc, feasible=True, latency=None):
@@ -103,10 +107,7 @@ def test_drawing_writes_png_files(tmp_path):
 # Per-block breakdown: data checked against hand-computed figures, then through the CLI
 
 
-from typer.testing import CliRunner  # noqa: E402
 
-from scalelab.analysis import analyze  # noqa: E402
-from scalelab.report.charts import block_breakdown, parse_breakdown_metrics  # noqa: E402
 
 # ResNet-50 at 224 (torchvision layout): hand-derived per-block figures.
 # layer1.0: input 64x56x56 (3136 positions); 1x1 64->64, 3x3 64->64, 1x1 64->256, projection 1x1 64->256
@@ -214,20 +215,6 @@ def test_label_placement_separates_overlapping_labels():
     assert boxes[3] == (305.0, 295.0, 365.0, 305.0)
 
 
-runner = CliRunner()
-
-
-def invoke(*args):
-    from scalelab.cli import app
-
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_refused(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 def test_cli_breakdown_writes_a_chart(tmp_path):

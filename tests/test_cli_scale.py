@@ -9,24 +9,11 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
+from cli_helpers import assert_refused, invoke
 from scalelab.analysis.costs import analyze
-from scalelab.cli import app
 from scalelab.spec import parse_spec
 
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_refused(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 @pytest.fixture(scope="module")
