@@ -106,9 +106,6 @@ def test_drawing_writes_png_files(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Per-block breakdown: data checked against hand-computed figures, then through the CLI
 
-
-
-
 # ResNet-50 at 224 (torchvision layout): hand-derived per-block figures.
 # layer1.0: input 64x56x56 (3136 positions); 1x1 64->64, 3x3 64->64, 1x1 64->256, projection 1x1 64->256
 LAYER1_0_MACS = 3136 * (64 * 64 + 64 * 64 * 9 + 64 * 256 + 64 * 256)  # 231,211,008
