@@ -238,7 +238,8 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
     console.print(f"Winning spec: {spec_path}; report: {report_dir / (stem + '.md')} and .json"
                   + (f"; charts: {', '.join(chart_files.values())}" if chart_files else ""),
                   highlight=False, markup=False)
-    console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
+    if result.storage != "memory":
+        console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
 
 
 class _StopOnCtrlC:

@@ -64,7 +64,7 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
 
 
 def _latency(v) -> str:
-    return "-" if v is None else f"{v:.3g} ms"
+    return "-" if v is None else f"{v:.3g}"
 
 
 def candidate_columns(report: dict) -> list[tuple[str, Any]]:
@@ -78,12 +78,13 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
         ("params", lambda t: human_count(t["params"])),
     ]
     if report["device"]:
-        cols.append((f"latency ({report['device']}, predicted)", lambda t: _latency(t["latency_ms"])))
+        cols.append((f"{report['device']} ms (pred.)", lambda t: _latency(t["latency_ms"])))
     if any(b["metric"] == "memory" for b in report["budgets"]):
         cols.append(("memory", lambda t: human_bytes(t["memory_bytes"])))
-    cols.append(("top-1 (est.)", lambda t: f"{t['accuracy']:.2f}" + (" *" if t["extrapolated"] else "")))
-    cols.append(("estimated by", lambda t: t["accuracy_method"]))
-    cols.append(("objective", lambda t: f"{t['value']:.4g}"))
+    # one accuracy method per search: the summary above the table says how it was estimated
+    cols.append(("top-1 (est.)",
+                 lambda t: f"{t['accuracy']:.2f}" + (" *" if t["extrapolated"] else "")))
+    cols.append(("reward" if report["objective"] == "reward" else "objective", lambda t: f"{t['value']:.4g}"))
     return cols
 
 
@@ -155,7 +156,7 @@ def print_table(report: dict, console) -> None:
     for title, rows in (("Best candidates", report["ranked"]), ("Pareto front", report["pareto"])):
         table = Table(title=title)
         for header, _ in cols:
-            table.add_column(header, justify="right")
+            table.add_column(header.replace(" (", "\n("), justify="right", overflow="fold")  # fits 80 columns
         for r in rows:
             table.add_row(*[f(r) for _, f in cols])
         console.print(table)
