@@ -365,7 +365,7 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
                             f"one of {', '.join(OPTIMIZER_STATES)}")
     names = list(network.blocks)
     if freeze_until is not None and freeze_until not in network.blocks:
-        raise ScalelabError(f"freeze until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
+        raise ScalelabError(f"--freeze-until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
     frozen = set(names[: names.index(freeze_until) + 1]) if freeze_until is not None else set()
     tensors = {INPUT: _Tensor(network.input_shape, False)}
     rows = {}
