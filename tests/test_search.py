@@ -240,3 +240,22 @@ def test_soft_reward_is_recorded_as_mnasnet_defines_it(b0):
     for t in result.trials:
         expected = t.candidate.accuracy * (t.candidate.macs / 400_000_000) ** -0.07
         assert math.isclose(t.value, expected, rel_tol=1e-12)
+
+
+def test_step_one_samples_on_the_constraint_surface():
+    from scalelab.scaling.search import coefficients
+
+    # corners worked by hand: all of log 2 to alpha, or split evenly between beta and gamma
+    assert coefficients({"alpha_share": 1.0, "beta_split": 0.3}, 2.0) == pytest.approx((2.0, 1.0, 1.0))
+    assert coefficients({"alpha_share": 0.0, "beta_split": 0.5}, 2.0) == pytest.approx((1.0, 2 ** 0.25, 2 ** 0.25))
+    for share in (0.0, 0.2, 0.55, 1.0):
+        for split in (0.0, 0.4, 1.0):
+            for product in (1.9, 2.0, 2.1):
+                a, b, g = coefficients({"alpha_share": share, "beta_split": split, "product": product}, 2.0)
+                assert min(a, b, g) >= 1.0 and a * b * b * g * g == pytest.approx(product)
+
+
+def test_two_step_spends_no_trial_off_the_constraint(b0):
+    budgets = parse_budgets("1GFLOPs")
+    result = run_search(Evaluator(b0, budgets), settings_for(budgets, method="two-step", trials=12))
+    assert len(result.trials) == 12 and all(t.feasible for t in result.trials)

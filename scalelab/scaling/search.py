@@ -5,7 +5,7 @@ Two methods:
 - ``direct``: sample (depth, width, resolution) multipliers (log-uniform in the allowed ranges) and
   keep the best candidate within the budgets.
 - ``two-step`` (Tan & Le, "EfficientNet", ICML 2019, §3.3): at phi = 1 search alpha, beta, gamma >= 1
-  with alpha * beta^2 * gamma^2 ~ 2 (a constraint with a tolerance) for the best accuracy; then
+  with alpha * beta^2 * gamma^2 ~ 2 (sampled on that surface, within a tolerance) for the best accuracy; then
   raise phi (continuously, or in steps) as far as the budgets allow. Each phi tried is recorded as
   a trial of a companion study ``<study>-phi``.
 
@@ -237,21 +237,33 @@ def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool
     return objective
 
 
+def coefficients(params: dict, target: float) -> tuple[float, float, float]:
+    """alpha, beta, gamma from step 1's sampled parameters, on the constraint surface by construction:
+    log alpha, 2 log beta and 2 log gamma split log(alpha * beta^2 * gamma^2) = log(product) between
+    them (stick breaking), so all three are >= 1 and the product is exactly the sampled one."""
+    total = math.log(params.get("product", target))
+    log_a = params["alpha_share"] * total
+    log_b = params["beta_split"] * (total - log_a) / 2
+    log_g = (1 - params["beta_split"]) * (total - log_a) / 2
+    return math.exp(log_a), math.exp(log_b), math.exp(log_g)
+
+
 def _two_step_objective(evaluator: Evaluator, settings: SearchSettings):
-    """Step 1: the best alpha, beta, gamma at phi = 1 under alpha * beta^2 * gamma^2 ~ target."""
+    """Step 1: the best alpha, beta, gamma at phi = 1 with alpha * beta^2 * gamma^2 within the tolerance
+    of the target. Sampling on that surface (``coefficients``) spends no trial on a point the grid search
+    of Tan & Le (§3.3) would not consider."""
     target, tol = settings.product_target, settings.product_tolerance
-    high = math.sqrt(target + tol)  # beta or gamma alone cannot exceed this with the others >= 1
 
     def objective(trial):
-        a = trial.suggest_float("alpha", 1.0, target + tol)
-        b = trial.suggest_float("beta", 1.0, high)
-        g = trial.suggest_float("gamma", 1.0, high)
+        params = {"alpha_share": trial.suggest_float("alpha_share", 0.0, 1.0),
+                  "beta_split": trial.suggest_float("beta_split", 0.0, 1.0)}
+        if tol > 0:
+            params["product"] = trial.suggest_float("product", max(1.0, target - tol), target + tol)
+        a, b, g = coefficients(params, target)
+        for name, value in (("alpha", a), ("beta", b), ("gamma", g)):
+            trial.set_user_attr(name, value)
         c = evaluator.evaluate(a, b, g, trial)
-        product = a * b * b * g * g
-        cons = [abs(product - target) - tol]
-        trial.set_constraint("product", cons[0])
-        trial.set_user_attr("product", product)
-        record_trial(trial, c, (), cons[0] <= 0, c.accuracy)
+        record_trial(trial, c, (), True, c.accuracy)
         return c.accuracy
 
     return objective
@@ -267,7 +279,7 @@ def _choose_phi(evaluator: Evaluator, settings: SearchSettings, records: list[Tr
         raise ScalelabError(f"no trial of study '{name}' met alpha*beta^2*gamma^2 = {settings.product_target:g} "
                             f"+- {settings.product_tolerance:g}; run more trials or widen --product-tolerance")
     best = max(step1, key=lambda t: t.value)
-    a, b, g = best.params["alpha"], best.params["beta"], best.params["gamma"]
+    a, b, g = coefficients(best.params, settings.product_target)
     space = settings.space
     # phi range where every multiplier stays inside the allowed ranges
     lo = max(math.log(space.depth[0]) / math.log(a) if a > 1 else -math.inf,
