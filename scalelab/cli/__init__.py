@@ -1,11 +1,22 @@
 """Thin typer commands, one file per command; heavy imports happen inside the commands."""
 
-from scalelab.cli import accuracy, analyze, calibrate, devices, kinds, plot, scale, schema, zoo  # noqa: F401  (each registers its command)
-from scalelab.cli.app import app
+from scalelab import interrupts
+
+interrupts.install()  # before the commands' imports: a Ctrl-C during start-up exits 130 with one line too
+try:
+    from scalelab.cli import accuracy, analyze, calibrate, devices, kinds, plot, scale, schema, zoo  # noqa: F401,E402  (each registers its command)
+    from scalelab.cli.app import app  # noqa: E402
+except KeyboardInterrupt:
+    interrupts.report_and_exit()
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from scalelab.cli import local_workers
+
+    local_workers.PROGRAM_ARGS = sys.argv[1:]  # what `scale --workers` repeats for its worker processes
+    interrupts.main(app)
 
 
 __all__ = ["app", "main"]

@@ -12,8 +12,10 @@ from typing import Optional
 
 import typer
 
+from scalelab import interrupts
 from scalelab.cli.app import app, emit, friendly, write_atomic
 from scalelab.errors import ScalelabError
+from scalelab.scaling.storages import DEFAULT_HEARTBEAT, GRACE_FACTOR
 from scalelab.spec.dump import spec_yaml
 
 DEFAULT_BASE = "efficientnet_b0"
@@ -97,6 +99,13 @@ def scale(
     sampler: SamplerKind = typer.Option(SamplerKind.tpe, "--sampler", help="Optuna sampler."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite:///REPORT_DIR/studies.db; 'memory' keeps nothing)."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default: from the base, method and budgets); the same name and storage resume."),
+    workers: int = typer.Option(1, "--workers", min=1, help=(
+        "Worker processes on this machine, sharing the study (needs a database --storage). Run the same command on "
+        "other machines against one PostgreSQL to add theirs; --trials counts the trials of all of them.")),
+    heartbeat: int = typer.Option(DEFAULT_HEARTBEAT, "--heartbeat", min=1, help=(
+        f"Seconds between a running trial's heartbeats; a trial silent {GRACE_FACTOR} times as long is taken as the "
+        "trial of a dead worker and run again.")),
+    worker_of: Optional[int] = typer.Option(None, "--worker-of", hidden=True, help="Run trials only, for --workers."),
     accuracy: AccuracyMethod = typer.Option(AccuracyMethod.scaling_law, "--accuracy", help="How candidates' accuracy is obtained."),
     extrapolation: Extrapolation = typer.Option(Extrapolation.avoid, "--extrapolation", help=(
         "avoid: accept only candidates whose accuracy estimate lies inside the estimator's fitted range; allow: accept all (flagged).")),
@@ -167,32 +176,33 @@ def scale(
     if storage is not None:
         from scalelab.scaling.search import open_storage
 
-        open_storage(storage)  # a bad URL fails here, before the report folder is made
+        open_storage(storage, heartbeat)  # a bad URL fails here, before the report folder is made
+    from scalelab.cli.local_workers import LocalWorkers
+
+    crew = LocalWorkers(workers - 1)
+    crew.check("memory" if storage in ("memory", ":memory:") else storage or "sqlite")
     report_dir.mkdir(parents=True, exist_ok=True)
+    if worker_of is not None:
+        progress = False
     _search(evaluator, settings, storage or f"sqlite:///{report_dir / 'studies.db'}", study, report_dir, output,
-            charts, format, top, sys.stderr.isatty() if progress is None else progress)
+            charts, format, top, sys.stderr.isatty() if progress is None else progress, crew, heartbeat, worker_of)
 
 
-def _search(evaluator, settings, storage, study, report_dir: Path, output, charts: bool, format, top, progress) -> None:
+def _search(evaluator, settings, storage, study, report_dir: Path, output, charts: bool, format, top, progress,
+            crew, heartbeat: int, worker_of: Optional[int]) -> None:
     from scalelab.report.search import print_table, search_report, to_markdown
     from scalelab.scaling.compound import ALPHA, BETA, GAMMA
     from scalelab.scaling.search import run_search, scaling_curve
 
-    stop = _StopOnCtrlC()
-    try:
-        with stop:
-            result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress,
-                                callbacks=[stop.callback])
-    except KeyboardInterrupt:
-        stop.asked = True
-    except ScalelabError:
-        if not stop.asked:  # an interrupted study may have no winner yet: that is not the error to show
-            raise
-    if stop.asked:
-        where = "" if storage == "memory" else f" in {storage}"
-        typer.echo(f"interrupted: the finished trials are kept{where}; run the same command again to continue the study",
-                   err=True)
-        raise typer.Exit(130)
+    result = _run_workers(evaluator, settings, storage, study, progress, crew, heartbeat, worker_of)
+    if result is None:  # a --workers helper: the process that started it reports
+        return
+    if len(result.trials) > settings.trials:
+        typer.echo(f"note: study '{result.study_name}' already holds {len(result.trials)} trials, more than "
+                   f"--trials {settings.trials} (the study's total); none were run, and the report covers all "
+                   f"{len(result.trials)}", err=True)
+    interrupts.keep(f"the study's {len(result.trials)} trials {_kept_in(storage)}; the report was not finished: "
+                    f"run the same command again to write it")
     coeffs = result.coefficients or (ALPHA, BETA, GAMMA)
     source = ("alpha, beta, gamma found by step 1 of this search" if result.coefficients
               else "EfficientNet's grid-searched alpha 1.2, beta 1.1, gamma 1.15 (Tan & Le 2019)")
@@ -240,40 +250,41 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
                   highlight=False, markup=False)
     if result.storage != "memory":
         console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
+    interrupts.keep(f"the study {_kept_in(storage)} and its report are complete")
 
 
-class _StopOnCtrlC:
-    """The first Ctrl-C lets the running trial finish and stops the study (``Study.stop``), so the
-    storage is left consistent; a second one aborts at once."""
+def _kept_in(storage: str) -> str:
+    return "(nothing: --storage memory keeps no trials)" if storage == "memory" else f"are kept in {storage}"
 
-    def __init__(self):
-        self.asked = False
-        self._previous = None
 
-    def _handler(self, signum, frame):
-        if self.asked:
-            raise KeyboardInterrupt
-        self.asked = True
-        typer.echo("stopping after the current trial (Ctrl-C again to abort now)", err=True)
+def _run_workers(evaluator, settings, storage, study, progress, crew, heartbeat: int, worker_of: Optional[int]):
+    """Run this process's share of the trials, with the local worker processes (``--workers``), until
+    the study holds its trials; None for a helper worker, or after a Ctrl-C (which exits 130)."""
+    from scalelab.scaling.search import run_search
 
-    def callback(self, study, trial) -> None:
-        if self.asked:
-            study.stop()
-
-    def __enter__(self):
-        import signal
-
+    if worker_of is not None:
+        interrupts.silence()  # the process that started this one says what was kept
+    interrupts.keep(f"the finished trials {_kept_in(storage)}; run the same command again to continue the study")
+    result = None
+    with interrupts.searching(forward=crew.interrupt) as stop:
+        crew.start()
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: keep Python's default
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress,
+                                callbacks=[stop.callback], heartbeat=heartbeat, stop_requested=stop.requested,
+                                trials_only=worker_of is not None)
+        except ScalelabError:
+            if not stop.requested():  # an interrupted study may have no winner yet: that is not the error to show
+                crew.interrupt()
+                raise
+        except BaseException:
+            crew.interrupt()
+            raise
+        finally:
+            for note in crew.wait():
+                typer.echo(note, err=True)
+    if stop.requested():
+        interrupts.report_and_exit()
+    return result
 
 
 def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, resolution_multiple, output, format) -> None:

@@ -25,10 +25,12 @@ from scalelab.errors import ScalelabError
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.candidates import Candidate, Evaluator
 from scalelab.scaling.objectives import Constraint, Point, feasible, mnas_reward, pareto_front, violations
+from scalelab.scaling.storages import DEFAULT_HEARTBEAT
 from scalelab.scaling.studies import (
-    SAMPLERS, TrialRecord, count_finished, make_sampler, open_storage, open_study, quiet_optuna, read_records,
-    record_trial,
+    SAMPLERS, TrialRecord, add_companion_trials, count_finished, make_sampler, open_storage, open_study, quiet_optuna,
+    read_records, record_trial,
 )
+from scalelab.scaling.workers import run_trials
 
 Method = Literal["direct", "two-step"]
 Objective = Literal["reward", "pareto"]
@@ -76,6 +78,7 @@ class SearchSettings:
             "accuracy": evaluator.accuracy_method, "device": evaluator.device, "dtype": evaluator.dtype,
             "batch": evaluator.batch, "divisor": evaluator.divisor, "resolution_multiple": evaluator.resolution_multiple,
             "product": [self.product_target, self.product_tolerance], "extrapolation": self.extrapolation,
+            "seed": self.seed, "sampler": self.sampler,
         }
 
 
@@ -136,8 +139,13 @@ def run_search(
     study_name: Optional[str] = None,
     progress: bool = False,
     callbacks: Sequence[Callable] = (),
-) -> SearchResult:
-    """Run (or continue) the search until the study holds ``settings.trials`` finished trials."""
+    heartbeat: int = DEFAULT_HEARTBEAT,
+    stop_requested: Callable[[], bool] = lambda: False,
+    trials_only: bool = False,
+) -> Optional[SearchResult]:
+    """Run (or continue) the search until the study holds ``settings.trials`` done trials, counting
+    those of every worker on it (``scaling.workers``). ``trials_only``: a worker that runs trials
+    and leaves choosing and reporting the winner to another process (returns None)."""
 
     settings.space.check()
     if settings.trials < 1:
@@ -146,25 +154,25 @@ def run_search(
         raise ScalelabError("the Pareto objective applies to the direct search; the two-step method picks phi by the budget")
     check_reachable(evaluator, settings)
     quiet_optuna()
-    store = open_storage(storage)
+    store = open_storage(storage, heartbeat)
     name = study_name or default_study_name(evaluator, settings)
     pareto = settings.objective == "pareto"
     hard = settings.constraint == "hard" or pareto
     directions = ["maximize", "minimize"] if pareto else ["maximize"]
     if settings.sampler not in SAMPLERS:
         raise ScalelabError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
-    factory = lambda done: make_sampler(settings.sampler, settings.seed + done)  # noqa: E731
-    study = open_study(store, name, directions, settings.fingerprint(evaluator), factory)
+    factory = lambda seed: make_sampler(settings.sampler, seed)  # noqa: E731
+    study = open_study(store, name, directions, settings.fingerprint(evaluator), factory, settings.seed)
     if settings.method == "two-step":
         objective = _two_step_objective(evaluator, settings)
     else:
         objective = _direct_objective(evaluator, settings, hard)
 
     before = count_finished(study)
-    remaining = max(0, settings.trials - before)
-    if remaining:
-        study.optimize(objective, n_trials=remaining, catch=(ScalelabError,), show_progress_bar=progress,
-                       callbacks=list(callbacks))
+    run_trials(study, objective, settings.trials, catch=(ScalelabError,), progress=progress,
+               callbacks=list(callbacks), stop_requested=stop_requested)
+    if trials_only or stop_requested():
+        return None
     records = read_records(study)
     new = count_finished(study) - before
     primary = settings.budgets[0].metric
@@ -319,14 +327,8 @@ def _choose_phi(evaluator: Evaluator, settings: SearchSettings, records: list[Tr
         snaps = [p for p in (round(good, 2), math.floor(good * 100 + 1e-6) / 100) if p >= lo and at(p)]
         best_phi = (max(snaps) if snaps else good) + 0.0  # + 0.0: no "-0.00"
 
-    phi_name = f"{name}-phi"
-    try:
-        optuna.delete_study(study_name=phi_name, storage=store)  # derived afresh from step 1 each run
-    except KeyError:
-        pass
-    phi_study = optuna.create_study(storage=store, study_name=phi_name, direction="maximize")
     dist = {"phi": optuna.distributions.FloatDistribution(lo, hi)}
-    phi_records = []
+    phi_records, frozen_trials = [], []
     for phi, (c, ok) in sorted(tried.items()):
         cons, _, reward = _score(c, settings)
         usage = {bb.metric: bb.usage(c.metrics[bb.metric]) for bb in settings.budgets}
@@ -337,8 +339,9 @@ def _choose_phi(evaluator: Evaluator, settings: SearchSettings, records: list[Tr
             attrs["latency_ms"] = c.latency_ms
         frozen = optuna.trial.create_trial(params={"phi": min(max(phi, lo), hi)}, distributions=dist, value=reward,
                                            user_attrs=attrs, constraints={bb.metric: v for bb, v in zip(settings.budgets, cons)})
-        phi_study.add_trial(frozen)
+        frozen_trials.append(frozen)
         phi_records.append(TrialRecord(len(phi_records), c, ok, reward, {"phi": phi}))
+    add_companion_trials(store, f"{name}-phi", frozen_trials)  # created once, shared by workers and reruns
     chosen = round(best_phi, 6)
     # the chosen phi first: it is the winner
     phi_records.sort(key=lambda r: r.params["phi"] != chosen)

@@ -10,6 +10,8 @@ from typing import Any, Callable, Optional, Sequence
 from scalelab.errors import ScalelabError
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.candidates import Candidate
+from scalelab.scaling.storages import exclusive, open_storage  # noqa: F401  (open_storage re-exported)
+from scalelab.scaling.workers import count_done, worker_sampler
 
 SAMPLERS = ("tpe", "random", "nsga2", "gp")
 
@@ -25,43 +27,6 @@ class TrialRecord:
     def as_dict(self) -> dict[str, Any]:
         return {"number": self.number, "feasible": self.feasible, "value": self.value,
                 "sampled": self.params, **self.candidate.as_dict()}
-
-
-def open_storage(url: Optional[str]):
-    """An Optuna storage from a URL; 'memory' for a study that is not kept. A URL Optuna cannot open
-    is a ScalelabError naming it."""
-    import optuna
-
-    if url in (None, "", "memory", ":memory:"):
-        return optuna.storages.InMemoryStorage()
-    try:
-        # No heartbeat thread: a trial of a killed run stays RUNNING in the storage, is never counted
-        # as finished, and the resumed run simply runs another in its place.
-        storage = optuna.storages.RDBStorage(url)
-    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL, a missing driver, no file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ScalelabError(
-            f"storage '{url}': cannot open it as an Optuna storage ({reason}); give a database URL "
-            f"such as sqlite:///studies.db or postgresql://user@host/db"
-        ) from None
-    if url.startswith("sqlite"):
-        _fast_sqlite(storage.engine)
-    return storage
-
-
-def _fast_sqlite(engine) -> None:
-    """Write-ahead log with normal sync: a trial's attribute writes stop waiting on the disk one by
-    one (several times faster), and a crashed process still leaves a consistent file."""
-    from sqlalchemy import event
-
-    def pragmas(connection, _record):
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    event.listen(engine, "connect", pragmas)
-    engine.dispose()  # connections opened before the listener reconnect with it
 
 
 def make_sampler(name: str, seed: int):
@@ -86,26 +51,70 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def open_study(storage, name: str, directions: list[str], fingerprint: dict, sampler_factory: Callable[[int], Any]):
+#: the option that sets each fingerprint entry, for the message that refuses a mismatch
+OPTIONS = {
+    "base": "SPEC", "method": "--method", "objective": "--objective", "constraint": "--constraint",
+    "soft_w": "--reward-exponent", "budgets": "--budget", "space": "--min-/--max-depth, width, resolution",
+    "accuracy": "--accuracy", "device": "--device", "dtype": "--dtype", "batch": "--batch", "divisor": "--divisor",
+    "resolution_multiple": "--resolution-multiple", "product": "--product-tolerance",
+    "extrapolation": "--extrapolation", "seed": "--seed", "sampler": "--sampler",
+}
+
+
+def open_study(storage, name: str, directions: list[str], fingerprint: dict, sampler_factory: Callable[[int], Any],
+               seed: int = 0):
     """Create the study, or continue the stored one of that name if it was made with the same
-    settings. The sampler is seeded past the trials already there, so a resumed run does not
-    propose the same points again."""
+    settings (several workers may do this at once: the first creates it, the others load it). Each
+    worker's sampler (``sampler_factory(seed)``) is seeded from ``seed`` and its first trial's number
+    (``workers.worker_seed``), so workers, and a resumed run, do not propose the same points again."""
     import optuna
 
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
     stored = study.user_attrs.get("settings")
     if stored is None:
         study.set_user_attr("settings", fingerprint)
-    elif stored != fingerprint:
-        differs = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
-        raise ScalelabError(
-            f"study '{name}' already exists in this storage with other settings ({', '.join(differs)}: "
-            f"{', '.join(f'{stored.get(k)} vs {fingerprint.get(k)}' for k in differs)}); use another --study "
-            f"name or the same settings to continue it"
-        )
+    else:
+        check_settings(name, stored, fingerprint)
     # the median pruner stops trials whose per-epoch accuracy (the train method) trails the others
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    return optuna.load_study(study_name=name, storage=storage, sampler=sampler_factory(len(study.trials)), pruner=pruner)
+    return optuna.load_study(study_name=name, storage=storage, sampler=worker_sampler(sampler_factory, seed),
+                             pruner=pruner)
+
+
+def check_settings(name: str, stored: dict, fingerprint: dict) -> None:
+    """Refuse to continue a study made with settings that change its results. Settings a study of an
+    earlier scalelab did not record are not compared."""
+    differs = [k for k in fingerprint if k in stored and stored[k] != fingerprint[k]]
+    if not differs:
+        return
+    what = "; ".join(f"{k} ({OPTIONS.get(k, k)}) {_short(stored[k])} there, {_short(fingerprint[k])} now" for k in differs)
+    raise ScalelabError(
+        f"study '{name}' already exists in this storage, made with other settings: {what}. Its trials were not "
+        f"made with this run's settings, so they are not mixed: give a new --study name to start a study with "
+        f"these settings, or run with the stored settings to continue it"
+    )
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return f"'{text}'" if len(text) <= 80 else f"'{text[:77]}...'"
+
+
+def add_companion_trials(storage, name: str, trials: Sequence[Any]) -> None:
+    """Add frozen trials to the companion study ``name``, created once and then shared: by several
+    workers, and by reruns that reach other coefficients. A trial already there (the same alpha,
+    beta, gamma and phi) is not added again."""
+    import optuna
+
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    key = lambda t: (tuple(round(float(t.user_attrs.get(c, 0.0)), 9) for c in ("alpha", "beta", "gamma")),  # noqa: E731
+                     round(float(t.params.get("phi", 0.0)), 6))
+    with exclusive(storage, name):  # workers finishing together: one adds, the others find them there
+        have = {key(t) for t in study.get_trials(deepcopy=False)}
+        for trial in trials:
+            if key(trial) not in have:
+                study.add_trial(trial)
+                have.add(key(trial))
 
 
 def record_trial(trial, c: Candidate, budgets: Sequence[Budget], ok: bool, value: float) -> None:
@@ -139,7 +148,5 @@ def read_records(study) -> list[TrialRecord]:
 
 
 def count_finished(study) -> int:
-    import optuna
-
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
+    """Trials done: complete, pruned, or failed because their candidate cannot be built."""
+    return count_done(study)

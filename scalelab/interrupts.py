@@ -1,0 +1,157 @@
+"""Ctrl-C at any moment: exit code 130 and one line saying what was kept; never a traceback, never a
+signal that goes unnoticed.
+
+Commands say what a Ctrl-C would leave behind as they go (``keep``). Outside a search, Ctrl-C stops
+at once (``Interrupted``, caught where the program ends). During a search (``searching``) the first
+Ctrl-C lets the running trial finish and stops the search, so the storage stays consistent; a second
+one stops the process at once, as a kill would: the trial under way is left to the heartbeat check,
+which queues it again. Only the standard library is imported here: it is in place before anything
+slow is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
+
+EXIT_INTERRUPTED = 130
+#: a Ctrl-C during a search that has not stopped after this long is told what is happening
+NOTICE_AFTER_S = 1.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C outside a search."""
+
+
+class _State:
+    kept = "nothing was written"
+    hit = False  # a Ctrl-C arrived (an exit 0 after it would swallow it)
+    printed = False
+    search: Optional["Search"] = None
+
+
+_state = _State()
+
+
+def keep(text: str) -> None:
+    """What a Ctrl-C from now on leaves behind, e.g. "the study's trials are kept in X"."""
+    _state.kept = text
+
+
+def silence() -> None:
+    """A helper process: exit 130 on Ctrl-C without the line (the process that started it says it)."""
+    _state.printed = True
+
+
+def interrupted() -> bool:
+    return _state.hit
+
+
+def _handler(signum, frame) -> None:
+    _state.hit = True
+    if _state.search is not None:
+        _state.search.on_ctrl_c()
+        return
+    raise Interrupted
+
+
+def install() -> None:
+    """Take over SIGINT (main thread only; elsewhere Python's default stays)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _handler)
+
+
+def report_and_exit() -> "SystemExit":
+    """Print the one line, once, and leave with 130 (no further Ctrl-C can interrupt this)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _state.printed:
+        _state.printed = True
+        _say(f"interrupted: {_state.kept}")
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class Search:
+    """The search phase: ``requested()`` turns true at the first Ctrl-C; ``callback`` stops the
+    Optuna study after the running trial; ``forward`` (if set) passes each Ctrl-C on to the local
+    worker processes."""
+
+    def __init__(self, forward: Optional[Callable[[], None]] = None):
+        self.count = 0
+        self.forward = forward
+        self._timer: Optional[threading.Timer] = None
+
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def callback(self, study, trial) -> None:
+        if self.count:
+            study.stop()
+
+    def on_ctrl_c(self) -> None:
+        self.count += 1
+        if self.forward is not None:
+            self.forward()
+        if self.count == 1:
+            if not _state.printed:
+                self._timer = threading.Timer(NOTICE_AFTER_S, _say, ["stopping after the running trial "
+                                                                     "(Ctrl-C again to stop at once)"])
+                self._timer.daemon = True
+                self._timer.start()
+            return
+        self.cancel()
+        if not _state.printed:
+            _state.printed = True
+            _say(f"interrupted: {_state.kept}; the trial under way was dropped and is run again next time")
+        os._exit(EXIT_INTERRUPTED)  # like a kill: no cleanup can be interrupted half-way
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+@contextmanager
+def searching(forward: Optional[Callable[[], None]] = None) -> Iterator[Search]:
+    """The first Ctrl-C inside stops the search after the running trial instead of raising."""
+    search = Search(forward)
+    previous, _state.search = _state.search, search
+    main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main_thread else None
+    install()  # also when run in-process, without ``main``
+    try:
+        yield search
+    finally:
+        search.cancel()
+        _state.search = previous
+        if main_thread and handler is not None:
+            signal.signal(signal.SIGINT, handler)
+
+
+def main(run: Callable[[], None]) -> None:
+    """Run the program; turn a Ctrl-C however it surfaces into the one line and exit code 130."""
+    try:
+        run()
+    except KeyboardInterrupt:
+        report_and_exit()
+    except SystemExit:
+        if _state.hit:
+            report_and_exit()
+        raise
+    if _state.hit:
+        report_and_exit()

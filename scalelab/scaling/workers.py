@@ -1,0 +1,161 @@
+"""Many workers on one study: ``--trials`` is a study-wide total, each worker samples with its own seed.
+
+Exactly ``target`` trials are done however many workers share the study, by Optuna's own trial
+numbering: the storage gives every trial a unique number under a lock, and a trial runs only if
+fewer than ``target`` trials numbered below it are done or still live (running or queued). So at
+most ``target`` get done; and no worker leaves while trials it waits on (other workers' running
+ones, which may yet fail) are open, so at least ``target`` get done while one worker lives.
+
+A trial is done when it completed, was pruned, or failed because its candidate cannot be built (a
+result of the search, kept with its reason in the ``fail_reason`` attribute). A trial stopped by
+Ctrl-C, or of a worker that died (failed by the heartbeat check and queued again by Optuna's
+retry callback), is not done and is run again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+#: how long a worker waits between looks at other workers' open trials (seconds)
+POLL = 0.05
+POLL_MAX = 1.0
+
+
+def _states():
+    from optuna.trial import TrialState
+
+    return TrialState
+
+
+def is_done(trial) -> bool:
+    s = _states()
+    return trial.state in (s.COMPLETE, s.PRUNED) or (trial.state == s.FAIL and "fail_reason" in trial.user_attrs)
+
+
+def is_live(trial) -> bool:
+    s = _states()
+    return is_done(trial) or trial.state in (s.RUNNING, s.WAITING)
+
+
+def count_done(study) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False) if is_done(t))
+
+
+class _Surplus(Exception):
+    """The study already had its trials in hand when this one was claimed."""
+
+
+class Quota:
+    """Wraps the objective and stops the study once its ``target`` trials are done or in hand."""
+
+    def __init__(self, study, target: int, catch: tuple[type[BaseException], ...]):
+        self.study, self.target, self.catch = study, target, catch
+        self.full = False  # the quota (not a caller) stopped the study
+
+    def counts(self) -> tuple[int, int]:
+        """(done, running): done trials, and trials running now (in any worker)."""
+        running = _states().RUNNING
+        trials = self.study.get_trials(deepcopy=False)
+        return sum(1 for t in trials if is_done(t)), sum(1 for t in trials if t.state == running)
+
+    def objective(self, objective: Callable) -> Callable:
+        def counted(trial):
+            ahead = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and is_live(t))
+            if ahead >= self.target:
+                trial.set_user_attr("not_run", f"the study already had its {self.target} trials in hand")
+                raise _Surplus
+            from scalelab.scaling.storages import worker_name
+
+            host, pid = worker_name().rsplit(":", 1)
+            trial.set_user_attr("worker", {"host": host, "pid": int(pid), "sampler_seed": _seed_of(self.study)})
+            try:
+                return objective(trial)
+            except self.catch as exc:
+                trial.set_user_attr("fail_reason", str(exc)[:1000])
+                raise
+
+        return counted
+
+    def callback(self, study, trial) -> None:
+        done, running = self.counts()
+        if done + running >= self.target:
+            self.full = True
+            study.stop()
+
+
+def _seed_of(study) -> Any:
+    return getattr(study.sampler, "seed", None)
+
+
+def run_trials(study, objective: Callable, target: int, *, catch: tuple[type[Exception], ...] = (),
+               callbacks: Sequence[Callable] = (), progress: bool = False,
+               stop_requested: Callable[[], bool] = lambda: False) -> None:
+    """Run trials of ``study`` until it holds ``target`` done trials (counting every worker's), or
+    until a caller stops it (a callback's ``study.stop()``, or ``stop_requested()``)."""
+    import optuna
+
+    quota = Quota(study, target, catch)
+    counted = quota.objective(objective)
+    wait = POLL
+    while not stop_requested():
+        optuna.storages.fail_stale_trials(study)  # dead workers' trials: failed and queued again
+        done, running = quota.counts()
+        if done >= target:
+            return
+        if done + running >= target:  # other workers run the rest; wait, as theirs may yet fail
+            time.sleep(wait)
+            wait = min(POLL_MAX, wait * 2)
+            continue
+        wait = POLL
+        quota.full = False
+        try:
+            study.optimize(counted, n_trials=target - done, catch=(*catch, _Surplus), show_progress_bar=progress,
+                           callbacks=[quota.callback, *callbacks])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker took this (slow) trial for dead and queued it again
+        if not quota.full and count_done(study) < target:
+            return  # stopped by a caller
+
+
+def worker_seed(study_seed: int, first_trial: int) -> int:
+    """A worker's sampler seed: the study seed plus the number of its first trial. Trial numbers are
+    unique, so workers never share a seed, and one worker on a fresh study uses the study seed."""
+    return (study_seed + first_trial) % 2**32
+
+
+def worker_sampler(make: Callable[[int], Any], study_seed: int):
+    """A sampler that creates the real one (``make(seed)``) at this worker's first trial, seeded by
+    ``worker_seed``; the seed is recorded on each trial (``worker`` attribute)."""
+    from optuna.samplers import BaseSampler
+
+    class WorkerSampler(BaseSampler):
+        def __init__(self):
+            self.inner, self.seed = None, None
+
+        def _sampler(self, trial):
+            if self.inner is None:
+                self.seed = worker_seed(study_seed, trial.number)
+                self.inner = make(self.seed)
+            return self.inner
+
+        def before_trial(self, study, trial):
+            self._sampler(trial).before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self._sampler(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._sampler(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self._sampler(trial).after_trial(study, trial, state, values)
+
+        def reseed_rng(self):
+            if self.inner is not None:
+                self.inner.reseed_rng()
+
+    return WorkerSampler()
