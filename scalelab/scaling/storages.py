@@ -81,11 +81,23 @@ def _open_rdb_quietly(url: str, heartbeat: int):
     beats = {}
     if heartbeat > 0:
         beats = {"heartbeat_interval": heartbeat, "grace_period": GRACE_FACTOR * heartbeat,
-                 "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)}
+                 "heartbeat_stale_trial_callback": _retry_without_worker(
+                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))}
     storage = SharedStorage(url, engine_kwargs=kwargs, **beats)
     if sqlite:
         _shared_sqlite(storage.engine)
     return storage
+
+
+def _retry_without_worker(retry):
+    """Optuna's retry callback copies the dead trial's attributes into the queued copy: the copy must
+    not carry the dead worker's name, or it would be taken for dead again once a live worker runs it."""
+
+    def callback(study, trial) -> None:
+        trial.user_attrs.pop("worker", None)  # ``trial`` is the callback's own deep copy
+        retry(study, trial)
+
+    return callback
 
 
 def _shared_sqlite(engine) -> None:

@@ -52,6 +52,7 @@ class Quota:
     def __init__(self, study, target: int, catch: tuple[type[BaseException], ...]):
         self.study, self.target, self.catch = study, target, catch
         self.full = False  # the quota (not a caller) stopped the study
+        self.ran = 0  # trials this worker finished in the current optimize call
 
     def counts(self) -> tuple[int, int]:
         """(done, running): done trials, and trials running now (in any worker)."""
@@ -78,6 +79,7 @@ class Quota:
         return counted
 
     def callback(self, study, trial) -> None:
+        self.ran += 1
         done, running = self.counts()
         if done + running >= self.target:
             self.full = True
@@ -108,14 +110,19 @@ def run_trials(study, objective: Callable, target: int, *, catch: tuple[type[Exc
             wait = min(POLL_MAX, wait * 2)
             continue
         wait = POLL
-        quota.full = False
+        quota.full, quota.ran = False, 0
         try:
             study.optimize(counted, n_trials=target - done, catch=(*catch, _Surplus), show_progress_bar=progress,
                            callbacks=[quota.callback, *callbacks])
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker took this (slow) trial for dead and queued it again
-        if not quota.full and count_done(study) < target:
-            return  # stopped by a caller
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+            # another worker took this trial for dead (no heartbeat within the grace period, e.g. on an
+            # overloaded machine) and queued it again: Optuna refuses to record it ("Cannot tell a FAIL
+            # trial"); the queued copy is run instead
+            if isinstance(exc, ValueError) and "Cannot tell a" not in str(exc):
+                raise
+            continue
+        if not quota.full and quota.ran < target - done:
+            return  # stopped by a caller (a callback's study.stop())
 
 
 def worker_seed(study_seed: int, first_trial: int) -> int:

@@ -1,0 +1,170 @@
+"""Many workers on one study, on PostgreSQL and on SQLite: separate processes started together on a
+fresh database, one SIGKILLed mid-run; the study ends with exactly the requested complete trials,
+none RUNNING, no repeated points, and the two-step method's companion study written once.
+
+PostgreSQL: SCALELAB_TEST_POSTGRES_URL names a server where the tests may create databases (`.ci/run`
+starts one). Without it these tests skip, except under CI=true, where they fail."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+STATES = optuna.trial.TrialState
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test."""
+    url = os.environ.get("SCALELAB_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but SCALELAB_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run in CI")
+        pytest.skip("SCALELAB_TEST_POSTGRES_URL is not set (no PostgreSQL server to test against)")
+    import psycopg
+
+    name = f"scalelab_{uuid.uuid4().hex[:12]}"
+    admin = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = url.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def scale_args(storage: str, study: str, trials: int, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "scalelab", "scale", "--budget", "400MFLOPs", "--trials", str(trials),
+            "--storage", storage, "--study", study, "--report-dir", str(out), "--no-charts", "--format", "json",
+            "--extrapolation", "allow", "--heartbeat", "2", *extra]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=ENV)
+
+
+def complete_count(storage: str, study: str) -> int:
+    try:
+        return len(optuna.load_study(study_name=study, storage=storage).get_trials(states=(STATES.COMPLETE,)))
+    except Exception:  # not created yet
+        return 0
+
+
+def wait_for(storage: str, study: str, at_least: int, procs, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while complete_count(storage, study) < at_least:
+        assert time.monotonic() < deadline, "the workers made no progress"
+        assert all(p.poll() is None for p in procs), [p.communicate()[1].decode()[-2000:] for p in procs]
+        time.sleep(0.2)
+
+
+def check_study(storage: str, study: str, trials: int) -> list:
+    s = optuna.load_study(study_name=study, storage=storage)
+    states = collections.Counter(t.state for t in s.trials)
+    assert states[STATES.COMPLETE] == trials, states
+    assert states[STATES.RUNNING] == 0, states
+    complete = s.get_trials(states=(STATES.COMPLETE,))
+    points = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(points) == trials  # no worker repeated another's point
+    for t in s.get_trials(states=(STATES.FAIL,)):  # a killed worker's trial, or one claimed past the total
+        assert "not_run" in t.user_attrs or any("failed_trial" in c.system_attrs for c in s.trials), t
+    return complete
+
+
+@pytest.mark.parametrize("method", ["direct", "two-step"])
+def test_four_workers_on_a_fresh_database_one_killed(storage, method, tmp_path):
+    trials = 60
+    procs = [start(scale_args(storage, "s", trials, tmp_path / f"r{i}", "--method", method), tmp_path)
+             for i in range(4)]
+    wait_for(storage, "s", 6, procs)
+    victim = procs[1]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    for proc in procs[:1] + procs[2:]:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0 and b"Traceback" not in err, err.decode()[-3000:]
+        report = json.loads(out)
+        assert report["trials_total"] == trials
+    complete = check_study(storage, "s", trials)
+    seeds = collections.defaultdict(set)
+    for t in complete:
+        seeds[t.user_attrs["worker"]["pid"]].add(t.user_attrs["worker"]["sampler_seed"])
+    assert len(seeds) >= 3 and all(len(v) == 1 for v in seeds.values())
+    assert len({next(iter(v)) for v in seeds.values()}) == len(seeds)  # each worker its own sampler seed
+    if method == "two-step":
+        phi = optuna.load_study(study_name="s-phi", storage=storage)
+        keys = [(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"], t.params["phi"]) for t in phi.trials]
+        assert keys and len(keys) == len(set(keys))  # written once, though three workers reported
+
+
+def test_a_dead_workers_trials_are_run_again(storage, tmp_path):
+    """Two RUNNING trials of a worker on another machine that died: one that beat once, one killed
+    before its first heartbeat. Once silent for the grace period (3 x --heartbeat 2 s) both are failed, queued
+    again and run; the study ends with the requested trials and nothing RUNNING."""
+    from scalelab.scaling.storages import open_storage
+
+    store = open_storage(storage, heartbeat=1)
+    study = optuna.create_study(storage=store, study_name="d", direction="maximize")
+    orphans = []
+    for _ in range(2):
+        trial_id = store.create_new_trial(study._study_id)
+        store.set_trial_user_attr(trial_id, "worker", {"host": "elsewhere", "pid": 1, "sampler_seed": 0})
+        orphans.append(trial_id)
+    started = time.monotonic()
+    store.record_heartbeat(orphans[0])
+    store.engine.dispose()
+    res = subprocess.run(scale_args(storage, "d", 12, tmp_path / "r", "--method", "direct"), capture_output=True,
+                         cwd=tmp_path, env=ENV, timeout=240)
+    assert res.returncode == 0, res.stderr.decode()[-3000:]
+    assert time.monotonic() - started >= 6  # not before the grace period
+    check_study(storage, "d", 12)
+    study = optuna.load_study(study_name="d", storage=storage)
+    retried = {t.system_attrs.get("failed_trial") for t in study.trials}
+    assert {0, 1} <= retried  # both orphans were queued again (RetryHeartbeatStaleTrialCallback)
+    assert [t.state for t in study.trials[:2]] == [STATES.FAIL, STATES.FAIL]
+
+
+def test_local_workers_share_one_study_and_stop_together(tmp_path):
+    """`--workers 3` on SQLite: three processes, one report; Ctrl-C stops them all."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    res = subprocess.run(scale_args(storage, "w", 45, tmp_path / "r", "--workers", "3"), capture_output=True,
+                         cwd=tmp_path, env=ENV, timeout=240)
+    assert res.returncode == 0, res.stderr.decode()[-3000:]
+    assert json.loads(res.stdout)["trials_total"] == 45
+    complete = check_study(storage, "w", 45)
+    assert len({t.user_attrs["worker"]["pid"] for t in complete}) == 3
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.suffix == ".json") == ["w.json"]
+
+    proc = start(scale_args(storage, "w", 100000, tmp_path / "r", "--workers", "3"), tmp_path)
+    wait_for(storage, "w", 60, [proc])
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 130 and "Traceback" not in err.decode(), err.decode()
+    assert [line for line in lines if line.startswith("interrupted:")] == lines[-1:]
+    study = optuna.load_study(study_name="w", storage=storage)
+    workers = {t.user_attrs["worker"]["pid"] for t in study.trials if "worker" in t.user_attrs}
+    time.sleep(1)
+    for pid in workers:  # no worker left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not study.get_trials(states=(STATES.RUNNING,))
