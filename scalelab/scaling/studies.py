@@ -87,7 +87,7 @@ def check_settings(name: str, stored: dict, fingerprint: dict) -> None:
     differs = [k for k in fingerprint if k in stored and stored[k] != fingerprint[k]]
     if not differs:
         return
-    what = "; ".join(f"{k} ({OPTIONS.get(k, k)}) {_short(stored[k])} there, {_short(fingerprint[k])} now" for k in differs)
+    what = "; ".join(f"{k} ({OPTIONS.get(k, k)}): {_short(stored[k])} there, {_short(fingerprint[k])} now" for k in differs)
     raise ScalelabError(
         f"study '{name}' already exists in this storage, made with other settings: {what}. Its trials were not "
         f"made with this run's settings, so they are not mixed: give a new --study name to start a study with "
@@ -96,8 +96,8 @@ def check_settings(name: str, stored: dict, fingerprint: dict) -> None:
 
 
 def _short(value: Any) -> str:
-    text = str(value)
-    return f"'{text}'" if len(text) <= 80 else f"'{text[:77]}...'"
+    text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def add_companion_trials(storage, name: str, trials: Sequence[Any]) -> None:
