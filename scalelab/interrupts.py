@@ -149,8 +149,8 @@ def main(run: Callable[[], None]) -> None:
         run()
     except KeyboardInterrupt:
         report_and_exit()
-    except SystemExit:
-        if _state.hit:
+    except SystemExit as exc:
+        if _state.hit or exc.code == EXIT_INTERRUPTED:  # typer turns a KeyboardInterrupt into a silent exit 130
             report_and_exit()
         raise
     if _state.hit:

@@ -250,7 +250,7 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
                   highlight=False, markup=False)
     if result.storage != "memory":
         console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
-    interrupts.keep(f"the study {_kept_in(storage)} and its report are complete")
+    interrupts.keep("the study and its report are complete" + ("" if storage == "memory" else f" (study in {storage})"))
 
 
 def _kept_in(storage: str) -> str:
