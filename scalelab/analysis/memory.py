@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from scalelab.analysis.block_memory import inner_peak
-from scalelab.analysis.train_walk import Tensor, TrainWalk
+from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
 from scalelab.blocks.layers import DEVICE_KINDS, elements
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT, Network
@@ -297,20 +297,13 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
     if optimizer not in OPTIMIZER_STATES:
         raise ScalelabError(f"unknown optimizer '{optimizer}'{did_you_mean(optimizer, OPTIMIZER_STATES)}; "
                             f"one of {', '.join(OPTIMIZER_STATES)}")
-    names = list(network.blocks)
-    if freeze_until is not None and freeze_until not in network.blocks:
-        raise ScalelabError(f"--freeze-until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
-    frozen = set(names[: names.index(freeze_until) + 1]) if freeze_until is not None else set()
+    frozen = frozen_prefix(network, freeze_until)
     if device not in DEVICE_KINDS:
         raise ScalelabError(f"unknown device kind '{device}'{did_you_mean(device, DEVICE_KINDS)}; one of {', '.join(DEVICE_KINDS)}")
-    tensors = {INPUT: Tensor(network.input_shape, False)}
     rows = {}
-    for b in network.blocks.values():
-        trainable = b.name not in frozen
-        walker = _SavedWalk(trainable, batch, nbytes, device)
-        ins = [tensors[i] for i in b.inputs]
-        tensors[b.name] = walker.run(b.layers, ins[0] if type(b.block).arity == 1 else ins)
+    for b, walker in run_network(network, frozen, lambda b, trainable: _SavedWalk(trainable, batch, nbytes, device)):
         weights = nbytes * sum(c.params for c in b.costs)
-        grads = weights if trainable else 0
-        rows[b.name] = BlockTraining(b.name, trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads, walker.bytes)
+        grads = weights if walker.trainable else 0
+        rows[b.name] = BlockTraining(b.name, walker.trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads,
+                                     walker.bytes)
     return TrainingMemory(dtype, batch, optimizer, freeze_until, rows)

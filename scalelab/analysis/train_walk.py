@@ -9,8 +9,11 @@ needs a gradient if any input does) and ``product`` (a gate's multiply); each pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Collection, Iterator, Optional
 
 from scalelab.blocks.layers import definition, elements
+from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.graph.network import INPUT
 
 
 @dataclass(eq=False)
@@ -56,3 +59,25 @@ class TrainWalk:
 
     def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
         return Tensor(out_shape, x.grad or trained)
+
+
+def frozen_prefix(network, freeze_until: Optional[str]) -> set[str]:
+    """The blocks whose weights do not train: ``freeze_until`` and every block before it in
+    execution order (none when it is None)."""
+    names = list(network.blocks)
+    if freeze_until is None:
+        return set()
+    if freeze_until not in network.blocks:
+        raise ScalelabError(f"--freeze-until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
+    return set(names[: names.index(freeze_until) + 1])
+
+
+def run_network(network, frozen: Collection[str], walker_for: Callable[[object, bool], TrainWalk]) -> Iterator:
+    """Walk every block (training-only heads included: they run in training) in execution order;
+    yield each block with the walker ``walker_for(block, trainable)`` that walked it."""
+    tensors = {INPUT: Tensor(network.input_shape, False)}
+    for b in network.blocks.values():
+        walker = walker_for(b, b.name not in frozen)
+        ins = [tensors[i] for i in b.inputs]
+        tensors[b.name] = walker.run(b.layers, ins[0] if type(b.block).arity == 1 else ins)
+        yield b, walker
