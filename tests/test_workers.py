@@ -74,7 +74,7 @@ def wait_for(storage: str, study: str, at_least: int, procs, timeout: float = 12
     while complete_count(storage, study) < at_least:
         assert time.monotonic() < deadline, "the workers made no progress"
         assert all(p.poll() is None for p in procs), [p.communicate()[1].decode()[-2000:] for p in procs]
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def check_study(storage: str, study: str, trials: int) -> list:
@@ -92,10 +92,10 @@ def check_study(storage: str, study: str, trials: int) -> list:
 
 @pytest.mark.parametrize("method", ["direct", "two-step"])
 def test_four_workers_on_a_fresh_database_one_killed(storage, method, tmp_path):
-    trials = 60
+    trials = 80
     procs = [start(scale_args(storage, "s", trials, tmp_path / f"r{i}", "--method", method), tmp_path)
              for i in range(4)]
-    wait_for(storage, "s", 6, procs)
+    wait_for(storage, "s", 4, procs)
     victim = procs[1]
     victim.send_signal(signal.SIGKILL)
     victim.wait()

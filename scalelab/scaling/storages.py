@@ -182,7 +182,14 @@ def _storage_class():
         heartbeat at all (failed once it is older than the grace period), and a worker of this
         machine whose process is gone is known dead at once."""
 
+        _looked = -float("inf")
+
         def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            # Optuna looks before every trial; once per heartbeat interval is enough, as a trial is
+            # stale only after several intervals of silence (two fewer queries per trial)
+            if time.monotonic() - self._looked < (self.heartbeat_interval or 0):
+                return []
+            self._looked = time.monotonic()
             stale = list(super()._get_stale_trial_ids(study_id))
             running = [t for t in self.get_all_trials(study_id, deepcopy=False,
                                                       states=(optuna.trial.TrialState.RUNNING,))
