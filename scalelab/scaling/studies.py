@@ -1,11 +1,12 @@
-"""Optuna studies of a search: opening a storage from a URL, creating or continuing a study with
-the same settings, the sampler, and what each trial records (and is read back from on resume)."""
+"""Optuna studies of a search: creating or continuing a study with the same settings (refusing
+other ones), the sampler, the shared companion study, and what each trial records (and is read back
+from on resume). Storages are opened by ``scaling.storages``; many workers are ``scaling.workers``."""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 from scalelab.errors import ScalelabError
 from scalelab.scaling.budget import Budget
