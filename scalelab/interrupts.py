@@ -27,8 +27,12 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C outside a search."""
 
 
+NOTHING = "nothing was written"
+
+
 class _State:
-    kept = "nothing was written"
+    kept = NOTHING
+    written: list[str] = []  # output files completed so far (each written whole, see scalelab.output)
     hit = False  # a Ctrl-C arrived (an exit 0 after it would swallow it)
     printed = False
     search: Optional["Search"] = None
@@ -40,6 +44,16 @@ _state = _State()
 def keep(text: str) -> None:
     """What a Ctrl-C from now on leaves behind, e.g. "the study's trials are kept in X"."""
     _state.kept = text
+
+
+def reset() -> None:
+    """A command starts: nothing kept yet."""
+    _state.kept, _state.written = NOTHING, []
+
+
+def wrote(path) -> None:
+    """An output file was written (whole): the line will name it."""
+    _state.written.append(str(path))
 
 
 def silence() -> None:
@@ -71,8 +85,16 @@ def report_and_exit() -> "SystemExit":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not _state.printed:
         _state.printed = True
-        _say(f"interrupted: {_state.kept}")
+        _say(f"interrupted: {_line()}")
     raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _line() -> str:
+    if not _state.written:
+        return _state.kept
+    names = ", ".join(_state.written[:4]) + (f" and {len(_state.written) - 4} more" if len(_state.written) > 4 else "")
+    kept = "" if _state.kept == NOTHING else f"{_state.kept}; "
+    return f"{kept}files written, each whole: {names}"
 
 
 def _say(line: str) -> None:
@@ -118,7 +140,7 @@ class Search:
         self.cancel()
         if not _state.printed:
             _state.printed = True
-            _say(f"interrupted: {_state.kept}; the trial under way was dropped and is run again next time")
+            _say(f"interrupted: {_line()}; the trial under way was dropped and is run again next time")
         os._exit(EXIT_INTERRUPTED)  # like a kill: no cleanup can be interrupted half-way
 
     def cancel(self) -> None:

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from scalelab import interrupts
 from scalelab.errors import ScalelabError
 
 
@@ -25,6 +26,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; outputs are ordinary files
         os.replace(tmp, path)
+        interrupts.wrote(path)  # a Ctrl-C from now on names it among the files kept
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

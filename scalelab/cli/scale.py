@@ -135,6 +135,7 @@ def scale(
     """
     from scalelab.spec import load_spec
 
+    interrupts.reset()
     applying = phi is not None or depth is not None or width is not None or resolution is not None
     if applying and budget:
         raise ScalelabError("give either --budget (search) or --phi / --depth / --width / --resolution (apply a scaling), not both")
