@@ -47,8 +47,8 @@ def keep(text: str) -> None:
 
 
 def reset() -> None:
-    """A command starts: nothing kept yet."""
-    _state.kept, _state.written = NOTHING, []
+    """A command starts: nothing kept yet (in-process callers run several commands in one process)."""
+    _state.kept, _state.written, _state.hit, _state.printed = NOTHING, [], False, False
 
 
 def wrote(path) -> None:
