@@ -168,3 +168,11 @@ def test_local_workers_share_one_study_and_stop_together(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not study.get_trials(states=(STATES.RUNNING,))
+
+
+def test_workers_need_a_shared_storage(tmp_path):
+    from cli_helpers import assert_refused, invoke
+
+    res = invoke("scale", "--budget", "400MFLOPs", "--workers", "2", "--storage", "memory", "--report-dir", tmp_path / "r")
+    assert_refused(res, "--workers needs a database storage", "'memory' is private to one process")
+    assert not (tmp_path / "r").exists()
