@@ -14,7 +14,6 @@ import typer
 
 from scalelab.cli.app import app, emit, friendly, write_atomic
 from scalelab.errors import ScalelabError
-from scalelab.spec.dump import spec_yaml
 
 DEFAULT_BASE = "efficientnet_b0"
 
@@ -71,7 +70,7 @@ def _safe_name(name: str) -> str:
 @friendly
 def scale(
     spec: Optional[str] = typer.Argument(None, help=f"Base spec file or zoo name (default: {DEFAULT_BASE})."),
-    budget: list[str] = typer.Option([], "--budget", "-b", help=(
+    budget: list[str] = typer.Option([], "--budget", "-b", metavar="BUDGET", help=(
         "Budget(s): 400MFLOPs, 0.4GMACs, 5Mparams, 2ms (needs --device), 64MB / 1GiB (inference peak). "
         "Repeat the option or separate with commas; a bare count such as 5M is refused as ambiguous.")),
     flops_convention: FlopsConventionKind = typer.Option(FlopsConventionKind.paper, "--flops-convention", help=(
@@ -225,6 +224,8 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
         chart_files["scaling curves"] = path.name
     report["charts"] = chart_files
 
+    from scalelab.spec.dump import spec_yaml
+
     write_atomic(spec_path, spec_yaml(winner_spec).encode("utf-8"))
     write_atomic(report_dir / f"{stem}.json", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
     write_atomic(report_dir / f"{stem}.md", to_markdown(report, chart_files).encode("utf-8"))
@@ -290,6 +291,8 @@ def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, res
         how = f"depth x{d:g}, width x{w:g}, input {scaled.input.resolution[0]}px"
     total = analyze(scaled).total
     estimate = _estimate(base, d, w, scaled.input.resolution[0])
+    from scalelab.spec.dump import spec_yaml
+
     text = spec_yaml(scaled)
     summary = {"spec": scaled.name, "base": base.name, "scaling": how, "depth": d, "width": w,
                "resolution": scaled.input.resolution[0], "macs": total.macs, "params": total.params,
