@@ -138,8 +138,8 @@ def analyze(
     Training-only blocks (auxiliary classifiers) are reported apart from the inference total.
     Every output states the conditions (resolution, batch) and the counting convention.
     """
-    fmt = choose_format(format, output)
     check_output_file(output)
+    fmt = choose_format(format, output)
     check_combinations(mode, optimizer, freeze_until, measure, measure_on, no_cache)
     if (wide or explain_units) and fmt != "table":
         raise ScalelabError("--wide and --explain-units shape the terminal table; other formats carry every column "

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from scalelab.cli.app import app, emit, friendly
+from scalelab.output import check_output_file
 
 
 @app.command()
@@ -26,6 +27,7 @@ inputs), then a fixed, seeded set of synthetic networks timed whole; per layer k
 the thin-layer slowdown and the fixed cost, and the bandwidth, are fitted to them by non-negative \
 least squares on relative error. The fit's own error and its leave-one-out error are printed and \
 recorded in the profile."""
+    check_output_file(output)  # before minutes of measuring
     from scalelab.devices.calibrate import calibrate as run
 
     profile = run(device, name, networks=networks)

@@ -50,5 +50,5 @@ def to_html(report: Report, chart_svg: Optional[str] = None) -> str:
                                  [(TRAINING_TOTAL, report.training_total)]))
     h, w = report.conditions.resolution
     return env.get_template(TEMPLATE).render(
-        title=title(report), report=report, sections=sections, chart_svg=chart_svg,
+        title=title(report), report=report, total_label=total_rows(report)[0][0], sections=sections, chart_svg=chart_svg,
         input=f"{h}x{w}", units=[(c.header, c.unit) for c in report.columns], human_shape=human_shape)
