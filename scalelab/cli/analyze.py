@@ -147,6 +147,8 @@ def analyze(
     from scalelab.analysis import analyze as run_analysis
 
     analysis = run_analysis(spec, resolution=parse_resolution(resolution), batch=batch)
+    for warning in analysis.network.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     report = _report(analysis, depth or level, device, dtype, measure, measure_on or "cpu", not no_cache, mode.value,
                      optimizer or "sgd", freeze_until)
     if columns is not None:

@@ -43,7 +43,8 @@ def _options(
 
 def fail(message: str) -> "typer.Exit":
     """Print one clear message to stderr and leave with the bad-input exit code."""
-    typer.echo(f"error: {message}", err=True)
+    for line in message.splitlines() or [""]:  # several located problems: one line each
+        typer.echo(f"error: {line}", err=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 

@@ -105,6 +105,8 @@ def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], 
     if output is None and output_dir is not None and not output_dir.is_dir():
         raise ScalelabError(f"{output_dir}: folder does not exist")
     analysis = analyze(spec, resolution=parse_resolution(resolution), batch=batch)
+    for warning in analysis.network.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     latency = None
     if device is not None:
         from scalelab.analysis.latency import predict_latency

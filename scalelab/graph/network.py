@@ -46,9 +46,24 @@ class Network:
     graph: nx.DiGraph
     blocks: dict[str, ResolvedBlock]  # in execution order
     output: str  # the block whose output is the network's
+    warnings: list[str] = field(default_factory=list)  #: likely mistakes that still make a network
 
     def inference_blocks(self) -> list[ResolvedBlock]:
         return [b for b in self.blocks.values() if not b.training_only]
+
+    def block_named(self, name: str, what: str) -> str:
+        """The block ``name`` means: a block, or a stage's last block; else an error with close names."""
+        if name in self.blocks:
+            return name
+        ends = stage_ends(self.blocks.values())
+        if name in ends:
+            return ends[name]
+        raise ScalelabError(f"{what}: no block or stage named '{name}'{did_you_mean(name, [*self.blocks, *ends])}")
+
+
+def stage_ends(blocks) -> dict[str, str]:
+    """Stage name -> its last block: where a block is expected, a stage means its output."""
+    return {b.stage: b.name for b in blocks if b.stage is not None}
 
 
 def _with_stride(block: Block, stride: int) -> Block:
@@ -58,7 +73,11 @@ def _with_stride(block: Block, stride: int) -> Block:
     return type(block).model_validate({**data, "stride": stride})
 
 
-def _expand(spec: Spec) -> list[ResolvedBlock]:
+def _warning(spec: Spec, path: tuple, message: str) -> str:
+    return str(located_error(spec.source, path, message))
+
+
+def _expand(spec: Spec, warnings: list[str]) -> list[ResolvedBlock]:
     """Entries -> blocks: stages unroll into stage.0, stage.1, ... (the first takes the stride)."""
     blocks: list[ResolvedBlock] = []
     counts: dict[str, int] = {}
@@ -67,6 +86,13 @@ def _expand(spec: Spec) -> list[ResolvedBlock]:
             if entry.block.inputs:
                 raise located_error(spec.source, ("blocks", i, "block", "from"),
                                     "a stage's block cannot name its inputs; give the stage's first block 'from' in a block of its own")
+            inner = getattr(entry.block, "stride", None)
+            if "stride" in entry.block.model_fields_set and inner not in (1, (1, 1), [1, 1]):
+                applied = (f"the stage's stride {entry.stride} replaces it on the first repeat"
+                           if entry.stride is not None else "it applies to the first repeat only")
+                warnings.append(_warning(spec, ("blocks", i, "block", "stride"),
+                                         f"stride written on the block inside stage '{entry.stage}': {applied}, "
+                                         f"every other repeat uses 1; write 'stride:' on the stage instead"))
             for r in range(entry.repeat):
                 block = entry.block
                 if r > 0:
@@ -94,11 +120,14 @@ def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> nx.DiGraph:
         if not b.training_only:
             previous = b.name
     names = set(graph.nodes)
+    ends = stage_ends(blocks)
     for b in blocks:
+        b.inputs = [src if src in names else ends.get(src, src) for src in b.inputs]  # a stage: its last block
         for src in b.inputs:
             if src not in names:
+                hint = did_you_mean(src, [*names, *ends])
                 raise located_error(spec.source, b.path + ("from",),
-                                    f"block '{b.name}' takes input from unknown block '{src}'{did_you_mean(src, names)}")
+                                    f"block '{b.name}' takes input from unknown block or stage '{src}'{hint}")
             graph.add_edge(src, b.name)
         arity = type(b.block).arity
         if arity is None and len(b.inputs) < 2:
@@ -129,7 +158,8 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
     if min(resolution) < 1:
         raise ScalelabError(f"resolution must be positive, got {resolution}")
     input_shape: Shape = (spec.input.channels, *resolution)
-    blocks = _expand(spec)
+    warnings: list[str] = []
+    blocks = _expand(spec, warnings)
     graph = _wire(spec, blocks)
     ordered = _order(spec, graph, blocks)
     shapes: dict[str, Shape] = {INPUT: input_shape}
@@ -149,4 +179,10 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
     inference = [b for b in ordered if not b.training_only]
     if not inference:
         raise located_error(spec.source, ("blocks",), "every block is training-only; nothing computes the output")
-    return Network(spec, input_shape, graph, {b.name: b for b in ordered}, inference[-1].name)
+    output = inference[-1].name
+    used = {src for b in ordered for src in b.inputs}
+    for b in inference:
+        if b.name not in used and b.name != output:
+            warnings.append(_warning(spec, b.path, f"block '{b.name}' ({b.kind}): nothing uses its output (a dead "
+                                     f"branch); it is still counted in the totals"))
+    return Network(spec, input_shape, graph, {b.name: b for b in ordered}, output, warnings)

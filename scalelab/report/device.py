@@ -57,6 +57,8 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         "lowest_peak_exact": better.exact,
     }
     if mode == "train":
+        if freeze_until is not None:
+            freeze_until = network.block_named(freeze_until, "--freeze-until")  # a stage: its last block
         _training(out, training_memory(network, dtype, batch, optimizer, freeze_until))
     prediction = None
     if device is not None:
