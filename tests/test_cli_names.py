@@ -73,3 +73,15 @@ def test_stride_inside_a_stage_block_is_warned_about(tmp_path):
     assert rows["s.0"]["out_shape"] == [8, 8, 8] and rows["s.1"]["out_shape"] == [8, 8, 8]  # 16 -> 8, then 1
     clean = "  - {stage: s, repeat: 2, stride: 2, block: {kind: conv, out: 8, kernel: 3}}\n"
     assert CliRunner().invoke(app, ["analyze", str(_spec(tmp_path, clean)), "-f", "json"]).stderr == ""
+
+
+def test_plot_of_a_report_into_one_file_draws_the_accuracy_chart(tmp_path):
+    report = tmp_path / "b0.json"
+    result = invoke("scale", "--budget", "400MFLOPs", "--trials", "6", "--storage", "memory", "--no-charts",
+                    "--report-dir", tmp_path, "--study", "b0", "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "acc.png"
+    result = invoke("plot", report, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_refused(invoke("plot", report, "--chart", "all", "-o", tmp_path / "x.png"), "--output names one file")

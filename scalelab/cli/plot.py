@@ -60,7 +60,8 @@ def plot(
     source: str = typer.Argument(..., metavar="REPORT_OR_SPEC", help=(
         "JSON report written by `scalelab scale` (REPORT_DIR/<study>.json); with --breakdown, a spec file or "
         "zoo name (e.g. resnet50).")),
-    chart: Chart = typer.Option(Chart.all, "--chart", help="Report charts: accuracy (vs cost), scaling (curves vs phi), or all."),
+    chart: Optional[Chart] = typer.Option(None, "--chart", help=(
+        "Report charts: accuracy (vs cost), scaling (curves vs phi), or all (default; with -o FILE: accuracy).")),
     x: Axis = typer.Option(Axis.macs, "--x", help="Cost axis of the accuracy chart (log scale)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Image file for a single chart (PNG, SVG, PDF)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help=(
@@ -83,7 +84,7 @@ def plot(
     if output is not None:
         check_image_path(output)
     if breakdown is not None:
-        if chart != Chart.all or x != Axis.macs or not references:
+        if chart is not None or x != Axis.macs or not references:
             raise ScalelabError("--chart, --x and --references apply to search reports, not to --breakdown charts")
         _breakdown(source, breakdown, depth, device, dtype, batch, resolution, output, output_dir)
         return
@@ -92,6 +93,8 @@ def plot(
     if given:
         raise ScalelabError(f"{', '.join(given)} apply to --breakdown charts of a spec (e.g. "
                             f"`scalelab plot resnet50 --breakdown macs,params`), not to a search report")
+    if chart is None:
+        chart = Chart.all if output is None else Chart.accuracy  # one file names one chart
     _report_charts(Path(source), chart, x, output, output_dir, references)
 
 
@@ -127,7 +130,8 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
 
     data = read_report(report)
     if output is not None and chart == Chart.all:
-        raise ScalelabError("--output names one file: choose --chart accuracy or --chart scaling (or use --output-dir)")
+        raise ScalelabError("--output names one file: choose --chart accuracy (the default) or --chart scaling, "
+                            "or use --output-dir for all")
     folder = output.parent if output is not None else (output_dir or report.parent)
     if not folder.is_dir():
         raise ScalelabError(f"{folder}: folder does not exist")
