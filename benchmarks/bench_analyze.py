@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 LOAD_BEFORE = os.getloadavg()
 RESULTS = HERE / "analyze.md"
+STARTUP = "## (c) Start-up"
 
 # (label, zoo spec, resolution, torchvision builder)
 MODELS = [
@@ -226,7 +227,9 @@ def main() -> None:
                      f"{r['fvcore_conv_linear']:,} | {'yes' if r['fvcore_conv_linear'] == r['macs'] else 'NO'} | "
                      f"{r['fvcore_total']:,} | {r['ptflops_macs']:,} |")
     lines += ["", f"Load average after the run: {os.getloadavg()[0]:.1f} (1 min)."]
-    args.output.write_text("\n".join(lines) + "\n")
+    previous = args.output.read_text() if args.output.exists() else ""
+    startup = previous[previous.index(STARTUP):] if STARTUP in previous else ""  # bench_startup.py's section
+    args.output.write_text("\n".join(lines) + "\n" + (f"\n{startup}" if startup else ""))
     print(args.output.read_text())
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -204,3 +205,28 @@ def test_a_failed_search_leaves_no_empty_report_folder(tmp_path):
     result = invoke("scale", "--budget", "1MFLOPs", "--trials", "2", "--storage", "memory", "--report-dir", reports)
     assert result.exit_code == 2, result.output
     assert _tree(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Each command imports what it uses
+
+
+def _imported(args: list[str]) -> set[str]:
+    code = (f"import contextlib, io, sys\nfrom scalelab.cli import app\n"
+            f"with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    try:\n        app({args!r}, standalone_mode=False)\n    except SystemExit:\n        pass\n"
+            f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+STACK = {"pydantic", "yaml", "networkx", "rich", "matplotlib", "jinja2", "numpy", "torch", "optuna"}
+
+
+def test_help_imports_only_the_shell():
+    assert _imported(["--help"]) & STACK == set()
+
+
+def test_analyze_json_imports_only_the_analysis_stack():
+    assert _imported(["analyze", "resnet50", "--format", "json"]) & STACK == {"pydantic", "yaml"}
