@@ -85,3 +85,20 @@ def test_plot_of_a_report_into_one_file_draws_the_accuracy_chart(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_refused(invoke("plot", report, "--chart", "all", "-o", tmp_path / "x.png"), "--output names one file")
+
+
+def test_the_readme_dag_example_with_inception_branches(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "kind: inception" in b)
+    spec = tmp_path / "mini.yaml"
+    spec.write_text(text)
+    result = CliRunner().invoke(app, ["analyze", str(spec), "-f", "json"])
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)["rows"]}
+    positions = 32 * 32  # 'same' padding keeps 32x32 in every branch
+    assert rows["mixed"]["out_shape"] == [16 + 24 + 8, 32, 32]
+    assert rows["mixed"]["macs"] == positions * (32 * 16 + 32 * 16 + 16 * 24 * 9 + 32 * 8) == 4_849_664
+    assert rows["sum"]["out_shape"] == [48, 32, 32]

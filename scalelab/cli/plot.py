@@ -70,7 +70,9 @@ def plot(
     breakdown: Optional[str] = typer.Option(None, "--breakdown", help=(
         "Draw a per-block bar chart of the spec instead: comma-separated metrics among macs, params, "
         "activations (output bytes) and latency (predicted; needs --device), or all.")),
-    depth: int = typer.Option(2, "--depth", "-d", min=1, max=2, help="With --breakdown: 1 = one bar per stage, 2 = every block."),
+    level: int = typer.Option(2, "--level", "-l", min=1, max=2, help="With --breakdown: 1 = one bar per stage, 2 = every block."),
+    depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
+                                        help="Old name of --level (kept for one release)."),
     device: Optional[str] = typer.Option(None, "--device", help=(
         "With --breakdown: device profile for predicted latency, a name (`scalelab devices`) or a profile YAML.")),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
@@ -83,13 +85,14 @@ def plot(
     predicted latency, so the costly blocks stand out."""
     if output is not None:
         check_image_path(output)
+    level = depth or level
     if breakdown is not None:
         if chart is not None or x != Axis.macs or not references:
             raise ScalelabError("--chart, --x and --references apply to search reports, not to --breakdown charts")
-        _breakdown(source, breakdown, depth, device, dtype, batch, resolution, output, output_dir)
+        _breakdown(source, breakdown, level, device, dtype, batch, resolution, output, output_dir)
         return
     given = [name for name, value in (("--device", device), ("--dtype", dtype), ("--resolution", resolution))
-             if value is not None] + (["--batch"] if batch != 1 else []) + (["--depth"] if depth != 2 else [])
+             if value is not None] + (["--batch"] if batch != 1 else []) + (["--level"] if level != 2 else [])
     if given:
         raise ScalelabError(f"{', '.join(given)} apply to --breakdown charts of a spec (e.g. "
                             f"`scalelab plot resnet50 --breakdown macs,params`), not to a search report")
