@@ -127,3 +127,9 @@ def test_measured_table_names_both_totals_and_marks_cached_rows(tmp_path):
     assert "come from the cache of an earlier run" in " ".join(second.split())  # the note, wrapped
     fresh = json.loads(run("analyze", spec, "--measure", "--no-cache", "-f", "json", env=env))
     assert fresh["measured_latency"]["cached_timings"] == 0
+
+
+def test_listings_fit_the_terminal_too():
+    for command in (["zoo"], ["kinds"], ["kinds", "mbconv"], ["devices"]):
+        text = run(*command, columns=100)
+        assert max(len(line) for line in text.splitlines()) <= 100, command

@@ -78,7 +78,9 @@ def _table(infos: list[dict]) -> str:
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    from scalelab.report.table import terminal_width
+
+    console = Console(file=io.StringIO(), width=terminal_width(), color_system=None, highlight=False)
     for info in infos:
         console.print(Text(f"{info['kind']}: {info['summary']}", style="bold"))  # a title would wrap at table width
         table = Table(header_style="bold")
@@ -89,7 +91,7 @@ def _table(infos: list[dict]) -> str:
             table.add_row(*(Text(c) for c in (p["name"], p["type"], _default_text(p), p["description"])))
         console.print(table)
     console.print(Text("Every kind also takes: name, from (input block names), training_only, scale_width. "
-                  "`scalelab schema` prints the full JSON Schema."), soft_wrap=True)
+                  "`scalelab schema` prints the full JSON Schema."))
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
 
 

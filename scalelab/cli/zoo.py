@@ -44,6 +44,8 @@ def _table(rows: list[dict]) -> str:
     from rich.table import Table
     from rich.text import Text
 
+    from scalelab.report.table import terminal_width
+
     from scalelab.analysis import CONVENTION
     from scalelab.report import human_count
 
@@ -57,10 +59,10 @@ def _table(rows: list[dict]) -> str:
         cells = (r["name"], f"{h}x{w}", human_count(r["params"]), human_count(r["macs"]),
                  "-" if r["top1"] is None else f"{r['top1']:.2f}", r["top1_dataset"] or "-", text[:70] + ("..." if len(text) > 70 else ""))
         table.add_row(*(Text(c) for c in cells))  # Text(): brackets in descriptions are not rich markup
-    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    console = Console(file=io.StringIO(), width=terminal_width(), color_system=None, highlight=False)
     console.print(table)
     console.print(Text(f"Inference params and MACs at the spec's input, batch 1. Convention: {CONVENTION}. "
-                  "top-1: the published accuracy on the dataset named in each spec's reference (its source is in --format json)."), soft_wrap=True)
+                  "top-1: the published accuracy on the dataset named in each spec's reference (its source is in --format json)."))
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
 
 
