@@ -52,7 +52,7 @@ def _table(rows: list[dict]) -> str:
     table = Table(title="scalelab zoo", title_justify="left", header_style="bold")
     for header, justify in (("name", "left"), ("input", "right"), ("params", "right"), ("MACs", "right"),
                             ("top-1 %", "right"), ("dataset", "left"), ("description", "left")):
-        table.add_column(header, justify=justify, overflow="fold")
+        table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "name")  # names stay whole
     for r in rows:
         h, w = r["resolution"]
         text = r["description"]
