@@ -68,12 +68,13 @@ def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
 
 
 def check_combinations(mode: Mode, optimizer: Optional[str], freeze_until: Optional[str], measure: bool,
-                       measure_on: Optional[str], no_cache: bool) -> None:
+                       measure_on: Optional[str], no_cache: bool, allow_noisy: bool = False) -> None:
     """Options that would do nothing without another one are refused, not ignored."""
     needs = [("--optimizer", optimizer is not None, "--mode train"),
              ("--freeze-until", freeze_until is not None, "--mode train"),
              ("--measure-on", measure_on is not None, "--measure"),
-             ("--no-cache", no_cache, "--measure")]
+             ("--no-cache", no_cache, "--measure"),
+             ("--allow-noisy", allow_noisy, "--measure")]
     for option, given, other in needs:
         enabled = mode is Mode.train if other == "--mode train" else measure
         if given and not enabled:
@@ -128,6 +129,8 @@ def analyze(
     measure_on: Optional[str] = typer.Option(None, "--measure-on", help="With --measure: cpu (default), or cuda / cuda:N."),
     no_cache: bool = typer.Option(False, "--no-cache", help="With --measure: measure every block again instead of "
                                   "reusing timings cached by an earlier run."),
+    allow_noisy: bool = typer.Option(False, "--allow-noisy", help="With --measure: keep timings of a machine that "
+                                     "stays too busy to measure cleanly, marked noisy (default: refuse, exit 2)."),
     mode: Mode = typer.Option(Mode.infer, "--mode", help="infer, or train to add training memory columns."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="With --mode train: sgd (default), sgd-momentum or adam."),
     freeze_until: Optional[str] = typer.Option(None, "--freeze-until", help="With --mode train: this block (or the "
@@ -140,7 +143,7 @@ def analyze(
     """
     check_output_file(output)
     fmt = choose_format(format, output)
-    check_combinations(mode, optimizer, freeze_until, measure, measure_on, no_cache)
+    check_combinations(mode, optimizer, freeze_until, measure, measure_on, no_cache, allow_noisy)
     if (wide or explain_units) and fmt != "table":
         raise ScalelabError("--wide and --explain-units shape the terminal table; other formats carry every column "
                             "and the units already")
@@ -149,8 +152,9 @@ def analyze(
     analysis = run_analysis(spec, resolution=parse_resolution(resolution), batch=batch)
     for warning in analysis.network.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    report = _report(analysis, depth or level, device, dtype, measure, measure_on or "cpu", not no_cache, mode.value,
-                     optimizer or "sgd", freeze_until)
+    measuring = {"measure": measure, "measure_on": measure_on or "cpu", "use_cache": not no_cache,
+                 "allow_noisy": allow_noisy}
+    report = _report(analysis, depth or level, device, dtype, measuring, mode.value, optimizer or "sgd", freeze_until)
     if columns is not None:
         report = select_columns(report, columns)
     chart = _breakdown_svg(analysis, report) if fmt == "html" else None
@@ -162,20 +166,19 @@ def analyze(
     emit(render(report, fmt, width=width, fit=fit, explain_units=explain_units, chart_svg=chart), output)
 
 
-def _report(analysis, level: int, device, dtype, measure: bool, measure_on: str, use_cache: bool, mode: str,
-            optimizer: str, freeze_until):
+def _report(analysis, level: int, device, dtype, measuring: dict, mode: str, optimizer: str, freeze_until):
+    """``measuring``: measure, measure_on, use_cache and allow_noisy, as device_figures takes them."""
     from scalelab.report import build_report
 
-    if device is None and dtype is None and not measure and mode == "infer":
+    if device is None and dtype is None and not measuring["measure"] and mode == "infer":
         return build_report(analysis, depth=level)
     from scalelab.analysis.memory import dtype_bytes
     from scalelab.report import Conditions, default_columns
     from scalelab.report.device import device_figures
 
     dtype = dtype or "fp32"
-    figures = device_figures(analysis.network, dtype=dtype, batch=analysis.batch, device=device, measure=measure,
-                             mode=mode, optimizer=optimizer, freeze_until=freeze_until, measure_on=measure_on,
-                             use_cache=use_cache)
+    figures = device_figures(analysis.network, dtype=dtype, batch=analysis.batch, device=device, mode=mode,
+                             optimizer=optimizer, freeze_until=freeze_until, **measuring)
     conditions = Conditions(tuple(analysis.input_shape[1:]), analysis.batch, dtype, dtype_bytes(dtype))
     return build_report(analysis, depth=level, columns=[*default_columns(), *figures.columns],
                         conditions=conditions, notes=figures.notes, figures=figures.data, mode=mode,

@@ -26,7 +26,7 @@ class DeviceFigures:
 
 def device_figures(network, *, dtype: str, batch: int, device: Optional[str], measure: bool,
                    mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu",
-                   use_cache: bool = True) -> DeviceFigures:
+                   use_cache: bool = True, allow_noisy: bool = False) -> DeviceFigures:
     from scalelab.analysis.memory import best_order, inference_memory, training_memory
 
     out = DeviceFigures()
@@ -73,7 +73,7 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         out.data["predicted_latency"] = {"unit": "milliseconds", "device": prediction.device, "dtype": dtype,
                                          "batch": batch, "total_ms": prediction.total_ms, "method": prediction.method}
     if measure:
-        measured = _measured(out, network, dtype, batch, measure_on, use_cache)
+        measured = _measured(out, network, dtype, batch, measure_on, use_cache, allow_noisy)
         if prediction is not None:
             _prediction_error(out, prediction, measured)
     return out
@@ -115,10 +115,11 @@ def _training(out: DeviceFigures, tm) -> None:
     }
 
 
-def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, use_cache: bool = True):
+def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, use_cache: bool = True,
+              allow_noisy: bool = False):
     from scalelab.analysis.measure import measure_latency
 
-    m = measure_latency(network, on, dtype, batch, use_cache=use_cache)
+    m = measure_latency(network, on, dtype, batch, use_cache=use_cache, allow_noisy=allow_noisy)
     out.columns.append(Column("measured_ms", "Meas. ms", f"milliseconds, median {m.method}; the total row "
                               "sums the blocks timed alone, the row after it times the network whole",
                               lambda b, ctx: m.blocks[b.name].median_ms if b.name in m.blocks else None, _ms))
@@ -142,5 +143,6 @@ def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, use_
     out.data["measured_latency"] = {"unit": "milliseconds", "network_median_ms": m.network.median_ms,
                                     "network_spread_ms": m.network.spread_ms, "network_cached": m.network.cached,
                                     "sum_of_blocks_alone_ms": blocks_sum, "cached_timings": cached,
-                                    "method": m.method, "conditions": m.conditions}
+                                    "method": m.method, "conditions": m.conditions, "noisy": m.network.noisy,
+                                    "competing_load_cpus": m.network.other_cpus}
     return m
