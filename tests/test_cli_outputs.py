@@ -151,6 +151,17 @@ def test_html_renders_in_a_headless_browser_and_sorts_by_column(tmp_path):
     first = [row[0][1] for row in page.tables[0][1:4]]
     assert first == ["layer2.0", "layer3.0", "layer4.0"]  # ties keep execution order
     assert page.tables[0][-1][0][1] == "Total (inference)"  # the total stays last
+    # nothing is wider than the window: wide tables scroll inside their own box, long unit texts wrap,
+    # the chart scales down
+    wide = tmp_path / "wide.html"
+    assert invoke("analyze", "googlenet", "--mode", "train", "--device", "t4", "-o", wide).exit_code == 0
+    probe = tmp_path / "probe.html"
+    probe.write_text(wide.read_text().replace("</body>", "<script>document.title = 'W ' + "
+                                             "document.documentElement.scrollWidth + ' ' + "
+                                             "document.documentElement.clientWidth;</script></body>"))
+    dom = _browser("--dump-dom", "--window-size=1024,800", probe.as_uri()).stdout
+    scroll, client = map(int, dom.split("<title>W ", 1)[1].split("<", 1)[0].split())
+    assert scroll <= client
 
 
 # --------------------------------------------------------------------------------------------------
