@@ -202,6 +202,17 @@ def test_output_into_a_read_only_folder_is_refused(tmp_path):
         folder.chmod(0o755)
 
 
+def test_report_dir_under_proc_is_refused_before_the_search():
+    result = invoke("scale", "--budget", "400MFLOPs", "--trials", "2", "--report-dir", "/proc/scalelab-reports")
+    assert_refused(result, "--report-dir /proc/scalelab-reports", "cannot write into folder /proc")
+
+
+def test_plot_output_is_checked_like_the_others(tmp_path):
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "macs", "-o", "/proc/x.png"), "/proc", "cannot write")
+    assert_refused(invoke("plot", "resnet50", "--breakdown", "macs", "-o", tmp_path / "no" / "x.png"),
+                   "does not exist")
+
+
 def test_report_dir_that_is_a_file_is_refused_before_the_search(tmp_path):
     target = tmp_path / "file"
     target.write_text("x")

@@ -12,6 +12,7 @@ import typer
 
 from scalelab.cli.app import app, friendly
 from scalelab.errors import ScalelabError
+from scalelab.output import check_output_file
 
 
 class Chart(str, Enum):
@@ -50,8 +51,7 @@ def check_image_path(path: Path) -> None:
     if suffix not in IMAGE_FORMATS:
         raise ScalelabError(f"{path}: charts are written as {', '.join(IMAGE_FORMATS)}; name the file with one of "
                             f"these extensions (got '{path.suffix or 'none'}')")
-    if not path.parent.is_dir():
-        raise ScalelabError(f"{path}: folder {path.parent} does not exist")
+    check_output_file(path)
 
 
 @app.command()
