@@ -252,3 +252,18 @@ def test_help_imports_only_the_shell():
 
 def test_analyze_json_imports_only_the_analysis_stack():
     assert _imported(["analyze", "resnet50", "--format", "json"]) & STACK == {"pydantic", "yaml"}
+
+
+def test_scale_writes_into_scalelab_reports_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("scale", "--budget", "400MFLOPs", "--trials", "6", "--storage", "memory", "--no-charts",
+                    "--study", "b0", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "scalelab-reports").iterdir()) == ["b0.json", "b0.md", "b0.yaml"]
+    assert [p.name for p in tmp_path.iterdir()] == ["scalelab-reports"]  # no staging folder left behind
+
+
+def test_the_example_reports_are_regenerated_into_reports_explicitly():
+    script = (Path(__file__).resolve().parents[1] / "reports" / "regenerate.sh").read_text()
+    searches = [line for line in script.splitlines() if " scale " in line]
+    assert searches and all("--report-dir reports" in line for line in searches)
