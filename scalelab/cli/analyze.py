@@ -105,35 +105,35 @@ def analyze(
     format: Optional[ReportFormat] = typer.Option(None, "--format", "-f", help=(
         "table (human units; the default), markdown, json or csv (exact integers), html (a self-contained page). "
         "With -o, taken from the file's extension.")),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help=(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help=(
         "Write the report to this file, in the format its extension names (.json .csv .md .html .txt); "
         "atomically: nothing is written on failure.")),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r",
+    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", metavar="SIZE",
                                              help="Input size overriding the spec's: 224 or HxW such as 224x160."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (MACs, ops and activations scale with it)."),
-    level: int = typer.Option(2, "--level", "-l", min=1, max=2, help="Rows: 1 = one row per stage, 2 = every block."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, metavar="N", help="Batch size (MACs, ops and activations scale with it)."),
+    level: int = typer.Option(2, "--level", "-l", min=1, max=2, metavar="1|2", help="Rows: 1 = one row per stage, 2 = every block."),
     depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
                                         help="Old name of --level (kept for one release)."),
-    columns: Optional[str] = typer.Option(None, "--columns", help=(
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="KEYS", help=(
         "Comma-separated columns to show, by JSON key (params, macs, macs_percent, other_ops, activation_elements, "
         "activation_bytes, and those --device, --measure and --mode train add). Default: every column, except the "
         "terminal table, which keeps what fits its width.")),
     wide: bool = typer.Option(False, "--wide", help="Terminal table: every column, however wide."),
     explain_units: bool = typer.Option(False, "--explain-units", help=(
         "Terminal table: print the counting convention and each column's unit in full.")),
-    device: Optional[str] = typer.Option(None, "--device", help="Add predicted latency on a device profile: a name "
+    device: Optional[str] = typer.Option(None, "--device", metavar="PROFILE", help="Add predicted latency on a device profile: a name "
                                          "(`scalelab devices`) or a profile YAML (`scalelab calibrate`)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16, bf16 or int8: bytes and latency at this "
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="DTYPE", help="fp32, fp16, bf16 or int8: bytes and latency at this "
                                         "type; adds memory columns and the inference peak (default fp32)."),
     measure: bool = typer.Option(False, "--measure", help="Add latency measured here with torch (each block and the network)."),
-    measure_on: Optional[str] = typer.Option(None, "--measure-on", help="With --measure: cpu (default), or cuda / cuda:N."),
+    measure_on: Optional[str] = typer.Option(None, "--measure-on", metavar="DEVICE", help="With --measure: cpu (default), or cuda / cuda:N."),
     no_cache: bool = typer.Option(False, "--no-cache", help="With --measure: measure every block again instead of "
                                   "reusing timings cached by an earlier run."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy", help="With --measure: keep timings of a machine that "
                                      "stays too busy to measure cleanly, marked noisy (default: refuse, exit 2)."),
     mode: Mode = typer.Option(Mode.infer, "--mode", help="infer, or train to add training memory columns."),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="With --mode train: sgd (default), sgd-momentum or adam."),
-    freeze_until: Optional[str] = typer.Option(None, "--freeze-until", help="With --mode train: this block (or the "
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="NAME", help="With --mode train: sgd (default), sgd-momentum or adam."),
+    freeze_until: Optional[str] = typer.Option(None, "--freeze-until", metavar="BLOCK", help="With --mode train: this block (or the "
                                                "last block of this stage) and every block before it are frozen."),
 ) -> None:
     """Per-block parameters, MACs, other ops and activation sizes of a network, with totals.
