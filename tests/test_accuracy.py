@@ -298,3 +298,36 @@ def test_cli_output_file_is_written_atomically(tmp_path):
     assert target.read_text().startswith("### published accuracy")
     missing = runner.invoke(app, ["accuracy", "-o", str(tmp_path / "nowhere" / "x.md")])
     assert missing.exit_code == 2 and not (tmp_path / "nowhere").exists()
+
+
+def test_intervals_cover_a_held_out_series():
+    """The EfficientNet networks (paper and torchvision rows) left out of everything, law and
+    interval calibration alike: their 80% intervals must cover most of them, and not by being huge."""
+    from scalelab.scaling.accuracy.intervals import calibrate
+    from scalelab.scaling.accuracy.published import published
+    from scalelab.scaling.accuracy.scaling_law import series_points
+
+    points = series_points(published())
+    held = [p for p in points if p.series.startswith("efficientnet")]
+    rest = [p for p in points if p.name not in {p.name for p in held}]
+    cal = calibrate(rest)
+    inside, widths = 0, []
+    for p in held:
+        estimate = cal.law.predict(p.base_top1, p.depth, p.width, p.resolution)
+        low, high = cal.interval(estimate, p.depth, p.width, p.resolution)
+        inside += low <= p.top1 <= high
+        widths.append(high - low)
+    assert inside / len(held) >= 0.7
+    assert max(widths) < 12.0
+
+
+def test_estimates_carry_an_interval_that_widens_away_from_the_data():
+    from scalelab.scaling.accuracy import estimate_accuracy
+
+    b0 = load_spec("efficientnet_b0")
+    near = estimate_accuracy(b0, 1.2, 1.1, 240)
+    far = estimate_accuracy(b0, 4.0, 3.0, 672)
+    for e in (near, far):
+        assert e.low < e.top1 < e.high
+    assert far.high - far.low > near.high - near.low
+    assert f"[{near.low:.2f}, {near.high:.2f}]" in near.text() and "80% prediction interval" in near.detail

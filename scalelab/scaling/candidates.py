@@ -80,6 +80,10 @@ class Evaluator:
             raise ScalelabError("a latency budget needs a device profile to predict latency on: add --device (e.g. --device t4)")
         if self.device:
             self._profile = _load_device(self.device)
+        if self.accuracy_method == "scaling-law" and self.base.reference is None:
+            from scalelab.scaling.accuracy import _base_top1
+
+            _base_top1(self.base, "scaling-law")  # refuses now, not once per trial
 
     @property
     def base_size(self) -> tuple[int, int]:
@@ -171,7 +175,7 @@ def evaluate_trial(evaluator: Evaluator, trial: Any, depth: float, width: float,
     before the error fails the trial."""
     try:
         return evaluator.evaluate(depth, width, resolution, trial if pruning else None)
-    except CandidateError as exc:
+    except ScalelabError as exc:
         trial.set_user_attr("failed", str(exc))
         raise
 

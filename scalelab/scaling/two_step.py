@@ -128,22 +128,31 @@ def phi_range(coeffs: tuple[float, float, float], space) -> tuple[float, float]:
     return lo, hi
 
 
+def _feasible_start(ray: Ray, lo: float, hi: float) -> float:
+    """A phi within the budgets to start from: phi = 0 (the base's size), else the first going down
+    to the smallest phi allowed (a network too small to build fails like one over the budget)."""
+    down = [0.0] + [-0.25 * k for k in range(1, int(-lo / 0.25) + 1)] + [lo]
+    for phi in down:
+        if lo <= phi <= hi and ray.at(phi):
+            return phi
+    a, b, g = ray.coefficients
+    raise ScalelabError(f"budget {ray.settings.budgets[0].describe()} is impossible along alpha={a:.3f}, "
+                        f"beta={b:.3f}, gamma={g:.3f}: no phi from {lo:.2f} to 0 gives a network within it")
+
+
 def largest_phi(ray: Ray, space, phi_step: float) -> float:
     """The largest phi whose network meets every budget: bisection on a monotone cost, or the last
     feasible step."""
     lo, hi = phi_range(ray.coefficients, space)
-    if not ray.at(lo):
-        a, b, g = ray.coefficients
-        raise ScalelabError(f"budget {ray.settings.budgets[0].describe()} is impossible along alpha={a:.3f}, "
-                            f"beta={b:.3f}, gamma={g:.3f}: even phi={lo:.2f} exceeds it")
+    good = _feasible_start(ray, lo, hi)
     if phi_step > 0:
-        k, best = math.ceil(lo / phi_step - 1e-9), lo
+        k, best = math.ceil(good / phi_step - 1e-9), good
         while k * phi_step <= hi + 1e-9 and ray.at(k * phi_step):
             best, k = k * phi_step, k + 1
         return best
     if ray.at(hi):
         return hi
-    good, bad = lo, hi
+    bad = hi
     while bad - good > 1e-3:
         mid = (good + bad) / 2
         good, bad = (mid, bad) if ray.at(mid) else (good, mid)
