@@ -226,4 +226,4 @@ def test_a_killed_search_resumes_from_its_storage(tmp_path, sig):
     after = {t["number"]: t for t in report["trials"]}
     assert len(after) == total
     for number, params in done.items():  # kept as they were
-        assert (after[number]["depth"], after[number]["width"]) == (params["depth"], params["width"])
+        assert (after[number]["sampled"], after[number]["width"]) == (params, params["width"])

@@ -16,10 +16,8 @@ the study goes on.
 Objectives: the MnasNet reward (``scalelab.scaling.objectives``), or a Pareto search of accuracy
 against the first budget's cost. Hard budgets reach the sampler through ``Trial.set_constraint``.
 Studies live in an Optuna storage (SQLite file by default) and resume: the same study name and
-storage continue where they stopped, up to the requested total of trials. With a SQLite file the
-trials run in an in-memory copy of the study and are written back in one batch at the end (also
-when stopped), since SQLite serialises writers anyway; a server database (PostgreSQL, MySQL) is
-written trial by trial, so that several workers share one study as it runs.
+storage continue where they stopped, up to the requested total of trials. Trials are written as
+they finish, so a killed run keeps them and several workers can share one study.
 """
 
 from __future__ import annotations
@@ -179,9 +177,8 @@ def run_search(
     before = count_finished(study)
     remaining = max(0, settings.trials - before)
     if remaining:
-        with _working_copy(study, storage) as working:
-            working.optimize(objective, n_trials=remaining, catch=(ScalelabError,), show_progress_bar=progress,
-                             callbacks=list(callbacks))
+        study.optimize(objective, n_trials=remaining, catch=(ScalelabError,), show_progress_bar=progress,
+                       callbacks=list(callbacks))
     records = read_records(study)
     new = count_finished(study) - before
     failed = read_failures(study)
@@ -228,33 +225,6 @@ def read_failures(study) -> list[tuple[int, str]]:
 
     return [(t.number, t.user_attrs["failed"]) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
             if "failed" in t.user_attrs]
-
-
-class _working_copy:
-    """The study itself, or for a SQLite file an in-memory copy whose finished trials are written back
-    in one batch on leaving (also on Ctrl-C or an error): SQLite commits each of a trial's dozen
-    writes on its own, and serialises writers, so it gains nothing from writing as trials run."""
-
-    def __init__(self, study, url: Optional[str]):
-        self.study, self.copy = study, None
-        self.batched = isinstance(url, str) and url.startswith("sqlite")
-
-    def __enter__(self):
-        import optuna
-
-        if not self.batched:
-            return self.study
-        self.copy = optuna.create_study(directions=self.study.directions, sampler=self.study.sampler,
-                                        pruner=self.study.pruner)
-        done = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
-        self.copy.add_trials(done)
-        self.known = len(done)
-        return self.copy
-
-    def __exit__(self, *exc) -> None:
-        if self.copy is not None:
-            fresh = [t for t in self.copy.get_trials(deepcopy=False)[self.known:] if t.state.is_finished()]
-            self.study.add_trials(fresh)
 
 
 def _storage_name(storage: Optional[str]) -> str:
