@@ -78,3 +78,25 @@ def test_the_winner_spends_the_budget(base_name, metric, factor):
     # within 10% below the budget, or the report names the range that stopped it
     assert use >= 0.9 or "largest" in stopped, (use, refinement)
     assert math.isfinite(use)
+
+
+def test_batched_sqlite_writes_store_what_a_trial_by_trial_run_stores(tmp_path, monkeypatch):
+    """The same seeded search written in batches and trial by trial: identical stored trials."""
+    import optuna
+
+    import scalelab.scaling.batching as batching
+
+    base = load_spec("efficientnet_b0")
+    budget = Budget("macs", 400e6, "400MFLOPs")
+    stored = {}
+    for mode in ("batched", "one by one"):
+        if mode == "one by one":
+            monkeypatch.setattr(batching, "batches", lambda url: False)
+        url = f"sqlite:///{tmp_path / (mode.replace(' ', '_') + '.db')}"
+        run_search(Evaluator(base, (budget,)), SearchSettings((budget,), method="direct", trials=12, extrapolation="allow"), storage=url,
+                   study_name="s")
+        trials = optuna.load_study(study_name="s", storage=url).get_trials()
+        stored[mode] = [(t.number, t.state, t.params, t.values, t.user_attrs, t.system_attrs, t.distributions)
+                        for t in trials]
+    assert len(stored["batched"]) == 12
+    assert stored["batched"] == stored["one by one"]

@@ -16,8 +16,9 @@ the study goes on.
 Objectives: the MnasNet reward (``scalelab.scaling.objectives``), or a Pareto search of accuracy
 against the first budget's cost. Hard budgets reach the sampler through ``Trial.set_constraint``.
 Studies live in an Optuna storage (SQLite file by default) and resume: the same study name and
-storage continue where they stopped, up to the requested total of trials. Trials are written as
-they finish, so a killed run keeps them and several workers can share one study.
+storage continue where they stopped, up to the requested total of trials. With a SQLite file the
+trials are written in batches every few seconds (``scalelab.scaling.batching``); a server database
+is written trial by trial, so that several workers share one study as it runs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Sequence
 
 from scalelab.errors import ScalelabError
+from scalelab.scaling.batching import write_trials
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.candidates import Candidate, CandidateError, Evaluator, evaluate_trial
 from scalelab.scaling.compound import DepthLevel, depth_levels, nearest_level
@@ -177,8 +179,7 @@ def run_search(
     before = count_finished(study)
     remaining = max(0, settings.trials - before)
     if remaining:
-        study.optimize(objective, n_trials=remaining, catch=(ScalelabError,), show_progress_bar=progress,
-                       callbacks=list(callbacks))
+        _optimize(study, store, storage, objective, remaining, progress, list(callbacks))
     records = read_records(study)
     new = count_finished(study) - before
     failed = read_failures(study)
@@ -213,6 +214,20 @@ def run_search(
     records_refined = _record_step_two(store, f"{name}-refine", settings, refined, None)
     return SearchResult(settings, name, _storage_name(storage), records, records_refined[0], front, new,
                         failed=failed, refinement=refined.refinement.as_dict(), refined=records_refined)
+
+
+def _optimize(study, store, url: Optional[str], objective, n_trials: int, progress: bool, callbacks: list) -> None:
+    """Run the trials; with a SQLite file in an in-memory copy written back in batches (``batching``)."""
+    from scalelab.scaling.batching import BatchedStudy, batches
+
+    if not batches(url):
+        study.optimize(objective, n_trials=n_trials, catch=(ScalelabError,), show_progress_bar=progress,
+                       callbacks=callbacks)
+        return
+    batched = BatchedStudy(study, store)
+    with batched as working:
+        working.optimize(objective, n_trials=n_trials, catch=(ScalelabError,), show_progress_bar=progress,
+                         callbacks=[batched.flush_callback, *callbacks])
 
 
 def _failure_hint(failed: list[tuple[int, str]]) -> str:
@@ -304,7 +319,7 @@ def _record_step_two(store, phi_name: str, settings: SearchSettings, two: StepTw
             params=params, distributions={k: dist[k] for k in params}, value=reward, user_attrs=attrs,
             constraints={bb.metric: v for bb, v in zip(settings.budgets, cons)}))
         records.append(TrialRecord(len(records), c, ok, reward, params))
-    phi_study.add_trials(frozen)
+    write_trials(store, phi_study, frozen)
     return records
 
 
