@@ -159,9 +159,13 @@ def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, fl
     placed: list[Box] = []
     for anchor, size in zip(anchors, sizes):
         best, best_cost = None, None
-        for box in _candidates(anchor, size, gap):
+        boxes = _candidates(anchor, size, gap)
+        # only what lies near the anchor can overlap one of its candidate boxes
+        reach = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        near = [o for o in obstacles if _overlap(o, reach) > 0] + [o for o in placed if _overlap(o, reach) > 0]
+        for box in boxes:
             outside = size[0] * size[1] - _overlap(box, bounds)
-            cost = sum(_overlap(box, o) for o in placed) + sum(_overlap(box, o) for o in obstacles) + outside
+            cost = sum(_overlap(box, o) for o in near) + outside
             if cost == 0:
                 best = box
                 break
@@ -177,7 +181,7 @@ PAD = 2.0  # pixels of margin around each label
 def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
     """Name each published network next to its point, without labels covering each other, the
     markers or the legend; a thin line joins a label pushed away from its point."""
-    fig.canvas.draw()  # fixes the limits and the layout the display coordinates depend on
+    fig.draw_without_rendering()  # fixes the limits and the layout the display coordinates depend on
     renderer = fig.canvas.get_renderer()
     to_display = ax.transData.transform
     seen, points = set(), []
@@ -206,14 +210,16 @@ def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
     obstacles.append(tuple(legend.get_window_extent(renderer).extents))
     bounds = tuple(ax.get_window_extent(renderer).extents)
     boxes = place_labels(anchors, sizes, obstacles, bounds)
-    points_per_pixel = 72.0 / fig.dpi
+    to_data = ax.transData.inverted().transform
     for p, (x, y), box in zip(points, anchors, boxes):
-        dx, dy = (box[0] + PAD - x) * points_per_pixel, (box[1] + PAD - y) * points_per_pixel
+        # placed in data coordinates: the axes keep their limits and place from here to the saved file
+        ax.text(*to_data((box[0] + PAD, box[1] + PAD)), p.label, fontsize=7, color="tab:green", ha="left",
+                va="bottom", clip_on=False)
         far = max(abs(box[0] - x), abs(box[2] - x)) > 14 or max(abs(box[1] - y), abs(box[3] - y)) > 14
-        ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(dx, dy), fontsize=7, color="tab:green",
-                    ha="left", va="bottom", annotation_clip=False,
-                    arrowprops=dict(arrowstyle="-", color="tab:green", lw=0.5, alpha=0.7, shrinkA=0, shrinkB=3)
-                    if far else None)
+        if far:  # a plain leader line to the nearest point of the label's box
+            end = (min(max(x, box[0] + PAD), box[2] - PAD), min(max(y, box[1] + PAD), box[3] - PAD))
+            (ex, ey), = [to_data(end)]
+            ax.plot([p.x, ex], [p.y, ey], "-", c="tab:green", lw=0.5, alpha=0.7, zorder=1, scalex=False, scaley=False)
 
 
 # --------------------------------------------------------------------------------------------------
