@@ -331,3 +331,21 @@ def test_estimates_carry_an_interval_that_widens_away_from_the_data():
         assert e.low < e.top1 < e.high
     assert far.high - far.low > near.high - near.low
     assert f"[{near.low:.2f}, {near.high:.2f}]" in near.text() and "80% prediction interval" in near.detail
+
+
+def test_the_shipped_caches_match_a_fresh_fit():
+    """The fitted law and the interval calibration are stored beside published.yaml; recomputed from
+    the table, they come out the same."""
+    from scalelab.scaling.accuracy.cache import cache_path, published_digest
+    from scalelab.scaling.accuracy.intervals import calibrate, calibration
+    from scalelab.scaling.accuracy.published import published
+    from scalelab.scaling.accuracy.scaling_law import fit, fitted_law, series_points
+
+    for name in ("scaling_law", "intervals"):
+        assert json.loads(cache_path(name).read_text())["published_sha256"] == published_digest()
+    points = series_points(published())
+    fresh = fit(points)
+    for (_, a), (_, b) in zip(fresh.terms().items(), fitted_law().terms().items()):
+        assert (a.floor, a.exponent) == pytest.approx((b.floor, b.exponent), abs=1e-6)
+    again = calibrate(points, fresh)
+    assert (again.q, again.scale) == pytest.approx((calibration().q, calibration().scale), abs=1e-6)

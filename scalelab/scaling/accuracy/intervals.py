@@ -133,8 +133,18 @@ def jackknife_coverage(residuals, scale: float) -> float:
 
 @functools.cache
 def calibration() -> Calibration:
-    """The intervals of the law fitted on every published scaling series (once per process)."""
+    """The intervals of the law fitted on every published scaling series (once per published table:
+    ``cache``)."""
+    from scalelab.scaling.accuracy.cache import cached
     from scalelab.scaling.accuracy.published import published
     from scalelab.scaling.accuracy.scaling_law import fitted_law, series_points
 
-    return calibrate(series_points(published()), fitted_law())
+    points = series_points(published())
+
+    def compute() -> dict:
+        cal = calibrate(points, fitted_law())
+        return {"scale": cal.scale, "q": cal.q, "held_series": [r.__dict__ for r in cal.held_series]}
+
+    data = cached("intervals", compute)
+    return Calibration(fitted_law(), tuple(points), tuple(Residual(**r) for r in data["held_series"]),
+                       data["scale"], data["q"])
