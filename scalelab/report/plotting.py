@@ -26,7 +26,10 @@ def _save(fig, path: Path) -> None:
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches="tight")
+    # the tight box computed from the artists' extents: bbox_inches="tight" would draw the figure
+    # once more just to find it
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches=box)
     write_atomic(Path(path), buffer.getvalue())
 
 
