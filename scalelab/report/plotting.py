@@ -21,14 +21,14 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
-    """Render to memory, then write atomically: a failed draw leaves no partial chart."""
+def _save(fig, path: Path, laid_out: bool = False) -> None:
+    """Render to memory, then write atomically: a failed draw leaves no partial chart. A figure
+    ``laid_out`` already (drawn once without rendering) gets its tight box from the artists' extents;
+    bbox_inches="tight" would draw it once more just to find it."""
     import io
 
     buffer = io.BytesIO()
-    # the tight box computed from the artists' extents: bbox_inches="tight" would draw the figure
-    # once more just to find it
-    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1) if laid_out else "tight"
     fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches=box)
     write_atomic(Path(path), buffer.getvalue())
 
@@ -74,7 +74,7 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
             _label_references(fig, ax, chart, legend)
         if chart.notes:
             fig.text(0.01, -0.02, "\n".join(chart.notes), fontsize=7, va="top", color="0.3")
-        _save(fig, path)
+        _save(fig, path, laid_out=bool(chart.references))
     finally:
         plt.close(fig)
     return Path(path)
