@@ -270,12 +270,20 @@ def test_cli_validate_reports_the_efficientnet_error():
     assert "EfficientNet series (paper): mean" in result.output and "leave-one-out" in result.output
     summary = json.loads(runner.invoke(app, ["accuracy", "--validate", "-f", "json"]).output)
     assert summary["series"]["efficientnet"]["max_abs_error"] <= 1.0
+    # 80% intervals: near 80% of held-out networks covered, and not by covering everything
+    iv = summary["intervals"]
+    assert 0.75 <= iv["coverage_series_held_out"] <= 0.92 and iv["held_out_networks"] == 24
+    assert iv["mean_width_series_held_out"] < 6.0 and "80% prediction intervals" in result.output
 
 
 def test_cli_estimate_says_how():
     result = runner.invoke(app, ["accuracy", "efficientnet_b0", "--depth", "1.4", "--width", "1.2", "--resolution", "300"])
     assert result.exit_code == 0, result.output
     assert "top-1" in result.output and "how: scaling-law estimate" in result.output
+    low, high = (float(v) for v in result.output.split("[", 1)[1].split("]", 1)[0].split(","))
+    estimate = json.loads(runner.invoke(app, ["accuracy", "efficientnet_b0", "--depth", "1.4", "--width", "1.2",
+                                              "--resolution", "300", "-f", "json"]).output)
+    assert (estimate["low"], estimate["high"]) == pytest.approx((low, high), abs=0.006)
 
 
 @pytest.mark.parametrize("args, message", [
