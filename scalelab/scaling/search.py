@@ -181,39 +181,60 @@ def run_search(
     if remaining:
         _optimize(study, store, storage, objective, remaining, progress, list(callbacks))
     records = read_records(study)
-    new = count_finished(study) - before
-    failed = read_failures(study)
-    primary = settings.budgets[0].metric
-    front_points = pareto_front(Point(t.candidate.metrics[primary], t.candidate.accuracy, t) for t in records if t.feasible)
-    front = [p.key for p in front_points]
-
+    done = _Done(store, name, _storage_name(storage), records, count_finished(study) - before, read_failures(study))
     if settings.method == "two-step":
-        step1 = [t for t in records if t.feasible]
-        if not step1:
-            raise ScalelabError(f"no trial of study '{name}' could be built at alpha*beta^2*gamma^2 = "
-                                f"{settings.product_target:g} +- {settings.product_tolerance:g}{_failure_hint(failed)}")
-        two = step_two(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
-        phi_trials = _record_step_two(store, f"{name}-phi", settings, two, phi_range(two.coefficients, settings.space))
-        # step 1's trials sit at phi = 1; the candidates under the budget are the networks step 2 priced
-        front = [p.key for p in pareto_front(Point(t.candidate.metrics[primary], t.candidate.accuracy, t)
-                                             for t in phi_trials if t.feasible)]
-        return SearchResult(settings, name, _storage_name(storage), records, phi_trials[0], front, new,
-                            two.coefficients, two.phi, phi_trials, failed, two.refinement.as_dict())
+        return _two_step_result(evaluator, settings, levels, done)
+    return _direct_result(evaluator, settings, levels, done)
 
-    feasible_trials = [t for t in records if t.feasible]
+
+@dataclass
+class _Done:
+    """What the study holds once its trials have run."""
+
+    store: Any
+    name: str
+    storage: str
+    records: list[TrialRecord]
+    new: int
+    failed: list[tuple[int, str]]
+
+
+def _front(records: list[TrialRecord], metric: str) -> list[TrialRecord]:
+    return [p.key for p in pareto_front(Point(t.candidate.metrics[metric], t.candidate.accuracy, t)
+                                        for t in records if t.feasible)]
+
+
+def _two_step_result(evaluator: Evaluator, settings: SearchSettings, levels, done: _Done) -> SearchResult:
+    step1 = [t for t in done.records if t.feasible]
+    if not step1:
+        raise ScalelabError(f"no trial of study '{done.name}' could be built at alpha*beta^2*gamma^2 = "
+                            f"{settings.product_target:g} +- {settings.product_tolerance:g}{_failure_hint(done.failed)}")
+    two = step_two(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
+    phi_trials = _record_step_two(done.store, f"{done.name}-phi", settings, two,
+                                  phi_range(two.coefficients, settings.space))
+    # step 1's trials sit at phi = 1; the candidates under the budget are the networks step 2 priced
+    front = _front(phi_trials, settings.budgets[0].metric)
+    return SearchResult(settings, done.name, done.storage, done.records, phi_trials[0], front, done.new,
+                        two.coefficients, two.phi, phi_trials, done.failed, two.refinement.as_dict())
+
+
+def _direct_result(evaluator: Evaluator, settings: SearchSettings, levels, done: _Done) -> SearchResult:
+    feasible_trials = [t for t in done.records if t.feasible]
     if not feasible_trials:
         within = " within the accuracy estimator's fitted range" if settings.extrapolation == "avoid" else ""
         hint = " or --extrapolation allow" if within else ""
-        raise ScalelabError(f"none of the {len(records)} trials of study '{name}' met the budget{within}; run more "
-                            f"trials (--trials), narrow the ranges{hint}{_failure_hint(failed)}")
-    if pareto:
+        raise ScalelabError(f"none of the {len(done.records)} trials of study '{done.name}' met the budget{within}; "
+                            f"run more trials (--trials), narrow the ranges{hint}{_failure_hint(done.failed)}")
+    primary = settings.budgets[0].metric
+    if settings.objective == "pareto":
         best = max(feasible_trials, key=lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary]))
     else:
         best = max(feasible_trials, key=lambda t: (t.value, -t.candidate.macs))
     refined = refine_winner(evaluator, settings, levels, best.candidate)
-    records_refined = _record_step_two(store, f"{name}-refine", settings, refined, None)
-    return SearchResult(settings, name, _storage_name(storage), records, records_refined[0], front, new,
-                        failed=failed, refinement=refined.refinement.as_dict(), refined=records_refined)
+    records_refined = _record_step_two(done.store, f"{done.name}-refine", settings, refined, None)
+    return SearchResult(settings, done.name, done.storage, done.records, records_refined[0],
+                        _front(done.records, primary), done.new, failed=done.failed,
+                        refinement=refined.refinement.as_dict(), refined=records_refined)
 
 
 def _optimize(study, store, url: Optional[str], objective, n_trials: int, progress: bool, callbacks: list) -> None:
