@@ -135,6 +135,9 @@ def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtyp
         method = f"fitted model on profile {profile.name}{_fitted(profile)}: per layer sum of {compute}, and {_overheads(profile)}"
     else:
         method = f"roofline on profile {profile.name}{calibrated}: per layer max({compute}) + {_overheads(profile)}"
+    warning = (profile.calibration or {}).get("warning")
+    if warning:
+        method = f"WARNING, {warning}. {method}"  # every prediction from such a profile says so first
     return LatencyPrediction(profile.name, dtype, batch, method, blocks)
 
 
