@@ -377,3 +377,14 @@ def test_dropout_saved_bytes_match_torch_on_cpu():
     assert model.saved_bytes - gpu.saved_bytes == 3 * dropped
     with pytest.raises(ScalelabError, match="unknown device kind 'tpu'"):
         training_memory(network, device="tpu")
+
+
+@pytest.mark.parametrize("freeze_until", [None, "res", "inc", "pad"])
+def test_every_node_kind_trains_as_torch_saves(freeze_until):
+    """Every node kind (a reflect-padded conv keeps its padded copy and the pad its input; LRN's
+    composite steps keep the input, the padded squares and two intermediates; a gate each factor whose
+    partner needs a gradient), trained whole and with frozen prefixes: exact on CPU."""
+    network = resolve(parse_spec(EVERY_NODE))
+    model = training_memory(network, batch=2, optimizer="sgd", freeze_until=freeze_until)
+    real = training_step(network, "sgd", batch=2, freeze_until=freeze_until)
+    assert (model.saved_bytes, model.gradient_bytes) == (real["saved_bytes"], real["gradient_bytes"])

@@ -48,7 +48,7 @@ class Activation(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         keeps = ACTIVATIONS[self.fn].saves
         return Saved(input=keeps == "in", output=keeps == "out")
 

@@ -181,7 +181,8 @@ class Primitive:
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         _missing(self, "train_macs")
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
+        """Asked only when autograd records the layer: its weights train or its input needs a gradient."""
         _missing(self, "saved")
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:

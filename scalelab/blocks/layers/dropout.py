@@ -29,7 +29,7 @@ class Dropout(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         """What ``nn.Dropout`` keeps differs by device (aten/src/ATen/native/Dropout.cpp):
 
         * CPU: ``at::dropout`` takes the fused kernel only for CUDA tensors (later versions: also
