@@ -167,7 +167,7 @@ def test_every_primitive_kind_has_an_example():
 def test_each_face_agrees_with_its_torch_module(name, trained, input_grad):
     """Each primitive's faces against its own built module (CPU, fp32, batch 3), with and without
     trained weights and an input that needs a gradient: output shape,
-    parameters, forward MACs (FlopCounterMode / 2), the bytes autograd saves (saved_tensors_hooks,
+    parameters, forward and backward MACs (FlopCounterMode / 2), the bytes autograd saves (saved_tensors_hooks,
     distinct storages, parameters excluded) and the eval inner peak (the dispatch-mode count of
     memory_probe)."""
     torch = pytest.importorskip("torch")
@@ -205,6 +205,12 @@ def test_each_face_agrees_with_its_torch_module(name, trained, input_grad):
     expected = (batch * (4 * (n_in * face.input + n_out * face.output + face.per_sample_elements) + face.per_sample_bytes)
                 + face.fixed_bytes)
     assert sum(saved.values()) == expected
+    backward = FlopCounterMode(display=False)
+    with backward:
+        y.sum().backward()
+    macs = layer.train_macs(shape, out)
+    groups = layer.groups if isinstance(layer, L.Conv) else 1  # torch's grouped weight-gradient overcount
+    assert backward.get_total_flops() == 2 * batch * (macs.grad_input * input_grad + groups * macs.grad_weight * trained)
     module.eval()  # the input is made inside the counted pass, so it is counted once (a view adds nothing)
     peak = dispatch_peak(lambda: module(torch.randn(batch, *shape)))
     assert peak == 4 * batch * (n_in + layer.inner_peak(shape, out).peak_elems)
