@@ -24,7 +24,6 @@ ACTIVATIONS = {
     "hardsigmoid": Function(4, "in", "Hardsigmoid"),  # relu6(x + 3) / 6
     "hardswish": Function(5, "in", "Hardswish"),  # x * hardsigmoid(x)
 }
-ACTIVATION_OPS = {name: f.ops for name, f in ACTIVATIONS.items()}
 
 
 @register

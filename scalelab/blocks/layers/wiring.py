@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from scalelab.blocks.layers.base import (
-    _CLASSES, InnerPeak, LayerCost, Shape, ShapeError, Walk, _missing, definition, elements, fmt_shape, register,
+    _CLASSES, InnerPeak, LayerCost, Shape, ShapeError, Walk, missing_face, definition, elements, fmt_shape, register,
 )
 
 
@@ -53,7 +53,7 @@ class Wiring:
     kind = "wiring"
 
     def latency(self):
-        _missing(self, "latency")
+        missing_face(self, "latency")
 
 
 @register
