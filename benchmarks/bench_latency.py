@@ -112,7 +112,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", help="a calibrated profile YAML (default: calibrate now)")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("latency.md"))
-    parser.add_argument("--max-repeats", type=int, default=30)
+    parser.add_argument("--max-rounds", type=int, default=10)
+    parser.add_argument("--allow-noisy", action="store_true", help="keep timings of a busy machine, marked noisy")
     parser.add_argument("--max-load", type=float, default=1.3, help="wait (up to 2 min) for a 1-minute load below this")
     args = parser.parse_args()
 
@@ -121,7 +122,7 @@ def main() -> None:
     from scalelab.analysis.latency import predict_latency
     from scalelab.analysis.measure import measure_latency
     from scalelab.devices import load_profile
-    from scalelab.devices.calibrate import calibrate
+    from scalelab.analysis.calibrate import calibrate
 
     torch.set_num_threads(args.threads)
     for _ in range(24):  # other processes slow and scatter multi-threaded timings: wait up to 2 minutes for quiet
@@ -130,11 +131,13 @@ def main() -> None:
         time.sleep(5)
     load_before = os.getloadavg()
     started = time.time()
-    profile = load_profile(args.profile) if args.profile else calibrate(args.device, name="bench-calibrated")
+    profile = load_profile(args.profile) if args.profile else calibrate(args.device, name="bench-calibrated",
+                                                                                   allow_noisy=args.allow_noisy)
     rows = []
     for name, resolution, width in NETWORKS:
         label, network = build(name, resolution, width)
-        m = measure_latency(network, args.device, args.dtype, max_repeats=args.max_repeats, use_cache=False)
+        m = measure_latency(network, args.device, args.dtype, max_rounds=args.max_rounds, use_cache=False,
+                            allow_noisy=args.allow_noisy)
         p = predict_latency(network, profile, args.dtype)
         block_errors = [ape(p.blocks[b].ms, t.median_ms) for b, t in m.blocks.items()]
         rows.append({
@@ -174,7 +177,7 @@ def _calibration_lines(profile) -> list[str]:
         return [f"Profile {profile.name}: {profile.description} (not fitted on synthetic networks)."]
     held = (f", leave-one-out median error {c['held_out_median_error']:.1%} (each synthetic network predicted by a "
             "fit on the others)") if "held_out_median_error" in c else ""
-    return [f"The profile is calibrated by `scalelab.devices.calibrate` on {c['synthetic_networks']} synthetic networks "
+    return [f"The profile is calibrated by `scalelab.analysis.calibrate` on {c['synthetic_networks']} synthetic networks "
             "(`scalelab.devices.synthetic`: a fixed, seeded set of small dense, grouped and inverted-residual networks "
             "at random widths, kernels, strides and resolutions) timed whole; per layer kind the rate, the thin-layer "
             "slowdown and the fixed cost, and the bandwidth, are fitted by non-negative least squares on relative "

@@ -77,18 +77,20 @@ def test_devices_lists_them():
 
 def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    from scalelab.devices import calibrate as cal
+    from scalelab.analysis import calibrate as cal
 
-    # reduced floors, budgets and two synthetic networks keep the test fast; the command is the same
+    # reduced floors and budgets keep the test fast; the command is the same. The noise limits are
+    # lifted: this test is about the profile, on however busy a machine (tests/test_noise.py tests them)
     monkeypatch.setattr(cal, "GRID", [(16, 8)])
     monkeypatch.setattr(cal, "TINY", [(8, 1)])
     monkeypatch.setattr(cal, "TIME_BUDGET_S", 0.02)
-    monkeypatch.setattr(cal, "NETWORK_BUDGET_S", 0.05)
+    monkeypatch.setattr(cal, "NETWORK_BUDGET_S", 0.02)
     monkeypatch.setattr(cal, "MATMUL_SIZE", {"cpu": 128, "cuda": 128})
     out = tmp_path / "here.yaml"
-    result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here", "--networks", "2"])
+    result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here", "--networks", "20",
+                                 "--max-load", "1000", "--max-spread", "1000"])
     assert result.exit_code == 0, result.output
-    assert "fitted on 2 synthetic networks timed whole: median error" in result.output
+    assert "fitted on 20 synthetic networks timed whole: median error" in result.output
     profile = load_profile(out)
     assert profile.name == "here" and profile.calibration["device"] == "cpu" and profile.peak_flops["fp32"] > 0
     assert "measured by `scalelab calibrate`" in profile.sources["peak_flops"]
@@ -97,25 +99,25 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
                                         "strided_depthwise_conv", "linear", "pool", "norm"}
     assert profile.launch_overhead_us > 0 and all(v > 0 for v in profile.overhead_us.values())
     assert all(0 < v <= 1 for v in profile.efficiency.values())
-    assert profile.combine == "sum" and profile.calibration["synthetic_networks"] == 2
-    assert 0 <= profile.calibration["fit_median_error"] <= profile.calibration["fit_max_error"]
+    assert profile.combine == "sum" and profile.calibration["synthetic_networks"] == 2 * 10
+    c = profile.calibration
+    assert 0 <= c["fit_median_error"] <= c["fit_max_error"] and c["held_out_median_error"] >= 0
+    assert c["competing_load_cpus"] >= 0 and c["round_disagreement"] >= 0
     net = resolve(parse_spec("name: t\ninput: {channels: 3, resolution: 8}\nblocks:\n  - {kind: conv, out: 4}"))
     prediction = predict_latency(net, str(out))
-    assert prediction.total_ms > 0 and "calibrated on 2 synthetic networks, median fit error" in prediction.method
-    missing = runner.invoke(app, ["calibrate", "--output", str(tmp_path / "no" / "x.yaml"), "--networks", "1"])
-    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert prediction.total_ms > 0 and "calibrated on 20 synthetic networks, median fit error" in prediction.method
     zero = runner.invoke(app, ["calibrate", "--networks", "0"])
     assert zero.exit_code == 2 and "Traceback" not in zero.output
 
 
 # --------------------------------------------------------------------------------------------------
-# The fitted model (scalelab.devices.fit) and the synthetic calibration set
+# The fitted model (scalelab.analysis.latency_fit) and the synthetic calibration set
 
 
 def test_nnls_by_hand():
     import numpy as np
 
-    from scalelab.devices.fit import nnls
+    from scalelab.analysis.latency_fit import nnls
 
     # min (x1 - 1)^2 + (x2 + 1)^2 + (x1 + x2)^2 over x >= 0: unconstrained x2 would go negative; with
     # x2 = 0, (x1 - 1)^2 + x1^2 is least at x1 = 0.5, and the gradient for x2 there,
@@ -127,7 +129,7 @@ def test_nnls_by_hand():
 
 
 def test_features_of_one_conv_by_hand():
-    from scalelab.devices.fit import features
+    from scalelab.analysis.latency_fit import features
 
     # 3x3 conv 8 -> 16 on 16x16, no bias, no norm or activation: MACs 16*16*16*8*9 = 294,912, flops
     # 589,824; per output channel 589,824 / 16 = 36,864; bytes 4 * (1,152 weights + 2,048 in + 4,096 out)
@@ -140,7 +142,7 @@ def test_features_of_one_conv_by_hand():
 
 
 def test_fit_recovers_a_known_machine_from_the_synthetic_set():
-    from scalelab.devices.fit import COLUMNS, features, fit, predict_seconds
+    from scalelab.analysis.latency_fit import COLUMNS, features, fit, predict_seconds
     from scalelab.devices.synthetic import synthetic_specs
 
     # a made-up machine: 100 GFLOP/s peak, every unknown a known amount above its floor
@@ -162,7 +164,7 @@ def test_fit_recovers_a_known_machine_from_the_synthetic_set():
 
 
 def test_synthetic_set_is_fixed_varied_and_covers_every_kind():
-    from scalelab.devices.fit import COLUMNS, features
+    from scalelab.analysis.latency_fit import COLUMNS, features
     from scalelab.devices.synthetic import COUNT, synthetic_specs
     from scalelab.spec import zoo_names
 
@@ -178,3 +180,20 @@ def test_synthetic_set_is_fixed_varied_and_covers_every_kind():
     se = [b.block.se for n in networks for b in n.blocks.values() if b.kind == "mbconv"]
     assert 0 in se and any(v > 0 for v in se)
     assert all(n.input_shape[0] == 3 for n in networks)  # a thin-input stem in every one
+
+
+def test_profiles_are_data_and_the_roofline_is_analysis():
+    """No module of scalelab.devices imports scalelab.analysis or scalelab.build (at any depth of the
+    file: lazy imports count too), so analysis -> devices is the only direction between them."""
+    import ast
+    from pathlib import Path
+
+    import scalelab.devices
+
+    found = []
+    for path in Path(scalelab.devices.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{path.name}: {n}" for n in names if n.startswith(("scalelab.analysis", "scalelab.build"))]
+    assert found == []
