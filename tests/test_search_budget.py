@@ -100,3 +100,13 @@ def test_batched_sqlite_writes_store_what_a_trial_by_trial_run_stores(tmp_path, 
                         for t in trials]
     assert len(stored["batched"]) == 12
     assert stored["batched"] == stored["one by one"]
+
+
+def test_a_grouped_conv_keeps_its_input_divisible_whatever_the_divisor():
+    # AlexNet's conv2 has 2 groups: its input is conv1's output, so every channel count of the
+    # network keeps a multiple of lcm(1, 2) = 2 even with --divisor 1 (96 x 1.3 = 124.8 -> 124, not 125)
+    base = load_spec("alexnet")
+    scaled = scale_spec(base, 1.0, 1.3, divisor=1)
+    outs = [b.out for b in scaled.blocks if getattr(b, "kind", "") == "conv"]
+    assert outs[0] == 124 and all(o % 2 == 0 for o in outs)
+    analyze(scaled)
