@@ -6,7 +6,8 @@ touch every job alike):
   torch and torchvision, builds the model and counts (goal: at least 20x faster);
 - `import networkx`, the cost the analysis path avoids by building its graph object only on use.
 
-Writes the section "(c) Start-up" of benchmarks/analyze.md (bench_analyze.py keeps it).
+Writes the section "(d) Start-up" of benchmarks/analyze.md, between its markers (bench_analyze.py
+keeps it).
 Run: PYTHONPATH=. python benchmarks/bench_startup.py [--quick]
 """
 
@@ -26,7 +27,8 @@ sys.path.insert(0, str(HERE))
 from bench_analyze import _FVCORE_JOB, scalelab_command  # noqa: E402  (same jobs as the analysis benchmark)
 
 RESULTS = HERE / "analyze.md"
-MARKER = "## (c) Start-up"
+MARKER = "## (d) Start-up"
+BEGIN, END = "<!-- startup: begin -->", "<!-- startup: end -->"
 
 
 def jobs() -> dict[str, list[str]]:
@@ -94,9 +96,14 @@ def section(times: dict[str, list[float]], load_before: float) -> list[str]:
 
 
 def write(lines: list[str], path: Path) -> None:
+    """Replace the section between its markers, or add it at the end; the rest of the file stays."""
     text = path.read_text() if path.exists() else ""
-    head = text.split(MARKER)[0].rstrip("\n")
-    path.write_text((head + "\n\n" if head else "") + "\n".join(lines) + "\n")
+    block = "\n".join([BEGIN, *lines, END])
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text else "") + block + "\n"
+    path.write_text(text)
 
 
 def main() -> None:

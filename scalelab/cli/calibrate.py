@@ -40,7 +40,7 @@ competing load and the disagreement of repeated rounds; a fit whose leave-one-ou
 too large is written with a warning that every prediction from the profile repeats."""
     check_output_file(output)  # before minutes of measuring
     from scalelab.analysis.noise import NoiseLimits
-    from scalelab.devices.calibrate import calibrate as run
+    from scalelab.analysis.calibrate import calibrate as run
 
     limits = NoiseLimits(max_other_cpus=max_load, max_spread=max_spread)
     profile = run(device, name, networks=networks, limits=limits, allow_noisy=allow_noisy)
