@@ -9,6 +9,7 @@ import typer
 
 from scalelab.analysis.noise import MAX_OTHER_CPUS, MAX_SPREAD
 from scalelab.cli.app import app, emit, friendly
+from scalelab.output import check_output_file
 
 
 @app.command()
@@ -37,8 +38,9 @@ recorded in the profile.
 On a busy machine it waits and measures again (back-off), then refuses (exit 2) naming the \
 competing load and the disagreement of repeated rounds; a fit whose leave-one-out error is \
 too large is written with a warning that every prediction from the profile repeats."""
+    check_output_file(output)  # before minutes of measuring
     from scalelab.analysis.noise import NoiseLimits
-    from scalelab.devices.calibrate import calibrate as run
+    from scalelab.analysis.calibrate import calibrate as run
 
     limits = NoiseLimits(max_other_cpus=max_load, max_spread=max_spread)
     profile = run(device, name, networks=networks, limits=limits, allow_noisy=allow_noisy)

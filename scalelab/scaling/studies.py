@@ -104,12 +104,12 @@ def _short(value: Any) -> str:
 def add_companion_trials(storage, name: str, trials: Sequence[Any]) -> None:
     """Add frozen trials to the companion study ``name``, created once and then shared: by several
     workers, and by reruns that reach other coefficients. A trial already there (the same alpha,
-    beta, gamma and phi) is not added again."""
+    beta, gamma and parameters) is not added again."""
     import optuna
 
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
     key = lambda t: (tuple(round(float(t.user_attrs.get(c, 0.0)), 9) for c in ("alpha", "beta", "gamma")),  # noqa: E731
-                     round(float(t.params.get("phi", 0.0)), 6))
+                     tuple(sorted((k, round(float(v), 6)) for k, v in t.params.items())))
     with exclusive(storage, name):  # workers finishing together: one adds, the others find them there
         have = {key(t) for t in study.get_trials(deepcopy=False)}
         for trial in trials:
@@ -132,7 +132,7 @@ def record_trial(trial, c: Candidate, budgets: Sequence[Budget], ok: bool, value
 
 
 def candidate_of(attrs: dict) -> Candidate:
-    return Candidate(**{k: attrs[k] for k in Candidate.__dataclass_fields__})
+    return Candidate.from_dict(attrs)
 
 
 def read_records(study) -> list[TrialRecord]:

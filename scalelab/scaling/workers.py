@@ -30,7 +30,8 @@ def _states():
 
 def is_done(trial) -> bool:
     s = _states()
-    return trial.state in (s.COMPLETE, s.PRUNED) or (trial.state == s.FAIL and "fail_reason" in trial.user_attrs)
+    failed = "failed" in trial.user_attrs or "fail_reason" in trial.user_attrs  # a candidate that cannot be built
+    return trial.state in (s.COMPLETE, s.PRUNED) or (trial.state == s.FAIL and failed)
 
 
 def is_live(trial) -> bool:
