@@ -8,8 +8,9 @@ from typing import Optional
 import networkx as nx
 
 from scalelab.blocks import Block
-from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, fmt_shape, walk
+from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, elements, fmt_shape, walk
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.limits import MAX_ELEMENTS, MAX_RESOLUTION
 from scalelab.spec.load import located_error
 from scalelab.spec.model import Spec, Stage
 
@@ -46,6 +47,15 @@ class Network:
     graph: nx.DiGraph
     blocks: dict[str, ResolvedBlock]  # in execution order
     output: str  # the block whose output is the network's
+    #: training-only blocks left out because they cannot take their input at this resolution: name -> why
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[str]:
+        """What a report must say about the network beyond its rows."""
+        size = "x".join(str(d) for d in self.input_shape[1:])
+        return [f"Training-only block '{name}' is not applicable at {size} and is left out: {why}."
+                for name, why in self.not_applicable.items()]
 
     def inference_blocks(self) -> list[ResolvedBlock]:
         return [b for b in self.blocks.values() if not b.training_only]
@@ -94,11 +104,17 @@ def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> nx.DiGraph:
         if not b.training_only:
             previous = b.name
     names = set(graph.nodes)
+    training_only = {b.name for b in blocks if b.training_only}
     for b in blocks:
         for src in b.inputs:
             if src not in names:
                 raise located_error(spec.source, b.path + ("from",),
                                     f"block '{b.name}' takes input from unknown block '{src}'{did_you_mean(src, names)}")
+            if src in training_only and not b.training_only:
+                raise located_error(spec.source, b.path + ("from",),
+                                    f"block '{b.name}' takes input from training-only block '{src}', whose cost the "
+                                    f"inference total leaves out; mark '{b.name}' training_only too, or feed it "
+                                    f"from inference blocks")
             graph.add_edge(src, b.name)
         arity = type(b.block).arity
         if arity is None and len(b.inputs) < 2:
@@ -120,20 +136,40 @@ def _order(spec: Spec, graph: nx.DiGraph, blocks: list[ResolvedBlock]) -> list[R
     return [by_name[n] for n in names if n != INPUT]
 
 
+def _check_size(spec: Spec, b: ResolvedBlock) -> None:
+    """A feature map or a block's weights beyond any real tensor is a mistake, not a network to cost."""
+    for what, count in (("outputs", elements(b.out_shape)), ("holds", sum(c.params for c in b.costs))):
+        if count > MAX_ELEMENTS:
+            unit = f"{fmt_shape(b.out_shape)} = {count:,} elements" if what == "outputs" else f"{count:,} parameters"
+            raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) {what} {unit}, more than the "
+                                f"2^40 a tensor of one sample may have (README, 'Bounds')")
+
+
 def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Network:
-    """Build the block graph and propagate shapes; raise ScalelabError at the first impossible shape."""
+    """Build the block graph and propagate shapes; raise ScalelabError at the first impossible shape.
+
+    A training-only block (an auxiliary head) that cannot take its input at this resolution is left
+    out and named in ``not_applicable``: the inference network does not depend on it."""
     if resolution is None:
         resolution = spec.input.resolution
     elif isinstance(resolution, int):
         resolution = (resolution, resolution)
-    if min(resolution) < 1:
-        raise ScalelabError(f"resolution must be positive, got {resolution}")
+    if min(resolution) < 1 or max(resolution) > MAX_RESOLUTION:
+        raise ScalelabError(f"resolution must be between 1 and {MAX_RESOLUTION:,} pixels, got {resolution}")
     input_shape: Shape = (spec.input.channels, *resolution)
+    if elements(input_shape) > MAX_ELEMENTS:
+        raise located_error(spec.source, ("input",), f"an input of {fmt_shape(input_shape)} has more than the 2^40 "
+                            f"elements a tensor of one sample may have (README, 'Bounds')")
     blocks = _expand(spec)
     graph = _wire(spec, blocks)
     ordered = _order(spec, graph, blocks)
     shapes: dict[str, Shape] = {INPUT: input_shape}
+    skipped: dict[str, str] = {}
     for b in ordered:
+        missing = next((s for s in b.inputs if s in skipped), None)
+        if missing is not None:  # only training-only blocks take input from training-only ones
+            skipped[b.name] = f"its input '{missing}' is not applicable"
+            continue
         ins = [shapes[s] for s in b.inputs]
         b.in_shape = ins[0] if type(b.block).arity == 1 else ins
         try:
@@ -141,12 +177,18 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
             result = walk(b.layers, b.in_shape)
         except ShapeError as exc:
             got = " and ".join(fmt_shape(s) for s in ins)
+            if b.training_only:
+                skipped[b.name] = f"it cannot take input {got}: {exc}"
+                continue
             raise located_error(spec.source, b.path,
                                 f"block '{b.name}' ({b.kind}) cannot take input {got}: {exc}") from None
         b.out_shape, b.costs = result.out, result.costs
+        _check_size(spec, b)
         shapes[b.name] = b.out_shape
         graph.nodes[b.name]["block"] = b
     inference = [b for b in ordered if not b.training_only]
     if not inference:
         raise located_error(spec.source, ("blocks",), "every block is training-only; nothing computes the output")
-    return Network(spec, input_shape, graph, {b.name: b for b in ordered}, inference[-1].name)
+    graph.remove_nodes_from(skipped)
+    kept = {b.name: b for b in ordered if b.name not in skipped}
+    return Network(spec, input_shape, graph, kept, inference[-1].name, skipped)

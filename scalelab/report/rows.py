@@ -122,4 +122,5 @@ def build_report(
         _fill_shares(columns, training_total, total)
     spec = analysis.network.spec
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
-                  finish(inference), total, finish(training), training_total, tuple(notes), dict(figures or {}))
+                  finish(inference), total, finish(training), training_total,
+                  (*analysis.network.notes, *notes), dict(figures or {}))
