@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 
 
@@ -116,9 +117,9 @@ def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[i
 def accuracy(
     spec: Optional[str] = typer.Argument(None, help="Estimate for this spec (file or zoo name) scaled by the options; "
                                                     "without it, list the published accuracies."),
-    depth: float = typer.Option(1.0, "--depth", help="Depth multiplier (stage repeats)."),
-    width: float = typer.Option(1.0, "--width", help="Width multiplier (channels)."),
-    resolution: Optional[int] = typer.Option(None, "--resolution", help="Input size in pixels (default: the spec's)."),
+    depth: float = typer.Option(1.0, "--depth", parser=O.DEPTH_MULTIPLIER, help="Depth multiplier (stage repeats)."),
+    width: float = typer.Option(1.0, "--width", parser=O.WIDTH_MULTIPLIER, help="Width multiplier (channels)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", parser=O.PIXELS, help="Input size in pixels (default: the spec's)."),
     method: str = typer.Option("scaling-law", "--method", "-m", help="published, scaling-law or proxy."),
     validate: bool = typer.Option(False, "--validate", help="Leave-one-out error of the scaling-law estimator per published series."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, markdown or json."),

@@ -9,8 +9,10 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
+from scalelab.limits import MAX_RESOLUTION, quote
 
 
 class ReportFormat(str, Enum):
@@ -25,13 +27,13 @@ def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
     """'224' -> (224, 224); '224x160' -> (224, 160) (height x width)."""
     if text is None:
         return None
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+)\s*)?", text)
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX,]\s*(\d{1,9})\s*)?", text)
     if not match:
-        raise ScalelabError(f"--resolution: expected a size such as 224 or 224x160 (height x width), got '{text}'")
+        raise ScalelabError(f"--resolution: expected a size such as 224 or 224x160 (height x width), got {quote(text, 40)}")
     h = int(match.group(1))
     w = int(match.group(2)) if match.group(2) else h
-    if h < 1 or w < 1:
-        raise ScalelabError(f"--resolution: sizes must be positive, got '{text}'")
+    if not (1 <= h <= MAX_RESOLUTION and 1 <= w <= MAX_RESOLUTION):
+        raise ScalelabError(f"--resolution: sizes must be between 1 and {MAX_RESOLUTION:,}, got '{text}'")
     return (h, w)
 
 
@@ -45,7 +47,7 @@ def analyze(
                                           help="Write the report to this file (atomically: nothing is written on failure)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r",
                                              help="Input size overriding the spec's: 224 or HxW such as 224x160."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (MACs, ops and activations scale with it)."),
+    batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, help="Batch size (MACs, ops and activations scale with it)."),
     depth: int = typer.Option(2, "--depth", "-d", min=1, max=2,
                               help="Rows: 1 = one row per stage, 2 = every block."),
     device: Optional[str] = typer.Option(None, "--device", help="Add predicted latency on a device profile: a name "
@@ -53,7 +55,7 @@ def analyze(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16, bf16 or int8: bytes and latency at this "
                                         "type; adds memory columns and the inference peak (default fp32)."),
     measure: bool = typer.Option(False, "--measure", help="Add latency measured here with torch (each block and the network)."),
-    measure_on: str = typer.Option("cpu", "--measure-on", help="Where --measure runs: cpu, or cuda / cuda:N."),
+    measure_on: str = typer.Option("cpu", "--measure-on", parser=O.DEVICE, help="Where --measure runs: cpu, or cuda / cuda:N."),
     mode: str = typer.Option("infer", "--mode", help="infer, or train to add training memory columns."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="With --mode train: sgd, sgd-momentum or adam."),
     freeze_until: Optional[str] = typer.Option(None, "--freeze-until", help="With --mode train: this block and every "

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 
 
@@ -14,9 +15,9 @@ from scalelab.cli.app import app, emit, friendly
 @friendly
 def calibrate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the profile YAML here (atomically); default: print it."),
-    device: str = typer.Option("cpu", "--on", help="What to measure: cpu, or cuda / cuda:N where a GPU is present."),
+    device: str = typer.Option("cpu", "--on", parser=O.DEVICE, help="What to measure: cpu, or cuda / cuda:N where a GPU is present."),
     name: str = typer.Option("calibrated", "--name", help="Name of the profile."),
-    networks: Optional[int] = typer.Option(None, "--networks", min=1,
+    networks: Optional[int] = typer.Option(None, "--networks", parser=O.ROWS,
                                            help="Fit on the first N synthetic networks only (default: all; quicker, less exact)."),
 ) -> None:
     """Measure this machine and write a device profile usable with `analyze --device FILE`.

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, friendly
 from scalelab.errors import ScalelabError
 
@@ -73,7 +74,7 @@ def plot(
     device: Optional[str] = typer.Option(None, "--device", help=(
         "With --breakdown: device profile for predicted latency, a name (`scalelab devices`) or a profile YAML.")),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="With --breakdown: batch size (MACs, activations and latency scale with it)."),
+    batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, help="With --breakdown: batch size (MACs, activations and latency scale with it)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="With --breakdown: input size overriding the spec's, 224 or HxW."),
 ) -> None:
     """Charts. From a search report: accuracy vs cost (published networks, every trial, the Pareto

@@ -158,6 +158,9 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
     return loc, f"{message} (got {quote(error['input'])})"
 
 
+describe_error = _describe  # for specs built in code (scaling), which have no source file
+
+
 # --------------------------------------------------------------------------------------------------
 # Public entry points
 
