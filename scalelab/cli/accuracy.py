@@ -48,7 +48,7 @@ def _published_text(fmt: Format) -> str:
 
     table = published()
     if fmt is Format.json:
-        return json.dumps([r.model_dump() for r in table.rows], indent=2)
+        return json.dumps([r.model_dump() for r in table.rows], indent=2, allow_nan=False)
     rows = [[r.name, r.series or "-", f"{r.top1:g}", human_count(r.macs), human_count(r.params), str(r.resolution), r.source]
             for r in table.rows]
     notes = ["Published ImageNet-1k top-1 (single crop). MACs = multiply-adds per image as each source gives "
@@ -81,7 +81,7 @@ def validation_summary() -> dict:
 def _validation_text(fmt: Format) -> str:
     summary = validation_summary()
     if fmt is Format.json:
-        return json.dumps(summary, indent=2)
+        return json.dumps(summary, indent=2, allow_nan=False)
     rows = [[name, h["name"], f"{h['actual']:g}", f"{h['predicted']:.2f}", f"{h['predicted'] - h['actual']:+.2f}"]
             for name, s in summary["series"].items() for h in s["holdouts"]]
     per_series = "; ".join(f"{name}: mean {s['mean_abs_error']:.2f}, max {s['max_abs_error']:.2f}"
@@ -103,7 +103,7 @@ def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[i
 
     estimate = estimate_accuracy(load_spec(spec), depth, width, resolution, method=method)
     if fmt is Format.json:
-        return json.dumps(estimate.__dict__, indent=2)
+        return json.dumps(estimate.__dict__, indent=2, allow_nan=False)
     if estimate.top1 is None:
         value = f"score {estimate.score:.3f} (ranking only)"
     else:  # a published figure as its source gives it; an estimate to two decimals

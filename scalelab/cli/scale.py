@@ -227,10 +227,10 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
     report["charts"] = chart_files
 
     write_atomic(spec_path, spec_yaml(winner_spec).encode("utf-8"))
-    write_atomic(report_dir / f"{stem}.json", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
+    write_atomic(report_dir / f"{stem}.json", (json.dumps(report, indent=1, allow_nan=False) + "\n").encode("utf-8"))
     write_atomic(report_dir / f"{stem}.md", to_markdown(report, chart_files).encode("utf-8"))
     if format == OutputFormat.json:
-        emit(json.dumps(report, indent=1), None)
+        emit(json.dumps(report, indent=1, allow_nan=False), None)
         return
     from rich.console import Console
 
@@ -298,7 +298,7 @@ def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, res
     if output is not None:
         emit(text, output)
     if format == OutputFormat.json:
-        emit(json.dumps({**summary, **({"output": str(output)} if output else {"yaml": text})}, indent=1), None)
+        emit(json.dumps({**summary, **({"output": str(output)} if output else {"yaml": text})}, indent=1, allow_nan=False), None)
         return
     if output is None:
         emit(text, None)
