@@ -145,6 +145,18 @@ def _check_size(spec: Spec, b: ResolvedBlock) -> None:
                                 f"2^40 a tensor of one sample may have (README, 'Bounds')")
 
 
+def _whole_heads(graph: nx.DiGraph, ordered: list[ResolvedBlock], skipped: dict[str, str]) -> dict[str, str]:
+    """A head is left out whole: every training-only block connected to one that does not fit."""
+    if not skipped:
+        return skipped
+    heads = graph.subgraph(b.name for b in ordered if b.training_only)
+    for head in nx.weakly_connected_components(heads):
+        failed = next((b.name for b in ordered if b.name in head and b.name in skipped), None)
+        for name in head if failed else ():
+            skipped.setdefault(name, f"it belongs to the head whose block '{failed}' does not fit")
+    return {b.name: skipped[b.name] for b in ordered if b.name in skipped}
+
+
 def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Network:
     """Build the block graph and propagate shapes; raise ScalelabError at the first impossible shape.
 
@@ -189,6 +201,7 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
     inference = [b for b in ordered if not b.training_only]
     if not inference:
         raise located_error(spec.source, ("blocks",), "every block is training-only; nothing computes the output")
+    skipped = _whole_heads(graph, ordered, skipped)
     graph.remove_nodes_from(skipped)
     kept = {b.name: b for b in ordered if b.name not in skipped}
     return Network(spec, input_shape, graph, kept, inference[-1].name, skipped)

@@ -123,4 +123,10 @@ def build_report(
     spec = analysis.network.spec
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
                   finish(inference), total, finish(training), training_total,
-                  (*analysis.network.notes, *notes), dict(figures or {}))
+                  (*analysis.network.notes, *notes), {**_not_applicable(analysis), **(figures or {})})
+
+
+def _not_applicable(analysis: "Analysis") -> dict:
+    """Training-only blocks left out at this resolution, as data for JSON (nothing when none is)."""
+    skipped = analysis.network.not_applicable
+    return {"not_applicable": [{"block": name, "reason": why} for name, why in skipped.items()]} if skipped else {}
