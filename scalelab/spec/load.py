@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,28 @@ def _apply_defaults(obj: Any, defaults: dict) -> None:
             _apply_defaults(value, defaults)
 
 
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or any(_admits_bool(a) for a in typing.get_args(annotation))
+
+
+def _boolean_number(obj: Any, path: tuple = ()) -> tuple | None:
+    """The path of the first ``true``/``false`` given to a block parameter that is not a flag:
+    pydantic would read it as 1.0 or 0.0 for a float (integer fields are strict already)."""
+    if isinstance(obj, list):
+        return next((p for i, item in enumerate(obj) if (p := _boolean_number(item, path + (i,)))), None)
+    if not isinstance(obj, dict):
+        return None
+    cls = KINDS.get(obj.get("kind")) if isinstance(obj.get("kind"), str) else None
+    fields = {(f.alias or name): f for name, f in cls.model_fields.items()} if cls else {}
+    for key, value in obj.items():
+        if isinstance(value, bool) and key in fields and not _admits_bool(fields[key].annotation):
+            return path + (key,)
+        found = _boolean_number(value, path + (key,)) if isinstance(value, (list, dict)) else None
+        if found:
+            return found
+    return None
+
+
 def _fields_of(raw: Any) -> list[str]:
     """The keys a mapping in the document may have, for 'did you mean' hints."""
     if isinstance(raw, dict) and isinstance(raw.get("kind"), str) and raw["kind"] in KINDS:
@@ -151,6 +174,8 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
         message = "must be a number; true and false are not numbers"
     elif kind == "int_type":
         message = "must be a whole number written as one, such as 8"
+    elif kind == "value_error":
+        message = str(error["ctx"]["error"])
     elif kind == "less_than_equal":
         message = f"must be at most {error['ctx']['le']:,} (README, 'Bounds')"
     elif kind == "too_short" and loc[-1:] == ("from",):
@@ -176,6 +201,9 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     defaults = data.get("defaults")
     if isinstance(defaults, dict):
         _apply_defaults(data.get("blocks"), {k: defaults.get(k) for k in DEFAULT_KEYS})
+    flag = _boolean_number(data.get("blocks"), ("blocks",))
+    if flag:
+        raise located_error(source, flag, f"must be a number; true and false are not numbers (got {_raw_at(data, flag)})")
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
