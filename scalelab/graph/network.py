@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -10,7 +11,7 @@ import networkx as nx
 from scalelab.blocks import Block
 from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, elements, fmt_shape, walk
 from scalelab.errors import ScalelabError, did_you_mean
-from scalelab.limits import MAX_ELEMENTS, MAX_RESOLUTION
+from scalelab.limits import MAX_CHANNELS, MAX_ELEMENTS, MAX_RESOLUTION
 from scalelab.spec.load import located_error
 from scalelab.spec.model import Spec, Stage
 
@@ -136,8 +137,22 @@ def _order(spec: Spec, graph: nx.DiGraph, blocks: list[ResolvedBlock]) -> list[R
     return [by_name[n] for n in names if n != INPUT]
 
 
+def _widest(node: object) -> int:
+    """The most channels any layer of a layer tree has (widths derived from ratios included)."""
+    if isinstance(node, (list, tuple)):
+        return max((_widest(n) for n in node), default=0)
+    if not dataclasses.is_dataclass(node):
+        return 0
+    own = [v for v in (getattr(node, name, None) for name in ("in_ch", "out_ch", "channels")) if isinstance(v, int)]
+    return max(own + [_widest(getattr(node, f.name)) for f in dataclasses.fields(node)])
+
+
 def _check_size(spec: Spec, b: ResolvedBlock) -> None:
     """A feature map or a block's weights beyond any real tensor is a mistake, not a network to cost."""
+    widest = _widest(b.layers)
+    if widest > MAX_CHANNELS:
+        raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) has a layer of {widest:,} channels, "
+                            f"more than the {MAX_CHANNELS:,} a layer may have (README, 'Bounds')")
     for what, count in (("outputs", elements(b.out_shape)), ("holds", sum(c.params for c in b.costs))):
         if count > MAX_ELEMENTS:
             unit = f"{fmt_shape(b.out_shape)} = {count:,} elements" if what == "outputs" else f"{count:,} parameters"

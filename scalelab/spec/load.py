@@ -172,6 +172,8 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
         message = f"must be one of {error['ctx']['expected']}"
     elif kind in ("int_type", "float_type") and isinstance(error["input"], bool):
         message = "must be a number; true and false are not numbers"
+    elif kind == "float_type":
+        message = "must be a number written as one, such as 0.001"
     elif kind == "int_type":
         message = "must be a whole number written as one, such as 8"
     elif kind == "value_error":

@@ -29,8 +29,8 @@ class InputSpec(_Strict):
 class Reference(_Strict):
     """A published accuracy for this exact network, with where it comes from."""
 
-    top1: float = Field(ge=0, le=100)
-    top5: Optional[float] = Field(None, ge=0, le=100)
+    top1: Annotated[float, Strict()] = Field(ge=0, le=100)
+    top5: Optional[Annotated[float, Strict()]] = Field(None, ge=0, le=100)
     dataset: str = "ImageNet-1k"
     source: str
 
@@ -40,7 +40,7 @@ class Defaults(_Strict):
 
     norm: Optional[Norm] = None
     activation: Optional[ActivationName] = None
-    norm_eps: Optional[float] = Field(None, gt=0)
+    norm_eps: Optional[Annotated[float, Strict()]] = Field(None, gt=0)
 
 
 class Stage(_Strict):
