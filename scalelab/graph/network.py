@@ -144,7 +144,7 @@ def _widest(node: object) -> int:
     if not dataclasses.is_dataclass(node):
         return 0
     own = [v for v in (getattr(node, name, None) for name in ("in_ch", "out_ch", "channels")) if isinstance(v, int)]
-    return max(own + [_widest(getattr(node, f.name)) for f in dataclasses.fields(node)])
+    return max(own + [_widest(getattr(node, f.name)) for f in dataclasses.fields(node)], default=0)
 
 
 def _check_size(spec: Spec, b: ResolvedBlock) -> None:
