@@ -139,17 +139,25 @@ def _order(spec: Spec, graph: nx.DiGraph, blocks: list[ResolvedBlock]) -> list[R
 
 def _widest(node: object) -> int:
     """The most channels any layer of a layer tree has (widths derived from ratios included)."""
-    if isinstance(node, (list, tuple)):
-        return max((_widest(n) for n in node), default=0)
-    if not dataclasses.is_dataclass(node):
-        return 0
-    own = [v for v in (getattr(node, name, None) for name in ("in_ch", "out_ch", "channels")) if isinstance(v, int)]
-    return max(own + [_widest(getattr(node, f.name)) for f in dataclasses.fields(node)], default=0)
+    widest, todo = 0, [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif dataclasses.is_dataclass(item):
+            for name in item.__dataclass_fields__:
+                value = getattr(item, name)
+                if name in ("in_ch", "out_ch", "channels") and isinstance(value, int):
+                    widest = max(widest, value)
+                elif not isinstance(value, (int, float, str, bool)):
+                    todo.append(value)
+    return widest
 
 
 def _check_size(spec: Spec, b: ResolvedBlock) -> None:
     """A feature map or a block's weights beyond any real tensor is a mistake, not a network to cost."""
-    widest = _widest(b.layers)
+    # a layer's output has at least as many elements as channels: most blocks need no walk
+    widest = _widest(b.layers) if max((c.out_elems for c in b.costs), default=0) > MAX_CHANNELS else 0
     if widest > MAX_CHANNELS:
         raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) has a layer of {widest:,} channels, "
                             f"more than the {MAX_CHANNELS:,} a layer may have (README, 'Bounds')")

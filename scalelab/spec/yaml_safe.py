@@ -2,10 +2,10 @@
 
 PyYAML's safe loader already refuses arbitrary objects; it still expands aliases without limit
 (a few lines can stand for 2^25 blocks), lets a repeated key silently replace the first one, and
-raises a bare ValueError on an integer of more than 4,300 digits. The node tree is checked before
-any Python data is built from it: the size the aliases expand to is counted (each distinct node
-once, so the count itself is linear in the file), repeated keys are refused with both lines, and
-integers longer than any bound are refused as written.
+raises a bare ValueError on an integer of more than 4,300 digits. Where the text has an anchor, the
+size its aliases expand to is counted on the node tree before any Python data is built (each
+distinct node once, so the count itself is linear in the file). As the data is built, repeated keys
+are refused with both lines, and integers longer than any bound are refused as written.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tup
     nul = text.find("\x00")
     if nul >= 0:
         raise ScalelabError(f"{_where_offset(text, nul, filename)}: the file holds a NUL byte; it must be YAML text")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    loader = _CheckedLoader(text)
+    loader.filename = filename
     try:
         try:
             root = loader.get_single_node()
@@ -38,7 +39,8 @@ def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tup
             raise _syntax_error(exc, text, filename) from None
         if root is None:
             return None, None
-        check_nodes(root, filename)
+        if "&" in text:  # only an anchor lets a node be used twice (or inside itself)
+            check_nodes(root, filename)
         try:
             return root, loader.construct_document(root)
         except yaml.YAMLError as exc:
@@ -47,6 +49,24 @@ def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tup
             raise ScalelabError(f"{filename}: a YAML value cannot be read: {quote(one_line(str(exc)))}") from None
     finally:
         loader.dispose()
+
+
+class _CheckedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's safe loader, checking each mapping and integer as it builds them (once per node,
+    however many aliases point at it): cheaper than a walk of its own."""
+
+    filename = "<yaml>"
+
+    def construct_mapping(self, node, deep=False):
+        _check_node(node, self.filename)
+        return super().construct_mapping(node, deep)
+
+    def construct_checked_int(self, node):
+        _check_node(node, self.filename)
+        return self.construct_yaml_int(node)
+
+
+_CheckedLoader.add_constructor(_INT_TAG, _CheckedLoader.construct_checked_int)
 
 
 def _where_offset(text: str, offset: int, filename: str) -> str:
