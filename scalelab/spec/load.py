@@ -180,6 +180,8 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
         message = str(error["ctx"]["error"])
     elif kind == "less_than_equal":
         message = f"must be at most {error['ctx']['le']:,} (README, 'Bounds')"
+    elif kind == "too_long":
+        return loc, f"has {error['ctx']['actual_length']:,} items; at most {error['ctx']['max_length']:,} are allowed (README, 'Bounds')"
     elif kind == "too_short" and loc[-1:] == ("from",):
         message = "must name at least one block (leave 'from' out to take the previous block)"
     return loc, f"{message} (got {quote(error['input'])})"

@@ -19,6 +19,8 @@ from scalelab.limits import MAX_INT_CHARS, MAX_SPEC_BYTES, MAX_YAML_NODES, one_l
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: a text shorter than this cannot hold MAX_YAML_NODES nodes without aliases
+_COUNT_ABOVE_CHARS = MAX_YAML_NODES
 
 
 def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tuple[yaml.Node | None, Any]:
@@ -39,7 +41,8 @@ def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tup
             raise _syntax_error(exc, text, filename) from None
         if root is None:
             return None, None
-        if "&" in text:  # only an anchor lets a node be used twice (or inside itself)
+        # only an anchor lets a node be used twice (or inside itself); a long text is counted too
+        if "&" in text or len(text) > _COUNT_ABOVE_CHARS:
             check_nodes(root, filename)
         try:
             return root, loader.construct_document(root)
