@@ -94,6 +94,7 @@ def test_cuda_is_checked_where_torch_has_none():
     ("fp32: 19.5e12", "fp32: -19.5e12", ":4:20: peak_flops.fp32: device profile: Input should be greater than or equal to 1"),
     ("memory_bandwidth: 2039.0e9", "memory_bandwidth: .inf", ":5:19: memory_bandwidth: device profile: Input should be a finite"),
     ("launch_overhead_us: 5.0", "launch_overhead_us: .nan", ":8:21: launch_overhead_us: device profile"),
+    ("achievable_compute: 0.6", "achievable_compute: true", ":6:21: achievable_compute: device profile: must be a number"),
 ])
 @pytest.mark.parametrize("command", [
     ["analyze", "resnet18", "--device"],

@@ -104,6 +104,18 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
+def _boolean(data: dict) -> Optional[tuple]:
+    """Where a profile gives true or false: it has no flags, and pydantic would read true as 1.0."""
+    for key, value in data.items():
+        if isinstance(value, bool):
+            return (key,)
+        if isinstance(value, dict) and key != "calibration":
+            inner = next((k for k, v in value.items() if isinstance(v, bool)), None)
+            if inner is not None:
+                return (key, inner)
+    return None
+
+
 def parse_profile(text: str, filename: str = "<profile>") -> DeviceProfile:
     """Validate profile text; errors name file:line:col, the YAML path, the rule and the value."""
     from scalelab.spec.load import SourceMap, located_error
@@ -113,12 +125,15 @@ def parse_profile(text: str, filename: str = "<profile>") -> DeviceProfile:
     source = SourceMap(filename, root)
     if not isinstance(data, dict):
         raise ScalelabError(f"{filename}: a device profile must be a mapping (name, kind, peak_flops, ...)")
+    flag = _boolean(data)
+    if flag:
+        raise located_error(source, flag, "device profile: must be a number; true and false are not numbers")
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        # a misspelled key also shows up as a missing one: name the misspelling
-        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        # a misspelled key also shows up as a missing one: name the misspelling, then what is missing
+        error = next((e for kind in ("extra_forbidden", "missing") for e in errors if e["type"] == kind), errors[0])
         loc, kind = tuple(error["loc"]), error["type"]
         if kind == "missing":
             loc, message = loc[:-1], f"missing required field '{loc[-1]}'"
