@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from cli_helpers import invoke
 from scalelab.cli import options as O
+from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_CHANNELS
-from scalelab.spec.load import zoo_path
+from scalelab.spec.load import parse_spec, zoo_path
 
 SECONDS = 60  # generous: a refusal takes milliseconds; the bugs it guards against hung for minutes
 ZOO = ("lenet5", "resnet18", "mobilenet_v2", "efficientnet_b0", "googlenet", "alexnet")
@@ -51,8 +52,26 @@ def _numeric_leaves(data, path=()):
         yield path, data
 
 
+def _set(data, path, value):
+    for step in path[:-1]:
+        data = data[step]
+    data[path[-1]] = value
+
+
+def _takes_fractions(name: str, path: tuple, value) -> bool:
+    """Whether a number of a zoo spec is a float field (an expansion ratio written 6 is one)."""
+    document = yaml.safe_load(zoo_path(name).read_text())
+    _set(document, path, value + 0.5)
+    try:
+        parse_spec(yaml.safe_dump(document), "probe.yaml")
+    except ScalelabError:
+        return False
+    return True
+
+
 DOCUMENTS = {name: yaml.safe_load(zoo_path(name).read_text()) for name in ZOO}
-LEAVES = [(name, path, value) for name, doc in DOCUMENTS.items() for path, value in _numeric_leaves(doc)]
+LEAVES = [(name, path, value, isinstance(value, float) or _takes_fractions(name, path, value))
+          for name, doc in DOCUMENTS.items() for path, value in _numeric_leaves(doc)]
 
 _NOT_A_NUMBER = st.sampled_from([True, False, float("nan"), float("inf"), float("-inf"), "abc", None, [], {}])
 # every integer a spec holds is at least 0 and at most 2^20 (README, 'Bounds')
@@ -65,17 +84,11 @@ _BAD_INT = st.one_of(
 )
 
 
-def _set(data, path, value):
-    for step in path[:-1]:
-        data = data[step]
-    data[path[-1]] = value
-
-
 @SETTINGS
 @given(leaf=st.sampled_from(LEAVES), data=st.data())
 def test_a_bad_number_anywhere_in_a_zoo_spec_is_refused(tmp_path_factory, leaf, data):
-    name, path, original = leaf
-    value = data.draw(_BAD_INT if isinstance(original, int) else _NOT_A_NUMBER, label="value")
+    name, path, original, is_float = leaf
+    value = data.draw(_NOT_A_NUMBER if is_float else _BAD_INT, label="value")
     document = yaml.safe_load(zoo_path(name).read_text())
     _set(document, path, value)
     folder = tmp_path_factory.mktemp("spec")

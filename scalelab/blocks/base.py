@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, field_validator
 
 from scalelab.blocks.layers import (
+    ACTIVATIONS,
     Activation as ActivationLayer,
     BatchNorm,
     Conv,
@@ -41,7 +42,7 @@ def pair_schema(minimum: int, maximum: int = MAX_RESOLUTION) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [number, pair]})
 
 
-_FUNCTIONS = ("relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish")
+_FUNCTIONS = tuple(ACTIVATIONS)
 
 # Field types. Integers are strict (``true``, 2.0 and "2" are refused, not read as numbers) and
 # bounded (scalelab.limits). ``scale: width`` marks channel counts that width scaling multiplies.
