@@ -156,22 +156,26 @@ def _widest(node: object) -> int:
 
 def _check_size(spec: Spec, b: ResolvedBlock) -> None:
     """A feature map or a block's weights beyond any real tensor is a mistake, not a network to cost."""
+    params = biggest = 0
+    for c in b.costs:
+        params += c.params
+        biggest = max(biggest, c.out_elems)
     # a layer's output has at least as many elements as channels: most blocks need no walk
-    widest = _widest(b.layers) if max((c.out_elems for c in b.costs), default=0) > MAX_CHANNELS else 0
+    widest = _widest(b.layers) if biggest > MAX_CHANNELS else 0
     if widest > MAX_CHANNELS:
         raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) has a layer of {widest:,} channels, "
                             f"more than the {MAX_CHANNELS:,} a layer may have (README, 'Bounds')")
-    for what, count in (("outputs", elements(b.out_shape)), ("holds", sum(c.params for c in b.costs))):
-        if count > MAX_ELEMENTS:
-            unit = f"{fmt_shape(b.out_shape)} = {count:,} elements" if what == "outputs" else f"{count:,} parameters"
-            raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) {what} {unit}, more than the "
-                                f"2^40 a tensor of one sample may have (README, 'Bounds')")
+    count = elements(b.out_shape)
+    if count > MAX_ELEMENTS:
+        raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) outputs {fmt_shape(b.out_shape)} = "
+                            f"{count:,} elements, more than the 2^40 a tensor of one sample may have (README, 'Bounds')")
+    if params > MAX_ELEMENTS:
+        raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) holds {params:,} parameters, more than "
+                            f"the 2^40 a tensor of one sample may have (README, 'Bounds')")
 
 
 def _whole_heads(graph: nx.DiGraph, ordered: list[ResolvedBlock], skipped: dict[str, str]) -> dict[str, str]:
     """A head is left out whole: every training-only block connected to one that does not fit."""
-    if not skipped:
-        return skipped
     heads = graph.subgraph(b.name for b in ordered if b.training_only)
     for head in nx.weakly_connected_components(heads):
         failed = next((b.name for b in ordered if b.name in head and b.name in skipped), None)
@@ -201,7 +205,7 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
     shapes: dict[str, Shape] = {INPUT: input_shape}
     skipped: dict[str, str] = {}
     for b in ordered:
-        missing = next((s for s in b.inputs if s in skipped), None)
+        missing = next((s for s in b.inputs if s in skipped), None) if skipped else None
         if missing is not None:  # only training-only blocks take input from training-only ones
             skipped[b.name] = f"its input '{missing}' is not applicable"
             continue
@@ -224,7 +228,8 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
     inference = [b for b in ordered if not b.training_only]
     if not inference:
         raise located_error(spec.source, ("blocks",), "every block is training-only; nothing computes the output")
-    skipped = _whole_heads(graph, ordered, skipped)
-    graph.remove_nodes_from(skipped)
+    if skipped:
+        skipped = _whole_heads(graph, ordered, skipped)
+        graph.remove_nodes_from(skipped)
     kept = {b.name: b for b in ordered if b.name not in skipped}
     return Network(spec, input_shape, graph, kept, inference[-1].name, skipped)
