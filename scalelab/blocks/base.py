@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, field_validator
 
 from scalelab.blocks.layers import (
     ACTIVATIONS,
@@ -20,10 +20,11 @@ from scalelab.blocks.layers import (
     seq,
     walk,
 )
+from scalelab.limits import MAX_CHANNELS, MAX_RESOLUTION
 
 
 def _pair(v):
-    """Accept 7 or [7, 7] for a kernel, stride, padding or dilation."""
+    """Accept 7 or [7, 7] for a kernel, stride, padding or dilation (``true`` is not 1)."""
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
     return v
@@ -33,22 +34,30 @@ def _activation_alias(v):
     return "silu" if v == "swish" else v
 
 
-def pair_schema(minimum: int) -> WithJsonSchema:
+def pair_schema(minimum: int, maximum: int = MAX_RESOLUTION) -> WithJsonSchema:
     """The JSON Schema of a value written as 7 or [7, 7] (the exported schema must accept both)."""
     number = {"type": "integer", "exclusiveMinimum": 0} if minimum == 1 else {"type": "integer", "minimum": minimum}
+    number["maximum"] = maximum
     pair = {"type": "array", "prefixItems": [number, number], "minItems": 2, "maxItems": 2}
     return WithJsonSchema({"anyOf": [number, pair]})
 
 
 _FUNCTIONS = tuple(ACTIVATIONS)
 
-# Field types. ``scale: width`` marks channel counts that width scaling multiplies.
-Channels = Annotated[int, Field(gt=0, json_schema_extra={"scale": "width"})]
-PositiveInt = Annotated[int, Field(gt=0)]
-Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair), pair_schema(1)]
-PadPair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair),
-                    pair_schema(0)]
+# Field types. Integers are strict (``true``, 2.0 and "2" are refused, not read as numbers) and
+# bounded (scalelab.limits). ``scale: width`` marks channel counts that width scaling multiplies.
+Channels = Annotated[int, Strict(), Field(gt=0, le=MAX_CHANNELS, json_schema_extra={"scale": "width"})]
+PositiveInt = Annotated[int, Strict(), Field(gt=0, le=MAX_CHANNELS)]
+Pixels = Annotated[int, Strict(), Field(gt=0, le=MAX_RESOLUTION)]
+PadPixels = Annotated[int, Strict(), Field(ge=0, le=MAX_RESOLUTION)]
+Pair = Annotated[tuple[Pixels, Pixels], BeforeValidator(_pair), pair_schema(1)]
+PadPair = Annotated[tuple[PadPixels, PadPixels], BeforeValidator(_pair), pair_schema(0)]
 Probability = Annotated[float, Field(ge=0, lt=1)]
+#: a block's ``from:``: one name or a non-empty list of names
+InputNames = Annotated[
+    Optional[list[str]], Field(min_length=1),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
+]
 Norm = Literal["batchnorm", "none"]
 ActivationFunction = Annotated[
     Literal[_FUNCTIONS], BeforeValidator(_activation_alias), WithJsonSchema({"enum": [*_FUNCTIONS, "swish"]}),
@@ -63,14 +72,12 @@ class Block(BaseModel):
     """A block kind: its parameters (validated), and ``layers()``, the single place that derives
     every inner dimension. Shape, cost and the torch module all follow from ``layers()``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # every float is finite (norm_eps: .inf and NaN are refused)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     kind: str
     name: Optional[str] = Field(None, description="Block name; defaults to the kind and a number.")
-    inputs: Annotated[
-        Optional[list[str]],
-        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
-    ] = Field(None, alias="from", description="Names of the blocks feeding this one; default: the previous block.")
+    inputs: InputNames = Field(None, alias="from", description="Names of the blocks feeding this one; default: the previous block.")
     training_only: bool = Field(False, description="Exclude from inference cost (e.g. auxiliary classifiers).")
     scale_width: bool = Field(True, description="Whether width scaling multiplies this block's channels.")
 

@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 
 
@@ -47,7 +48,7 @@ def _published_text(fmt: Format) -> str:
 
     table = published()
     if fmt is Format.json:
-        return json.dumps([r.model_dump() for r in table.rows], indent=2)
+        return json.dumps([r.model_dump() for r in table.rows], indent=2, allow_nan=False)
     rows = [[r.name, r.series or "-", f"{r.top1:g}", human_count(r.macs), human_count(r.params), str(r.resolution), r.source]
             for r in table.rows]
     notes = ["Published ImageNet-1k top-1 (single crop). MACs = multiply-adds per image as each source gives "
@@ -93,7 +94,7 @@ def validation_summary() -> dict:
 def _validation_text(fmt: Format) -> str:
     summary = validation_summary()
     if fmt is Format.json:
-        return json.dumps(summary, indent=2)
+        return json.dumps(summary, indent=2, allow_nan=False)
     rows = [[name, h["name"], f"{h['actual']:g}", f"{h['predicted']:.2f}", f"{h['predicted'] - h['actual']:+.2f}"]
             for name, s in summary["series"].items() for h in s["holdouts"]]
     per_series = "; ".join(f"{name}: mean {s['mean_abs_error']:.2f}, max {s['max_abs_error']:.2f}"
@@ -121,7 +122,7 @@ def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[i
 
     estimate = estimate_accuracy(load_spec(spec), depth, width, resolution, method=method)
     if fmt is Format.json:
-        return json.dumps(estimate.__dict__, indent=2)
+        return json.dumps(estimate.__dict__, indent=2, allow_nan=False)
     if estimate.top1 is None:
         value = f"score {estimate.score:.3f} (ranking only)"
     else:  # a published figure as its source gives it; an estimate to two decimals, with its interval
@@ -135,9 +136,9 @@ def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[i
 def accuracy(
     spec: Optional[str] = typer.Argument(None, help="Estimate for this spec (file or zoo name) scaled by the options; "
                                                     "without it, list the published accuracies."),
-    depth: float = typer.Option(1.0, "--depth", help="Depth multiplier (stage repeats)."),
-    width: float = typer.Option(1.0, "--width", help="Width multiplier (channels)."),
-    resolution: Optional[int] = typer.Option(None, "--resolution", help="Input size in pixels (default: the spec's)."),
+    depth: float = typer.Option(1.0, "--depth", parser=O.DEPTH_MULTIPLIER, help="Depth multiplier (stage repeats)."),
+    width: float = typer.Option(1.0, "--width", parser=O.WIDTH_MULTIPLIER, help="Width multiplier (channels)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", parser=O.PIXELS, help="Input size in pixels (default: the spec's)."),
     method: str = typer.Option("scaling-law", "--method", "-m", help="published, scaling-law or proxy."),
     validate: bool = typer.Option(False, "--validate", help="Leave-one-out error of the scaling-law estimator per published series."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, markdown or json."),

@@ -9,8 +9,10 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
+from scalelab.limits import MAX_RESOLUTION, quote
 from scalelab.output import check_output_file
 
 
@@ -57,13 +59,13 @@ def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
     """'224' -> (224, 224); '224x160' -> (224, 160) (height x width)."""
     if text is None:
         return None
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+)\s*)?", text)
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX,]\s*(\d{1,9})\s*)?", text)
     if not match:
-        raise ScalelabError(f"--resolution: expected a size such as 224 or 224x160 (height x width), got '{text}'")
+        raise ScalelabError(f"--resolution: expected a size such as 224 or 224x160 (height x width), got {quote(text, 40)}")
     h = int(match.group(1))
     w = int(match.group(2)) if match.group(2) else h
-    if h < 1 or w < 1:
-        raise ScalelabError(f"--resolution: sizes must be positive, got '{text}'")
+    if not (1 <= h <= MAX_RESOLUTION and 1 <= w <= MAX_RESOLUTION):
+        raise ScalelabError(f"--resolution: sizes must be between 1 and {MAX_RESOLUTION:,}, got '{text}'")
     return (h, w)
 
 
@@ -110,7 +112,7 @@ def analyze(
         "atomically: nothing is written on failure.")),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", metavar="SIZE",
                                              help="Input size overriding the spec's: 224 or HxW such as 224x160."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, metavar="N", help="Batch size (MACs, ops and activations scale with it)."),
+    batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, metavar="N", help="Batch size (MACs, ops and activations scale with it)."),
     level: int = typer.Option(2, "--level", "-l", min=1, max=2, metavar="1|2", help="Rows: 1 = one row per stage, 2 = every block."),
     depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
                                         help="Old name of --level (kept for one release)."),
@@ -126,7 +128,8 @@ def analyze(
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="DTYPE", help="fp32, fp16, bf16 or int8: bytes and latency at this "
                                         "type; adds memory columns and the inference peak (default fp32)."),
     measure: bool = typer.Option(False, "--measure", help="Add latency measured here with torch (each block and the network)."),
-    measure_on: Optional[str] = typer.Option(None, "--measure-on", metavar="DEVICE", help="With --measure: cpu (default), or cuda / cuda:N."),
+    measure_on: Optional[str] = typer.Option(None, "--measure-on", parser=O.DEVICE, metavar="DEVICE",
+                                             help="With --measure: cpu (default), or cuda / cuda:N."),
     no_cache: bool = typer.Option(False, "--no-cache", help="With --measure: measure every block again instead of "
                                   "reusing timings cached by an earlier run."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy", help="With --measure: keep timings of a machine that "

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from scalelab.analysis.noise import MAX_OTHER_CPUS, MAX_SPREAD
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.output import check_output_file
 
@@ -16,13 +17,13 @@ from scalelab.output import check_output_file
 @friendly
 def calibrate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the profile YAML here (atomically); default: print it."),
-    device: str = typer.Option("cpu", "--on", help="What to measure: cpu, or cuda / cuda:N where a GPU is present."),
+    device: str = typer.Option("cpu", "--on", parser=O.DEVICE, help="What to measure: cpu, or cuda / cuda:N where a GPU is present."),
     name: str = typer.Option("calibrated", "--name", help="Name of the profile."),
-    networks: Optional[int] = typer.Option(None, "--networks", min=1,
+    networks: Optional[int] = typer.Option(None, "--networks", parser=O.ROWS,
                                            help="Fit on the first N synthetic networks only (default: all; quicker, less exact)."),
-    max_load: float = typer.Option(MAX_OTHER_CPUS, "--max-load", min=0,
+    max_load: float = typer.Option(MAX_OTHER_CPUS, "--max-load", parser=O.NON_NEGATIVE,
                                    help="Most CPUs other processes may keep busy while measuring."),
-    max_spread: float = typer.Option(MAX_SPREAD, "--max-spread", min=0,
+    max_spread: float = typer.Option(MAX_SPREAD, "--max-spread", parser=O.NON_NEGATIVE,
                                      help="Most repeated rounds of timings may disagree (a fraction)."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy",
                                      help="Keep a measurement that stays beyond the limits, marked noisy in the profile."),

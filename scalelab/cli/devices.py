@@ -58,6 +58,6 @@ def devices(
                            "launch_overhead_us": "microseconds per kernel",
                            "achievable_compute": "fraction of peak", "achievable_bandwidth": "fraction of peak",
                            "efficiency": "fraction of achievable compute, per layer kind"}} for p in profiles]
-        emit(json.dumps(rows, indent=2), None)
+        emit(json.dumps(rows, indent=2, allow_nan=False), None)
     else:
         emit(_table(profiles), None)

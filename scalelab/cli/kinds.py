@@ -9,8 +9,10 @@ from typing import Any, Optional
 import typer
 
 from scalelab.cli.app import app, emit, friendly, fail
+from scalelab.limits import MAX_CHANNELS, MAX_RESOLUTION
 
 COMMON = ("kind", "name", "from", "training_only", "scale_width")
+SIZE_BOUNDS = (MAX_CHANNELS, MAX_RESOLUTION)
 
 
 class ListFormat(str, Enum):
@@ -40,6 +42,8 @@ def type_text(prop: dict[str, Any]) -> str:
     names = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
     text = names.get(kind, kind)
     for key, op in (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"), ("maximum", "<=")):
+        if key == "maximum" and prop.get(key) in SIZE_BOUNDS:
+            continue  # the bounds every size has are listed once, in README 'Bounds'
         if key in prop:
             text += f" {op} {prop[key]}"
     return text

@@ -10,8 +10,10 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, friendly
 from scalelab.errors import ScalelabError
+from scalelab.limits import MAX_REPORT_BYTES
 from scalelab.output import check_output_file
 
 
@@ -30,6 +32,8 @@ class Axis(str, Enum):
 def read_report(path: Path) -> dict:
     hint = "" if Path(path).suffix == ".json" else "; for a per-block chart of a spec add --breakdown macs,params,activations"
     try:
+        if Path(path).stat().st_size > MAX_REPORT_BYTES:
+            raise ScalelabError(f"{path}: larger than the {MAX_REPORT_BYTES:,} bytes a report may have (README, 'Bounds')")
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScalelabError(f"{path}: no such report (write one with `scalelab scale --budget ...`){hint}") from None
@@ -37,9 +41,14 @@ def read_report(path: Path) -> dict:
         raise ScalelabError(f"{path}: cannot read: {exc}{hint}") from None
     except json.JSONDecodeError as exc:
         raise ScalelabError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}{hint}") from None
+    except RecursionError:
+        raise ScalelabError(f"{path}: not a report: nested too deeply to read") from None
     if not isinstance(report, dict) or report.get("report") != "scalelab scale":
         raise ScalelabError(f"{path}: not a report of `scalelab scale` (its JSON report is REPORT_DIR/<study>.json); "
                             f"for a per-block chart of a spec add --breakdown macs,params,activations")
+    from scalelab.report.search_schema import check_search_report
+
+    check_search_report(report, str(path))
     return report
 
 
@@ -76,7 +85,7 @@ def plot(
     device: Optional[str] = typer.Option(None, "--device", help=(
         "With --breakdown: device profile for predicted latency, a name (`scalelab devices`) or a profile YAML.")),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="With --breakdown: batch size (MACs, activations and latency scale with it)."),
+    batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, help="With --breakdown: batch size (MACs, activations and latency scale with it)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="With --breakdown: input size overriding the spec's, 224 or HxW."),
 ) -> None:
     """Charts. From a search report: accuracy vs cost (published networks, every trial, the Pareto

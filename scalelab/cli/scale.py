@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from scalelab import interrupts
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
 from scalelab.output import FileSet, OutputFolder, check_output_file, write_atomic
@@ -81,22 +82,22 @@ def scale(
         "paper: 1 FLOP = 1 multiply-add (EfficientNet-B0 is 0.39B FLOPs); hardware: 1 multiply-add = 2 FLOPs.")),
     device: Optional[str] = typer.Option(None, "--device", help="Device profile for predicted latency (see `scalelab devices`)."),
     dtype: str = typer.Option("fp32", "--dtype", help="Data type for latency and memory."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size for latency and memory."),
-    phi: Optional[float] = typer.Option(None, "--phi", help="Apply compound scaling d=alpha^phi, w=beta^phi, r=gamma^phi."),
-    depth: Optional[float] = typer.Option(None, "--depth", help="Apply a depth multiplier (stage repeats, rounded up)."),
-    width: Optional[float] = typer.Option(None, "--width", help="Apply a width multiplier (channels, to the divisor)."),
-    resolution: Optional[int] = typer.Option(None, "--resolution", help="Apply an input resolution in pixels."),
-    alpha: float = typer.Option(1.2, "--alpha", help="Depth coefficient for --phi (EfficientNet: 1.2)."),
-    beta: float = typer.Option(1.1, "--beta", help="Width coefficient for --phi (EfficientNet: 1.1)."),
-    gamma: float = typer.Option(1.15, "--gamma", help="Resolution coefficient for --phi (EfficientNet: 1.15)."),
+    batch: int = typer.Option(1, "--batch", parser=O.BATCH, help="Batch size for latency and memory."),
+    phi: Optional[float] = typer.Option(None, "--phi", parser=O.PHI, help="Apply compound scaling d=alpha^phi, w=beta^phi, r=gamma^phi."),
+    depth: Optional[float] = typer.Option(None, "--depth", parser=O.DEPTH_MULTIPLIER, help="Apply a depth multiplier (stage repeats, rounded up)."),
+    width: Optional[float] = typer.Option(None, "--width", parser=O.WIDTH_MULTIPLIER, help="Apply a width multiplier (channels, to the divisor)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", parser=O.PIXELS, help="Apply an input resolution in pixels."),
+    alpha: float = typer.Option(1.2, "--alpha", parser=O.COEFFICIENT, help="Depth coefficient for --phi (EfficientNet: 1.2)."),
+    beta: float = typer.Option(1.1, "--beta", parser=O.COEFFICIENT, help="Width coefficient for --phi (EfficientNet: 1.1)."),
+    gamma: float = typer.Option(1.15, "--gamma", parser=O.COEFFICIENT, help="Resolution coefficient for --phi (EfficientNet: 1.15)."),
     method: Optional[Method] = typer.Option(None, "--method", help=(
         "two-step (default; direct with --objective pareto): EfficientNet's method, alpha, beta, gamma at phi = 1 "
         "then the largest phi within the budget; direct: search (d, w, r) freely.")),
     objective: ObjectiveKind = typer.Option(ObjectiveKind.reward, "--objective", help="reward: MnasNet ACC x (cost/T)^w; pareto: accuracy vs cost."),
     constraint: ConstraintKind = typer.Option(ConstraintKind.hard, "--constraint", help="hard: budgets are Optuna constraints; soft: w on both sides."),
-    reward_exponent: float = typer.Option(-0.07, "--reward-exponent", help="w of the soft MnasNet reward."),
-    trials: int = typer.Option(100, "--trials", help="Total trials of the study, counting every worker's (a resumed study runs only the rest)."),
-    seed: int = typer.Option(0, "--seed", help="Sampler seed (each worker's: this plus the number of its first trial)."),
+    reward_exponent: float = typer.Option(-0.07, "--reward-exponent", parser=O.EXPONENT, help="w of the soft MnasNet reward."),
+    trials: int = typer.Option(100, "--trials", parser=O.TRIALS, help="Total trials of the study, counting every worker's (a resumed study runs only the rest)."),
+    seed: int = typer.Option(0, "--seed", parser=O.SEED, help="Sampler seed (each worker's: this plus the number of its first trial)."),
     sampler: SamplerKind = typer.Option(SamplerKind.tpe, "--sampler", help="Optuna sampler."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite:///REPORT_DIR/studies.db; 'memory' keeps nothing)."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default: from the base, method and budgets); the same name and storage resume."),
@@ -110,25 +111,25 @@ def scale(
     accuracy: AccuracyMethod = typer.Option(AccuracyMethod.scaling_law, "--accuracy", help="How candidates' accuracy is obtained."),
     extrapolation: Extrapolation = typer.Option(Extrapolation.avoid, "--extrapolation", help=(
         "avoid: accept only candidates whose accuracy estimate lies inside the estimator's fitted range; allow: accept all (flagged).")),
-    data: Optional[Path] = typer.Option(None, "--data", help="Image folder (ImageFolder layout) for --accuracy train."),
-    epochs: int = typer.Option(3, "--epochs", help="Training epochs per candidate for --accuracy train."),
-    min_depth: float = typer.Option(0.25, "--min-depth", help="Smallest depth multiplier searched."),
-    max_depth: float = typer.Option(4.0, "--max-depth", help="Largest depth multiplier searched."),
-    min_width: float = typer.Option(0.25, "--min-width", help="Smallest width multiplier searched."),
-    max_width: float = typer.Option(3.0, "--max-width", help="Largest width multiplier searched."),
-    min_resolution: float = typer.Option(0.25, "--min-resolution", help="Smallest resolution multiplier."),
-    max_resolution: float = typer.Option(3.0, "--max-resolution", help="Largest resolution multiplier."),
-    divisor: int = typer.Option(8, "--divisor", help="Channels round to a multiple of this."),
-    resolution_multiple: int = typer.Option(1, "--resolution-multiple", help="Input size rounds to a multiple of this."),
-    product_tolerance: float = typer.Option(0.1, "--product-tolerance", help="Two-step: |alpha*beta^2*gamma^2 - 2| allowed."),
-    phi_step: float = typer.Option(0.0, "--phi-step", help="Two-step: phi in steps of this (0: continuous)."),
+    data: Optional[Path] = typer.Option(None, "--data", parser=O.DATA_FOLDER, help="Image folder (ImageFolder layout) for --accuracy train."),
+    epochs: int = typer.Option(3, "--epochs", parser=O.EPOCHS, help="Training epochs per candidate for --accuracy train."),
+    min_depth: float = typer.Option(0.25, "--min-depth", parser=O.DEPTH_MULTIPLIER, help="Smallest depth multiplier searched."),
+    max_depth: float = typer.Option(4.0, "--max-depth", parser=O.DEPTH_MULTIPLIER, help="Largest depth multiplier searched."),
+    min_width: float = typer.Option(0.25, "--min-width", parser=O.WIDTH_MULTIPLIER, help="Smallest width multiplier searched."),
+    max_width: float = typer.Option(3.0, "--max-width", parser=O.WIDTH_MULTIPLIER, help="Largest width multiplier searched."),
+    min_resolution: float = typer.Option(0.25, "--min-resolution", parser=O.RESOLUTION_MULTIPLIER, help="Smallest resolution multiplier."),
+    max_resolution: float = typer.Option(3.0, "--max-resolution", parser=O.RESOLUTION_MULTIPLIER, help="Largest resolution multiplier."),
+    divisor: int = typer.Option(8, "--divisor", parser=O.DIVISOR, help="Channels round to a multiple of this."),
+    resolution_multiple: int = typer.Option(1, "--resolution-multiple", parser=O.PIXELS, help="Input size rounds to a multiple of this."),
+    product_tolerance: float = typer.Option(0.1, "--product-tolerance", parser=O.NON_NEGATIVE, help="Two-step: |alpha*beta^2*gamma^2 - 2| allowed."),
+    phi_step: float = typer.Option(0.0, "--phi-step", parser=O.NON_NEGATIVE, help="Two-step: phi in steps of this (0: continuous)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the (winning) spec YAML here."),
     report_dir: Path = typer.Option(DEFAULT_REPORT_DIR, "--report-dir", help=(
         "Folder for the JSON/Markdown report, the winning spec and the charts (created if missing; the default "
         "SQLite study storage lives there too).")),
     charts: bool = typer.Option(True, "--charts/--no-charts", help="Draw the charts into the report folder."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table for people, json for scripts."),
-    top: int = typer.Option(10, "--top", help="Candidates listed."),
+    top: int = typer.Option(10, "--top", parser=O.ROWS, help="Candidates listed."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
 ) -> None:
     """Search the best compound scaling of a network under a budget, or apply one scaling.
@@ -218,7 +219,7 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
 
     chart_files = _write_report_set(report, evaluator, report_dir, stem, winner_spec, spec_path, charts)
     if format == OutputFormat.json:
-        emit(json.dumps(report, indent=1), None)
+        emit(json.dumps(report, indent=1, allow_nan=False), None)
         return
     from rich.console import Console
 
@@ -257,7 +258,7 @@ def _write_report_set(report: dict, evaluator, report_dir: Path, stem: str, winn
             draw_scaling_curves(scaling_curves(report), files.path(name))
             chart_files["scaling curves"] = name
         report["charts"] = chart_files
-        files.write(f"{stem}.json", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
+        files.write(f"{stem}.json", (json.dumps(report, indent=1, allow_nan=False) + "\n").encode("utf-8"))
         files.write(f"{stem}.md", to_markdown(report, chart_files).encode("utf-8"))
         in_folder = spec_path.parent.resolve() == report_dir.resolve()
         if in_folder:
@@ -322,7 +323,7 @@ def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, res
     if output is not None:
         emit(text, output)
     if format == OutputFormat.json:
-        emit(json.dumps({**summary, **({"output": str(output)} if output else {"yaml": text})}, indent=1), None)
+        emit(json.dumps({**summary, **({"output": str(output)} if output else {"yaml": text})}, indent=1, allow_nan=False), None)
         return
     if output is None:
         emit(text, None)

@@ -10,14 +10,16 @@ few). Every datasheet figure carries its source.
 from __future__ import annotations
 
 import difflib
+import json
 from importlib import resources
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.limits import MAX_SPEC_BYTES, quote
 
 ComputeDtype = Literal["fp32", "tf32", "fp16", "bf16", "int8"]
 #: layer kinds a profile may give an efficiency or overhead for (see scalelab.analysis.latency.layer_kind)
@@ -31,13 +33,14 @@ DATASHEET_FIGURES = ("peak_flops", "memory_bandwidth")
 
 
 class DeviceProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every figure is finite: a NaN peak would make every latency NaN, and NaN is not JSON
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str
     description: str = ""
     kind: Literal["gpu", "cpu"]
-    peak_flops: dict[ComputeDtype, float] = Field(min_length=1, description="peak FLOP/s (2 per multiply-add) per dtype")
-    memory_bandwidth: float = Field(gt=0, description="bytes per second")
+    peak_flops: dict[ComputeDtype, Annotated[float, Field(ge=1)]] = Field(min_length=1, description="peak FLOP/s (2 per multiply-add) per dtype")
+    memory_bandwidth: float = Field(ge=1, description="bytes per second")
     achievable_compute: float = Field(gt=0, le=1, description="fraction of peak FLOP/s real kernels reach")
     achievable_bandwidth: float = Field(gt=0, le=1, description="fraction of the bandwidth real kernels reach")
     launch_overhead_us: float = Field(ge=0, description="fixed time per kernel (launch or dispatch), microseconds")
@@ -59,9 +62,6 @@ class DeviceProfile(BaseModel):
         for figure in DATASHEET_FIGURES:
             if not self.sources.get(figure):
                 raise ValueError(f"sources.{figure} is missing: every datasheet figure needs a source")
-        for dtype, flops in self.peak_flops.items():
-            if flops <= 0:
-                raise ValueError(f"peak_flops.{dtype} must be positive, got {flops}")
         for kind, value in self.efficiency.items():
             if not 0 < value <= 1:
                 raise ValueError(f"efficiency.{kind} must be in (0, 1], got {value}")
@@ -71,6 +71,10 @@ class DeviceProfile(BaseModel):
         for kind, value in self.overhead_us.items():
             if value < 0:
                 raise ValueError(f"overhead_us.{kind} must be at least 0, got {value}")
+        try:
+            json.dumps(self.calibration, allow_nan=False, default=str)
+        except ValueError:
+            raise ValueError("calibration holds a NaN or infinite number; every figure must be finite") from None
         return self
 
     def kind_efficiency(self, kind: str, channels: Optional[int] = None) -> float:
@@ -101,36 +105,47 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
+def _boolean(data: dict) -> Optional[tuple]:
+    """Where a profile gives true or false: it has no flags, and pydantic would read true as 1.0."""
+    for key, value in data.items():
+        if isinstance(value, bool):
+            return (key,)
+        if isinstance(value, dict) and key != "calibration":
+            inner = next((k for k, v in value.items() if isinstance(v, bool)), None)
+            if inner is not None:
+                return (key, inner)
+    return None
+
+
 def parse_profile(text: str, filename: str = "<profile>") -> DeviceProfile:
     """Validate profile text; errors name file:line:col, the YAML path, the rule and the value."""
     from scalelab.spec.load import SourceMap, located_error
+    from scalelab.spec.yaml_safe import parse_yaml
 
-    try:
-        root, data = yaml.compose(text), yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise ScalelabError(f"{where}: YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
+    root, data = parse_yaml(text, filename)
     source = SourceMap(filename, root)
     if not isinstance(data, dict):
         raise ScalelabError(f"{filename}: a device profile must be a mapping (name, kind, peak_flops, ...)")
+    flag = _boolean(data)
+    if flag:
+        raise located_error(source, flag, "device profile: must be a number; true and false are not numbers")
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        # a misspelled key also shows up as a missing one: name the misspelling
-        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        # a misspelled key also shows up as a missing one: name the misspelling, then what is missing
+        error = next((e for kind in ("extra_forbidden", "missing") for e in errors if e["type"] == kind), errors[0])
         loc, kind = tuple(error["loc"]), error["type"]
         if kind == "missing":
             loc, message = loc[:-1], f"missing required field '{loc[-1]}'"
         elif kind == "extra_forbidden":
             message = f"unknown field '{loc[-1]}'{did_you_mean(loc[-1], DeviceProfile.model_fields)}"
         elif kind.startswith("literal"):
-            message = f"must be one of {error['ctx']['expected']} (got {error['input']!r})"
+            message = f"must be one of {error['ctx']['expected']} (got {quote(error['input'])})"
         elif kind == "value_error":
             message = str(error["ctx"]["error"])
         else:
-            message = f"{error['msg']} (got {error['input']!r})"
+            message = f"{error['msg']} (got {quote(error['input'])})"
         raise located_error(source, loc, f"device profile: {message}") from None
 
 
@@ -146,8 +161,6 @@ def load_profile(name_or_path: "str | Path") -> DeviceProfile:
             raise ScalelabError(f"{name_or_path}: no such device profile file or name{hint}; "
                                 f"`scalelab devices` lists them")
         path = profiles_dir() / f"{name}.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScalelabError(f"{path}: cannot read: {exc}") from None
-    return parse_profile(text, str(path))
+    from scalelab.spec.load import read_text
+
+    return parse_profile(read_text(path, MAX_SPEC_BYTES), str(path))

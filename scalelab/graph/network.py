@@ -7,13 +7,15 @@ than a whole analysis (see benchmarks/analyze.md), so the analysis path does not
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Optional
 
 from scalelab.blocks import Block
-from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, fmt_shape, walk
+from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, elements, fmt_shape, walk
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.limits import MAX_CHANNELS, MAX_ELEMENTS, MAX_RESOLUTION
 from scalelab.spec.load import located_error
 from scalelab.spec.model import Spec, Stage
 
@@ -54,6 +56,8 @@ class Network:
     blocks: dict[str, ResolvedBlock]  # in execution order
     output: str  # the block whose output is the network's
     warnings: list[str] = field(default_factory=list)  #: likely mistakes that still make a network
+    #: training-only blocks left out because they cannot take their input at this resolution: name -> why
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def graph(self) -> "nx.DiGraph":
@@ -67,6 +71,13 @@ class Network:
             graph.add_node(b.name, index=b.index, block=b)
         graph.add_edges_from((src, b.name) for b in self.blocks.values() for src in b.inputs)
         return graph
+
+    @property
+    def notes(self) -> list[str]:
+        """What a report must say about the network beyond its rows."""
+        size = "x".join(str(d) for d in self.input_shape[1:])
+        return [f"Training-only block '{name}' is not applicable at {size} and is left out: {why}."
+                for name, why in self.not_applicable.items()]
 
     def inference_blocks(self) -> list[ResolvedBlock]:
         return [b for b in self.blocks.values() if not b.training_only]
@@ -141,6 +152,7 @@ def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> None:
         if not b.training_only:
             previous = b.name
     ends = stage_ends(blocks)
+    training_only = {b.name for b in blocks if b.training_only}
     for b in blocks:
         b.inputs = [src if src in names else ends.get(src, src) for src in b.inputs]  # a stage: its last block
         for src in b.inputs:
@@ -148,6 +160,11 @@ def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> None:
                 hint = did_you_mean(src, [*names, *ends])
                 raise located_error(spec.source, b.path + ("from",),
                                     f"block '{b.name}' takes input from unknown block or stage '{src}'{hint}")
+            if src in training_only and not b.training_only:
+                raise located_error(spec.source, b.path + ("from",),
+                                    f"block '{b.name}' takes input from training-only block '{src}', whose cost the "
+                                    f"inference total leaves out; mark '{b.name}' training_only too, or feed it "
+                                    f"from inference blocks")
         arity = type(b.block).arity
         if arity is None and len(b.inputs) < 2:
             raise located_error(spec.source, b.path, f"a '{b.kind}' block joins two or more inputs; name them with from:")
@@ -184,21 +201,93 @@ def _order(spec: Spec, blocks: list[ResolvedBlock]) -> list[ResolvedBlock]:
     return [by_name[n] for n in order if n != INPUT]
 
 
+def _widest(node: object) -> int:
+    """The most channels any layer of a layer tree has (widths derived from ratios included)."""
+    widest, todo = 0, [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif dataclasses.is_dataclass(item):
+            for name in item.__dataclass_fields__:
+                value = getattr(item, name)
+                if name in ("in_ch", "out_ch", "channels") and isinstance(value, int):
+                    widest = max(widest, value)
+                elif not isinstance(value, (int, float, str, bool)):
+                    todo.append(value)
+    return widest
+
+
+def _check_size(spec: Spec, b: ResolvedBlock) -> None:
+    """A feature map or a block's weights beyond any real tensor is a mistake, not a network to cost."""
+    params = biggest = 0
+    for c in b.costs:
+        params += c.params
+        biggest = max(biggest, c.out_elems)
+    # a layer's output has at least as many elements as channels: most blocks need no walk
+    widest = _widest(b.layers) if biggest > MAX_CHANNELS else 0
+    if widest > MAX_CHANNELS:
+        raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) has a layer of {widest:,} channels, "
+                            f"more than the {MAX_CHANNELS:,} a layer may have (README, 'Bounds')")
+    count = elements(b.out_shape)
+    if count > MAX_ELEMENTS:
+        raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) outputs {fmt_shape(b.out_shape)} = "
+                            f"{count:,} elements, more than the 2^40 a tensor of one sample may have (README, 'Bounds')")
+    if params > MAX_ELEMENTS:
+        raise located_error(spec.source, b.path, f"block '{b.name}' ({b.kind}) holds {params:,} parameters, more than "
+                            f"the 2^40 a tensor of one sample may have (README, 'Bounds')")
+
+
+def _whole_heads(ordered: list[ResolvedBlock], skipped: dict[str, str]) -> dict[str, str]:
+    """A head is left out whole: every training-only block connected to one that does not fit."""
+    head_of = {b.name: b.name for b in ordered if b.training_only}  # union-find over training-only blocks
+
+    def root(name: str) -> str:
+        while head_of[name] != name:
+            head_of[name] = head_of[head_of[name]]
+            name = head_of[name]
+        return name
+
+    for b in ordered:
+        for src in b.inputs if b.training_only else ():
+            if src in head_of:
+                head_of[root(src)] = root(b.name)
+    failed: dict[str, str] = {}
+    for name in skipped:  # in execution order: each head names its first block that does not fit
+        failed.setdefault(root(name), name)
+    for b in ordered:
+        first = failed.get(root(b.name)) if b.training_only else None
+        if first is not None:
+            skipped.setdefault(b.name, f"it belongs to the head whose block '{first}' does not fit")
+    return {b.name: skipped[b.name] for b in ordered if b.name in skipped}
+
+
 def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Network:
-    """Build the block graph and propagate shapes; raise ScalelabError at the first impossible shape."""
+    """Build the block graph and propagate shapes; raise ScalelabError at the first impossible shape.
+
+    A training-only block (an auxiliary head) that cannot take its input at this resolution is left
+    out and named in ``not_applicable``: the inference network does not depend on it."""
     if resolution is None:
         resolution = spec.input.resolution
     elif isinstance(resolution, int):
         resolution = (resolution, resolution)
-    if min(resolution) < 1:
-        raise ScalelabError(f"resolution must be positive, got {resolution}")
+    if min(resolution) < 1 or max(resolution) > MAX_RESOLUTION:
+        raise ScalelabError(f"resolution must be between 1 and {MAX_RESOLUTION:,} pixels, got {resolution}")
     input_shape: Shape = (spec.input.channels, *resolution)
+    if elements(input_shape) > MAX_ELEMENTS:
+        raise located_error(spec.source, ("input",), f"an input of {fmt_shape(input_shape)} has more than the 2^40 "
+                            f"elements a tensor of one sample may have (README, 'Bounds')")
     warnings: list[str] = []
     blocks = _expand(spec, warnings)
     _wire(spec, blocks)
     ordered = _order(spec, blocks)
     shapes: dict[str, Shape] = {INPUT: input_shape}
+    skipped: dict[str, str] = {}
     for b in ordered:
+        missing = next((s for s in b.inputs if s in skipped), None) if skipped else None
+        if missing is not None:  # only training-only blocks take input from training-only ones
+            skipped[b.name] = f"its input '{missing}' is not applicable"
+            continue
         ins = [shapes[s] for s in b.inputs]
         b.in_shape = ins[0] if type(b.block).arity == 1 else ins
         try:
@@ -206,9 +295,13 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
             result = walk(b.layers, b.in_shape)
         except ShapeError as exc:
             got = " and ".join(fmt_shape(s) for s in ins)
+            if b.training_only:
+                skipped[b.name] = f"it cannot take input {got}: {exc}"
+                continue
             raise located_error(spec.source, b.path,
                                 f"block '{b.name}' ({b.kind}) cannot take input {got}: {exc}") from None
         b.out_shape, b.costs = result.out, result.costs
+        _check_size(spec, b)
         shapes[b.name] = b.out_shape
     inference = [b for b in ordered if not b.training_only]
     if not inference:
@@ -219,4 +312,7 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
         if b.name not in used and b.name != output:
             warnings.append(_warning(spec, b.path, f"block '{b.name}' ({b.kind}): nothing uses its output (a dead "
                                      f"branch); it is still counted in the totals"))
-    return Network(spec, input_shape, {b.name: b for b in ordered}, output, warnings)
+    if skipped:
+        skipped = _whole_heads(ordered, skipped)
+    kept = {b.name: b for b in ordered if b.name not in skipped}
+    return Network(spec, input_shape, kept, output, warnings, skipped)

@@ -139,7 +139,7 @@ def report_dict(report: Report) -> dict:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(report_dict(report), indent=2) + "\n"
+    return json.dumps(report_dict(report), indent=2, allow_nan=False) + "\n"
 
 
 CSV_FIXED = ("row", "name", "kind", "stage", "out_shape", "training_only")

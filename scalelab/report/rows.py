@@ -126,5 +126,12 @@ def build_report(
         _fill_shares(columns, training_total, total)
     spec = analysis.network.spec
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
-                  finish(inference), total, finish(training), training_total, tuple(notes), dict(figures or {}), mode,
+                  finish(inference), total, finish(training), training_total,
+                  (*analysis.network.notes, *notes), {**_not_applicable(analysis), **(figures or {})}, mode,
                   tuple(extra_totals))
+
+
+def _not_applicable(analysis: "Analysis") -> dict:
+    """Training-only blocks left out at this resolution, as data for JSON (nothing when none is)."""
+    skipped = analysis.network.not_applicable
+    return {"not_applicable": [{"block": name, "reason": why} for name, why in skipped.items()]} if skipped else {}

@@ -84,6 +84,13 @@ def _bad(text: str, why: str) -> ScalelabError:
 
 def parse_budget(text: str, flops_convention: FlopsConvention = "paper") -> Budget:
     """One budget string -> a Budget; a string that cannot be read names the accepted units."""
+    budget = _parse_budget(text, flops_convention)
+    if not math.isfinite(budget.limit):  # 1e308TFLOPs is past any float, not an unlimited budget
+        raise _bad(text, "the limit is too large to be a number")
+    return budget
+
+
+def _parse_budget(text: str, flops_convention: FlopsConvention) -> Budget:
     if flops_convention not in FLOPS_CONVENTIONS:
         raise ScalelabError(f"FLOPs convention must be one of {sorted(FLOPS_CONVENTIONS)}, got '{flops_convention}'")
     match = _NUMBER.match(text or "")

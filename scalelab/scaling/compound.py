@@ -15,12 +15,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from scalelab.blocks import Block
 from scalelab.errors import ScalelabError
 from scalelab.scaling.rounding import round_channels, round_repeats, round_resolution
+from scalelab.spec.load import describe_error, yaml_path
 from scalelab.spec.model import Spec, Stage
 
 #: EfficientNet's grid-searched coefficients at phi = 1 (alpha * beta^2 * gamma^2 ~ 2)
@@ -141,7 +142,11 @@ def scale_block(block: Block, width: float, divisor: int = 8) -> Block:
     data = _dump(block)
     aliases = {name: (info.alias or name) for name, info in type(block).model_fields.items()}
     data.update({aliases[name]: value for name, value in updates.items()})
-    return type(block).model_validate(data)
+    try:
+        return type(block).model_validate(data)
+    except ValidationError as exc:  # channels scaled past the bounds
+        path, message = describe_error(exc.errors(include_url=False)[0], data)
+        raise ScalelabError(f"block '{block.name or block.kind}' at width x{width:g}: {yaml_path(path)}: {message}") from None
 
 
 def _describe(spec: Spec, depth: float, width: float, resolution: tuple[int, int], divisor: int) -> str:
@@ -198,7 +203,7 @@ def scale_spec(
 
     same = (depth, width, size) == (1.0, 1.0, spec.input.resolution)
     # Validated anew as a whole, as if read from YAML; the result has no source file.
-    scaled = Spec.model_validate({
+    data = {
         "name": name or default_name(spec.name, depth, width, size),
         "description": _describe(spec, depth, width, size, divisor),
         "input": {"channels": spec.input.channels, "resolution": size},
@@ -207,7 +212,12 @@ def scale_spec(
         "reference": _dump(spec.reference) if same and spec.reference else None,
         "defaults": spec.defaults.model_dump(mode="json", exclude_none=True),
         "blocks": entries,
-    })
+    }
+    try:
+        scaled = Spec.model_validate(data)
+    except ValidationError as exc:  # e.g. channels or repeats scaled past the bounds
+        path, message = describe_error(exc.errors(include_url=False)[0], data)
+        raise ScalelabError(f"{data['name']}: {yaml_path(path)}: {message}") from None
     # entries keep their places, so an error in a scaled block points at the base's file and line
     scaled._source = spec.source
     return scaled

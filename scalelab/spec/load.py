@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from scalelab.blocks import KINDS
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.limits import MAX_SPEC_BYTES, one_line, quote
 from scalelab.spec.model import Spec, Stage
+from scalelab.spec.yaml_safe import parse_yaml
 
 DEFAULT_KEYS = ("norm", "activation", "norm_eps")
 
@@ -57,6 +60,8 @@ class SourceMap:
 def yaml_path(path: tuple) -> str:
     out = ""
     for step in path:
+        if isinstance(step, str) and len(step) > 60:  # a mistyped key may be a whole paragraph
+            step = step[:60] + "..."
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
     return out
 
@@ -85,6 +90,28 @@ def _apply_defaults(obj: Any, defaults: dict) -> None:
                     obj.setdefault(key, value)
         for value in obj.values():
             _apply_defaults(value, defaults)
+
+
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or any(_admits_bool(a) for a in typing.get_args(annotation))
+
+
+def _boolean_number(obj: Any, path: tuple = ()) -> tuple | None:
+    """The path of the first ``true``/``false`` given to a block parameter that is not a flag:
+    pydantic would read it as 1.0 or 0.0 for a float (integer fields are strict already)."""
+    if isinstance(obj, list):
+        return next((p for i, item in enumerate(obj) if (p := _boolean_number(item, path + (i,)))), None)
+    if not isinstance(obj, dict):
+        return None
+    cls = KINDS.get(obj.get("kind")) if isinstance(obj.get("kind"), str) else None
+    fields = {(f.alias or name): f for name, f in cls.model_fields.items()} if cls else {}
+    for key, value in obj.items():
+        if isinstance(value, bool) and key in fields and not _admits_bool(fields[key].annotation):
+            return path + (key,)
+        found = _boolean_number(value, path + (key,)) if isinstance(value, (list, dict)) else None
+        if found:
+            return found
+    return None
 
 
 def _fields_of(raw: Any) -> list[str]:
@@ -132,7 +159,7 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
     loc, kind = _document_path(tuple(error["loc"]), data), error["type"]
     if kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]
-        return loc, f"unknown kind '{tag}'{did_you_mean(tag, KINDS)}; `scalelab kinds` lists them"
+        return loc, f"unknown kind {quote(tag)}{did_you_mean(tag, KINDS)}; `scalelab kinds` lists them"
     if kind == "union_tag_not_found":
         return loc, "a block needs a 'kind' (or 'stage' with 'block' for a repeated block)"
     if kind == "missing":
@@ -140,13 +167,30 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
     if kind == "extra_forbidden":
         parent = _raw_at(data, loc[:-1])
         what = f" for kind '{parent['kind']}'" if isinstance(parent, dict) and "kind" in parent else ""
-        return loc, f"unknown field '{loc[-1]}'{what}{did_you_mean(loc[-1], _fields_of(parent))}"
+        return loc, f"unknown field {quote(loc[-1])}{what}{did_you_mean(loc[-1], _fields_of(parent))}"
     message = error["msg"].replace("Input should", "must", 1)
     if kind.startswith("literal"):
         choices = _choices(error["ctx"]["expected"])
         hint = did_you_mean(error["input"], re.findall(r"'([^']*)'", choices)) if isinstance(error["input"], str) else ""
-        return loc, f"must be one of {choices} (got {error['input']!r}){hint}"
-    return loc, f"{message} (got {error['input']!r})"
+        return loc, f"must be one of {choices} (got {quote(error['input'])}){hint}"
+    if kind in ("int_type", "float_type") and isinstance(error["input"], bool):
+        message = "must be a number; true and false are not numbers"
+    elif kind == "float_type":
+        message = "must be a number written as one, such as 0.001"
+    elif kind == "int_type":
+        message = "must be a whole number written as one, such as 8"
+    elif kind == "value_error":
+        message = str(error["ctx"]["error"])
+    elif kind == "less_than_equal":
+        message = f"must be at most {error['ctx']['le']:,} (README, 'Bounds')"
+    elif kind == "too_long":
+        return loc, f"has {error['ctx']['actual_length']:,} items; at most {error['ctx']['max_length']:,} are allowed (README, 'Bounds')"
+    elif kind == "too_short" and loc[-1:] == ("from",):
+        message = "must name at least one block (leave 'from' out to take the previous block)"
+    return loc, f"{message} (got {quote(error['input'])})"
+
+
+describe_error = _describe  # for specs built in code (scaling), which have no source file
 
 
 MAX_PROBLEMS = 10
@@ -177,26 +221,9 @@ def _choices(expected: str) -> str:
 # Public entry points
 
 
-def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
-    """Parse once, with libyaml where available (pure-Python YAML costs more than the whole analysis):
-    the node tree, whose marks locate errors, and the data built from it."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
-    try:
-        root = loader.get_single_node()
-        return root, (loader.construct_document(root) if root is not None else None)
-    finally:
-        loader.dispose()
-
-
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     """Parse and validate spec text; raise ScalelabError naming file:line and the YAML path."""
-    try:
-        root, data = _parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScalelabError(f"{where}: YAML syntax error: {problem}") from None
+    root, data = parse_yaml(text, filename)
     source = SourceMap(filename, root)
     if data is None:
         raise ScalelabError(f"{filename}: the spec is empty; it needs at least name, input and blocks")
@@ -205,6 +232,9 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     defaults = data.get("defaults")
     if isinstance(defaults, dict):
         _apply_defaults(data.get("blocks"), {k: defaults.get(k) for k in DEFAULT_KEYS})
+    flag = _boolean_number(data.get("blocks"), ("blocks",))
+    if flag:
+        raise located_error(source, flag, f"must be a number; true and false are not numbers (got {_raw_at(data, flag)})")
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
@@ -238,11 +268,18 @@ def load_spec(spec: str | Path) -> Spec:
         else:
             hint = did_you_mean(path.stem, zoo_names())
             raise ScalelabError(f"{spec}: no such file or zoo spec{hint}; `scalelab zoo` lists the zoo")
+    return parse_spec(read_text(path, MAX_SPEC_BYTES), str(spec))
+
+
+def read_text(path: Path, max_bytes: int) -> str:
+    """A text file's content, refusing one larger than ``max_bytes`` before reading it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ScalelabError(f"{path}: {size:,} bytes, more than the {max_bytes:,} a file may have (README, 'Bounds')")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScalelabError(f"{path}: cannot read: {exc}") from None
-    return parse_spec(text, str(spec))
+        raise ScalelabError(f"{path}: cannot read: {one_line(str(exc))[:300]}") from None
 
 
 def spec_schema() -> dict:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Strict, Tag, field_validator, model_validator
 
 from scalelab.blocks import AnyBlock
-from scalelab.blocks.base import ActivationName, Norm, PositiveInt, pair_schema
+from scalelab.blocks.base import ActivationName, Norm, Pixels, PositiveInt, pair_schema
+from scalelab.limits import MAX_BLOCKS, MAX_REPEAT
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class InputSpec(_Strict):
     channels: PositiveInt = 3
-    resolution: Annotated[tuple[PositiveInt, PositiveInt], pair_schema(1)] = Field(
+    resolution: Annotated[tuple[Pixels, Pixels], pair_schema(1)] = Field(
         description="input size: 224 or [height, width]")
 
     @field_validator("resolution", mode="before")
@@ -28,8 +29,8 @@ class InputSpec(_Strict):
 class Reference(_Strict):
     """A published accuracy for this exact network, with where it comes from."""
 
-    top1: float = Field(ge=0, le=100)
-    top5: Optional[float] = Field(None, ge=0, le=100)
+    top1: Annotated[float, Strict()] = Field(ge=0, le=100)
+    top5: Optional[Annotated[float, Strict()]] = Field(None, ge=0, le=100)
     dataset: str = "ImageNet-1k"
     source: str
 
@@ -39,15 +40,15 @@ class Defaults(_Strict):
 
     norm: Optional[Norm] = None
     activation: Optional[ActivationName] = None
-    norm_eps: Optional[float] = Field(None, gt=0)
+    norm_eps: Optional[Annotated[float, Strict()]] = Field(None, gt=0)
 
 
 class Stage(_Strict):
     """A block repeated; the first repeat takes the stage stride (EfficientNet convention)."""
 
     stage: str = Field(description="stage name; its blocks are named stage.0, stage.1, ...")
-    repeat: PositiveInt = 1
-    stride: Optional[PositiveInt] = Field(None, description="stride of the first repeat; the rest use 1")
+    repeat: Annotated[int, Strict(), Field(gt=0, le=MAX_REPEAT)] = 1
+    stride: Optional[Pixels] = Field(None, description="stride of the first repeat; the rest use 1")
     scale_depth: bool = Field(True, description="whether depth scaling multiplies the repeats")
     block: AnyBlock  # type: ignore[valid-type]
 
@@ -68,9 +69,16 @@ class Spec(_Strict):
     input: InputSpec
     reference: Optional[Reference] = None
     defaults: Defaults = Defaults()
-    blocks: list[Entry] = Field(min_length=1)
+    blocks: list[Entry] = Field(min_length=1, max_length=MAX_BLOCKS)
 
     _source: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _few_enough_blocks(self):
+        total = sum(e.repeat if isinstance(e, Stage) else 1 for e in self.blocks)
+        if total > MAX_BLOCKS:
+            raise ValueError(f"the stages repeat to {total:,} blocks; a network may have at most {MAX_BLOCKS:,}")
+        return self
 
     @property
     def source(self):

@@ -1,0 +1,110 @@
+"""The schema of a search report (REPORT_DIR/<study>.json) as `scalelab plot` reads it: every field a
+chart uses, with its type, so that a hand-edited or truncated report is refused with the JSON path
+of the problem instead of failing halfway through a chart. Fields the charts do not read may be
+anything (a report of a newer scalelab keeps working)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from scalelab.errors import ScalelabError
+from scalelab.limits import quote
+
+NonNegative = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Strict(), Field(ge=0)]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+class Trial(_Part):
+    depth: Annotated[float, Field(gt=0)]
+    width: Annotated[float, Field(gt=0)]
+    pixels: Annotated[int, Strict(), Field(gt=0)]
+    macs: NonNegative
+    params: NonNegative
+    latency_ms: Optional[NonNegative] = None
+    memory_bytes: Optional[NonNegative] = None
+    accuracy: float
+
+
+class BudgetEntry(_Part):
+    metric: Literal["macs", "params", "latency", "memory"]
+    limit: Annotated[float, Field(gt=0)]
+
+
+class Base(_Part):
+    name: str
+
+
+class TwoStep(_Part):
+    phi: Optional[float] = None
+    phi_trials: list[Trial]
+
+
+class CurvePoint(_Part):
+    phi: float
+    macs: NonNegative
+    params: NonNegative
+    accuracy: Optional[float] = None
+
+
+class Curve(_Part):
+    coefficients: tuple[float, float, float]
+    source: str
+    points: list[CurvePoint]
+
+
+_TRIAL_FIELD = {"macs": "macs", "params": "params", "latency": "latency_ms", "memory": "memory_bytes"}
+
+
+class SearchReport(_Part):
+    report: Literal["scalelab scale"]
+    base: Base
+    method: str
+    accuracy_method: str
+    accuracy_how: str
+    budgets: list[BudgetEntry] = Field(min_length=1)
+    device: Optional[str] = None
+    trials: list[Trial]
+    pareto: list[Trial]
+    winner: Trial
+    two_step: Optional[TwoStep] = None
+    curve: Optional[Curve] = None
+
+    @model_validator(mode="after")
+    def _trials_have_the_budgeted_figures(self):
+        every = [*self.trials, *(self.two_step.phi_trials if self.two_step else [])]
+        for budget in self.budgets:
+            key = _TRIAL_FIELD[budget.metric]
+            missing = next((t for t in every if getattr(t, key) is None), None)
+            if missing is not None:
+                raise ValueError(f"a {budget.metric} budget, but a trial has no '{key}'")
+        return self
+
+
+def _json_path(loc: tuple) -> str:
+    out = ""
+    for step in loc:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out or "report"
+
+
+def check_search_report(data: object, filename: str) -> None:
+    """Refuse a report a chart cannot be drawn from: one line naming the file, the JSON path, the
+    rule and the value (quoted short)."""
+    try:
+        SearchReport.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        loc = tuple(error["loc"])
+        if error["type"] == "missing":
+            loc, message = loc[:-1], f"missing required field '{loc[-1]}'"
+        elif error["type"] == "value_error":
+            message = str(error["ctx"]["error"])
+        else:
+            message = f"{error['msg'].replace('Input should', 'must', 1)} (got {quote(error['input'])})"
+        raise ScalelabError(f"{filename}: {_json_path(loc)}: {message}; not a complete report of `scalelab scale`") from None

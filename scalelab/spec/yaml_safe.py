@@ -1,0 +1,148 @@
+"""YAML text -> (node tree, data), refusing what would hang, blow memory or be read wrongly.
+
+PyYAML's safe loader already refuses arbitrary objects; it still expands aliases without limit
+(a few lines can stand for 2^25 blocks), lets a repeated key silently replace the first one, and
+raises a bare ValueError on an integer of more than 4,300 digits. Where the text has an anchor, the
+size its aliases expand to is counted on the node tree before any Python data is built (each
+distinct node once, so the count itself is linear in the file). As the data is built, repeated keys
+are refused with both lines, and integers longer than any bound are refused as written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import yaml
+
+from scalelab.errors import ScalelabError
+from scalelab.limits import MAX_INT_CHARS, MAX_SPEC_BYTES, MAX_YAML_NODES, one_line, quote
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+#: a text shorter than this cannot hold MAX_YAML_NODES nodes without aliases
+_COUNT_ABOVE_CHARS = MAX_YAML_NODES
+
+
+def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tuple[yaml.Node | None, Any]:
+    """Parse once, with libyaml where available: the node tree (whose marks locate errors) and the
+    data built from it. Every problem is a one-line ScalelabError naming ``filename:line:col``."""
+    if len(text) > max_chars:
+        raise ScalelabError(f"{filename}: {len(text):,} characters, more than the {max_chars:,} a file may have "
+                            f"(README, 'Bounds')")
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ScalelabError(f"{_where_offset(text, nul, filename)}: the file holds a NUL byte; it must be YAML text")
+    loader = _CheckedLoader(text)
+    loader.filename = filename
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            raise _syntax_error(exc, text, filename) from None
+        if root is None:
+            return None, None
+        # only an anchor lets a node be used twice (or inside itself); a long text is counted too
+        if "&" in text or len(text) > _COUNT_ABOVE_CHARS:
+            check_nodes(root, filename)
+        try:
+            return root, loader.construct_document(root)
+        except yaml.YAMLError as exc:
+            raise _syntax_error(exc, text, filename) from None
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a timestamp such as 2024-13-45
+            raise ScalelabError(f"{filename}: a YAML value cannot be read: {quote(one_line(str(exc)))}") from None
+    finally:
+        loader.dispose()
+
+
+class _CheckedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's safe loader, checking each mapping and integer as it builds them (once per node,
+    however many aliases point at it): cheaper than a walk of its own."""
+
+    filename = "<yaml>"
+
+    def construct_mapping(self, node, deep=False):
+        _check_node(node, self.filename)
+        return super().construct_mapping(node, deep)
+
+    def construct_checked_int(self, node):
+        _check_node(node, self.filename)
+        return self.construct_yaml_int(node)
+
+
+_CheckedLoader.add_constructor(_INT_TAG, _CheckedLoader.construct_checked_int)
+
+
+def _where_offset(text: str, offset: int, filename: str) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"{filename}:{line}:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}"
+
+
+def _where(node_or_mark: Any, filename: str) -> str:
+    mark = getattr(node_or_mark, "start_mark", node_or_mark)
+    return f"{filename}:{mark.line + 1}:{mark.column + 1}"
+
+
+def _syntax_error(exc: yaml.YAMLError, text: str, filename: str) -> ScalelabError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        where = _where(mark, filename)
+    elif getattr(exc, "position", None) is not None:  # a reader error: a character YAML does not allow
+        where = _where_offset(text, min(exc.position, len(text)), filename)
+    else:
+        where = filename
+    problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+    return ScalelabError(f"{where}: YAML syntax error: {one_line(str(problem))[:300]}")
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+    elif isinstance(node, yaml.SequenceNode):
+        yield from node.value
+
+
+def _check_node(node: yaml.Node, filename: str) -> None:
+    """The checks of one node, made once however many aliases point at it."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _INT_TAG and len(node.value) > MAX_INT_CHARS:
+            raise ScalelabError(f"{_where(node, filename)}: an integer of {len(node.value):,} characters is beyond "
+                                f"every bound (README, 'Bounds')")
+    elif isinstance(node, yaml.MappingNode):
+        seen: dict[tuple, yaml.Node] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                continue
+            first = seen.setdefault((key.tag, key.value), key)
+            if first is not key:
+                raise ScalelabError(f"{_where(key, filename)}: duplicate key {quote(key.value, 60)} "
+                                    f"(first at line {first.start_mark.line + 1}); a key may appear once")
+
+
+def check_nodes(root: yaml.Node, filename: str) -> int:
+    """Check every node and count the nodes the document expands to (aliases included), without
+    expanding anything; refuse recursive aliases and documents over the node budget."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_YAML_NODES:
+                raise ScalelabError(
+                    f"{_where(node, filename)}: this YAML node expands to more than {MAX_YAML_NODES:,} nodes "
+                    f"(aliases included); a document may have at most that many (README, 'Bounds')")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ScalelabError(f"{_where(node, filename)}: a YAML alias refers to a node that contains it")
+        _check_node(node, filename)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)]
