@@ -13,13 +13,14 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from pydantic_core import PydanticCustomError
-
 from scalelab.limits import MAX_BATCH, MAX_CHANNELS, MAX_REPEAT, MAX_RESOLUTION, quote
 
 
-def _refuse(message: str) -> PydanticCustomError:
-    # typer validates options with pydantic and shows this message as it is
+def _refuse(message: str) -> Exception:
+    # typer validates options with pydantic and shows this message as it is; imported only on a bad
+    # value, so that `scalelab --help` stays free of pydantic
+    from pydantic_core import PydanticCustomError
+
     return PydanticCustomError("scalelab_option", message.replace("{", "(").replace("}", ")"))
 
 
