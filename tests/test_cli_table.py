@@ -89,7 +89,7 @@ def test_level_is_the_rows_option_and_depth_a_hidden_alias():
 @pytest.mark.parametrize("args,fragments", [
     (("--optimizer", "adam"), ("--optimizer applies only with --mode train",)),
     (("--freeze-until", "layer2"), ("--freeze-until applies only with --mode train",)),
-    (("--measure-on", "cuda"), ("--measure-on applies only with --measure",)),
+    (("--measure-on", "cpu"), ("--measure-on applies only with --measure",)),
     (("--no-cache",), ("--no-cache applies only with --measure",)),
     (("--allow-noisy",), ("--allow-noisy applies only with --measure",)),
     (("--wide", "-f", "json"), ("--wide and --explain-units shape the terminal table",)),
