@@ -1,0 +1,26 @@
+"""Group width (RegNet, Radosavovic et al. 2020; ResNeXt's "width of group"), the alternative to a
+fixed group count: groups = channels / group_width.
+
+The field carries the marker ``scale: group_width`` in its JSON schema extra, so that width scaling
+can keep the channels it groups a multiple of it."""
+
+from typing import Annotated, Optional
+
+from pydantic import Field
+
+from scalelab.blocks.layers import ShapeError
+
+GroupWidth = Annotated[
+    Optional[int],
+    Field(gt=0, json_schema_extra={"scale": "group_width"},
+          description="channels per group; groups = channels / group_width (instead of groups)"),
+]
+
+
+def groups_for(channels: int, groups: int, group_width: Optional[int]) -> int:
+    """The group count: ``groups``, or ``channels / group_width`` when a group width is given."""
+    if group_width is None:
+        return groups
+    if channels % group_width:
+        raise ShapeError(f"group_width={group_width} must divide the {channels} channels it groups")
+    return channels // group_width
