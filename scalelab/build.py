@@ -23,6 +23,7 @@ _ACTIVATIONS = {
     "silu": nn.SiLU,
     "hardsigmoid": nn.Hardsigmoid,
     "hardswish": nn.Hardswish,
+    "gelu": nn.GELU,
 }
 
 
@@ -128,7 +129,9 @@ def to_torch(node: L.Node) -> nn.Module:
         return StochasticDepth(node.p) if node.stochastic_depth else nn.Dropout(node.p)
     if isinstance(node, L.ZeroPadShortcut):
         return ZeroPadShortcut(node.stride, node.out_ch)
-    raise TypeError(f"no torch module for {type(node).__name__}")
+    from scalelab.build_modern import modern_module  # the primitives of modern CNNs
+
+    return modern_module(node)
 
 
 class Net(nn.Module):

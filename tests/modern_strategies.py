@@ -74,8 +74,11 @@ def _body_block(channels):
     """One body block, most of them keeping or changing the channel count."""
     return st.one_of(
         st.builds(lambda out, k: {"kind": "conv", "out": out, "kernel": k}, channels, st.sampled_from([1, 3])),
-        st.builds(lambda k: {"kind": "conv", "out": 1, "depthwise": True, "kernel": k}, st.sampled_from([3, 5])),
+        st.builds(lambda k: {"kind": "conv", "depthwise": True, "kernel": k}, st.sampled_from([3, 5])),
         st.just({"kind": "batchnorm"}),
+        st.just({"kind": "layer_norm"}),
+        st.just({"kind": "layer_scale", "init": 0.5}),
+        st.builds(lambda e: {"kind": "channel_linear", "expand": e, "activation": "gelu"}, st.sampled_from([0.5, 2])),
         st.builds(lambda f: {"kind": "activation", "function": f}, FUNCTIONS),
         st.builds(lambda ratio, of, div, gate: {"kind": "squeeze_excite", "ratio": ratio, "of": of,
                                                 "divisor": div, "gate": gate},
@@ -88,11 +91,6 @@ def _body_block(channels):
 def wrap(draw):
     c, h, w = draw(feature_map())
     body = draw(st.lists(_body_block(st.sampled_from([c, c, 2 * c, 3])), min_size=1, max_size=4))
-    channels = c
-    for block in body:  # a depthwise conv keeps the channels it gets
-        if block.get("depthwise"):
-            block["out"] = channels
-        channels = block.get("out", channels)
     params = dict(kind="wrap", body=body, shortcut=draw(st.sampled_from(["identity", "projection", "none"])),
                   join=draw(st.sampled_from(["add", "add", "concat"])), post=draw(st.sampled_from(["none", "relu"])),
                   drop_path=draw(st.sampled_from([0.0, 0.1])))
@@ -103,7 +101,54 @@ def wrap(draw):
     return "wrap", params, (c, h, w)
 
 
+@st.composite
+def channel_linear(draw):
+    params = dict(kind="channel_linear", bias=draw(st.booleans()), activation=draw(st.sampled_from(["none", "gelu"])))
+    if draw(st.booleans()):
+        params["out"] = draw(st.integers(1, 12))
+    else:
+        params["expand"] = draw(st.sampled_from([0.25, 0.5, 2, 4]))
+    return "channel_linear", params, draw(feature_map())
+
+
+@st.composite
+def channel_shuffle(draw):
+    groups = draw(st.integers(1, 4))
+    return "channel_shuffle", dict(kind="channel_shuffle", groups=groups), draw(feature_map(st.integers(1, 4).map(lambda k: k * groups)))
+
+
+@st.composite
+def channel_split(draw):
+    c, h, w = draw(feature_map(st.integers(1, 9)))
+    parts = draw(st.integers(1, 4))
+    pieces = -(-c // -(-c // parts))  # how many pieces torch.chunk gives
+    return "channel_split", dict(kind="channel_split", parts=parts, take=draw(st.integers(0, pieces - 1))), (c, h, w)
+
+
+@st.composite
+def shuffle_unit(draw):
+    out = 2 * draw(st.integers(1, 5))
+    stride = draw(st.integers(1, 2))
+    c = out if stride == 1 else draw(st.integers(1, 8))
+    params = dict(kind="shuffle_unit", out=out, stride=stride, activation=draw(st.sampled_from(["relu", "hardswish"])))
+    return "shuffle_unit", params, draw(feature_map(st.just(c)))
+
+
+def simple(kind, **extra):
+    return st.tuples(st.just(kind), st.fixed_dictionaries({"kind": st.just(kind), **extra}), feature_map())
+
+
 STRATEGIES = {
+    "layer_norm": simple("layer_norm", norm_eps=st.sampled_from([1e-6, 1e-5])),
+    "layer_scale": simple("layer_scale", init=st.sampled_from([1e-6, 0.5])),
+    "gelu": simple("activation", function=st.just("gelu")),
+    "channel_linear": channel_linear(),
+    "channel_shuffle": channel_shuffle(),
+    "channel_split": channel_split(),
+    "shuffle_unit": shuffle_unit(),
+    "layernorm in conv and mbconv": st.tuples(
+        st.sampled_from(["conv", "mbconv"]), feature_map()
+    ).map(lambda e: (e[0], {"kind": e[0], "out": e[1][0], "norm": "layernorm", "activation": "gelu"}, e[1])),
     "mbconv options": inverted_residual("mbconv"),
     "fused_mbconv": inverted_residual("fused_mbconv"),
     "bottleneck group width and SE": grouped_bottleneck(),

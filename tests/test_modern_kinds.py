@@ -103,7 +103,55 @@ def test_dense_join_concatenates_the_input():
     assert out == (96, 7, 7) and p == 64 * 32 * 9 + 64 and m == 49 * 64 * 32 * 9
 
 
+def test_convnext_block_by_hand():
+    # 96 channels on 56x56: depthwise 7x7 with bias, layer norm (2 x 96), linear 96 -> 384 and
+    # 384 -> 96 with biases, layer scale (96); identity shortcut
+    block = {"kind": "wrap", "body": [
+        {"kind": "conv", "depthwise": True, "kernel": 7, "bias": True, "norm": "layernorm", "activation": "none"},
+        {"kind": "channel_linear", "expand": 4, "activation": "gelu"}, {"kind": "channel_linear", "out": 96},
+        {"kind": "layer_scale"}]}
+    p, m, out = counts(block, (96, 56, 56))
+    assert out == (96, 56, 56)
+    assert p == (96 * 49 + 96) + 2 * 96 + (96 * 384 + 384) + (384 * 96 + 96) + 96
+    assert m == 56 * 56 * (96 * 49 + 2 * 96 * 384)
+
+
+@pytest.mark.parametrize("channels", range(1, 10))
+@pytest.mark.parametrize("parts", range(1, 5))
+def test_channel_split_is_torch_chunk(channels, parts):
+    import torch
+
+    from scalelab.blocks.modern_layers import chunks
+
+    pieces = torch.arange(channels).chunk(parts)
+    assert chunks(channels, parts) == [(int(t[0]), int(t[-1]) + 1) for t in pieces]
+
+
+def test_channel_shuffle_is_torchvisions():
+    import torch
+    from torchvision.models.shufflenetv2 import channel_shuffle
+
+    from scalelab.build_modern import ChannelShuffle
+
+    x = torch.arange(2 * 12 * 2 * 3, dtype=torch.float32).reshape(2, 12, 2, 3)
+    for groups in (1, 2, 3, 4, 6):
+        assert torch.equal(ChannelShuffle(groups)(x), channel_shuffle(x, groups))
+
+
+def test_shuffle_unit_splits_odd_inputs_as_torch_does():
+    # stride 2 from 7 channels to 10: both branches see all 7, each gives 5
+    p, m, out = counts({"kind": "shuffle_unit", "out": 10, "stride": 2}, (7, 8, 8))
+    assert out == (10, 4, 4)
+    assert m == 16 * (7 * 9 + 7 * 5) + 64 * 7 * 5 + 16 * (5 * 9 + 5 * 5)
+
+
 @pytest.mark.parametrize("blocks, message", [
+    ("[{kind: shuffle_unit, out: 7, stride: 2}]", "out must be even, got 7"),
+    ("[{kind: shuffle_unit, out: 8}]", "a stride-1 shuffle unit keeps its channels: input 3, out 8"),
+    ("[{kind: channel_shuffle, groups: 2}]", "needs a multiple of 2 channels, got 3"),
+    ("[{kind: channel_split, parts: 4, take: 3}]", "3 channels split into 4 give 3 pieces; no piece 3"),
+    ("[{kind: channel_linear}]", "give the output width as out (channels) or as expand"),
+    ("[{kind: conv, kernel: 3}]", "missing required field 'out'"),
     ("[{kind: conv, out: 8, groups: 2, group_width: 4}]", "give one of groups, group_width and depthwise"),
     ("[{kind: conv, out: 6, group_width: 4}]", "group_width=4 must divide the 3 channels"),
     ("[{kind: mbconv, out: 8, expand: 4, hidden: 12}]", "give the expansion as expand (a ratio) or as hidden"),

@@ -14,6 +14,9 @@ MODERN = [
     ("mobilenet_v3_small", 2_542_856, 0.057),
     ("efficientnet_v2_s", 21_458_488, 8.366),
     ("regnet_y_400mf", 4_344_144, 0.402),
+    ("convnext_tiny", 28_589_128, 4.456),
+    ("shufflenet_v2_x1_0", 2_278_604, 0.145),
+    ("densenet121", 7_978_856, 2.834),
 ]
 IDS = [m[0] for m in MODERN]
 
@@ -76,20 +79,22 @@ def test_built_spec_computes_the_same_function(spec, torchvision_model):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
 
 
-def test_stochastic_depth_ramp_equals_torchvision():
-    """EfficientNetV2-S: block i of 40 drops its branch with probability 0.2 * i / 40, as torchvision
-    sets it; the blocks without a residual (first of a stage) hold it too but never use it."""
-    import torchvision
+@pytest.mark.parametrize("spec, blocks, rate, steps", [
+    ("efficientnet_v2_s", 40, 0.2, 40),  # EfficientNet: 0.2 * i / 40, the last block below 0.2
+    ("convnext_tiny", 18, 0.1, 17),  # ConvNeXt: 0.1 * i / 17, the last block at 0.1
+])
+def test_stochastic_depth_ramp_equals_torchvision(spec, blocks, rate, steps, torchvision_model):
+    """Block i drops its branch with torchvision's probability; a block without a residual branch
+    (the first of an EfficientNet stage) holds the rate but has nothing to drop."""
     from torchvision.ops import StochasticDepth
 
     from scalelab.build import StochasticDepth as Ours, build_module
 
-    theirs = [m.p for m in torchvision.models.efficientnet_v2_s().modules() if isinstance(m, StochasticDepth)]
-    assert theirs == [0.2 * i / 40 for i in range(40)]
-    network = analyze("efficientnet_v2_s").network
+    theirs = [m.p for m in torchvision_model(spec).modules() if isinstance(m, StochasticDepth)]
+    assert theirs == pytest.approx([rate * i / steps for i in range(blocks)])
+    network = analyze(spec).network
     stage_blocks = [b for b in network.blocks.values() if b.stage]
     assert [b.block.drop_path for b in stage_blocks] == pytest.approx(theirs)
-    # the built module applies it where there is a residual branch (stride 1, same channels)
-    with_residual = [p for p, b in zip(theirs, stage_blocks) if b.block.stride == 1 and b.in_shape[0] == b.block.out]
+    with_branch = [b.block.drop_path for b in stage_blocks if b.kind == "wrap" or (b.block.stride == 1 and b.in_shape[0] == b.block.out)]
     built = [m.p for m in build_module(network).modules() if isinstance(m, Ours)]
-    assert built == pytest.approx([p for p in with_residual if p > 0])
+    assert built == pytest.approx([p for p in with_branch if p > 0])

@@ -16,6 +16,8 @@ from scalelab.blocks.avgpool import AvgPoolBlock
 from scalelab.blocks.base import Block
 from scalelab.blocks.batchnorm import BatchNormBlock
 from scalelab.blocks.bottleneck import BottleneckBlock
+from scalelab.blocks.channel_linear import ChannelLinearBlock
+from scalelab.blocks.channel_shuffle import ChannelShuffleBlock, ChannelSplitBlock
 from scalelab.blocks.concat import ConcatBlock
 from scalelab.blocks.conv import ConvBlock
 from scalelab.blocks.dropout import DropoutBlock
@@ -23,12 +25,15 @@ from scalelab.blocks.flatten import FlattenBlock
 from scalelab.blocks.fused_mbconv import FusedMBConvBlock
 from scalelab.blocks.global_avgpool import GlobalAvgPoolBlock
 from scalelab.blocks.inception import InceptionBlock
+from scalelab.blocks.layer_norm import LayerNormBlock
+from scalelab.blocks.layer_scale import LayerScaleBlock
 from scalelab.blocks.linear import LinearBlock
 from scalelab.blocks.lrn import LRNBlock
 from scalelab.blocks.maxpool import MaxPoolBlock
 from scalelab.blocks.mbconv import MBConvBlock
 from scalelab.blocks.residual import ResidualBlock
 from scalelab.blocks.separable import SeparableBlock
+from scalelab.blocks.shuffle_unit import ShuffleUnitBlock
 from scalelab.blocks.squeeze_excite import SqueezeExciteBlock
 from scalelab.blocks.wrap import WrapBlock
 
@@ -36,7 +41,8 @@ _CLASSES: tuple[type[Block], ...] = (
     ConvBlock, LinearBlock, MaxPoolBlock, AvgPoolBlock, GlobalAvgPoolBlock, AdaptiveAvgPoolBlock,
     BatchNormBlock, LRNBlock, ActivationBlock, DropoutBlock, FlattenBlock, AddBlock, ConcatBlock,
     SqueezeExciteBlock, ResidualBlock, BottleneckBlock, SeparableBlock, MBConvBlock, InceptionBlock,
-    AuxClassifierBlock, FusedMBConvBlock, WrapBlock,
+    AuxClassifierBlock, FusedMBConvBlock, WrapBlock, LayerNormBlock, LayerScaleBlock, ChannelLinearBlock,
+    ChannelShuffleBlock, ChannelSplitBlock, ShuffleUnitBlock,
 )
 
 #: kind name -> block model

@@ -19,6 +19,7 @@ from scalelab.blocks.layers import (
     seq,
     walk,
 )
+from scalelab.blocks.modern_layers import LayerNorm
 
 
 def _pair(v):
@@ -39,7 +40,7 @@ def pair_schema(minimum: int) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [number, pair]})
 
 
-_FUNCTIONS = ("relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish")
+_FUNCTIONS = ("relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish", "gelu")
 
 # Field types. ``scale: width`` marks channel counts that width scaling multiplies.
 Channels = Annotated[int, Field(gt=0, json_schema_extra={"scale": "width"})]
@@ -48,7 +49,7 @@ Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair), pair_s
 PadPair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair),
                     pair_schema(0)]
 Probability = Annotated[float, Field(ge=0, lt=1)]
-Norm = Literal["batchnorm", "none"]
+Norm = Literal["batchnorm", "layernorm", "none"]
 ActivationFunction = Annotated[
     Literal[_FUNCTIONS], BeforeValidator(_activation_alias), WithJsonSchema({"enum": [*_FUNCTIONS, "swish"]}),
 ]
@@ -98,7 +99,9 @@ def channels_of(inp: Shape, kind: str) -> int:
     return inp[0]
 
 
-def norm_layer(norm: str, channels: int, eps: float) -> BatchNorm | None:
+def norm_layer(norm: str, channels: int, eps: float) -> "BatchNorm | LayerNorm | None":
+    if norm == "layernorm":
+        return LayerNorm(channels, eps)
     return BatchNorm(channels, eps) if norm == "batchnorm" else None
 
 

@@ -1,4 +1,4 @@
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
@@ -14,7 +14,7 @@ class ConvBlock(Block):
 
     summary = "convolution (groups, depthwise, dilation, padding modes) + norm + activation"
     kind: Literal["conv"] = "conv"
-    out: Channels = Field(description="output channels")
+    out: Optional[Channels] = Field(None, description="output channels (required; a depthwise conv's default: its input channels)")
     kernel: Pair = (3, 3)
     stride: Pair = (1, 1)
     padding: Padding = "same"
@@ -29,9 +29,11 @@ class ConvBlock(Block):
     activation: ActivationName = "relu"
 
     @model_validator(mode="after")
-    def _one_grouping(self):
+    def _consistent(self):
         if self.group_width is not None and (self.depthwise or "groups" in self.model_fields_set):
             raise ValueError("give one of groups, group_width and depthwise")
+        if self.out is None and not self.depthwise:
+            raise ValueError("missing required field 'out' (output channels)")
         return self
 
     def layers(self, inp: Shape) -> Node:
@@ -39,7 +41,7 @@ class ConvBlock(Block):
         groups = in_ch if self.depthwise else groups_for(in_ch, self.groups, self.group_width)
         return conv_norm_act(
             in_ch,
-            self.out,
+            in_ch if self.out is None else self.out,
             self.kernel,
             self.stride,
             groups=groups,

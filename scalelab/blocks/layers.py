@@ -182,6 +182,7 @@ ACTIVATION_OPS = {
     "silu": 5,  # x * sigmoid(x), a.k.a. swish
     "hardsigmoid": 4,  # relu6(x + 3) / 6
     "hardswish": 5,  # x * hardsigmoid(x)
+    "gelu": 5,  # x * (1 + erf(x / sqrt(2))) / 2: divide, erf, add, multiply, halve
 }
 
 

@@ -42,9 +42,10 @@ class WrapBlock(Block):
         return body
 
     def _body_blocks(self) -> list:
-        if "stride" not in self.model_fields_set:
+        takes = self.stride_at < len(self.body) and "stride" in type(self.body[self.stride_at]).model_fields
+        if "stride" not in self.model_fields_set or (self.stride == 1 and not takes):
             return list(self.body)
-        if self.stride_at >= len(self.body) or "stride" not in type(self.body[self.stride_at]).model_fields:
+        if not takes:
             raise ShapeError(f"stride {self.stride} needs body[{self.stride_at}] to be a block with a stride "
                              f"(set stride_at)")
         blocks = list(self.body)
