@@ -121,7 +121,7 @@ def test_convnext_block_by_hand():
 def test_channel_split_is_torch_chunk(channels, parts):
     import torch
 
-    from scalelab.blocks.modern_layers import chunks
+    from scalelab.blocks.layers import chunks
 
     pieces = torch.arange(channels).chunk(parts)
     assert chunks(channels, parts) == [(int(t[0]), int(t[-1]) + 1) for t in pieces]
@@ -131,7 +131,7 @@ def test_channel_shuffle_is_torchvisions():
     import torch
     from torchvision.models.shufflenetv2 import channel_shuffle
 
-    from scalelab.build_modern import ChannelShuffle
+    from scalelab.blocks.layers.modern_torch import ChannelShuffle
 
     x = torch.arange(2 * 12 * 2 * 3, dtype=torch.float32).reshape(2, 12, 2, 3)
     for groups in (1, 2, 3, 4, 6):

@@ -88,7 +88,8 @@ def test_stochastic_depth_ramp_equals_torchvision(spec, blocks, rate, steps, tor
     (the first of an EfficientNet stage) holds the rate but has nothing to drop."""
     from torchvision.ops import StochasticDepth
 
-    from scalelab.build import StochasticDepth as Ours, build_module
+    from scalelab.blocks.layers.torch_modules import StochasticDepth as Ours
+    from scalelab.build import build_module
 
     theirs = [m.p for m in torchvision_model(spec).modules() if isinstance(m, StochasticDepth)]
     assert theirs == pytest.approx([rate * i / steps for i in range(blocks)])

@@ -8,9 +8,11 @@ from typing import Annotated, ClassVar, Literal, Optional, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from scalelab.blocks.layers import (
+    ACTIVATIONS,
     Activation as ActivationLayer,
     BatchNorm,
     Conv,
+    LayerNorm,
     Pool,
     Node,
     Shape,
@@ -19,7 +21,6 @@ from scalelab.blocks.layers import (
     seq,
     walk,
 )
-from scalelab.blocks.modern_layers import LayerNorm
 
 
 def _pair(v):
@@ -40,7 +41,7 @@ def pair_schema(minimum: int) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [number, pair]})
 
 
-_FUNCTIONS = ("relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish", "gelu")
+_FUNCTIONS = tuple(ACTIVATIONS)
 
 # Field types. ``scale: width`` marks channel counts that width scaling multiplies.
 Channels = Annotated[int, Field(gt=0, json_schema_extra={"scale": "width"})]

@@ -4,7 +4,7 @@ from pydantic import Field, model_validator
 
 from scalelab.blocks.base import ActivationName, Block, Channels, act_layer, channels_of
 from scalelab.blocks.layers import Node, Shape, seq
-from scalelab.blocks.modern_layers import ChannelLinear
+from scalelab.blocks.layers import ChannelLinear
 
 
 class ChannelLinearBlock(Block):

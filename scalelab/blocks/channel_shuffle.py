@@ -8,7 +8,7 @@ from pydantic import Field
 
 from scalelab.blocks.base import Block, PositiveInt, channels_of
 from scalelab.blocks.layers import Node, Shape, ShapeError
-from scalelab.blocks.modern_layers import ChannelShuffle, ChannelSlice, chunks
+from scalelab.blocks.layers import ChannelShuffle, ChannelSlice, chunks
 
 
 class ChannelShuffleBlock(Block):

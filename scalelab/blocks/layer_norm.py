@@ -4,7 +4,7 @@ from pydantic import Field
 
 from scalelab.blocks.base import Block, channels_of
 from scalelab.blocks.layers import Node, Shape
-from scalelab.blocks.modern_layers import LayerNorm
+from scalelab.blocks.layers import LayerNorm
 
 
 class LayerNormBlock(Block):

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from scalelab.blocks.base import ActivationName, Block, Channels, Norm, PositiveInt, channels_of, conv_norm_act
 from scalelab.blocks.layers import Node, Parallel, Shape, ShapeError, seq
-from scalelab.blocks.modern_layers import ChannelShuffle, ChannelSlice, chunks
+from scalelab.blocks.layers import ChannelShuffle, ChannelSlice, chunks
 
 
 class ShuffleUnitBlock(Block):
