@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from scalelab.blocks.base import ActivationFunction, Channels, PositiveInt
+from scalelab.blocks.base import ActivationFunction, PositiveInt
 from scalelab.blocks.layers import Activation, AdaptiveAvgPool, Conv, Gate, seq
 
 SEGate = Literal["sigmoid", "hardsigmoid"]
@@ -31,7 +31,7 @@ class SEOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ratio: Optional[float] = Field(None, gt=0, le=1, description="squeeze width as a fraction of `of`")
-    channels: Optional[Channels] = Field(None, description="absolute squeeze width; instead of ratio")
+    channels: Optional[PositiveInt] = Field(None, description="absolute squeeze width, instead of ratio (width scaling keeps it)")
     of: Literal["input", "expanded"] = Field(
         "input", description="ratio of the block's input channels, or of the channels the SE gates")
     divisor: PositiveInt = Field(1, description="round the width as torchvision's _make_divisible")
