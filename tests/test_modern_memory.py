@@ -93,3 +93,21 @@ def test_training_compute_equals_flop_counter(freeze_until):
         "aten.mm": 2 * sum(r.grad_input_macs + r.grad_weight_macs for r in linears),
     }
     assert counted(network, 2, freeze_until) == expected
+
+
+@pytest.mark.parametrize("name", ["convnext_tiny", "shufflenet_v2_x1_0", "densenet121"])
+def test_zoo_memory_equals_what_torch_holds(name):
+    """At 32x32, batch 2: every block's inference peak exactly; the saved tensors of a training step
+    exactly but for what the model leaves out, the one fp32 random factor per sample that each active
+    stochastic-depth layer keeps (ConvNeXt: 17 of its 18 blocks; the first has rate 0)."""
+    from scalelab.blocks.layers.torch_modules import StochasticDepth
+    from scalelab.build import build_module
+    from scalelab.spec import load_spec
+
+    network = resolve(load_spec(name), 32)
+    model = inference_memory(network, batch=2)
+    assert {n: b.alive_bytes for n, b in model.blocks.items()} == block_peaks(build_module(network), network.input_shape, 2)
+    real = training_step(network, "sgd", batch=2)
+    drop_paths = sum(1 for m in build_module(network).modules() if isinstance(m, StochasticDepth) and m.p > 0)
+    assert drop_paths == (17 if name == "convnext_tiny" else 0)
+    assert real["saved_bytes"] - training_memory(network, batch=2).saved_bytes == 4 * 2 * drop_paths
