@@ -13,7 +13,7 @@ class ChannelLinearBlock(Block):
 
     summary = "linear layer over the channels of every position (ConvNeXt's MLP) + activation"
     kind: Literal["channel_linear"] = "channel_linear"
-    out: Optional[Channels] = Field(None, description="output channels")
+    out: Optional[Channels] = Field(None, json_schema_extra={"scale": "width"}, description="output channels")
     expand: Optional[float] = Field(None, gt=0, description="output channels as a ratio of the input's; instead of out")
     bias: bool = True
     activation: ActivationName = "none"

@@ -14,7 +14,7 @@ class ConvBlock(Block):
 
     summary = "convolution (groups, depthwise, dilation, padding modes) + norm + activation"
     kind: Literal["conv"] = "conv"
-    out: Optional[Channels] = Field(None, description="output channels (required; a depthwise conv's default: its input channels)")
+    out: Optional[Channels] = Field(None, json_schema_extra={"scale": "width"}, description="output channels (required; a depthwise conv's default: its input channels)")
     kernel: Pair = (3, 3)
     stride: Pair = (1, 1)
     padding: Padding = "same"

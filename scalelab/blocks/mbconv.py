@@ -18,7 +18,7 @@ class InvertedResidualKind(Block):
 
     out: Channels = Field(description="output channels")
     expand: float = Field(6, ge=1, description="expansion ratio; expanded width = round(in * expand)")
-    hidden: Optional[Channels] = Field(None, description="expanded width in channels; instead of expand")
+    hidden: Optional[Channels] = Field(None, json_schema_extra={"scale": "width"}, description="expanded width in channels; instead of expand")
     kernel: Pair = (3, 3)
     stride: PositiveInt = 1
     se: SE = 0.0
