@@ -165,3 +165,17 @@ def test_bad_options_are_refused_through_the_cli(tmp_path, blocks, message):
     spec = tmp_path / "bad.yaml"
     spec.write_text(f"name: bad\ninput: {{channels: 3, resolution: 8}}\nblocks: {blocks}\n")
     assert_refused(invoke("analyze", spec), "bad.yaml:", message)
+
+
+def test_wrap_drops_its_body_only_where_a_shortcut_is_added():
+    from scalelab.blocks.layers import Dropout
+
+    def drops(params, shape):
+        tree = KINDS["wrap"].model_validate({"kind": "wrap", "drop_path": 0.1, **params}).layers(shape)
+        return [c.node for c in walk(tree, shape).costs if isinstance(c.node, Dropout)]
+
+    body = [{"kind": "conv", "out": 4, "kernel": 3}]
+    assert [d.p for d in drops({"body": body}, (4, 6, 6))] == [0.1]  # identity add
+    assert [d.p for d in drops({"body": body, "shortcut": "projection"}, (2, 6, 6))] == [0.1]
+    assert drops({"body": body}, (2, 6, 6)) == []  # the shape changes: no shortcut, nothing to drop
+    assert drops({"body": body, "join": "concat"}, (4, 6, 6)) == []

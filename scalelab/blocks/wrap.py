@@ -28,7 +28,7 @@ class WrapBlock(Block):
     stride: PositiveInt = Field(1, description="when set (a stage sets it), the stride of body[stride_at]")
     stride_at: int = Field(0, ge=0, description="index of the body block that takes the stride")
     post: ActivationName = Field("none", description="activation after the join (ResNet, RegNet: relu)")
-    drop_path: Probability = Field(0.0, description="stochastic depth rate of the body (training only)")
+    drop_path: Probability = Field(0.0, description="stochastic depth rate of the body where a shortcut is added (training only)")
     norm: Norm = Field("batchnorm", description="norm of a projection shortcut")
     norm_eps: float = Field(1e-5, gt=0)
 
@@ -64,18 +64,18 @@ class WrapBlock(Block):
             nodes.append(node)
             if i == self.stride_at:
                 stride = getattr(block, "stride", 1)
-        body = seq(*nodes, Dropout(self.drop_path, stochastic_depth=True) if self.drop_path else None)
-        post = act_layer(self.post)
+        body, post = seq(*nodes), act_layer(self.post)
         if self.join == "concat":
             return seq(Parallel((seq(), body)), post)
         if self.shortcut == "none" or (shape != inp and self.shortcut == "identity"):
-            return seq(body, post)
+            return seq(body, post)  # no add: nothing for stochastic depth to drop
+        dropped = seq(*nodes, Dropout(self.drop_path, stochastic_depth=True)) if self.drop_path else body
         if shape == inp:
-            return Residual(body, None, post)
+            return Residual(dropped, None, post)
         stride = stride if isinstance(stride, tuple) else (stride, stride)
         projection = conv_norm_act(in_ch, shape[0], (1, 1), stride, norm=self.norm, norm_eps=self.norm_eps,
                                    activation="none", bias=False)
-        return Residual(body, projection, post)
+        return Residual(dropped, projection, post)
 
 
 __all__ = ["WrapBlock"]
