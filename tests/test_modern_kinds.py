@@ -179,3 +179,24 @@ def test_wrap_drops_its_body_only_where_a_shortcut_is_added():
     assert [d.p for d in drops({"body": body, "shortcut": "projection"}, (2, 6, 6))] == [0.1]
     assert drops({"body": body}, (2, 6, 6)) == []  # the shape changes: no shortcut, nothing to drop
     assert drops({"body": body, "join": "concat"}, (4, 6, 6)) == []
+
+
+def test_width_scaling_keeps_channels_divisible_by_the_group_width():
+    """group_width is marked as dividing the channels it groups: scaled by 1.3 with divisor 8, a
+    bottleneck's mid 48 (target 62.4) rounds to a multiple of lcm(8, 24) = 24, 72; a grouped conv's
+    input (the bottleneck's out, 96 -> 124.8) to a multiple of lcm(8, 12) = 24, 120."""
+    from scalelab import analyze
+    from scalelab.scaling.compound import scale_spec
+    from scalelab.spec import parse_spec
+
+    spec = parse_spec("""
+name: t
+input: {channels: 3, resolution: 16}
+blocks:
+  - {name: stem, kind: conv, out: 48, kernel: 3}
+  - {stage: s, repeat: 2, block: {kind: bottleneck, out: 96, mid: 48, group_width: 24}}
+  - {name: g, kind: conv, out: 96, kernel: 3, group_width: 12}
+""")
+    scaled = scale_spec(spec, 1.0, 1.3, divisor=8)
+    assert (scaled.blocks[1].block.mid, scaled.blocks[1].block.out, scaled.blocks[2].out) == (72, 120, 120)
+    analyze(scaled)  # every grouping still divides its channels

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from scalelab.blocks.base import Channels, PositiveInt, channels_of
-from scalelab.blocks.group_width import GroupWidth, groups_for
+from scalelab.blocks.group_width import GroupWidth, group_width_field, groups_for
 from scalelab.blocks.layers import Node, Shape
 from scalelab.blocks.residual import ResidualKind
 from scalelab.blocks.se_options import SE, SEGate, se_layers
@@ -20,8 +20,9 @@ class BottleneckBlock(ResidualKind):
     stride_on: Literal["conv3x3", "conv1x1"] = Field(
         "conv3x3", description="conv3x3 is ResNet v1.5 (torchvision); conv1x1 is the original paper"
     )
-    groups: PositiveInt = Field(1, description="groups of the 3x3 conv (ResNeXt cardinality)")
-    group_width: GroupWidth = None
+    groups: PositiveInt = Field(1, description="groups of the 3x3 conv (ResNeXt cardinality)",
+                                json_schema_extra={"divides": ["mid"]})  # width rounding keeps mid divisible
+    group_width: GroupWidth = group_width_field("mid")
     se: SE = 0.0
     se_gate: SEGate = "sigmoid"
 

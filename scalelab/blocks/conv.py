@@ -5,7 +5,7 @@ from pydantic import Field, model_validator
 from scalelab.blocks.base import (
     ActivationName, Block, Channels, Norm, Padding, Pair, PositiveInt, channels_of, conv_norm_act, resolve_padding,
 )
-from scalelab.blocks.group_width import GroupWidth, groups_for
+from scalelab.blocks.group_width import GroupWidth, group_width_field, groups_for
 from scalelab.blocks.layers import Node, Shape
 
 
@@ -19,8 +19,8 @@ class ConvBlock(Block):
     stride: Pair = (1, 1)
     padding: Padding = "same"
     dilation: Pair = (1, 1)
-    groups: PositiveInt = 1
-    group_width: GroupWidth = None
+    groups: PositiveInt = Field(1, json_schema_extra={"divides": ["out", "input"]})  # width rounding keeps both divisible
+    group_width: GroupWidth = group_width_field("out", "input")
     depthwise: bool = Field(False, description="one group per input channel (groups = input channels)")
     bias: bool | None = Field(None, description="default: a bias only when no norm follows")
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"

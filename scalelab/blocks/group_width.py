@@ -1,8 +1,8 @@
 """Group width (RegNet, Radosavovic et al. 2020; ResNeXt's "width of group"), the alternative to a
 fixed group count: groups = channels / group_width.
 
-The field carries the marker ``scale: group_width`` in its JSON schema extra, so that width scaling
-can keep the channels it groups a multiple of it."""
+Like ``groups``, the field is marked ``divides`` (its JSON schema extra names the channel fields it
+must divide), so that width scaling rounds those channels to multiples of it."""
 
 from typing import Annotated, Optional
 
@@ -10,11 +10,13 @@ from pydantic import Field
 
 from scalelab.blocks.layers import ShapeError
 
-GroupWidth = Annotated[
-    Optional[int],
-    Field(gt=0, json_schema_extra={"scale": "group_width"},
-          description="channels per group; groups = channels / group_width (instead of groups)"),
-]
+GroupWidth = Annotated[Optional[int], Field(gt=0)]
+
+
+def group_width_field(*divides: str):
+    """The ``group_width`` field of a kind, dividing the named channel fields ("input": the block's input)."""
+    return Field(None, json_schema_extra={"divides": list(divides)},
+                 description="channels per group; groups = channels / group_width (instead of groups)")
 
 
 def groups_for(channels: int, groups: int, group_width: Optional[int]) -> int:

@@ -25,7 +25,6 @@ ACTIVATIONS = {
     "hardswish": Function(5, "in", "Hardswish"),  # x * hardsigmoid(x)
     "gelu": Function(5, "in", "GELU"),  # x * (1 + erf(x / sqrt(2))) / 2: divide, erf, add, multiply, halve
 }
-ACTIVATION_OPS = {name: f.ops for name, f in ACTIVATIONS.items()}
 
 
 @register
@@ -49,7 +48,7 @@ class Activation(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         keeps = ACTIVATIONS[self.fn].saves
         return Saved(input=keeps == "in", output=keeps == "out")
 

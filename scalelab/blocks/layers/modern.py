@@ -51,7 +51,7 @@ class LayerNorm(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()  # elementwise: other ops
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # native_layer_norm_backward takes the input (the permuted view), the weight, and the mean
         # and inverse std of each position
         _, h, w = s
@@ -97,8 +97,8 @@ class ChannelLinear(Primitive):
         macs = elements(out) * self.in_ch  # forward, input gradient, weight gradient: the same pairs
         return TrainMacs(forward=macs, grad_input=macs, grad_weight=macs)
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
-        return Saved(input=weights_trained)  # as a conv: the weight gradient needs the input
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
+        return Saved(input=True)  # torch's convolution node keeps its input whenever it is recorded
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         n = elements(out)
@@ -135,7 +135,7 @@ class LayerScale(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # scale * x: the input's gradient needs the scale (a parameter), the scale's needs the input
         return Saved(input=weights_trained)
 
@@ -174,7 +174,7 @@ class ChannelSlice(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved(view=True)  # slicing's backward needs only sizes
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
@@ -212,7 +212,7 @@ class ChannelShuffle(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved()  # views and a copy: their backward needs only sizes
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
