@@ -127,7 +127,10 @@ def test_kinds_lists_parameters_with_types_and_defaults():
     assert sorted(k["kind"] for k in kinds) == sorted(KINDS)
     conv = next(k for k in kinds if k["kind"] == "conv")
     params = {p["name"]: p for p in conv["parameters"]}
-    assert params["out"]["required"] and params["out"]["type"] == "int > 0" and params["out"]["scales_with_width"]
+    # out: required unless the conv is depthwise (the loader checks that), and scaled with width
+    assert params["out"]["type"] == "int > 0 | null" and params["out"]["scales_with_width"]
+    mbconv = {p["name"]: p for p in next(k for k in kinds if k["kind"] == "mbconv")["parameters"]}
+    assert mbconv["out"]["required"] and mbconv["out"]["type"] == "int > 0"
     assert params["kernel"]["type"] == "int > 0 | [int > 0, int > 0]" and params["kernel"]["default"] == [3, 3]
     assert params["padding"]["type"] == "'same' | 'valid' | int >= 0 | [int >= 0, int >= 0]"
     assert all(k["summary"] for k in kinds)

@@ -157,6 +157,11 @@ EXAMPLES = {
     "flatten": [L.Flatten(), (4, 3, 3)],
     "dropout": [L.Dropout(0.5), (4, 3, 3)],
     "zeropad": [L.ZeroPadShortcut(2, 8), (4, 6, 6)],
+    "layernorm": [L.LayerNorm(4, 1e-6), (4, 5, 5)],
+    "channel_linear": [L.ChannelLinear(4, 6), (4, 5, 5)],
+    "layerscale": [L.LayerScale(4, 0.5), (4, 5, 5)],
+    "channel_slice": [L.ChannelSlice(1, 3), (4, 5, 5)],
+    "channel_shuffle": [L.ChannelShuffle(2), (4, 5, 5)],
 }
 
 

@@ -12,6 +12,7 @@ from scalelab.blocks.layers import (
     Activation as ActivationLayer,
     BatchNorm,
     Conv,
+    LayerNorm,
     Pool,
     Node,
     Shape,
@@ -58,7 +59,7 @@ InputNames = Annotated[
     Optional[list[str]], Field(min_length=1),
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
 ]
-Norm = Literal["batchnorm", "none"]
+Norm = Literal["batchnorm", "layernorm", "none"]
 ActivationFunction = Annotated[
     Literal[_FUNCTIONS], BeforeValidator(_activation_alias), WithJsonSchema({"enum": [*_FUNCTIONS, "swish"]}),
 ]
@@ -106,7 +107,9 @@ def channels_of(inp: Shape, kind: str) -> int:
     return inp[0]
 
 
-def norm_layer(norm: str, channels: int, eps: float) -> BatchNorm | None:
+def norm_layer(norm: str, channels: int, eps: float) -> "BatchNorm | LayerNorm | None":
+    if norm == "layernorm":
+        return LayerNorm(channels, eps)
     return BatchNorm(channels, eps) if norm == "batchnorm" else None
 
 

@@ -1,10 +1,11 @@
-from typing import Literal
+from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from scalelab.blocks.base import (
     ActivationName, Block, Channels, Norm, Padding, Pair, PositiveInt, channels_of, conv_norm_act, resolve_padding,
 )
+from scalelab.blocks.group_width import GroupWidth, group_width_field, groups_for
 from scalelab.blocks.layers import Node, Shape
 
 
@@ -13,12 +14,13 @@ class ConvBlock(Block):
 
     summary = "convolution (groups, depthwise, dilation, padding modes) + norm + activation"
     kind: Literal["conv"] = "conv"
-    out: Channels = Field(description="output channels")
+    out: Optional[Channels] = Field(None, json_schema_extra={"scale": "width"}, description="output channels (required; a depthwise conv's default: its input channels)")
     kernel: Pair = (3, 3)
     stride: Pair = (1, 1)
     padding: Padding = "same"
     dilation: Pair = (1, 1)
     groups: PositiveInt = Field(1, json_schema_extra={"divides": ["out", "input"]})  # width rounding keeps both divisible
+    group_width: GroupWidth = group_width_field("out", "input")
     depthwise: bool = Field(False, description="one group per input channel (groups = input channels)")
     bias: bool | None = Field(None, description="default: a bias only when no norm follows")
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
@@ -26,14 +28,23 @@ class ConvBlock(Block):
     norm_eps: float = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.group_width is not None and (self.depthwise or "groups" in self.model_fields_set):
+            raise ValueError("give one of groups, group_width and depthwise")
+        if self.out is None and not self.depthwise:
+            raise ValueError("missing required field 'out' (output channels)")
+        return self
+
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
+        groups = in_ch if self.depthwise else groups_for(in_ch, self.groups, self.group_width)
         return conv_norm_act(
             in_ch,
-            self.out,
+            in_ch if self.out is None else self.out,
             self.kernel,
             self.stride,
-            groups=in_ch if self.depthwise else self.groups,
+            groups=groups,
             norm=self.norm,
             activation=self.activation,
             norm_eps=self.norm_eps,

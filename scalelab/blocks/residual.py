@@ -39,11 +39,14 @@ class ResidualKind(Block):
     norm_eps: float = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
-    def convs(self, pieces: list[tuple]) -> Node:
+    def convs(self, pieces: list[tuple], after: "dict[int, Node] | None" = None) -> Node:
         """The body: (in, out, kernel, stride, groups) per conv. Post-activation: conv, norm,
-        activation (none after the last, it follows the add). Pre-activation: norm, activation, conv."""
+        activation (none after the last, it follows the add). Pre-activation: norm, activation, conv.
+        ``after`` puts a node after the conv of that index (a squeeze-excite)."""
         layers = []
         for i, (cin, cout, kernel, stride, groups) in enumerate(pieces):
+            if i and (after or {}).get(i - 1) is not None:
+                layers.append(after[i - 1])
             if self.preact:
                 layers.append(seq(norm_layer(self.norm, cin, self.norm_eps), act_layer(self.activation)))
                 layers.append(conv_norm_act(cin, cout, kernel, stride, groups=groups, norm="none",

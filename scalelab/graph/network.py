@@ -138,6 +138,21 @@ def _expand(spec: Spec, warnings: list[str]) -> list[ResolvedBlock]:
     return blocks
 
 
+def _ramp_drop_path(spec: Spec, blocks: list[ResolvedBlock]) -> None:
+    """Give each stage block with a ``drop_path`` its rate on the spec's stochastic-depth ramp."""
+    ramp = spec.stochastic_depth
+    if ramp is None:
+        return
+    targets = [b for b in blocks if b.stage is not None and "drop_path" in type(b.block).model_fields]
+    steps = max(1, len(targets) - 1) if ramp.end == "last" else len(targets)
+    for i, b in enumerate(targets):
+        if "drop_path" in b.block.model_fields_set:
+            raise located_error(spec.source, b.path + ("block", "drop_path"),
+                                "drop_path is set by the spec's stochastic_depth ramp; leave it out here")
+        data = b.block.model_dump(by_alias=True, exclude_unset=True)
+        b.block = type(b.block).model_validate({**data, "drop_path": ramp.rate * i / steps})
+
+
 def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> None:
     """Give every block its inputs: the blocks named in from:, else the previous inference block."""
     names = {INPUT}
@@ -279,6 +294,7 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
                             f"elements a tensor of one sample may have (README, 'Bounds')")
     warnings: list[str] = []
     blocks = _expand(spec, warnings)
+    _ramp_drop_path(spec, blocks)
     _wire(spec, blocks)
     ordered = _order(spec, blocks)
     shapes: dict[str, Shape] = {INPUT: input_shape}

@@ -211,6 +211,7 @@ def scale_spec(
         # from the base spec.
         "reference": _dump(spec.reference) if same and spec.reference else None,
         "defaults": spec.defaults.model_dump(mode="json", exclude_none=True),
+        "stochastic_depth": _dump(spec.stochastic_depth) if spec.stochastic_depth else None,
         "blocks": entries,
     }
     try:

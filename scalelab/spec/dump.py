@@ -15,6 +15,8 @@ def spec_data(spec: Spec) -> dict:
     defaults = spec.defaults.model_dump(mode="json", exclude_none=True)
     if defaults:
         data["defaults"] = defaults
+    if spec.stochastic_depth is not None:
+        data["stochastic_depth"] = spec.stochastic_depth.model_dump(mode="json")
     data["blocks"] = [e.model_dump(mode="json", by_alias=True, exclude_unset=True) for e in spec.blocks]
     return data
 

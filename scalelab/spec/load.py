@@ -168,6 +168,8 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
         parent = _raw_at(data, loc[:-1])
         what = f" for kind '{parent['kind']}'" if isinstance(parent, dict) and "kind" in parent else ""
         return loc, f"unknown field {quote(loc[-1])}{what}{did_you_mean(loc[-1], _fields_of(parent))}"
+    if kind == "value_error" and isinstance(error["input"], dict):  # a model's own rule: its message says what is wrong
+        return loc, error["msg"].removeprefix("Value error, ")
     message = error["msg"].replace("Input should", "must", 1)
     if kind.startswith("literal"):
         choices = _choices(error["ctx"]["expected"])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Strict, Tag, field_validator, model_validator
 
 from scalelab.blocks import AnyBlock
-from scalelab.blocks.base import ActivationName, Norm, Pixels, PositiveInt, pair_schema
+from scalelab.blocks.base import ActivationName, Norm, Pixels, PositiveInt, Probability, pair_schema
 from scalelab.limits import MAX_BLOCKS, MAX_REPEAT
 
 
@@ -43,6 +43,16 @@ class Defaults(_Strict):
     norm_eps: Optional[Annotated[float, Strict()]] = Field(None, gt=0)
 
 
+class DropPathRamp(_Strict):
+    """Stochastic depth (Huang et al. 2016) growing linearly with the block index over the network,
+    as torchvision's EfficientNet and ConvNeXt set it: block i of the N stage blocks that have a
+    ``drop_path`` gets rate x i / N (``end: after_last``, EfficientNet) or rate x i / (N - 1)
+    (``end: last``, ConvNeXt: the last block gets the full rate). Training only."""
+
+    rate: Probability = Field(description="the rate the ramp reaches")
+    end: Literal["after_last", "last"] = "after_last"
+
+
 class Stage(_Strict):
     """A block repeated; the first repeat takes the stage stride (EfficientNet convention)."""
 
@@ -69,6 +79,7 @@ class Spec(_Strict):
     input: InputSpec
     reference: Optional[Reference] = None
     defaults: Defaults = Defaults()
+    stochastic_depth: Optional[DropPathRamp] = None
     blocks: list[Entry] = Field(min_length=1, max_length=MAX_BLOCKS)
 
     _source: Any = PrivateAttr(None)

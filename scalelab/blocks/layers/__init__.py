@@ -22,6 +22,7 @@ from scalelab.blocks.layers.base import (
 from scalelab.blocks.layers.conv import Conv
 from scalelab.blocks.layers.dropout import Dropout
 from scalelab.blocks.layers.linear import Linear
+from scalelab.blocks.layers.modern import ChannelLinear, ChannelShuffle, ChannelSlice, LayerNorm, LayerScale, chunks
 from scalelab.blocks.layers.norm import BatchNorm, LocalResponseNorm
 from scalelab.blocks.layers.pool import AdaptiveAvgPool, Pool
 from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
@@ -29,6 +30,7 @@ from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual,
 
 __all__ = [
     "ACTIVATIONS", "DEVICE_KINDS", "REGISTRY", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
+    "ChannelLinear", "ChannelShuffle", "ChannelSlice", "LayerNorm", "LayerScale", "chunks",
     "Dropout", "Flatten", "Gate", "InnerPeak", "LayerCost", "Linear", "LocalResponseNorm", "Merge", "MissingFace", "Node",
     "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",
     "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "walk",

@@ -23,6 +23,7 @@ ACTIVATIONS = {
     "silu": Function(5, "in", "SiLU"),  # x * sigmoid(x), a.k.a. swish
     "hardsigmoid": Function(4, "in", "Hardsigmoid"),  # relu6(x + 3) / 6
     "hardswish": Function(5, "in", "Hardswish"),  # x * hardsigmoid(x)
+    "gelu": Function(5, "in", "GELU"),  # x * (1 + erf(x / sqrt(2))) / 2: divide, erf, add, multiply, halve
 }
 
 
