@@ -87,7 +87,7 @@ def test_every_problem_is_shown_located_up_to_ten():
 
 def test_activation_choices_match_the_kinds_listing():
     message = error_of(HEAD + "  - {name: a, kind: conv, out: 8, activation: swishh}\n")
-    assert "'hardswish', 'swish' or 'none'" in message and "did you mean 'swish'?" in message
+    assert "'hardswish', 'gelu', 'swish' or 'none'" in message and "did you mean 'swish'?" in message
 
 
 # --------------------------------------------------------------------------------------------------
