@@ -1,0 +1,107 @@
+"""``scalelab import``: a PyTorch module -> a spec whose analysis equals the module.
+
+The module is traced with torch.fx in eval mode, every node is mapped to spec blocks through one
+table (``scalelab.importer.table``), the usual patterns are folded (``mapping``), and the spec is
+checked against the module before it is returned: every block's output shape and the parameter
+count. torch is imported only here, never on the analysis path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scalelab.errors import ScalelabError
+from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
+from scalelab.importer.mapping import Mapped, map_graph
+from scalelab.importer.source import is_model_ref, load_model
+from scalelab.importer.trace import Traced, trace
+from scalelab.spec import Spec, parse_spec
+
+
+@dataclass
+class Imported:
+    """A spec imported from a module, with what the module says to check it against."""
+
+    spec: Spec
+    text: str  # the spec as YAML
+    shapes: dict[str, tuple]  # the module's output shape of every block, per sample
+    module_params: int  # sum(p.numel()) over the whole module
+    training_only: dict[str, int] = field(default_factory=dict)  # modules that never run in eval -> params
+
+
+def _unsupported_message(ref: str, mapped: Mapped) -> str:
+    lines = [f"{ref}: {len(mapped.problems)} operation(s) cannot be stated as spec blocks, so their cost is unknown:"]
+    for label, count, places, detail in mapped.unsupported_summary():
+        shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+        lines.append(f"  {label} x{count} ({detail}) at {shown}")
+    lines.append("nothing was imported; --allow-unsupported imports them as opaque blocks of unknown cost")
+    return "\n".join(lines)
+
+
+def _training_only(traced: Traced) -> dict[str, int]:
+    """Modules whose parameters the eval-mode trace never reads (auxiliary heads), outermost first."""
+    used = set()
+    for node in traced.nodes():
+        if node.op == "call_module":
+            used.update(f"{node.target}.{n}" for n, _ in traced.submodule(node.target).named_parameters())
+        elif node.op == "get_attr":
+            used.add(str(node.target))
+    dead: dict[str, int] = {}
+    for name, p in traced.root.named_parameters():
+        if name in used:
+            continue
+        owner = name.rpartition(".")[0]
+        while "." in owner and not any(u.startswith(owner.rpartition(".")[0] + ".") for u in used):
+            owner = owner.rpartition(".")[0]
+        dead[owner] = dead.get(owner, 0) + p.numel()
+    return dead
+
+
+def _check(spec: Spec, shapes: dict[str, tuple], params: int, ref: str) -> None:
+    """The spec must reproduce the module: every block's shape and the parameter count."""
+    from scalelab.analysis import analyze
+
+    analysis = analyze(spec)
+    for block in analysis.blocks:
+        expected = shapes.get(block.name)
+        if expected is not None and tuple(block.out_shape) != expected:
+            raise ScalelabError(f"{ref}: block '{block.name}' gives {block.out_shape} but the module gives "
+                                f"{expected}; the import is not exact, please report this module")
+    if analysis.total.params != params:
+        raise ScalelabError(f"{ref}: the spec counts {analysis.total.params:,} parameters, the module "
+                            f"{params:,}; the import is not exact, please report this module")
+
+
+def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name: str = "imported",
+                  ref: "str | None" = None) -> Imported:
+    """Import an ``nn.Module`` (traced at a batch-1 input of ``input_shape``) as a spec."""
+    ref = ref or name
+    traced = trace(model, input_shape, ref)
+    mapped = map_graph(traced)
+    if mapped.problems:
+        raise ScalelabError(_unsupported_message(ref, mapped))
+    names = block_names(mapped.drafts, traced)
+    blocks, shapes = spec_blocks(mapped.drafts, names)
+    training_only = _training_only(traced)
+    total = sum(p.numel() for p in model.parameters())
+    description = (f"Imported from {ref} by tracing it with torch.fx in eval mode at "
+                   f"{'x'.join(map(str, input_shape))}; block names are the module's qualified names.")
+    if training_only:
+        description += (" Modules that never run in eval mode (training-only, not in this spec): "
+                        + ", ".join(f"{k} ({v:,} parameters)" for k, v in training_only.items()) + ".")
+    c, h, w = input_shape
+    head = {"name": name, "description": description, "input": {"channels": c, "resolution": h if h == w else [h, w]}}
+    text = blocks_yaml(head, blocks)
+    spec = parse_spec(text, f"<{ref}>")  # exactly what reading the written file gives
+    _check(spec, shapes, total - sum(training_only.values()), ref)
+    return Imported(spec, text, shapes, total, training_only)
+
+
+def import_model(ref: str, input_shape: tuple[int, int, int] = (3, 224, 224)) -> Imported:
+    """Import the module a MODEL string (``package.module:callable`` or ``file.py:callable``) names."""
+    model = load_model(ref)
+    name = ref.rpartition(":")[2].rpartition(".")[2]
+    return import_module(model, input_shape, name=name, ref=ref)
+
+
+__all__ = ["Imported", "import_model", "import_module", "is_model_ref", "load_model"]

@@ -1,0 +1,203 @@
+"""Traced graph -> block drafts: every tensor node is mapped through the table, then the usual
+patterns are folded into the block kinds that state them exactly:
+conv + batchnorm + activation -> ``conv``; linear or add + activation -> one block;
+pool, 1x1 conv, activation, 1x1 conv, gate, product -> ``squeeze_excite``."""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalelab.importer.table import ALIAS, Call, Unsupported, activation_of, op_key, op_label, table
+from scalelab.importer.trace import Traced, scope_of, shape_of
+
+
+@dataclass
+class Draft:
+    """A block to be: its fields (a chain when one operation needs several blocks), the traced node
+    whose output it produces, the nodes feeding it, and the modules folded into it."""
+
+    chain: list[dict]
+    node: Any
+    inputs: list
+    members: list[str] = field(default_factory=list)
+    label: str = ""  # operation name, for blocks of functions (add, cat, ...)
+    opaque: str = ""  # the unsupported operation this block stands for, if any
+
+
+@dataclass
+class Problem:
+    label: str
+    where: str
+    detail: str
+
+
+@dataclass
+class Mapped:
+    drafts: list[Draft]
+    problems: list[Problem]
+
+    def unsupported_summary(self) -> list[tuple[str, int, list[str], str]]:
+        """(operation, count, places, detail) per unsupported operation, most frequent first."""
+        counts = Counter(p.label for p in self.problems)
+        out = []
+        for label, count in counts.most_common():
+            places = list(dict.fromkeys(p.where or "<top level>" for p in self.problems if p.label == label))
+            detail = next(p.detail for p in self.problems if p.label == label)
+            out.append((label, count, places, detail))
+        return out
+
+
+def tensor_inputs(node) -> list:
+    """The tensor-valued nodes a node reads, in argument order (lists such as cat's included)."""
+    found: list = []
+
+    def visit(a):
+        if isinstance(a, (list, tuple)):
+            for x in a:
+                visit(x)
+        elif hasattr(a, "op") and a.op != "get_attr" and shape_of(a) is not None:
+            found.append(a)
+
+    visit(list(node.args) + list(node.kwargs.values()))
+    return found
+
+
+def _handler(node, traced: Traced):
+    return table().get(op_key(node, traced.module))
+
+
+def _sole_user(node):
+    users = list(node.users)
+    return users[0] if len(users) == 1 else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Squeeze-excite: x * gate(conv(act(conv(pool(x))))), Hu et al. 2018
+
+
+def _se_chain(gate, x, traced: Traced) -> "list | None":
+    """The nodes pool, conv, act, conv, gate if ``gate`` computes squeeze-excite weights of ``x``."""
+    from torch import nn
+
+    chain = [gate]
+    for _ in range(4):
+        if not chain[-1].args or not hasattr(chain[-1].args[0], "op"):
+            return None
+        chain.append(chain[-1].args[0])
+    gate_act, conv2, act, conv1, pool = chain
+    if pool.args[0] is not x or any(len(n.users) != 1 for n in chain):
+        return None
+    if activation_of(_handler(gate_act, traced)) not in ("sigmoid", "hardsigmoid"):
+        return None
+    if activation_of(_handler(act, traced)) in (None, "none"):
+        return None
+    for conv in (conv1, conv2):
+        m = traced.submodule(conv.target) if conv.op == "call_module" else None
+        if not isinstance(m, nn.Conv2d) or m.kernel_size != (1, 1) or m.groups != 1 or m.bias is None \
+                or m.padding_mode != "zeros" or m.stride != (1, 1) or m.padding != (0, 0) or m.dilation != (1, 1):
+            return None
+    if shape_of(pool) != (shape_of(x)[0], 1, 1) or shape_of(gate) != shape_of(pool):
+        return None
+    return [pool, conv1, act, conv2, gate_act]
+
+
+def _squeeze_excite(node, traced: Traced) -> "Draft | None":
+    if node.target not in (operator.mul, "mul") and op_label(op_key(node, traced.module)) != "torch.mul":
+        return None
+    a, b = (node.args + (None, None))[:2]
+    for gate, x in ((a, b), (b, a)):
+        if hasattr(gate, "op") and hasattr(x, "op"):
+            chain = _se_chain(gate, x, traced)
+            if chain:
+                pool, conv1, act, _, gate_act = chain
+                fields = {"kind": "squeeze_excite", "squeeze": traced.submodule(conv1.target).out_channels,
+                          "activation": activation_of(_handler(act, traced)),
+                          "gate": activation_of(_handler(gate_act, traced))}
+                members = [str(n.target) if n.op == "call_module" else scope_of(n) for n in chain]
+                return Draft([fields], node, [x], members), chain
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Mapping and folding
+
+
+def _label(node, traced: Traced) -> str:
+    return op_label(op_key(node, traced.module))
+
+
+def _short_label(node) -> str:
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "op")
+    return str(name).strip("_").replace("iadd", "add")
+
+
+def map_graph(traced: Traced) -> Mapped:
+    """Every tensor node to a draft, an alias of its input, or a problem; then fold patterns."""
+    drafts: list[Draft] = []
+    problems: list[Problem] = []
+    alias: dict = {}
+    absorbed: set = set()
+    se = {}
+    for node in traced.nodes():
+        found = _squeeze_excite(node, traced) if node.op == "call_function" or node.op == "call_method" else None
+        if found:
+            se[node] = found[0]
+            absorbed.update(found[1])
+    for node in traced.nodes():
+        if node.op in ("placeholder", "output", "get_attr") or node in absorbed or shape_of(node) is None:
+            continue  # SE internals, constants, and size/shape plumbing that yields no tensor
+        if node in se:
+            draft = se[node]
+            draft.inputs = [alias.get(n, n) for n in draft.inputs]
+            drafts.append(draft)
+            continue
+        module = traced.submodule(node.target) if node.op == "call_module" else None
+        handler = _handler(node, traced)
+        where = scope_of(node)
+        try:
+            if handler is None:
+                raise Unsupported("no spec block computes it")
+            result = handler(Call(node, module))
+        except Unsupported as exc:
+            problems.append(Problem(_label(node, traced), where, str(exc)))
+            result = None
+        inputs = [alias.get(n, n) for n in tensor_inputs(node)]
+        if result == ALIAS:
+            alias[node] = inputs[0]
+            continue
+        members = [str(node.target)] if module is not None else []
+        drafts.append(Draft(result or [], node, inputs, members, _short_label(node) if module is None else "",
+                            opaque="" if result else _label(node, traced)))
+    return Mapped(_fold(drafts), problems)
+
+
+def _fold(drafts: list[Draft]) -> list[Draft]:
+    """Absorb a batchnorm into the conv before it, and an activation into the conv, linear or add
+    before it, when the earlier output feeds nothing else."""
+    by_node = {d.node: d for d in drafts}
+    removed: set = set()
+    for d in drafts:
+        if id(d) in removed or len(d.chain) != 1:
+            continue
+        fields = d.chain[0]
+        for step in ("norm", "activation"):
+            user = _sole_user(d.node)
+            nxt = by_node.get(user)
+            if nxt is None or len(nxt.chain) != 1 or nxt.inputs != [d.node]:
+                continue
+            kind = nxt.chain[0]["kind"]
+            if step == "norm" and kind == "batchnorm" and fields["kind"] == "conv" and fields["norm"] == "none":
+                fields.update(norm="batchnorm", norm_eps=nxt.chain[0]["norm_eps"])
+            elif step == "activation" and kind == "activation" and fields["kind"] in ("conv", "linear", "add") \
+                    and fields.get("activation", "none") == "none":
+                fields["activation"] = nxt.chain[0]["function"]
+            else:
+                continue
+            removed.add(id(nxt))
+            d.members += nxt.members
+            by_node[nxt.node] = d
+            d.node = nxt.node  # readers of the absorbed output now read the folded block
+    return [d for d in drafts if id(d) not in removed]
