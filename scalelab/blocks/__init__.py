@@ -26,6 +26,7 @@ from scalelab.blocks.linear import LinearBlock
 from scalelab.blocks.lrn import LRNBlock
 from scalelab.blocks.maxpool import MaxPoolBlock
 from scalelab.blocks.mbconv import MBConvBlock
+from scalelab.blocks.opaque import OpaqueBlock, OpaqueMergeBlock
 from scalelab.blocks.residual import ResidualBlock
 from scalelab.blocks.separable import SeparableBlock
 from scalelab.blocks.squeeze_excite import SqueezeExciteBlock
@@ -34,7 +35,7 @@ _CLASSES: tuple[type[Block], ...] = (
     ConvBlock, LinearBlock, MaxPoolBlock, AvgPoolBlock, GlobalAvgPoolBlock, AdaptiveAvgPoolBlock,
     BatchNormBlock, LRNBlock, ActivationBlock, DropoutBlock, FlattenBlock, AddBlock, ConcatBlock,
     SqueezeExciteBlock, ResidualBlock, BottleneckBlock, SeparableBlock, MBConvBlock, InceptionBlock,
-    AuxClassifierBlock,
+    AuxClassifierBlock, OpaqueBlock, OpaqueMergeBlock,
 )
 
 #: kind name -> block model

@@ -27,6 +27,7 @@ class Imported:
     shapes: dict[str, tuple]  # the module's output shape of every block, per sample
     module_params: int  # sum(p.numel()) over the whole module
     training_only: dict[str, int] = field(default_factory=dict)  # modules that never run in eval -> params
+    opaque: list = field(default_factory=list)  # (operation, count, places, why) kept as opaque blocks
 
 
 def _unsupported_message(ref: str, mapped: Mapped) -> str:
@@ -73,12 +74,13 @@ def _check(spec: Spec, shapes: dict[str, tuple], params: int, ref: str) -> None:
 
 
 def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name: str = "imported",
-                  ref: "str | None" = None) -> Imported:
-    """Import an ``nn.Module`` (traced at a batch-1 input of ``input_shape``) as a spec."""
+                  ref: "str | None" = None, allow_unsupported: bool = False) -> Imported:
+    """Import an ``nn.Module`` (traced at a batch-1 input of ``input_shape``) as a spec. Operations
+    no block states are refused, or with ``allow_unsupported`` kept as opaque blocks of unknown cost."""
     ref = ref or name
     traced = trace(model, input_shape, ref)
     mapped = map_graph(traced)
-    if mapped.problems:
+    if mapped.problems and not allow_unsupported:
         raise ScalelabError(_unsupported_message(ref, mapped))
     names = block_names(mapped.drafts, traced)
     blocks, shapes = spec_blocks(mapped.drafts, names)
@@ -86,6 +88,9 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
     total = sum(p.numel() for p in model.parameters())
     description = (f"Imported from {ref} by tracing it with torch.fx in eval mode at "
                    f"{'x'.join(map(str, input_shape))}; block names are the module's qualified names.")
+    if mapped.problems:
+        description += (f" {len(mapped.problems)} operation(s) no block states are opaque blocks of unknown cost: "
+                        + ", ".join(f"{label} x{count}" for label, count, _, _ in mapped.unsupported_summary()) + ".")
     if training_only:
         description += (" Modules that never run in eval mode (training-only, not in this spec): "
                         + ", ".join(f"{k} ({v:,} parameters)" for k, v in training_only.items()) + ".")
@@ -94,14 +99,15 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
     text = blocks_yaml(head, blocks)
     spec = parse_spec(text, f"<{ref}>")  # exactly what reading the written file gives
     _check(spec, shapes, total - sum(training_only.values()), ref)
-    return Imported(spec, text, shapes, total, training_only)
+    return Imported(spec, text, shapes, total, training_only, mapped.unsupported_summary())
 
 
-def import_model(ref: str, input_shape: tuple[int, int, int] = (3, 224, 224)) -> Imported:
+def import_model(ref: str, input_shape: tuple[int, int, int] = (3, 224, 224),
+                 allow_unsupported: bool = False) -> Imported:
     """Import the module a MODEL string (``package.module:callable`` or ``file.py:callable``) names."""
     model = load_model(ref)
     name = ref.rpartition(":")[2].rpartition(".")[2]
-    return import_module(model, input_shape, name=name, ref=ref)
+    return import_module(model, input_shape, name=name, ref=ref, allow_unsupported=allow_unsupported)
 
 
 __all__ = ["Imported", "import_model", "import_module", "is_model_ref", "load_model"]

@@ -71,7 +71,7 @@ def spec_blocks(drafts: list[Draft], names: list[str]) -> tuple[list[dict], dict
         for i, fields in enumerate(chain):
             block_name = name if i == len(chain) - 1 else f"{name}.{fields['kind']}"
             block = {"name": block_name, **_trim(fields)}
-            if i == 0 and sources != [previous]:
+            if i == 0 and sources and sources != [previous]:
                 block = {"name": block_name, "from": sources[0] if len(sources) == 1 else sources, **_trim(fields)}
             blocks.append(block)
             previous = block_name

@@ -125,6 +125,15 @@ def _squeeze_excite(node, traced: Traced) -> "Draft | None":
 # Mapping and folding
 
 
+def _several(node) -> bool:
+    """Whether the node yields several tensors (chunk, split): no block has several outputs."""
+    return isinstance(node.meta.get("tensor_meta"), (tuple, list))
+
+
+def _part_of_several(node) -> bool:
+    return node.target is operator.getitem and hasattr(node.args[0], "op") and _several(node.args[0])
+
+
 def _label(node, traced: Traced) -> str:
     return op_label(op_key(node, traced.module))
 
@@ -134,43 +143,83 @@ def _short_label(node) -> str:
     return str(name).strip("_").replace("iadd", "add")
 
 
+def _opaque(node, label: str, inputs: list, traced: Traced) -> list[dict]:
+    """An opaque block: the shape and parameters are known, the arithmetic is not."""
+    params = sum(p.numel() for p in traced.submodule(node.target).parameters()) if node.op == "call_module" else 0
+    params += sum(traced.module.get_parameter(a.target).numel() for a in [*node.args, *node.kwargs.values()]
+                  if hasattr(a, "op") and a.op == "get_attr" and _is_parameter(traced, a.target))
+    kind = "opaque_merge" if len(inputs) > 1 else "opaque"
+    return [{"kind": kind, "op": label, "shape": list(shape_of(node)), "params": params}]
+
+
+def _is_parameter(traced: Traced, target: str) -> bool:
+    try:
+        traced.module.get_parameter(target)
+        return True
+    except AttributeError:
+        return False
+
+
+def _find_squeeze_excite(traced: Traced) -> tuple[dict, set]:
+    found, absorbed = {}, set()
+    for node in traced.nodes():
+        match = _squeeze_excite(node, traced) if node.op in ("call_function", "call_method") else None
+        if match:
+            found[node] = match[0]
+            absorbed.update(match[1])
+    return found, absorbed
+
+
+def _map_node(node, traced: Traced, problems: list[Problem]):
+    """The node's block chain, ALIAS, or (after recording the problem) None."""
+    module = traced.submodule(node.target) if node.op == "call_module" else None
+    handler = _handler(node, traced)
+    try:
+        if handler is None:
+            raise Unsupported("no spec block computes it")
+        return handler(Call(node, module))
+    except Unsupported as exc:
+        problems.append(Problem(_label(node, traced), scope_of(node), str(exc)))
+        return None
+
+
 def map_graph(traced: Traced) -> Mapped:
-    """Every tensor node to a draft, an alias of its input, or a problem; then fold patterns."""
+    """Every tensor node to a draft or an alias of its input; an operation no block states becomes
+    a problem and an opaque draft (the caller refuses, or keeps them when told to)."""
     drafts: list[Draft] = []
     problems: list[Problem] = []
     alias: dict = {}
-    absorbed: set = set()
-    se = {}
+    several: dict = {}  # node with several outputs -> (its label, its inputs)
+    se, absorbed = _find_squeeze_excite(traced)
     for node in traced.nodes():
-        found = _squeeze_excite(node, traced) if node.op == "call_function" or node.op == "call_method" else None
-        if found:
-            se[node] = found[0]
-            absorbed.update(found[1])
-    for node in traced.nodes():
-        if node.op in ("placeholder", "output", "get_attr") or node in absorbed or shape_of(node) is None:
-            continue  # SE internals, constants, and size/shape plumbing that yields no tensor
-        if node in se:
-            draft = se[node]
-            draft.inputs = [alias.get(n, n) for n in draft.inputs]
-            drafts.append(draft)
-            continue
-        module = traced.submodule(node.target) if node.op == "call_module" else None
-        handler = _handler(node, traced)
-        where = scope_of(node)
-        try:
-            if handler is None:
-                raise Unsupported("no spec block computes it")
-            result = handler(Call(node, module))
-        except Unsupported as exc:
-            problems.append(Problem(_label(node, traced), where, str(exc)))
-            result = None
+        if node.op in ("placeholder", "output", "get_attr") or node in absorbed:
+            continue  # SE internals and constants
         inputs = [alias.get(n, n) for n in tensor_inputs(node)]
+        if node in se:
+            se[node].inputs = inputs
+            drafts.append(se[node])
+            continue
+        if _part_of_several(node):  # one output of a chunk or split: opaque like its producer
+            label, sources = several[node.args[0]]
+            part = f"{_short_label(node.args[0])}{node.args[1]}"
+            drafts.append(Draft(_opaque(node, label, sources, traced), node, sources, label=part, opaque=label))
+            continue
+        if shape_of(node) is None:
+            if _several(node):
+                problems.append(Problem(_label(node, traced), scope_of(node), "no block has several outputs"))
+                several[node] = (_label(node, traced), inputs)
+            continue  # else size and shape plumbing that yields no tensor
+        result = _map_node(node, traced, problems)
         if result == ALIAS:
             alias[node] = inputs[0]
             continue
-        members = [str(node.target)] if module is not None else []
-        drafts.append(Draft(result or [], node, inputs, members, _short_label(node) if module is None else "",
-                            opaque="" if result else _label(node, traced)))
+        members = [str(node.target)] if node.op == "call_module" else []
+        label = "" if members else _short_label(node)
+        if result is None:
+            drafts.append(Draft(_opaque(node, _label(node, traced), inputs, traced), node, inputs, members,
+                                label, opaque=_label(node, traced)))
+        else:
+            drafts.append(Draft(result, node, inputs, members, label))
     return Mapped(_fold(drafts), problems)
 
 

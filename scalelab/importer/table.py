@@ -285,6 +285,6 @@ def op_label(key) -> str:
         module = "torch.nn"
     elif module in ("_operator", "operator"):
         module = "operator"
-    elif module.startswith("torch._C") or module == "torch.functional":
-        module = "torch"
+    elif module.startswith("torch._C") or module in ("torch.functional", "torch") or name.startswith("_VariableFunctions"):
+        module, name = "torch", getattr(key, "__name__", name)
     return f"{module}.{name}" if module else name

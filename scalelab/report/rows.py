@@ -121,5 +121,18 @@ def build_report(
     if training_total:
         _fill_shares(columns, training_total, total)
     spec = analysis.network.spec
+    notes = (*_opaque_notes(analysis), *notes)
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
                   finish(inference), total, finish(training), training_total, tuple(notes), dict(figures or {}))
+
+
+def _opaque_notes(analysis: "Analysis") -> list[str]:
+    """Blocks of unknown cost make every MAC and op total a lower bound: say so in every report."""
+    from scalelab.blocks.opaque import OPAQUE_KINDS
+
+    opaque = [b for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]
+    if not opaque:
+        return []
+    ops = sorted({b.block.op for b in opaque})
+    return [f"UNKNOWN COST: {len(opaque)} opaque block(s) ({', '.join(ops)}) have unknown MACs and ops, counted "
+            "as none: MAC and op totals are lower bounds (parameters and shapes are exact)."]
