@@ -38,7 +38,8 @@ def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
 @app.command()
 @friendly
 def analyze(
-    spec: str = typer.Argument(..., help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`)."),
+    spec: str = typer.Argument(..., help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`), or a "
+                               "PyTorch model as module:callable or file.py:callable, imported on the fly."),
     format: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f",
                                         help="Output format: table (human units), markdown, json or csv (exact integers), html."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
@@ -67,7 +68,12 @@ def analyze(
     from scalelab.analysis import analyze as run_analysis
     from scalelab.report import build_report, render
 
-    analysis = run_analysis(spec, resolution=parse_resolution(resolution), batch=batch)
+    size = parse_resolution(resolution)
+    if ":" in spec and not Path(spec).is_file():  # a PyTorch model: import it at the resolution asked
+        from scalelab.importer import import_model
+
+        spec, size = import_model(spec, (3, *(size or (224, 224)))).spec, None
+    analysis = run_analysis(spec, resolution=size, batch=batch)
     if device is None and dtype is None and not measure and mode == "infer":
         report = build_report(analysis, depth=depth)
         emit(render(report, format.value), output)

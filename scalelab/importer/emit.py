@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from scalelab.blocks import KINDS
 from scalelab.importer.mapping import Draft
-from scalelab.importer.trace import Traced, scope_of, shape_of
+from scalelab.importer.trace import Traced, shape_of
 
 INPUT = "input"
 
@@ -34,8 +34,7 @@ def block_names(drafts: list[Draft], traced: Traced) -> list[str]:
         if d.members and not d.label:
             base = _group_name(d.members, traced)
         else:
-            scope = scope_of(d.node)
-            base = f"{scope}.{d.label}" if scope else d.label
+            base = f"{d.scope}.{d.label}" if d.scope else d.label
         name, n = base, 1
         while name in used:
             n += 1

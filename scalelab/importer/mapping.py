@@ -25,6 +25,10 @@ class Draft:
     members: list[str] = field(default_factory=list)
     label: str = ""  # operation name, for blocks of functions (add, cat, ...)
     opaque: str = ""  # the unsupported operation this block stands for, if any
+    scope: str = ""  # the module the first operation ran in
+
+    def __post_init__(self):
+        self.scope = scope_of(self.node)
 
 
 @dataclass
@@ -196,7 +200,7 @@ def map_graph(traced: Traced) -> Mapped:
             continue  # SE internals and constants
         inputs = [alias.get(n, n) for n in tensor_inputs(node)]
         if node in se:
-            se[node].inputs = inputs
+            se[node].inputs = [alias.get(n, n) for n in se[node].inputs]
             drafts.append(se[node])
             continue
         if _part_of_several(node):  # one output of a chunk or split: opaque like its producer
