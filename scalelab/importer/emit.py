@@ -33,6 +33,8 @@ def block_names(drafts: list[Draft], traced: Traced) -> list[str]:
     for d in drafts:
         if d.members and not d.label:
             base = _group_name(d.members, traced)
+        elif d.members and _group_name(d.members, traced) != d.members[0]:
+            base = _group_name(d.members, traced)  # torchvision's SqueezeExcitation module
         else:
             base = f"{d.scope}.{d.label}" if d.scope else d.label
         name, n = base, 1

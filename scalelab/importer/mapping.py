@@ -121,7 +121,7 @@ def _squeeze_excite(node, traced: Traced) -> "Draft | None":
                           "activation": activation_of(_handler(act, traced)),
                           "gate": activation_of(_handler(gate_act, traced))}
                 members = [str(n.target) if n.op == "call_module" else scope_of(n) for n in chain]
-                return Draft([fields], node, [x], members), chain
+                return Draft([fields], node, [x], members, "squeeze_excite"), chain
     return None
 
 
@@ -131,7 +131,8 @@ def _squeeze_excite(node, traced: Traced) -> "Draft | None":
 
 def _several(node) -> bool:
     """Whether the node yields several tensors (chunk, split): no block has several outputs."""
-    return isinstance(node.meta.get("tensor_meta"), (tuple, list))
+    meta = node.meta.get("tensor_meta")
+    return isinstance(meta, (tuple, list)) and not hasattr(meta, "shape")  # TensorMetadata is a tuple too
 
 
 def _part_of_several(node) -> bool:

@@ -121,7 +121,8 @@ def build_report(
     if training_total:
         _fill_shares(columns, training_total, total)
     spec = analysis.network.spec
-    notes = (*_opaque_notes(analysis), *notes)
+    unknown = _opaque_notes(analysis)
+    notes, figures = (*unknown, *notes), {**({"unknown_cost": unknown[0]} if unknown else {}), **(figures or {})}
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
                   finish(inference), total, finish(training), training_total, tuple(notes), dict(figures or {}))
 

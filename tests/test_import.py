@@ -1,0 +1,190 @@
+"""`scalelab import`: a module defined here, the refusal of operations no block states, opaque
+imports, the command line, and the round trip through ``build_module``. Expected figures are worked
+out by hand or measured on the module (sum of p.numel(), FlopCounterMode), never by scalelab."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cli_helpers import assert_refused, invoke
+from scalelab import analyze, load_spec
+from scalelab.errors import ScalelabError
+from scalelab.importer import import_module
+
+MODEL_FILE = '''
+import torch
+from torch import nn
+
+
+@torch.fx.wrap
+def wiggle(x):
+    return x * torch.sin(x)
+
+
+class Wiggly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = wiggle(self.conv(x))
+        x = wiggle(x)
+        return self.head(x.mean([2, 3]))
+
+
+def build():
+    return Wiggly()
+
+
+def not_a_module():
+    return 42
+'''
+
+
+class Small(nn.Module):
+    """Conv-bn-relu stem, a residual pair, two concatenated branches, squeeze-excite, head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.conv_a = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn_a = nn.BatchNorm2d(16)
+        self.left = nn.Conv2d(16, 8, 1)
+        self.right = nn.Conv2d(16, 8, 3, padding=1)
+        self.se_pool = nn.AdaptiveAvgPool2d(1)
+        self.se_down = nn.Conv2d(16, 4, 1)
+        self.se_up = nn.Conv2d(4, 16, 1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(self.bn_a(self.conv_a(x)) + x)
+        x = torch.cat([self.left(x), self.right(x)], 1)
+        gate = torch.sigmoid(self.se_up(torch.relu(self.se_down(self.se_pool(x)))))
+        x = x * gate
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_a_small_module_imports_exactly_with_patterns_folded(count_params, flop_counter_macs):
+    model = Small().eval()
+    imported = import_module(model, (3, 32, 32), name="small")
+    kinds = {b.name: b.kind for b in analyze(imported.spec).blocks}
+    # conv+bn+relu -> one conv block; add+relu -> add; cat -> concat; the SE pattern -> squeeze_excite
+    assert kinds["stem"] == "conv" and kinds["conv_a"] == "conv" and kinds["add"] == "add"
+    assert kinds["cat"] == "concat" and "squeeze_excite" in kinds.values()
+    assert len(kinds) == 10  # stem, conv_a, add, left, right, cat, SE, global pool, flatten, fc
+    result = analyze(imported.spec)
+    # by hand: stem 3*16*9 + bn 32; conv_a 16*16*9 + bn 32; left 16*8 + 8; right 16*8*9 + 8;
+    # SE 16*4 + 4 + 4*16 + 16; fc 16*10 + 10
+    params = 432 + 32 + 2304 + 32 + 136 + 1160 + 148 + 170
+    assert result.total.params == params == count_params(model)
+    # by hand, 16x16 maps after the stride-2 stem: stem 256*16*27, conv_a 256*16*144, left 256*8*16,
+    # right 256*8*144, SE 16*4 + 4*16, fc 160
+    macs = 256 * 16 * 27 + 256 * 16 * 144 + 256 * 8 * 16 + 256 * 8 * 144 + 128 + 160
+    assert result.total.macs == macs == flop_counter_macs(model, torch.zeros(1, 3, 32, 32))
+    assert result.blocks[-1].out_shape == (10,)
+
+
+def test_imported_block_shapes_equal_the_modules_outputs():
+    """Forward hooks on the real module give each named module's output shape."""
+    model = Small().eval()
+    seen = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            seen[name] = tuple(output.shape[1:])
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
+    model(torch.zeros(1, 3, 32, 32))
+    for handle in handles:
+        handle.remove()
+    blocks = analyze(import_module(model, (3, 32, 32)).spec).blocks
+    checked = [b.name for b in blocks if b.name in seen and tuple(b.out_shape) == seen[b.name]]
+    assert checked == [b.name for b in blocks if b.name in seen] and len(checked) >= 5
+
+
+def test_an_unsupported_operation_is_refused_with_where_and_how_often(tmp_path):
+    path = tmp_path / "wiggly.py"
+    path.write_text(MODEL_FILE)
+    out = tmp_path / "spec.yaml"
+    result = invoke("import", f"{path}:build", "-o", out)
+    assert_refused(result, "wiggle x2", "--allow-unsupported")
+    assert not out.exists()
+
+
+def test_allow_unsupported_keeps_opaque_blocks_and_every_report_says_so(tmp_path):
+    path = tmp_path / "wiggly.py"
+    path.write_text(MODEL_FILE)
+    out = tmp_path / "spec.yaml"
+    result = invoke("import", f"{path}:build", "--allow-unsupported", "--input", "3x32x32", "-o", out)
+    assert result.exit_code == 0, result.output
+    spec = load_spec(out)
+    analysis = analyze(spec)
+    assert [b.kind for b in analysis.blocks].count("opaque") == 2
+    assert analysis.total.params == 3 * 8 * 9 + 8 + 8 * 10 + 10  # exact: opaque blocks hold no parameters here
+    assert analysis.total.macs == 1024 * 8 * 27 + 80  # the known part only: a lower bound
+    for fmt in ("table", "json", "markdown", "csv"):
+        report = invoke("analyze", out, "-f", fmt)
+        assert report.exit_code == 0 and "UNKNOWN COST" in report.output, (fmt, report.output)
+
+
+@pytest.mark.parametrize("ref, fragment", [
+    ("no_such_package_xyz:build", "cannot import 'no_such_package_xyz'"),
+    ("torchvision.models:no_such_model", "has no attribute 'no_such_model'"),
+    ("{file}:not_a_module", "returned a int, not a torch.nn.Module"),
+    ("{dir}/missing.py:build", "no such file"),
+])
+def test_bad_model_references_are_refused(tmp_path, ref, fragment):
+    (tmp_path / "wiggly.py").write_text(MODEL_FILE)
+    ref = ref.format(file=tmp_path / "wiggly.py", dir=tmp_path)
+    assert_refused(invoke("import", ref), fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--input", "3x224"], "--input: expected channels x height x width"),
+    (["--input", "3x64x64", "--resolution", "64"], "not both"),
+    (["-o", "spec.txt"], ".yaml or .yml"),
+])
+def test_bad_options_are_refused(args, fragment):
+    assert_refused(invoke("import", "torchvision.models:alexnet", *args), fragment)
+
+
+def test_import_writes_a_spec_that_analyzes_like_the_module(tmp_path, torchvision_model, count_params):
+    out = tmp_path / "alexnet.yaml"
+    result = invoke("import", "torchvision.models:alexnet", "--input", "3x224x224", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "parameters 61,100,840" in result.output  # the summary on stderr
+    assert analyze(load_spec(out)).total.params == count_params(torchvision_model("alexnet")) == 61_100_840
+    stdout = invoke("import", "torchvision.models:alexnet")
+    assert stdout.exit_code == 0 and out.read_text() in stdout.output
+
+
+def test_analyze_imports_a_model_on_the_fly(torchvision_model, flop_counter_macs):
+    result = invoke("analyze", "torchvision.models:resnet18", "-f", "json", "-r", "160")
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.output)
+    assert report["total"]["params"] == 11_689_512
+    assert report["total"]["macs"] == flop_counter_macs(torchvision_model("resnet18"), torch.zeros(1, 3, 160, 160))
+
+
+@pytest.mark.parametrize("zoo", ["resnet18", "mobilenet_v2", "googlenet", "efficientnet_b0"])
+def test_round_trip_through_build_module_keeps_the_totals(zoo):
+    from scalelab.build import build_module
+
+    original = analyze(zoo)
+    imported = import_module(build_module(zoo).eval(), original.input_shape, name=zoo)
+    again = analyze(imported.spec)
+    assert again.total == original.total  # params, MACs, other ops and activations
+    # per block where both fold the same way: the blocks named alike (the built module's blocks.i)
+    assert again.blocks[-1].out_shape == original.blocks[-1].out_shape
+
+
+def test_a_module_that_cannot_run_at_the_input_size_is_refused():
+    with pytest.raises(ScalelabError, match="cannot run on a 3x2x2 input"):
+        import_module(Small().eval(), (3, 2, 2))
