@@ -180,8 +180,9 @@ def test_round_trip_through_build_module_keeps_the_totals(zoo):
     original = analyze(zoo)
     imported = import_module(build_module(zoo).eval(), original.input_shape, name=zoo)
     again = analyze(imported.spec)
-    assert again.total == original.total  # params, MACs, other ops and activations
-    # per block where both fold the same way: the blocks named alike (the built module's blocks.i)
+    # activations (block outputs) differ: the imported spec has finer blocks than the zoo's
+    assert (again.total.params, again.total.macs, again.total.ops) == \
+        (original.total.params, original.total.macs, original.total.ops)
     assert again.blocks[-1].out_shape == original.blocks[-1].out_shape
 
 
