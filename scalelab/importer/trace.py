@@ -3,6 +3,8 @@ fake tensors: no real computation, no memory for activations)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 
 from scalelab.errors import ScalelabError
@@ -39,11 +41,25 @@ def scope_of(node) -> str:
     return next(reversed(stack.values()))[0] if stack else ""
 
 
+def _located_shape_prop(graph_module, fake_mode):
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    class Where(ShapeProp):
+        """Shape propagation that remembers the node it is at, to say where a shape fails."""
+
+        current = None
+
+        def run_node(self, n):
+            self.current = n
+            return super().run_node(n)
+
+    return Where(graph_module, fake_mode=fake_mode)
+
+
 def trace(model, input_shape: tuple[int, ...], ref: str) -> Traced:
     """Symbolically trace ``model`` in eval mode and propagate a batch-1 input of ``input_shape``."""
     import torch
     from torch.fx import symbolic_trace
-    from torch.fx.passes.shape_prop import ShapeProp
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     model.eval()
@@ -54,11 +70,14 @@ def trace(model, input_shape: tuple[int, ...], ref: str) -> Traced:
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     graph_module.graph.eliminate_dead_code()
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    try:
-        with torch.no_grad():
-            ShapeProp(graph_module, fake_mode=mode).propagate(mode.from_tensor(torch.empty(1, *input_shape)))
+    where = _located_shape_prop(graph_module, mode)
+    try:  # ShapeProp prints a traceback before raising; the message below says it in one line
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+            where.propagate(mode.from_tensor(torch.empty(1, *input_shape)))
     except Exception as exc:
         size = "x".join(map(str, input_shape))
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ScalelabError(f"{ref}: the module cannot run on a {size} input: {first}") from None
+        cause = exc.__cause__ or exc
+        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        raise ScalelabError(f"{ref}: the module cannot run on a {size} input: at {scope_of(where.current) or 'the top'}: "
+                            f"{first}") from None
     return Traced(graph_module, model, tuple(input_shape))
