@@ -1,0 +1,77 @@
+"""`scalelab import` on every classification CNN of the installed torchvision: the imported spec's
+parameters equal sum(p.numel()) (less the heads that never run in eval, reported training-only),
+its MACs equal FlopCounterMode's total / 2, and each block named after a module has that module's
+output shape (forward hooks on the real module). Modules the spec language cannot yet state are
+refused, naming their operations. A handful runs by default; ``-m slow`` runs them all."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from scalelab import analyze
+from scalelab.errors import ScalelabError
+from scalelab.importer import import_module
+
+TRANSFORMERS = ("vit_", "swin_", "maxvit")
+#: operations ShuffleNetV2 (channel split and shuffle) and ConvNeXt (layer norm over channels, GELU,
+#: layer scale) need that no block states yet
+REFUSED = {"shufflenet_v2": ("Tensor.chunk", "torch.transpose", "Tensor.view"),
+           "convnext": ("torch.nn.LayerNorm", "torch.nn.GELU", "torch.permute")}
+#: heads that run only in training, by model
+TRAINING_ONLY = {"googlenet": {"aux1", "aux2"}, "inception_v3": {"AuxLogits"}}
+DEFAULT_RUN = {"resnet18", "squeezenet1_1", "googlenet", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5"}
+
+MODELS = sorted(m for m in torchvision.models.list_models(module=torchvision.models) if not m.startswith(TRANSFORMERS))
+PARAMS = [pytest.param(m, marks=() if m in DEFAULT_RUN else pytest.mark.slow) for m in MODELS]
+
+
+def _build(name: str):
+    torch.manual_seed(0)
+    kwargs = {"init_weights": True} if name in TRAINING_ONLY else {}
+    return getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+
+
+def _module_shapes(model, x) -> dict:
+    """Output shape per sample of every named module called exactly once in a real forward pass."""
+    seen: dict = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            seen.setdefault(name, []).append(tuple(output.shape[1:]))
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: shapes[0] for n, shapes in seen.items() if len(shapes) == 1}
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, flop_counter_macs):
+    model = _build(name)
+    size = 299 if name == "inception_v3" else 224
+    refused = next((ops for prefix, ops in REFUSED.items() if name.startswith(prefix)), None)
+    if refused:
+        with pytest.raises(ScalelabError) as info:
+            import_module(model, (3, size, size), name=name)
+        assert "cannot be stated as spec blocks" in str(info.value)
+        assert all(op in str(info.value) for op in refused), str(info.value)
+        return
+    imported = import_module(model, (3, size, size), name=name)
+    result = analyze(imported.spec)
+    heads = TRAINING_ONLY.get(name, set())
+    assert set(imported.training_only) == heads
+    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
+    assert result.total.params == sum(p.numel() for p in model.parameters()) - head_params
+    x = torch.zeros(1, 3, size, size)
+    assert result.total.macs == flop_counter_macs(model, x)
+    shapes = _module_shapes(model, x)
+    named = [b for b in result.blocks if b.name in shapes]
+    assert len(named) >= len(result.blocks) // 3  # most blocks carry a module's name
+    assert [(b.name, tuple(b.out_shape)) for b in named] == [(b.name, shapes[b.name]) for b in named]
