@@ -1,7 +1,7 @@
 """Thin typer commands, one file per command; heavy imports happen inside the commands."""
 
 from scalelab.cli import accuracy, analyze, calibrate, devices, kinds, plot, scale, schema, zoo  # noqa: F401  (each registers its command)
-from scalelab.cli import import_cmd  # noqa: F401
+from scalelab.cli import import_cmd, verify  # noqa: F401
 from scalelab.cli.app import app
 
 
