@@ -175,7 +175,8 @@ STRATEGIES = {
 
 
 def test_every_kind_has_a_strategy():
-    assert set(STRATEGIES) == set(KINDS)
+    # opaque kinds stand for operations of unknown cost: nothing to build or count (tests/test_import.py)
+    assert set(STRATEGIES) == set(KINDS) - {"opaque", "opaque_merge"}
 
 
 def _check(kind, params, shape, count_params, flop_counter_macs):

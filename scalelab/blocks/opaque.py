@@ -8,13 +8,18 @@ from typing import Literal
 from pydantic import Field
 
 from scalelab.blocks.base import Block, PositiveInt
-from scalelab.blocks.layers import LayerCost, Node, Shape, elements
+from scalelab.blocks.layers import LayerCost, Node, Primitive, Shape, elements, register
+from scalelab.errors import ScalelabError
 
 
+@register
 @dataclass(frozen=True)
-class Opaque:
-    """A layer whose output shape and parameters are given and whose arithmetic is unknown."""
+class Opaque(Primitive):
+    """A layer whose output shape and parameters are given and whose arithmetic is unknown. Its cost
+    face counts no MACs or ops (reports say the totals are lower bounds); every face that would need
+    its arithmetic or its module refuses, naming the operation."""
 
+    kind = "opaque"
     op: str
     out: Shape
     params: int
@@ -25,7 +30,25 @@ class Opaque:
     def cost(self, s, out: Shape) -> LayerCost:
         inputs = s if isinstance(s, list) else [s]
         return LayerCost("opaque", params=self.params, in_elems=sum(elements(i) for i in inputs),
-                         out_elems=elements(out))
+                         out_elems=elements(out), node=self)
+
+    def _unknown(self, what: str):
+        raise ScalelabError(f"opaque layer {self.op}: its {what} is unknown (imported with --allow-unsupported)")
+
+    def train_macs(self, s, out):
+        self._unknown("training compute")
+
+    def saved(self, s, out, weights_trained, device):
+        self._unknown("training memory")
+
+    def inner_peak(self, s, out):
+        self._unknown("inference memory")
+
+    def latency(self):
+        self._unknown("latency")
+
+    def torch_module(self):
+        self._unknown("torch module")
 
 
 class OpaqueBlock(Block):
