@@ -33,7 +33,7 @@ def input_shape(resolution: Optional[str], input_size: Optional[str]) -> tuple[i
 def import_summary(imported) -> str:
     """What the import checked, for stderr: the spec's figures equal the module's."""
     in_spec = imported.module_params - sum(imported.training_only.values())
-    lines = [f"imported {len(imported.shapes)} blocks; every block's output shape equals the module's; parameters "
+    lines = [f"imported {len(imported.spec.blocks)} blocks; every block's output shape equals the module's; parameters "
              f"{in_spec:,}" + (" + training-only " + f"{sum(imported.training_only.values()):,}" if imported.training_only
                                else "") + f" = the module's sum of p.numel(), {imported.module_params:,}"]
     for module, params in imported.training_only.items():

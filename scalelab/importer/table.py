@@ -281,6 +281,7 @@ def op_label(key) -> str:
         return key
     module = getattr(key, "__module__", "") or ""
     name = getattr(key, "__qualname__", None) or getattr(key, "__name__", None) or str(key)
+    module = module.removeprefix("_scalelab_import_")  # a model file loaded by path: its file name
     if module.startswith("torch.nn.modules"):
         module = "torch.nn"
     elif module in ("_operator", "operator"):
