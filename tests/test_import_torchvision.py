@@ -1,5 +1,5 @@
 """`scalelab import` on every classification CNN of the installed torchvision: the imported spec's
-parameters equal sum(p.numel()) (less the heads that never run in eval, reported training-only),
+parameters equal sum(p.numel()) (the heads that never run in eval imported as training-only blocks),
 its MACs equal FlopCounterMode's total / 2, and each block named after a module has that module's
 output shape (forward hooks on the real module). Modules the spec language cannot yet state are
 refused, naming their operations. A handful runs by default; ``-m slow`` runs them all."""
@@ -69,8 +69,14 @@ def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, flop_counte
     assert set(imported.training_only) == heads
     head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
     assert result.total.params == sum(p.numel() for p in model.parameters()) - head_params
+    assert result.training_only_total.params == head_params  # imported as training-only blocks
     x = torch.zeros(1, 3, size, size)
     assert result.total.macs == flop_counter_macs(model, x)
+    if heads:  # in training mode the heads run too (batch 2: batchnorm needs more than one value)
+        model.train()
+        train_macs = flop_counter_macs(model, torch.zeros(2, 3, size, size)) // 2
+        model.eval()
+        assert train_macs == result.total.macs + result.training_only_total.macs
     shapes = _module_shapes(model, x)
     named = [b for b in result.blocks if b.name in shapes]
     assert len(named) >= len(result.blocks) // 3  # most blocks carry a module's name

@@ -32,12 +32,13 @@ def input_shape(resolution: Optional[str], input_size: Optional[str]) -> tuple[i
 
 def import_summary(imported) -> str:
     """What the import checked, for stderr: the spec's figures equal the module's."""
-    in_spec = imported.module_params - sum(imported.training_only.values())
+    heads = sum(imported.training_only.values())
     lines = [f"imported {len(imported.spec.blocks)} blocks; every block's output shape equals the module's; parameters "
-             f"{in_spec:,}" + (" + training-only " + f"{sum(imported.training_only.values()):,}" if imported.training_only
-                               else "") + f" = the module's sum of p.numel(), {imported.module_params:,}"]
+             f"{imported.module_params - heads:,}" + (f" + training-only {heads:,}" if heads else "")
+             + f" = the module's sum of p.numel(), {imported.module_params:,}"]
     for module, params in imported.training_only.items():
-        lines.append(f"training-only: {module} ({params:,} parameters) never runs in eval mode and is not in the spec")
+        where = "is not in the spec" if module in imported.left_out else f"is in the spec as training-only blocks {module}.*"
+        lines.append(f"training-only: {module} ({params:,} parameters) never runs in eval mode and {where}")
     for label, count, places, _ in imported.opaque:
         lines.append(f"OPAQUE (cost unknown): {label} x{count} at {', '.join(places[:3])}"
                      + (f" and {len(places) - 3} more" if len(places) > 3 else ""))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from scalelab.errors import ScalelabError
 from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
+from scalelab.importer.heads import head_blocks, never_run
 from scalelab.importer.mapping import Mapped, map_graph
 from scalelab.importer.source import is_model_ref, load_model
 from scalelab.importer.trace import Traced, trace
@@ -27,6 +28,7 @@ class Imported:
     shapes: dict[str, tuple]  # the module's output shape of every block, per sample
     module_params: int  # sum(p.numel()) over the whole module
     training_only: dict[str, int] = field(default_factory=dict)  # modules that never run in eval -> params
+    left_out: tuple[str, ...] = ()  # of those, the ones not imported as training-only blocks
     opaque: list = field(default_factory=list)  # (operation, count, places, why) kept as opaque blocks
 
 
@@ -39,27 +41,9 @@ def _unsupported_message(ref: str, mapped: Mapped) -> str:
     return "\n".join(lines)
 
 
-def _training_only(traced: Traced) -> dict[str, int]:
-    """Modules whose parameters the eval-mode trace never reads (auxiliary heads), outermost first."""
-    used = set()
-    for node in traced.nodes():
-        if node.op == "call_module":
-            used.update(f"{node.target}.{n}" for n, _ in traced.submodule(node.target).named_parameters())
-        elif node.op == "get_attr":
-            used.add(str(node.target))
-    dead: dict[str, int] = {}
-    for name, p in traced.root.named_parameters():
-        if name in used:
-            continue
-        owner = name.rpartition(".")[0]
-        while "." in owner and not any(u.startswith(owner.rpartition(".")[0] + ".") for u in used):
-            owner = owner.rpartition(".")[0]
-        dead[owner] = dead.get(owner, 0) + p.numel()
-    return dead
-
-
 def _check(spec: Spec, shapes: dict[str, tuple], params: int, ref: str) -> None:
-    """The spec must reproduce the module: every block's shape and the parameter count."""
+    """The spec must reproduce the module: every block's shape and the parameter count (inference
+    and training-only blocks together)."""
     from scalelab.analysis import analyze
 
     analysis = analyze(spec)
@@ -68,8 +52,9 @@ def _check(spec: Spec, shapes: dict[str, tuple], params: int, ref: str) -> None:
         if expected is not None and tuple(block.out_shape) != expected:
             raise ScalelabError(f"{ref}: block '{block.name}' gives {block.out_shape} but the module gives "
                                 f"{expected}; the import is not exact, please report this module")
-    if analysis.total.params != params:
-        raise ScalelabError(f"{ref}: the spec counts {analysis.total.params:,} parameters, the module "
+    counted = analysis.total.params + analysis.training_only_total.params
+    if counted != params:
+        raise ScalelabError(f"{ref}: the spec counts {counted:,} parameters, the module "
                             f"{params:,}; the import is not exact, please report this module")
 
 
@@ -84,7 +69,11 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
         raise ScalelabError(_unsupported_message(ref, mapped))
     names = block_names(mapped.drafts, traced)
     blocks, shapes = spec_blocks(mapped.drafts, names)
-    training_only = _training_only(traced)
+    training_only, left = never_run(traced), {}
+    if training_only:
+        produced = {d.node: n for d, n in zip(mapped.drafts, names)}
+        more, more_shapes, left = head_blocks(traced, produced, training_only, ref)
+        blocks, shapes = blocks + more, {**shapes, **more_shapes}
     total = sum(p.numel() for p in model.parameters())
     description = (f"Imported from {ref} by tracing it with torch.fx in eval mode at "
                    f"{'x'.join(map(str, input_shape))}; block names are the module's qualified names.")
@@ -92,14 +81,15 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
         description += (f" {len(mapped.problems)} operation(s) no block states are opaque blocks of unknown cost: "
                         + ", ".join(f"{label} x{count}" for label, count, _, _ in mapped.unsupported_summary()) + ".")
     if training_only:
-        description += (" Modules that never run in eval mode (training-only, not in this spec): "
-                        + ", ".join(f"{k} ({v:,} parameters)" for k, v in training_only.items()) + ".")
+        description += (" Modules that never run in eval mode are training-only: "
+                        + ", ".join(f"{k} ({v:,} parameters{', not in this spec' if k in left else ''})"
+                                    for k, v in training_only.items()) + ".")
     c, h, w = input_shape
     head = {"name": name, "description": description, "input": {"channels": c, "resolution": h if h == w else [h, w]}}
     text = blocks_yaml(head, blocks)
     spec = parse_spec(text, f"<{ref}>")  # exactly what reading the written file gives
-    _check(spec, shapes, total - sum(training_only.values()), ref)
-    return Imported(spec, text, shapes, total, training_only, mapped.unsupported_summary())
+    _check(spec, shapes, total - sum(left.values()), ref)
+    return Imported(spec, text, shapes, total, training_only, tuple(left), mapped.unsupported_summary())
 
 
 def import_model(ref: str, input_shape: tuple[int, int, int] = (3, 224, 224),

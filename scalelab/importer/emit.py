@@ -61,19 +61,26 @@ def _trim(fields: dict) -> dict:
     return {"kind": kind, **{k: v for k, v in fields.items() if k != "kind" and not _is_default(kind, k, v)}}
 
 
-def spec_blocks(drafts: list[Draft], names: list[str]) -> tuple[list[dict], dict[str, tuple]]:
-    """The spec's block list, and the module's output shape of every block that ends a draft."""
+def spec_blocks(drafts: list[Draft], names: list[str], entry: str = INPUT,
+                training_only: bool = False) -> tuple[list[dict], dict[str, tuple]]:
+    """The spec's block list, and the module's output shape of every block that ends a draft.
+    ``entry`` is the block the traced input comes from; training-only blocks name every input
+    (the default input, the previous block, skips training-only blocks)."""
     produced = {}  # traced node -> name of the block whose output it is
     blocks, shapes = [], {}
-    previous = INPUT
+    previous = entry
     for d, name in zip(drafts, names):
-        sources = [produced.get(n, INPUT) for n in d.inputs]
-        chain = d.chain
-        for i, fields in enumerate(chain):
-            block_name = name if i == len(chain) - 1 else f"{name}.{fields['kind']}"
-            block = {"name": block_name, **_trim(fields)}
-            if i == 0 and sources and sources != [previous]:
-                block = {"name": block_name, "from": sources[0] if len(sources) == 1 else sources, **_trim(fields)}
+        sources = [produced.get(n, entry) for n in d.inputs]
+        for i, fields in enumerate(d.chain):
+            block_name = name if i == len(d.chain) - 1 else f"{name}.{fields['kind']}"
+            block = {"name": block_name}
+            if i == 0 and sources and (sources != [previous] or training_only):
+                block["from"] = sources[0] if len(sources) == 1 else sources
+            elif i > 0 and training_only:
+                block["from"] = previous
+            block.update(_trim(fields))
+            if training_only:
+                block["training_only"] = True
             blocks.append(block)
             previous = block_name
         produced[d.node] = name
