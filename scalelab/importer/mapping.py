@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalelab.importer.table import ALIAS, Call, Unsupported, activation_of, op_key, op_label, table
+from scalelab.importer.patterns import find_squeeze_excite
+from scalelab.importer.table import ALIAS, Call, Unsupported, op_key, op_label, table
 from scalelab.importer.trace import Traced, scope_of, shape_of
 
 
@@ -79,53 +80,6 @@ def _sole_user(node):
 
 
 # --------------------------------------------------------------------------------------------------
-# Squeeze-excite: x * gate(conv(act(conv(pool(x))))), Hu et al. 2018
-
-
-def _se_chain(gate, x, traced: Traced) -> "list | None":
-    """The nodes pool, conv, act, conv, gate if ``gate`` computes squeeze-excite weights of ``x``."""
-    from torch import nn
-
-    chain = [gate]
-    for _ in range(4):
-        if not chain[-1].args or not hasattr(chain[-1].args[0], "op"):
-            return None
-        chain.append(chain[-1].args[0])
-    gate_act, conv2, act, conv1, pool = chain
-    if pool.args[0] is not x or any(len(n.users) != 1 for n in chain):
-        return None
-    if activation_of(_handler(gate_act, traced)) not in ("sigmoid", "hardsigmoid"):
-        return None
-    if activation_of(_handler(act, traced)) in (None, "none"):
-        return None
-    for conv in (conv1, conv2):
-        m = traced.submodule(conv.target) if conv.op == "call_module" else None
-        if not isinstance(m, nn.Conv2d) or m.kernel_size != (1, 1) or m.groups != 1 or m.bias is None \
-                or m.padding_mode != "zeros" or m.stride != (1, 1) or m.padding != (0, 0) or m.dilation != (1, 1):
-            return None
-    if shape_of(pool) != (shape_of(x)[0], 1, 1) or shape_of(gate) != shape_of(pool):
-        return None
-    return [pool, conv1, act, conv2, gate_act]
-
-
-def _squeeze_excite(node, traced: Traced) -> "Draft | None":
-    if node.target not in (operator.mul, "mul") and op_label(op_key(node, traced.module)) != "torch.mul":
-        return None
-    a, b = (node.args + (None, None))[:2]
-    for gate, x in ((a, b), (b, a)):
-        if hasattr(gate, "op") and hasattr(x, "op"):
-            chain = _se_chain(gate, x, traced)
-            if chain:
-                pool, conv1, act, _, gate_act = chain
-                fields = {"kind": "squeeze_excite", "squeeze": traced.submodule(conv1.target).out_channels,
-                          "activation": activation_of(_handler(act, traced)),
-                          "gate": activation_of(_handler(gate_act, traced))}
-                members = [str(n.target) if n.op == "call_module" else scope_of(n) for n in chain]
-                return Draft([fields], node, [x], members, "squeeze_excite"), chain
-    return None
-
-
-# --------------------------------------------------------------------------------------------------
 # Mapping and folding
 
 
@@ -165,16 +119,6 @@ def _is_parameter(traced: Traced, target: str) -> bool:
         return False
 
 
-def _find_squeeze_excite(traced: Traced) -> tuple[dict, set]:
-    found, absorbed = {}, set()
-    for node in traced.nodes():
-        match = _squeeze_excite(node, traced) if node.op in ("call_function", "call_method") else None
-        if match:
-            found[node] = match[0]
-            absorbed.update(match[1])
-    return found, absorbed
-
-
 def _map_node(node, traced: Traced, problems: list[Problem]):
     """The node's block chain, ALIAS, or (after recording the problem) None."""
     module = traced.submodule(node.target) if node.op == "call_module" else None
@@ -195,14 +139,14 @@ def map_graph(traced: Traced) -> Mapped:
     problems: list[Problem] = []
     alias: dict = {}
     several: dict = {}  # node with several outputs -> (its label, its inputs)
-    se, absorbed = _find_squeeze_excite(traced)
+    se, absorbed = find_squeeze_excite(traced)
     for node in traced.nodes():
         if node.op in ("placeholder", "output", "get_attr") or node in absorbed:
             continue  # SE internals and constants
         inputs = [alias.get(n, n) for n in tensor_inputs(node)]
         if node in se:
-            se[node].inputs = [alias.get(n, n) for n in se[node].inputs]
-            drafts.append(se[node])
+            fields, x, members = se[node]
+            drafts.append(Draft([fields], node, [alias.get(x, x)], members, "squeeze_excite"))
             continue
         if _part_of_several(node):  # one output of a chunk or split: opaque like its producer
             label, sources = several[node.args[0]]
