@@ -1,8 +1,8 @@
 """`scalelab import` on every classification CNN of the installed torchvision: the imported spec's
 parameters equal sum(p.numel()) (the heads that never run in eval imported as training-only blocks),
 its MACs equal FlopCounterMode's total / 2, and each block named after a module has that module's
-output shape (forward hooks on the real module). Modules the spec language cannot yet state are
-refused, naming their operations. A handful runs by default; ``-m slow`` runs them all."""
+output shape (forward hooks on the real module). Where this scalelab lacks a block kind a model
+needs, the import is refused naming the operations. A handful runs by default; ``-m slow`` runs them all."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import torch
 import torchvision
 
 from scalelab import analyze
+from scalelab.blocks import KINDS
 from scalelab.errors import ScalelabError
 from scalelab.importer import import_module
 
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
-#: operations ShuffleNetV2 (channel split and shuffle) and ConvNeXt (layer norm over channels, GELU,
-#: layer scale) need that no block states yet
-REFUSED = {"shufflenet_v2": ("Tensor.chunk", "torch.transpose", "Tensor.view"),
-           "convnext": ("torch.nn.LayerNorm", "torch.nn.GELU", "torch.permute")}
+#: the block kinds ShuffleNetV2 (channel split and shuffle) and ConvNeXt (layer norm over channels,
+#: channels-last linear, GELU, layer scale) need, and the operations named when a kind is missing
+NEEDS = {"shufflenet_v2": ({"channel_split", "channel_shuffle"}, ("Tensor.chunk", "torch.transpose", "Tensor.view")),
+         "convnext": ({"layer_norm", "channel_linear", "layer_scale"}, ("torch.nn.LayerNorm", "torch.nn.Linear",
+                                                                        "torch.nn.GELU", "operator.mul"))}
 #: heads that run only in training, by model
 TRAINING_ONLY = {"googlenet": {"aux1", "aux2"}, "inception_v3": {"AuxLogits"}}
 DEFAULT_RUN = {"resnet18", "squeezenet1_1", "googlenet", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5"}
@@ -56,7 +58,8 @@ def _module_shapes(model, x) -> dict:
 def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, flop_counter_macs):
     model = _build(name)
     size = 299 if name == "inception_v3" else 224
-    refused = next((ops for prefix, ops in REFUSED.items() if name.startswith(prefix)), None)
+    kinds, ops = next((need for prefix, need in NEEDS.items() if name.startswith(prefix)), (set(), ()))
+    refused = ops if not kinds <= set(KINDS) else None
     if refused:
         with pytest.raises(ScalelabError) as info:
             import_module(model, (3, size, size), name=name)

@@ -4,7 +4,7 @@ read the one before it, and only the fields that differ from each kind's default
 from __future__ import annotations
 
 from scalelab.blocks import KINDS
-from scalelab.importer.mapping import Draft
+from scalelab.importer.mapping import Draft, spec_shape
 from scalelab.importer.trace import Traced, shape_of
 
 INPUT = "input"
@@ -84,7 +84,7 @@ def spec_blocks(drafts: list[Draft], names: list[str], entry: str = INPUT,
             blocks.append(block)
             previous = block_name
         produced[d.node] = name
-        shapes[name] = shape_of(d.node)
+        shapes[name] = spec_shape(d.node, d.channels_last)
     return blocks, shapes
 
 

@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalelab.importer.patterns import find_squeeze_excite
-from scalelab.importer.table import ALIAS, Call, Unsupported, op_key, op_label, table
+from scalelab.importer.patterns import channel_split, find_channel_shuffle, find_squeeze_excite, permute_layout
+from scalelab.importer.table import ALIAS, Call, Unsupported, needs_kind, op_key, op_label, table, takes_channels_last
 from scalelab.importer.trace import Traced, scope_of, shape_of
 
 
@@ -27,6 +27,7 @@ class Draft:
     label: str = ""  # operation name, for blocks of functions (add, cat, ...)
     opaque: str = ""  # the unsupported operation this block stands for, if any
     scope: str = ""  # the module the first operation ran in
+    channels_last: bool = False  # the traced output is (height, width, channels)
 
     def __post_init__(self):
         self.scope = scope_of(self.node)
@@ -102,13 +103,19 @@ def _short_label(node) -> str:
     return str(name).strip("_").replace("iadd", "add")
 
 
-def _opaque(node, label: str, inputs: list, traced: Traced) -> list[dict]:
+def spec_shape(node, channels_last: bool) -> tuple:
+    """The node's shape per sample as a spec states it: channels first."""
+    shape = shape_of(node)
+    return (shape[-1], *shape[:-1]) if channels_last else shape
+
+
+def _opaque(node, label: str, inputs: list, traced: Traced, channels_last: bool = False) -> list[dict]:
     """An opaque block: the shape and parameters are known, the arithmetic is not."""
     params = sum(p.numel() for p in traced.submodule(node.target).parameters()) if node.op == "call_module" else 0
     params += sum(traced.module.get_parameter(a.target).numel() for a in [*node.args, *node.kwargs.values()]
                   if hasattr(a, "op") and a.op == "get_attr" and _is_parameter(traced, a.target))
     kind = "opaque_merge" if len(inputs) > 1 else "opaque"
-    return [{"kind": kind, "op": label, "shape": list(shape_of(node)), "params": params}]
+    return [{"kind": kind, "op": label, "shape": list(spec_shape(node, channels_last)), "params": params}]
 
 
 def _is_parameter(traced: Traced, target: str) -> bool:
@@ -119,14 +126,16 @@ def _is_parameter(traced: Traced, target: str) -> bool:
         return False
 
 
-def _map_node(node, traced: Traced, problems: list[Problem]):
+def _map_node(node, traced: Traced, problems: list[Problem], channels_last: bool = False):
     """The node's block chain, ALIAS, or (after recording the problem) None."""
     module = traced.submodule(node.target) if node.op == "call_module" else None
     handler = _handler(node, traced)
     try:
         if handler is None:
             raise Unsupported("no spec block computes it")
-        return handler(Call(node, module))
+        if channels_last and not takes_channels_last(handler):
+            raise Unsupported("on a feature map permuted to channels-last")
+        return handler(Call(node, module, channels_last))
     except Unsupported as exc:
         problems.append(Problem(_label(node, traced), scope_of(node), str(exc)))
         return None
@@ -138,38 +147,57 @@ def map_graph(traced: Traced) -> Mapped:
     drafts: list[Draft] = []
     problems: list[Problem] = []
     alias: dict = {}
-    several: dict = {}  # node with several outputs -> (its label, its inputs)
-    se, absorbed = find_squeeze_excite(traced)
+    several: dict = {}  # node with several outputs -> (its label, its inputs, chunks along channels or None)
+    last: set = set()  # nodes whose output is a channels-last feature map
+    patterns, absorbed = {}, set()
+    for find in (find_squeeze_excite, find_channel_shuffle):
+        found, inside = find(traced)
+        patterns.update(found)
+        absorbed |= inside
     for node in traced.nodes():
         if node.op in ("placeholder", "output", "get_attr") or node in absorbed:
-            continue  # SE internals and constants
+            continue  # pattern internals and constants
         inputs = [alias.get(n, n) for n in tensor_inputs(node)]
-        if node in se:
-            fields, x, members = se[node]
-            drafts.append(Draft([fields], node, [alias.get(x, x)], members, "squeeze_excite"))
-            continue
-        if _part_of_several(node):  # one output of a chunk or split: opaque like its producer
-            label, sources = several[node.args[0]]
-            part = f"{_short_label(node.args[0])}{node.args[1]}"
-            drafts.append(Draft(_opaque(node, label, sources, traced), node, sources, label=part, opaque=label))
-            continue
-        if shape_of(node) is None:
+        channels_last = any(n in last for n in tensor_inputs(node))
+        if node in patterns:
+            fields, x, members = patterns[node]
+            drafts.append(Draft([fields], node, [alias.get(x, x)], members, fields["kind"]))
+        elif _part_of_several(node):  # one output of a chunk or split
+            drafts.append(_part(node, several[node.args[0]], traced))
+        elif shape_of(node) is None:
             if _several(node):
-                problems.append(Problem(_label(node, traced), scope_of(node), "no block has several outputs"))
-                several[node] = (_label(node, traced), inputs)
-            continue  # else size and shape plumbing that yields no tensor
-        result = _map_node(node, traced, problems)
-        if result == ALIAS:
-            alias[node] = inputs[0]
-            continue
-        members = [str(node.target)] if node.op == "call_module" else []
-        label = "" if members else _short_label(node)
-        if result is None:
-            drafts.append(Draft(_opaque(node, _label(node, traced), inputs, traced), node, inputs, members,
-                                label, opaque=_label(node, traced)))
+                parts = channel_split(node)
+                if parts is None:
+                    problems.append(Problem(_label(node, traced), scope_of(node), "no block has several outputs"))
+                several[node] = (_label(node, traced), inputs, parts)
+        elif (layout := permute_layout(node, channels_last)) is not None:
+            alias[node] = inputs[0]  # a permute between channels-first and channels-last moves no arithmetic
+            if layout == "last":
+                last.add(node)
         else:
-            drafts.append(Draft(result, node, inputs, members, label))
+            result = _map_node(node, traced, problems, channels_last)
+            if channels_last:
+                last.add(node)
+            if result == ALIAS:
+                alias[node] = inputs[0]
+                continue
+            members = [str(node.target)] if node.op == "call_module" else []
+            label = "" if members else _short_label(node)
+            unknown = _label(node, traced) if result is None else ""
+            if unknown:
+                result = _opaque(node, unknown, inputs, traced, channels_last)
+            drafts.append(Draft(result, node, inputs, members, label, opaque=unknown, channels_last=channels_last))
     return Mapped(_fold(drafts), problems)
+
+
+def _part(node, producer: tuple, traced: Traced) -> Draft:
+    """A block for one output of a chunk: a channel split, or opaque like its producer."""
+    label, sources, parts = producer
+    index = node.args[1]
+    name = f"{_short_label(node.args[0])}{index}"
+    if parts is not None:
+        return Draft([{"kind": "channel_split", "parts": parts, "take": index}], node, sources, label=name)
+    return Draft(_opaque(node, label, sources, traced), node, sources, label=name, opaque=label)
 
 
 def _fold(drafts: list[Draft]) -> list[Draft]:

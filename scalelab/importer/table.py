@@ -28,6 +28,7 @@ class Call:
 
     node: Any
     module: Any = None
+    channels_last: bool = False  # the input is a feature map permuted to (height, width, channels)
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         args, kwargs = self.node.args, self.node.kwargs
@@ -74,7 +75,18 @@ def _conv(c: Call) -> list[dict]:
              "norm": "none", "activation": "none"}]
 
 
+def needs_kind(kind: str) -> None:
+    """Refuse an operation whose block kind this scalelab does not have."""
+    from scalelab.blocks import KINDS
+
+    if kind not in KINDS:
+        raise Unsupported(f"needs the '{kind}' block kind")
+
+
 def _linear(c: Call) -> list[dict]:
+    if c.channels_last:  # ConvNeXt's pointwise MLP: a linear layer over the channels of every position
+        needs_kind("channel_linear")
+        return [{"kind": "channel_linear", "out": c.module.out_features, "bias": c.module.bias is not None}]
     if len(c.in_shape) != 1:
         raise Unsupported(f"linear over the last dimension of a {'x'.join(map(str, c.in_shape))} tensor")
     return [{"kind": "linear", "out": c.module.out_features, "bias": c.module.bias is not None}]
@@ -85,6 +97,20 @@ def _batchnorm(c: Call) -> list[dict]:
     if not (m.affine and m.track_running_stats):
         raise Unsupported("batchnorm without affine parameters or running statistics")
     return [{"kind": "batchnorm", "norm_eps": m.eps}]
+
+
+def _layer_norm(c: Call) -> list[dict]:
+    """Layer norm over the channels of a channels-last map (ConvNeXt's LayerNorm and LayerNorm2d)."""
+    if c.module is not None:
+        shape, eps = tuple(c.module.normalized_shape), c.module.eps
+        affine = c.module.elementwise_affine and c.module.bias is not None
+    else:
+        shape, eps = tuple(c.arg(1, "normalized_shape")), c.arg(4, "eps", 1e-5)
+        affine = c.arg(2, "weight") is not None and c.arg(3, "bias") is not None
+    if not (c.channels_last and shape == c.in_shape[-1:] and affine):
+        raise Unsupported("layer norm other than over the channels of each position, with scale and shift")
+    needs_kind("layer_norm")
+    return [{"kind": "layer_norm", "norm_eps": eps}]
 
 
 def _lrn(c: Call) -> list[dict]:
@@ -98,10 +124,20 @@ def _lrn(c: Call) -> list[dict]:
 
 def _activation(function: str) -> Callable[[Call], list[dict]]:
     def handler(c: Call) -> list[dict]:
+        from scalelab.blocks.layers import ACTIVATIONS
+
+        if function not in ACTIVATIONS:
+            raise Unsupported(f"needs the '{function}' activation")
         return [{"kind": "activation", "function": function}]
 
     handler.activation = function  # read by the folding pass
     return handler
+
+
+def _gelu(c: Call) -> list[dict]:
+    if c.module.approximate != "none":
+        raise Unsupported("GELU with the tanh approximation")
+    return _activation("gelu")(c)
 
 
 def activation_of(handler) -> "str | None":
@@ -220,7 +256,17 @@ def _cat(c: Call):
 
 
 def _mul(c: Call):
-    raise Unsupported("element-wise product outside a squeeze-excite pattern")
+    """A product with a learned per-channel parameter is layer scale (CaiT, ConvNeXt); any other
+    product outside a squeeze-excite pattern has no block."""
+    params = [a for a in c.node.args if getattr(a, "op", None) == "get_attr" and "tensor_meta" in a.meta]
+    tensors = [a for a in c.node.args if shape_of(a) is not None and a not in params]
+    if len(params) == 1 and len(tensors) == 1 and len(c.node.args) == 2:
+        channels = c.out_shape[-1] if c.channels_last else c.out_shape[0]
+        per_channel = (channels,) if c.channels_last else (channels, 1, 1)
+        if tuple(params[0].meta["tensor_meta"].shape) == per_channel and shape_of(tensors[0]) == c.out_shape:
+            needs_kind("layer_scale")
+            return [{"kind": "layer_scale"}]
+    raise Unsupported("element-wise product outside a squeeze-excite or layer-scale pattern")
 
 
 def _table() -> dict:
@@ -234,10 +280,13 @@ def _table() -> dict:
                    "tanh": (nn.Tanh, torch.tanh, F.tanh, "Tensor.tanh"),
                    "silu": (nn.SiLU, F.silu),
                    "hardsigmoid": (nn.Hardsigmoid, F.hardsigmoid),
-                   "hardswish": (nn.Hardswish, F.hardswish)}
+                   "hardswish": (nn.Hardswish, F.hardswish),
+                   "gelu": (F.gelu,)}
     table: dict = {key: _activation(fn) for fn, keys in activations.items() for key in keys}
+    table[nn.GELU] = _gelu
     table.update({
         nn.Conv2d: _conv, nn.Linear: _linear, nn.BatchNorm2d: _batchnorm, nn.LocalResponseNorm: _lrn,
+        nn.LayerNorm: _layer_norm, F.layer_norm: _layer_norm,
         nn.MaxPool2d: _maxpool, F.max_pool2d: _maxpool, nn.AvgPool2d: _avgpool, F.avg_pool2d: _avgpool,
         nn.AdaptiveAvgPool2d: _adaptive_avgpool, F.adaptive_avg_pool2d: _adaptive_avgpool,
         "Tensor.mean": _spatial_mean, torch.mean: _spatial_mean,
@@ -256,6 +305,13 @@ def _table() -> dict:
         pass
     return table
 
+
+#: handlers exact on a channels-last map besides the activations (every other handler refuses one)
+CHANNELS_LAST = {_linear, _layer_norm, _mul, _add, _dropout, _identity, _gelu}
+
+
+def takes_channels_last(handler) -> bool:
+    return handler in CHANNELS_LAST or activation_of(handler) is not None
 
 _TABLE: dict = {}
 
