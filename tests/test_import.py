@@ -187,3 +187,29 @@ def test_round_trip_through_build_module_keeps_the_totals(zoo):
 
 def test_a_module_that_cannot_run_at_the_input_size_is_refused():
     assert_refused(invoke("import", "torchvision.models:alexnet", "-r", "16"), "cannot run on a 3x16x16 input")
+
+
+def test_shufflenet_and_convnext_patterns_are_recognised(monkeypatch, torchvision_model):
+    """The matchers behind channel_shuffle, channel_split and channels-last regions, on torchvision's
+    own modules: ShuffleNetV2 x0.5 has 16 units, each ending in a shuffle of 2 groups, 13 of them
+    splitting their input in 2; ConvNeXt-T permutes to channels-last and back in each of its
+    18 blocks and 5 LayerNorm2d (stem, 3 downsamplings, head)."""
+    from scalelab.importer import patterns
+    from scalelab.importer.trace import trace
+
+    monkeypatch.setattr(patterns, "_has_kind", lambda kind: True)
+    shuffle = trace(torchvision_model("shufflenet_v2_x0_5"), (3, 224, 224), "shufflenet")
+    found, inside = patterns.find_channel_shuffle(shuffle)
+    assert len(found) == 16 and {fields["groups"] for fields, _, _ in found.values()} == {2}
+    assert len(inside) == 16 * 3  # view to 5-D, transpose, contiguous
+    assert [patterns.channel_split(n) for n in shuffle.nodes() if patterns.channel_split(n)] == [2] * 13
+
+    convnext = trace(torchvision_model("convnext_tiny"), (3, 64, 64), "convnext")
+    layouts, last = [], set()
+    for node in convnext.nodes():
+        layout = patterns.permute_layout(node, any(a in last for a in node.all_input_nodes))
+        if layout:
+            layouts.append(layout)
+        if layout == "last" or (layout is None and any(a in last for a in node.all_input_nodes)):
+            last.add(node)
+    assert layouts == ["last", "first"] * (18 + 5)
