@@ -213,3 +213,10 @@ def test_shufflenet_and_convnext_patterns_are_recognised(monkeypatch, torchvisio
         if layout == "last" or (layout is None and any(a in last for a in node.all_input_nodes)):
             last.add(node)
     assert layouts == ["last", "first"] * (18 + 5)
+
+
+def test_analysing_an_imported_spec_needs_no_torch(tmp_path, cli_fresh):
+    path = tmp_path / "small.yaml"
+    path.write_text(import_module(Small().eval(), (3, 32, 32), name="small").text)
+    stdout, heavy = cli_fresh(["analyze", str(path), "--format", "json"])
+    assert heavy == [] and '"params": 4414' in stdout

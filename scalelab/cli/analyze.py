@@ -71,7 +71,9 @@ def analyze(
     from scalelab.report import build_report, render
 
     size = parse_resolution(resolution)
-    if ":" in spec and not Path(spec).is_file():  # a PyTorch model: import it at the resolution asked
+    from scalelab.importer.source import is_model_ref
+
+    if is_model_ref(spec):  # a PyTorch model: import it at the resolution asked (torch only then)
         from scalelab.importer import import_model
 
         spec, size = import_model(spec, (3, *(size or (224, 224)))).spec, None
