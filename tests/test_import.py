@@ -40,6 +40,15 @@ def build():
 
 def not_a_module():
     return 42
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        return x if x.mean() > 0 else -x
+
+
+def branchy():
+    return Branchy()
 '''
 
 
@@ -136,6 +145,7 @@ def test_allow_unsupported_keeps_opaque_blocks_and_every_report_says_so(tmp_path
     ("torchvision.models:no_such_model", "has no attribute 'no_such_model'"),
     ("{file}:not_a_module", "returned a int, not a torch.nn.Module"),
     ("{dir}/missing.py:build", "no such file"),
+    ("{file}:branchy", "torch.fx cannot trace this module"),
 ])
 def test_bad_model_references_are_refused(tmp_path, ref, fragment):
     (tmp_path / "wiggly.py").write_text(MODEL_FILE)
