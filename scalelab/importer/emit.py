@@ -37,6 +37,8 @@ def block_names(drafts: list[Draft], traced: Traced) -> list[str]:
             base = _group_name(d.members, traced)  # torchvision's SqueezeExcitation module
         else:
             base = f"{d.scope}.{d.label}" if d.scope else d.label
+            if d.scope.rpartition(".")[2] == d.label:
+                base = d.scope  # a module that is one function call (torchvision's StochasticDepth)
         name, n = base, 1
         while name in used:
             n += 1
