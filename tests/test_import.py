@@ -156,7 +156,7 @@ def test_bad_model_references_are_refused(tmp_path, ref, fragment):
 @pytest.mark.parametrize("args, fragment", [
     (["--input", "3x224"], "--input: expected channels x height x width"),
     (["--input", "3x64x64", "--resolution", "64"], "not both"),
-    (["-o", "spec.txt"], ".yaml or .yml"),
+    (["-o", "spec.txt"], ".yaml, .yml or .json"),
 ])
 def test_bad_options_are_refused(args, fragment):
     assert_refused(invoke("import", "torchvision.models:alexnet", *args), fragment)
@@ -170,6 +170,9 @@ def test_import_writes_a_spec_that_analyzes_like_the_module(tmp_path, torchvisio
     assert analyze(load_spec(out)).total.params == count_params(torchvision_model("alexnet")) == 61_100_840
     stdout = invoke("import", "torchvision.models:alexnet")
     assert stdout.exit_code == 0 and out.read_text() in stdout.output
+    as_json = tmp_path / "alexnet.json"
+    assert invoke("import", "torchvision.models:alexnet", "-o", as_json).exit_code == 0
+    assert analyze(load_spec(as_json)).total == analyze(load_spec(out)).total  # JSON is YAML too
 
 
 def test_analyze_imports_a_model_on_the_fly(torchvision_model, flop_counter_macs):

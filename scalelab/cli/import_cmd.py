@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +12,11 @@ import typer
 
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
+
+class SpecFormat(str, Enum):
+    yaml = "yaml"
+    json = "json"
+
 
 MODEL_HELP = ("The model: package.module:callable (torchvision.models:resnet50) or path/to/file.py:callable; "
               "called with no arguments, it must return a torch.nn.Module.")
@@ -51,8 +58,10 @@ def import_(
     model: str = typer.Argument(..., help=MODEL_HELP),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="Input size: 224 or HxW such as 224x160 (3 channels)."),
     input_size: Optional[str] = typer.Option(None, "--input", help="Input as channels x height x width, e.g. 1x28x28."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec to this .yaml file "
-                                          "(atomically); without it the spec goes to stdout."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec to this .yaml (or .json) "
+                                          "file, atomically; without it the spec goes to stdout."),
+    format: Optional[SpecFormat] = typer.Option(None, "--format", "-f", help="yaml or json (default: by the -o "
+                                                "extension, else yaml)."),
     allow_unsupported: bool = typer.Option(False, "--allow-unsupported", help="Import operations no block kind "
                                            "states as opaque blocks (parameters and shapes kept, cost unknown)."),
 ) -> None:
@@ -61,11 +70,18 @@ def import_(
     qualified names. The spec's parameters and every block's output shape are checked against the
     module. An operation no block states is refused (exit 2) with where and how often it occurs.
     """
-    if output is not None and output.suffix.lower() not in (".yaml", ".yml"):
-        raise ScalelabError(f"-o {output}: a spec is written as .yaml or .yml")
+    if output is not None and output.suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise ScalelabError(f"-o {output}: a spec is written as .yaml, .yml or .json")
+    if format is None:
+        format = SpecFormat.json if output is not None and output.suffix.lower() == ".json" else SpecFormat.yaml
     shape = input_shape(resolution, input_size)
     from scalelab.importer import import_model
 
     imported = import_model(model, shape, allow_unsupported=allow_unsupported)
-    emit(imported.text, output)
+    if format is SpecFormat.json:
+        from scalelab.spec import spec_data
+
+        emit(json.dumps(spec_data(imported.spec), indent=2), output)
+    else:
+        emit(imported.text, output)
     typer.echo(import_summary(imported), err=True)
