@@ -217,7 +217,7 @@ def _fold(drafts: list[Draft]) -> list[Draft]:
             kind = nxt.chain[0]["kind"]
             if step == "norm" and kind == "batchnorm" and fields["kind"] == "conv" and fields["norm"] == "none":
                 fields.update(norm="batchnorm", norm_eps=nxt.chain[0]["norm_eps"])
-            elif step == "activation" and kind == "activation" and fields["kind"] in ("conv", "linear", "add") \
+            elif step == "activation" and kind == "activation" and fields["kind"] in ("conv", "linear", "add", "channel_linear") \
                     and fields.get("activation", "none") == "none":
                 fields["activation"] = nxt.chain[0]["function"]
             else:
