@@ -200,6 +200,10 @@ def _part(node, producer: tuple, traced: Traced) -> Draft:
     return Draft(_opaque(node, label, sources, traced), node, sources, label=name, opaque=label)
 
 
+#: block kinds with an activation field an activation after them folds into
+TAKES_ACTIVATION = ("conv", "linear", "add", "channel_linear")
+
+
 def _fold(drafts: list[Draft]) -> list[Draft]:
     """Absorb a batchnorm into the conv before it, and an activation into the conv, linear or add
     before it, when the earlier output feeds nothing else."""
@@ -217,7 +221,7 @@ def _fold(drafts: list[Draft]) -> list[Draft]:
             kind = nxt.chain[0]["kind"]
             if step == "norm" and kind == "batchnorm" and fields["kind"] == "conv" and fields["norm"] == "none":
                 fields.update(norm="batchnorm", norm_eps=nxt.chain[0]["norm_eps"])
-            elif step == "activation" and kind == "activation" and fields["kind"] in ("conv", "linear", "add", "channel_linear") \
+            elif step == "activation" and kind == "activation" and fields["kind"] in TAKES_ACTIVATION \
                     and fields.get("activation", "none") == "none":
                 fields["activation"] = nxt.chain[0]["function"]
             else:
