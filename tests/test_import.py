@@ -233,3 +233,17 @@ def test_analysing_an_imported_spec_needs_no_torch(tmp_path, cli_fresh):
     path.write_text(import_module(Small().eval(), (3, 32, 32), name="small").text)
     stdout, heavy = cli_fresh(["analyze", str(path), "--format", "json"])
     assert heavy == [] and '"params": 4414' in stdout
+
+
+def test_an_opaque_layer_refuses_every_face_that_needs_its_arithmetic():
+    from scalelab.blocks.opaque import Opaque
+    from scalelab.errors import ScalelabError
+
+    layer = Opaque("my.op", (4, 2, 2), 7)
+    cost = layer.cost((4, 2, 2), (4, 2, 2))
+    assert (cost.params, cost.macs, cost.ops) == (7, 0, 0)
+    faces = [lambda: layer.train_macs((4, 2, 2), (4, 2, 2)), lambda: layer.saved((4, 2, 2), (4, 2, 2), True, "cpu"),
+             lambda: layer.inner_peak((4, 2, 2), (4, 2, 2)), layer.latency, layer.torch_module]
+    for face in faces:
+        with pytest.raises(ScalelabError, match="opaque layer my.op: its .* is unknown"):
+            face()
