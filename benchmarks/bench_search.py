@@ -67,13 +67,15 @@ def run(trials: int, storage: str | None, sampler: str, cache: bool) -> dict:
     total = time.perf_counter() - t
     inner = sum(ev.seconds.values())
     return {"total": total, "stages": dict(ev.seconds), "calls": dict(ev.calls), "optuna": total - inner,
-            "trials": len(result.trials), "winner": result.winner.candidate, "distinct": len(ev._costs)}
+            "trials": len(result.trials), "winner": result.winner.candidate, "distinct": len(ev._costs),
+            "refinement": result.refinement}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("search.md"))
+    parser.add_argument("--configs", type=int, default=4, help="run the first N configurations only")
     args = parser.parse_args()
 
     configs = [
@@ -81,7 +83,7 @@ def main() -> None:
         ("TPE, SQLite storage (the default), analysis cache", "sqlite", "tpe", True),
         ("TPE, in-memory storage, no analysis cache", None, "tpe", False),
         ("random sampler, in-memory storage, analysis cache", None, "random", True),
-    ]
+    ][:args.configs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, storage, sampler, cache in configs:
@@ -102,8 +104,8 @@ def main() -> None:
         f"{platform.python_version()}, Optuna {optuna.__version__}; load average when done "
         f"{os.getloadavg()[0]:.1f} (other processes share the cores: compare rows, not runs).",
         "",
-        "| configuration | total (s) | trials/s | Optuna (sampler + storage) | spec scaling | analysis | accuracy estimator | distinct networks analysed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| configuration | total (s) | trials/s | Optuna (sampler + storage) | spec scaling | analysis | accuracy estimator | distinct networks analysed | refinement of the winner |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in rows:
         s = r["stages"]
@@ -114,11 +116,12 @@ def main() -> None:
 
         lines.append(f"| {label} | {r['total']:.1f} | {r['trials'] / r['total']:.1f} | {share(r['optuna'])} | "
                      f"{share(s.get('spec scaling', 0.0))} | {share(analysis)} | {share(s.get('accuracy estimator', 0.0))} | "
-                     f"{r['distinct'] if 'analysis (cached)' in s else r['calls'].get('analysis', 0)} |")
+                     f"{r['distinct'] if 'analysis (cached)' in s else r['calls'].get('analysis', 0)} | "
+                     f"{r['refinement']['seconds']:.2f} s, {r['refinement']['evaluations']} networks priced |")
     w = rows[0][1]["winner"]
     lines += [
         "",
-        f"Winner of the first configuration: depth x{w.depth:.3f}, width x{w.width:.3f}, {w.pixels} px, "
+        f"Winner of the first configuration: depth x{w.depth:.3f} (built), width x{w.width:.3f}, {w.pixels} px, "
         f"{w.macs:,} MACs, estimated top-1 {w.accuracy:.2f} ({w.accuracy_method}).",
         "",
         "Reading: 'Optuna' is the time outside scalelab's evaluation (the sampler proposing points, the "

@@ -270,12 +270,20 @@ def test_cli_validate_reports_the_efficientnet_error():
     assert "EfficientNet series (paper): mean" in result.output and "leave-one-out" in result.output
     summary = json.loads(runner.invoke(app, ["accuracy", "--validate", "-f", "json"]).output)
     assert summary["series"]["efficientnet"]["max_abs_error"] <= 1.0
+    # 80% intervals: near 80% of held-out networks covered, and not by covering everything
+    iv = summary["intervals"]
+    assert 0.75 <= iv["coverage_series_held_out"] <= 0.92 and iv["held_out_networks"] == 24
+    assert iv["mean_width_series_held_out"] < 6.0 and "80% prediction intervals" in result.output
 
 
 def test_cli_estimate_says_how():
     result = runner.invoke(app, ["accuracy", "efficientnet_b0", "--depth", "1.4", "--width", "1.2", "--resolution", "300"])
     assert result.exit_code == 0, result.output
     assert "top-1" in result.output and "how: scaling-law estimate" in result.output
+    low, high = (float(v) for v in result.output.split("[", 1)[1].split("]", 1)[0].split(","))
+    estimate = json.loads(runner.invoke(app, ["accuracy", "efficientnet_b0", "--depth", "1.4", "--width", "1.2",
+                                              "--resolution", "300", "-f", "json"]).output)
+    assert (estimate["low"], estimate["high"]) == pytest.approx((low, high), abs=0.006)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -298,3 +306,54 @@ def test_cli_output_file_is_written_atomically(tmp_path):
     assert target.read_text().startswith("### published accuracy")
     missing = runner.invoke(app, ["accuracy", "-o", str(tmp_path / "nowhere" / "x.md")])
     assert missing.exit_code == 2 and not (tmp_path / "nowhere").exists()
+
+
+def test_intervals_cover_a_held_out_series():
+    """The EfficientNet networks (paper and torchvision rows) left out of everything, law and
+    interval calibration alike: their 80% intervals must cover most of them, and not by being huge."""
+    from scalelab.scaling.accuracy.intervals import calibrate
+    from scalelab.scaling.accuracy.published import published
+    from scalelab.scaling.accuracy.scaling_law import series_points
+
+    points = series_points(published())
+    held = [p for p in points if p.series.startswith("efficientnet")]
+    rest = [p for p in points if p.name not in {p.name for p in held}]
+    cal = calibrate(rest)
+    inside, widths = 0, []
+    for p in held:
+        estimate = cal.law.predict(p.base_top1, p.depth, p.width, p.resolution)
+        low, high = cal.interval(estimate, p.depth, p.width, p.resolution)
+        inside += low <= p.top1 <= high
+        widths.append(high - low)
+    assert inside / len(held) >= 0.7
+    assert max(widths) < 12.0
+
+
+def test_estimates_carry_an_interval_that_widens_away_from_the_data():
+    from scalelab.scaling.accuracy import estimate_accuracy
+
+    b0 = load_spec("efficientnet_b0")
+    near = estimate_accuracy(b0, 1.2, 1.1, 240)
+    far = estimate_accuracy(b0, 4.0, 3.0, 672)
+    for e in (near, far):
+        assert e.low < e.top1 < e.high
+    assert far.high - far.low > near.high - near.low
+    assert f"[{near.low:.2f}, {near.high:.2f}]" in near.text() and "80% prediction interval" in near.detail
+
+
+def test_the_shipped_caches_match_a_fresh_fit():
+    """The fitted law and the interval calibration are stored beside published.yaml; recomputed from
+    the table, they come out the same."""
+    from scalelab.scaling.accuracy.cache import cache_path, published_digest
+    from scalelab.scaling.accuracy.intervals import calibrate, calibration
+    from scalelab.scaling.accuracy.published import published
+    from scalelab.scaling.accuracy.scaling_law import fit, fitted_law, series_points
+
+    for name in ("scaling_law", "intervals"):
+        assert json.loads(cache_path(name).read_text())["published_sha256"] == published_digest()
+    points = series_points(published())
+    fresh = fit(points)
+    for (_, a), (_, b) in zip(fresh.terms().items(), fitted_law().terms().items()):
+        assert (a.floor, a.exponent) == pytest.approx((b.floor, b.exponent), abs=1e-6)
+    again = calibrate(points, fresh)
+    assert (again.q, again.scale) == pytest.approx((calibration().q, calibration().scale), abs=1e-6)

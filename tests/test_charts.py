@@ -54,9 +54,11 @@ def test_params_axis_has_no_macs_budget_line():
 def test_references_are_the_published_networks():
     refs = {(p.label, p.x): p.y for p in reference_points("macs")}
     # torchvision efficientnet_b0: 385,814,752 MACs, acc@1 77.692 (reference README, section 1)
-    assert refs[("efficientnet_b0", 385_814_752)] == 77.692
-    # the paper's row: 0.39B FLOPs, 77.1 (Tan & Le 2019, Table 2)
-    assert refs[("efficientnet_b0", 390_000_000)] == 77.1
+    assert refs[("efficientnet_b0 (torchvision)", 385_814_752)] == 77.692
+    # the paper's row: 0.39B FLOPs, 77.1 (Tan & Le 2019, Table 2); the two are told apart
+    assert refs[("efficientnet_b0 (paper)", 390_000_000)] == 77.1
+    # a network published once keeps its bare name
+    assert any(label == "resnet50" for label, _ in refs)
     assert reference_points("latency") == []
 
 
@@ -247,3 +249,32 @@ def test_breakdown_data_path_imports_neither_torch_nor_matplotlib(run_fresh):
                          "from scalelab.report.charts import block_breakdown\na = analyze('resnet50')\n"
                          "block_breakdown(a, ['macs', 'latency'], latency=predict_latency(a.network, 't4'))\n")
     assert heavy == []
+
+
+def test_a_proxy_score_gets_its_own_axis_without_published_top1():
+    chart = accuracy_vs_cost(report(accuracy_method="proxy", accuracy_how="zero-cost proxy score"), "macs")
+    assert chart.references == [] and "rank only" in chart.y_label and "top-1" not in chart.y_label
+    assert "proxy score" in chart.title
+
+
+def test_legend_names_the_pareto_metric_of_its_axis_and_the_budget_value():
+    macs = accuracy_vs_cost(report(), "macs")
+    params = accuracy_vs_cost(report(), "params")
+    assert "vs MACs" in macs.pareto_label and "vs parameters" in params.pareto_label
+    assert macs.budget_label == "budget 400MFLOPs" and params.budget is None
+    # the front of each axis: trials 0 and 1 on both (trial 2 is dearer and less accurate)
+    assert macs.pareto == [(100e6, 70.0), (300e6, 76.0)] and params.pareto == [(2e6, 70.0), (4e6, 76.0)]
+
+
+def test_latency_axis_names_its_device():
+    trials = [trial(0, 1e8, 2e6, 70.0, latency=1.2), trial(1, 3e8, 4e6, 76.0, latency=2.5)]
+    chart = accuracy_vs_cost(report(device="t4", trials=trials, pareto=trials, winner=trials[1]), "latency")
+    assert "t4" in chart.x_label and chart.x_unit == "ms"
+
+
+def test_a_direct_search_curve_marks_its_own_result():
+    curve = {"coefficients": [0.9, 1.05, 0.85], "source": "the ray through this direct search's winner",
+             "chosen_phi": 1.0, "points": [{"phi": 0.0, "macs": 386e6, "params": 5e6, "accuracy": 77.0},
+                                           {"phi": 1.0, "macs": 390e6, "params": 5.5e6, "accuracy": 77.4}]}
+    chart = scaling_curves(report(curve=curve))
+    assert chart.chosen_phi == 1.0 and chart.coefficients == (0.9, 1.05, 0.85)

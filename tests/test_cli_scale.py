@@ -226,4 +226,30 @@ def test_a_killed_search_resumes_from_its_storage(tmp_path, sig):
     after = {t["number"]: t for t in report["trials"]}
     assert len(after) == total
     for number, params in done.items():  # kept as they were
-        assert (after[number]["depth"], after[number]["width"]) == (params["depth"], params["width"])
+        assert (after[number]["sampled"], after[number]["width"]) == (params, params["width"])
+
+
+def test_resnext_scales_and_searches_through_the_cli(tmp_path):
+    result = invoke("scale", "resnext50_32x4d", "--width", "1.3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    result = invoke("scale", "resnext50_32x4d", "--budget", "6GFLOPs", "--trials", "6", "--storage", "memory",
+                    "--no-charts", "--report-dir", tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["winner"]["macs"] <= 6e9 and report["trials_failed"] == []
+    low, high, top1 = report["winner"]["low"], report["winner"]["high"], report["winner"]["accuracy"]
+    assert low < top1 < high and report["ties"]["count"] <= report["ties"]["of"]
+
+
+def test_proxy_column_is_a_rank_only_score_and_estimates_show_their_interval():
+    from scalelab.report.search import candidate_columns
+
+    row = {"number": 3, "depth": 1.4375, "width": 1.1, "pixels": 240, "macs": 5e8, "params": 6e6,
+           "accuracy": 42.1234, "extrapolated": False, "value": 42.1, "low": None, "high": None}
+    base = {"device": None, "budgets": [{"metric": "macs"}], "objective": "reward"}
+    proxy = dict(candidate_columns({**base, "accuracy_method": "proxy"}))
+    assert "proxy score (rank only)" in proxy and not any("top-1" in h for h in proxy)
+    assert proxy["proxy score (rank only)"](row) == "42.12"
+    law = dict(candidate_columns({**base, "accuracy_method": "scaling-law"}))
+    cell = law["top-1 (est.) [80%]"]({**row, "accuracy": 77.7, "low": 76.9, "high": 78.5})
+    assert cell == "77.70 [76.9, 78.5]" and law["depth (built)"](row) == "1.438"

@@ -12,7 +12,7 @@ from scalelab.analysis.costs import analyze
 from scalelab.errors import ScalelabError
 from scalelab.scaling.budget import parse_budgets
 from scalelab.scaling.candidates import Evaluator
-from scalelab.scaling.compound import scale_spec
+from scalelab.scaling.compound import depth_levels, nearest_level, scale_spec
 from scalelab.scaling.objectives import Point, mnas_reward, pareto_front
 from scalelab.scaling.search import SearchSettings, SearchSpace, run_search
 from scalelab.spec import load_spec
@@ -57,14 +57,20 @@ def test_every_feasible_trial_honours_its_budgets(b0):
     feasible = [t for t in result.trials if t.feasible]
     assert len(feasible) >= 5
     for t in feasible:
-        # re-derive the network from the trial's sampled multipliers and price it afresh
-        d, w, r = t.params["depth"], t.params["width"], t.params["resolution"]
+        # re-derive the network from the trial's sampled parameters and price it afresh
+        level = depth_levels(b0, 0.25, 4.0)[t.params["depth_level"]]
+        w, r = t.params["width"], t.params["resolution"]
         size = int(round(224 * r))
-        total = analyze(scale_spec(b0, d, w, size)).total
+        total = analyze(scale_spec(b0, level.multiplier, w, size)).total
+        assert t.candidate.depth == level.blocks / 16
         assert total.macs == t.candidate.macs <= 400_000_000
         assert total.params == t.candidate.params <= 6_000_000
-    assert result.winner in feasible
-    assert result.winner.value == max(t.value for t in feasible)
+    # the winner is the best trial, refined: as accurate at least, and within the budgets too
+    best = max(t.value for t in feasible)
+    w = result.winner.candidate
+    assert result.winner.feasible and result.winner.value >= best
+    total = analyze(scale_spec(b0, w.depth_multiplier, w.width, w.pixels)).total
+    assert (total.macs, total.params) == (w.macs, w.params) and w.macs <= 400_000_000 and w.params <= 6_000_000
 
 
 @pytest.mark.parametrize("method", ["direct", "two-step"])
@@ -75,10 +81,10 @@ def test_400_mflops_from_b0_lands_within_10_percent(b0, method):
     assert 360_000_000 <= macs <= 400_000_000
     # cross-check the winner by an independent analysis of the spec it stands for
     w = result.winner.candidate
-    assert analyze(scale_spec(b0, w.depth, w.width, w.pixels)).total.macs == macs
+    assert analyze(scale_spec(b0, w.depth_multiplier, w.width, w.pixels)).total.macs == macs
 
 
-def test_two_step_meets_the_coefficient_constraint_and_takes_the_largest_phi(b0):
+def test_two_step_meets_the_coefficient_constraint_takes_the_largest_phi_and_refines(b0):
     budgets = parse_budgets("1GFLOPs")
     s = settings_for(budgets, method="two-step", trials=40, product_tolerance=0.1)
     ev = Evaluator(b0, budgets)
@@ -86,12 +92,19 @@ def test_two_step_meets_the_coefficient_constraint_and_takes_the_largest_phi(b0)
     a, b, g = result.coefficients
     assert a >= 1 and b >= 1 and g >= 1
     assert abs(a * b * b * g * g - 2.0) <= 0.1
+    # alpha is a depth B0 can build (blocks / 16), not a multiplier that rounds up to another
+    assert a * 16 == pytest.approx(round(a * 16))
     w = result.winner.candidate
-    assert (w.depth, w.width) == pytest.approx((a ** result.phi, b ** result.phi))
+    levels = depth_levels(b0, 0.25, 4.0)
+    assert w.depth == nearest_level(levels, a ** result.phi).ratio
+    # the refinement only grows width and resolution from phi's network
+    assert w.width >= b ** result.phi - 1e-12 and w.pixels >= round(224 * g ** result.phi)
     assert w.macs <= 1_000_000_000
-    # a little more phi breaks the budget: the chosen phi is the largest within it
-    bigger = ev.evaluate(a ** (result.phi + 0.01), b ** (result.phi + 0.01), g ** (result.phi + 0.01))
-    assert bigger.macs > 1_000_000_000
+    # 8 more pixels, or a slightly wider network, break the budget: nothing is left to spend
+    refinement = result.refinement
+    assert refinement["to"] == {"width": w.width, "pixels": w.pixels}
+    assert ev.evaluate(w.depth_multiplier, w.width, (w.pixels + 8) / 224).macs > 1_000_000_000
+    assert ev.evaluate(w.depth_multiplier, w.width + 0.002, w.pixels / 224).macs > 1_000_000_000
 
 
 def test_stepped_phi_is_a_multiple_of_the_step(b0):
@@ -110,7 +123,9 @@ def test_pareto_mode_front_is_non_dominated(b0):
         for other in result.trials:
             if other.feasible:
                 assert not (other.candidate.macs < t.candidate.macs and other.candidate.accuracy > t.candidate.accuracy)
-    assert result.winner.candidate.accuracy == max(t.candidate.accuracy for t in result.trials if t.feasible)
+    # the most accurate feasible trial, refined to spend what it left of the budget
+    assert result.winner.candidate.accuracy >= max(t.candidate.accuracy for t in result.trials if t.feasible)
+    assert result.winner.feasible and result.winner.candidate.macs <= 600_000_000
 
 
 def test_extrapolation_avoided_by_default(b0):
@@ -141,7 +156,7 @@ def test_latency_and_memory_budgets_are_honoured(b0):
     result = run_search(ev, settings_for(budgets, trials=15, extrapolation="allow"))
     for t in (t for t in result.trials if t.feasible):
         c = t.candidate
-        net = resolve(scale_spec(b0, c.depth, c.width, c.pixels))
+        net = resolve(scale_spec(b0, c.depth_multiplier, c.width, c.pixels))
         assert predict_latency(net, "t4").total_ms == pytest.approx(c.latency_ms) and c.latency_ms <= 3.0
         mem = inference_memory(net, "fp32", 1)
         assert mem.weight_bytes + mem.peak_bytes == c.memory_bytes <= 80_000_000
@@ -243,16 +258,26 @@ def test_soft_reward_is_recorded_as_mnasnet_defines_it(b0):
 
 
 def test_step_one_samples_on_the_constraint_surface():
-    from scalelab.scaling.search import coefficients
+    from scalelab.scaling.two_step import coefficients
 
-    # corners worked by hand: all of log 2 to alpha, or split evenly between beta and gamma
-    assert coefficients({"alpha_share": 1.0, "beta_split": 0.3}, 2.0) == pytest.approx((2.0, 1.0, 1.0))
-    assert coefficients({"alpha_share": 0.0, "beta_split": 0.5}, 2.0) == pytest.approx((1.0, 2 ** 0.25, 2 ** 0.25))
-    for share in (0.0, 0.2, 0.55, 1.0):
+    # corners worked by hand: all of log 2 to alpha, or the rest split evenly between beta and gamma
+    assert coefficients(2.0, 0.3, 2.0) == pytest.approx((2.0, 1.0, 1.0))
+    assert coefficients(1.0, 0.5, 2.0) == pytest.approx((1.0, 2 ** 0.25, 2 ** 0.25))
+    for alpha in (1.0, 1.4375, 1.8125):  # depths B0 builds: 16, 23 and 29 blocks
         for split in (0.0, 0.4, 1.0):
             for product in (1.9, 2.0, 2.1):
-                a, b, g = coefficients({"alpha_share": share, "beta_split": split, "product": product}, 2.0)
+                a, b, g = coefficients(alpha, split, product)
                 assert min(a, b, g) >= 1.0 and a * b * b * g * g == pytest.approx(product)
+
+
+def test_depth_levels_are_the_distinct_networks_worked_by_hand(b0):
+    # B0's stage repeats 1, 2, 2, 3, 3, 4, 1 (16 blocks); each rounds up, so the depth multiplier
+    # changes the network only where it crosses k / repeats
+    levels = depth_levels(b0, 0.25, 1.5)
+    assert [(lv.multiplier, lv.blocks) for lv in levels] == [
+        (0.25, 7), (1 / 3, 8), (0.5, 10), (2 / 3, 13), (0.75, 15), (1.0, 16), (1.25, 23), (4 / 3, 24), (1.5, 26)]
+    assert [lv.ratio for lv in levels][-1] == 26 / 16
+    assert nearest_level(levels, 1.1).blocks == 16 and nearest_level(levels, 1.3).blocks == 23
 
 
 def test_two_step_spends_no_trial_off_the_constraint(b0):

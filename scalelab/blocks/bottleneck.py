@@ -17,7 +17,8 @@ class BottleneckBlock(ResidualKind):
     stride_on: Literal["conv3x3", "conv1x1"] = Field(
         "conv3x3", description="conv3x3 is ResNet v1.5 (torchvision); conv1x1 is the original paper"
     )
-    groups: PositiveInt = Field(1, description="groups of the 3x3 conv (ResNeXt cardinality)")
+    groups: PositiveInt = Field(1, description="groups of the 3x3 conv (ResNeXt cardinality)",
+                                json_schema_extra={"divides": ["mid"]})  # width rounding keeps mid divisible
 
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)

@@ -18,7 +18,7 @@ class ConvBlock(Block):
     stride: Pair = (1, 1)
     padding: Padding = "same"
     dilation: Pair = (1, 1)
-    groups: PositiveInt = 1
+    groups: PositiveInt = Field(1, json_schema_extra={"divides": ["out", "input"]})  # width rounding keeps both divisible
     depthwise: bool = Field(False, description="one group per input channel (groups = input channels)")
     bias: bool | None = Field(None, description="default: a bias only when no norm follows")
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"

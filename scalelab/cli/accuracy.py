@@ -56,7 +56,9 @@ def _published_text(fmt: Format) -> str:
 
 
 def validation_summary() -> dict:
-    """Leave-one-out errors of the scaling-law estimator, per series, in top-1 points."""
+    """Leave-one-out errors of the scaling-law estimator, per series, in top-1 points, and how often
+    its 80% prediction intervals cover networks held out of the fit."""
+    from scalelab.scaling.accuracy.intervals import calibration, coverage, jackknife_coverage, leave_one_network_out
     from scalelab.scaling.accuracy.scaling_law import fitted_law, leave_one_out
 
     held = leave_one_out()
@@ -64,6 +66,8 @@ def validation_summary() -> dict:
     for h in held:
         series.setdefault(h.series, []).append(h)
     law = fitted_law()
+    cal = calibration()
+    loo = leave_one_network_out(list(cal.points))
     return {
         "law": {**{name: {"floor": term.floor, "exponent": term.exponent} for name, term in law.terms().items()},
                 "fitted_range": {name: list(bounds) for name, bounds in law.ranges.items()},
@@ -73,6 +77,15 @@ def validation_summary() -> dict:
                    "max_abs_error": max(abs(h.error) for h in hs),
                    "holdouts": [{"name": h.name, "actual": h.actual, "predicted": h.predicted} for h in hs]}
             for name, hs in series.items()
+        },
+        "intervals": {
+            "level": 0.8, "q": cal.q, "distance_scale": cal.scale,
+            "formula": f"estimate +- {cal.q:.2f} x (1 + distance / {cal.scale:g}), distance in ln-multiplier "
+                       "space from the fitted range (0 inside it)",
+            "coverage_series_held_out": jackknife_coverage(list(cal.held_series), cal.scale),
+            "coverage_network_held_out": coverage(loo, cal.q, cal.scale),
+            "held_out_networks": len(cal.held_series),
+            "mean_width_series_held_out": sum(2 * cal.q * cal.sigma(r.distance) for r in cal.held_series) / len(cal.held_series),
         },
     }
 
@@ -86,11 +99,17 @@ def _validation_text(fmt: Format) -> str:
     per_series = "; ".join(f"{name}: mean {s['mean_abs_error']:.2f}, max {s['max_abs_error']:.2f}"
                            for name, s in summary["series"].items())
     eff = summary["series"]["efficientnet"]
+    iv = summary["intervals"]
     notes = [
         f"Fitted law: {summary['law']['formula']}.",
         "Each network is predicted from its series' base by the law refitted without it (leave-one-out), in top-1 points.",
         f"Mean / max absolute error per series: {per_series}.",
         f"EfficientNet series (paper): mean {eff['mean_abs_error']:.2f}, max {eff['max_abs_error']:.2f} points.",
+        f"80% prediction intervals: {iv['formula']}; calibrated on each series held out of the fit in turn "
+        f"(normalised jackknife residuals). Coverage: {100 * iv['coverage_series_held_out']:.0f}% of the "
+        f"{iv['held_out_networks']} networks of a held-out series (each with q computed without it; mean width "
+        f"{iv['mean_width_series_held_out']:.2f} points), {100 * iv['coverage_network_held_out']:.0f}% of networks "
+        "held out one at a time (their series' other networks were fitted, so the intervals are wider than they need).",
     ]
     return _render("scaling-law estimator, leave-one-out", ["series", "held out", "published %", "predicted %", "error"],
                    rows, notes, fmt)
@@ -105,8 +124,8 @@ def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[i
         return json.dumps(estimate.__dict__, indent=2)
     if estimate.top1 is None:
         value = f"score {estimate.score:.3f} (ranking only)"
-    else:  # a published figure as its source gives it; an estimate to two decimals
-        value = f"top-1 {estimate.top1:g}%" if estimate.method == "published" else f"top-1 {estimate.top1:.2f}%"
+    else:  # a published figure as its source gives it; an estimate to two decimals, with its interval
+        value = f"top-1 {estimate.top1:g}%" if estimate.method == "published" else f"top-1 {estimate.text()}%"
     flag = " [extrapolated]" if estimate.extrapolated else ""
     return f"{value}{flag}\nhow: {estimate.detail}\n"
 

@@ -175,8 +175,7 @@ def scale(
 
 def _search(evaluator, settings, storage, study, report_dir: Path, output, charts: bool, format, top, progress) -> None:
     from scalelab.report.search import print_table, search_report, to_markdown
-    from scalelab.scaling.compound import ALPHA, BETA, GAMMA
-    from scalelab.scaling.search import run_search, scaling_curve
+    from scalelab.scaling.search import run_search, search_curve
 
     stop = _StopOnCtrlC()
     try:
@@ -193,19 +192,11 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
         typer.echo(f"interrupted: the finished trials are kept{where}; run the same command again to continue the study",
                    err=True)
         raise typer.Exit(130)
-    coeffs = result.coefficients or (ALPHA, BETA, GAMMA)
-    source = ("alpha, beta, gamma found by step 1 of this search" if result.coefficients
-              else "EfficientNet's grid-searched alpha 1.2, beta 1.1, gamma 1.15 (Tan & Le 2019)")
-    phis = [x / 2 for x in range(-4, 11)]
-    if result.phi is not None:
-        phis = sorted(set(phis) | {round(result.phi, 3)})
     estimated = evaluator.accuracy_method == "scaling-law"  # the others would train, build or refuse every point
-    points = scaling_curve(evaluator, coeffs, phis, with_accuracy=estimated)
-    curve = {"coefficients": list(coeffs), "source": source, "points": points,
-             "accuracy": "scaling-law" if estimated else f"not estimated along the curve (method '{evaluator.accuracy_method}')"}
+    curve = search_curve(evaluator, result, estimated)
     report = search_report(result, evaluator, curve, top)
     w = result.winner.candidate
-    winner_spec = evaluator.scaled(w.depth, w.width, w.resolution)
+    winner_spec = evaluator.scaled(w.depth_multiplier, w.width, w.resolution)
     stem = _safe_name(result.study_name)
     spec_path = output or report_dir / f"{stem}.yaml"
     report["winner_spec"] = str(spec_path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from scalelab.errors import ScalelabError
+from scalelab.scaling.objectives import Point, pareto_front
 
 AXES = {
     "macs": ("macs", "MACs (multiply-adds, log scale)"),
@@ -36,6 +37,11 @@ class AccuracyCostChart:
     budget: Optional[float] = None  # a vertical line where the budget limits this axis
     notes: list[str] = field(default_factory=list)
     pareto_label: str = "Pareto front (within budget)"
+    budget_label: str = "budget"
+    #: 80% prediction intervals (low, high) of the chosen network and the front, for error bars
+    chosen_interval: Optional[tuple[float, float]] = None
+    pareto_intervals: list = field(default_factory=list)
+    x_unit: str = "count"  # count or ms: how the ticks read
 
 
 @dataclass
@@ -49,6 +55,8 @@ class ScalingCurveChart:
     params: list[float]
     chosen_phi: Optional[float]
     accuracy_label: str
+    low: Optional[list[float]] = None  # 80% prediction intervals along the curve
+    high: Optional[list[float]] = None
 
 
 def _value(trial: dict, key: str) -> Optional[float]:
@@ -72,56 +80,79 @@ def reference_points(x: str) -> list[Labelled]:
     key = AXES[x][0]
     if key not in ("macs", "params"):
         return []
+    table = published()
+    sources: dict[str, set] = {}
+    for row in table.rows:
+        sources.setdefault(row.name, set()).add((getattr(row, key), row.top1))
     seen, out = set(), []
-    for row in published().rows:
+    for row in table.rows:
         value = getattr(row, key)
         ident = (row.name, value, row.top1)
         if ident not in seen:
             seen.add(ident)
-            out.append(Labelled(float(value), row.top1, row.name))
+            # the same network published twice with other figures: say whose each point is
+            twice = len(sources[row.name]) > 1
+            tag = (" (torchvision)" if "torchvision" in row.source else " (paper)") if twice else ""
+            out.append(Labelled(float(value), row.top1, row.name + tag))
     return out
 
 
 def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> AccuracyCostChart:
-    """Every trial (feasible or not), the Pareto front, the chosen network and the published
-    references on an accuracy-vs-cost plane."""
+    """Every trial (feasible or not), the Pareto front of accuracy against this axis's metric, the
+    chosen network and, for top-1 estimates, the published references on an accuracy-vs-cost plane.
+    A proxy score is a ranking, so it is never drawn beside published top-1."""
     if x not in AXES:
         raise ScalelabError(f"x axis must be one of {', '.join(AXES)}, got '{x}'")
     key, label = AXES[x]
     if key == "latency_ms" and report.get("device") is None:
         raise ScalelabError("a latency axis needs a search run with --device (the report has no predicted latency)")
-    # the direct search's trials; for the two-step method also every phi it tried (its candidates)
+    if key == "latency_ms":
+        label = f"predicted latency on {report['device']}, ms (log scale)"
+    # the direct search's trials and refinements; for the two-step method every network step 2 priced
     trials = report["trials"] + ([] if report.get("two_step") is None else report["two_step"]["phi_trials"])
-    ok, bad = [], []
+    trials = trials + report.get("refined", [])
+    ok, bad, within = [], [], []
     for t in trials:
-        (ok if within_budgets(t, report["budgets"]) else bad).append((_value(t, key), float(t["accuracy"])))
-    front = sorted(((_value(t, key), float(t["accuracy"])) for t in report["pareto"]), key=lambda p: p[0])
+        inside = within_budgets(t, report["budgets"])
+        (ok if inside else bad).append((_value(t, key), float(t["accuracy"])))
+        if inside:
+            within.append(t)
+    front = pareto_front(Point(_value(t, key), float(t["accuracy"]), t) for t in within)
     w = report["winner"]
     chosen = Labelled(_value(w, key), float(w["accuracy"]),
-                      f"chosen: d {w['depth']:.2f}, w {w['width']:.2f}, {w['pixels']}px")
+                      f"chosen: depth x{w['depth']:.2f} built, width x{w['width']:.2f}, {w['pixels']}px")
     budget_metric = {"macs": "macs", "params": "params", "latency": "latency"}[x]
-    budget = next((b["limit"] for b in report["budgets"] if b["metric"] == budget_metric), None)
+    budget = next((b for b in report["budgets"] if b["metric"] == budget_metric), None)
+    proxy = report["accuracy_method"] == "proxy"
     notes = [f"accuracy of trials: {report['accuracy_how']}"]
-    if references and key in ("macs", "params"):
+    if references and key in ("macs", "params") and not proxy:
         notes.append("labelled points: published ImageNet-1k top-1 (scalelab's published table)")
+    if w.get("low") is not None:
+        notes.append("error bars: 80% prediction intervals of the estimates (`scalelab accuracy --validate`)")
+    metric_name = {"macs": "MACs", "params": "parameters", "latency": "predicted latency"}[x]
     return AccuracyCostChart(
-        title=f"{report['base']['name']}: top-1 vs {x} ({report['method']} search, {len(report['trials'])} trials)",
+        title=f"{report['base']['name']}: {'proxy score' if proxy else 'top-1'} vs {x} "
+              f"({report['method']} search, {len(report['trials'])} trials)",
         x_label=label,
         y_label=_accuracy_label(report),
-        references=reference_points(x) if references else [],
+        references=reference_points(x) if references and not proxy else [],
         feasible=ok,
         infeasible=bad,
-        pareto=front,
+        pareto=[(p.cost, p.accuracy) for p in front],
         chosen=chosen,
-        budget=budget,
+        budget=None if budget is None else budget["limit"],
         notes=notes,
-        pareto_label=f"Pareto front of accuracy vs {report['budgets'][0]['metric']} (within budget)",
+        pareto_label=f"Pareto front: {'score' if proxy else 'accuracy'} vs {metric_name} (within budget)",
+        budget_label="budget" if budget is None else f"budget {budget['text']}",
+        chosen_interval=None if w.get("low") is None else (w["low"], w["high"]),
+        pareto_intervals=[(p.key.get("low"), p.key.get("high")) for p in front],
+        x_unit="ms" if key == "latency_ms" else "count",
     )
 
 
 def _accuracy_label(report: dict) -> str:
     if report["accuracy_method"] == "proxy":
-        return "proxy score (ranking only)"
+        return "proxy score (rank only; not an accuracy)"
     if report["accuracy_method"] == "train":
         return "top-1 on the user's validation split, %"
     return f"ImageNet top-1, % ({report['accuracy_method']})"
@@ -133,18 +164,22 @@ def scaling_curves(report: dict) -> ScalingCurveChart:
     if not curve or not curve.get("points"):
         raise ScalelabError("this report has no scaling curve (it was written without one)")
     points = sorted(curve["points"], key=lambda p: p["phi"])
-    chosen = report["two_step"]["phi"] if report.get("two_step") else None
+    chosen = curve.get("chosen_phi", report["two_step"]["phi"] if report.get("two_step") else None)
+    estimated = not any(p.get("accuracy") is None for p in points)
+    with_interval = estimated and all(p.get("low") is not None for p in points)
     return ScalingCurveChart(
         title=f"{report['base']['name']}: compound scaling (alpha, beta, gamma = "
               + ", ".join(f"{c:.3f}" for c in curve["coefficients"]) + ")",
         coefficients=tuple(curve["coefficients"]),
         source=curve["source"],
         phi=[p["phi"] for p in points],
-        accuracy=None if any(p.get("accuracy") is None for p in points) else [p["accuracy"] for p in points],
+        accuracy=[p["accuracy"] for p in points] if estimated else None,
         macs=[float(p["macs"]) for p in points],
         params=[float(p["params"]) for p in points],
         chosen_phi=chosen,
         accuracy_label=_accuracy_label(report),
+        low=[p["low"] for p in points] if with_interval else None,
+        high=[p["high"] for p in points] if with_interval else None,
     )
 
 

@@ -21,12 +21,15 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
-    """Render to memory, then write atomically: a failed draw leaves no partial chart."""
+def _save(fig, path: Path, laid_out: bool = False) -> None:
+    """Render to memory, then write atomically: a failed draw leaves no partial chart. A figure
+    ``laid_out`` already (drawn once without rendering) gets its tight box from the artists' extents;
+    bbox_inches="tight" would draw it once more just to find it."""
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches="tight")
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1) if laid_out else "tight"
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches=box)
     write_atomic(Path(path), buffer.getvalue())
 
 
@@ -43,14 +46,24 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
         if chart.pareto:
             xs, ys = zip(*chart.pareto)
             ax.plot(xs, ys, "-o", c="tab:orange", ms=4, lw=1.5, label=chart.pareto_label, zorder=3)
+            _error_bars(ax, chart.pareto, chart.pareto_intervals, "tab:orange")
+        if chart.budget is not None:
+            ax.axvline(chart.budget, ls="--", c="tab:red", lw=1, label=chart.budget_label)
+        # hollow, under the published points: the star never hides one
+        ax.scatter([chart.chosen.x], [chart.chosen.y], marker="*", s=260, facecolors="none", edgecolors="tab:red",
+                   linewidths=1.5, label=chart.chosen.label, zorder=4)
+        if chart.chosen_interval is not None:
+            _error_bars(ax, [(chart.chosen.x, chart.chosen.y)], [chart.chosen_interval], "tab:red")
         if chart.references:
             ax.scatter([p.x for p in chart.references], [p.y for p in chart.references], marker="s", s=22,
-                       c="tab:green", label="published networks", zorder=3)
-        if chart.budget is not None:
-            ax.axvline(chart.budget, ls="--", c="tab:red", lw=1, label="budget")
-        ax.scatter([chart.chosen.x], [chart.chosen.y], marker="*", s=260, c="tab:red", edgecolors="black",
-                   label=chart.chosen.label, zorder=5)
+                       c="tab:green", label="published networks", zorder=5)
         ax.set_xscale("log")
+        if chart.x_unit == "ms":  # plain milliseconds, not 10^0 with minor ticks unlabelled
+            from matplotlib.ticker import FuncFormatter, LogLocator
+
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         ax.set_xlabel(chart.x_label)
         ax.set_ylabel(chart.y_label)
         ax.set_title(chart.title, fontsize=10)
@@ -61,36 +74,56 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
             _label_references(fig, ax, chart, legend)
         if chart.notes:
             fig.text(0.01, -0.02, "\n".join(chart.notes), fontsize=7, va="top", color="0.3")
-        _save(fig, path)
+        _save(fig, path, laid_out=bool(chart.references))
     finally:
         plt.close(fig)
     return Path(path)
 
 
+def _error_bars(ax, points, intervals, color) -> None:
+    """Vertical bars from low to high (80% prediction intervals) at each point that has one."""
+    for (x, y), interval in zip(points, intervals):
+        if interval and interval[0] is not None:
+            ax.errorbar([x], [y], yerr=[[y - interval[0]], [interval[1] - y]], fmt="none", ecolor=color,
+                        elinewidth=0.8, capsize=2, alpha=0.7, zorder=2)
+
+
 def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
+    """Accuracy (with its 80% band) above cost along the curve; cost alone when the report's method
+    gave no accuracy along it (no empty panel)."""
     plt = _pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    if chart.accuracy is not None:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    else:
+        fig, bottom = plt.subplots(1, 1, figsize=(8, 4))
+        top = None
     try:
-        if chart.accuracy is not None:
-            top.plot(chart.phi, chart.accuracy, "-o", ms=3, c="tab:blue")
+        if top is not None:
+            top.plot(chart.phi, chart.accuracy, "-o", ms=3, c="tab:blue", label="estimate")
+            if chart.low is not None:
+                top.fill_between(chart.phi, chart.low, chart.high, color="tab:blue", alpha=0.15,
+                                 label="80% prediction interval")
+                top.legend(fontsize=8, loc="lower right")
             top.set_ylabel(chart.accuracy_label)
-        else:
-            top.text(0.5, 0.5, "accuracy not estimated along the curve for this report's accuracy method",
-                     ha="center", va="center", transform=top.transAxes, fontsize=9, color="0.4")
-        top.set_title(chart.title, fontsize=10)
+        (top or bottom).set_title(chart.title, fontsize=10)
         bottom.plot(chart.phi, chart.macs, "-o", ms=3, c="tab:purple", label="MACs")
         bottom.plot(chart.phi, chart.params, "-s", ms=3, c="tab:brown", label="parameters")
         bottom.set_yscale("log")
         bottom.set_ylabel("count (log scale)")
         bottom.set_xlabel("phi (depth = alpha^phi, width = beta^phi, resolution = gamma^phi)")
         bottom.legend(fontsize=8)
-        for ax in (top, bottom):
+        for ax in (a for a in (top, bottom) if a is not None):
             ax.grid(True, which="both", alpha=0.25)
             if chart.chosen_phi is not None:
                 ax.axvline(chart.chosen_phi, ls="--", c="tab:red", lw=1)
-        if chart.chosen_phi is not None and chart.accuracy is not None:
-            top.annotate(f"chosen phi = {chart.chosen_phi:.2f}", (chart.chosen_phi, min(chart.accuracy)),
-                         textcoords="offset points", xytext=(4, 4), fontsize=8, color="tab:red")
+        if chart.chosen_phi is not None:
+            where = top if top is not None else bottom
+            y = min(chart.accuracy) if top is not None else min(chart.params)
+            where.annotate(f"this search's result: phi = {chart.chosen_phi:.2f}", (chart.chosen_phi, y),
+                           textcoords="offset points", xytext=(4, 4), fontsize=8, color="tab:red")
+        if top is None:
+            fig.text(0.01, -0.05, "accuracy is not estimated along the curve for this report's accuracy method",
+                     fontsize=7, va="top", color="0.3")
         fig.text(0.01, -0.01, f"coefficients: {chart.source}", fontsize=7, va="top", color="0.3")
         _save(fig, path)
     finally:
@@ -129,9 +162,13 @@ def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, fl
     placed: list[Box] = []
     for anchor, size in zip(anchors, sizes):
         best, best_cost = None, None
-        for box in _candidates(anchor, size, gap):
+        boxes = _candidates(anchor, size, gap)
+        # only what lies near the anchor can overlap one of its candidate boxes
+        reach = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        near = [o for o in obstacles if _overlap(o, reach) > 0] + [o for o in placed if _overlap(o, reach) > 0]
+        for box in boxes:
             outside = size[0] * size[1] - _overlap(box, bounds)
-            cost = sum(_overlap(box, o) for o in placed) + sum(_overlap(box, o) for o in obstacles) + outside
+            cost = sum(_overlap(box, o) for o in near) + outside
             if cost == 0:
                 best = box
                 break
@@ -147,7 +184,7 @@ PAD = 2.0  # pixels of margin around each label
 def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
     """Name each published network next to its point, without labels covering each other, the
     markers or the legend; a thin line joins a label pushed away from its point."""
-    fig.canvas.draw()  # fixes the limits and the layout the display coordinates depend on
+    fig.draw_without_rendering()  # fixes the limits and the layout the display coordinates depend on
     renderer = fig.canvas.get_renderer()
     to_display = ax.transData.transform
     seen, points = set(), []
@@ -176,14 +213,16 @@ def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
     obstacles.append(tuple(legend.get_window_extent(renderer).extents))
     bounds = tuple(ax.get_window_extent(renderer).extents)
     boxes = place_labels(anchors, sizes, obstacles, bounds)
-    points_per_pixel = 72.0 / fig.dpi
+    to_data = ax.transData.inverted().transform
     for p, (x, y), box in zip(points, anchors, boxes):
-        dx, dy = (box[0] + PAD - x) * points_per_pixel, (box[1] + PAD - y) * points_per_pixel
+        # placed in data coordinates: the axes keep their limits and place from here to the saved file
+        ax.text(*to_data((box[0] + PAD, box[1] + PAD)), p.label, fontsize=7, color="tab:green", ha="left",
+                va="bottom", clip_on=False)
         far = max(abs(box[0] - x), abs(box[2] - x)) > 14 or max(abs(box[1] - y), abs(box[3] - y)) > 14
-        ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(dx, dy), fontsize=7, color="tab:green",
-                    ha="left", va="bottom", annotation_clip=False,
-                    arrowprops=dict(arrowstyle="-", color="tab:green", lw=0.5, alpha=0.7, shrinkA=0, shrinkB=3)
-                    if far else None)
+        if far:  # a plain leader line to the nearest point of the label's box
+            end = (min(max(x, box[0] + PAD), box[2] - PAD), min(max(y, box[1] + PAD), box[3] - PAD))
+            (ex, ey), = [to_data(end)]
+            ax.plot([p.x, ex], [p.y, ey], "-", c="tab:green", lw=0.5, alpha=0.7, zorder=1, scalex=False, scaley=False)
 
 
 # --------------------------------------------------------------------------------------------------

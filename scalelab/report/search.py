@@ -49,6 +49,11 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
         "accuracy_how": ACCURACY_HOW.get(evaluator.accuracy_method, evaluator.accuracy_method),
         "trials_total": len(result.trials),
         "trials_new": result.new_trials,
+        "trials_failed": [{"number": n, "reason": why} for n, why in result.failed],
+        "refinement": result.refinement,
+        "budget_use": {b.metric: b.usage(result.winner.candidate.metrics[b.metric]) for b in s.budgets},
+        "ties": ties(result),
+        "refined": [t.as_dict() for t in result.refined],
         "winner": result.winner.as_dict(),
         "ranked": [t.as_dict() for t in result.ranked(top)],
         "pareto": [t.as_dict() for t in result.pareto],
@@ -63,6 +68,18 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
     }
 
 
+def ties(result: "SearchResult") -> Optional[dict]:
+    """Feasible candidates (distinct networks) whose 80% interval overlaps the winner's: the estimator
+    cannot tell them from the winner. None where estimates carry no interval."""
+    w = result.winner.candidate
+    if w.low is None:
+        return None
+    pool = result.ranked(top=10 ** 9)
+    overlapping = [t.number for t in pool if t is not result.winner and t.candidate.low is not None
+                   and t.candidate.low <= w.high and t.candidate.high >= w.low]
+    return {"count": len(overlapping), "of": len(pool) - 1, "trials": overlapping}
+
+
 def _latency(v) -> str:
     return "-" if v is None else f"{v:.3g}"
 
@@ -71,7 +88,7 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
     """(header, cell function) for the candidates table; latency only when a device was named."""
     cols: list[tuple[str, Any]] = [
         ("trial", lambda t: str(t["number"])),
-        ("depth", lambda t: f"{t['depth']:.3f}"),
+        ("depth (built)", lambda t: f"{t['depth']:.3f}"),
         ("width", lambda t: f"{t['width']:.3f}"),
         ("res", lambda t: str(t["pixels"])),
         ("MACs", lambda t: human_count(t["macs"])),
@@ -82,10 +99,17 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
     if any(b["metric"] == "memory" for b in report["budgets"]):
         cols.append(("memory", lambda t: human_bytes(t["memory_bytes"])))
     # one accuracy method per search: the summary above the table says how it was estimated
-    cols.append(("top-1 (est.)",
-                 lambda t: f"{t['accuracy']:.2f}" + (" *" if t["extrapolated"] else "")))
+    if report["accuracy_method"] == "proxy":
+        cols.append(("proxy score (rank only)", lambda t: f"{t['accuracy']:.2f}"))
+    else:
+        cols.append(("top-1 (est.) [80%]", _accuracy_cell))
     cols.append(("reward" if report["objective"] == "reward" else "objective", lambda t: f"{t['value']:.4g}"))
     return cols
+
+
+def _accuracy_cell(t: dict) -> str:
+    interval = f" [{t['low']:.1f}, {t['high']:.1f}]" if t.get("low") is not None else ""
+    return f"{t['accuracy']:.2f}{interval}" + (" *" if t["extrapolated"] else "")
 
 
 def _md_table(rows: list[dict], cols) -> list[str]:
@@ -110,8 +134,32 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"Latency: predicted on the '{report['device']}' device profile ({report['dtype']}, batch {report['batch']})")
     if report["two_step"]:
         ts = report["two_step"]
-        lines.append(f"Two-step: alpha {ts['alpha']:.3f}, beta {ts['beta']:.3f}, gamma {ts['gamma']:.3f} "
-                     f"(alpha*beta^2*gamma^2 = {ts['alpha'] * ts['beta'] ** 2 * ts['gamma'] ** 2:.3f}); phi = {ts['phi']:.3f}")
+        lines.append(f"Two-step: alpha {ts['alpha']:.3f} (depth as blocks built), beta {ts['beta']:.3f}, gamma "
+                     f"{ts['gamma']:.3f} (alpha*beta^2*gamma^2 = {ts['alpha'] * ts['beta'] ** 2 * ts['gamma'] ** 2:.3f}); "
+                     f"phi = {ts['phi']:.3f}")
+    lines += _outcome_lines(report)
+    return lines
+
+
+def _outcome_lines(report: dict) -> list[str]:
+    """Budget use and what stopped the refinement, failed trials, ties."""
+    lines = []
+    use = ", ".join(f"{b['text']}: {100 * report['budget_use'][b['metric']]:.1f}%" for b in report["budgets"])
+    ref = report.get("refinement")
+    if ref:
+        lines.append(f"Budget used by the winner: {use}. Refinement: input {ref['from']['pixels']} -> "
+                     f"{ref['to']['pixels']} px (stopped: {ref['resolution_stopped_by']}), width x{ref['from']['width']:.3f} "
+                     f"-> x{ref['to']['width']:.3f} (stopped: {ref['width_stopped_by']})")
+    else:
+        lines.append(f"Budget used by the winner: {use}")
+    failed = report.get("trials_failed") or []
+    if failed:
+        lines.append(f"Failed trials: {len(failed)} candidates could not be built, e.g. trial {failed[0]['number']}: "
+                     f"{failed[0]['reason']}")
+    if report.get("ties") is not None:
+        t = report["ties"]
+        lines.append(f"Ties: {t['count']} of the other {t['of']} feasible candidates have 80% intervals overlapping the "
+                     "winner's: the estimator cannot tell them from it")
     return lines
 
 
@@ -129,9 +177,11 @@ def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
     out = [f"# Scaling search: {report['base']['name']} under {', '.join(b['text'] for b in report['budgets'])}", ""]
     out += [f"- {line}" for line in summary_lines(report)]
     out += [f"- Counting convention: {report['convention']}", ""]
+    score = ("proxy score (rank only) " if w["accuracy_method"] == "proxy" else "estimated top-1 ") + _accuracy_cell(w)
     out += ["## Chosen network", "",
-            f"depth x{w['depth']:.3f}, width x{w['width']:.3f}, input {w['pixels']}px: {w['macs']:,} MACs, "
-            f"{w['params']:,} parameters, estimated top-1 {w['accuracy']:.2f} ({w['accuracy_method']}: {w['accuracy_detail']})", ""]
+            f"depth x{w['depth']:.3f} ({w.get('blocks', 0)} repeated blocks built), width x{w['width']:.3f}, input "
+            f"{w['pixels']}px: {w['macs']:,} MACs, {w['params']:,} parameters, {score} "
+            f"({w['accuracy_method']}: {w['accuracy_detail']})", ""]
     out += ["## Best candidates", ""] + _md_table(report["ranked"], cols) + [""]
     out += ["## Pareto front (accuracy vs " + _primary_label(report) + ", feasible trials)", ""]
     out += _md_table(report["pareto"], cols) + [""]

@@ -3,7 +3,8 @@ counting convention, its predicted latency and memory where a budget or device a
 its estimated accuracy with how it was estimated.
 
 Costs are cached by the scaled spec itself: many (d, w, r) round to the same network (repeats round
-up, channels to a multiple of 8), and its analysis is the expensive part of a trial.
+up, channels to a multiple of 8), and its analysis is the expensive part of a trial. A scaling that
+cannot be built raises ``CandidateError`` naming the base's file, the scaling and the block.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from scalelab.scaling.rounding import round_resolution
 from scalelab.spec import Spec
 
 
+class CandidateError(ScalelabError):
+    """A scaling whose network cannot be built (a search records it as a failed trial)."""
+
+
 @dataclass(frozen=True)
 class Candidate:
-    depth: float  # multipliers as sampled
-    width: float
+    depth: float  # depth built: repeated blocks / the base's (1.0 for a network without stages)
+    width: float  # multipliers as sampled
     resolution: float
     pixels: int  # input size after rounding
     macs: int
@@ -33,6 +38,15 @@ class Candidate:
     accuracy_method: str
     accuracy_detail: str
     extrapolated: bool = False
+    blocks: int = 0  # repeated blocks built
+    depth_multiplier: Optional[float] = None  # the multiplier applied to the stage repeats
+    low: Optional[float] = None  # 80% prediction interval of ``accuracy`` (scaling-law estimates)
+    high: Optional[float] = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Candidate":
+        """A candidate as ``as_dict`` stored it (fields added since default)."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -66,6 +80,10 @@ class Evaluator:
             raise ScalelabError("a latency budget needs a device profile to predict latency on: add --device (e.g. --device t4)")
         if self.device:
             self._profile = _load_device(self.device)
+        if self.accuracy_method == "scaling-law" and self.base.reference is None:
+            from scalelab.scaling.accuracy import _base_top1
+
+            _base_top1(self.base, "scaling-law")  # refuses now, not once per trial
 
     @property
     def base_size(self) -> tuple[int, int]:
@@ -110,32 +128,62 @@ class Evaluator:
 
     def metrics_at(self, depth: float, width: float, resolution: float) -> dict[str, Any]:
         """Budget metrics of a scaling without estimating its accuracy (cheap; cached)."""
-        spec = self.scaled(depth, width, resolution)
-        costs = self.costs(spec)
+        spec, costs = self.built(depth, width, resolution)
         return {"macs": costs["macs"], "params": costs["params"], "latency": costs["latency_ms"],
                 "memory": costs["memory_bytes"], "pixels": spec.input.resolution[0]}
 
+    def built(self, depth: float, width: float, resolution: float) -> tuple[Spec, dict[str, Any]]:
+        """The scaled spec and its costs; a network that cannot be built is a ``CandidateError``."""
+        try:
+            spec = self.scaled(depth, width, resolution)
+            return spec, self.costs(spec)
+        except ScalelabError as exc:
+            where = self.base.source.filename if self.base.source is not None else f"spec '{self.base.name}'"
+            raise CandidateError(f"{where} scaled by depth x{depth:.4g}, width x{width:.4g}, resolution "
+                                 f"x{resolution:.4g} cannot be built: {exc}") from None
+
     def evaluate(self, depth: float, width: float, resolution: float, trial: Any = None) -> Candidate:
-        spec = self.scaled(depth, width, resolution)
-        costs = self.costs(spec)
-        top1, method, detail, extrapolated = self._accuracy(spec, depth, width, trial)
-        return Candidate(depth, width, resolution, spec.input.resolution[0], costs["macs"], costs["params"],
-                         costs["activations"], costs["latency_ms"], costs["memory_bytes"], top1, method,
-                         detail, extrapolated)
+        """The candidate at depth multiplier ``depth`` (applied to stage repeats), ``width`` and
+        ``resolution`` multipliers; its ``depth`` is what was built (blocks / the base's blocks)."""
+        spec, costs = self.built(depth, width, resolution)
+        before, after = _repeated_blocks(self.base, depth)
+        estimate = self._accuracy(spec, depth, width, trial)
+        return Candidate(after / before if before else 1.0, width, resolution, spec.input.resolution[0],
+                         costs["macs"], costs["params"], costs["activations"], costs["latency_ms"],
+                         costs["memory_bytes"], *estimate[:4], blocks=after, depth_multiplier=depth,
+                         low=estimate[4], high=estimate[5])
 
     def _accuracy(self, spec: Spec, depth: float, width: float, trial: Any):
         if self.accuracy_method == "train":
             from scalelab.scaling.train import train_accuracy
 
             result = train_accuracy(spec, trial=trial, **self.accuracy_options)
-            return result.top1, "train", result.detail, False
+            return result.top1, "train", result.detail, False, None, None
         from scalelab.scaling.accuracy import estimate_accuracy
 
         # the input size the network really gets, after rounding to pixels
         estimate = estimate_accuracy(self.base, depth, width, spec.input.resolution[0], method=self.accuracy_method,
                                      **self.accuracy_options)
         value = estimate.top1 if estimate.top1 is not None else estimate.score  # the proxy gives a score
-        return float(value), estimate.method, estimate.detail, bool(estimate.extrapolated)
+        return float(value), estimate.method, estimate.detail, bool(estimate.extrapolated), estimate.low, estimate.high
+
+
+def evaluate_trial(evaluator: Evaluator, trial: Any, depth: float, width: float, resolution: float,
+                   pruning: bool = True) -> Candidate:
+    """A trial's candidate (the trial goes to the accuracy method for pruning reports when
+    ``pruning``); one that cannot be built leaves its reason on the trial (user attribute ``failed``)
+    before the error fails the trial."""
+    try:
+        return evaluator.evaluate(depth, width, resolution, trial if pruning else None)
+    except ScalelabError as exc:
+        trial.set_user_attr("failed", str(exc))
+        raise
+
+
+def _repeated_blocks(spec: Spec, depth: float) -> tuple[int, int]:
+    from scalelab.scaling.accuracy import repeated_blocks
+
+    return repeated_blocks(spec, depth)
 
 
 def _load_device(name: str):

@@ -2,14 +2,17 @@
 
 Depth multiplies each stage's repeats (rounded up), width multiplies every channel count
 (``Channels``-typed fields, marked ``scale: width``; rounded to a multiple of the divisor, never
-below 90% of the target), and resolution sets the input size. Nothing is mutated: specs are frozen
+below 90% of the target), and resolution sets the input size. A count marked as dividing a channel
+field (``groups``) joins its divisor by least common multiple, so a scaled network still builds. Nothing is mutated: specs are frozen
 pydantic models and every changed block is validated anew.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import typing
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from pydantic import BaseModel
@@ -46,6 +49,54 @@ def width_fields(cls: type[BaseModel]) -> tuple[str, ...]:
     )
 
 
+#: the field marker that names the channel fields a count must divide (a conv's ``groups``, a block
+#: kind's group width): ``json_schema_extra={"divides": ["mid"]}``; "input" names the block's input
+#: channels, which come from whatever block precedes it
+DIVIDES = "divides"
+
+
+@functools.cache
+def divider_fields(cls: type[BaseModel]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(field, the channel fields it divides) for each field of a block kind marked ``divides``."""
+    out = []
+    for name, info in cls.model_fields.items():
+        extra = getattr(info, "json_schema_extra", None)
+        if isinstance(extra, dict) and extra.get(DIVIDES):
+            out.append((name, tuple(extra[DIVIDES])))
+    return tuple(out)
+
+
+def _dividers(block: Block, target: str) -> list[int]:
+    """The values (above 1) of the block's fields that must divide ``target``."""
+    values = []
+    for name, targets in divider_fields(type(block)):
+        value = getattr(block, name)
+        if target in targets and isinstance(value, int) and not isinstance(value, bool) and value > 1:
+            values.append(value)
+    return values
+
+
+def _blocks_of(value: Any):
+    """Every block in a spec entry or a field, nested ones included."""
+    if isinstance(value, Stage):
+        yield from _blocks_of(value.block)
+    elif isinstance(value, Block):
+        yield value
+        for name in type(value).model_fields:
+            if _holds_blocks(getattr(value, name)):
+                yield from _blocks_of(getattr(value, name))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _blocks_of(v)
+
+
+def input_divisor(spec: Spec) -> int:
+    """The least common multiple of every count that must divide some block's input channels (a
+    grouped conv's groups). The input comes from any block before it, so every scaled channel count
+    keeps it."""
+    return math.lcm(1, *(v for b in _blocks_of(spec.blocks) for v in _dividers(b, "input")))
+
+
 def _scale_value(value: Any, width: float, divisor: int) -> Any:
     if value is None:
         return None
@@ -71,7 +122,10 @@ def _holds_blocks(value: Any) -> bool:
 
 def scale_block(block: Block, width: float, divisor: int = 8) -> Block:
     """A copy of ``block`` with its channel counts multiplied by ``width``. A block with
-    ``scale_width: false`` keeps its channels, and so does everything nested in it."""
+    ``scale_width: false`` keeps its channels, and so does everything nested in it.
+
+    Each channel field rounds to a multiple of lcm(divisor, every count marked as dividing it): a
+    ResNeXt bottleneck's ``mid`` with 32 groups rounds to multiples of lcm(8, 32) = 32."""
     if width == 1.0 or not block.scale_width:
         return block
     updates: dict[str, Any] = {}
@@ -79,7 +133,7 @@ def scale_block(block: Block, width: float, divisor: int = 8) -> Block:
     for name in type(block).model_fields:
         value = getattr(block, name)
         if name in marked:
-            updates[name] = _scale_value(value, width, divisor)
+            updates[name] = _scale_value(value, width, math.lcm(divisor, *_dividers(block, name)))
         elif _holds_blocks(value):
             updates[name] = _nested(value, width, divisor)
     if not updates:
@@ -93,7 +147,7 @@ def scale_block(block: Block, width: float, divisor: int = 8) -> Block:
 def _describe(spec: Spec, depth: float, width: float, resolution: tuple[int, int], divisor: int) -> str:
     size = resolution[0] if resolution[0] == resolution[1] else f"{resolution[0]}x{resolution[1]}"
     note = (f"Scaled from {spec.name}: depth x{depth:g} (stage repeats rounded up), width x{width:g} "
-            f"(channels to a multiple of {divisor}, never below 90%), input {size}.")
+            f"(channels to a multiple of {divisor} or of its lcm with their groups, never below 90%), input {size}.")
     return f"{spec.description.rstrip()} {note}".strip()
 
 
@@ -131,19 +185,20 @@ def scale_spec(
             raise ScalelabError(f"resolution must be a positive number of pixels, got {resolution!r}")
         size = tuple(round_resolution(v, 1.0, resolution_multiple) for v in pair)
 
+    channel_divisor = math.lcm(divisor, input_divisor(spec))
     entries = []
     for entry in spec.blocks:
         if isinstance(entry, Stage):
             data = _dump(entry)
             data["repeat"] = round_repeats(entry.repeat, depth) if entry.scale_depth else entry.repeat
-            data["block"] = _dump(scale_block(entry.block, width, divisor))
+            data["block"] = _dump(scale_block(entry.block, width, channel_divisor))
             entries.append(data)
         else:
-            entries.append(_dump(scale_block(entry, width, divisor)))
+            entries.append(_dump(scale_block(entry, width, channel_divisor)))
 
     same = (depth, width, size) == (1.0, 1.0, spec.input.resolution)
     # Validated anew as a whole, as if read from YAML; the result has no source file.
-    return Spec.model_validate({
+    scaled = Spec.model_validate({
         "name": name or default_name(spec.name, depth, width, size),
         "description": _describe(spec, depth, width, size, divisor),
         "input": {"channels": spec.input.channels, "resolution": size},
@@ -153,6 +208,9 @@ def scale_spec(
         "defaults": spec.defaults.model_dump(mode="json", exclude_none=True),
         "blocks": entries,
     })
+    # entries keep their places, so an error in a scaled block points at the base's file and line
+    scaled._source = spec.source
+    return scaled
 
 
 def _dump(model: BaseModel) -> dict:
@@ -190,3 +248,37 @@ def scale_compound(
     h, wd = spec.input.resolution
     size = (round_resolution(h, r, resolution_multiple), round_resolution(wd, r, resolution_multiple))
     return scale_spec(spec, d, w, size, divisor=divisor, resolution_multiple=resolution_multiple, name=name)
+
+
+@dataclass(frozen=True)
+class DepthLevel:
+    """One network depth scaling can build: the multiplier that builds it, and what it builds."""
+
+    multiplier: float  # the smallest multiplier in the range that builds these repeats
+    blocks: int  # repeated blocks built (stage repeats summed)
+    ratio: float  # blocks / the base's blocks: the depth actually built (1.0 without stages)
+
+
+def depth_levels(spec: Spec, low: float, high: float) -> list[DepthLevel]:
+    """The distinct networks depth multipliers in [low, high] build, shallowest first.
+
+    Stage repeats round up (``round_repeats``), so each stage changes only where the multiplier
+    crosses k / repeats; between two such points every multiplier builds the same network. The
+    total grows at each crossing, so distinct repeats and distinct block counts coincide."""
+    repeats = [e.repeat for e in spec.blocks if isinstance(e, Stage) and e.scale_depth]
+    base = sum(repeats)
+    if not repeats:
+        return [DepthLevel(1.0, 0, 1.0)]
+    points = {low, high} | {k / r for r in set(repeats) for k in range(1, math.ceil(r * high) + 1) if low <= k / r <= high}
+    levels, seen = [], set()
+    for m in sorted(points):
+        built = tuple(round_repeats(r, m) for r in repeats)
+        if built not in seen:
+            seen.add(built)
+            levels.append(DepthLevel(m, sum(built), sum(built) / base))
+    return levels
+
+
+def nearest_level(levels: list[DepthLevel], ratio: float) -> DepthLevel:
+    """The level whose built depth is nearest ``ratio`` (on a log scale: x2 and x0.5 are as far)."""
+    return min(levels, key=lambda lv: (abs(math.log(lv.ratio / ratio)), lv.ratio))

@@ -4,15 +4,21 @@ Two methods:
 
 - ``direct``: sample (depth, width, resolution) multipliers (log-uniform in the allowed ranges) and
   keep the best candidate within the budgets.
-- ``two-step`` (Tan & Le, "EfficientNet", ICML 2019, §3.3): at phi = 1 search alpha, beta, gamma >= 1
-  with alpha * beta^2 * gamma^2 ~ 2 (sampled on that surface, within a tolerance) for the best accuracy; then
-  raise phi (continuously, or in steps) as far as the budgets allow. Each phi tried is recorded as
-  a trial of a companion study ``<study>-phi``.
+- ``two-step`` (Tan & Le, "EfficientNet", ICML 2019, §3.3; ``scalelab.scaling.two_step``): at phi = 1
+  search alpha, beta, gamma >= 1 with alpha * beta^2 * gamma^2 ~ 2 for the best accuracy; then raise
+  phi as far as the budgets allow and refine resolution and width to spend what is left. Each network
+  priced in step 2 is recorded as a trial of a companion study ``<study>-phi``.
+
+Depth is searched among the distinct networks depth multipliers build (``depth_levels``) and
+reported as the blocks built. A candidate that cannot be built is a failed trial with its reason;
+the study goes on.
 
 Objectives: the MnasNet reward (``scalelab.scaling.objectives``), or a Pareto search of accuracy
 against the first budget's cost. Hard budgets reach the sampler through ``Trial.set_constraint``.
 Studies live in an Optuna storage (SQLite file by default) and resume: the same study name and
-storage continue where they stopped, up to the requested total of trials.
+storage continue where they stopped, up to the requested total of trials. With a SQLite file the
+trials are written in batches every few seconds (``scalelab.scaling.batching``); a server database
+is written trial by trial, so that several workers share one study as it runs.
 """
 
 from __future__ import annotations
@@ -22,13 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Sequence
 
 from scalelab.errors import ScalelabError
+from scalelab.scaling.batching import write_trials
 from scalelab.scaling.budget import Budget
-from scalelab.scaling.candidates import Candidate, Evaluator
+from scalelab.scaling.candidates import Candidate, CandidateError, Evaluator, evaluate_trial
+from scalelab.scaling.compound import DepthLevel, depth_levels, nearest_level
 from scalelab.scaling.objectives import Constraint, Point, feasible, mnas_reward, pareto_front, violations
 from scalelab.scaling.studies import (
     SAMPLERS, TrialRecord, count_finished, make_sampler, open_storage, open_study, quiet_optuna, read_records,
     record_trial,
 )
+from scalelab.scaling.two_step import StepTwo, phi_range, refine_winner, step_one_objective, step_two
 
 Method = Literal["direct", "two-step"]
 Objective = Literal["reward", "pareto"]
@@ -91,11 +100,14 @@ class SearchResult:
     coefficients: Optional[tuple[float, float, float]] = None  # two-step: alpha, beta, gamma
     phi: Optional[float] = None
     phi_trials: list[TrialRecord] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (trial number, why it could not be built)
+    refinement: Optional[dict] = None  # what the refinement changed and what stopped it
+    refined: list[TrialRecord] = field(default_factory=list)  # direct: the best trial and its refinements
 
     def ranked(self, top: int = 10) -> list[TrialRecord]:
         """The best feasible candidates, best first, without repeating a network."""
         seen, out = set(), []
-        pool = self.phi_trials if self.settings.method == "two-step" else self.trials
+        pool = self.phi_trials if self.settings.method == "two-step" else self.trials + self.refined
         for t in sorted((t for t in pool if t.feasible), key=lambda t: (-t.value, t.candidate.macs)):
             key = (t.candidate.macs, t.candidate.params, t.candidate.pixels)
             if key not in seen:
@@ -111,7 +123,10 @@ class SearchResult:
 def check_reachable(evaluator: Evaluator, settings: SearchSettings) -> dict[str, Any]:
     """Refuse a budget that even the smallest scaling allowed exceeds."""
     space = settings.space
-    floor = evaluator.metrics_at(space.depth[0], space.width[0], space.resolution[0])
+    try:
+        floor = evaluator.metrics_at(space.depth[0], space.width[0], space.resolution[0])
+    except CandidateError:  # the smallest scaling cannot be built: its trials fail, larger ones run
+        return {}
     over = [b for b in settings.budgets if floor[b.metric] > b.limit]
     if over:
         b = over[0]
@@ -155,41 +170,97 @@ def run_search(
         raise ScalelabError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
     factory = lambda done: make_sampler(settings.sampler, settings.seed + done)  # noqa: E731
     study = open_study(store, name, directions, settings.fingerprint(evaluator), factory)
+    levels = depth_levels(evaluator.base, *settings.space.depth)
     if settings.method == "two-step":
-        objective = _two_step_objective(evaluator, settings)
+        objective = step_one_objective(evaluator, settings, levels)
     else:
-        objective = _direct_objective(evaluator, settings, hard)
+        objective = _direct_objective(evaluator, settings, hard, levels)
 
     before = count_finished(study)
     remaining = max(0, settings.trials - before)
     if remaining:
-        study.optimize(objective, n_trials=remaining, catch=(ScalelabError,), show_progress_bar=progress,
-                       callbacks=list(callbacks))
+        _optimize(study, store, storage, objective, remaining, progress, list(callbacks))
     records = read_records(study)
-    new = count_finished(study) - before
-    primary = settings.budgets[0].metric
-    front_points = pareto_front(Point(t.candidate.metrics[primary], t.candidate.accuracy, t) for t in records if t.feasible)
-    front = [p.key for p in front_points]
-
+    done = _Done(store, name, _storage_name(storage), records, count_finished(study) - before, read_failures(study))
     if settings.method == "two-step":
-        coeffs, phi, phi_trials = _choose_phi(evaluator, settings, records, store, name)
-        winner = phi_trials[0]  # the largest phi within the budgets
-        # step 1's trials sit at phi = 1; the candidates under the budget are the phis tried
-        front = [p.key for p in pareto_front(Point(t.candidate.metrics[primary], t.candidate.accuracy, t)
-                                             for t in phi_trials if t.feasible)]
-        return SearchResult(settings, name, _storage_name(storage), records, winner, front, new, coeffs, phi, phi_trials)
+        return _two_step_result(evaluator, settings, levels, done)
+    return _direct_result(evaluator, settings, levels, done)
 
-    feasible_trials = [t for t in records if t.feasible]
+
+@dataclass
+class _Done:
+    """What the study holds once its trials have run."""
+
+    store: Any
+    name: str
+    storage: str
+    records: list[TrialRecord]
+    new: int
+    failed: list[tuple[int, str]]
+
+
+def _front(records: list[TrialRecord], metric: str) -> list[TrialRecord]:
+    return [p.key for p in pareto_front(Point(t.candidate.metrics[metric], t.candidate.accuracy, t)
+                                        for t in records if t.feasible)]
+
+
+def _two_step_result(evaluator: Evaluator, settings: SearchSettings, levels, done: _Done) -> SearchResult:
+    step1 = [t for t in done.records if t.feasible]
+    if not step1:
+        raise ScalelabError(f"no trial of study '{done.name}' could be built at alpha*beta^2*gamma^2 = "
+                            f"{settings.product_target:g} +- {settings.product_tolerance:g}{_failure_hint(done.failed)}")
+    two = step_two(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
+    phi_trials = _record_step_two(done.store, f"{done.name}-phi", settings, two,
+                                  phi_range(two.coefficients, settings.space))
+    # step 1's trials sit at phi = 1; the candidates under the budget are the networks step 2 priced
+    front = _front(phi_trials, settings.budgets[0].metric)
+    return SearchResult(settings, done.name, done.storage, done.records, phi_trials[0], front, done.new,
+                        two.coefficients, two.phi, phi_trials, done.failed, two.refinement.as_dict())
+
+
+def _direct_result(evaluator: Evaluator, settings: SearchSettings, levels, done: _Done) -> SearchResult:
+    feasible_trials = [t for t in done.records if t.feasible]
     if not feasible_trials:
         within = " within the accuracy estimator's fitted range" if settings.extrapolation == "avoid" else ""
         hint = " or --extrapolation allow" if within else ""
-        raise ScalelabError(f"none of the {len(records)} trials of study '{name}' met the budget{within}; run more "
-                            f"trials (--trials), narrow the ranges{hint}")
-    if pareto:
-        winner = max(feasible_trials, key=lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary]))
+        raise ScalelabError(f"none of the {len(done.records)} trials of study '{done.name}' met the budget{within}; "
+                            f"run more trials (--trials), narrow the ranges{hint}{_failure_hint(done.failed)}")
+    primary = settings.budgets[0].metric
+    if settings.objective == "pareto":
+        best = max(feasible_trials, key=lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary]))
     else:
-        winner = max(feasible_trials, key=lambda t: (t.value, -t.candidate.macs))
-    return SearchResult(settings, name, _storage_name(storage), records, winner, front, new)
+        best = max(feasible_trials, key=lambda t: (t.value, -t.candidate.macs))
+    refined = refine_winner(evaluator, settings, levels, best.candidate)
+    records_refined = _record_step_two(done.store, f"{done.name}-refine", settings, refined, None)
+    return SearchResult(settings, done.name, done.storage, done.records, records_refined[0],
+                        _front(done.records, primary), done.new, failed=done.failed,
+                        refinement=refined.refinement.as_dict(), refined=records_refined)
+
+
+def _optimize(study, store, url: Optional[str], objective, n_trials: int, progress: bool, callbacks: list) -> None:
+    """Run the trials; with a SQLite file in an in-memory copy written back in batches (``batching``)."""
+    from scalelab.scaling.batching import BatchedStudy, batches
+
+    if not batches(url):
+        study.optimize(objective, n_trials=n_trials, catch=(ScalelabError,), show_progress_bar=progress,
+                       callbacks=callbacks)
+        return
+    batched = BatchedStudy(study, store)
+    with batched as working:
+        working.optimize(objective, n_trials=n_trials, catch=(ScalelabError,), show_progress_bar=progress,
+                         callbacks=[batched.flush_callback, *callbacks])
+
+
+def _failure_hint(failed: list[tuple[int, str]]) -> str:
+    return f" ({len(failed)} trials could not be built, e.g. {failed[0][1]})" if failed else ""
+
+
+def read_failures(study) -> list[tuple[int, str]]:
+    """Trials whose network could not be built, with the reason each recorded."""
+    import optuna
+
+    return [(t.number, t.user_attrs["failed"]) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+            if "failed" in t.user_attrs]
 
 
 def _storage_name(storage: Optional[str]) -> str:
@@ -210,16 +281,18 @@ def _score(c: Candidate, settings: SearchSettings) -> tuple[list[float], bool, f
     return cons, ok, mnas_reward(c.accuracy, usages, settings.constraint, settings.soft_w)
 
 
-def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool):
+def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool, levels: list[DepthLevel]):
+    """Depth is one of the distinct networks the depth range builds (shallowest first), width and
+    resolution log-uniform multipliers."""
     space = settings.space
     primary = settings.budgets[0].metric
 
     def objective(trial):
-        d = trial.suggest_float("depth", *space.depth, log=True)
+        d = levels[trial.suggest_int("depth_level", 0, len(levels) - 1)].multiplier
         w = trial.suggest_float("width", *space.width, log=True)
         r = trial.suggest_float("resolution", *space.resolution, log=True)
         pruning = settings.objective != "pareto"  # Optuna prunes single-objective studies only
-        c = evaluator.evaluate(d, w, r, trial if pruning else None)
+        c = evaluate_trial(evaluator, trial, d, w, r, pruning)
         cons, ok, reward = _score(c, settings)
         if hard:  # Optuna's constraint API: the sampler learns where the feasible region is
             for budget, value in zip(settings.budgets, cons):
@@ -237,127 +310,80 @@ def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool
     return objective
 
 
-def coefficients(params: dict, target: float) -> tuple[float, float, float]:
-    """alpha, beta, gamma from step 1's sampled parameters, on the constraint surface by construction:
-    log alpha, 2 log beta and 2 log gamma split log(alpha * beta^2 * gamma^2) = log(product) between
-    them (stick breaking), so all three are >= 1 and the product is exactly the sampled one."""
-    total = math.log(params.get("product", target))
-    log_a = params["alpha_share"] * total
-    log_b = params["beta_split"] * (total - log_a) / 2
-    log_g = (1 - params["beta_split"]) * (total - log_a) / 2
-    return math.exp(log_a), math.exp(log_b), math.exp(log_g)
-
-
-def _two_step_objective(evaluator: Evaluator, settings: SearchSettings):
-    """Step 1: the best alpha, beta, gamma at phi = 1 with alpha * beta^2 * gamma^2 within the tolerance
-    of the target. Sampling on that surface (``coefficients``) spends no trial on a point the grid search
-    of Tan & Le (§3.3) would not consider."""
-    target, tol = settings.product_target, settings.product_tolerance
-
-    def objective(trial):
-        params = {"alpha_share": trial.suggest_float("alpha_share", 0.0, 1.0),
-                  "beta_split": trial.suggest_float("beta_split", 0.0, 1.0)}
-        if tol > 0:
-            params["product"] = trial.suggest_float("product", max(1.0, target - tol), target + tol)
-        a, b, g = coefficients(params, target)
-        for name, value in (("alpha", a), ("beta", b), ("gamma", g)):
-            trial.set_user_attr(name, value)
-        c = evaluator.evaluate(a, b, g, trial)
-        record_trial(trial, c, (), True, c.accuracy)
-        return c.accuracy
-
-    return objective
-
-
-def _choose_phi(evaluator: Evaluator, settings: SearchSettings, records: list[TrialRecord], store, name: str):
-    """Step 2: the largest phi whose network meets every budget (bisection on a monotone cost, or
-    the last feasible step). Every phi evaluated becomes a trial of ``<name>-phi``."""
+def _record_step_two(store, phi_name: str, settings: SearchSettings, two: StepTwo, span) -> list[TrialRecord]:
+    """Every network step 2 (or a direct search's refinement) priced, as trials of a companion study
+    (derived afresh from the study each run, written in one batch), the winner first."""
     import optuna
 
-    step1 = [t for t in records if t.feasible]
-    if not step1:
-        raise ScalelabError(f"no trial of study '{name}' met alpha*beta^2*gamma^2 = {settings.product_target:g} "
-                            f"+- {settings.product_tolerance:g}; run more trials or widen --product-tolerance")
-    best = max(step1, key=lambda t: t.value)
-    a, b, g = coefficients(best.params, settings.product_target)
-    space = settings.space
-    # phi range where every multiplier stays inside the allowed ranges
-    lo = max(math.log(space.depth[0]) / math.log(a) if a > 1 else -math.inf,
-             math.log(space.width[0]) / math.log(b) if b > 1 else -math.inf,
-             math.log(space.resolution[0]) / math.log(g) if g > 1 else -math.inf)
-    hi = min(math.log(space.depth[1]) / math.log(a) if a > 1 else math.inf,
-             math.log(space.width[1]) / math.log(b) if b > 1 else math.inf,
-             math.log(space.resolution[1]) / math.log(g) if g > 1 else math.inf)
-    lo, hi = max(lo, -20.0), min(hi, 20.0)
-    tried: dict[float, tuple[Candidate, bool]] = {}
-
-    def at(phi: float) -> bool:
-        phi = round(phi, 6)
-        if phi not in tried:
-            c = evaluator.evaluate(a ** phi, b ** phi, g ** phi)
-            tried[phi] = (c, feasible(settings.budgets, c.metrics))
-        return tried[phi][1]
-
-    if not at(lo):
-        raise ScalelabError(f"budget {settings.budgets[0].describe()} is impossible along alpha={a:.3f}, beta={b:.3f}, "
-                            f"gamma={g:.3f}: even phi={lo:.2f} exceeds it")
-    if settings.phi_step > 0:
-        step = settings.phi_step
-        k = math.ceil(lo / step - 1e-9)
-        best_phi = lo
-        while k * step <= hi + 1e-9 and at(k * step):
-            best_phi = k * step
-            k += 1
-    elif at(hi):
-        best_phi = hi
-    else:
-        good, bad = lo, hi
-        while bad - good > 1e-3:
-            mid = (good + bad) / 2
-            good, bad = (mid, bad) if at(mid) else (good, mid)
-        # report a readable phi (two decimals) when it gives a network within the budgets too
-        snaps = [p for p in (round(good, 2), math.floor(good * 100 + 1e-6) / 100) if p >= lo and at(p)]
-        best_phi = (max(snaps) if snaps else good) + 0.0  # + 0.0: no "-0.00"
-
-    phi_name = f"{name}-phi"
     try:
-        optuna.delete_study(study_name=phi_name, storage=store)  # derived afresh from step 1 each run
+        optuna.delete_study(study_name=phi_name, storage=store)
     except KeyError:
         pass
     phi_study = optuna.create_study(storage=store, study_name=phi_name, direction="maximize")
-    dist = {"phi": optuna.distributions.FloatDistribution(lo, hi)}
-    phi_records = []
-    for phi, (c, ok) in sorted(tried.items()):
+    dist = {"phi": optuna.distributions.FloatDistribution(*(span or (0.0, 1.0))),
+            "width": optuna.distributions.FloatDistribution(*settings.space.width),
+            "pixels": optuna.distributions.IntDistribution(1, 1 << 20)}
+    frozen, records = [], []
+    for params, c, ok in sorted(two.tried, key=lambda item: (item[1] is not two.winner, item[1].macs)):
         cons, _, reward = _score(c, settings)
+        reward = c.accuracy if settings.objective == "pareto" else reward
         usage = {bb.metric: bb.usage(c.metrics[bb.metric]) for bb in settings.budgets}
         attrs = {"macs": c.macs, "params": c.params, "accuracy": c.accuracy, "accuracy_method": c.accuracy_method,
-                 "alpha": a, "beta": b, "gamma": g,
                  "candidate": {**c.as_dict(), "feasible": ok, "value": reward, "usage": usage}}
         if c.latency_ms is not None:
             attrs["latency_ms"] = c.latency_ms
-        frozen = optuna.trial.create_trial(params={"phi": min(max(phi, lo), hi)}, distributions=dist, value=reward,
-                                           user_attrs=attrs, constraints={bb.metric: v for bb, v in zip(settings.budgets, cons)})
-        phi_study.add_trial(frozen)
-        phi_records.append(TrialRecord(len(phi_records), c, ok, reward, {"phi": phi}))
-    chosen = round(best_phi, 6)
-    # the chosen phi first: it is the winner
-    phi_records.sort(key=lambda r: r.params["phi"] != chosen)
-    return (a, b, g), best_phi, phi_records
+        if two.coefficients is not None:
+            attrs.update(zip(("alpha", "beta", "gamma"), two.coefficients))
+        if "phi" in params:
+            params = {**params, "phi": min(max(params["phi"], span[0]), span[1])}
+        frozen.append(optuna.trial.create_trial(
+            params=params, distributions={k: dist[k] for k in params}, value=reward, user_attrs=attrs,
+            constraints={bb.metric: v for bb, v in zip(settings.budgets, cons)}))
+        records.append(TrialRecord(len(records), c, ok, reward, params))
+    write_trials(store, phi_study, frozen)
+    return records
 
 
-def scaling_curve(evaluator: Evaluator, coefficients: tuple[float, float, float],
-                  phis: Sequence[float], with_accuracy: bool = True) -> list[dict[str, Any]]:
-    """Cost (and, when ``with_accuracy``, estimated accuracy) along d = alpha^phi, w = beta^phi,
-    r = gamma^phi. Training or a proxy per point would cost more than the search itself, so
-    callers ask for accuracy only from a cheap estimator."""
+def search_curve(evaluator: Evaluator, result: SearchResult, estimated: bool) -> dict[str, Any]:
+    """The compound-scaling ray of the report: the two-step method's own coefficients, or for a direct
+    search the ray from the base (phi = 0) through its winner (phi = 1), within the search ranges."""
+    w = result.winner.candidate
+    if result.coefficients is not None:
+        coeffs, chosen = result.coefficients, result.phi
+        source = "alpha, beta, gamma found by step 1 of this search (depth as blocks built)"
+    else:
+        coeffs, chosen = (w.depth, w.width, w.resolution), 1.0
+        source = "the ray from the base (phi = 0) through this direct search's winner (phi = 1)"
+    space = result.settings.space
+    phis = sorted({x / 4 for x in range(-8, 21)} | {0.0, round(chosen, 3)})
+    inside = [p for p in phis if all(lo - 1e-9 <= c ** p <= hi + 1e-9 for c, (lo, hi) in
+                                     zip(coeffs, (space.depth, space.width, space.resolution)))]
+    levels = depth_levels(evaluator.base, *space.depth)
+    return {"coefficients": list(coeffs), "source": source, "chosen_phi": chosen,
+            "points": scaling_curve(evaluator, coeffs, inside, estimated, levels),
+            "accuracy": "scaling-law" if estimated else
+            f"not estimated along the curve (method '{evaluator.accuracy_method}')"}
+
+
+def scaling_curve(evaluator: Evaluator, coefficients: tuple[float, float, float], phis: Sequence[float],
+                  with_accuracy: bool = True, levels: Optional[list[DepthLevel]] = None) -> list[dict[str, Any]]:
+    """Cost (and, when ``with_accuracy``, estimated accuracy) along d = alpha^phi (the built depth
+    nearest it, from ``levels``), w = beta^phi, r = gamma^phi. Training or a proxy per point would
+    cost more than the search itself, so callers ask for accuracy only from a cheap estimator. A
+    point that cannot be built is left out."""
     a, b, g = coefficients
     points = []
     for phi in phis:
         d, w, r = a ** phi, b ** phi, g ** phi
-        if with_accuracy:
-            points.append({"phi": phi, **evaluator.evaluate(d, w, r).as_dict()})
-        else:
-            m = evaluator.metrics_at(d, w, r)
-            points.append({"phi": phi, "depth": d, "width": w, "resolution": r, "pixels": m["pixels"],
-                           "macs": m["macs"], "params": m["params"], "accuracy": None})
+        if levels is not None:
+            d = nearest_level(levels, d).multiplier
+        try:
+            if with_accuracy:
+                points.append({"phi": phi, **evaluator.evaluate(d, w, r).as_dict()})
+            else:
+                m = evaluator.metrics_at(d, w, r)
+                points.append({"phi": phi, "depth": d, "width": w, "resolution": r, "pixels": m["pixels"],
+                               "macs": m["macs"], "params": m["params"], "accuracy": None})
+        except CandidateError:
+            continue
     return points

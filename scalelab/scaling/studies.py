@@ -122,7 +122,7 @@ def record_trial(trial, c: Candidate, budgets: Sequence[Budget], ok: bool, value
 
 
 def candidate_of(attrs: dict) -> Candidate:
-    return Candidate(**{k: attrs[k] for k in Candidate.__dataclass_fields__})
+    return Candidate.from_dict(attrs)
 
 
 def read_records(study) -> list[TrialRecord]:

@@ -1,8 +1,8 @@
 """Accuracy estimators for scaled networks; every estimate says how it was obtained.
 
 - ``published``: the documented top-1 of exactly this network (``published.yaml``), else an error.
-- ``scaling-law`` (default): fitted on the published scaling series (see ``scaling_law``), with its
-  leave-one-out error reported by ``scalelab accuracy --validate``.
+- ``scaling-law`` (default): fitted on the published scaling series (see ``scaling_law``), with an
+  80% prediction interval (``intervals``) whose coverage ``scalelab accuracy --validate`` reports.
 - ``proxy``: a zero-cost score of the built module (synflow), for ranking only: no top-1.
 """
 
@@ -24,6 +24,16 @@ class AccuracyEstimate:
     detail: str  # how the number was obtained, in one sentence
     extrapolated: bool = False  # the query lies outside the data the method was fitted on
     score: Optional[float] = None  # the proxy's value (higher ranks higher)
+    #: 80% prediction interval of ``top1`` (scaling-law estimates; see ``intervals``), None otherwise
+    low: Optional[float] = None
+    high: Optional[float] = None
+
+    def text(self) -> str:
+        """'77.70 [76.22, 79.19]', or the bare number where there is no interval."""
+        if self.top1 is None:
+            return f"score {self.score:.3f} (rank only)"
+        interval = f" [{self.low:.2f}, {self.high:.2f}]" if self.low is not None else ""
+        return f"{self.top1:.2f}{interval}"
 
 
 def _pixels(base: Spec, resolution: Optional[int]) -> int:
@@ -95,6 +105,7 @@ def repeated_blocks(spec: Spec, depth: float = 1.0) -> tuple[int, int]:
 
 
 def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
+    from scalelab.scaling.accuracy.intervals import calibration
     from scalelab.scaling.accuracy.scaling_law import fitted_law
 
     base_top1 = _base_top1(base, "scaling-law")
@@ -105,13 +116,15 @@ def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> Accurac
     law = fitted_law()
     top1 = law.predict(base_top1, d, width, r)
     beyond = law.beyond(d, width, r)
+    low, high = calibration().interval(top1, d, width, r)
     detail = (f"scaling-law estimate from {base.name}'s reference top-1 {base_top1:g} ({base.reference.source}) "
               f"at depth x{depth:g} ({before} -> {after} blocks, x{d:.3g}), width x{width:g}, resolution "
               f"{pixels}px (x{r:.3g}); per-dimension saturating law fitted on published scaling series, "
-              "see `scalelab accuracy --validate`")
+              f"see `scalelab accuracy --validate`; 80% prediction interval [{low:.2f}, {high:.2f}] from the "
+              "errors on series the law never saw, wider away from the fitted multipliers")
     if beyond:
         detail += "; EXTRAPOLATED: " + "; ".join(beyond)
-    return AccuracyEstimate(top1, "scaling-law", detail, extrapolated=bool(beyond))
+    return AccuracyEstimate(top1, "scaling-law", detail, extrapolated=bool(beyond), low=low, high=high)
 
 
 __all__ = ["AccuracyEstimate", "METHODS", "estimate_accuracy", "repeated_blocks"]

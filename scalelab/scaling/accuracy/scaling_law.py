@@ -168,20 +168,29 @@ def _nelder_mead(f, start: list[float], tolerance: float = 1e-10, max_iterations
 _STARTS = ([0.0] * 6, [1.5, 0.0] * 3)
 
 
-def fit(points: list[Point]) -> ScalingLaw:
-    """Least squares in top-1 points over the published series points."""
+def fit_raw(points: list[Point]) -> list[float]:
+    """The unconstrained parameters (see ``_law``) of the least-squares fit in top-1 points."""
     loss = lambda raw: _loss(raw, points)  # noqa: E731
     candidates = []
     for start in _STARTS:
         raw = _nelder_mead(loss, list(start))
         candidates.append(_nelder_mead(loss, raw))  # a restart frees a collapsed simplex
-    return _law(min(candidates, key=loss), _ranges(points))
+    return min(candidates, key=loss)
+
+
+def fit(points: list[Point]) -> ScalingLaw:
+    """Least squares in top-1 points over the published series points."""
+    return _law(fit_raw(points), _ranges(points))
 
 
 @functools.cache
 def fitted_law() -> ScalingLaw:
-    """The law fitted on every published scaling series (computed once per process)."""
-    return fit(series_points(published()))
+    """The law fitted on every published scaling series (once per published table: ``cache``)."""
+    from scalelab.scaling.accuracy.cache import cached
+
+    points = series_points(published())
+    raw = cached("scaling_law", lambda: {"raw": fit_raw(points)})["raw"]
+    return _law(raw, _ranges(points))
 
 
 @dataclass(frozen=True)
