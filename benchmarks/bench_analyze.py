@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 LOAD_BEFORE = os.getloadavg()
 RESULTS = HERE / "analyze.md"
+AFTER_RUN = "Load average after the run:"
 
 # (label, zoo spec, resolution, torchvision builder)
 MODELS = [
@@ -226,7 +227,10 @@ def main() -> None:
                      f"{r['fvcore_conv_linear']:,} | {'yes' if r['fvcore_conv_linear'] == r['macs'] else 'NO'} | "
                      f"{r['fvcore_total']:,} | {r['ptflops_macs']:,} |")
     lines += ["", f"Load average after the run: {os.getloadavg()[0]:.1f} (1 min)."]
-    args.output.write_text("\n".join(lines) + "\n")
+    previous = args.output.read_text() if args.output.exists() else ""
+    # sections other benchmarks add after this one's last line (bench_startup.py, bench_analyze_vs.py) stay
+    tail = previous.split(AFTER_RUN, 1)[1].split("\n", 1)[1] if AFTER_RUN in previous else ""
+    args.output.write_text("\n".join(lines) + "\n" + tail)
     print(args.output.read_text())
 
 

@@ -19,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "googlenet", "vgg16"]
+NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "googlenet", "vgg16", "alexnet"]
 
 
 def inference_rows(networks, batches, device: str) -> list[str]:

@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALELAB=${SCALELAB:-scalelab}
 
-# Per-block analysis reports (Markdown)
+# Per-block analysis reports (Markdown, HTML)
 $SCALELAB analyze resnet50 --format markdown -o reports/resnet50.md
 $SCALELAB analyze efficientnet_b0 --device t4 --dtype fp16 --batch 8 --format markdown \
     -o reports/efficientnet_b0-t4-fp16-batch8.md
 $SCALELAB analyze mobilenet_v2 --mode train --optimizer adam --batch 32 --format markdown \
     -o reports/mobilenet_v2-train-adam-batch32.md
 $SCALELAB analyze googlenet --format markdown -o reports/googlenet.md
+$SCALELAB analyze resnet50 -o reports/resnet50.html
 
 # Per-block breakdown charts
 $SCALELAB plot resnet50 --breakdown all -o reports/resnet50-breakdown.png

@@ -27,7 +27,7 @@ blocks:
 
 
 def run(*args):
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -66,8 +66,10 @@ def test_resnet50_depth_one_stage_rows_match_hand_counts():
 def test_resnet50_table_in_human_units_with_convention():
     text = run("analyze", "resnet50")
     assert "25.6M" in text and "4.09G" in text and "Total (inference)" in text
-    assert "Convention: MACs = multiply-accumulates" in text
-    assert "Conditions: input 224x224, batch 1" in text
+    assert "Input 224x224, batch 1, fp32" in text and "--explain-units" in text
+    explained = run("analyze", "resnet50", "--explain-units")
+    assert "Convention: MACs = multiply-accumulates" in explained
+    assert "Conditions: input 224x224, batch 1" in explained
 
 
 def test_resolution_and_batch_overrides(tmp_path):
@@ -89,7 +91,7 @@ def test_resolution_and_batch_overrides(tmp_path):
                                         ("html", "<!DOCTYPE html>")])
 def test_output_file_holds_what_stdout_would(tmp_path, fmt, marker):
     out = tmp_path / f"report.{fmt}"
-    printed = run("analyze", "resnet50", "--format", fmt)
+    printed = run("analyze", "resnet50", "--format", fmt, *(["--wide"] if fmt == "table" else []))
     assert run("analyze", "resnet50", "--format", fmt, "--output", str(out)) == ""
     assert out.read_text() == printed
     assert marker in printed
@@ -98,7 +100,7 @@ def test_output_file_holds_what_stdout_would(tmp_path, fmt, marker):
 
 def test_csv_totals_are_exact():
     text = run("analyze", "resnet50", "--format", "csv")
-    rows = list(csv.DictReader(io.StringIO("\n".join(l for l in text.splitlines() if not l.startswith("#")))))
+    rows = list(csv.DictReader(io.StringIO(text)))
     total = next(r for r in rows if r["row"] == "total")
     assert int(total["params"]) == RESNET50_PARAMS and int(total["macs"]) == RESNET50_MACS
 

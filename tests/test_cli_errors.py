@@ -33,7 +33,7 @@ CASES = [
             "  - {name: c, kind: conv, out: 8, from: b}\n",
      r"cycle\.yaml:4:5: blocks\[0\]: from: makes a cycle: a -> b -> c -> a"),
     ("unknown_from.yaml", HEAD + "  - {name: a, kind: conv, out: 8}\n  - {name: b, kind: conv, out: 8, from: aa}\n",
-     r"unknown_from\.yaml:5:41: blocks\[1\]\.from: block 'b' takes input from unknown block 'aa' \(did you mean 'a'\?\)"),
+     r"unknown_from\.yaml:5:41: blocks\[1\]\.from: block 'b' takes input from unknown block or stage 'aa' \(did you mean 'a'\?\)"),
     ("syntax.yaml", "name: t\ninput: {channels: 3, resolution: 8\nblocks: [\n",
      r"syntax\.yaml:3:7: YAML syntax error: (did not find )?expected ',' or '\}'"),
     ("empty.yaml", "", r"empty\.yaml: the spec is empty"),

@@ -52,7 +52,7 @@ def test_training_only_blocks_are_side_branches():
     [
         ("  - {name: a, kind: conv, out: 4, from: b}\n  - {name: b, kind: conv, out: 4, from: a}\n",
          r"t.yaml:5:5: blocks\[0\]: from: makes a cycle: a -> b -> a"),
-        ("  - {name: a, kind: conv, out: 4, from: inptu}\n", "unknown block 'inptu' .did you mean 'input'"),
+        ("  - {name: a, kind: conv, out: 4, from: inptu}\n", "unknown block or stage 'inptu' .did you mean 'input'"),
         ("  - {name: a, kind: conv, out: 4}\n  - {name: a, kind: conv, out: 4}\n", "block name 'a' is used twice"),
         ("  - {name: s, kind: add}\n", "joins two or more inputs"),
         ("  - {name: a, kind: conv, out: 4}\n  - {name: p, kind: conv, out: 4, from: [a, input]}\n", "takes one input, got 2"),

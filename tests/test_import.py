@@ -135,9 +135,11 @@ def test_allow_unsupported_keeps_opaque_blocks_and_every_report_says_so(tmp_path
     assert [b.kind for b in analysis.blocks].count("opaque") == 2
     assert analysis.total.params == 3 * 8 * 9 + 8 + 8 * 10 + 10  # exact: opaque blocks hold no parameters here
     assert analysis.total.macs == 1024 * 8 * 27 + 80  # the known part only: a lower bound
-    for fmt in ("table", "json", "markdown", "csv"):
+    for fmt in ("table", "json", "markdown", "html"):
         report = invoke("analyze", out, "-f", fmt)
         assert report.exit_code == 0 and "UNKNOWN COST" in report.output, (fmt, report.output)
+    csv = invoke("analyze", out, "-f", "csv").output  # data only: each opaque row says its kind
+    assert [line.split(",")[2] for line in csv.splitlines() if ",wiggle" in line] == ["opaque", "opaque"]
 
 
 @pytest.mark.parametrize("ref, fragment", [

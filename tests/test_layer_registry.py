@@ -8,6 +8,7 @@ import pytest
 from scalelab.analysis.block_memory import inner_peak
 from scalelab.analysis.latency import layer_kind, predict_block
 from scalelab.analysis.memory import training_memory
+from scalelab.analysis.train_compute import training_compute
 from scalelab.blocks import layers as L
 from scalelab.blocks.layers import base
 from scalelab.devices import load_profile
@@ -81,13 +82,15 @@ def test_an_unregistered_layer_is_an_error():
         inner_peak(Stranger(), (2, 3, 3))
 
 
-def test_training_memory_refuses_a_kind_without_a_saved_face(half_defined, monkeypatch):
+def test_training_memory_and_compute_refuse_a_kind_without_their_face(half_defined, monkeypatch):
     network = resolve(parse_spec("name: t\ninput: {channels: 2, resolution: 3}\nblocks:\n"
                                  "  - {name: a, kind: conv, out: 2, kernel: 1}\n"))
     block = network.blocks["a"]
     monkeypatch.setattr(block, "layers", L.seq(block.layers, half_defined))
     with pytest.raises(L.MissingFace, match="no 'saved' face"):
         training_memory(network)
+    with pytest.raises(L.MissingFace, match="no 'train_macs' face"):
+        training_compute(network)
 
 
 def test_cost_records_carry_their_layer():

@@ -337,9 +337,9 @@ def test_analyze_training_memory_through_the_cli(tmp_path):
     assert data["gradient_bytes"] == (11_689_512 - 157_504) * 4
     assert data["optimizer_bytes"] == 2 * data["gradient_bytes"] and data["optimizer"] == "adam"
     bad = runner.invoke(app, ["analyze", "resnet18", "--mode", "train", "--freeze-until", "layer9"])
-    assert bad.exit_code == 2 and "no block named 'layer9'" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "no block or stage named 'layer9'" in bad.output and "Traceback" not in bad.output
     bad = runner.invoke(app, ["analyze", "resnet18", "--mode", "fly"])
-    assert bad.exit_code == 2 and "--mode: expected infer or train" in bad.output
+    assert bad.exit_code == 2 and "'fly' is not one of 'infer', 'train'" in bad.output
 
 
 # SqueezeNet's tail: a dropout before the classifier conv (torchvision's squeezenet1_1 classifier).

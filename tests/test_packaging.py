@@ -32,6 +32,7 @@ def test_wheel_contains_the_zoo_and_the_package(wheel):
     zoo = {Path(n).name for n in names if n.startswith("scalelab/specs/") and n.endswith(".yaml")}
     assert zoo == {p.name for p in (ROOT / "specs").glob("*.yaml")}
     assert "scalelab/cli/analyze.py" in names and "scalelab/report/formats.py" in names
+    assert "scalelab/report/templates/report.html.j2" in names  # the HTML report's template
     assert not any(n.startswith(("tests/", "benchmarks/", ".venv/")) for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "scalelab = scalelab.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -43,13 +44,39 @@ def test_installed_layout_finds_the_zoo_by_name(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = ("import scalelab.spec.load as l, sys; print(l.zoo_dir()); "
-            "from scalelab.cli import app; app(['analyze', 'resnet50', '-f', 'json'])")
+            "from scalelab.cli import app; app(['analyze', 'resnet50', '-o', 'r.html'], standalone_mode=False); "
+            "app(['analyze', 'resnet50', '-f', 'json'])")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     zoo_dir, report = result.stdout.split("\n", 1)
     assert Path(zoo_dir).resolve() == (site / "scalelab" / "specs").resolve()
     assert json.loads(report)["total"]["params"] == 25_557_032  # torchvision resnet50
+    assert "<table" in (tmp_path / "r.html").read_text()  # the template ships with the package
+
+
+def _imported_packages(tree: Path) -> set[str]:
+    """Top-level third-party modules imported anywhere in ``tree`` (at any depth of the code)."""
+    import ast
+
+    found = set()
+    for path in tree.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"scalelab", "__future__"}
+
+
+def test_every_imported_package_is_declared():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[ ]", d)[0].lower().replace("-", "_") for d in project["dependencies"]}
+    distribution = {"yaml": "pyyaml"}  # import name -> distribution name, where they differ
+    missing = {m for m in _imported_packages(ROOT / "scalelab") if distribution.get(m, m) not in declared}
+    assert missing == set()
 
 
 def readme_commands() -> list[str]:

@@ -113,17 +113,17 @@ def test_json_has_exact_integers_units_conditions_and_convention(tiny):
     assert data["training_only_total"]["macs"] == 512
 
 
-def test_csv_states_its_conditions_and_parses(tiny):
+def test_csv_starts_with_its_header_and_states_its_conditions(tiny):
     text = to_csv(build_report(tiny))
-    comments = [line for line in text.splitlines() if line.startswith("#")]
-    assert any(CONVENTION in line for line in comments)
-    assert any("input 8x8, batch 1" in line for line in comments)
-    rows = list(csv.DictReader(io.StringIO("\n".join(l for l in text.splitlines() if not l.startswith("#")))))
+    assert text.startswith("row,name,kind,")
+    rows = list(csv.DictReader(io.StringIO(text)))
     by_name = {r["name"]: r for r in rows}
     assert by_name["stem"]["macs"] == "6912" and by_name["stem"]["params"] == "116"
+    assert (by_name["stem"]["input"], by_name["stem"]["batch"], by_name["stem"]["dtype"]) == ("8x8", "1", "fp32")
     assert by_name["total (inference)"]["row"] == "total" and by_name["total (inference)"]["macs"] == "9000"
     assert by_name["aux"]["training_only"] == "true"
-    assert by_name["total (training-only)"]["params"] == "514"
+    assert by_name["total (training-only blocks)"]["params"] == "514"
+    assert all(r["spec"] == "tiny" for r in rows)
 
 
 def test_markdown_and_table_show_human_units_totals_and_the_convention(tiny):
@@ -134,9 +134,10 @@ def test_markdown_and_table_show_human_units_totals_and_the_convention(tiny):
     assert "**Total (inference)**" in md and "**9.00K**" in md
     assert "## Training-only blocks" in md
     assert CONVENTION in md and "input 8x8, batch 1" in md
-    table = to_table(report)
-    assert "Total (inference)" in table and "Total (training-only)" in table and "6.91K" in table
-    assert CONVENTION.split(";")[0] in table
+    table = to_table(report, width=200)
+    assert "Total (inference)" in table and "Total (training-only blocks)" in table and "6.91K" in table
+    assert CONVENTION.split(";")[0] not in table and "--explain-units" in table  # one short footer line
+    assert CONVENTION.split(";")[0] in to_table(report, width=200, explain_units=True)
     assert all(line == line.rstrip() for line in table.splitlines())
     assert CONVENTION.split(";")[0] in html.unescape(to_html(report))
 
@@ -150,6 +151,6 @@ def test_an_added_column_reaches_every_format(tiny):
     assert report.rows[1].values["peak_probe"] is None  # a column that does not add up is not summed
     assert report.total["weight_bytes"] == 206 * 4
     assert json.loads(to_json(report))["units"]["weight_bytes"] == "bytes of weights"
-    assert "weight_bytes" in to_csv(report).splitlines()[4]
+    assert "weight_bytes" in to_csv(report).splitlines()[0]
     assert "| Weights | Peak |" in to_markdown(report)
-    assert "824 B" in to_table(report)
+    assert "824 B" in to_table(report, width=200)

@@ -71,9 +71,23 @@ def test_missing_input_section():
 def test_problems_are_counted_once_per_place():
     # 'stride: 0' stands for (0, 0): pydantic reports each element, but it is one place in the file
     text = HEAD + "  - {name: a, kind: conv, out: 0, stride: 0}\n"
-    assert error_of(text) == "t.yaml:4:32: blocks[0].out: must be greater than 0 (got 0) (and 1 more problem)"
+    assert error_of(text).splitlines() == ["t.yaml:4:32: blocks[0].out: must be greater than 0 (got 0)",
+                                           "t.yaml:4:43: blocks[0].stride: must be greater than 0 (got 0)"]
     text = HEAD + "  - {name: a, kind: conv, out: 0, stride: [0, 0]}\n"
-    assert error_of(text).endswith("(and 2 more problems)")
+    assert len(error_of(text).splitlines()) == 3  # out, and each element of the written pair
+
+
+def test_every_problem_is_shown_located_up_to_ten():
+    blocks = "".join(f"  - {{name: b{i}, kind: conv, out: -{i + 1}}}\n" for i in range(12))
+    lines = error_of(HEAD + blocks).splitlines()
+    assert len(lines) == 11 and lines[-1] == "(and 2 more problems)"
+    for i, line in enumerate(lines[:10]):
+        assert line.startswith(f"t.yaml:{4 + i}:") and f"blocks[{i}].out: must be greater than 0 (got -{i + 1})" in line
+
+
+def test_activation_choices_match_the_kinds_listing():
+    message = error_of(HEAD + "  - {name: a, kind: conv, out: 8, activation: swishh}\n")
+    assert "'hardswish', 'swish' or 'none'" in message and "did you mean 'swish'?" in message
 
 
 # --------------------------------------------------------------------------------------------------
@@ -96,5 +110,6 @@ def test_malformed_documents_only_raise_scalelab_errors(blocks, channels, resolu
     try:
         analyze(parse_spec(text, "t.yaml"))
     except ScalelabError as exc:
-        assert str(exc).startswith("t.yaml"), str(exc)
-        assert "\n" not in str(exc)
+        lines = str(exc).splitlines()
+        assert all(line.startswith("t.yaml") for line in lines[:10]), str(exc)  # one located line per problem
+        assert len(lines) <= 10 or (len(lines) == 11 and lines[-1].startswith("(and "))

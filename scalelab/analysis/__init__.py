@@ -1,5 +1,17 @@
-"""Costs from the resolved graph: parameters, MACs, other ops, activations (memory and latency build on these)."""
+"""Costs from the resolved graph: parameters, MACs, other ops, activations (memory and latency build on these).
 
-from scalelab.analysis.costs import CONVENTION, Analysis, BlockCost, Cost, analyze
+The names below load on first use (PEP 562): a light submodule such as ``scalelab.analysis.noise``
+can be imported (by a command's option defaults) without the block models and the graph.
+"""
+
+from importlib import import_module
 
 __all__ = ["CONVENTION", "Analysis", "BlockCost", "Cost", "analyze"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        value = getattr(import_module("scalelab.analysis.costs"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'scalelab.analysis' has no attribute {name!r}")

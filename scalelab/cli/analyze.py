@@ -11,6 +11,7 @@ import typer
 
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
+from scalelab.output import check_output_file
 
 
 class ReportFormat(str, Enum):
@@ -19,6 +20,37 @@ class ReportFormat(str, Enum):
     json = "json"
     csv = "csv"
     html = "html"
+
+
+class Mode(str, Enum):
+    infer = "infer"
+    train = "train"
+
+
+#: ``-o FILE`` picks the format from the file's extension.
+EXTENSION_FORMATS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown",
+                     ".html": "html", ".htm": "html", ".txt": "table"}
+IMAGE_EXTENSIONS = (".png", ".svg", ".pdf")
+
+
+def choose_format(fmt: Optional[ReportFormat], output: Optional[Path]) -> str:
+    """The format asked for, or the one the output file's extension names; a contradiction is refused."""
+    if output is None:
+        return (fmt or ReportFormat.table).value
+    suffix = output.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        raise ScalelabError(f"--output {output}: analyze writes reports ({', '.join(EXTENSION_FORMATS)}); for a chart "
+                            f"use `scalelab plot SPEC --breakdown macs,params -o {output.name}`")
+    implied = EXTENSION_FORMATS.get(suffix)
+    if fmt is None:
+        if implied is None:
+            raise ScalelabError(f"--output {output}: cannot tell the format from '{suffix or 'no extension'}'; name the "
+                                f"file .json, .csv, .md, .html or .txt, or give --format")
+        return implied
+    if implied is not None and implied != fmt.value:
+        raise ScalelabError(f"--format {fmt.value} contradicts --output {output} (a {implied} file name); "
+                            f"drop --format or rename the file")
+    return fmt.value
 
 
 def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
@@ -35,40 +67,88 @@ def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
     return (h, w)
 
 
+def check_combinations(mode: Mode, optimizer: Optional[str], freeze_until: Optional[str], measure: bool,
+                       measure_on: Optional[str], no_cache: bool, allow_noisy: bool = False) -> None:
+    """Options that would do nothing without another one are refused, not ignored."""
+    needs = [("--optimizer", optimizer is not None, "--mode train"),
+             ("--freeze-until", freeze_until is not None, "--mode train"),
+             ("--measure-on", measure_on is not None, "--measure"),
+             ("--no-cache", no_cache, "--measure"),
+             ("--allow-noisy", allow_noisy, "--measure")]
+    for option, given, other in needs:
+        enabled = mode is Mode.train if other == "--mode train" else measure
+        if given and not enabled:
+            raise ScalelabError(f"{option} applies only with {other}; add {other} or drop {option}")
+
+
+def select_columns(report, columns: Optional[str]):
+    """``--columns params,macs``: the report with those columns, in that order (JSON keys)."""
+    import dataclasses
+
+    from scalelab.errors import did_you_mean
+
+    by_key = {c.key: c for c in report.columns}
+    keys = [k.strip() for k in columns.split(",") if k.strip()]
+    if not keys:
+        raise ScalelabError(f"--columns: name one or more of {', '.join(by_key)}")
+    for key in keys:
+        if key not in by_key:
+            raise ScalelabError(f"--columns: unknown column '{key}'{did_you_mean(key, by_key)}; with these options "
+                                f"the columns are {', '.join(by_key)}")
+    return dataclasses.replace(report, columns=tuple(by_key[k] for k in dict.fromkeys(keys)))
+
+
 @app.command()
 @friendly
 def analyze(
-    spec: str = typer.Argument(..., help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`), or a "
-                               "PyTorch model as module:callable or file.py:callable, imported on the fly."),
-    format: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f",
-                                        help="Output format: table (human units), markdown, json or csv (exact integers), html."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Write the report to this file (atomically: nothing is written on failure)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r",
+    spec: str = typer.Argument(..., metavar="SPEC", help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`), "
+                      "or a PyTorch model as module:callable or file.py:callable, imported on the fly."),
+    format: Optional[ReportFormat] = typer.Option(None, "--format", "-f", help=(
+        "table (human units; the default), markdown, json or csv (exact integers), html (a self-contained page). "
+        "With -o, taken from the file's extension.")),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help=(
+        "Write the report to this file, in the format its extension names (.json .csv .md .html .txt); "
+        "atomically: nothing is written on failure.")),
+    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", metavar="SIZE",
                                              help="Input size overriding the spec's: 224 or HxW such as 224x160."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (MACs, ops and activations scale with it)."),
-    depth: int = typer.Option(2, "--depth", "-d", min=1, max=2,
-                              help="Rows: 1 = one row per stage, 2 = every block."),
-    device: Optional[str] = typer.Option(None, "--device", help="Add predicted latency on a device profile: a name "
+    batch: int = typer.Option(1, "--batch", "-b", min=1, metavar="N", help="Batch size (MACs, ops and activations scale with it)."),
+    level: int = typer.Option(2, "--level", "-l", min=1, max=2, metavar="1|2", help="Rows: 1 = one row per stage, 2 = every block."),
+    depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
+                                        help="Old name of --level (kept for one release)."),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="KEYS", help=(
+        "Comma-separated columns to show, by JSON key (params, macs, macs_percent, other_ops, activation_elements, "
+        "activation_bytes, and those --device, --measure and --mode train add). Default: every column, except the "
+        "terminal table, which keeps what fits its width.")),
+    wide: bool = typer.Option(False, "--wide", help="Terminal table: every column, however wide."),
+    explain_units: bool = typer.Option(False, "--explain-units", help=(
+        "Terminal table: print the counting convention and each column's unit in full.")),
+    device: Optional[str] = typer.Option(None, "--device", metavar="PROFILE", help="Add predicted latency on a device profile: a name "
                                          "(`scalelab devices`) or a profile YAML (`scalelab calibrate`)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16, bf16 or int8: bytes and latency at this "
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="DTYPE", help="fp32, fp16, bf16 or int8: bytes and latency at this "
                                         "type; adds memory columns and the inference peak (default fp32)."),
     measure: bool = typer.Option(False, "--measure", help="Add latency measured here with torch (each block and the network)."),
-    measure_on: str = typer.Option("cpu", "--measure-on", help="Where --measure runs: cpu, or cuda / cuda:N."),
+    measure_on: Optional[str] = typer.Option(None, "--measure-on", metavar="DEVICE", help="With --measure: cpu (default), or cuda / cuda:N."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="With --measure: measure every block again instead of "
+                                  "reusing timings cached by an earlier run."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy", help="With --measure: keep timings of a machine that "
                                      "stays too busy to measure cleanly, marked noisy (default: refuse, exit 2)."),
-    mode: str = typer.Option("infer", "--mode", help="infer, or train to add training memory columns."),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="With --mode train: sgd, sgd-momentum or adam."),
-    freeze_until: Optional[str] = typer.Option(None, "--freeze-until", help="With --mode train: this block and every "
-                                               "block before it are frozen (no gradients, no optimizer state)."),
+    mode: Mode = typer.Option(Mode.infer, "--mode", help="infer, or train to add training memory columns."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="NAME", help="With --mode train: sgd (default), sgd-momentum or adam."),
+    freeze_until: Optional[str] = typer.Option(None, "--freeze-until", metavar="BLOCK", help="With --mode train: this block (or the "
+                                               "last block of this stage) and every block before it are frozen."),
 ) -> None:
     """Per-block parameters, MACs, other ops and activation sizes of a network, with totals.
 
     Training-only blocks (auxiliary classifiers) are reported apart from the inference total.
-    Every output states the counting convention and the conditions (resolution, batch).
+    Every output states the conditions (resolution, batch) and the counting convention.
     """
+    check_output_file(output)
+    fmt = choose_format(format, output)
+    check_combinations(mode, optimizer, freeze_until, measure, measure_on, no_cache, allow_noisy)
+    if (wide or explain_units) and fmt != "table":
+        raise ScalelabError("--wide and --explain-units shape the terminal table; other formats carry every column "
+                            "and the units already")
     from scalelab.analysis import analyze as run_analysis
-    from scalelab.report import build_report, render
 
     size = parse_resolution(resolution)
     from scalelab.importer.source import is_model_ref
@@ -78,21 +158,45 @@ def analyze(
 
         spec, size = import_model(spec, (3, *(size or (224, 224)))).spec, None
     analysis = run_analysis(spec, resolution=size, batch=batch)
-    if device is None and dtype is None and not measure and mode == "infer":
-        report = build_report(analysis, depth=depth)
-        emit(render(report, format.value), output)
-        return
-    from scalelab.analysis.memory import dtype_bytes
-    from scalelab.report.device import device_figures
-    from scalelab.report import Conditions, default_columns
+    for warning in analysis.network.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    measuring = {"measure": measure, "measure_on": measure_on or "cpu", "use_cache": not no_cache,
+                 "allow_noisy": allow_noisy}
+    report = _report(analysis, depth or level, device, dtype, measuring, mode.value, optimizer or "sgd", freeze_until)
+    if columns is not None:
+        report = select_columns(report, columns)
+    chart = _breakdown_svg(analysis, report) if fmt == "html" else None
+    from scalelab.report.formats import render
+    from scalelab.report.table import terminal_width
 
-    if mode not in ("infer", "train"):
-        raise ScalelabError(f"--mode: expected infer or train, got '{mode}'")
+    fit = fmt == "table" and output is None and not wide and columns is None  # a file gets every column
+    width = terminal_width() if output is None else 100
+    emit(render(report, fmt, width=width, fit=fit, explain_units=explain_units, chart_svg=chart), output)
+
+
+def _report(analysis, level: int, device, dtype, measuring: dict, mode: str, optimizer: str, freeze_until):
+    """``measuring``: measure, measure_on, use_cache and allow_noisy, as device_figures takes them."""
+    from scalelab.report import build_report
+
+    if device is None and dtype is None and not measuring["measure"] and mode == "infer":
+        return build_report(analysis, depth=level)
+    from scalelab.analysis.memory import dtype_bytes
+    from scalelab.report import Conditions, default_columns
+    from scalelab.report.device import device_figures
+
     dtype = dtype or "fp32"
-    figures = device_figures(analysis.network, dtype=dtype, batch=batch, device=device, measure=measure,
-                             mode=mode, optimizer=optimizer, freeze_until=freeze_until, measure_on=measure_on,
-                             allow_noisy=allow_noisy)
-    conditions = Conditions(tuple(analysis.input_shape[1:]), batch, dtype, dtype_bytes(dtype))
-    report = build_report(analysis, depth=depth, columns=[*default_columns(), *figures.columns],
-                          conditions=conditions, notes=figures.notes, figures=figures.data)
-    emit(render(report, format.value), output)
+    figures = device_figures(analysis.network, dtype=dtype, batch=analysis.batch, device=device, mode=mode,
+                             optimizer=optimizer, freeze_until=freeze_until, **measuring)
+    conditions = Conditions(tuple(analysis.input_shape[1:]), analysis.batch, dtype, dtype_bytes(dtype))
+    return build_report(analysis, depth=level, columns=[*default_columns(), *figures.columns],
+                        conditions=conditions, notes=figures.notes, figures=figures.data, mode=mode,
+                        extra_totals=figures.extra_totals)
+
+
+def _breakdown_svg(analysis, report) -> str:
+    """The per-block breakdown chart the HTML report embeds (matplotlib, imported only here)."""
+    from scalelab.report.charts import block_breakdown
+    from scalelab.report.plotting import breakdown_svg
+
+    return breakdown_svg(block_breakdown(analysis, ("macs", "params", "activations"), depth=report.depth,
+                                         dtype=report.conditions.dtype))

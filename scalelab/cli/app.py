@@ -18,14 +18,33 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: option names never cut, flags without a '<bool>' type, and no rich import
+    rich_markup_mode=None,
 )
 
 EXIT_BAD_INPUT = 2
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from scalelab import __version__
+
+        typer.echo(f"scalelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Per-block cost analysis and compound scaling of convolutional networks described in YAML."""
+
+
 def fail(message: str) -> "typer.Exit":
     """Print one clear message to stderr and leave with the bad-input exit code."""
-    typer.echo(f"error: {message}", err=True)
+    for line in message.splitlines() or [""]:  # several located problems: one line each
+        typer.echo(f"error: {line}", err=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -44,7 +63,8 @@ def friendly(command: Callable) -> Callable:
 
 def emit(text: str, output: Optional[Path]) -> None:
     """Print ``text``, or write it to ``output`` atomically (no partial file if anything fails)."""
+    text = text if text.endswith("\n") else text + "\n"
     if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.write(text)
         return
     write_atomic(output, text.encode("utf-8"))

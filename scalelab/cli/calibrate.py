@@ -9,6 +9,7 @@ import typer
 
 from scalelab.analysis.noise import MAX_OTHER_CPUS, MAX_SPREAD
 from scalelab.cli.app import app, emit, friendly
+from scalelab.output import check_output_file
 
 
 @app.command()
@@ -37,6 +38,7 @@ recorded in the profile.
 On a busy machine it waits and measures again (back-off), then refuses (exit 2) naming the \
 competing load and the disagreement of repeated rounds; a fit whose leave-one-out error is \
 too large is written with a warning that every prediction from the profile repeats."""
+    check_output_file(output)  # before minutes of measuring
     from scalelab.analysis.noise import NoiseLimits
     from scalelab.analysis.calibrate import calibrate as run
 

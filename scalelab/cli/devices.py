@@ -23,20 +23,22 @@ def _table(profiles) -> str:
     from rich.table import Table
     from rich.text import Text
 
+    from scalelab.report.table import terminal_width
+
     table = Table(title="scalelab device profiles", title_justify="left", header_style="bold")
     for header in ("name", "kind", "peak TFLOP/s by dtype", "bandwidth GB/s", "achievable compute / bandwidth",
                    "launch us", "description"):
-        table.add_column(header, overflow="fold")
+        table.add_column(header, overflow="fold", no_wrap=header == "name")  # names stay whole
     for p in profiles:
         peaks = ", ".join(f"{d} {f / 1e12:g}" for d, f in p.peak_flops.items())
         table.add_row(*(Text(c) for c in (
             p.name, p.kind, peaks, f"{p.memory_bandwidth / 1e9:g}",
             f"{p.achievable_compute:.0%} / {p.achievable_bandwidth:.0%}", f"{p.launch_overhead_us:g}", p.description)))
-    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    console = Console(file=io.StringIO(), width=terminal_width(), color_system=None, highlight=False)
     console.print(table)
     console.print(Text("Peak FLOP/s count 2 FLOPs per multiply-add (datasheet convention). Datasheet figures and their "
                        "sources are in --format json; achievable fractions and launch overheads are typical values, "
-                       "not datasheet figures: `scalelab calibrate` measures them on this machine."), soft_wrap=True)
+                       "not datasheet figures: `scalelab calibrate` measures them on this machine."))
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
 
 

@@ -78,18 +78,20 @@ def _table(infos: list[dict]) -> str:
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    from scalelab.report.table import terminal_width
+
+    console = Console(file=io.StringIO(), width=terminal_width(), color_system=None, highlight=False)
     for info in infos:
         console.print(Text(f"{info['kind']}: {info['summary']}", style="bold"))  # a title would wrap at table width
         table = Table(header_style="bold")
         for header in ("parameter", "type", "default", "description"):
-            table.add_column(header, overflow="fold")
+            table.add_column(header, overflow="fold", no_wrap=header == "parameter")  # names stay whole
         for p in info["parameters"]:
             # Text(): '[int > 0, int > 0]' is data, not rich markup
             table.add_row(*(Text(c) for c in (p["name"], p["type"], _default_text(p), p["description"])))
         console.print(table)
     console.print(Text("Every kind also takes: name, from (input block names), training_only, scale_width. "
-                  "`scalelab schema` prints the full JSON Schema."), soft_wrap=True)
+                  "`scalelab schema` prints the full JSON Schema."))
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
 
 

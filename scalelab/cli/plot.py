@@ -12,6 +12,7 @@ import typer
 
 from scalelab.cli.app import app, friendly
 from scalelab.errors import ScalelabError
+from scalelab.output import check_output_file
 
 
 class Chart(str, Enum):
@@ -50,8 +51,7 @@ def check_image_path(path: Path) -> None:
     if suffix not in IMAGE_FORMATS:
         raise ScalelabError(f"{path}: charts are written as {', '.join(IMAGE_FORMATS)}; name the file with one of "
                             f"these extensions (got '{path.suffix or 'none'}')")
-    if not path.parent.is_dir():
-        raise ScalelabError(f"{path}: folder {path.parent} does not exist")
+    check_output_file(path)
 
 
 @app.command()
@@ -60,7 +60,8 @@ def plot(
     source: str = typer.Argument(..., metavar="REPORT_OR_SPEC", help=(
         "JSON report written by `scalelab scale` (REPORT_DIR/<study>.json); with --breakdown, a spec file or "
         "zoo name (e.g. resnet50).")),
-    chart: Chart = typer.Option(Chart.all, "--chart", help="Report charts: accuracy (vs cost), scaling (curves vs phi), or all."),
+    chart: Optional[Chart] = typer.Option(None, "--chart", help=(
+        "Report charts: accuracy (vs cost), scaling (curves vs phi), or all (default; with -o FILE: accuracy).")),
     x: Axis = typer.Option(Axis.macs, "--x", help="Cost axis of the accuracy chart (log scale)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Image file for a single chart (PNG, SVG, PDF)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help=(
@@ -69,7 +70,9 @@ def plot(
     breakdown: Optional[str] = typer.Option(None, "--breakdown", help=(
         "Draw a per-block bar chart of the spec instead: comma-separated metrics among macs, params, "
         "activations (output bytes) and latency (predicted; needs --device), or all.")),
-    depth: int = typer.Option(2, "--depth", "-d", min=1, max=2, help="With --breakdown: 1 = one bar per stage, 2 = every block."),
+    level: int = typer.Option(2, "--level", "-l", min=1, max=2, help="With --breakdown: 1 = one bar per stage, 2 = every block."),
+    depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
+                                        help="Old name of --level (kept for one release)."),
     device: Optional[str] = typer.Option(None, "--device", help=(
         "With --breakdown: device profile for predicted latency, a name (`scalelab devices`) or a profile YAML.")),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
@@ -82,16 +85,19 @@ def plot(
     predicted latency, so the costly blocks stand out."""
     if output is not None:
         check_image_path(output)
+    level = depth or level
     if breakdown is not None:
-        if chart != Chart.all or x != Axis.macs or not references:
+        if chart is not None or x != Axis.macs or not references:
             raise ScalelabError("--chart, --x and --references apply to search reports, not to --breakdown charts")
-        _breakdown(source, breakdown, depth, device, dtype, batch, resolution, output, output_dir)
+        _breakdown(source, breakdown, level, device, dtype, batch, resolution, output, output_dir)
         return
     given = [name for name, value in (("--device", device), ("--dtype", dtype), ("--resolution", resolution))
-             if value is not None] + (["--batch"] if batch != 1 else []) + (["--depth"] if depth != 2 else [])
+             if value is not None] + (["--batch"] if batch != 1 else []) + (["--level"] if level != 2 else [])
     if given:
         raise ScalelabError(f"{', '.join(given)} apply to --breakdown charts of a spec (e.g. "
                             f"`scalelab plot resnet50 --breakdown macs,params`), not to a search report")
+    if chart is None:
+        chart = Chart.all if output is None else Chart.accuracy  # one file names one chart
     _report_charts(Path(source), chart, x, output, output_dir, references)
 
 
@@ -105,6 +111,8 @@ def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], 
     if output is None and output_dir is not None and not output_dir.is_dir():
         raise ScalelabError(f"{output_dir}: folder does not exist")
     analysis = analyze(spec, resolution=parse_resolution(resolution), batch=batch)
+    for warning in analysis.network.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     latency = None
     if device is not None:
         from scalelab.analysis.latency import predict_latency
@@ -125,7 +133,8 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
 
     data = read_report(report)
     if output is not None and chart == Chart.all:
-        raise ScalelabError("--output names one file: choose --chart accuracy or --chart scaling (or use --output-dir)")
+        raise ScalelabError("--output names one file: choose --chart accuracy (the default) or --chart scaling, "
+                            "or use --output-dir for all")
     folder = output.parent if output is not None else (output_dir or report.parent)
     if not folder.is_dir():
         raise ScalelabError(f"{folder}: folder does not exist")

@@ -12,11 +12,12 @@ from typing import Optional
 
 import typer
 
-from scalelab.cli.app import app, emit, friendly, write_atomic
+from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
-from scalelab.spec.dump import spec_yaml
+from scalelab.output import FileSet, OutputFolder, check_output_file, write_atomic
 
 DEFAULT_BASE = "efficientnet_b0"
+DEFAULT_REPORT_DIR = Path("scalelab-reports")
 
 
 class Method(str, Enum):
@@ -71,7 +72,7 @@ def _safe_name(name: str) -> str:
 @friendly
 def scale(
     spec: Optional[str] = typer.Argument(None, help=f"Base spec file or zoo name (default: {DEFAULT_BASE})."),
-    budget: list[str] = typer.Option([], "--budget", "-b", help=(
+    budget: list[str] = typer.Option([], "--budget", "-b", metavar="BUDGET", help=(
         "Budget(s): 400MFLOPs, 0.4GMACs, 5Mparams, 2ms (needs --device), 64MB / 1GiB (inference peak). "
         "Repeat the option or separate with commas; a bare count such as 5M is refused as ambiguous.")),
     flops_convention: FlopsConventionKind = typer.Option(FlopsConventionKind.paper, "--flops-convention", help=(
@@ -113,7 +114,9 @@ def scale(
     product_tolerance: float = typer.Option(0.1, "--product-tolerance", help="Two-step: |alpha*beta^2*gamma^2 - 2| allowed."),
     phi_step: float = typer.Option(0.0, "--phi-step", help="Two-step: phi in steps of this (0: continuous)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the (winning) spec YAML here."),
-    report_dir: Path = typer.Option(Path("reports"), "--report-dir", help="Folder for the Markdown/JSON report and charts."),
+    report_dir: Path = typer.Option(DEFAULT_REPORT_DIR, "--report-dir", help=(
+        "Folder for the JSON/Markdown report, the winning spec and the charts (created if missing; the default "
+        "SQLite study storage lives there too).")),
     charts: bool = typer.Option(True, "--charts/--no-charts", help="Draw the charts into the report folder."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table for people, json for scripts."),
     top: int = typer.Option(10, "--top", help="Candidates listed."),
@@ -126,6 +129,7 @@ def scale(
     """
     from scalelab.spec import load_spec
 
+    check_output_file(output)
     applying = phi is not None or depth is not None or width is not None or resolution is not None
     if applying and budget:
         raise ScalelabError("give either --budget (search) or --phi / --depth / --width / --resolution (apply a scaling), not both")
@@ -159,22 +163,19 @@ def scale(
         product_tolerance=product_tolerance, phi_step=phi_step, extrapolation=extrapolation.value,
     )
     settings.space.check()
+    folder = OutputFolder(report_dir, "--report-dir")  # checked now, made when the search starts
     check_reachable(evaluator, settings)  # before anything is written
-    if report_dir.exists() and not report_dir.is_dir():
-        raise ScalelabError(f"--report-dir {report_dir}: exists and is not a folder")
-    if output is not None and not output.parent.is_dir():
-        raise ScalelabError(f"--output {output}: folder {output.parent} does not exist")
     if storage is not None:
         from scalelab.scaling.search import open_storage
 
         open_storage(storage)  # a bad URL fails here, before the report folder is made
-    report_dir.mkdir(parents=True, exist_ok=True)
-    _search(evaluator, settings, storage or f"sqlite:///{report_dir / 'studies.db'}", study, report_dir, output,
-            charts, format, top, sys.stderr.isatty() if progress is None else progress)
+    with folder:  # a failed run removes the folder again if it made it and left it empty
+        _search(evaluator, settings, storage or f"sqlite:///{report_dir / 'studies.db'}", study, report_dir, output,
+                charts, format, top, sys.stderr.isatty() if progress is None else progress)
 
 
 def _search(evaluator, settings, storage, study, report_dir: Path, output, charts: bool, format, top, progress) -> None:
-    from scalelab.report.search import print_table, search_report, to_markdown
+    from scalelab.report.search import print_table, search_report
     from scalelab.scaling.search import run_search, search_curve
 
     stop = _StopOnCtrlC()
@@ -201,24 +202,7 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
     spec_path = output or report_dir / f"{stem}.yaml"
     report["winner_spec"] = str(spec_path)
 
-    chart_files: dict[str, str] = {}
-    if charts:
-        from scalelab.report.charts import accuracy_vs_cost, scaling_curves
-        from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
-
-        axes = ["macs", "params"] + (["latency"] if evaluator.device else [])
-        for x in axes:
-            path = report_dir / f"{stem}-accuracy-vs-{x}.png"
-            draw_accuracy_vs_cost(accuracy_vs_cost(report, x), path)
-            chart_files[f"top-1 vs {x}"] = path.name
-        path = report_dir / f"{stem}-scaling-curves.png"
-        draw_scaling_curves(scaling_curves(report), path)
-        chart_files["scaling curves"] = path.name
-    report["charts"] = chart_files
-
-    write_atomic(spec_path, spec_yaml(winner_spec).encode("utf-8"))
-    write_atomic(report_dir / f"{stem}.json", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
-    write_atomic(report_dir / f"{stem}.md", to_markdown(report, chart_files).encode("utf-8"))
+    chart_files = _write_report_set(report, evaluator, report_dir, stem, winner_spec, spec_path, charts)
     if format == OutputFormat.json:
         emit(json.dumps(report, indent=1), None)
         return
@@ -231,6 +215,38 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
                   highlight=False, markup=False)
     if result.storage != "memory":
         console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
+
+
+def _write_report_set(report: dict, evaluator, report_dir: Path, stem: str, winner_spec, spec_path: Path,
+                      charts: bool) -> dict[str, str]:
+    """Render the JSON and Markdown reports, the winning spec and the charts into a staging folder, then
+    move them into place JSON first: an interrupted run never leaves old and new files mixed."""
+    from scalelab.report.search import to_markdown
+    from scalelab.spec.dump import spec_yaml
+
+    chart_files: dict[str, str] = {}
+    with FileSet(report_dir) as files:
+        if charts:
+            from scalelab.report.charts import accuracy_vs_cost, scaling_curves
+            from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
+
+            for x in ["macs", "params"] + (["latency"] if evaluator.device else []):
+                name = f"{stem}-accuracy-vs-{x}.png"
+                draw_accuracy_vs_cost(accuracy_vs_cost(report, x), files.path(name))
+                chart_files[f"top-1 vs {x}"] = name
+            name = f"{stem}-scaling-curves.png"
+            draw_scaling_curves(scaling_curves(report), files.path(name))
+            chart_files["scaling curves"] = name
+        report["charts"] = chart_files
+        files.write(f"{stem}.json", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
+        files.write(f"{stem}.md", to_markdown(report, chart_files).encode("utf-8"))
+        in_folder = spec_path.parent.resolve() == report_dir.resolve()
+        if in_folder:
+            files.write(spec_path.name, spec_yaml(winner_spec).encode("utf-8"))
+        files.commit(first=[f"{stem}.json", f"{stem}.md"])
+    if not in_folder:
+        write_atomic(spec_path, spec_yaml(winner_spec).encode("utf-8"))
+    return chart_files
 
 
 class _StopOnCtrlC:
@@ -281,6 +297,8 @@ def _apply(base, phi, depth, width, resolution, alpha, beta, gamma, divisor, res
         how = f"depth x{d:g}, width x{w:g}, input {scaled.input.resolution[0]}px"
     total = analyze(scaled).total
     estimate = _estimate(base, d, w, scaled.input.resolution[0])
+    from scalelab.spec.dump import spec_yaml
+
     text = spec_yaml(scaled)
     summary = {"spec": scaled.name, "base": base.name, "scaling": how, "depth": d, "width": w,
                "resolution": scaled.input.resolution[0], "macs": total.macs, "params": total.params,

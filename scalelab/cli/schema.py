@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from scalelab.cli.app import app, emit, friendly
+from scalelab.output import check_output_file
 
 
 @app.command()
@@ -20,6 +21,7 @@ def schema(
 
     Point an editor's YAML language server at it to validate specs as you type.
     """
+    check_output_file(output)
     from scalelab.spec import spec_schema
 
     emit(json.dumps(spec_schema(), indent=2), output)

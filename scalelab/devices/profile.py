@@ -9,6 +9,7 @@ few). Every datasheet figure carries its source.
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 from typing import Literal, Optional
@@ -137,11 +138,14 @@ def load_profile(name_or_path: "str | Path") -> DeviceProfile:
     """A shipped profile by name (``t4``) or a profile YAML file (one written by ``scalelab calibrate``)."""
     path = Path(name_or_path)
     if not path.is_file():
-        shipped = profiles_dir() / f"{name_or_path}.yaml"
-        if not shipped.is_file():
-            raise ScalelabError(f"{name_or_path}: no such device profile file or name{did_you_mean(name_or_path, profile_names())}; "
+        names = {n.lower(): n for n in profile_names()}  # names match in any case: T4 is t4
+        name = names.get(str(name_or_path).lower())
+        if name is None:
+            close = difflib.get_close_matches(str(name_or_path).lower(), list(names), n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(repr(names[c]) for c in close)}?)" if close else ""
+            raise ScalelabError(f"{name_or_path}: no such device profile file or name{hint}; "
                                 f"`scalelab devices` lists them")
-        path = shipped
+        path = profiles_dir() / f"{name}.yaml"
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -21,11 +21,12 @@ class DeviceFigures:
     columns: list[Column] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)  # for JSON: figures with units and conditions
+    extra_totals: list = field(default_factory=list)  # rows after the total: (label, values)
 
 
 def device_figures(network, *, dtype: str, batch: int, device: Optional[str], measure: bool,
                    mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu",
-                   allow_noisy: bool = False) -> DeviceFigures:
+                   use_cache: bool = True, allow_noisy: bool = False) -> DeviceFigures:
     from scalelab.analysis.memory import best_order, inference_memory, training_memory
 
     out = DeviceFigures()
@@ -56,6 +57,8 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         "lowest_peak_exact": better.exact,
     }
     if mode == "train":
+        if freeze_until is not None:
+            freeze_until = network.block_named(freeze_until, "--freeze-until")  # a stage: its last block
         _training(out, training_memory(network, dtype, batch, optimizer, freeze_until))
     prediction = None
     if device is not None:
@@ -70,7 +73,7 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         out.data["predicted_latency"] = {"unit": "milliseconds", "device": prediction.device, "dtype": dtype,
                                          "batch": batch, "total_ms": prediction.total_ms, "method": prediction.method}
     if measure:
-        measured = _measured(out, network, dtype, batch, measure_on, allow_noisy)
+        measured = _measured(out, network, dtype, batch, measure_on, use_cache, allow_noisy)
         if prediction is not None:
             _prediction_error(out, prediction, measured)
     return out
@@ -112,19 +115,34 @@ def _training(out: DeviceFigures, tm) -> None:
     }
 
 
-def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, allow_noisy: bool = False):
+def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, use_cache: bool = True,
+              allow_noisy: bool = False):
     from scalelab.analysis.measure import measure_latency
 
-    m = measure_latency(network, on, dtype, batch, allow_noisy=allow_noisy)
-    out.columns.append(Column("measured_ms", "Meas. ms", f"milliseconds, median {m.method}",
+    m = measure_latency(network, on, dtype, batch, use_cache=use_cache, allow_noisy=allow_noisy)
+    out.columns.append(Column("measured_ms", "Meas. ms", f"milliseconds, median {m.method}; the total row "
+                              "sums the blocks timed alone, the row after it times the network whole",
                               lambda b, ctx: m.blocks[b.name].median_ms if b.name in m.blocks else None, _ms))
+    out.columns.append(Column("measured_cached", "Cached", "whether the timing comes from the cache of an earlier "
+                              "run (--no-cache measures again)",
+                              lambda b, ctx: m.blocks[b.name].cached if b.name in m.blocks else None,
+                              lambda v: "-" if v is None else ("yes" if v else ""), summed=False))
     out.columns.append(Column("measured_spread_ms", "Spread ms", "milliseconds, inter-quartile range of the measured runs",
                               lambda b, ctx: m.blocks[b.name].spread_ms if b.name in m.blocks else None, _ms, summed=False))
-    out.notes.append(f"Measured latency of the whole network: {m.network.median_ms:.3f} ms (inter-quartile range "
-                     f"{m.network.spread_ms:.3f} ms); blocks timed alone sum to a different figure. Conditions: "
+    blocks_sum = sum(t.median_ms for t in m.blocks.values())
+    cached = sum(t.cached for t in m.blocks.values()) + bool(m.network.cached)
+    out.extra_totals.append(("Network timed whole", {"measured_ms": m.network.median_ms,
+                                                     "measured_cached": m.network.cached,
+                                                     "measured_spread_ms": m.network.spread_ms}))
+    cache_text = (f" {cached} of {len(m.blocks) + 1} timings come from the cache of an earlier run, measured under "
+                  f"that run's load (--no-cache measures again)." if cached else "")
+    out.notes.append(f"Measured latency: the network timed whole {m.network.median_ms:.3f} ms (inter-quartile range "
+                     f"{m.network.spread_ms:.3f} ms); the blocks timed alone sum to {blocks_sum:.3f} ms (each pays its "
+                     f"own launch and cache warm-up).{cache_text} Conditions: "
                      + ", ".join(f"{k} {v}" for k, v in m.conditions.items()) + ".")
     out.data["measured_latency"] = {"unit": "milliseconds", "network_median_ms": m.network.median_ms,
-                                    "network_spread_ms": m.network.spread_ms, "method": m.method,
-                                    "conditions": m.conditions, "noisy": m.network.noisy,
+                                    "network_spread_ms": m.network.spread_ms, "network_cached": m.network.cached,
+                                    "sum_of_blocks_alone_ms": blocks_sum, "cached_timings": cached,
+                                    "method": m.method, "conditions": m.conditions, "noisy": m.network.noisy,
                                     "competing_load_cpus": m.network.other_cpus}
     return m

@@ -1,7 +1,8 @@
-"""Rendering a ``Report``: terminal table (rich), Markdown, JSON, CSV and HTML.
+"""Rendering a ``Report``: Markdown, JSON and CSV here; the terminal table in ``table``, HTML in ``html``.
 
 Tables show human units (25.6M, 4.09G); JSON and CSV carry the exact integers. Every format states
-the spec, the conditions (resolution, batch, dtype), the counting convention and each column's unit.
+the spec and the conditions (resolution, batch, dtype); JSON, Markdown and HTML also the counting
+convention and each column's unit (the terminal table on ``--explain-units``).
 """
 
 from __future__ import annotations
@@ -16,63 +17,45 @@ from scalelab.report.units import human_shape
 
 FORMATS = ("table", "markdown", "json", "csv", "html")
 
-_FIXED_HEADERS = ("Block", "Kind", "Output")
+FIXED_HEADERS = ("Block", "Kind", "Output")
 
 
-def _title(report: Report) -> str:
+def title(report: Report) -> str:
     return f"scalelab analysis of {report.spec}"
 
 
-def _cells(report: Report, row: Row) -> list[str]:
+def cells(report: Report, row: Row) -> list[str]:
     return [row.name, row.kind, human_shape(row.out_shape)] + [c.human(row.values.get(c.key)) for c in report.columns]
 
 
-def _total_cells(report: Report, label: str, values: dict) -> list[str]:
-    return [label, "", ""] + [c.human(values.get(c.key)) for c in report.columns]
+def total_cells(report: Report, label: str, values: dict) -> list[str]:
+    return [label, "", ""] + [c.human(values.get(c.key)) if c.key in values else "" for c in report.columns]
+
+
+def total_label(report: Report) -> str:
+    """What the total row adds up: in training mode it is not an inference total."""
+    if report.mode != "train":
+        return "Total (inference)"
+    return "Total (main blocks)" if report.training_rows else "Total"
+
+
+def training_caption(report: Report) -> str:
+    if report.mode != "train":
+        return TRAINING_LABEL
+    return "Training-only blocks (trained too, not in the total above)"
+
+
+def total_rows(report: Report) -> list[tuple[str, dict]]:
+    """The total row, then the rows after it (such as the network timed whole)."""
+    return [(total_label(report), report.total), *report.extra_totals]
 
 
 def _units(report: Report) -> list[str]:
     return [f"{c.header}: {c.unit}" for c in report.columns]
 
 
-TRAINING_LABEL = "Training-only blocks (excluded from the inference total)"
-
-
-# --------------------------------------------------------------------------------------------------
-# Terminal and HTML (rich)
-
-
-def _rich_tables(report: Report) -> list:
-    from rich.table import Table
-    from rich.text import Text
-
-    def make(title: str, rows: tuple[Row, ...], total_label: str, total: dict) -> Table:
-        table = Table(title=Text(title), title_justify="left", show_footer=False, header_style="bold")
-        for header in _FIXED_HEADERS:
-            table.add_column(header, no_wrap=True)
-        for col in report.columns:
-            table.add_column(col.header, justify="right", no_wrap=True)
-        for row in rows:
-            table.add_row(*(Text(c) for c in _cells(report, row)))  # data, not rich markup
-        table.add_section()
-        table.add_row(*(Text(c) for c in _total_cells(report, total_label, total)), style="bold")
-        return table
-
-    tables = [make(_title(report), report.rows, "Total (inference)", report.total)]
-    if report.training_rows:
-        tables.append(make(TRAINING_LABEL, report.training_rows, "Total (training-only)",
-                           report.training_total))
-    return tables
-
-
-def _rich_console(width: int, record: bool = False):
-    from rich.console import Console
-
-    return Console(file=io.StringIO(), width=width, record=record, color_system=None,
-                   force_terminal=False, highlight=False, soft_wrap=False)
-
-
-def _notes(report: Report) -> list[str]:
+def notes(report: Report) -> list[str]:
+    """Conditions, convention, units and the network-level figures, in words."""
     return [
         f"Conditions: {report.conditions.describe()}.",
         f"Convention: {report.convention}.",
@@ -81,55 +64,36 @@ def _notes(report: Report) -> list[str]:
     ]
 
 
-def to_table(report: Report, width: Optional[int] = None) -> str:
-    """A plain-text table for a terminal (human units)."""
-    from rich.text import Text
-
-    console = _rich_console(width or 240)
-    for table in _rich_tables(report):
-        console.print(table)
-    for note in _notes(report):
-        console.print(Text(note), soft_wrap=True)
-    # rich pads every line to the console width; a file or pipe should not carry that padding
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
-
-
-def to_html(report: Report) -> str:
-    from rich.text import Text
-
-    console = _rich_console(240, record=True)
-    for table in _rich_tables(report):
-        console.print(table)
-    for note in _notes(report):
-        console.print(Text(note), soft_wrap=True)
-    return console.export_html(inline_styles=True)
+TRAINING_LABEL = "Training-only blocks (excluded from the inference total)"
+TRAINING_TOTAL = "Total (training-only blocks)"
 
 
 # --------------------------------------------------------------------------------------------------
 # Markdown
 
 
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+def _md_row(texts: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in texts) + " |"
 
 
-def _md_table(report: Report, rows: tuple[Row, ...], total_label: str, total: dict) -> list[str]:
-    headers = [*_FIXED_HEADERS, *(c.header for c in report.columns)]
-    lines = [_md_row(headers), "|" + "|".join([":---"] * len(_FIXED_HEADERS) + ["---:"] * len(report.columns)) + "|"]
-    lines += [_md_row(_cells(report, r)) for r in rows]
-    lines.append(_md_row([f"**{c}**" if c else "" for c in _total_cells(report, total_label, total)]))
+def _md_table(report: Report, rows: tuple[Row, ...], totals: list[tuple[str, dict]]) -> list[str]:
+    headers = [*FIXED_HEADERS, *(c.header for c in report.columns)]
+    lines = [_md_row(headers), "|" + "|".join([":---"] * len(FIXED_HEADERS) + ["---:"] * len(report.columns)) + "|"]
+    lines += [_md_row(cells(report, r)) for r in rows]
+    for label, values in totals:
+        lines.append(_md_row([f"**{c}**" if c else "" for c in total_cells(report, label, values)]))
     return lines
 
 
 def to_markdown(report: Report) -> str:
-    lines = [f"# {_title(report)}", ""]
+    lines = [f"# {title(report)}", ""]
     if report.description:
         lines += [report.description.strip(), ""]
-    lines += _md_table(report, report.rows, "Total (inference)", report.total)
+    lines += _md_table(report, report.rows, total_rows(report))
     if report.training_rows:
-        lines += ["", f"## {TRAINING_LABEL}", ""]
-        lines += _md_table(report, report.training_rows, "Total (training-only)", report.training_total)
-    lines += [""] + [f"- {note}" for note in _notes(report)]
+        lines += ["", f"## {training_caption(report)}", ""]
+        lines += _md_table(report, report.training_rows, [(TRAINING_TOTAL, report.training_total)])
+    lines += [""] + [f"- {note}" for note in notes(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -164,7 +128,10 @@ def report_dict(report: Report) -> dict:
         "units": {c.key: c.unit for c in report.columns},
         "depth": report.depth,
         "rows": [_json_row(report, r) for r in report.rows],
+        "total_label": total_label(report),
         "total": _json_total(report, report.total),
+        "extra_totals": [{"label": label, **{c.key: _exact(values[c.key]) for c in report.columns if c.key in values}}
+                         for label, values in report.extra_totals],
         "training_only_rows": [_json_row(report, r) for r in report.training_rows],
         "training_only_total": _json_total(report, report.training_total) if report.training_rows else None,
         **report.figures,
@@ -176,36 +143,50 @@ def to_json(report: Report) -> str:
 
 
 CSV_FIXED = ("row", "name", "kind", "stage", "out_shape", "training_only")
+CSV_CONDITIONS = ("spec", "input", "batch", "dtype")
 
 
 def to_csv(report: Report) -> str:
-    """CSV with '#' comment lines for spec, conditions, convention and units (pandas: comment='#')."""
+    """One header row, then one row per block (or stage) and the totals. Each row repeats the
+    conditions (spec, input HxW, batch, dtype); the convention and units are in --format json."""
     buf = io.StringIO()
-    buf.write(f"# {_title(report)}\n")
-    for note in _notes(report):
-        buf.write(f"# {note}\n")
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(list(CSV_FIXED) + [c.key for c in report.columns])
+    writer.writerow(list(CSV_FIXED) + [c.key for c in report.columns] + list(CSV_CONDITIONS))
+    h, w = report.conditions.resolution
+    conditions = [report.spec, f"{h}x{w}", report.conditions.batch, report.conditions.dtype]
 
-    def write(kind: str, row: Row) -> None:
+    def numbers(values: dict) -> list:
+        return ["" if (v := _exact(values.get(c.key))) is None else v for c in report.columns]
+
+    def write(row: Row) -> None:
+        kind = "stage" if report.depth <= 1 and row.stage else "block"
         fixed = [kind, row.name, row.kind, row.stage or "", human_shape(row.out_shape), str(row.training_only).lower()]
-        writer.writerow(fixed + ["" if (v := _exact(row.values.get(c.key))) is None else v for c in report.columns])
+        writer.writerow(fixed + numbers(row.values) + conditions)
 
     def write_total(kind: str, label: str, values: dict, training_only: bool) -> None:
-        fixed = [kind, label, "", "", "", str(training_only).lower()]
-        writer.writerow(fixed + ["" if (v := _exact(values.get(c.key))) is None else v for c in report.columns])
+        writer.writerow([kind, label, "", "", "", str(training_only).lower()] + numbers(values) + conditions)
 
-    row_kind = "stage" if report.depth <= 1 else "block"
     for row in report.rows:
-        write(row_kind if row.stage else "block", row)
-    write_total("total", "total (inference)", report.total, False)
+        write(row)
+    for i, (label, values) in enumerate(total_rows(report)):
+        write_total("total" if i == 0 else "extra_total", label.lower(), values, False)
     for row in report.training_rows:
-        write(row_kind if row.stage else "block", row)
+        write(row)
     if report.training_rows:
-        write_total("training_only_total", "total (training-only)", report.training_total, True)
+        write_total("training_only_total", TRAINING_TOTAL.lower(), report.training_total, True)
     return buf.getvalue()
 
 
-def render(report: Report, fmt: str) -> str:
-    renderers = {"table": to_table, "markdown": to_markdown, "json": to_json, "csv": to_csv, "html": to_html}
-    return renderers[fmt](report)
+def render(report: Report, fmt: str, *, width: Optional[int] = None, fit: bool = True, explain_units: bool = False,
+           chart_svg: Optional[str] = None) -> str:
+    """``fmt`` is one of FORMATS. ``width``, ``fit`` (drop columns to fit the width) and
+    ``explain_units`` shape the terminal table; ``chart_svg`` is the chart the HTML report embeds."""
+    if fmt == "table":
+        from scalelab.report.table import to_table
+
+        return to_table(report, width=width, explain_units=explain_units, fit=fit)
+    if fmt == "html":
+        from scalelab.report.html import to_html
+
+        return to_html(report, chart_svg=chart_svg)
+    return {"markdown": to_markdown, "json": to_json, "csv": to_csv}[fmt](report)

@@ -262,9 +262,34 @@ def _binary_locator(limit: float):
 def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
     """One horizontal bar panel per metric, blocks top to bottom in execution order; each bar says its
     value and its share of the network's total, and the largest bar of each panel is darker."""
-    import textwrap
+    plt = _pyplot()
+    fig = _breakdown_figure(plt, chart)
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def breakdown_svg(chart: BreakdownChart) -> str:
+    """The breakdown chart as an ``<svg>`` element to embed in a page (text drawn as paths: no fonts needed)."""
+    import io
 
     plt = _pyplot()
+    fig = _breakdown_figure(plt, chart)
+    try:
+        buffer = io.StringIO()
+        with plt.rc_context({"svg.hashsalt": "scalelab"}):  # the same chart gives the same bytes
+            fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE, which are not allowed inside HTML
+
+
+def _breakdown_figure(plt, chart: BreakdownChart):
+    import textwrap
+
     n = len(chart.rows)
     width = 1.6 + 3.6 * len(chart.panels)
     fig, axes = plt.subplots(1, len(chart.panels), figsize=(width, 1.4 + 0.26 * n), sharey=True, squeeze=False)
@@ -296,7 +321,7 @@ def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
         wrap = max(60, int(width * 15))
         notes = "\n".join(line for note in chart.notes for line in textwrap.wrap(note, wrap))
         fig.text(0.01, 0.0, notes, fontsize=6.5, va="top", color="0.3")
-        _save(fig, path)
-    finally:
+    except BaseException:
         plt.close(fig)
-    return Path(path)
+        raise
+    return fig

@@ -44,6 +44,8 @@ class Report:
     training_total: dict[str, Optional[Number]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  #: network-level figures in words (inference peak, latency, ...)
     figures: dict = field(default_factory=dict)  #: the same figures as data, with units, for JSON
+    mode: str = "infer"  #: infer, or train (training-memory columns): what the total row adds up
+    extra_totals: tuple[tuple[str, dict], ...] = ()  #: rows after the total, e.g. the network timed whole
 
 
 def _sum_values(columns: Sequence[Column], rows: Sequence[dict]) -> dict[str, Optional[Number]]:
@@ -92,6 +94,8 @@ def build_report(
     conditions: Optional[Conditions] = None,
     notes: Sequence[str] = (),
     figures: Optional[dict] = None,
+    mode: str = "infer",
+    extra_totals: Sequence[tuple[str, dict]] = (),
 ) -> Report:
     """The rows and totals of an analysis; ``columns`` defaults to ``default_columns()``;
     ``notes`` and ``figures`` carry network-level results (words, and data with units)."""
@@ -124,7 +128,8 @@ def build_report(
     unknown = _opaque_notes(analysis)
     notes, figures = (*unknown, *notes), {**({"unknown_cost": unknown[0]} if unknown else {}), **(figures or {})}
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
-                  finish(inference), total, finish(training), training_total, tuple(notes), dict(figures or {}))
+                  finish(inference), total, finish(training), training_total, tuple(notes), dict(figures or {}), mode,
+                  tuple(extra_totals))
 
 
 def _opaque_notes(analysis: "Analysis") -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,34 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
         return loc, f"unknown field '{loc[-1]}'{what}{did_you_mean(loc[-1], _fields_of(parent))}"
     message = error["msg"].replace("Input should", "must", 1)
     if kind.startswith("literal"):
-        message = f"must be one of {error['ctx']['expected']}"
+        choices = _choices(error["ctx"]["expected"])
+        hint = did_you_mean(error["input"], re.findall(r"'([^']*)'", choices)) if isinstance(error["input"], str) else ""
+        return loc, f"must be one of {choices} (got {error['input']!r}){hint}"
     return loc, f"{message} (got {error['input']!r})"
+
+
+MAX_PROBLEMS = 10
+
+
+def _all_problems(source: SourceMap, errors: list, data: Any) -> str:
+    """One located line per problem, up to MAX_PROBLEMS; a pair such as stride: -2 fails once per
+    element, but is one place in the file and one line here."""
+    lines: dict[str, str] = {}
+    for error in errors:
+        path, message = _describe(error, data)
+        lines.setdefault(source.where(path), message)
+    shown = [f"{where}: {message}" for where, message in list(lines.items())[:MAX_PROBLEMS]]
+    hidden = len(lines) - len(shown)
+    return "\n".join(shown + ([f"(and {hidden} more problem{'s' if hidden > 1 else ''})"] if hidden else []))
+
+
+def _choices(expected: str) -> str:
+    """pydantic's "'relu', 'silu' or 'none'", with the alias 'swish' that `scalelab kinds` lists."""
+    names = re.findall(r"'([^']*)'", expected)
+    if "silu" in names and "swish" not in names:
+        names.insert(names.index("none") if "none" in names else len(names), "swish")
+    quoted = [f"'{n}'" for n in names]
+    return ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else expected
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,12 +208,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        path, message = _describe(errors[0], data)
-        # a pair such as stride: -2 fails once per element; count a located problem once
-        others = {source.where(p) for p, _ in (_describe(e, data) for e in errors[1:])} - {source.where(path)}
-        more = f" (and {len(others)} more problem{'s' if len(others) > 1 else ''})" if others else ""
-        raise located_error(source, path, message + more) from None
+        raise ScalelabError(_all_problems(source, exc.errors(include_url=False), data)) from None
     spec._source = source
     return spec
 
