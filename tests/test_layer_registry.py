@@ -167,7 +167,8 @@ EXAMPLES = {
 
 def test_every_primitive_kind_has_an_example():
     primitives = {k for k, cls in L.REGISTRY.items() if issubclass(cls, L.Primitive)}
-    assert {name.split("/")[0] for name in EXAMPLES} == primitives
+    # an opaque layer stands for an operation of unknown cost: no module to compare (tests/test_import.py)
+    assert {name.split("/")[0] for name in EXAMPLES} == primitives - {"opaque"}
 
 
 @pytest.mark.parametrize("trained,input_grad", [(True, True), (True, False), (False, True)])

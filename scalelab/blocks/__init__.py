@@ -31,6 +31,7 @@ from scalelab.blocks.linear import LinearBlock
 from scalelab.blocks.lrn import LRNBlock
 from scalelab.blocks.maxpool import MaxPoolBlock
 from scalelab.blocks.mbconv import MBConvBlock
+from scalelab.blocks.opaque import OpaqueBlock, OpaqueMergeBlock
 from scalelab.blocks.residual import ResidualBlock
 from scalelab.blocks.separable import SeparableBlock
 from scalelab.blocks.shuffle_unit import ShuffleUnitBlock
@@ -42,7 +43,7 @@ _CLASSES: tuple[type[Block], ...] = (
     BatchNormBlock, LRNBlock, ActivationBlock, DropoutBlock, FlattenBlock, AddBlock, ConcatBlock,
     SqueezeExciteBlock, ResidualBlock, BottleneckBlock, SeparableBlock, MBConvBlock, InceptionBlock,
     AuxClassifierBlock, FusedMBConvBlock, WrapBlock, LayerNormBlock, LayerScaleBlock, ChannelLinearBlock,
-    ChannelShuffleBlock, ChannelSplitBlock, ShuffleUnitBlock,
+    ChannelShuffleBlock, ChannelSplitBlock, ShuffleUnitBlock, OpaqueBlock, OpaqueMergeBlock,
 )
 
 #: kind name -> block model

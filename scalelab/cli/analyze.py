@@ -103,7 +103,8 @@ def select_columns(report, columns: Optional[str]):
 @app.command()
 @friendly
 def analyze(
-    spec: str = typer.Argument(..., metavar="SPEC", help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`)."),
+    spec: str = typer.Argument(..., metavar="SPEC", help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`), "
+                      "or a PyTorch model as module:callable or file.py:callable, imported on the fly."),
     format: Optional[ReportFormat] = typer.Option(None, "--format", "-f", help=(
         "table (human units; the default), markdown, json or csv (exact integers), html (a self-contained page). "
         "With -o, taken from the file's extension.")),
@@ -152,7 +153,14 @@ def analyze(
                             "and the units already")
     from scalelab.analysis import analyze as run_analysis
 
-    analysis = run_analysis(spec, resolution=parse_resolution(resolution), batch=batch)
+    size = parse_resolution(resolution)
+    from scalelab.importer.source import is_model_ref
+
+    if is_model_ref(spec):  # a PyTorch model: import it at the resolution asked (torch only then)
+        from scalelab.importer import import_model
+
+        spec, size = import_model(spec, (3, *(size or (224, 224)))).spec, None
+    analysis = run_analysis(spec, resolution=size, batch=batch)
     for warning in analysis.network.warnings:
         typer.echo(f"warning: {warning}", err=True)
     measuring = {"measure": measure, "measure_on": measure_on or "cpu", "use_cache": not no_cache,

@@ -125,6 +125,8 @@ def build_report(
     if training_total:
         _fill_shares(columns, training_total, total)
     spec = analysis.network.spec
+    unknown = _opaque_notes(analysis)
+    notes, figures = (*unknown, *notes), {**({"unknown_cost": unknown[0]} if unknown else {}), **(figures or {})}
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
                   finish(inference), total, finish(training), training_total,
                   (*analysis.network.notes, *notes), {**_not_applicable(analysis), **(figures or {})}, mode,
@@ -135,3 +137,15 @@ def _not_applicable(analysis: "Analysis") -> dict:
     """Training-only blocks left out at this resolution, as data for JSON (nothing when none is)."""
     skipped = analysis.network.not_applicable
     return {"not_applicable": [{"block": name, "reason": why} for name, why in skipped.items()]} if skipped else {}
+
+
+def _opaque_notes(analysis: "Analysis") -> list[str]:
+    """Blocks of unknown cost make every MAC and op total a lower bound: say so in every report."""
+    from scalelab.blocks.opaque import OPAQUE_KINDS
+
+    opaque = [b for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]
+    if not opaque:
+        return []
+    ops = sorted({b.block.op for b in opaque})
+    return [f"UNKNOWN COST: {len(opaque)} opaque block(s) ({', '.join(ops)}) have unknown MACs and ops, counted "
+            "as none: MAC and op totals are lower bounds (parameters and shapes are exact)."]

@@ -1,0 +1,251 @@
+"""`scalelab import`: a module defined here, the refusal of operations no block states, opaque
+imports, the command line, and the round trip through ``build_module``. Expected figures are worked
+out by hand or measured on the module (sum of p.numel(), FlopCounterMode), never by scalelab."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cli_helpers import assert_refused, invoke
+from scalelab import analyze, load_spec
+from scalelab.importer import import_module
+
+MODEL_FILE = '''
+import torch
+from torch import nn
+
+
+@torch.fx.wrap
+def wiggle(x):
+    return x * torch.sin(x)
+
+
+class Wiggly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = wiggle(self.conv(x))
+        x = wiggle(x)
+        return self.head(x.mean([2, 3]))
+
+
+def build():
+    return Wiggly()
+
+
+def not_a_module():
+    return 42
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        return x if x.mean() > 0 else -x
+
+
+def branchy():
+    return Branchy()
+'''
+
+
+class Small(nn.Module):
+    """Conv-bn-relu stem, a residual pair, two concatenated branches, squeeze-excite, head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.conv_a = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn_a = nn.BatchNorm2d(16)
+        self.left = nn.Conv2d(16, 8, 1)
+        self.right = nn.Conv2d(16, 8, 3, padding=1)
+        self.se_pool = nn.AdaptiveAvgPool2d(1)
+        self.se_down = nn.Conv2d(16, 4, 1)
+        self.se_up = nn.Conv2d(4, 16, 1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(self.bn_a(self.conv_a(x)) + x)
+        x = torch.cat([self.left(x), self.right(x)], 1)
+        gate = torch.sigmoid(self.se_up(torch.relu(self.se_down(self.se_pool(x)))))
+        x = x * gate
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_a_small_module_imports_exactly_with_patterns_folded(count_params, flop_counter_macs):
+    model = Small().eval()
+    imported = import_module(model, (3, 32, 32), name="small")
+    kinds = {b.name: b.kind for b in analyze(imported.spec).blocks}
+    # conv+bn+relu -> one conv block; add+relu -> add; cat -> concat; the SE pattern -> squeeze_excite
+    assert kinds["stem"] == "conv" and kinds["conv_a"] == "conv" and kinds["add"] == "add"
+    assert kinds["cat"] == "concat" and "squeeze_excite" in kinds.values()
+    assert len(kinds) == 10  # stem, conv_a, add, left, right, cat, SE, global pool, flatten, fc
+    result = analyze(imported.spec)
+    # by hand: stem 3*16*9 + bn 32; conv_a 16*16*9 + bn 32; left 16*8 + 8; right 16*8*9 + 8;
+    # SE 16*4 + 4 + 4*16 + 16; fc 16*10 + 10
+    params = 432 + 32 + 2304 + 32 + 136 + 1160 + 148 + 170
+    assert result.total.params == params == count_params(model)
+    # by hand, 16x16 maps after the stride-2 stem: stem 256*16*27, conv_a 256*16*144, left 256*8*16,
+    # right 256*8*144, SE 16*4 + 4*16, fc 160
+    macs = 256 * 16 * 27 + 256 * 16 * 144 + 256 * 8 * 16 + 256 * 8 * 144 + 128 + 160
+    assert result.total.macs == macs == flop_counter_macs(model, torch.zeros(1, 3, 32, 32))
+    assert result.blocks[-1].out_shape == (10,)
+
+
+def test_imported_block_shapes_equal_the_modules_outputs():
+    """Forward hooks on the real module give each named module's output shape."""
+    model = Small().eval()
+    seen = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            seen[name] = tuple(output.shape[1:])
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
+    model(torch.zeros(1, 3, 32, 32))
+    for handle in handles:
+        handle.remove()
+    blocks = analyze(import_module(model, (3, 32, 32)).spec).blocks
+    checked = [b.name for b in blocks if b.name in seen and tuple(b.out_shape) == seen[b.name]]
+    assert checked == [b.name for b in blocks if b.name in seen] and len(checked) >= 5
+
+
+def test_an_unsupported_operation_is_refused_with_where_and_how_often(tmp_path):
+    path = tmp_path / "wiggly.py"
+    path.write_text(MODEL_FILE)
+    out = tmp_path / "spec.yaml"
+    result = invoke("import", f"{path}:build", "-o", out)
+    assert_refused(result, "wiggle x2", "--allow-unsupported")
+    assert not out.exists()
+
+
+def test_allow_unsupported_keeps_opaque_blocks_and_every_report_says_so(tmp_path):
+    path = tmp_path / "wiggly.py"
+    path.write_text(MODEL_FILE)
+    out = tmp_path / "spec.yaml"
+    result = invoke("import", f"{path}:build", "--allow-unsupported", "--input", "3x32x32", "-o", out)
+    assert result.exit_code == 0, result.output
+    spec = load_spec(out)
+    analysis = analyze(spec)
+    assert [b.kind for b in analysis.blocks].count("opaque") == 2
+    assert analysis.total.params == 3 * 8 * 9 + 8 + 8 * 10 + 10  # exact: opaque blocks hold no parameters here
+    assert analysis.total.macs == 1024 * 8 * 27 + 80  # the known part only: a lower bound
+    for fmt in ("table", "json", "markdown", "html"):
+        report = invoke("analyze", out, "-f", fmt)
+        assert report.exit_code == 0 and "UNKNOWN COST" in report.output, (fmt, report.output)
+    csv = invoke("analyze", out, "-f", "csv").output  # data only: each opaque row says its kind
+    assert [line.split(",")[2] for line in csv.splitlines() if ",wiggle" in line] == ["opaque", "opaque"]
+
+
+@pytest.mark.parametrize("ref, fragment", [
+    ("no_such_package_xyz:build", "cannot import 'no_such_package_xyz'"),
+    ("torchvision.models:no_such_model", "has no attribute 'no_such_model'"),
+    ("{file}:not_a_module", "returned a int, not a torch.nn.Module"),
+    ("{dir}/missing.py:build", "no such file"),
+    ("{file}:branchy", "torch.fx cannot trace this module"),
+])
+def test_bad_model_references_are_refused(tmp_path, ref, fragment):
+    (tmp_path / "wiggly.py").write_text(MODEL_FILE)
+    ref = ref.format(file=tmp_path / "wiggly.py", dir=tmp_path)
+    assert_refused(invoke("import", ref), fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--input", "3x224"], "--input: expected channels x height x width"),
+    (["--input", "3x64x64", "--resolution", "64"], "not both"),
+    (["-o", "spec.txt"], ".yaml, .yml or .json"),
+])
+def test_bad_options_are_refused(args, fragment):
+    assert_refused(invoke("import", "torchvision.models:alexnet", *args), fragment)
+
+
+def test_import_writes_a_spec_that_analyzes_like_the_module(tmp_path, torchvision_model, count_params):
+    out = tmp_path / "alexnet.yaml"
+    result = invoke("import", "torchvision.models:alexnet", "--input", "3x224x224", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "parameters 61,100,840" in result.output  # the summary on stderr
+    assert analyze(load_spec(out)).total.params == count_params(torchvision_model("alexnet")) == 61_100_840
+    stdout = invoke("import", "torchvision.models:alexnet")
+    assert stdout.exit_code == 0 and out.read_text() in stdout.output
+    as_json = tmp_path / "alexnet.json"
+    assert invoke("import", "torchvision.models:alexnet", "-o", as_json).exit_code == 0
+    assert analyze(load_spec(as_json)).total == analyze(load_spec(out)).total  # JSON is YAML too
+
+
+def test_analyze_imports_a_model_on_the_fly(torchvision_model, flop_counter_macs):
+    result = invoke("analyze", "torchvision.models:resnet18", "-f", "json", "-r", "160")
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.output)
+    assert report["total"]["params"] == 11_689_512
+    assert report["total"]["macs"] == flop_counter_macs(torchvision_model("resnet18"), torch.zeros(1, 3, 160, 160))
+
+
+@pytest.mark.parametrize("zoo", ["resnet18", "mobilenet_v2", "googlenet", "efficientnet_b0"])
+def test_round_trip_through_build_module_keeps_the_totals(zoo):
+    from scalelab.build import build_module
+
+    original = analyze(zoo)
+    imported = import_module(build_module(zoo).eval(), original.input_shape, name=zoo)
+    again = analyze(imported.spec)
+    # activations (block outputs) differ: the imported spec has finer blocks than the zoo's
+    assert (again.total.params, again.total.macs, again.total.ops) == \
+        (original.total.params, original.total.macs, original.total.ops)
+    assert again.blocks[-1].out_shape == original.blocks[-1].out_shape
+
+
+def test_a_module_that_cannot_run_at_the_input_size_is_refused():
+    assert_refused(invoke("import", "torchvision.models:alexnet", "-r", "16"), "cannot run on a 3x16x16 input")
+
+
+def test_shufflenet_and_convnext_patterns_are_recognised(monkeypatch, torchvision_model):
+    """The matchers behind channel_shuffle, channel_split and channels-last regions, on torchvision's
+    own modules: ShuffleNetV2 x0.5 has 16 units, each ending in a shuffle of 2 groups, 13 of them
+    splitting their input in 2; ConvNeXt-T permutes to channels-last and back in each of its
+    18 blocks and 5 LayerNorm2d (stem, 3 downsamplings, head)."""
+    from scalelab.importer import patterns
+    from scalelab.importer.trace import trace
+
+    monkeypatch.setattr(patterns, "_has_kind", lambda kind: True)
+    shuffle = trace(torchvision_model("shufflenet_v2_x0_5"), (3, 224, 224), "shufflenet")
+    found, inside = patterns.find_channel_shuffle(shuffle)
+    assert len(found) == 16 and {fields["groups"] for fields, _, _ in found.values()} == {2}
+    assert len(inside) == 16 * 3  # view to 5-D, transpose, contiguous
+    assert [patterns.channel_split(n) for n in shuffle.nodes() if patterns.channel_split(n)] == [2] * 13
+
+    convnext = trace(torchvision_model("convnext_tiny"), (3, 64, 64), "convnext")
+    layouts, last = [], set()
+    for node in convnext.nodes():
+        layout = patterns.permute_layout(node, any(a in last for a in node.all_input_nodes))
+        if layout:
+            layouts.append(layout)
+        if layout == "last" or (layout is None and any(a in last for a in node.all_input_nodes)):
+            last.add(node)
+    assert layouts == ["last", "first"] * (18 + 5)
+
+
+def test_analysing_an_imported_spec_needs_no_torch(tmp_path, cli_fresh):
+    path = tmp_path / "small.yaml"
+    path.write_text(import_module(Small().eval(), (3, 32, 32), name="small").text)
+    stdout, heavy = cli_fresh(["analyze", str(path), "--format", "json"])
+    assert heavy == [] and '"params": 4414' in stdout
+
+
+def test_an_opaque_layer_refuses_every_face_that_needs_its_arithmetic():
+    from scalelab.blocks.opaque import Opaque
+    from scalelab.errors import ScalelabError
+
+    layer = Opaque("my.op", (4, 2, 2), 7)
+    cost = layer.cost((4, 2, 2), (4, 2, 2))
+    assert (cost.params, cost.macs, cost.ops) == (7, 0, 0)
+    faces = [lambda: layer.train_macs((4, 2, 2), (4, 2, 2)), lambda: layer.saved((4, 2, 2), (4, 2, 2), True, "cpu"),
+             lambda: layer.inner_peak((4, 2, 2), (4, 2, 2)), layer.latency, layer.torch_module]
+    for face in faces:
+        with pytest.raises(ScalelabError, match="opaque layer my.op: its .* is unknown"):
+            face()

@@ -1,0 +1,86 @@
+"""`scalelab import` on every classification CNN of the installed torchvision: the imported spec's
+parameters equal sum(p.numel()) (the heads that never run in eval imported as training-only blocks),
+its MACs equal FlopCounterMode's total / 2, and each block named after a module has that module's
+output shape (forward hooks on the real module). Where this scalelab lacks a block kind a model
+needs, the import is refused naming the operations. A handful runs by default; ``-m slow`` runs them all."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from scalelab import analyze
+from scalelab.blocks import KINDS
+from scalelab.errors import ScalelabError
+from scalelab.importer import import_module
+
+TRANSFORMERS = ("vit_", "swin_", "maxvit")
+#: the block kinds ShuffleNetV2 (channel split and shuffle) and ConvNeXt (layer norm over channels,
+#: channels-last linear, GELU, layer scale) need, and the operations named when a kind is missing
+NEEDS = {"shufflenet_v2": ({"channel_split", "channel_shuffle"}, ("Tensor.chunk", "torch.transpose", "Tensor.view")),
+         "convnext": ({"layer_norm", "channel_linear", "layer_scale"}, ("torch.nn.LayerNorm", "torch.nn.Linear",
+                                                                        "torch.nn.GELU", "operator.mul"))}
+#: heads that run only in training, by model
+TRAINING_ONLY = {"googlenet": {"aux1", "aux2"}, "inception_v3": {"AuxLogits"}}
+DEFAULT_RUN = {"resnet18", "squeezenet1_1", "googlenet", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5"}
+
+MODELS = sorted(m for m in torchvision.models.list_models(module=torchvision.models) if not m.startswith(TRANSFORMERS))
+PARAMS = [pytest.param(m, marks=() if m in DEFAULT_RUN else pytest.mark.slow) for m in MODELS]
+
+
+def _build(name: str):
+    torch.manual_seed(0)
+    kwargs = {"init_weights": True} if name in TRAINING_ONLY else {}
+    return getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+
+
+def _module_shapes(model, x) -> dict:
+    """Output shape per sample of every named module called exactly once in a real forward pass."""
+    seen: dict = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            seen.setdefault(name, []).append(tuple(output.shape[1:]))
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: shapes[0] for n, shapes in seen.items() if len(shapes) == 1}
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, flop_counter_macs):
+    model = _build(name)
+    size = 299 if name == "inception_v3" else 224
+    kinds, ops = next((need for prefix, need in NEEDS.items() if name.startswith(prefix)), (set(), ()))
+    refused = ops if not kinds <= set(KINDS) else None
+    if refused:
+        with pytest.raises(ScalelabError) as info:
+            import_module(model, (3, size, size), name=name)
+        assert "cannot be stated as spec blocks" in str(info.value)
+        assert all(op in str(info.value) for op in refused), str(info.value)
+        return
+    imported = import_module(model, (3, size, size), name=name)
+    result = analyze(imported.spec)
+    heads = TRAINING_ONLY.get(name, set())
+    assert set(imported.training_only) == heads
+    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
+    assert result.total.params == sum(p.numel() for p in model.parameters()) - head_params
+    assert result.training_only_total.params == head_params  # imported as training-only blocks
+    x = torch.zeros(1, 3, size, size)
+    assert result.total.macs == flop_counter_macs(model, x)
+    if heads:  # in training mode the heads run too (batch 2: batchnorm needs more than one value)
+        model.train()
+        train_macs = flop_counter_macs(model, torch.zeros(2, 3, size, size)) // 2
+        model.eval()
+        assert train_macs == result.total.macs + result.training_only_total.macs
+    shapes = _module_shapes(model, x)
+    named = [b for b in result.blocks if b.name in shapes]
+    assert len(named) >= len(result.blocks) // 3  # most blocks carry a module's name
+    assert [(b.name, tuple(b.out_shape)) for b in named] == [(b.name, shapes[b.name]) for b in named]
