@@ -84,3 +84,9 @@ def test_unknown_block_is_refused_with_a_hint(tmp_path):
     assert_refused(invoke("explain", "resnet18", "--block", "layer5", "-o", out), "--block", "layer5", "did you mean")
     assert not out.exists()
     assert_refused(invoke("explain", "no_such_spec"), "no_such_spec")
+
+
+def test_explain_imports_no_torch(cli_fresh):
+    out, heavy = cli_fresh(["explain", "mobilenet_v2", "--format", "json"])
+    assert json.loads(out)["spec"] == "mobilenet_v2"
+    assert heavy == []
