@@ -58,6 +58,9 @@ def analyze(
     optimizer: str = typer.Option("sgd", "--optimizer", help="With --mode train: sgd, sgd-momentum or adam."),
     freeze_until: Optional[str] = typer.Option(None, "--freeze-until", help="With --mode train: this block and every "
                                                "block before it are frozen (no gradients, no optimizer state)."),
+    crops: int = typer.Option(1, "--crops", min=1, help="Test crops per image (10 for 10-crop): work x crops, same params."),
+    ensemble: Optional[str] = typer.Option(None, "--ensemble", help="K copies of SPEC (e.g. 3), or SPEC and the "
+                                           "named members (e.g. resnet101,resnet152): their figures add up."),
 ) -> None:
     """Per-block parameters, MACs, other ops and activation sizes of a network, with totals.
 
@@ -65,16 +68,20 @@ def analyze(
     Every output states the counting convention and the conditions (resolution, batch).
     """
     from scalelab.analysis import analyze as run_analysis
-    from scalelab.report import build_report, render
+    from scalelab.report import build_report, default_columns, render
+    from scalelab.report.advice import analyze_extra
 
     analysis = run_analysis(spec, resolution=parse_resolution(resolution), batch=batch)
+    extra = analyze_extra(analysis.network, spec, batch=batch, dtype=dtype, device=device, optimizer=optimizer,
+                          mode=mode, freeze_until=freeze_until, crops=crops, ensemble=ensemble)
     if device is None and dtype is None and not measure and mode == "infer":
-        report = build_report(analysis, depth=depth)
+        report = build_report(analysis, depth=depth, columns=[*default_columns(), *extra.columns],
+                              notes=extra.notes, figures=extra.data)
         emit(render(report, format.value), output)
         return
     from scalelab.analysis.memory import dtype_bytes
     from scalelab.report.device import device_figures
-    from scalelab.report import Conditions, default_columns
+    from scalelab.report import Conditions
 
     if mode not in ("infer", "train"):
         raise ScalelabError(f"--mode: expected infer or train, got '{mode}'")
@@ -82,6 +89,7 @@ def analyze(
     figures = device_figures(analysis.network, dtype=dtype, batch=batch, device=device, measure=measure,
                              mode=mode, optimizer=optimizer, freeze_until=freeze_until, measure_on=measure_on)
     conditions = Conditions(tuple(analysis.input_shape[1:]), batch, dtype, dtype_bytes(dtype))
-    report = build_report(analysis, depth=depth, columns=[*default_columns(), *figures.columns],
-                          conditions=conditions, notes=figures.notes, figures=figures.data)
+    report = build_report(analysis, depth=depth, columns=[*default_columns(), *figures.columns, *extra.columns],
+                          conditions=conditions, notes=[*figures.notes, *extra.notes],
+                          figures={**figures.data, **extra.data})
     emit(render(report, format.value), output)

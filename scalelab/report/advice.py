@@ -1,0 +1,81 @@
+"""What `analyze` adds for the course's practical advice: training compute (``--mode train``),
+cached features for transfer learning (``--cache-features``), ensembles and multi-crop
+(``--ensemble``, ``--crops``). Each part gives words for every format (notes), data for JSON
+(figures), and per-block columns where it has them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from scalelab.report import Column, human_bytes, human_count
+
+
+@dataclass
+class Extra:
+    columns: list[Column] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+    def add(self, other: "Extra") -> "Extra":
+        self.columns += other.columns
+        self.notes += other.notes
+        self.data.update(other.data)
+        return self
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.3f} ms"
+
+
+def ensemble_extra(ens, batch: int) -> Extra:
+    """The combined per-image figures of an ensemble and/or multi-crop, with each member's."""
+    from scalelab.analysis.ensemble import RULES
+
+    total = ens.total()
+    per_image = {k: (v // batch if k in ("macs", "other_ops", "averaging_ops") and v is not None else v)
+                 for k, v in total.items()}  # whole multiples of the batch: every count scales with it
+    members = [{"name": m.name, "params": m.params, "weight_bytes": m.weight_bytes, "macs": m.macs,
+                "other_ops": m.other_ops, "activation_peak_bytes": m.activation_peak_bytes,
+                "training_bytes": m.training_bytes, "predicted_ms": m.predicted_ms, "top1": m.top1,
+                "top1_source": m.top1_source} for m in ens.members]
+    accuracy = ens.accuracy()
+    data = {"models": ens.models, "crops": ens.crops, "batch": ens.batch, "rules": RULES,
+            "units": {"macs": "multiply-accumulates per batch of images (all crops)", "other_ops": "operations per batch",
+                      "averaging_ops": "operations per batch", "predicted_ms": "milliseconds per batch",
+                      "*_bytes": "bytes", "params": "parameters"},
+            "total": total, "per_image": per_image, "members": members,
+            "accuracy": None if accuracy is None else {
+                "top1": accuracy.top1, "interval_80": [accuracy.low, accuracy.high], "error_ratio": accuracy.error_ratio,
+                "extrapolated": accuracy.extrapolated, "method": accuracy.detail}}
+    names = " + ".join(m.name for m in ens.members)
+    words = (f"Ensemble of {ens.models} ({names}) x {ens.crops} crop{'s' if ens.crops > 1 else ''}, per image: "
+             f"params {human_count(total['params'])}, MACs {human_count(per_image['macs'])}, other ops "
+             f"{human_count(per_image['other_ops'])} (+ {human_count(per_image['averaging_ops'])} averaging), weights "
+             f"{human_bytes(total['weight_bytes'])}, activation peak {human_bytes(total['activation_peak_bytes'])} "
+             f"(batch {ens.batch} x {ens.crops} crops), training memory {human_bytes(total['training_bytes'])}")
+    if total["predicted_ms"] is not None:
+        words += f", predicted latency {_ms(total['predicted_ms'])} per batch"
+    notes = [words + ".", f"Ensemble and crop rules: {RULES}"]
+    if accuracy is not None:
+        notes.append(f"Ensemble top-1 estimate: {accuracy.top1:.2f} [80%: {accuracy.low:.2f}, {accuracy.high:.2f}] by "
+                     f"{accuracy.detail}.")
+    else:
+        notes.append("Ensemble top-1: not estimated (a member has no published top-1 in its spec's reference).")
+    return Extra(notes=notes, data={"ensemble": data})
+
+
+def analyze_extra(network, spec: str, *, batch: int, dtype: Optional[str], device: Optional[str], optimizer: str,
+                  mode: str, freeze_until: Optional[str], crops: int, ensemble: Optional[str]) -> Extra:
+    """Everything the advice options add to an analysis (empty when none is given)."""
+    extra = Extra()
+    if crops != 1 or ensemble is not None:
+        from scalelab.analysis.ensemble import ensemble_figures, parse_ensemble
+        from scalelab.graph import resolve
+        from scalelab.spec import load_spec
+
+        names = parse_ensemble(ensemble, spec)
+        networks = [network if n == spec else resolve(load_spec(n), tuple(network.input_shape[1:])) for n in names]
+        extra.add(ensemble_extra(ensemble_figures(networks, crops=crops, batch=batch, dtype=dtype or "fp32",
+                                                  device=device, optimizer=optimizer), batch))
+    return extra
