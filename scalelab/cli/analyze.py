@@ -61,6 +61,10 @@ def analyze(
     crops: int = typer.Option(1, "--crops", min=1, help="Test crops per image (10 for 10-crop): work x crops, same params."),
     ensemble: Optional[str] = typer.Option(None, "--ensemble", help="K copies of SPEC (e.g. 3), or SPEC and the "
                                            "named members (e.g. resnet101,resnet152): their figures add up."),
+    cache_features: bool = typer.Option(False, "--cache-features", help="With --mode train --freeze-until: cost "
+                                        "caching the frozen part's output once and training the rest on it."),
+    images: Optional[int] = typer.Option(None, "--images", help="With --cache-features: dataset size, for totals and disk."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="With --cache-features --images: epochs (default 1)."),
 ) -> None:
     """Per-block parameters, MACs, other ops and activation sizes of a network, with totals.
 
@@ -73,7 +77,8 @@ def analyze(
 
     analysis = run_analysis(spec, resolution=parse_resolution(resolution), batch=batch)
     extra = analyze_extra(analysis.network, spec, batch=batch, dtype=dtype, device=device, optimizer=optimizer,
-                          mode=mode, freeze_until=freeze_until, crops=crops, ensemble=ensemble)
+                          mode=mode, freeze_until=freeze_until, crops=crops, ensemble=ensemble,
+                          cache_features=cache_features, images=images, epochs=epochs)
     if device is None and dtype is None and not measure and mode == "infer":
         report = build_report(analysis, depth=depth, columns=[*default_columns(), *extra.columns],
                               notes=extra.notes, figures=extra.data)

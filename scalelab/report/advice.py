@@ -65,10 +65,59 @@ def ensemble_extra(ens, batch: int) -> Extra:
     return Extra(notes=notes, data={"ensemble": data})
 
 
+def training_extra(network, batch: int, freeze_until: Optional[str]) -> Extra:
+    """Per-block backward and training-step MACs, and the totals of one step."""
+    from scalelab.analysis.training import RULE, training_compute
+
+    tc = training_compute(network, batch, freeze_until)
+
+    def per_block(attr):
+        return lambda b, ctx: getattr(tc.blocks[b.name], attr) if b.name in tc.blocks else None
+
+    columns = [Column("backward_macs", "Bwd MACs", "multiply-accumulates of the backward pass (input + weight gradients)",
+                      per_block("backward_macs")),
+               Column("train_macs", "Train MACs", "multiply-accumulates of one training step (forward + backward)",
+                      per_block("total_macs"))]
+    frozen = f", frozen through {freeze_until}" if freeze_until else ""
+    note = (f"Training compute (batch {batch}{frozen}; training-only blocks included): forward "
+            f"{human_count(tc.forward_macs)} MACs, backward {human_count(tc.backward_macs)} (input gradients "
+            f"{human_count(tc.input_grad_macs)}, weight gradients {human_count(tc.weight_grad_macs)}), total "
+            f"{human_count(tc.total_macs)} MACs per step; forward other ops {human_count(tc.forward_ops)} (their backward "
+            f"not counted). Rule: {RULE}.")
+    return Extra(columns, [note], {"training_compute": tc.as_dict()})
+
+
+def transfer_extra(network, freeze_until: Optional[str], dtype: str, images: Optional[int], epochs: Optional[int]) -> Extra:
+    from scalelab.analysis.transfer import transfer_costs
+
+    t = transfer_costs(network, freeze_until, dtype, images, epochs)
+    data = t.as_dict()
+    words = (f"Cached features (frozen through {freeze_until}, {dtype}): {human_bytes(t.cached_feature_bytes_per_image)} "
+             f"per image ({', '.join(t.cached_blocks)}); one-time {human_count(t.one_time_macs_per_image)} MACs per image "
+             f"(the frozen forward); then {human_count(t.epoch_macs_per_image)} MACs per image per epoch (trained part, "
+             f"forward + backward), against {human_count(t.uncached_epoch_macs_per_image)} without the cache")
+    if images is not None:
+        words += (f". For {images:,} images x {data['epochs']} epochs: {human_count(data['total_macs'])} MACs and "
+                  f"{human_bytes(data['disk_bytes'])} on disk, against {human_count(data['without_cache']['total_macs'])} "
+                  f"MACs without the cache (x{data['speedup']:.3g} less work)")
+    note = words + ". A cache fixes each image's frozen features: random augmentation needs one cached copy per view."
+    return Extra(notes=[note], data={"transfer": data})
+
+
 def analyze_extra(network, spec: str, *, batch: int, dtype: Optional[str], device: Optional[str], optimizer: str,
-                  mode: str, freeze_until: Optional[str], crops: int, ensemble: Optional[str]) -> Extra:
+                  mode: str, freeze_until: Optional[str], crops: int, ensemble: Optional[str],
+                  cache_features: bool = False, images: Optional[int] = None, epochs: Optional[int] = None) -> Extra:
     """Everything the advice options add to an analysis (empty when none is given)."""
+    from scalelab.errors import ScalelabError
+
     extra = Extra()
+    if mode == "train":
+        extra.add(training_extra(network, batch, freeze_until))
+    if cache_features or images is not None or epochs is not None:
+        if mode != "train" or not cache_features:
+            raise ScalelabError("--cache-features, --images and --epochs go with --mode train --freeze-until BLOCK "
+                                "--cache-features")
+        extra.add(transfer_extra(network, freeze_until, dtype or "fp32", images, epochs))
     if crops != 1 or ensemble is not None:
         from scalelab.analysis.ensemble import ensemble_figures, parse_ensemble
         from scalelab.graph import resolve
