@@ -112,7 +112,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", help="a calibrated profile YAML (default: calibrate now)")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("latency.md"))
-    parser.add_argument("--max-repeats", type=int, default=30)
+    parser.add_argument("--max-rounds", type=int, default=10)
+    parser.add_argument("--allow-noisy", action="store_true", help="keep timings of a busy machine, marked noisy")
     parser.add_argument("--max-load", type=float, default=1.3, help="wait (up to 2 min) for a 1-minute load below this")
     args = parser.parse_args()
 
@@ -130,11 +131,13 @@ def main() -> None:
         time.sleep(5)
     load_before = os.getloadavg()
     started = time.time()
-    profile = load_profile(args.profile) if args.profile else calibrate(args.device, name="bench-calibrated")
+    profile = load_profile(args.profile) if args.profile else calibrate(args.device, name="bench-calibrated",
+                                                                                   allow_noisy=args.allow_noisy)
     rows = []
     for name, resolution, width in NETWORKS:
         label, network = build(name, resolution, width)
-        m = measure_latency(network, args.device, args.dtype, max_repeats=args.max_repeats, use_cache=False)
+        m = measure_latency(network, args.device, args.dtype, max_rounds=args.max_rounds, use_cache=False,
+                            allow_noisy=args.allow_noisy)
         p = predict_latency(network, profile, args.dtype)
         block_errors = [ape(p.blocks[b].ms, t.median_ms) for b, t in m.blocks.items()]
         rows.append({

@@ -79,16 +79,18 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from scalelab.devices import calibrate as cal
 
-    # reduced floors, budgets and two synthetic networks keep the test fast; the command is the same
+    # reduced floors and budgets keep the test fast; the command is the same. The noise limits are
+    # lifted: this test is about the profile, on however busy a machine (tests/test_noise.py tests them)
     monkeypatch.setattr(cal, "GRID", [(16, 8)])
     monkeypatch.setattr(cal, "TINY", [(8, 1)])
     monkeypatch.setattr(cal, "TIME_BUDGET_S", 0.02)
-    monkeypatch.setattr(cal, "NETWORK_BUDGET_S", 0.05)
+    monkeypatch.setattr(cal, "NETWORK_BUDGET_S", 0.02)
     monkeypatch.setattr(cal, "MATMUL_SIZE", {"cpu": 128, "cuda": 128})
     out = tmp_path / "here.yaml"
-    result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here", "--networks", "2"])
+    result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here", "--networks", "20",
+                                 "--max-load", "1000", "--max-spread", "1000"])
     assert result.exit_code == 0, result.output
-    assert "fitted on 2 synthetic networks timed whole: median error" in result.output
+    assert "fitted on 20 synthetic networks timed whole: median error" in result.output
     profile = load_profile(out)
     assert profile.name == "here" and profile.calibration["device"] == "cpu" and profile.peak_flops["fp32"] > 0
     assert "measured by `scalelab calibrate`" in profile.sources["peak_flops"]
@@ -97,13 +99,13 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
                                         "strided_depthwise_conv", "linear", "pool", "norm"}
     assert profile.launch_overhead_us > 0 and all(v > 0 for v in profile.overhead_us.values())
     assert all(0 < v <= 1 for v in profile.efficiency.values())
-    assert profile.combine == "sum" and profile.calibration["synthetic_networks"] == 2
-    assert 0 <= profile.calibration["fit_median_error"] <= profile.calibration["fit_max_error"]
+    assert profile.combine == "sum" and profile.calibration["synthetic_networks"] == 2 * 10
+    c = profile.calibration
+    assert 0 <= c["fit_median_error"] <= c["fit_max_error"] and c["held_out_median_error"] >= 0
+    assert c["competing_load_cpus"] >= 0 and c["round_disagreement"] >= 0
     net = resolve(parse_spec("name: t\ninput: {channels: 3, resolution: 8}\nblocks:\n  - {kind: conv, out: 4}"))
     prediction = predict_latency(net, str(out))
-    assert prediction.total_ms > 0 and "calibrated on 2 synthetic networks, median fit error" in prediction.method
-    missing = runner.invoke(app, ["calibrate", "--output", str(tmp_path / "no" / "x.yaml"), "--networks", "1"])
-    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert prediction.total_ms > 0 and "calibrated on 20 synthetic networks, median fit error" in prediction.method
     zero = runner.invoke(app, ["calibrate", "--networks", "0"])
     assert zero.exit_code == 2 and "Traceback" not in zero.output
 

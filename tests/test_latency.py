@@ -58,7 +58,7 @@ def test_layer_kinds():
     assert layer_kind(L.Conv(8, 8, (3, 3), groups=8)) == "depthwise_conv"
     assert layer_kind(L.Conv(8, 16, (3, 3), groups=2)) == "grouped_conv"
     assert layer_kind(L.Conv(8, 16, (1, 1))) == "pointwise_conv"
-    assert layer_kind(L.Flatten()) == "free" and layer_kind(None) == "elementwise"
+    assert layer_kind(L.Flatten()) == "free" and layer_kind(L.Merge("add")) == "elementwise"
     assert layer_kind(L.Conv(8, 8, (3, 3), stride=(2, 2), groups=8)) == "strided_depthwise_conv"
     assert layer_kind(L.Pool("max", (3, 3), (2, 2))) == "pool" and layer_kind(L.BatchNorm(4)) == "norm"
     assert layer_kind(L.Activation("relu")) == "elementwise"

@@ -1,9 +1,12 @@
 """Measured latency runs on CPU with a tiny network (no timing assertions: only that it runs,
 records its conditions, and uses its cache)."""
 
-import json
+import math
+import sqlite3
 
 import pytest
+
+from scalelab.analysis.noise import NoiseLimits
 
 from scalelab.errors import ScalelabError
 from scalelab.graph import resolve
@@ -27,11 +30,18 @@ blocks:
   - {name: fc, kind: linear, out: 4}
 """))
 
-FAST = dict(warmup=1, min_repeats=3, max_repeats=3, progress=False)
+#: no noise limits: these tests are about what is measured and cached, on however busy a machine
+ANY_LOAD = NoiseLimits(max_other_cpus=math.inf, max_spread=math.inf, backoff_s=())
+FAST = dict(warmup=1, burst=1, min_rounds=3, max_rounds=3, progress=False, limits=ANY_LOAD)
+
+
+def cached_rows(path) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT key, noisy FROM timings").fetchall()
 
 
 def test_measures_every_block_and_the_network(tmp_path):
-    cache = tmp_path / "latency.json"
+    cache = tmp_path / "latency.sqlite"
     m = measure_latency(TINY, cache_path=cache, **FAST)
     assert list(m.blocks) == list(TINY.blocks)
     for t in [*m.blocks.values(), m.network]:
@@ -39,8 +49,8 @@ def test_measures_every_block_and_the_network(tmp_path):
     c = m.conditions
     assert c["device"] == "cpu" and c["dtype"] == "fp32" and c["batch"] == 1
     assert c["threads"] == torch.get_num_threads() and c["torch"] == torch.__version__ and c["channels_last"] is False
-    assert "median" in m.method
-    assert len(json.loads(cache.read_text())) == len(TINY.blocks) + 1
+    assert "median" in m.method and "competing load" in m.method
+    assert len(cached_rows(cache)) == len(TINY.blocks) + 1
 
     again = measure_latency(TINY, cache_path=cache, **FAST)
     assert all(t.cached for t in again.blocks.values()) and again.network.cached
@@ -52,8 +62,8 @@ def test_measures_every_block_and_the_network(tmp_path):
 
 def test_channels_last_bf16_without_cache(tmp_path):
     m = measure_latency(TINY, dtype="bf16", channels_last=True, use_cache=False, blocks=False,
-                        cache_path=tmp_path / "c.json", **FAST)
-    assert m.network.median_ms > 0 and m.conditions["channels_last"] and not (tmp_path / "c.json").exists()
+                        cache_path=tmp_path / "c.sqlite", **FAST)
+    assert m.network.median_ms > 0 and m.conditions["channels_last"] and not (tmp_path / "c.sqlite").exists()
 
 
 def test_unmeasurable_dtype():
@@ -72,10 +82,13 @@ def test_analyze_measure_through_the_cli(tmp_path, monkeypatch):
     spec = tmp_path / "tiny.yaml"
     spec.write_text("name: tiny\ninput: {channels: 3, resolution: 8}\nblocks:\n"
                     "  - {name: a, kind: conv, out: 4}\n  - {name: fc, kind: linear, out: 2}\n")
-    result = CliRunner().invoke(app, ["analyze", str(spec), "--measure", "--device", "x86_cpu", "-f", "json"])
+    # --allow-noisy: this test checks the report, not the machine (the noise gate has its own tests)
+    result = CliRunner().invoke(app, ["analyze", str(spec), "--measure", "--allow-noisy", "--device", "x86_cpu",
+                                      "-f", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in data["rows"])
     m = data["measured_latency"]
     assert m["unit"] == "milliseconds" and m["conditions"]["device"] == "cpu" and m["network_median_ms"] > 0
-    assert (tmp_path / "scalelab" / "latency.json").exists()
+    assert isinstance(m["noisy"], bool) and m["competing_load_cpus"] >= 0
+    assert (tmp_path / "scalelab" / "latency.sqlite").exists()

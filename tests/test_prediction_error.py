@@ -23,7 +23,8 @@ def test_prediction_error_is_worked_out_from_the_reported_figures(tmp_path, monk
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     spec = tmp_path / "tiny.yaml"
     spec.write_text(SPEC)
-    result = CliRunner().invoke(app, ["analyze", str(spec), "--device", "x86_cpu", "--measure", "--format", "json"])
+    result = CliRunner().invoke(app, ["analyze", str(spec), "--device", "x86_cpu", "--measure", "--allow-noisy",
+                                      "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     predicted = report["predicted_latency"]["total_ms"]

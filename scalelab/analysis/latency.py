@@ -1,6 +1,7 @@
 """Predicted latency: a per-layer roofline summed per block, from a device profile.
 
-For each inner layer of a block (its LayerCost record, scaled by the batch)::
+For each inner layer of a block (its LayerCost record, scaled by the batch; the layer the record
+belongs to gives its kind and width through its ``latency`` face)::
 
     flops   = 2 * macs + ops                                   (2 FLOPs per multiply-add)
     bytes   = dtype bytes * (params + in_elems + out_elems)    (weights read once per batch)
@@ -28,10 +29,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from scalelab.analysis.memory import dtype_bytes
-from scalelab.blocks import layers as L
+from scalelab.blocks.layers import LayerCost, definition
 from scalelab.devices import DeviceProfile, load_profile
 from scalelab.errors import ScalelabError
 from scalelab.graph.network import Network
@@ -39,49 +40,9 @@ from scalelab.graph.network import Network
 FREE = "free"  # no kernel: views and inference-time identities
 
 
-def layer_kind(node: "L.Primitive | None") -> str:
-    """The efficiency class of a primitive (None: an add, concat or gating multiply)."""
-    if isinstance(node, L.Conv):
-        if node.groups == 1:
-            return "pointwise_conv" if node.kernel == (1, 1) else "dense_conv"
-        if node.groups != node.in_ch:
-            return "grouped_conv"
-        return "depthwise_conv" if node.stride == (1, 1) else "strided_depthwise_conv"
-    if isinstance(node, L.Linear):
-        return "linear"
-    if isinstance(node, L.Pool):
-        return "pool"  # windowed max/avg pooling: far below peak on CPUs (a compare per window element)
-    if isinstance(node, (L.Flatten, L.Dropout)):
-        return FREE
-    if isinstance(node, (L.BatchNorm, L.LocalResponseNorm)):
-        return "norm"
-    return "elementwise"
-
-
-def primitives(node: L.Node) -> Iterator["L.Primitive | None"]:
-    """The primitives of a layer tree in the order ``walk`` lists their costs (None for the merges
-    that wiring nodes add: a residual's add, a parallel's concat, a gate's multiply)."""
-    if isinstance(node, L.Sequence):
-        for item in node.items:
-            yield from primitives(item)
-    elif isinstance(node, L.Residual):
-        yield from primitives(node.body)
-        if node.shortcut is not None:
-            yield from primitives(node.shortcut)
-        yield None
-        if node.post is not None:
-            yield from primitives(node.post)
-    elif isinstance(node, L.Parallel):
-        for branch in node.branches:
-            yield from primitives(branch)
-        yield None
-    elif isinstance(node, L.Gate):
-        yield from primitives(node.body)
-        yield None
-    elif isinstance(node, L.Merge):
-        yield None
-    else:
-        yield node
+def layer_kind(node) -> str:
+    """The latency kind of a layer (its ``latency`` face): picks the efficiency and fixed cost."""
+    return definition(node).latency()[0]
 
 
 @dataclass(frozen=True)
@@ -137,14 +98,7 @@ def _profile(device: "str | Path | DeviceProfile") -> DeviceProfile:
     return device if isinstance(device, DeviceProfile) else load_profile(device)
 
 
-def out_channels(node: "L.Primitive | None") -> Optional[int]:
-    """Output channels (features) of a conv or linear layer: thin ones reach less of the peak."""
-    if isinstance(node, L.Conv):
-        return node.out_ch
-    return node.out_features if isinstance(node, L.Linear) else None
-
-
-def layer_time(cost: L.LayerCost, kind: str, profile: DeviceProfile, dtype: str, batch: int,
+def layer_time(cost: LayerCost, kind: str, profile: DeviceProfile, dtype: str, batch: int,
                channels: Optional[int] = None) -> LayerTime:
     if kind == FREE:
         return LayerTime(cost.layer, kind, 0.0, 0.0, 0.0)
@@ -156,13 +110,13 @@ def layer_time(cost: L.LayerCost, kind: str, profile: DeviceProfile, dtype: str,
                      profile.combine)
 
 
-def predict_block(layers: L.Node, costs: list[L.LayerCost], profile: DeviceProfile, dtype: str, batch: int,
-                  name: str = "") -> BlockLatency:
-    nodes = list(primitives(layers))
-    if len(nodes) != len(costs):  # pragma: no cover - a wiring node walk() knows and primitives() does not
-        raise AssertionError(f"block {name}: {len(nodes)} primitives but {len(costs)} cost records")
-    return BlockLatency(name, tuple(layer_time(c, layer_kind(n), profile, dtype, batch, out_channels(n))
-                                    for n, c in zip(nodes, costs)))
+def predict_block(costs: list[LayerCost], profile: DeviceProfile, dtype: str, batch: int, name: str = "") -> BlockLatency:
+    """Each cost record timed by the kind of the layer it belongs to."""
+    times = []
+    for c in costs:
+        kind, width = definition(c.node).latency()
+        times.append(layer_time(c, kind, profile, dtype, batch, width))
+    return BlockLatency(name, tuple(times))
 
 
 def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtype: str = "fp32",
@@ -172,7 +126,7 @@ def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtyp
         raise ScalelabError(f"batch must be at least 1, got {batch}")
     profile = _profile(device)
     dtype_bytes(dtype)
-    blocks = {b.name: predict_block(b.layers, b.costs, profile, dtype, batch, b.name)
+    blocks = {b.name: predict_block(b.costs, profile, dtype, batch, b.name)
               for b in network.inference_blocks()}
     calibrated = " (calibrated)" if profile.calibration else ""
     compute = (f"compute at {profile.achievable_compute:.0%} of peak {dtype} FLOP/s x kind efficiency{_thin(profile)}, "
@@ -181,6 +135,9 @@ def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtyp
         method = f"fitted model on profile {profile.name}{_fitted(profile)}: per layer sum of {compute}, and {_overheads(profile)}"
     else:
         method = f"roofline on profile {profile.name}{calibrated}: per layer max({compute}) + {_overheads(profile)}"
+    warning = (profile.calibration or {}).get("warning")
+    if warning:
+        method = f"WARNING, {warning}. {method}"  # every prediction from such a profile says so first
     return LatencyPrediction(profile.name, dtype, batch, method, blocks)
 
 

@@ -1,11 +1,15 @@
 """Measured latency: each block built alone at its real input shape, and the whole network, timed
 with torch on CPU or CUDA. torch is imported inside the functions only.
 
-Method: warm-up runs, then timed runs (CUDA events and synchronisation on GPU, a monotonic clock on
-CPU) until the spread settles (inter-quartile range within ``stable`` of the median) or
-``max_repeats`` runs; the median is reported with the inter-quartile range. Results are cached in a
-JSON file keyed by (layer tree, input shape, device, dtype, batch, threads, channels_last, torch
-version), so repeated analyses do not re-measure.
+Method (robust to a busy machine): warm-up runs, then rounds in which every block to be timed runs a
+short burst in turn (interleaved, so that a burst of competing work hits several blocks a little
+rather than one block a lot). A block's figure is the lowest of its round medians: one slow run
+cannot move a median, and competing work only ever raises a round's. Rounds go on until the runs'
+inter-quartile range is within ``stable`` of that figure or the time budget is spent. The competing
+load and the spread are recorded (``scalelab.analysis.noise``); a noisy measurement is repeated
+after a back-off and refused if it stays noisy, unless the caller accepts it marked noisy. Results
+are cached (``scalelab.analysis.timing_cache``) keyed by (layer tree, input shape, device, dtype,
+batch, threads, channels_last, torch version).
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import json
 import os
 import platform
 import statistics
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from scalelab.analysis import timing_cache
+from scalelab.analysis.noise import LoadWindow, Noise, NoiseLimits, until_quiet
 from scalelab.errors import ScalelabError
 from scalelab.graph.network import Network
 
@@ -27,16 +34,28 @@ MEASURABLE = ("fp32", "fp16", "bf16")
 
 @dataclass(frozen=True)
 class Timing:
-    median_ms: float
+    median_ms: float  # the kept figure: the lowest round median (a plain median for a single round)
     q1_ms: float
     q3_ms: float
     repeats: int
     cached: bool = False
     min_ms: float = 0.0  # fastest run: what the machine can do when nothing else competes
+    other_cpus: float = 0.0  # CPUs other processes kept busy while this was measured
+    noisy: bool = False  # measured beyond the noise limits and kept anyway
+    drift: float = 0.0  # how far the typical round median lies above the kept figure (fraction)
 
     @property
     def spread_ms(self) -> float:
         return self.q3_ms - self.q1_ms
+
+
+
+def drift(timings) -> float:
+    """How far repeated rounds disagree over several timings: the time-weighted excess of each
+    one's typical round median over its kept figure (tiny blocks, whose runs jitter most, weigh
+    least)."""
+    kept = sum(t.median_ms for t in timings)
+    return sum(t.drift * t.median_ms for t in timings) / kept if kept > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -48,25 +67,7 @@ class Measurement:
 
 
 def cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "scalelab" / "latency.json"
-
-
-def _load_cache(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # a missing or damaged cache only means measuring again
-
-
-def _save_cache(path: Path, data: dict) -> None:
-    from scalelab.output import write_atomic
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(data, indent=0, sort_keys=True).encode())
-    except (OSError, ScalelabError):
-        pass  # an unwritable cache is not an error: the figures are still reported
+    return timing_cache.cache_file()
 
 
 def _key(signature: str, shape, conditions: dict) -> str:
@@ -97,38 +98,74 @@ def conditions_for(device: str, dtype: str, batch: int, channels_last: bool) -> 
             "mode": "inference_mode, eval", "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
-def time_callable(fn, device: str, warmup: int = 3, min_repeats: int = 5, max_repeats: int = 50,
-                  stable: float = 0.05, budget_s: float = 5.0) -> Timing:
-    """Median and quartiles of ``fn()`` in milliseconds, repeating until stable."""
-    import time
-
+def _run_once(fn, device: str) -> float:
+    """Milliseconds of one ``fn()``: CUDA events around it on a GPU, a monotonic clock on CPU."""
     import torch
 
-    cuda = device.startswith("cuda")
+    if device.startswith("cuda"):
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return begin.elapsed_time(end)
+    t0 = time.perf_counter()
+    fn()
+    return 1e3 * (time.perf_counter() - t0)
+
+
+def _summary(samples: list[float], kept: float, typical: Optional[float] = None) -> Timing:
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive") if len(samples) > 1 else (samples * 3)
+    excess = (typical / kept - 1) if typical is not None and kept > 0 else 0.0
+    return Timing(kept, min(q1, kept), max(q3, kept), len(samples), min_ms=min(samples), drift=excess)
+
+
+def time_callable(fn, device: str, warmup: int = 3, min_repeats: int = 5, max_repeats: int = 50,
+                  stable: float = 0.05, budget_s: float = 5.0) -> Timing:
+    """Median and quartiles of ``fn()`` in milliseconds, repeating until stable (one callable alone:
+    calibration's floors keep its ``min_ms``)."""
+    import torch
+
     for _ in range(warmup):
         fn()
-    if cuda:
+    if device.startswith("cuda"):
         torch.cuda.synchronize(device)
     samples: list[float] = []
-    start_all = time.perf_counter()
+    start = time.perf_counter()
     while len(samples) < max_repeats:
-        if cuda:
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples.append(begin.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            samples.append(1e3 * (time.perf_counter() - t0))
+        samples.append(_run_once(fn, device))
         if len(samples) >= min_repeats:
             q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-            if q3 - q1 <= stable * median or time.perf_counter() - start_all > budget_s:
+            if q3 - q1 <= stable * median or time.perf_counter() - start > budget_s:
                 break
-    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return Timing(median, q1, q3, len(samples), min_ms=min(samples))
+    return _summary(samples, statistics.median(samples))
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], device: str, warmup: int = 3, burst: int = 5,
+                     min_rounds: int = 3, max_rounds: int = 10, stable: float = 0.05,
+                     budget_s: float = 5.0) -> dict[str, Timing]:
+    """Time several callables in turns: each round runs every callable ``burst`` times; a callable's
+    figure is the lowest of its round medians. Stops after ``min_rounds`` once the rounds agree
+    within ``stable`` (``drift``), or after ``max_rounds``, or when ``budget_s`` per callable is spent."""
+    import torch
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    medians: dict[str, list[float]] = {name: [] for name in fns}
+    start, limit = time.perf_counter(), budget_s * len(fns)
+    for round_ in range(1, max_rounds + 1):
+        for name, fn in fns.items():
+            runs = [_run_once(fn, device) for _ in range(burst)]
+            samples[name] += runs
+            medians[name].append(statistics.median(runs))
+        timings = {name: _summary(samples[name], min(medians[name]), statistics.median(medians[name])) for name in fns}
+        if round_ >= min_rounds and (drift(timings.values()) <= stable or time.perf_counter() - start > limit):
+            break
+    return timings
 
 
 def _torch_dtype(dtype: str):
@@ -159,12 +196,16 @@ def _prepare(module, shapes, batch: int, device: str, dtype: str, channels_last:
 
 def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", batch: int = 1, *,
                     blocks: bool = True, whole: bool = True, channels_last: bool = False,
-                    warmup: int = 3, min_repeats: int = 5, max_repeats: int = 50, stable: float = 0.05,
-                    use_cache: bool = True, cache_path: Optional[Path] = None, progress: bool = True) -> Measurement:
-    """Measure each inference block alone at its input shape and/or the whole network."""
-    import torch
+                    warmup: int = 3, burst: int = 5, min_rounds: int = 3, max_rounds: int = 10,
+                    stable: float = 0.05, use_cache: bool = True, cache_path: Optional[Path] = None,
+                    progress: bool = True, limits: NoiseLimits = NoiseLimits(),
+                    allow_noisy: bool = False) -> Measurement:
+    """Measure each inference block alone at its input shape and/or the whole network.
 
-    from scalelab.build import Net, to_torch
+    Timings found clean in the cache are served from it (marked ``cached``); the rest are measured
+    together, interleaved, and measured again after a back-off while the machine is too noisy
+    (``NoisyMachine`` if it stays so, unless ``allow_noisy``: then kept and marked ``noisy``)."""
+    import torch
 
     if batch < 1:
         raise ScalelabError(f"batch must be at least 1, got {batch}")
@@ -173,46 +214,66 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
     _torch_dtype(dtype)
     conditions = conditions_for(device, dtype, batch, channels_last)
     path = cache_path or cache_file()
-    cache = _load_cache(path) if use_cache else {}
     inference = network.inference_blocks()
     work = ([(b.name, b) for b in inference] if blocks else []) + ([("(network)", None)] if whole else [])
-    results: dict[str, Timing] = {}
-    whole_timing = None
-    timing_args = dict(warmup=warmup, min_repeats=min_repeats, max_repeats=max_repeats, stable=stable)
+    keys = {label: _key(*_signature(network, block), conditions) for label, block in work}
+    cached = timing_cache.lookup(path, list(keys.values())) if use_cache else {}
+    results = {label: Timing(**{**cached[keys[label]], "cached": True}) for label, _ in work if keys[label] in cached}
+    todo = [(label, block) for label, block in work if label not in results]
+    noise = Noise(0.0, 0.0)
+    if todo:
+        fns = _callables(network, todo, device, dtype, batch, channels_last, progress)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        def attempt():
+            with LoadWindow() as window:
+                timings = time_interleaved(fns, device, warmup=warmup, burst=burst, min_rounds=min_rounds,
+                                           max_rounds=max_rounds, stable=stable)
+            seen = Noise(window.other_cpus, drift(timings.values()))
+            return timings, seen
 
-    columns = (TextColumn("measuring {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with torch.inference_mode():
+            fresh, noise = until_quiet(attempt, f"measuring {network.spec.name}", limits, allow_noisy)
+        noisy = bool(noise.problems(limits))
+        fresh = {label: replace(t, other_cpus=noise.other_cpus, noisy=noisy) for label, t in fresh.items()}
+        results.update(fresh)
+        if use_cache:
+            entries = {keys[label]: {k: v for k, v in asdict(t).items() if k != "cached"} for label, t in fresh.items()}
+            timing_cache.store(path, entries, noisy, noise.other_cpus, {keys[label]: t.drift for label, t in fresh.items()})
+    whole_timing = results.pop("(network)", None)
+    method = (f"measured with torch {conditions['torch']} on {conditions['device_name']} ({device}, "
+              f"{conditions['threads']} threads): after {warmup} warm-up runs, rounds of {burst} runs per block in "
+              f"turn; each figure is the lowest round median, spread = inter-quartile range of the runs; blocks "
+              f"timed alone at their input shapes; competing load {noise.other_cpus:.2f} CPUs, rounds "
+              f"disagreeing by {noise.spread:.0%}" + (" (NOISY: beyond the limits, kept on request)" if noise.problems(limits) else ""))
+    return Measurement(conditions, {label: results[label] for label, b in work if b is not None}, whole_timing, method)
+
+
+def _signature(network: Network, block) -> tuple[str, list]:
+    """What a timing depends on: the layer tree(s) and input shape(s) timed."""
+    if block is None:
+        inference = network.inference_blocks()
+        return repr([(b.name, b.inputs, b.layers) for b in inference]), [network.input_shape]
+    shapes = [block.in_shape] if type(block.block).arity == 1 else list(block.in_shape)
+    return repr(block.layers), shapes
+
+
+def _callables(network: Network, work, device: str, dtype: str, batch: int, channels_last: bool,
+               progress: bool) -> dict[str, Callable[[], object]]:
+    """Each block (or the whole network) built, on the device, with random inputs of its shapes."""
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    stderr = Console(stderr=True)  # stdout carries the report
-    with Progress(*columns, console=stderr, disable=not progress, transient=True) as bar, torch.inference_mode():
+    from scalelab.build import Net, to_torch
+
+    fns = {}
+    with Progress(TextColumn("building {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), disable=not progress, transient=True) as bar:
         task = bar.add_task(network.spec.name, total=len(work))
         for label, block in work:
-            bar.update(task, description=f"{network.spec.name}: {label}")
-            if block is None:
-                signature = repr([(b.name, b.inputs, b.layers) for b in inference])
-                shapes = [network.input_shape]
-            else:
-                signature = repr(block.layers)
-                shapes = [block.in_shape] if type(block.block).arity == 1 else list(block.in_shape)
-            key = _key(signature, shapes, conditions)
-            if key in cache:
-                timing = Timing(**{**cache[key], "cached": True})
-            else:
-                module = Net(network) if block is None else to_torch(block.layers)
-                module, inputs = _prepare(module, shapes, batch, device, dtype, channels_last)
-                arg = inputs[0] if len(inputs) == 1 else inputs
-                timing = time_callable(lambda: module(arg), device, **timing_args)  # eval Net frees as it goes
-                cache[key] = {k: v for k, v in asdict(timing).items() if k != "cached"}
-            if block is None:
-                whole_timing = timing
-            else:
-                results[label] = timing
+            _, shapes = _signature(network, block)
+            module = Net(network) if block is None else to_torch(block.layers)
+            module, inputs = _prepare(module, shapes, batch, device, dtype, channels_last)
+            arg = inputs[0] if len(inputs) == 1 else inputs
+            fns[label] = (lambda m, x: lambda: m(x))(module, arg)  # eval Net frees as it goes
             bar.advance(task)
-    if use_cache:
-        _save_cache(path, cache)
-    method = (f"measured with torch {conditions['torch']} on {conditions['device_name']} ({device}, "
-              f"{conditions['threads']} threads): median of repeated runs after {warmup} warm-up runs, "
-              f"spread = inter-quartile range; blocks timed alone at their input shapes")
-    return Measurement(conditions, results, whole_timing, method)
+    return fns

@@ -14,7 +14,7 @@ Weights are counted apart (``weight_bytes``). Measured against torch in ``benchm
 
 Training model (per inner layer, from what torch's autograd keeps for backward): weights, a gradient
 per trainable weight, optimizer state (SGD none, SGD with momentum one buffer, Adam two buffers per
-trainable weight), and the activations saved for backward. See ``SAVES`` for which layers save what;
+trainable weight), and the activations saved for backward. Each layer's ``saved`` face says what it keeps;
 a tensor saved by two layers (a conv's output is the batchnorm's saved input) is counted once.
 """
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from scalelab.analysis.block_memory import inner_peak
-from scalelab.blocks import layers as L
-from scalelab.blocks.layers import elements
+from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
+from scalelab.blocks.layers import DEVICE_KINDS, elements
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT, Network
 
@@ -223,18 +223,6 @@ def _greedy(dag: _Dag) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # Training
 
-#: What autograd keeps for backward, per primitive (torch's derivatives.yaml): "in" the layer's
-#: input, "out" its output. Conv and linear keep their input only when their weight is trained.
-SAVES = {
-    "conv": ("in",), "linear": ("in",), "batchnorm": ("in",), "lrn": ("in", "out"),
-    "relu": ("out",), "sigmoid": ("out",), "tanh": ("out",),
-    "relu6": ("in",), "silu": ("in",), "hardsigmoid": ("in",), "hardswish": ("in",),
-    "maxpool": ("in",), "avgpool": ("in",),
-}
-INDEX_BYTES = 8  # max pooling keeps int64 argmax indices, one per output
-STAT_BYTES = 4  # batchnorm keeps its batch mean and inverse std in fp32, per channel
-
-
 @dataclass(frozen=True)
 class BlockTraining:
     name: str
@@ -267,114 +255,55 @@ class TrainingMemory:
     total_bytes = property(lambda self: self._sum("total_bytes"))
 
 
-@dataclass(eq=False)
-class _Tensor:
-    shape: tuple
-    grad: bool  # whether autograd records the ops on it
-    saved: bool = False
+class _SavedWalk(TrainWalk):
+    """Walk a block's layer tree as torch runs it, charging what autograd keeps for backward (each
+    layer's ``saved`` face on ``device``) to the block; a tensor kept twice is paid once."""
 
-    @property
-    def elems(self) -> int:
-        return elements(self.shape)
-
-
-class _SavedWalk:
-    """Walk a block's layer tree as torch runs it, marking which tensors autograd keeps."""
-
-    def __init__(self, trainable: bool, batch: int, nbytes: int):
-        self.trainable, self.batch, self.nbytes = trainable, batch, nbytes
+    def __init__(self, trainable: bool, batch: int, nbytes: int, device: str):
+        super().__init__(trainable)
+        self.batch, self.nbytes, self.device = batch, nbytes, device
         self.bytes = 0  # saved bytes charged to this block (the first layer keeping a tensor pays)
 
-    def keep(self, t: _Tensor) -> None:
-        if not t.saved:
-            t.saved = True
-            self.bytes += self.batch * self.nbytes * t.elems
+    def keep(self, t: Tensor) -> None:
+        if not t.storage.saved:
+            t.storage.saved = True
+            self.bytes += self.batch * self.nbytes * t.storage.elems
 
-    def run(self, node: L.Node, x: "_Tensor | list[_Tensor]") -> _Tensor:
-        if isinstance(node, L.Merge):  # add and cat keep only sizes
-            return _Tensor(L.walk(node, [t.shape for t in x]).out, any(t.grad for t in x))
-        if isinstance(node, L.Sequence):
-            for item in node.items:
-                x = self.run(item, x)
-            return x  # type: ignore[return-value]
-        if isinstance(node, L.Residual):
-            body = self.run(node.body, x)
-            short = self.run(node.shortcut, x) if node.shortcut is not None else x
-            out = _Tensor(body.shape, body.grad or short.grad)
-            return self.run(node.post, out) if node.post is not None else out
-        if isinstance(node, L.Parallel):
-            outs = [self.run(b, x) for b in node.branches]
-            return _Tensor(L.walk(L.Merge("concat"), [t.shape for t in outs]).out, any(t.grad for t in outs))
-        if isinstance(node, L.Gate):  # x * g keeps both factors
-            g = self.run(node.body, x)
-            if x.grad or g.grad:
-                self.keep(x)
-                self.keep(g)
-            return _Tensor(x.shape, x.grad or g.grad)
-        return self._primitive(node, x)
-
-    def _primitive(self, node, x: _Tensor) -> _Tensor:
-        out_shape = node.out_shape(x.shape)
-        if isinstance(node, L.Flatten):
-            return _Tensor(out_shape, x.grad, x.saved)  # a view of the same storage
-        has_params = isinstance(node, (L.Conv, L.Linear, L.BatchNorm))
-        out = _Tensor(out_shape, x.grad or (has_params and self.trainable))
-        if not out.grad:
+    def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
+        saved = node.saved(x.shape, out_shape, trained, self.device)
+        grad = x.grad or trained
+        out = Tensor(out_shape, grad, x.storage if saved.view else None)
+        if not grad:
             return out  # nothing on this path needs a gradient: autograd records nothing
-        kind = _kind(node)
-        saves = SAVES.get(kind, ())
-        if kind in ("conv", "linear") and not self.trainable:
-            saves = ()  # a frozen weight needs no gradient; the input's gradient needs only the weight
-        if isinstance(node, L.AdaptiveAvgPool) and node.size == (1, 1):
-            saves = ()  # torch computes a 1x1 adaptive pool as a mean, which keeps only sizes
-        if "in" in saves:
+        if saved.input:
             self.keep(x)
-        if "out" in saves:
+        if saved.output:
             self.keep(out)
-        if kind == "maxpool":
-            self.bytes += self.batch * INDEX_BYTES * out.elems
-        if kind == "batchnorm":
-            self.bytes += 2 * STAT_BYTES * node.channels
-        if isinstance(node, L.Dropout) and node.p > 0 and not node.stochastic_depth:
-            self.bytes += self.batch * x.elems  # a one-byte keep mask per element
+        self.bytes += self.batch * (saved.per_sample_bytes + self.nbytes * saved.per_sample_elements) + saved.fixed_bytes
         return out
 
 
-def _kind(node) -> str:
-    if isinstance(node, L.Activation):
-        return node.fn
-    if isinstance(node, L.Pool):
-        return f"{node.op}pool"
-    if isinstance(node, L.AdaptiveAvgPool):
-        return "avgpool"
-    return {L.Conv: "conv", L.Linear: "linear", L.BatchNorm: "batchnorm", L.LocalResponseNorm: "lrn"}.get(type(node), "other")
-
-
 def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optimizer: str = "sgd",
-                    freeze_until: Optional[str] = None) -> TrainingMemory:
+                    freeze_until: Optional[str] = None, device: str = "cpu") -> TrainingMemory:
     """Weights, gradients, optimizer state and saved activations, per block, for one training step.
 
     Every block runs, training-only heads included. ``freeze_until`` names a block: it and every block
     before it in execution order keep no gradients or optimizer state, and record nothing for backward
     unless an input needs a gradient. All tensors use ``dtype`` except max-pool indices (int64) and
-    batchnorm statistics (fp32)."""
+    batchnorm statistics (fp32). ``device`` is the kind of device torch trains on ("cpu" or "gpu"):
+    some kernels keep different tensors there (dropout's mask: see ``Dropout.saved``)."""
     _check_batch(batch)
     nbytes = dtype_bytes(dtype)
     if optimizer not in OPTIMIZER_STATES:
         raise ScalelabError(f"unknown optimizer '{optimizer}'{did_you_mean(optimizer, OPTIMIZER_STATES)}; "
                             f"one of {', '.join(OPTIMIZER_STATES)}")
-    names = list(network.blocks)
-    if freeze_until is not None and freeze_until not in network.blocks:
-        raise ScalelabError(f"--freeze-until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
-    frozen = set(names[: names.index(freeze_until) + 1]) if freeze_until is not None else set()
-    tensors = {INPUT: _Tensor(network.input_shape, False)}
+    frozen = frozen_prefix(network, freeze_until)
+    if device not in DEVICE_KINDS:
+        raise ScalelabError(f"unknown device kind '{device}'{did_you_mean(device, DEVICE_KINDS)}; one of {', '.join(DEVICE_KINDS)}")
     rows = {}
-    for b in network.blocks.values():
-        trainable = b.name not in frozen
-        walker = _SavedWalk(trainable, batch, nbytes)
-        ins = [tensors[i] for i in b.inputs]
-        tensors[b.name] = walker.run(b.layers, ins[0] if type(b.block).arity == 1 else ins)
+    for b, walker in run_network(network, frozen, lambda b, trainable: _SavedWalk(trainable, batch, nbytes, device)):
         weights = nbytes * sum(c.params for c in b.costs)
-        grads = weights if trainable else 0
-        rows[b.name] = BlockTraining(b.name, trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads, walker.bytes)
+        grads = weights if walker.trainable else 0
+        rows[b.name] = BlockTraining(b.name, walker.trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads,
+                                     walker.bytes)
     return TrainingMemory(dtype, batch, optimizer, freeze_until, rows)

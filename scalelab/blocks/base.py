@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from scalelab.blocks.layers import (
+    ACTIVATIONS,
     Activation as ActivationLayer,
     BatchNorm,
     Conv,
@@ -39,7 +40,7 @@ def pair_schema(minimum: int) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [number, pair]})
 
 
-_FUNCTIONS = ("relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish")
+_FUNCTIONS = tuple(ACTIVATIONS)
 
 # Field types. ``scale: width`` marks channel counts that width scaling multiplies.
 Channels = Annotated[int, Field(gt=0, json_schema_extra={"scale": "width"})]

@@ -54,6 +54,8 @@ def analyze(
                                         "type; adds memory columns and the inference peak (default fp32)."),
     measure: bool = typer.Option(False, "--measure", help="Add latency measured here with torch (each block and the network)."),
     measure_on: str = typer.Option("cpu", "--measure-on", help="Where --measure runs: cpu, or cuda / cuda:N."),
+    allow_noisy: bool = typer.Option(False, "--allow-noisy", help="With --measure: keep timings of a machine that "
+                                     "stays too busy to measure cleanly, marked noisy (default: refuse, exit 2)."),
     mode: str = typer.Option("infer", "--mode", help="infer, or train to add training memory columns."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="With --mode train: sgd, sgd-momentum or adam."),
     freeze_until: Optional[str] = typer.Option(None, "--freeze-until", help="With --mode train: this block and every "
@@ -92,7 +94,8 @@ def analyze(
         raise ScalelabError(f"--mode: expected infer or train, got '{mode}'")
     dtype = dtype or "fp32"
     figures = device_figures(analysis.network, dtype=dtype, batch=batch, device=device, measure=measure,
-                             mode=mode, optimizer=optimizer, freeze_until=freeze_until, measure_on=measure_on)
+                             mode=mode, optimizer=optimizer, freeze_until=freeze_until, measure_on=measure_on,
+                             allow_noisy=allow_noisy)
     conditions = Conditions(tuple(analysis.input_shape[1:]), batch, dtype, dtype_bytes(dtype))
     report = build_report(analysis, depth=depth, columns=[*default_columns(), *figures.columns, *extra.columns],
                           conditions=conditions, notes=[*figures.notes, *extra.notes],

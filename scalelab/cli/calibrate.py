@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.analysis.noise import MAX_OTHER_CPUS, MAX_SPREAD
 from scalelab.cli.app import app, emit, friendly
 
 
@@ -18,6 +19,12 @@ def calibrate(
     name: str = typer.Option("calibrated", "--name", help="Name of the profile."),
     networks: Optional[int] = typer.Option(None, "--networks", min=1,
                                            help="Fit on the first N synthetic networks only (default: all; quicker, less exact)."),
+    max_load: float = typer.Option(MAX_OTHER_CPUS, "--max-load", min=0,
+                                   help="Most CPUs other processes may keep busy while measuring."),
+    max_spread: float = typer.Option(MAX_SPREAD, "--max-spread", min=0,
+                                     help="Most repeated rounds of timings may disagree (a fraction)."),
+    allow_noisy: bool = typer.Option(False, "--allow-noisy",
+                                     help="Keep a measurement that stays beyond the limits, marked noisy in the profile."),
 ) -> None:
     """Measure this machine and write a device profile usable with `analyze --device FILE`.
 
@@ -25,14 +32,22 @@ def calibrate(
 inputs), then a fixed, seeded set of synthetic networks timed whole; per layer kind the rate, \
 the thin-layer slowdown and the fixed cost, and the bandwidth, are fitted to them by non-negative \
 least squares on relative error. The fit's own error and its leave-one-out error are printed and \
-recorded in the profile."""
+recorded in the profile.
+
+On a busy machine it waits and measures again (back-off), then refuses (exit 2) naming the \
+competing load and the disagreement of repeated rounds; a fit whose leave-one-out error is \
+too large is written with a warning that every prediction from the profile repeats."""
+    from scalelab.analysis.noise import NoiseLimits
     from scalelab.devices.calibrate import calibrate as run
 
-    profile = run(device, name, networks=networks)
+    limits = NoiseLimits(max_other_cpus=max_load, max_spread=max_spread)
+    profile = run(device, name, networks=networks, limits=limits, allow_noisy=allow_noisy)
     c = profile.calibration
-    held = f", leave-one-out median {c['held_out_median_error']:.1%}" if "held_out_median_error" in c else ""
     typer.echo(f"fitted on {c['synthetic_networks']} synthetic networks timed whole: median error "
-               f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}{held}", err=True)
+               f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}, leave-one-out median "
+               f"{c['held_out_median_error']:.1%}; competing load {c['competing_load_cpus']:.2f} CPUs", err=True)
+    if "warning" in c:
+        typer.echo(f"warning: {c['warning']}", err=True)
     header = ("# Device profile written by `scalelab calibrate`; every figure is measured on this machine\n"
               "# (see sources and calibration). Use it with: scalelab analyze SPEC --device THIS_FILE\n")
     emit(header + profile.to_yaml(), output)

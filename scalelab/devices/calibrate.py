@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 from typing import Optional
 
+from scalelab.analysis.noise import NoiseLimits
 from scalelab.devices.profile import DeviceProfile
 
 MATMUL_SIZE = {"cpu": 1024, "cuda": 4096}  # large enough to reach the peak, small enough to take seconds
@@ -29,6 +30,9 @@ GRID = [(32, 112), (64, 56), (128, 28), (256, 14), (512, 7), (24, 112), (56, 56)
 TINY = [(8, 1), (16, 2), (32, 4)]
 TIME_BUDGET_S = 0.1  # per floor measurement: many short runs give the fastest a chance to be undisturbed
 NETWORK_BUDGET_S = 0.8  # per synthetic network
+#: a profile whose leave-one-out median error exceeds this is written with a warning (README,
+#: "Measuring on a busy machine"); quiet machines fit the synthetic set to well under it
+MAX_HELD_OUT_ERROR = 0.25
 
 
 def _time(fn, device: str) -> float:
@@ -101,26 +105,47 @@ def _bandwidth(state: dict) -> None:
     state["memory_bandwidth"] = statistics.median(rates)
 
 
-def _networks(state: dict, count: int, advance) -> None:
-    """Time each synthetic network whole (median until stable) and keep its features."""
+def _networks(state: dict, specs: list, limits, allow_noisy: bool) -> None:
+    """Time the synthetic networks whole, interleaved (``time_interleaved``: each one's lowest round
+    median), again after a back-off while the machine is too noisy; keep each one's features."""
     import torch
 
-    from scalelab.analysis.measure import time_callable
+    from scalelab.analysis.measure import drift, time_interleaved
+    from scalelab.analysis.noise import LoadWindow, Noise, until_quiet
     from scalelab.build import build_module
     from scalelab.devices.fit import features
-    from scalelab.devices.synthetic import synthetic_specs
     from scalelab.graph import resolve
 
-    device, rows = state["device"], []
-    for spec in synthetic_specs(count):
+    device, fns, found = state["device"], {}, {}
+    for i, spec in enumerate(specs):
         network = resolve(spec)
         module = build_module(network).eval().to(device)
         x = torch.randn(1, *network.input_shape, device=device)
-        timing = time_callable(lambda: module(x), device, warmup=3, min_repeats=7, max_repeats=200, stable=0.03,
-                               budget_s=NETWORK_BUDGET_S)
-        rows.append((*features(network), timing.median_ms / 1e3))
-        advance()
-    state["rows"] = rows
+        fns[i] = (lambda m, v: lambda: m(v))(module, x)
+        found[i] = features(network)
+
+    def attempt():
+        with LoadWindow() as window:
+            timings = time_interleaved(fns, device, warmup=3, burst=3, min_rounds=3, max_rounds=12,
+                                       stable=0.03, budget_s=NETWORK_BUDGET_S)
+        return timings, Noise(window.other_cpus, drift(timings.values()))
+
+    timings, noise = until_quiet(attempt, "calibrate", limits, allow_noisy)
+    state["rows"] = [(*found[i], timings[i].median_ms / 1e3) for i in fns]
+    state["noise"] = noise
+
+
+def required_networks(specs: list) -> int:
+    """Networks needed to fit the unknowns these networks exercise, with one to spare (so that each
+    leave-one-out fit is still determined)."""
+    from scalelab.devices.fit import COLUMNS, features
+    from scalelab.graph import resolve
+
+    used = set()
+    for spec in specs:
+        found, _ = features(resolve(spec))
+        used |= {column for column in COLUMNS if found[column]}
+    return len(used) + 1
 
 
 def _fit(state: dict) -> None:
@@ -158,51 +183,90 @@ def _figures(state: dict) -> dict:
     }
 
 
-def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True,
-              networks: Optional[int] = None) -> DeviceProfile:
-    """Measure ``device`` and return a profile whose figures all come from the measurement, fitted on the
-    first ``networks`` synthetic networks (default: the whole set; fewer fit less well, for quick checks)."""
-    import platform
+def _check_quiet(limits, allow_noisy: bool) -> None:
+    """Before any measuring: wait (with back-off) for other processes to leave the CPUs alone."""
+    from scalelab.analysis.noise import Noise, idle_load, until_quiet
 
+    until_quiet(lambda: (None, Noise(idle_load(0.5), 0.0)), "calibrate", limits, allow_noisy)
+
+
+def _measure(state: dict, specs: list, limits, allow_noisy: bool, progress: bool) -> None:
+    """The floors, then the synthetic networks, with a progress bar on stderr."""
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from scalelab.analysis.measure import conditions_for
-    from scalelab.devices.synthetic import COUNT
-    from scalelab.errors import ScalelabError
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ScalelabError(f"calibrate on {device}: CUDA is not available here; use cpu")
-    state: dict = {"device": device}
-    count = COUNT if networks is None else networks
-    if count < 1:
-        raise ScalelabError(f"calibrate: --networks must be at least 1, got {count}")
-    floors = [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth)]
+    steps = [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth),
+             (f"{len(specs)} synthetic networks, interleaved", lambda st: _networks(st, specs, limits, allow_noisy)),
+             ("fit", _fit)]
     with Progress(TextColumn("calibrating: {task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), disable=not progress, transient=True) as bar, torch.inference_mode():
-        task = bar.add_task("", total=len(floors) + count + 1)
-        for label, step in floors:
+        task = bar.add_task("", total=len(steps))
+        for label, step in steps:
             bar.update(task, description=label)
             step(state)
             bar.advance(task)
-        bar.update(task, description=f"{count} synthetic networks")
-        _networks(state, count, lambda: bar.advance(task))
-        bar.update(task, description="fit")
-        _fit(state)
-        bar.advance(task)
+
+
+def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True,
+              networks: Optional[int] = None, limits: Optional[NoiseLimits] = None, allow_noisy: bool = False,
+              max_held_out_error: float = MAX_HELD_OUT_ERROR) -> DeviceProfile:
+    """Measure ``device`` and return a profile whose figures all come from the measurement, fitted on the
+    first ``networks`` synthetic networks (default: the whole set; fewer fit less well, for quick checks).
+
+    Refused (``ScalelabError``) before any measuring when too few networks are asked for the unknowns
+    they exercise; refused (``NoisyMachine``) when the machine stays too busy to measure, unless
+    ``allow_noisy`` (the profile is then marked noisy). A fit whose leave-one-out median error exceeds
+    ``max_held_out_error`` is written with a warning that every prediction from it repeats."""
+    import torch
+
+    from scalelab.devices.synthetic import COUNT, synthetic_specs
+    from scalelab.errors import ScalelabError
+
+    limits = limits or NoiseLimits()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ScalelabError(f"calibrate on {device}: CUDA is not available here; use cpu")
+    count = COUNT if networks is None else networks
+    if count < 1:
+        raise ScalelabError(f"calibrate: --networks must be at least 1, got {count}")
+    specs = synthetic_specs(count)
+    need = required_networks(synthetic_specs(COUNT))
+    if count < need:
+        raise ScalelabError(f"calibrate: --networks {count} cannot determine the {need - 1} unknowns of the latency "
+                            f"model: fitting them with one network held out needs at least {need} (the set has {COUNT})")
+    if not device.startswith("cuda"):
+        _check_quiet(limits, allow_noisy)  # other processes share the CPU, not a GPU
+    state: dict = {"device": device}
+    _measure(state, specs, limits, allow_noisy, progress)
+    return _profile(state, name, device, count, limits, max_held_out_error)
+
+
+def _profile(state: dict, name: str, device: str, count: int, limits, max_held_out_error: float) -> DeviceProfile:
+    """The profile: fitted figures, their sources, and the conditions, errors and warnings."""
+    import platform
+
+    from scalelab.analysis.measure import conditions_for
+
     conditions = conditions_for(device, "fp32", 1, False)
     conditions["host"] = platform.node()
     conditions["synthetic_networks"] = count
     conditions["fit_median_error"] = round(statistics.median(state["fit_errors"]), 4)
     conditions["fit_max_error"] = round(max(state["fit_errors"]), 4)
-    if state["held_out_errors"]:
-        conditions["held_out_median_error"] = round(statistics.median(state["held_out_errors"]), 4)
+    held_out = round(statistics.median(state["held_out_errors"]), 4)
+    conditions["held_out_median_error"] = held_out
+    noise = state["noise"]
+    conditions["competing_load_cpus"] = round(noise.other_cpus, 3)
+    conditions["round_disagreement"] = round(noise.spread, 4)
+    warnings = [f"measured on a noisy machine ({'; '.join(noise.problems(limits))})"] if noise.problems(limits) else []
+    if held_out > max_held_out_error:
+        warnings.append(f"leave-one-out median error {held_out:.0%} exceeds the {max_held_out_error:.0%} limit")
+    if warnings:
+        conditions["warning"] = "UNRELIABLE PROFILE: " + "; ".join(warnings) + ": predictions from it may be far off"
     figures = _figures(state)
     how = f"measured by `scalelab calibrate` on {conditions['device_name']} ({device}, {conditions['threads']} threads, torch {conditions['torch']})"
     fitted = (f"{how}: non-negative least squares (relative error) of per-layer time = flops / rate x (1 + half / n) + "
               f"bytes / bandwidth + fixed cost, summed over layers, on {count} synthetic networks timed whole "
-              f"(median error of the fit {conditions['fit_median_error']:.1%})")
+              f"(median error of the fit {conditions['fit_median_error']:.1%}, leave-one-out {held_out:.1%})")
     return DeviceProfile(
         name=name,
         description=f"calibrated: {conditions['device_name']} ({device}, {conditions['threads']} threads)",

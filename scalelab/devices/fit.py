@@ -17,8 +17,9 @@ how far above its floor each one sits. numpy only (no scipy): Lawson & Hanson's 
 
 from __future__ import annotations
 
-from scalelab.analysis.latency import FREE, layer_kind, out_channels, primitives
+from scalelab.analysis.latency import FREE
 from scalelab.analysis.memory import dtype_bytes
+from scalelab.blocks.layers import definition
 from scalelab.graph.network import Network
 
 RATE_KINDS = ("dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "strided_depthwise_conv", "linear", "pool")
@@ -35,15 +36,15 @@ def features(network: Network, dtype: str = "fp32") -> tuple[dict, float]:
     found = dict.fromkeys(COLUMNS, 0.0)
     at_peak = 0.0
     for block in network.inference_blocks():
-        for node, cost in zip(primitives(block.layers), block.costs):
-            kind = layer_kind(node)
+        for cost in block.costs:
+            kind, width = definition(cost.node).latency()
             if kind == FREE:
                 continue
             flops = 2 * cost.macs + cost.ops
             if kind in RATE_KINDS:
                 found[("inv_rate", kind)] += flops
                 if kind in THIN_KINDS:
-                    found[("thin", kind)] += flops / out_channels(node)
+                    found[("thin", kind)] += flops / width
             else:
                 at_peak += flops
             found[("overhead", kind)] += 1

@@ -24,7 +24,8 @@ class DeviceFigures:
 
 
 def device_figures(network, *, dtype: str, batch: int, device: Optional[str], measure: bool,
-                   mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu") -> DeviceFigures:
+                   mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu",
+                   allow_noisy: bool = False) -> DeviceFigures:
     from scalelab.analysis.memory import best_order, inference_memory, training_memory
 
     out = DeviceFigures()
@@ -69,7 +70,7 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         out.data["predicted_latency"] = {"unit": "milliseconds", "device": prediction.device, "dtype": dtype,
                                          "batch": batch, "total_ms": prediction.total_ms, "method": prediction.method}
     if measure:
-        measured = _measured(out, network, dtype, batch, measure_on)
+        measured = _measured(out, network, dtype, batch, measure_on, allow_noisy)
         if prediction is not None:
             _prediction_error(out, prediction, measured)
     return out
@@ -111,10 +112,10 @@ def _training(out: DeviceFigures, tm) -> None:
     }
 
 
-def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str):
+def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, allow_noisy: bool = False):
     from scalelab.analysis.measure import measure_latency
 
-    m = measure_latency(network, on, dtype, batch)
+    m = measure_latency(network, on, dtype, batch, allow_noisy=allow_noisy)
     out.columns.append(Column("measured_ms", "Meas. ms", f"milliseconds, median {m.method}",
                               lambda b, ctx: m.blocks[b.name].median_ms if b.name in m.blocks else None, _ms))
     out.columns.append(Column("measured_spread_ms", "Spread ms", "milliseconds, inter-quartile range of the measured runs",
@@ -124,5 +125,6 @@ def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str):
                      + ", ".join(f"{k} {v}" for k, v in m.conditions.items()) + ".")
     out.data["measured_latency"] = {"unit": "milliseconds", "network_median_ms": m.network.median_ms,
                                     "network_spread_ms": m.network.spread_ms, "method": m.method,
-                                    "conditions": m.conditions}
+                                    "conditions": m.conditions, "noisy": m.network.noisy,
+                                    "competing_load_cpus": m.network.other_cpus}
     return m

@@ -1,0 +1,122 @@
+"""How busy the machine is while scalelab times something, and when a timing is too noisy to keep.
+
+Two signs of a noisy measurement, both recorded with every timing:
+  * **competing load**: the CPU time other processes took during the measurement, in CPUs
+    (``/proc/stat`` busy time of the whole machine minus this process's own CPU time, over the
+    wall-clock window). Unlike the 1-minute load average it is exact for the window and reacts at
+    once; where ``/proc/stat`` is missing, the load average less this process stands in for it.
+  * **spread**: how far repeated rounds of the same work disagree: the excess of the typical round
+    median over the kept (lowest) one, time-weighted over what was timed
+    (``scalelab.analysis.measure.drift``).
+A measurement is clean when both are within ``NoiseLimits``; otherwise scalelab waits (back-off) and
+measures again, and refuses with both figures named if it never gets a clean one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, TypeVar
+
+from scalelab.errors import ScalelabError
+
+T = TypeVar("T")
+
+#: default limits, documented in the README ("Measuring on a busy machine")
+MAX_OTHER_CPUS = 0.5  # other processes may use at most half a CPU while we time
+MAX_SPREAD = 0.10  # repeated timings may disagree by at most 10% of the kept figure
+BACKOFF_S = (1.0, 2.0, 4.0)  # waits before the 2nd, 3rd and 4th attempt
+
+
+@dataclass(frozen=True)
+class NoiseLimits:
+    max_other_cpus: float = MAX_OTHER_CPUS
+    max_spread: float = MAX_SPREAD
+    backoff_s: tuple[float, ...] = BACKOFF_S
+
+
+def _busy_and_own() -> Optional[tuple[float, float]]:
+    """(seconds of CPU time the whole machine spent busy, of it this process's own), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+class LoadWindow:
+    """Context manager: ``other_cpus`` = CPUs other processes kept busy while it was open."""
+
+    def __enter__(self) -> "LoadWindow":
+        self._start = _busy_and_own()
+        self._wall = time.perf_counter()
+        self.other_cpus = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.perf_counter() - self._wall
+        end = _busy_and_own()
+        if self._start is None or end is None or wall <= 0:
+            self.other_cpus = max(0.0, os.getloadavg()[0] - 1.0)  # the load average less ourselves
+            return
+        others = (end[0] - self._start[0]) - (end[1] - self._start[1])
+        self.other_cpus = max(0.0, others / wall)
+
+
+def idle_load(seconds: float = 0.5) -> float:
+    """CPUs other processes keep busy while this one sleeps for ``seconds``."""
+    with LoadWindow() as window:
+        time.sleep(seconds)
+    return window.other_cpus
+
+
+@dataclass(frozen=True)
+class Noise:
+    """What one attempt saw: the competing load (CPUs) and the spread (fraction)."""
+
+    other_cpus: float
+    spread: float
+
+    def problems(self, limits: NoiseLimits) -> list[str]:
+        found = []
+        if self.other_cpus > limits.max_other_cpus:
+            found.append(f"other processes kept {self.other_cpus:.2f} CPUs busy (limit {limits.max_other_cpus:g})")
+        if self.spread > limits.max_spread:
+            found.append(f"repeated rounds of timings disagree by {self.spread:.0%} (limit {limits.max_spread:.0%})")
+        return found
+
+
+class NoisyMachine(ScalelabError):
+    """Every attempt was too noisy: the message names the load and the spread of the last one."""
+
+
+def until_quiet(attempt: Callable[[], tuple[T, Noise]], what: str, limits: NoiseLimits,
+                allow_noisy: bool = False, sleep: Callable[[float], None] = time.sleep) -> tuple[T, Noise]:
+    """Run ``attempt`` (which returns its result and the noise it saw) until its noise is within
+    ``limits``, waiting ``limits.backoff_s`` between attempts. With ``allow_noisy`` the last result
+    is returned however noisy; otherwise ``NoisyMachine`` names what stayed too high."""
+    waits = list(limits.backoff_s)
+    waited = 0.0
+    while True:
+        result, noise = attempt()
+        problems = noise.problems(limits)
+        if not problems:
+            return result, noise
+        if not waits:
+            if allow_noisy:
+                return result, noise
+            tries = len(limits.backoff_s) + 1
+            raise NoisyMachine(
+                f"{what}: the machine is too busy to measure: {' and '.join(problems)}, "
+                f"after {tries} attempts over {waited:.0f} s of back-off. Stop the competing work and run "
+                f"again, or pass --allow-noisy to keep a measurement marked noisy")
+        wait = waits.pop(0)
+        sleep(wait)
+        waited += wait

@@ -1,0 +1,70 @@
+"""The measurement cache: an SQLite file that several scalelab processes can share.
+
+One row per (layer tree, input shapes, conditions) key, with the timing, the competing load and the
+spread it was measured with, and whether it was noisy. A noisy row is never served as a clean one:
+``lookup`` returns clean rows only, and a clean measurement replaces a noisy one but never the other
+way round. SQLite's own locking (WAL journal, a busy timeout) makes concurrent readers and writers
+safe; a cache that cannot be opened or written only means measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Optional
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS timings (
+    key TEXT PRIMARY KEY,
+    timing TEXT NOT NULL,
+    noisy INTEGER NOT NULL,
+    other_cpus REAL NOT NULL,
+    spread REAL NOT NULL,
+    measured_at REAL NOT NULL)"""
+
+
+def cache_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "scalelab" / "latency.sqlite"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(_SCHEMA)
+    return connection
+
+
+def lookup(path: Path, keys: list[str]) -> dict[str, dict]:
+    """The clean cached timings among ``keys`` (key -> timing fields)."""
+    if not keys or not path.exists():
+        return {}
+    try:
+        with closing(_connect(path)) as connection:
+            marks = ",".join("?" * len(keys))
+            rows = connection.execute(f"SELECT key, timing FROM timings WHERE noisy = 0 AND key IN ({marks})", keys)
+            return {key: json.loads(timing) for key, timing in rows}
+    except (sqlite3.Error, OSError, ValueError):
+        return {}
+
+
+def store(path: Path, entries: dict[str, dict], noisy: bool, other_cpus: float, spread: Optional[dict] = None) -> None:
+    """Record timings (key -> timing fields); a noisy entry never replaces a clean one."""
+    if not entries:
+        return
+    spread = spread or {}
+    rows = [(key, json.dumps(t, sort_keys=True), int(noisy), other_cpus, spread.get(key, 0.0), time.time())
+            for key, t in entries.items()]
+    try:
+        with closing(_connect(path)) as connection, connection:
+            connection.executemany(
+                "INSERT INTO timings VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "timing = excluded.timing, noisy = excluded.noisy, other_cpus = excluded.other_cpus, "
+                "spread = excluded.spread, measured_at = excluded.measured_at WHERE excluded.noisy <= timings.noisy",
+                rows)
+    except (sqlite3.Error, OSError):
+        pass  # an unwritable cache is not an error: the figures are still reported

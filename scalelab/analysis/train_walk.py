@@ -1,0 +1,83 @@
+"""A layer tree walked as one training step runs it: which tensors autograd records ops on.
+
+A tensor needs a gradient when its input did or when the layer that made it has trained weights
+(the network input needs none). Wiring nodes call back ``run``, ``joined`` (add, cat: the result
+needs a gradient if any input does) and ``product`` (a gate's multiply); each primitive goes to
+``primitive``, which the consumers (training memory, training compute) extend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Collection, Iterator, Optional
+
+from scalelab.blocks.layers import definition, elements
+from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.graph.network import INPUT
+
+
+@dataclass(eq=False)
+class Storage:
+    elems: int
+    saved: bool = False  # already kept for backward by some layer
+
+
+@dataclass(eq=False)
+class Tensor:
+    shape: tuple
+    grad: bool  # whether autograd records the ops on it
+    storage: Storage = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self):
+        if self.storage is None:
+            self.storage = Storage(elements(self.shape))
+
+
+class TrainWalk:
+    def __init__(self, trainable: bool):
+        self.trainable = trainable  # the block's weights are trained
+
+    def run(self, node, x: "Tensor | list[Tensor]") -> Tensor:
+        return definition(node).train(self, x)
+
+    def joined(self, shape: tuple, inputs: list[Tensor]) -> Tensor:
+        return Tensor(shape, any(t.grad for t in inputs))
+
+    def product(self, x: Tensor, g: Tensor) -> Tensor:
+        if x.grad or g.grad:
+            self.keep(x)
+            self.keep(g)
+        return Tensor(x.shape, x.grad or g.grad)
+
+    def keep(self, t: Tensor) -> None:
+        """Autograd keeps ``t`` for backward (nothing to do unless memory is counted)."""
+
+    def primitive(self, node, x: Tensor) -> Tensor:
+        out_shape = node.out_shape(x.shape)
+        trained = node.has_weights and self.trainable
+        return self.layer(node, x, out_shape, trained)
+
+    def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
+        return Tensor(out_shape, x.grad or trained)
+
+
+def frozen_prefix(network, freeze_until: Optional[str]) -> set[str]:
+    """The blocks whose weights do not train: ``freeze_until`` and every block before it in
+    execution order (none when it is None)."""
+    names = list(network.blocks)
+    if freeze_until is None:
+        return set()
+    if freeze_until not in network.blocks:
+        raise ScalelabError(f"--freeze-until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
+    return set(names[: names.index(freeze_until) + 1])
+
+
+def run_network(network, frozen: Collection[str], walker_for: Callable[[object, bool], TrainWalk]) -> Iterator:
+    """Walk every block (training-only heads included: they run in training) in execution order;
+    yield each block with the walker ``walker_for(block, trainable)`` that walked it."""
+    tensors = {INPUT: Tensor(network.input_shape, False)}
+    for b in network.blocks.values():
+        walker = walker_for(b, b.name not in frozen)
+        ins = [tensors[i] for i in b.inputs]
+        tensors[b.name] = walker.run(b.layers, ins[0] if type(b.block).arity == 1 else ins)
+        yield b, walker

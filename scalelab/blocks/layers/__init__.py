@@ -1,0 +1,35 @@
+"""Layer trees: the primitive layer kinds and the nodes that wire them, each defined once.
+
+A block's ``layers()`` returns a tree of these nodes. Every consumer asks the nodes themselves:
+``walk`` derives the output shape and per-layer costs, ``scalelab.build`` the torch modules,
+``scalelab.analysis`` the memory, training compute and latency. Nothing here imports torch outside
+the torch-module builders. ``base`` describes the faces a layer kind defines and the registry.
+
+Adding a primitive: one module here with a ``@register``-ed ``Primitive`` subclass defining every
+face, imported below, plus its tests.
+
+Counting convention (stated in every report):
+  * ``macs``: multiply-accumulates of conv, linear and matmul, bias excluded (torchvision ``_ops``,
+    fvcore's conv/linear handles, and the papers' "FLOPs").
+  * ``ops``: every other arithmetic or copy, by the per-element formula given on each primitive.
+"""
+
+from scalelab.blocks.layers.activation import ACTIVATION_OPS, ACTIVATIONS, Activation
+from scalelab.blocks.layers.base import (
+    DEVICE_KINDS, REGISTRY, InnerPeak, LayerCost, MissingFace, Primitive, Saved, Shape, ShapeError, TrainMacs,
+    UnknownLayer, Walk, definition, elements, fmt_shape, register,
+)
+from scalelab.blocks.layers.conv import Conv
+from scalelab.blocks.layers.dropout import Dropout
+from scalelab.blocks.layers.linear import Linear
+from scalelab.blocks.layers.norm import BatchNorm, LocalResponseNorm
+from scalelab.blocks.layers.pool import AdaptiveAvgPool, Pool
+from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
+from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
+
+__all__ = [
+    "ACTIVATIONS", "ACTIVATION_OPS", "DEVICE_KINDS", "REGISTRY", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
+    "Dropout", "Flatten", "Gate", "InnerPeak", "LayerCost", "Linear", "LocalResponseNorm", "Merge", "MissingFace", "Node",
+    "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",
+    "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "walk",
+]

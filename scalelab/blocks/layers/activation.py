@@ -1,0 +1,65 @@
+"""Activation functions: the one list of their names, op counts, saved tensors and torch modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from scalelab.blocks.layers.base import InnerPeak, LayerCost, Primitive, Saved, Shape, TrainMacs, elements, register
+
+
+class Function(NamedTuple):
+    ops: int  # per element, from the defining formula
+    saves: str  # "in" or "out": what torch's derivative formula (derivatives.yaml) keeps
+    torch_name: str  # the torch.nn class
+
+
+#: every activation scalelab knows; block kinds take their names from here
+ACTIVATIONS = {
+    "relu": Function(1, "out", "ReLU"),  # max(x, 0)
+    "relu6": Function(2, "in", "ReLU6"),  # min(max(x, 0), 6): hardtanh's backward takes the input
+    "sigmoid": Function(4, "out", "Sigmoid"),  # 1 / (1 + exp(-x)): negate, exp, add, divide
+    "tanh": Function(5, "out", "Tanh"),  # (exp(2x) - 1) / (exp(2x) + 1)
+    "silu": Function(5, "in", "SiLU"),  # x * sigmoid(x), a.k.a. swish
+    "hardsigmoid": Function(4, "in", "Hardsigmoid"),  # relu6(x + 3) / 6
+    "hardswish": Function(5, "in", "Hardswish"),  # x * hardsigmoid(x)
+}
+ACTIVATION_OPS = {name: f.ops for name, f in ACTIVATIONS.items()}
+
+
+@register
+@dataclass(frozen=True)
+class Activation(Primitive):
+    kind = "activation"
+
+    fn: str
+
+    def __post_init__(self):
+        if self.fn not in ACTIVATIONS:
+            raise ValueError(f"unknown activation '{self.fn}'; one of {', '.join(ACTIVATIONS)}")
+
+    def out_shape(self, s: Shape) -> Shape:
+        return s
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        n = elements(s)
+        return LayerCost(self.fn, ops=ACTIVATIONS[self.fn].ops * n, in_elems=n, out_elems=n, node=self)
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        return TrainMacs()
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+        keeps = ACTIVATIONS[self.fn].saves
+        return Saved(input=keeps == "in", output=keeps == "out")
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        n = elements(out)
+        return InnerPeak(out, n, n)  # not in place: scalelab.build makes nn.ReLU() etc. without inplace
+
+    def latency(self) -> tuple[str, None]:
+        return "elementwise", None
+
+    def torch_module(self):
+        from torch import nn
+
+        return getattr(nn, ACTIVATIONS[self.fn].torch_name)()

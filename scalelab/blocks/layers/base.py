@@ -1,0 +1,209 @@
+"""What every layer kind shares: shapes, the records each face returns, the face contract, and the
+registry that maps a layer node to its definition.
+
+A *primitive* layer kind (conv, batchnorm, relu, ...) is one class that answers every question a
+consumer asks about it, its *faces*:
+
+================  ================================================================  ===================
+face              answer                                                            consumer
+================  ================================================================  ===================
+``out_shape``     output shape for an input shape (raises ShapeError)              walk, every other
+``cost``          params, MACs, other ops, in/out elements per sample (LayerCost)  costs, latency, fit
+``train_macs``    forward, input-gradient and weight-gradient MACs per sample      training compute
+``saved``         what autograd keeps for backward, per device kind (Saved)        training memory
+``inner_peak``    elements it allocates and holds at once in eval (InnerPeak)      inference memory
+``latency``       its latency kind and the width thin kernels depend on            latency, fit
+``torch_module``  the ``nn.Module`` that runs it (torch imported inside only)      scalelab.build
+================  ================================================================  ===================
+
+A face a kind does not define raises ``MissingFace`` naming the kind and the face: no consumer ever
+falls back to a default. Wiring nodes (``wiring.py``) define the same protocol recursively.
+
+Shapes are per sample: ``(channels, height, width)`` for feature maps, ``(features,)`` for vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+Shape = tuple[int, ...]
+#: device kinds whose torch kernels the ``saved`` face distinguishes (DeviceProfile.kind)
+DEVICE_KINDS = ("cpu", "gpu")
+
+
+class ShapeError(ValueError):
+    """A layer cannot accept the shape it is given."""
+
+
+class MissingFace(NotImplementedError):
+    """A consumer asked a layer kind for a face the kind does not define."""
+
+
+class UnknownLayer(TypeError):
+    """A layer tree holds an object that is no registered layer kind."""
+
+
+def elements(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def spatial(shape: Shape, what: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(f"{what} needs a (channels, height, width) feature map, got {fmt_shape(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil: bool = False) -> int:
+    """Output length of a sliding window, exactly as torch computes it (incl. ceil_mode's edge rule)."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + pad:
+        out -= 1  # torch drops a last window that would start entirely in the right padding
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# What the faces return
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cost of one layer at one input shape, per sample; ``node`` is the layer it belongs to (for a
+    residual's add, a concatenation or a gate's multiply: that wiring node)."""
+
+    layer: str
+    params: int = 0
+    macs: int = 0
+    ops: int = 0
+    in_elems: int = 0
+    out_elems: int = 0
+    node: Any = field(default=None, kw_only=True, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class TrainMacs:
+    """Multiply-accumulates of one training step, per sample, bias excluded (the MACs convention):
+    the forward pass, the gradient of the input and the gradient of the weights."""
+
+    forward: int = 0
+    grad_input: int = 0
+    grad_weight: int = 0
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What autograd keeps for a layer's backward, when anything on its path needs a gradient."""
+
+    input: bool = False  # its input tensor
+    output: bool = False  # its output tensor
+    per_sample_elements: int = 0  # further tensors in the activation dtype, elements per sample
+    per_sample_bytes: int = 0  # further tensors of a fixed width (int64 indices, bool masks), bytes per sample
+    fixed_bytes: int = 0  # tensors whose size does not depend on the batch (batchnorm's fp32 statistics)
+    view: bool = False  # the output is a view of the input: same storage, saved once
+
+
+@dataclass(frozen=True)
+class InnerPeak:
+    """Elements per sample a node allocates in eval mode: its output (0 when the output is a view or
+    the input itself) and the most alive at once while it runs (the output included)."""
+
+    out: Shape
+    out_elems: int
+    peak_elems: int
+
+
+@dataclass
+class Walk:
+    out: Shape
+    costs: list[LayerCost] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# The face contract and the registry
+
+#: layer kind name -> its class; every node of a layer tree must be an instance of one of them
+REGISTRY: dict[str, type] = {}
+_CLASSES: set[type] = set()
+
+
+def register(cls: type) -> type:
+    """Class decorator: make a layer kind known to every consumer under ``cls.kind``."""
+    kind = cls.__dict__.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"layer kind {cls.__name__} must declare its kind name")
+    if kind in REGISTRY and REGISTRY[kind] is not cls:
+        raise TypeError(f"layer kind '{kind}' is defined twice ({REGISTRY[kind].__name__}, {cls.__name__})")
+    REGISTRY[kind] = cls
+    _CLASSES.add(cls)
+    return cls
+
+
+def definition(node: object):
+    """The registered definition of a layer node (the node itself); an error for anything else."""
+    if type(node) not in _CLASSES:
+        raise UnknownLayer(f"{type(node).__name__} is not a registered layer kind "
+                           f"(known: {', '.join(sorted(REGISTRY))})")
+    return node
+
+
+def _missing(node: object, face: str):
+    raise MissingFace(f"layer kind '{getattr(node, 'kind', type(node).__name__)}' defines no '{face}' face")
+
+
+def check_device(device: str) -> str:
+    if device not in DEVICE_KINDS:
+        raise ValueError(f"unknown device kind '{device}'; one of {', '.join(DEVICE_KINDS)}")
+    return device
+
+
+class Primitive:
+    """Base of every primitive layer kind: the faces (each raises ``MissingFace`` unless the kind
+    defines it), and the node protocol the consumers call, derived from the faces."""
+
+    kind: ClassVar[str]
+    has_weights: ClassVar[bool] = False  # trainable parameters: the output needs a gradient when they train
+
+    # ---- faces ----------------------------------------------------------------------------------
+    def out_shape(self, s: Shape) -> Shape:
+        _missing(self, "out_shape")
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        _missing(self, "cost")
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        _missing(self, "train_macs")
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+        _missing(self, "saved")
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        _missing(self, "inner_peak")
+
+    def latency(self) -> tuple[str, Optional[int]]:
+        """(latency kind, output channels or features for the thin-kernel rule, or None)."""
+        _missing(self, "latency")
+
+    def torch_module(self):
+        _missing(self, "torch_module")
+
+    # ---- node protocol --------------------------------------------------------------------------
+    def walk(self, shape: Shape) -> Walk:
+        out = self.out_shape(shape)
+        return Walk(out, [self.cost(shape, out)])
+
+    def peak(self, shape: Shape) -> InnerPeak:
+        return self.inner_peak(shape, self.out_shape(shape))
+
+    def train(self, walker, x):
+        return walker.primitive(self, x)
+
+    def module(self):
+        return self.torch_module()

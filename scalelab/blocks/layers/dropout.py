@@ -1,0 +1,65 @@
+"""Dropout and stochastic depth: the identity at inference, a random mask in training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scalelab.blocks.layers.base import (
+    InnerPeak, LayerCost, Primitive, Saved, Shape, TrainMacs, check_device, elements, register,
+)
+
+
+@register
+@dataclass(frozen=True)
+class Dropout(Primitive):
+    """Identity at inference: no ops. ``stochastic_depth`` drops whole residual branches
+    (Huang et al. 2016); the rate is kept for the built module."""
+
+    kind = "dropout"
+
+    p: float
+    stochastic_depth: bool = False
+
+    def out_shape(self, s: Shape) -> Shape:
+        return s
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        return LayerCost("dropout", in_elems=elements(s), out_elems=elements(s), node=self)
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        return TrainMacs()
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+        """What ``nn.Dropout`` keeps differs by device (aten/src/ATen/native/Dropout.cpp):
+
+        * CPU: ``dropout`` takes the fused ``native_dropout`` only for CUDA, XPU, lazy and
+          privateuse1 tensors; otherwise ``_dropout_impl`` draws a noise tensor
+          ``empty_like(input).bernoulli_(1 - p).div_(1 - p)`` and returns ``input * noise``, whose
+          backward keeps the noise: one element of the input's dtype per element;
+        * CUDA: ``native_dropout`` (cuda/Dropout.cu) returns a ``bool`` mask, which its backward
+          keeps: one byte per element.
+
+        p = 0 returns the input itself (a view, nothing kept). Stochastic depth keeps one random
+        factor per sample (a few bytes, not modelled)."""
+        check_device(device)
+        if self.stochastic_depth:
+            return Saved()
+        if self.p == 0:
+            return Saved(view=True)
+        n = elements(s)
+        return Saved(per_sample_elements=n) if device == "cpu" else Saved(per_sample_bytes=n)
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        return InnerPeak(out, 0, 0)  # eval: the input itself
+
+    def latency(self) -> tuple[str, None]:
+        return "free", None  # the identity at inference: no kernel
+
+    def torch_module(self):
+        if self.stochastic_depth:
+            from scalelab.blocks.layers.torch_modules import StochasticDepth
+
+            return StochasticDepth(self.p)
+        from torch import nn
+
+        return nn.Dropout(self.p)

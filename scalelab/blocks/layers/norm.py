@@ -1,0 +1,98 @@
+"""Normalisation layers: batch normalisation and AlexNet's local response normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scalelab.blocks.layers.base import (
+    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
+)
+
+STAT_BYTES = 4  # batchnorm keeps its batch mean and inverse std in fp32, per channel
+
+
+@register
+@dataclass(frozen=True)
+class BatchNorm(Primitive):
+    """Batch normalisation over channels: 2 parameters per channel; at inference it folds into
+    a scale and a shift, 2 ops per element (fvcore's eval-mode count)."""
+
+    kind = "batchnorm"
+    has_weights = True
+
+    channels: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+    def out_shape(self, s: Shape) -> Shape:
+        spatial(s, "batchnorm")  # the built module is BatchNorm2d, which takes feature maps only
+        if s[0] != self.channels:
+            raise ShapeError(f"batchnorm expects {self.channels} channels, got {s[0]}")
+        return s
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        n = elements(s)
+        return LayerCost("batchnorm", params=2 * self.channels, ops=2 * n, in_elems=n, out_elems=n, node=self)
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        return TrainMacs()  # elementwise: other ops, not multiply-accumulates of a matrix product
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+        # native_batch_norm_backward takes the input, the weight and the saved mean and inverse std
+        return Saved(input=True, fixed_bytes=2 * STAT_BYTES * self.channels)
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        n = elements(out)
+        return InnerPeak(out, n, n)  # eval batchnorm writes a new tensor
+
+    def latency(self) -> tuple[str, None]:
+        return "norm", None
+
+    def torch_module(self):
+        from torch import nn
+
+        return nn.BatchNorm2d(self.channels, self.eps, self.momentum)
+
+
+@register
+@dataclass(frozen=True)
+class LocalResponseNorm(Primitive):
+    """AlexNet's LRN: b = a / (k + alpha/size * sum of a^2 over `size` neighbouring channels)^beta.
+    Per element: size squares, size-1 adds, then scale, add k, power and divide: 2*size + 3 ops."""
+
+    kind = "lrn"
+
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    def out_shape(self, s: Shape) -> Shape:
+        spatial(s, "local response norm")
+        return s
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        n = elements(s)
+        return LayerCost("lrn", ops=(2 * self.size + 3) * n, in_elems=n, out_elems=n, node=self)
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        return TrainMacs()
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+        return Saved(input=True, output=True)
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        """torch's F.local_response_norm: x*x, a channel-padded copy, an average pool, then
+        ``.mul(alpha).add(k).pow(beta)`` and ``x / div``: at most ``max(n + padded, 3n)``."""
+        c, h, w = s
+        n = elements(out)
+        padded = (c + self.size - 1) * h * w  # size // 2 channels before, (size - 1) // 2 after
+        return InnerPeak(out, n, max(n + padded, 3 * n))
+
+    def latency(self) -> tuple[str, None]:
+        return "norm", None
+
+    def torch_module(self):
+        from torch import nn
+
+        return nn.LocalResponseNorm(self.size, self.alpha, self.beta, self.k)

@@ -1,0 +1,79 @@
+"""Layers that move or reshape data without arithmetic: flatten and ResNet's zero-padding shortcut."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scalelab.blocks.layers.base import (
+    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
+)
+
+
+@register
+@dataclass(frozen=True)
+class Flatten(Primitive):
+    """A view of its contiguous input: no kernel, no new storage."""
+
+    kind = "flatten"
+
+    def out_shape(self, s: Shape) -> Shape:
+        return (elements(s),)
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        return LayerCost("flatten", in_elems=elements(s), out_elems=elements(s), node=self)
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        return TrainMacs()
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+        return Saved(view=True)
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        return InnerPeak(out, 0, 0)
+
+    def latency(self) -> tuple[str, None]:
+        return "free", None
+
+    def torch_module(self):
+        from torch import nn
+
+        return nn.Flatten()
+
+
+@register
+@dataclass(frozen=True)
+class ZeroPadShortcut(Primitive):
+    """ResNet option A shortcut (He et al. 2016, §4.2): subsample by the stride and append
+    zero channels. No parameters; one copy per output element."""
+
+    kind = "zeropad"
+
+    stride: int
+    out_ch: int
+
+    def out_shape(self, s: Shape) -> Shape:
+        c, h, w = spatial(s, "zero-padding shortcut")
+        if self.out_ch < c:
+            raise ShapeError(f"a zero-padding shortcut cannot shrink {c} channels to {self.out_ch}")
+        return (self.out_ch, -(-h // self.stride), -(-w // self.stride))
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        return LayerCost("zeropad", ops=elements(out), in_elems=elements(s), out_elems=elements(out), node=self)
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        return TrainMacs()
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+        return Saved()  # slicing and constant padding keep only sizes
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        n = elements(out)
+        return InnerPeak(out, n, n)  # the strided slice is a view; the padding writes the output
+
+    def latency(self) -> tuple[str, None]:
+        return "elementwise", None
+
+    def torch_module(self):
+        from scalelab.blocks.layers.torch_modules import ZeroPadShortcut as Module
+
+        return Module(self.stride, self.out_ch)

@@ -1,0 +1,138 @@
+"""One definition per layer kind: every registered kind defines every face, every consumer goes
+through the registry, and a missing face or an unregistered layer is an error, never a default."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from scalelab.analysis.block_memory import inner_peak
+from scalelab.analysis.latency import layer_kind, predict_block
+from scalelab.analysis.memory import training_memory
+from scalelab.blocks import layers as L
+from scalelab.blocks.layers import base
+from scalelab.devices import load_profile
+from scalelab.graph import resolve
+from scalelab.spec import parse_spec
+
+FACES = ("out_shape", "cost", "train_macs", "saved", "inner_peak", "latency", "torch_module")
+WIRING = ("walk", "peak", "train", "module")
+
+
+def test_every_registered_kind_defines_every_face():
+    primitives = [cls for cls in L.REGISTRY.values() if issubclass(cls, L.Primitive)]
+    wiring = [cls for cls in L.REGISTRY.values() if issubclass(cls, L.Wiring)]
+    assert len(primitives) + len(wiring) == len(L.REGISTRY)
+    assert {c.kind for c in wiring} == {"sequence", "residual", "parallel", "gate", "merge"}
+    for cls in primitives:
+        missing = [f for f in FACES if getattr(cls, f) is getattr(L.Primitive, f)]
+        assert missing == [], f"{cls.kind} lacks {missing}"
+    for cls in wiring:
+        assert all(f in vars(cls) for f in WIRING), cls.kind
+
+
+@pytest.fixture
+def half_defined():
+    """A primitive kind registered with a shape rule and a cost only."""
+
+    @dataclass(frozen=True)
+    class HalfDefined(L.Primitive):
+        kind = "half_defined"
+
+        def out_shape(self, s):
+            return s
+
+        def cost(self, s, out):
+            return L.LayerCost("half", node=self)
+
+    L.register(HalfDefined)
+    yield HalfDefined()
+    del L.REGISTRY["half_defined"]
+    base._CLASSES.discard(HalfDefined)
+
+
+def test_a_missing_face_is_an_error_in_every_consumer(half_defined):
+    layer = half_defined
+    assert L.walk(layer, (2, 3, 3)).out == (2, 3, 3)  # the faces it has work
+    with pytest.raises(L.MissingFace, match="'half_defined' defines no 'inner_peak' face"):
+        inner_peak(layer, (2, 3, 3))
+    with pytest.raises(L.MissingFace, match="no 'latency' face"):
+        layer_kind(layer)
+    with pytest.raises(L.MissingFace, match="no 'latency' face"):
+        predict_block(L.walk(layer, (2, 3, 3)).costs, load_profile("t4"), "fp32", 1)
+    with pytest.raises(L.MissingFace, match="no 'torch_module' face"):
+        from scalelab.build import to_torch
+
+        to_torch(L.seq(layer))
+    with pytest.raises(L.MissingFace, match="no 'train_macs' face"):
+        layer.train_macs((2, 3, 3), (2, 3, 3))
+    with pytest.raises(L.MissingFace, match="no 'saved' face"):
+        layer.saved((2, 3, 3), (2, 3, 3), True, "cpu")
+
+
+def test_an_unregistered_layer_is_an_error():
+    @dataclass(frozen=True)
+    class Stranger:
+        def out_shape(self, s):
+            return s
+
+    with pytest.raises(L.UnknownLayer, match="Stranger is not a registered layer kind"):
+        L.walk(L.seq(L.Activation("relu"), Stranger()), (2, 3, 3))
+    with pytest.raises(L.UnknownLayer):
+        inner_peak(Stranger(), (2, 3, 3))
+
+
+def test_training_memory_refuses_a_kind_without_a_saved_face(half_defined, monkeypatch):
+    network = resolve(parse_spec("name: t\ninput: {channels: 2, resolution: 3}\nblocks:\n"
+                                 "  - {name: a, kind: conv, out: 2, kernel: 1}\n"))
+    block = network.blocks["a"]
+    monkeypatch.setattr(block, "layers", L.seq(block.layers, half_defined))
+    with pytest.raises(L.MissingFace, match="no 'saved' face"):
+        training_memory(network)
+
+
+def test_cost_records_carry_their_layer():
+    conv, bn, act = L.Conv(4, 4, (3, 3), padding=(1, 1)), L.BatchNorm(4), L.Activation("relu")
+    residual = L.Residual(L.seq(conv, bn), post=act)
+    gate = L.Gate(L.seq(L.AdaptiveAvgPool((1, 1)), L.Conv(4, 4, (1, 1)), L.Activation("sigmoid")))
+    costs = L.walk(L.seq(residual, gate), (4, 5, 5)).costs
+    assert [c.node for c in costs[:4]] == [conv, bn, residual, act]
+    assert costs[2].layer == "add" and costs[2].node is residual
+    assert costs[-1].layer == "mul" and costs[-1].node is gate
+    assert [layer_kind(c.node) for c in costs] == ["dense_conv", "norm", "elementwise", "elementwise",
+                                                   "elementwise", "pointwise_conv", "elementwise", "elementwise"]
+
+
+def test_activation_names_are_listed_once():
+    from scalelab.blocks.base import _FUNCTIONS
+
+    assert _FUNCTIONS == tuple(L.ACTIVATIONS)
+    with pytest.raises(ValueError, match="unknown activation 'gelu6'"):
+        L.Activation("gelu6")
+
+
+@pytest.mark.parametrize("fn", list(L.ACTIVATIONS))
+def test_each_activation_builds_its_module_and_saves_what_torch_saves(fn):
+    """Build the activation's module, run it on an input that needs a gradient, and see which of
+    input and output autograd keeps (saved_tensors_hooks); the ``saved`` face must say the same."""
+    torch = pytest.importorskip("torch")
+    layer = L.Activation(fn)
+    module = layer.torch_module()
+    assert type(module).__name__ == L.ACTIVATIONS[fn].torch_name
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    h = x * 1  # a non-leaf input, as inside a network
+    kept = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
+        y = module(h)
+    ptrs = {t.untyped_storage().data_ptr() for t in kept}
+    saved = layer.saved((3, 4, 4), (3, 4, 4), False, "cpu")
+    assert (saved.input, saved.output) == (h.untyped_storage().data_ptr() in ptrs, y.untyped_storage().data_ptr() in ptrs)
+    assert L.walk(layer, (3, 4, 4)).costs[0].ops == L.ACTIVATIONS[fn].ops * 48
+
+
+def test_dropout_saves_per_device_kind():
+    drop = L.Dropout(0.5)
+    assert drop.saved((8,), (8,), False, "cpu") == L.Saved(per_sample_elements=8)  # float noise, input dtype
+    assert drop.saved((8,), (8,), False, "gpu") == L.Saved(per_sample_bytes=8)  # bool mask
+    assert L.Dropout(0.0).saved((8,), (8,), False, "cpu").view
+    with pytest.raises(ValueError, match="unknown device kind 'tpu'"):
+        drop.saved((8,), (8,), False, "tpu")
