@@ -20,7 +20,8 @@ from typing import Optional
 import networkx as nx
 
 from scalelab.analysis.memory import dtype_bytes
-from scalelab.analysis.training import frozen_blocks, training_compute
+from scalelab.analysis.train_walk import frozen_prefix
+from scalelab.analysis.training import training_compute
 from scalelab.blocks.layers import elements
 from scalelab.errors import ScalelabError
 from scalelab.graph import INPUT, Network
@@ -73,18 +74,17 @@ def transfer_costs(network: Network, freeze_until: Optional[str], dtype: str = "
             raise ScalelabError(f"{what}: at least 1, got {value}")
     if epochs is not None and images is None:
         raise ScalelabError("--epochs needs --images N: the totals are for N images over the epochs")
-    frozen = frozen_blocks(network, freeze_until)
+    frozen = frozen_prefix(network, freeze_until)
     cached = cached_blocks(network, frozen)
     if not cached:
         raise ScalelabError(f"--cache-features: no trained block reads a block frozen through '{freeze_until}'")
     needed = set(cached).union(*(nx.ancestors(network.graph, c) for c in cached)) - {INPUT}
     step = training_compute(network, 1, freeze_until)
-    epoch = training_compute(network, 1, freeze_until, cached=frozenset(frozen))
     return Transfer(
         freeze_until, dtype, tuple(cached),
         dtype_bytes(dtype) * sum(elements(network.blocks[c].out_shape) for c in cached),
         sum(step.blocks[n].forward_macs for n in needed),
-        epoch.total_macs,
+        step.trained_macs(),  # a trained block reading a frozen output computes no gradient into it
         step.total_macs,
         images, epochs,
     )

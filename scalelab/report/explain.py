@@ -6,7 +6,7 @@ way (f × f × n_c × filters + biases). Block and spec totals follow. A depthwi
 pointwise 1x1 conv is set against the dense conv it replaces, with the ratio in the notes' form
 1/n_c' + 1/f² (Howard et al. 2017, §3.1).
 
-The figures come from the layer walk (``scalelab.analysis.trace``); this module only writes them out
+The figures come from the layers' cost faces (``scalelab.analysis.trace``); this module only writes them out
 and checks that its factors multiply to the walked cost.
 """
 
@@ -175,8 +175,8 @@ def _find_pairs(network, traces: dict) -> dict[str, list[SeparablePair]]:
     for i, (name, dw) in enumerate(convs):
         if not _is_depthwise(dw.layer):
             continue
-        after = next(((nm, t) for nm, t in convs[i + 1:] if t.in_shapes[0][1:] == dw.out_shape[1:]), None)
-        if after and _is_pointwise(after[1].layer) and after[1].in_shapes[0] == dw.out_shape:
+        after = next(((nm, t) for nm, t in convs[i + 1:] if t.in_shape[1:] == dw.out_shape[1:]), None)
+        if after and _is_pointwise(after[1].layer) and after[1].in_shape == dw.out_shape:
             pairs.setdefault(after[0], []).append(_pair(dw, after[1]))
     return pairs
 
