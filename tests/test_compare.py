@@ -90,3 +90,39 @@ def test_bad_input_is_refused(tmp_path):
     assert_refused(invoke("compare", "resnet18", "resnet34", "-o", out), "x.weird", "--format")
     assert not out.exists()
     assert_refused(invoke("compare", "resnet18", "resnet34", "--device", "nodevice"), "nodevice")
+
+
+def test_ensemble_and_crop_variants_are_exact_multiples_with_estimated_top1():
+    data = json.loads(compared("resnet18", "resnet50", "--ensembles", "1,3", "--crops", "1,10", "-f", "json"))
+    variants = {(v["network"], v["models"], v["crops"]): v for v in data["variants"]}
+    assert len(variants) == 2 * 2 * 2
+    r18 = analyze("resnet18").total
+    assert variants[("resnet18", 3, 10)]["macs"] == 3 * 10 * r18.macs
+    assert variants[("resnet18", 3, 10)]["params"] == 3 * r18.params
+    assert variants[("resnet18", 1, 10)]["params"] == r18.params
+    single = variants[("resnet50", 1, 1)]
+    assert single["top1"] == single["low"] == single["high"] == pytest.approx(76.13)
+    three = variants[("resnet18", 3, 1)]
+    assert three["low"] < three["top1"] < three["high"] and three["top1"] > 69.758
+    # the notes' point, in numbers: one ResNet-50 beats three ResNet-18s at fewer MACs
+    assert single["macs"] < three["macs"] and single["top1"] > three["high"]
+
+
+def test_variants_in_markdown_and_the_frontier_chart(tmp_path):
+    text = compared("resnet18", "resnet50", "--ensembles", "1,2", "-f", "markdown")
+    assert "## Ensembles and crops" in text and "resnet18 x2" in text and "Pareto front" in text
+    png = tmp_path / "variants.png"
+    assert invoke("compare", "resnet18", "resnet50", "--ensembles", "1,2", "--crops", "1,10", "-o", png).exit_code == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert_refused(invoke("compare", "resnet18", "resnet50", "--ensembles", "1,x"), "--ensembles")
+    assert_refused(invoke("compare", "resnet18", "resnet50", "--crops", "0"), "--crops")
+
+
+def test_pareto_front_by_hand():
+    from scalelab.scaling.ensembles import Variant, pareto
+
+    def v(name, macs, top1):
+        return Variant(name, 1, 1, macs, 1, top1, top1, top1, "by hand")
+
+    points = [v("a", 1, 70.0), v("b", 2, 69.0), v("c", 3, 75.0), v("d", 3, 74.0), v("e", 5, 75.0)]
+    assert [p.network for p in pareto(points)] == ["a", "c"]

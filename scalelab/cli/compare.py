@@ -53,11 +53,16 @@ def compare(
     device: Optional[str] = typer.Option(None, "--device", help="Add predicted latency on a device profile "
                                          "(`scalelab devices`)."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="Training memory with sgd, sgd-momentum or adam."),
+    ensembles: Optional[str] = typer.Option(None, "--ensembles", help="Also each network as ensembles of these sizes, "
+                                            "e.g. 1,2,3: MACs and params x K, top-1 by the ensemble-gain law."),
+    crops: Optional[str] = typer.Option(None, "--crops", help="Also each network on these test-crop counts, e.g. 1,10."),
 ) -> None:
     """Params, MACs, other ops, inference and training memory, predicted latency and published top-1
     of several networks side by side, each as a multiple of the first's too.
 
-    Example: scalelab compare plain34 resnet34 resnet18
+    Example: scalelab compare plain34 resnet34 resnet18. With --ensembles 1,2,3 --crops 1,10 each network is also
+    priced as ensembles and on test crops; -o chart.png then draws top-1 against MACs for all of them, showing where
+    one bigger network beats an ensemble of smaller ones.
     """
     from scalelab.analysis.figures import network_figures
     from scalelab.cli.analyze import parse_resolution
@@ -71,11 +76,17 @@ def compare(
     size = parse_resolution(resolution)
     figures = [network_figures(resolve(load_spec(s), size), batch=batch, dtype=dtype, device=device,
                                optimizer=optimizer) for s in specs]
-    result = comparison(figures)
-    if fmt == "chart":
-        from scalelab.report.compare_plot import draw_comparison
+    variants = []
+    if ensembles is not None or crops is not None:
+        from scalelab.scaling.ensembles import parse_counts, variants as expand
 
-        draw_comparison(result, output)
+        counts = parse_counts(ensembles, "--ensembles"), parse_counts(crops, "--crops")
+        variants = [v for f in figures for v in expand(f, *counts)]
+    result = comparison(figures, variants)
+    if fmt == "chart":
+        from scalelab.report.compare_plot import draw_comparison, draw_variants
+
+        (draw_variants if variants else draw_comparison)(result, output)
         typer.echo(f"wrote {output}")
         return
     emit(render(result, fmt), output)

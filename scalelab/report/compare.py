@@ -49,6 +49,7 @@ METRICS = (
 class Comparison:
     networks: tuple[NetworkFigures, ...]
     notes: tuple[str, ...]
+    variants: tuple = ()  # scalelab.scaling.ensembles.Variant: ensembles and crops of each network
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
@@ -68,7 +69,7 @@ class Comparison:
         return mine / first if first else None
 
 
-def comparison(networks: list[NetworkFigures]) -> Comparison:
+def comparison(networks: list[NetworkFigures], variants: list = ()) -> Comparison:
     first = networks[0]
     notes = [
         f"Conditions: input {' / '.join(sorted({f'{h}x{w}' for h, w in (n.resolution for n in networks)}))}, "
@@ -78,7 +79,24 @@ def comparison(networks: list[NetworkFigures]) -> Comparison:
     ]
     if any(n.latency_method for n in networks):
         notes.append(f"Latency: {networks[0].latency_method}.")
-    return Comparison(tuple(networks), tuple(notes))
+    if variants:
+        from scalelab.analysis.ensemble import RULES
+        from scalelab.scaling.accuracy.ensemble_gain import fitted_gain
+
+        notes.append(f"Ensembles and crops: per image, by the rules: {RULES} Their top-1 (with 80% interval) by the "
+                     f"ensemble-gain law: {fitted_gain().describe()}; '*' marks the variants on the accuracy-MACs Pareto front.")
+    return Comparison(tuple(networks), tuple(notes), tuple(variants))
+
+
+def _variant_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    from scalelab.scaling.ensembles import pareto
+
+    front = set(id(v) for v in pareto(list(c.variants)))
+    headers = ["Variant", "Models", "Crops", "MACs/image", "Params", "Top-1 %", "80% interval", "Front"]
+    rows = [[v.label, str(v.models), str(v.crops), human_count(v.macs), human_count(v.params), _top1(v.top1),
+             "-" if v.low is None else f"[{v.low:.2f}, {v.high:.2f}]" + (" extrapolated" if v.extrapolated else ""),
+             "*" if id(v) in front else ""] for v in sorted(c.variants, key=lambda v: v.macs)]
+    return headers, rows
 
 
 def _ratio_text(key: str, r: Optional[float]) -> str:
@@ -110,7 +128,10 @@ def _rich(c: Comparison, record: bool):
 
     headers, rows, ratio_headers, ratio_rows = _tables(c)
     console = Console(file=io.StringIO(), width=200, record=record, color_system=None, highlight=False)
-    for title, hs, rs in ((_title(c), headers, rows), (f"Ratios to {c.networks[0].name}", ratio_headers, ratio_rows)):
+    tables = [(_title(c), headers, rows), (f"Ratios to {c.networks[0].name}", ratio_headers, ratio_rows)]
+    if c.variants:
+        tables.append(("Ensembles and crops", *_variant_rows(c)))
+    for title, hs, rs in tables:
         table = Table(title=Text(title), title_justify="left", header_style="bold")
         for i, h in enumerate(hs):
             table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
@@ -137,7 +158,10 @@ def to_markdown(c: Comparison) -> str:
 
     headers, rows, ratio_headers, ratio_rows = _tables(c)
     lines = [f"# {_title(c)}", "", *table(headers, rows), "", f"## Ratios to {c.networks[0].name}", "",
-             *table(ratio_headers, ratio_rows), "", *(f"- {n}" for n in (*c.notes, _units(c)))]
+             *table(ratio_headers, ratio_rows), ""]
+    if c.variants:
+        lines += ["## Ensembles and crops", "", *table(*_variant_rows(c)), ""]
+    lines += [f"- {n}" for n in (*c.notes, _units(c))]
     return "\n".join(lines) + "\n"
 
 
@@ -146,6 +170,7 @@ def comparison_dict(c: Comparison) -> dict:
         "networks": [{**f.as_dict(), "ratio_to_first": {m.key: c.ratio(f, m.key) for m in c.metrics}}
                      for f in c.networks],
         "first": c.networks[0].name,
+        "variants": [v.as_dict() for v in c.variants],
         "units": {m.key: m.unit for m in c.metrics},
         "notes": list(c.notes),
     }
@@ -160,6 +185,8 @@ def to_csv(c: Comparison) -> str:
     buf.write(f"# {_title(c)}\n")
     for note in (*c.notes, _units(c)):
         buf.write(f"# {note}\n")
+    if c.variants:
+        buf.write("# The ensemble and crop variants are in --format json, markdown, table and html.\n")
     writer = csv.writer(buf, lineterminator="\n")
     keys = [m.key for m in c.metrics]
     writer.writerow(["network", *keys, *(f"{k}_ratio" if k != "top1" else "top1_points" for k in keys)])

@@ -58,3 +58,46 @@ def draw_comparison(c: Comparison, path: Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def draw_variants(c: Comparison, path: Path) -> Path:
+    """Top-1 against MACs per image for every network and its ensembles and crops, with 80% intervals
+    and the Pareto front: where a single bigger network sits above an ensemble of the same cost."""
+    from scalelab.report.plotting import _pyplot, _save
+    from scalelab.scaling.ensembles import pareto
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 6.5))
+    markers = {1: "o", 2: "s", 3: "^", 4: "D", 5: "v"}
+    try:
+        colors = {f.name: f"C{i % 10}" for i, f in enumerate(c.networks)}
+        for v in (v for v in c.variants if v.top1 is not None):
+            err = [[v.top1 - v.low], [v.high - v.top1]]
+            face = colors[v.network] if v.crops == 1 else "white"
+            ax.errorbar([v.macs], [v.top1], yerr=err, fmt=markers.get(v.models, "P"), ms=9 if v.single else 7,
+                        mfc=face, mec=colors[v.network], ecolor=colors[v.network], elinewidth=0.8, capsize=2, zorder=3)
+            if not v.single:
+                text = " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else []))
+                ax.annotate(text, (v.macs, v.top1),
+                            textcoords="offset points", xytext=(5, -3), fontsize=7, color=colors[v.network])
+        front = pareto(list(c.variants))
+        ax.plot([v.macs for v in front], [v.top1 for v in front], "-", c="0.4", lw=1, zorder=2,
+                label="Pareto front (accuracy vs MACs)")
+        singles = sorted((v for v in c.variants if v.single and v.top1 is not None), key=lambda v: v.macs)
+        ax.plot([v.macs for v in singles], [v.top1 for v in singles], "--", c="black", lw=1.2, zorder=2,
+                label="single networks (published top-1)")
+        for name, color in colors.items():
+            ax.plot([], [], "o", c=color, label=name)
+        ax.plot([], [], "s", mfc="0.6", mec="0.6", label="marker shape: ensemble size (o 1, s 2, ^ 3 ...)")
+        ax.plot([], [], "o", mfc="white", mec="0.3", label="hollow: multi-crop")
+        ax.set_xscale("log")
+        ax.set_xlabel("MACs per image, all models and crops (log)")
+        ax.set_ylabel("ImageNet top-1 % (single: published; ensembles/crops: estimated, 80% interval)")
+        ax.set_title("One bigger network or an ensemble of smaller ones, at the same cost", fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        fig.tight_layout()
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+    return path
