@@ -58,23 +58,28 @@ def parse_counts(text: Optional[str], option: str) -> list[int]:
 
 
 def variants(fig: NetworkFigures, ensembles: list[int], crops: list[int]) -> list[Variant]:
-    """Every (models, crops) combination of one network, per image (``fig`` at batch 1)."""
+    """Every (models, crops) combination of one network, per image (``fig`` at any batch)."""
+    return expand(fig.name, fig.macs // fig.batch, fig.params, fig.top1,
+                  f"published: {fig.top1_source}" if fig.top1 is not None else None, ensembles, crops)
+
+
+def expand(name: str, macs: int, params: int, top1: Optional[float], how: Optional[str],
+           ensembles: list[int], crops: list[int]) -> list[Variant]:
+    """Every (models, crops) combination of a network of ``macs`` per image and single-model,
+    single-crop ``top1`` (obtained as ``how`` says; None: not known): the search's candidate expansion."""
     from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
 
     out = []
     for k in ensembles:
         for n in crops:
-            if fig.top1 is None:
-                top1 = low = high = None
-                method, beyond = "no published top-1 for this network", False
+            if top1 is None:
+                estimate = (None, None, None, "no top-1 known for this network", False)
             elif k == 1 and n == 1:
-                top1 = low = high = fig.top1
-                method, beyond = f"published: {fig.top1_source}", False
+                estimate = (top1, top1, top1, how or "given", False)
             else:
-                e = estimate_top1(fig.top1, k, n)
-                top1, low, high, method, beyond = e.top1, e.low, e.high, e.detail, e.extrapolated
-            out.append(Variant(fig.name, k, n, k * n * fig.macs // fig.batch, k * fig.params, top1, low, high,
-                               method, beyond))
+                e = estimate_top1(top1, k, n)
+                estimate = (e.top1, e.low, e.high, e.detail, e.extrapolated)
+            out.append(Variant(name, k, n, k * n * macs, k * params, *estimate))
     return out
 
 
