@@ -71,3 +71,13 @@ def test_bad_transfer_options_are_refused():
                    "no trained block")
     assert_refused(invoke("analyze", "resnet50", "--mode", "train", "--cache-features", "--freeze-until", "avgpool",
                           "--epochs", "3"), "--images")
+
+
+def test_training_compute_transfer_and_ensembles_import_no_torch(cli_fresh):
+    out, heavy = cli_fresh(["analyze", "resnet50", "--mode", "train", "--freeze-until", "avgpool", "--cache-features",
+                            "--ensemble", "2", "--crops", "10", "-f", "json"])
+    data = json.loads(out)
+    assert data["transfer"]["epoch_macs_per_image"] == 4_096_000 and data["ensemble"]["models"] == 2
+    assert heavy == []
+    out, heavy = cli_fresh(["compare", "resnet18", "resnet50", "--ensembles", "1,2", "-f", "json"])
+    assert json.loads(out)["first"] == "resnet18" and heavy == []

@@ -56,7 +56,7 @@ def analyze(
     measure_on: str = typer.Option("cpu", "--measure-on", help="Where --measure runs: cpu, or cuda / cuda:N."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy", help="With --measure: keep timings of a machine that "
                                      "stays too busy to measure cleanly, marked noisy (default: refuse, exit 2)."),
-    mode: str = typer.Option("infer", "--mode", help="infer, or train to add training memory columns."),
+    mode: str = typer.Option("infer", "--mode", help="infer, or train to add training memory and training compute (MACs) columns."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="With --mode train: sgd, sgd-momentum or adam."),
     freeze_until: Optional[str] = typer.Option(None, "--freeze-until", help="With --mode train: this block and every "
                                                "block before it are frozen (no gradients, no optimizer state)."),
