@@ -33,8 +33,8 @@ def ensemble_extra(ens, batch: int) -> Extra:
     from scalelab.analysis.ensemble import RULES
 
     total = ens.total()
-    per_image = {k: (v // batch if k in ("macs", "other_ops", "averaging_ops") and v is not None else v)
-                 for k, v in total.items()}  # whole multiples of the batch: every count scales with it
+    # counts are whole multiples of the batch; bytes and latency are for the batch of batch x crops images
+    per_image = {"params": total["params"], **{k: total[k] // batch for k in ("macs", "other_ops", "averaging_ops")}}
     members = [{"name": m.name, "params": m.params, "weight_bytes": m.weight_bytes, "macs": m.macs,
                 "other_ops": m.other_ops, "activation_peak_bytes": m.activation_peak_bytes,
                 "training_bytes": m.training_bytes, "predicted_ms": m.predicted_ms, "top1": m.top1,
@@ -51,11 +51,12 @@ def ensemble_extra(ens, batch: int) -> Extra:
     names = " + ".join(m.name for m in ens.members)
     words = (f"Ensemble of {ens.models} ({names}) x {ens.crops} crop{'s' if ens.crops > 1 else ''}, per image: "
              f"params {human_count(total['params'])}, MACs {human_count(per_image['macs'])}, other ops "
-             f"{human_count(per_image['other_ops'])} (+ {human_count(per_image['averaging_ops'])} averaging), weights "
-             f"{human_bytes(total['weight_bytes'])}, activation peak {human_bytes(total['activation_peak_bytes'])} "
-             f"(batch {ens.batch} x {ens.crops} crops), training memory {human_bytes(total['training_bytes'])}")
+             f"{human_count(per_image['other_ops'])} (+ {human_count(per_image['averaging_ops'])} averaging); weights "
+             f"{human_bytes(total['weight_bytes'])}, activation peak {human_bytes(total['activation_peak_bytes'])} at "
+             f"batch {ens.batch} x {ens.crops} crops, training memory {human_bytes(total['training_bytes'])} at batch "
+             f"{ens.batch}")
     if total["predicted_ms"] is not None:
-        words += f", predicted latency {_ms(total['predicted_ms'])} per batch"
+        words += f", predicted latency {_ms(total['predicted_ms'])} per batch of {ens.batch} x {ens.crops} crops"
     notes = [words + ".", f"Ensemble and crop rules: {RULES}"]
     if accuracy is not None:
         notes.append(f"Ensemble top-1 estimate: {accuracy.top1:.2f} [80%: {accuracy.low:.2f}, {accuracy.high:.2f}] by "
