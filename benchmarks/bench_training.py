@@ -107,9 +107,10 @@ def main() -> None:
         "other processes shared the CPU when it exceeds the core count; the ratios come from one run",
         "",
         f"scalelab: median of {ours_repeats} runs of parse + graph + shapes + training compute per block from the spec "
-        f"text. FlopCounterMode: median of {torch_repeats} counted training steps (forward and `loss.backward()`, "
+        f"text. FlopCounterMode: median of {torch_repeats} counted training step(s) (forward and `loss.backward()`, "
         "batch 2) of the torchvision model, built beforehand. MACs per sample; both agree except where FlopCounterMode "
-        "counts a grouped conv's weight gradient `groups` times (MobileNet v2, EfficientNet-B0: depthwise convs).", "",
+        "counts a grouped conv's weight gradient `groups` times (MobileNet v2, EfficientNet-B0: depthwise convs). On a "
+        "loaded machine both absolute times grow several-fold; read the ratio, measured in the same run.", "",
         "| model | frozen through | scalelab | FlopCounterMode step | FlopCounterMode / scalelab | scalelab MACs | FlopCounterMode MACs |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
