@@ -79,6 +79,15 @@ def test_markdown_and_output_file(tmp_path):
     assert "## block pointwise (conv), 3x4x4 -> 5x4x4" in text and "432 + 240 = 672" in text
 
 
+def test_format_from_the_output_extension(tmp_path):
+    out = tmp_path / "explain.json"
+    assert invoke("explain", EXAMPLES / "conv_6x6x3.yaml", "-o", out).exit_code == 0
+    assert json.loads(out.read_text())["total_macs"] == 2_160
+    bad = tmp_path / "explain.weird"
+    assert_refused(invoke("explain", EXAMPLES / "conv_6x6x3.yaml", "-o", bad), "explain.weird", "--format")
+    assert not bad.exists()
+
+
 def test_unknown_block_is_refused_with_a_hint(tmp_path):
     out = tmp_path / "x.txt"
     assert_refused(invoke("explain", "resnet18", "--block", "layer5", "-o", out), "--block", "layer5", "did you mean")

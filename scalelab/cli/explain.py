@@ -24,7 +24,8 @@ def explain(
     spec: str = typer.Argument(..., help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`)."),
     block_arg: Optional[str] = typer.Argument(None, metavar="[BLOCK]", help="Same as --block."),
     block: Optional[str] = typer.Option(None, "--block", "-k", help="Only this block, or every block of this stage."),
-    format: ExplainFormat = typer.Option(ExplainFormat.text, "--format", "-f", help="text, markdown or json."),
+    format: Optional[ExplainFormat] = typer.Option(None, "--format", "-f", help="text, markdown or json (default: from "
+                                                   "-o's extension, .md, .json or .txt, else text)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Write to this file (atomically: nothing is written on failure)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r",
@@ -41,5 +42,17 @@ def explain(
 
     if block_arg is not None and block is not None and block_arg != block:
         raise ScalelabError(f"explain: block '{block_arg}' and --block '{block}' disagree; give one")
+    fmt = format.value if format is not None else _by_suffix(output)
     network = resolve(load_spec(spec), parse_resolution(resolution))
-    emit(render(run_explain(network, block or block_arg), format.value), output)
+    emit(render(run_explain(network, block or block_arg), fmt), output)
+
+
+def _by_suffix(output: Optional[Path]) -> str:
+    if output is None:
+        return "text"
+    suffix = output.suffix.lower()
+    formats = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".txt": "text"}
+    if suffix not in formats:
+        raise ScalelabError(f"-o {output}: cannot tell the format from '{output.suffix or 'no extension'}'; use "
+                            f"--format, or one of {', '.join(formats)}")
+    return formats[suffix]
