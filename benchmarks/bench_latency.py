@@ -122,7 +122,7 @@ def main() -> None:
     from scalelab.analysis.latency import predict_latency
     from scalelab.analysis.measure import measure_latency
     from scalelab.devices import load_profile
-    from scalelab.devices.calibrate import calibrate
+    from scalelab.analysis.calibrate import calibrate
 
     torch.set_num_threads(args.threads)
     for _ in range(24):  # other processes slow and scatter multi-threaded timings: wait up to 2 minutes for quiet
@@ -177,7 +177,7 @@ def _calibration_lines(profile) -> list[str]:
         return [f"Profile {profile.name}: {profile.description} (not fitted on synthetic networks)."]
     held = (f", leave-one-out median error {c['held_out_median_error']:.1%} (each synthetic network predicted by a "
             "fit on the others)") if "held_out_median_error" in c else ""
-    return [f"The profile is calibrated by `scalelab.devices.calibrate` on {c['synthetic_networks']} synthetic networks "
+    return [f"The profile is calibrated by `scalelab.analysis.calibrate` on {c['synthetic_networks']} synthetic networks "
             "(`scalelab.devices.synthetic`: a fixed, seeded set of small dense, grouped and inverted-residual networks "
             "at random widths, kernels, strides and resolutions) timed whole; per layer kind the rate, the thin-layer "
             "slowdown and the fixed cost, and the bandwidth, are fitted by non-negative least squares on relative "

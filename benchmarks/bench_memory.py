@@ -76,14 +76,16 @@ def main() -> None:
         f"Written by `benchmarks/bench_memory.py`: one training step (batch {args.batch}, fp32, {args.optimizer}) of "
         f"each zoo network built with `scalelab.build` on {args.device}, torch {torch.__version__}. "
         "Saved activations: distinct storages torch's autograd keeps for backward (parameters and buffers excluded). "
-        "Optimizer state excludes Adam's one-element step counters. Ratio = scalelab / torch.",
+        "Optimizer state excludes Adam's one-element step counters. Dropout keeps its noise as a float tensor on CPU "
+        "and a one-byte mask on CUDA; the model counts what the measuring device's torch keeps. Ratio = scalelab / torch.",
         "",
         "| network | weights | gradients | optimizer state | saved activations (scalelab) | saved (torch) | ratio |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in NETWORKS:
         network = resolve(load_spec(name))
-        model = training_memory(network, "fp32", args.batch, args.optimizer)
+        kind = "gpu" if args.device.startswith("cuda") else "cpu"  # dropout keeps a different mask there
+        model = training_memory(network, "fp32", args.batch, args.optimizer, device=kind)
         real = training_step(network, args.optimizer, args.batch, device=args.device)
         for key, ours in (("weight_bytes", model.weight_bytes), ("gradient_bytes", model.gradient_bytes),
                           ("optimizer_bytes", model.optimizer_bytes)):

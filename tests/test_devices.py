@@ -77,7 +77,7 @@ def test_devices_lists_them():
 
 def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    from scalelab.devices import calibrate as cal
+    from scalelab.analysis import calibrate as cal
 
     # reduced floors and budgets keep the test fast; the command is the same. The noise limits are
     # lifted: this test is about the profile, on however busy a machine (tests/test_noise.py tests them)
@@ -111,13 +111,13 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------------
-# The fitted model (scalelab.devices.fit) and the synthetic calibration set
+# The fitted model (scalelab.analysis.latency_fit) and the synthetic calibration set
 
 
 def test_nnls_by_hand():
     import numpy as np
 
-    from scalelab.devices.fit import nnls
+    from scalelab.analysis.latency_fit import nnls
 
     # min (x1 - 1)^2 + (x2 + 1)^2 + (x1 + x2)^2 over x >= 0: unconstrained x2 would go negative; with
     # x2 = 0, (x1 - 1)^2 + x1^2 is least at x1 = 0.5, and the gradient for x2 there,
@@ -129,7 +129,7 @@ def test_nnls_by_hand():
 
 
 def test_features_of_one_conv_by_hand():
-    from scalelab.devices.fit import features
+    from scalelab.analysis.latency_fit import features
 
     # 3x3 conv 8 -> 16 on 16x16, no bias, no norm or activation: MACs 16*16*16*8*9 = 294,912, flops
     # 589,824; per output channel 589,824 / 16 = 36,864; bytes 4 * (1,152 weights + 2,048 in + 4,096 out)
@@ -142,7 +142,7 @@ def test_features_of_one_conv_by_hand():
 
 
 def test_fit_recovers_a_known_machine_from_the_synthetic_set():
-    from scalelab.devices.fit import COLUMNS, features, fit, predict_seconds
+    from scalelab.analysis.latency_fit import COLUMNS, features, fit, predict_seconds
     from scalelab.devices.synthetic import synthetic_specs
 
     # a made-up machine: 100 GFLOP/s peak, every unknown a known amount above its floor
@@ -164,7 +164,7 @@ def test_fit_recovers_a_known_machine_from_the_synthetic_set():
 
 
 def test_synthetic_set_is_fixed_varied_and_covers_every_kind():
-    from scalelab.devices.fit import COLUMNS, features
+    from scalelab.analysis.latency_fit import COLUMNS, features
     from scalelab.devices.synthetic import COUNT, synthetic_specs
     from scalelab.spec import zoo_names
 
@@ -180,3 +180,20 @@ def test_synthetic_set_is_fixed_varied_and_covers_every_kind():
     se = [b.block.se for n in networks for b in n.blocks.values() if b.kind == "mbconv"]
     assert 0 in se and any(v > 0 for v in se)
     assert all(n.input_shape[0] == 3 for n in networks)  # a thin-input stem in every one
+
+
+def test_profiles_are_data_and_the_roofline_is_analysis():
+    """No module of scalelab.devices imports scalelab.analysis or scalelab.build (at any depth of the
+    file: lazy imports count too), so analysis -> devices is the only direction between them."""
+    import ast
+    from pathlib import Path
+
+    import scalelab.devices
+
+    found = []
+    for path in Path(scalelab.devices.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{path.name}: {n}" for n in names if n.startswith(("scalelab.analysis", "scalelab.build"))]
+    assert found == []

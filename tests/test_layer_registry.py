@@ -66,7 +66,7 @@ def test_a_missing_face_is_an_error_in_every_consumer(half_defined):
     with pytest.raises(L.MissingFace, match="no 'train_macs' face"):
         layer.train_macs((2, 3, 3), (2, 3, 3))
     with pytest.raises(L.MissingFace, match="no 'saved' face"):
-        layer.saved((2, 3, 3), (2, 3, 3), True, "cpu")
+        layer.saved((2, 3, 3), (2, 3, 3), True, True, "cpu")
 
 
 def test_an_unregistered_layer_is_an_error():
@@ -124,15 +124,93 @@ def test_each_activation_builds_its_module_and_saves_what_torch_saves(fn):
     with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
         y = module(h)
     ptrs = {t.untyped_storage().data_ptr() for t in kept}
-    saved = layer.saved((3, 4, 4), (3, 4, 4), False, "cpu")
+    saved = layer.saved((3, 4, 4), (3, 4, 4), False, True, "cpu")
     assert (saved.input, saved.output) == (h.untyped_storage().data_ptr() in ptrs, y.untyped_storage().data_ptr() in ptrs)
     assert L.walk(layer, (3, 4, 4)).costs[0].ops == L.ACTIVATIONS[fn].ops * 48
 
 
 def test_dropout_saves_per_device_kind():
     drop = L.Dropout(0.5)
-    assert drop.saved((8,), (8,), False, "cpu") == L.Saved(per_sample_elements=8)  # float noise, input dtype
-    assert drop.saved((8,), (8,), False, "gpu") == L.Saved(per_sample_bytes=8)  # bool mask
-    assert L.Dropout(0.0).saved((8,), (8,), False, "cpu").view
+    assert drop.saved((8,), (8,), False, True, "cpu") == L.Saved(per_sample_elements=8)  # float noise, input dtype
+    assert drop.saved((8,), (8,), False, True, "gpu") == L.Saved(per_sample_bytes=8)  # bool mask
+    assert L.Dropout(0.0).saved((8,), (8,), False, True, "cpu").view
     with pytest.raises(ValueError, match="unknown device kind 'tpu'"):
-        drop.saved((8,), (8,), False, "tpu")
+        drop.saved((8,), (8,), False, True, "tpu")
+
+
+# One example of every registered primitive kind (a new kind must add one: see the coverage test).
+EXAMPLES = {
+    "conv": [L.Conv(4, 6, (3, 3), (2, 2), (1, 1)), (4, 9, 9)],
+    "conv/grouped+bias+reflect": [L.Conv(4, 8, (3, 3), padding=(1, 1), groups=2, bias=True, padding_mode="reflect"),
+                                  (4, 7, 7)],
+    "linear": [L.Linear(12, 5), (12,)],
+    "batchnorm": [L.BatchNorm(4), (4, 5, 5)],
+    "lrn": [L.LocalResponseNorm(5), (8, 5, 5)],
+    "activation": [L.Activation("silu"), (4, 5, 5)],
+    "pool": [L.Pool("max", (3, 3), (2, 2), (1, 1)), (4, 9, 9)],
+    "pool/avg": [L.Pool("avg", (3, 3), (2, 2), (1, 1), ceil_mode=True), (4, 8, 8)],
+    "adaptive_avgpool": [L.AdaptiveAvgPool((2, 2)), (4, 6, 6)],
+    "adaptive_avgpool/global": [L.AdaptiveAvgPool((1, 1)), (4, 6, 6)],
+    "flatten": [L.Flatten(), (4, 3, 3)],
+    "dropout": [L.Dropout(0.5), (4, 3, 3)],
+    "zeropad": [L.ZeroPadShortcut(2, 8), (4, 6, 6)],
+}
+
+
+def test_every_primitive_kind_has_an_example():
+    primitives = {k for k, cls in L.REGISTRY.items() if issubclass(cls, L.Primitive)}
+    assert {name.split("/")[0] for name in EXAMPLES} == primitives
+
+
+@pytest.mark.parametrize("trained,input_grad", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_each_face_agrees_with_its_torch_module(name, trained, input_grad):
+    """Each primitive's faces against its own built module (CPU, fp32, batch 3), with and without
+    trained weights and an input that needs a gradient: output shape,
+    parameters, forward and backward MACs (FlopCounterMode / 2), the bytes autograd saves (saved_tensors_hooks,
+    distinct storages, parameters excluded) and the eval inner peak (the dispatch-mode count of
+    memory_probe)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from scalelab.analysis.memory_probe import dispatch_peak
+
+    layer, shape = EXAMPLES[name]
+    if not layer.has_weights and not (trained and input_grad):
+        pytest.skip("without weights only the input's need for a gradient matters")
+    batch, out = 3, layer.out_shape(shape)
+    module = layer.torch_module().train()
+    for p in module.parameters():
+        p.requires_grad_(trained)
+    leaf = torch.randn(batch, *shape, requires_grad=input_grad)
+    x = leaf * 1  # a non-leaf input (needing a gradient if the leaf does), as inside a network
+    params = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
+    saved = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = module(x)
+    assert tuple(y.shape[1:]) == out
+    cost = layer.cost(shape, out)
+    assert cost.params == sum(p.numel() for p in module.parameters())
+    assert 2 * batch * layer.train_macs(shape, out).forward == counter.get_total_flops() == 2 * batch * cost.macs
+    face = layer.saved(shape, out, trained, input_grad, "cpu")
+    n_in, n_out = L.elements(shape), L.elements(out)
+    expected = (batch * (4 * (n_in * face.input + n_out * face.output + face.per_sample_elements) + face.per_sample_bytes)
+                + face.fixed_bytes)
+    assert sum(saved.values()) == expected
+    backward = FlopCounterMode(display=False)
+    with backward:
+        y.sum().backward()
+    macs = layer.train_macs(shape, out)
+    groups = layer.groups if isinstance(layer, L.Conv) else 1  # torch's grouped weight-gradient overcount
+    assert backward.get_total_flops() == 2 * batch * (macs.grad_input * input_grad + groups * macs.grad_weight * trained)
+    module.eval()  # the input is made inside the counted pass, so it is counted once (a view adds nothing)
+    peak = dispatch_peak(lambda: module(torch.randn(batch, *shape)))
+    assert peak == 4 * batch * (n_in + layer.inner_peak(shape, out).peak_elems)

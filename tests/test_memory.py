@@ -340,3 +340,51 @@ def test_analyze_training_memory_through_the_cli(tmp_path):
     assert bad.exit_code == 2 and "no block named 'layer9'" in bad.output and "Traceback" not in bad.output
     bad = runner.invoke(app, ["analyze", "resnet18", "--mode", "fly"])
     assert bad.exit_code == 2 and "--mode: expected infer or train" in bad.output
+
+
+# SqueezeNet's tail: a dropout before the classifier conv (torchvision's squeezenet1_1 classifier).
+SQUEEZE = """
+name: squeeze_like
+input: {channels: 3, resolution: 32}
+defaults: {norm: none, activation: relu}
+blocks:
+  - {name: conv1, kind: conv, out: 16, kernel: 3, stride: 2}
+  - {name: pool1, kind: maxpool, kernel: 3, stride: 2}
+  - {name: squeeze, kind: conv, out: 8, kernel: 1}
+  - name: fire
+    kind: inception
+    branches:
+      - [{kind: conv, out: 16, kernel: 1}]
+      - [{kind: conv, out: 16, kernel: 3}]
+  - {name: drop, kind: dropout, p: 0.5}
+  - {name: classifier, kind: conv, out: 10, kernel: 1}
+  - {name: gap, kind: global_avgpool}
+  - {name: flat, kind: flatten}
+"""
+
+
+def test_dropout_saved_bytes_match_torch_on_cpu():
+    """CPU torch keeps dropout's noise as a float tensor (the input's dtype), not a byte mask: the
+    model equals the probe exactly, and the GPU kind (a one-byte mask) reads 3 bytes per element less."""
+    network = resolve(parse_spec(SQUEEZE))
+    model = training_memory(network, batch=2, optimizer="adam", device="cpu")
+    real = training_step(network, "adam", batch=2)
+    assert model.saved_bytes == real["saved_bytes"]
+    dropped = 2 * 32 * 7 * 7  # batch 2 x the 32x7x7 fire output (32 -> 15 -> 7 -> 7)
+    assert network.blocks["fire"].out_shape == (32, 7, 7)
+    assert model.blocks["drop"].saved_bytes == 4 * dropped
+    gpu = training_memory(network, batch=2, optimizer="adam", device="gpu")
+    assert model.saved_bytes - gpu.saved_bytes == 3 * dropped
+    with pytest.raises(ScalelabError, match="unknown device kind 'tpu'"):
+        training_memory(network, device="tpu")
+
+
+@pytest.mark.parametrize("freeze_until", [None, "res", "inc", "pad"])
+def test_every_node_kind_trains_as_torch_saves(freeze_until):
+    """Every node kind (a reflect-padded conv keeps its padded copy and the pad its input; LRN's
+    composite steps keep the input, the padded squares and two intermediates; a gate each factor whose
+    partner needs a gradient), trained whole and with frozen prefixes: exact on CPU."""
+    network = resolve(parse_spec(EVERY_NODE))
+    model = training_memory(network, batch=2, optimizer="sgd", freeze_until=freeze_until)
+    real = training_step(network, "sgd", batch=2, freeze_until=freeze_until)
+    assert (model.saved_bytes, model.gradient_bytes) == (real["saved_bytes"], real["gradient_bytes"])

@@ -130,8 +130,8 @@ def test_calibrate_refuses_on_a_busy_machine(tmp_path):
 
 def test_a_fit_that_does_not_hold_out_is_written_with_a_warning():
     from scalelab.analysis.latency import predict_latency
-    from scalelab.devices.calibrate import _profile
-    from scalelab.devices.fit import COLUMNS
+    from scalelab.analysis.calibrate import _profile
+    from scalelab.analysis.latency_fit import COLUMNS
     from scalelab.graph import resolve
     from scalelab.spec import parse_spec
 

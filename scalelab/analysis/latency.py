@@ -11,7 +11,7 @@ belongs to gives its kind and width through its ``latency`` face)::
     time    = compute + memory + overhead[layer kind]           (profiles with combine: sum)
 
 A profile written by ``scalelab calibrate`` sums the terms: that form is linear in its unknowns, so
-they are fitted by least squares on synthetic networks timed whole (``scalelab.devices.fit``), and
+they are fitted by least squares on synthetic networks timed whole (``scalelab.analysis.latency_fit``), and
 the prediction uses exactly the fitted form.
 
 where n is the layer's output channels (a conv) or features (a linear layer) and half[kind], where

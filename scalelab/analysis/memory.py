@@ -270,7 +270,7 @@ class _SavedWalk(TrainWalk):
             self.bytes += self.batch * self.nbytes * t.storage.elems
 
     def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
-        saved = node.saved(x.shape, out_shape, trained, self.device)
+        saved = node.saved(x.shape, out_shape, trained, x.grad, self.device)
         grad = x.grad or trained
         out = Tensor(out_shape, grad, x.storage if saved.view else None)
         if not grad:

@@ -44,8 +44,10 @@ class TrainWalk:
         return Tensor(shape, any(t.grad for t in inputs))
 
     def product(self, x: Tensor, g: Tensor) -> Tensor:
-        if x.grad or g.grad:
+        """x * g: the gradient of each factor needs the other, kept only if that gradient is needed."""
+        if g.grad:
             self.keep(x)
+        if x.grad:
             self.keep(g)
         return Tensor(x.shape, x.grad or g.grad)
 

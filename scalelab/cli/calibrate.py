@@ -38,7 +38,7 @@ On a busy machine it waits and measures again (back-off), then refuses (exit 2) 
 competing load and the disagreement of repeated rounds; a fit whose leave-one-out error is \
 too large is written with a warning that every prediction from the profile repeats."""
     from scalelab.analysis.noise import NoiseLimits
-    from scalelab.devices.calibrate import calibrate as run
+    from scalelab.analysis.calibrate import calibrate as run
 
     limits = NoiseLimits(max_other_cpus=max_load, max_spread=max_spread)
     profile = run(device, name, networks=networks, limits=limits, allow_noisy=allow_noisy)

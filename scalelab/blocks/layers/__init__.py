@@ -14,7 +14,7 @@ Counting convention (stated in every report):
   * ``ops``: every other arithmetic or copy, by the per-element formula given on each primitive.
 """
 
-from scalelab.blocks.layers.activation import ACTIVATION_OPS, ACTIVATIONS, Activation
+from scalelab.blocks.layers.activation import ACTIVATIONS, Activation
 from scalelab.blocks.layers.base import (
     DEVICE_KINDS, REGISTRY, InnerPeak, LayerCost, MissingFace, Primitive, Saved, Shape, ShapeError, TrainMacs,
     UnknownLayer, Walk, definition, elements, fmt_shape, register,
@@ -28,7 +28,7 @@ from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
 from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
 
 __all__ = [
-    "ACTIVATIONS", "ACTIVATION_OPS", "DEVICE_KINDS", "REGISTRY", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
+    "ACTIVATIONS", "DEVICE_KINDS", "REGISTRY", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
     "Dropout", "Flatten", "Gate", "InnerPeak", "LayerCost", "Linear", "LocalResponseNorm", "Merge", "MissingFace", "Node",
     "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",
     "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "walk",

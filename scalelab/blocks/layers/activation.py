@@ -24,7 +24,6 @@ ACTIVATIONS = {
     "hardsigmoid": Function(4, "in", "Hardsigmoid"),  # relu6(x + 3) / 6
     "hardswish": Function(5, "in", "Hardswish"),  # x * hardsigmoid(x)
 }
-ACTIVATION_OPS = {name: f.ops for name, f in ACTIVATIONS.items()}
 
 
 @register
@@ -48,7 +47,7 @@ class Activation(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         keeps = ACTIVATIONS[self.fn].saves
         return Saved(input=keeps == "in", output=keeps == "out")
 

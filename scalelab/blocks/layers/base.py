@@ -154,7 +154,7 @@ def definition(node: object):
     return node
 
 
-def _missing(node: object, face: str):
+def missing_face(node: object, face: str):
     raise MissingFace(f"layer kind '{getattr(node, 'kind', type(node).__name__)}' defines no '{face}' face")
 
 
@@ -173,26 +173,27 @@ class Primitive:
 
     # ---- faces ----------------------------------------------------------------------------------
     def out_shape(self, s: Shape) -> Shape:
-        _missing(self, "out_shape")
+        missing_face(self, "out_shape")
 
     def cost(self, s: Shape, out: Shape) -> LayerCost:
-        _missing(self, "cost")
+        missing_face(self, "cost")
 
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        _missing(self, "train_macs")
+        missing_face(self, "train_macs")
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
-        _missing(self, "saved")
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
+        """Asked only when autograd records the layer: its weights train or its input needs a gradient."""
+        missing_face(self, "saved")
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        _missing(self, "inner_peak")
+        missing_face(self, "inner_peak")
 
     def latency(self) -> tuple[str, Optional[int]]:
         """(latency kind, output channels or features for the thin-kernel rule, or None)."""
-        _missing(self, "latency")
+        missing_face(self, "latency")
 
     def torch_module(self):
-        _missing(self, "torch_module")
+        missing_face(self, "torch_module")
 
     # ---- node protocol --------------------------------------------------------------------------
     def walk(self, shape: Shape) -> Walk:

@@ -74,9 +74,16 @@ class Conv(Primitive):
         macs = elements(out) * self._per_out()
         return TrainMacs(forward=macs, grad_input=macs, grad_weight=macs)
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
-        # the weight gradient needs the input; the input gradient needs only the weight (a parameter)
-        return Saved(input=weights_trained)
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
+        """torch's convolution node keeps its input whenever it is recorded, even with a frozen weight
+        (measured: tests/test_layer_registry.py). Other padding modes pad first (F.pad): the conv
+        keeps the padded copy, and a reflection or replication pad keeps its input when that needs a
+        gradient (circular padding is slices and a cat, which keep only sizes)."""
+        if self.padding_mode == "zeros":
+            return Saved(input=True)
+        c, h, w = s
+        padded = c * (h + 2 * self.padding[0]) * (w + 2 * self.padding[1])
+        return Saved(input=input_grad and self.padding_mode in ("reflect", "replicate"), per_sample_elements=padded)
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         n = elements(out)

@@ -29,15 +29,17 @@ class Dropout(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         """What ``nn.Dropout`` keeps differs by device (aten/src/ATen/native/Dropout.cpp):
 
-        * CPU: ``dropout`` takes the fused ``native_dropout`` only for CUDA, XPU, lazy and
-          privateuse1 tensors; otherwise ``_dropout_impl`` draws a noise tensor
+        * CPU: ``at::dropout`` takes the fused kernel only for CUDA tensors (later versions: also
+          XPU, lazy and privateuse1); otherwise ``_dropout_impl`` draws a noise tensor
           ``empty_like(input).bernoulli_(1 - p).div_(1 - p)`` and returns ``input * noise``, whose
-          backward keeps the noise: one element of the input's dtype per element;
-        * CUDA: ``native_dropout`` (cuda/Dropout.cu) returns a ``bool`` mask, which its backward
-          keeps: one byte per element.
+          backward keeps the noise: one element of the input's dtype per element. Measured: the
+          training-step probe on CPU matches exactly (tests/test_memory.py, benchmarks/memory.md).
+        * CUDA: the fused kernel (``_fused_dropout``, now ``native_dropout``, in cuda/Dropout.cu)
+          returns a one-byte mask (uint8, now bool) beside the output, and its backward keeps only
+          that mask: one byte per element. Read from torch's source, not measured here (no GPU).
 
         p = 0 returns the input itself (a view, nothing kept). Stochastic depth keeps one random
         factor per sample (a few bytes, not modelled)."""

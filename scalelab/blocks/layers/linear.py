@@ -42,7 +42,7 @@ class Linear(Primitive):
         macs = self.in_features * self.out_features
         return TrainMacs(forward=macs, grad_input=macs, grad_weight=macs)
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved(input=weights_trained)  # the input gradient needs only the weight
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:

@@ -37,7 +37,7 @@ class BatchNorm(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()  # elementwise: other ops, not multiply-accumulates of a matrix product
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # native_batch_norm_backward takes the input, the weight and the saved mean and inverse std
         return Saved(input=True, fixed_bytes=2 * STAT_BYTES * self.channels)
 
@@ -78,8 +78,12 @@ class LocalResponseNorm(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
-        return Saved(input=True, output=True)
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
+        """torch's F.local_response_norm is composite; its steps keep: ``x * x`` the input,
+        ``avg_pool3d`` its channel-padded input, ``pow`` its base (the ``add(k)`` result), and
+        ``x / div`` the input and ``div``: the input plus padded + 2n elements, not the output."""
+        c, h, w = s
+        return Saved(input=True, per_sample_elements=(c + self.size - 1) * h * w + 2 * elements(s))
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         """torch's F.local_response_norm: x*x, a channel-padded copy, an average pool, then

@@ -46,7 +46,7 @@ class Pool(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # max_pool2d_with_indices_backward takes the input and the argmax indices
         return Saved(input=True, per_sample_bytes=INDEX_BYTES * elements(out) if self.op == "max" else 0)
 
@@ -85,7 +85,7 @@ class AdaptiveAvgPool(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # torch computes a 1x1 adaptive pool as a mean, which keeps only sizes
         return Saved(input=self.size != (1, 1))
 

@@ -25,7 +25,7 @@ class Flatten(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved(view=True)
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
@@ -63,7 +63,7 @@ class ZeroPadShortcut(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         return TrainMacs()
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, device: str) -> Saved:
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved()  # slicing and constant padding keep only sizes
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from typing import Union
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Shape, ShapeError, Walk, _missing, definition, elements, fmt_shape, register,
+    _CLASSES, InnerPeak, LayerCost, Shape, ShapeError, Walk, missing_face, definition, elements, fmt_shape, register,
 )
 
 
 def walk(node, shape: "Shape | list[Shape]") -> Walk:
     """Propagate ``shape`` through ``node``; return the output shape and each layer's cost."""
-    return definition(node).walk(shape)
+    if type(node) not in _CLASSES:
+        definition(node)  # raises UnknownLayer
+    return node.walk(shape)
 
 
 def peak(node, shape: "Shape | list[Shape]") -> InnerPeak:
@@ -51,7 +53,7 @@ class Wiring:
     kind = "wiring"
 
     def latency(self):
-        _missing(self, "latency")
+        missing_face(self, "latency")
 
 
 @register
@@ -63,11 +65,12 @@ class Sequence(Wiring):
     items: tuple["Node", ...]
 
     def walk(self, shape) -> Walk:
-        result = Walk(shape)
+        costs: list[LayerCost] = []
         for item in self.items:
-            step = walk(item, result.out)
-            result = Walk(step.out, result.costs + step.costs)
-        return result
+            step = walk(item, shape)
+            shape = step.out
+            costs += step.costs
+        return Walk(shape, costs)
 
     def peak(self, shape) -> InnerPeak:
         """An item's input (the previous item's output) stays alive while it runs and is freed once

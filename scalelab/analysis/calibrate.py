@@ -4,7 +4,7 @@ The per-kind figures are fitted on SYNTHETIC NETWORKS timed whole (``scalelab.de
 a fixed, seeded set of small networks unlike any of the zoo), not on single layers timed alone: a
 layer in a hot loop of its own runs from warm caches and beats the same layer inside a network
 (a network of many small layers ran 13-50% slower than single-layer figures predicted). The model
-and the fit are in ``scalelab.devices.fit``; what is measured here (torch imported here only):
+and the fit are in ``scalelab.analysis.latency_fit``; what is measured here (torch imported here only):
   * floors for the fit: the fp32 peak (square matrix multiplies, 2 n^3 FLOPs; bf16/fp16 too where
     supported), the bandwidth of batchnorm and ReLU over in-cache activation sizes (bytes read plus
     written over the time beyond their fixed cost), and each layer kind's fixed cost on tiny inputs
@@ -113,7 +113,7 @@ def _networks(state: dict, specs: list, limits, allow_noisy: bool) -> None:
     from scalelab.analysis.measure import drift, time_interleaved
     from scalelab.analysis.noise import LoadWindow, Noise, until_quiet
     from scalelab.build import build_module
-    from scalelab.devices.fit import features
+    from scalelab.analysis.latency_fit import features
     from scalelab.graph import resolve
 
     device, fns, found = state["device"], {}, {}
@@ -138,7 +138,7 @@ def _networks(state: dict, specs: list, limits, allow_noisy: bool) -> None:
 def required_networks(specs: list) -> int:
     """Networks needed to fit the unknowns these networks exercise, with one to spare (so that each
     leave-one-out fit is still determined)."""
-    from scalelab.devices.fit import COLUMNS, features
+    from scalelab.analysis.latency_fit import COLUMNS, features
     from scalelab.graph import resolve
 
     used = set()
@@ -150,7 +150,7 @@ def required_networks(specs: list) -> int:
 
 def _fit(state: dict) -> None:
     """Fit the unknowns above their floors; the fit's error and its leave-one-out error."""
-    from scalelab.devices.fit import fit, predict_seconds
+    from scalelab.analysis.latency_fit import fit, predict_seconds
 
     peak, rows = state["peak_flops"]["fp32"], state["rows"]
     floors = {("inv_bandwidth", ""): 1 / state["memory_bandwidth"]}
@@ -170,7 +170,7 @@ def _fit(state: dict) -> None:
 
 def _figures(state: dict) -> dict:
     """Profile fields from the fitted unknowns: rate_k as efficiency x peak, half_k, overheads."""
-    from scalelab.devices.fit import OVERHEAD_KINDS, RATE_KINDS, THIN_KINDS
+    from scalelab.analysis.latency_fit import OVERHEAD_KINDS, RATE_KINDS, THIN_KINDS
 
     u, peak = state["unknowns"], state["peak_flops"]["fp32"]
     overhead = {kind: round(1e6 * u[("overhead", kind)], 2) for kind in OVERHEAD_KINDS}
