@@ -18,6 +18,20 @@ $SCALELAB analyze resnet50 -o reports/resnet50.html
 $SCALELAB plot resnet50 --breakdown all -o reports/resnet50-breakdown.png
 $SCALELAB plot efficientnet_b0 --breakdown all --device t4 -o reports/efficientnet_b0-breakdown-t4.png
 
+# The course's advice, costed: explain, compare, ensembles and crops, transfer with cached features
+$SCALELAB explain specs/examples/inception_5x5_bottleneck.yaml -f markdown -o reports/explain-inception_5x5_bottleneck.md
+$SCALELAB explain specs/examples/separable_6x6x3.yaml -f markdown -o reports/explain-separable_6x6x3.md
+$SCALELAB compare plain34 resnet34 resnet18 --device t4 -f markdown -o reports/compare-plain34-resnet34-resnet18.md
+$SCALELAB compare plain34 resnet34 resnet18 --device t4 -o reports/compare-plain34-resnet34-resnet18.png
+$SCALELAB compare specs/examples/inception_5x5.yaml specs/examples/inception_5x5_bottleneck.yaml -f markdown \
+    -o reports/compare-inception-5x5-bottleneck.md
+$SCALELAB compare resnet18 resnet34 resnet50 resnet101 resnet152 --ensembles 1,2,3 --crops 1,10 -f markdown \
+    -o reports/ensembles-vs-bigger-resnets.md
+$SCALELAB compare resnet18 resnet34 resnet50 resnet101 resnet152 --ensembles 1,2,3 --crops 1,10 \
+    -o reports/ensembles-vs-bigger-resnets.png
+$SCALELAB analyze resnet50 --mode train --freeze-until avgpool --cache-features --images 10000 --epochs 30 --depth 1 \
+    -f markdown -o reports/resnet50-transfer-avgpool.md
+
 # Scaling searches (report, winning spec, charts). A stored study resumes instead of starting over,
 # so start from a fresh storage to reproduce the same trials.
 rm -f reports/studies.db

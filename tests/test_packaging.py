@@ -29,8 +29,10 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contains_the_zoo_and_the_package(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "scalelab/specs/resnet50.yaml" in names
-    zoo = {Path(n).name for n in names if n.startswith("scalelab/specs/") and n.endswith(".yaml")}
+    zoo = {Path(n).name for n in names if n.startswith("scalelab/specs/") and n.endswith(".yaml") and n.count("/") == 2}
     assert zoo == {p.name for p in (ROOT / "specs").glob("*.yaml")}
+    examples = {Path(n).name for n in names if n.startswith("scalelab/specs/examples/")}
+    assert examples == {p.name for p in (ROOT / "specs" / "examples").glob("*.yaml")}  # the notes' worked examples
     assert "scalelab/cli/analyze.py" in names and "scalelab/report/formats.py" in names
     assert "scalelab/report/templates/report.html.j2" in names  # the HTML report's template
     assert not any(n.startswith(("tests/", "benchmarks/", ".venv/")) for n in names)

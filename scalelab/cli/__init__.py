@@ -4,7 +4,7 @@ from scalelab import interrupts
 
 interrupts.install()  # before the commands' imports: a Ctrl-C during start-up exits 130 with one line too
 try:
-    from scalelab.cli import accuracy, analyze, calibrate, devices, kinds, plot, scale, schema, zoo  # noqa: F401,E402  (each registers its command)
+    from scalelab.cli import accuracy, analyze, calibrate, compare, devices, explain, kinds, plot, scale, schema, zoo  # noqa: F401,E402  (each registers its command)
     from scalelab.cli import import_cmd, verify  # noqa: F401,E402
     from scalelab.cli.app import app  # noqa: E402
 except KeyboardInterrupt:

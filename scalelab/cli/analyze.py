@@ -135,10 +135,21 @@ def analyze(
                                   "reusing timings cached by an earlier run."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy", help="With --measure: keep timings of a machine that "
                                      "stays too busy to measure cleanly, marked noisy (default: refuse, exit 2)."),
-    mode: Mode = typer.Option(Mode.infer, "--mode", help="infer, or train to add training memory columns."),
+    mode: Mode = typer.Option(Mode.infer, "--mode", help="infer, or train to add training memory and training compute "
+                              "(MACs) columns."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="NAME", help="With --mode train: sgd (default), sgd-momentum or adam."),
     freeze_until: Optional[str] = typer.Option(None, "--freeze-until", metavar="BLOCK", help="With --mode train: this block (or the "
                                                "last block of this stage) and every block before it are frozen."),
+    crops: int = typer.Option(1, "--crops", parser=O.CROPS, metavar="N",
+                              help="Test crops per image (10 for 10-crop): work x crops, same params."),
+    ensemble: Optional[str] = typer.Option(None, "--ensemble", metavar="K|A,B", help="K copies of SPEC (e.g. 3), or SPEC "
+                                           "and the named members (e.g. resnet101,resnet152): their figures add up."),
+    cache_features: bool = typer.Option(False, "--cache-features", help="With --mode train --freeze-until: cost "
+                                        "caching the frozen part's output once and training the rest on it."),
+    images: Optional[int] = typer.Option(None, "--images", parser=O.IMAGES, metavar="N",
+                                         help="With --cache-features: dataset size, for totals and disk."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", parser=O.EPOCHS, metavar="N",
+                                         help="With --cache-features --images: epochs (default 1)."),
 ) -> None:
     """Per-block parameters, MACs, other ops and activation sizes of a network, with totals.
 
@@ -154,6 +165,7 @@ def analyze(
     from scalelab.analysis import analyze as run_analysis
 
     size = parse_resolution(resolution)
+    source = spec  # as written: the SPEC an --ensemble of copies repeats
     from scalelab.importer.source import is_model_ref
 
     if is_model_ref(spec):  # a PyTorch model: import it at the resolution asked (torch only then)
@@ -163,9 +175,15 @@ def analyze(
     analysis = run_analysis(spec, resolution=size, batch=batch)
     for warning in analysis.network.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    from scalelab.report.advice import analyze_extra
+
+    extra = analyze_extra(analysis.network, source, batch=batch, dtype=dtype, device=device, optimizer=optimizer or "sgd",
+                          mode=mode.value, freeze_until=freeze_until, crops=crops, ensemble=ensemble,
+                          cache_features=cache_features, images=images, epochs=epochs)
     measuring = {"measure": measure, "measure_on": measure_on or "cpu", "use_cache": not no_cache,
                  "allow_noisy": allow_noisy}
-    report = _report(analysis, depth or level, device, dtype, measuring, mode.value, optimizer or "sgd", freeze_until)
+    report = _report(analysis, depth or level, device, dtype, measuring, mode.value, optimizer or "sgd", freeze_until,
+                     extra)
     if columns is not None:
         report = select_columns(report, columns)
     chart = _breakdown_svg(analysis, report) if fmt == "html" else None
@@ -177,23 +195,25 @@ def analyze(
     emit(render(report, fmt, width=width, fit=fit, explain_units=explain_units, chart_svg=chart), output)
 
 
-def _report(analysis, level: int, device, dtype, measuring: dict, mode: str, optimizer: str, freeze_until):
-    """``measuring``: measure, measure_on, use_cache and allow_noisy, as device_figures takes them."""
-    from scalelab.report import build_report
+def _report(analysis, level: int, device, dtype, measuring: dict, mode: str, optimizer: str, freeze_until, extra):
+    """``measuring``: measure, measure_on, use_cache and allow_noisy, as device_figures takes them; ``extra``:
+    what the advice options (training compute, cached features, crops, ensembles) add."""
+    from scalelab.report import build_report, default_columns
 
     if device is None and dtype is None and not measuring["measure"] and mode == "infer":
-        return build_report(analysis, depth=level)
+        return build_report(analysis, depth=level, columns=[*default_columns(), *extra.columns], notes=extra.notes,
+                            figures=extra.data)
     from scalelab.analysis.memory import dtype_bytes
-    from scalelab.report import Conditions, default_columns
+    from scalelab.report import Conditions
     from scalelab.report.device import device_figures
 
     dtype = dtype or "fp32"
     figures = device_figures(analysis.network, dtype=dtype, batch=analysis.batch, device=device, mode=mode,
                              optimizer=optimizer, freeze_until=freeze_until, **measuring)
     conditions = Conditions(tuple(analysis.input_shape[1:]), analysis.batch, dtype, dtype_bytes(dtype))
-    return build_report(analysis, depth=level, columns=[*default_columns(), *figures.columns],
-                        conditions=conditions, notes=figures.notes, figures=figures.data, mode=mode,
-                        extra_totals=figures.extra_totals)
+    return build_report(analysis, depth=level, columns=[*default_columns(), *figures.columns, *extra.columns],
+                        conditions=conditions, notes=[*figures.notes, *extra.notes],
+                        figures={**figures.data, **extra.data}, mode=mode, extra_totals=figures.extra_totals)
 
 
 def _breakdown_svg(analysis, report) -> str:

@@ -1,0 +1,103 @@
+"""The chart of a comparison: each figure as a multiple of the first network's (grouped bars), and
+published top-1 against MACs. matplotlib is imported inside the function (files only, Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scalelab.report.compare import Comparison
+
+BAR_METRICS = ("params", "macs", "activation_peak_bytes", "training_bytes", "predicted_ms")
+
+
+def bar_groups(c: Comparison) -> tuple[list[str], dict[str, list[float]]]:
+    """(metric headers, network -> ratio per metric): the data the grouped bars draw."""
+    metrics = [m for m in c.metrics if m.key in BAR_METRICS]
+    return [m.header for m in metrics], {f.name: [c.ratio(f, m.key) or 0.0 for m in metrics] for f in c.networks}
+
+
+def accuracy_points(c: Comparison) -> list[tuple[str, float, float]]:
+    """(network, MACs, top-1) of the networks with a published top-1."""
+    return [(f.name, f.macs, f.top1) for f in c.networks if f.top1 is not None]
+
+
+def draw_comparison(c: Comparison, path: Path) -> Path:
+    from scalelab.report.plotting import _pyplot, _save
+
+    plt = _pyplot()
+    headers, groups = bar_groups(c)
+    points = accuracy_points(c)
+    fig, axes = plt.subplots(1, 2 if len(points) >= 2 else 1, figsize=(13 if len(points) >= 2 else 8, 5),
+                             squeeze=False, gridspec_kw={"width_ratios": [3, 2]} if len(points) >= 2 else None)
+    try:
+        ax = axes[0][0]
+        width = 0.8 / len(groups)
+        for i, (name, ratios) in enumerate(groups.items()):
+            xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(headers))]
+            bars = ax.bar(xs, ratios, width, label=name)
+            ax.bar_label(bars, labels=[f"x{r:.3g}" for r in ratios], fontsize=7, padding=1)
+        ax.axhline(1.0, c="0.3", lw=0.8, ls="--")
+        ax.set_xticks(range(len(headers)), headers)
+        ax.set_ylabel(f"multiple of {c.networks[0].name}")
+        ax.set_title(f"Cost relative to {c.networks[0].name} (batch {c.networks[0].batch}, {c.networks[0].dtype})", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(True, axis="y", alpha=0.25)
+        if len(points) >= 2:
+            ax2 = axes[0][1]
+            for name, macs, top1 in points:
+                ax2.scatter([macs], [top1], s=40, zorder=3)
+                ax2.annotate(name, (macs, top1), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax2.set_xscale("log")
+            ax2.set_xlabel("MACs per batch (log)")
+            ax2.set_ylabel("published top-1 %")
+            ax2.set_title("Accuracy vs cost", fontsize=10)
+            ax2.grid(True, which="both", alpha=0.25)
+            ax2.margins(x=0.25, y=0.2)
+        fig.tight_layout()
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def draw_variants(c: Comparison, path: Path) -> Path:
+    """Top-1 against MACs per image for every network and its ensembles and crops, with 80% intervals
+    and the Pareto front: where a single bigger network sits above an ensemble of the same cost."""
+    from scalelab.report.plotting import _pyplot, _save
+    from scalelab.scaling.ensembles import pareto
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 6.5))
+    markers = {1: "o", 2: "s", 3: "^", 4: "D", 5: "v"}
+    try:
+        colors = {f.name: f"C{i % 10}" for i, f in enumerate(c.networks)}
+        for v in (v for v in c.variants if v.top1 is not None):
+            err = [[v.top1 - v.low], [v.high - v.top1]]
+            face = colors[v.network] if v.crops == 1 else "white"
+            ax.errorbar([v.macs], [v.top1], yerr=err, fmt=markers.get(v.models, "P"), ms=9 if v.single else 7,
+                        mfc=face, mec=colors[v.network], ecolor=colors[v.network], elinewidth=0.8, capsize=2, zorder=3)
+            if not v.single:
+                text = " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else []))
+                ax.annotate(text, (v.macs, v.top1),
+                            textcoords="offset points", xytext=(5, -3), fontsize=7, color=colors[v.network])
+        front = pareto(list(c.variants))
+        ax.plot([v.macs for v in front], [v.top1 for v in front], "-", c="0.4", lw=1, zorder=2,
+                label="Pareto front (accuracy vs MACs)")
+        singles = sorted((v for v in c.variants if v.single and v.top1 is not None), key=lambda v: v.macs)
+        ax.plot([v.macs for v in singles], [v.top1 for v in singles], "--", c="black", lw=1.2, zorder=2,
+                label="single networks (published top-1)")
+        for name, color in colors.items():
+            ax.plot([], [], "o", c=color, label=name)
+        ax.plot([], [], "s", mfc="0.6", mec="0.6", label="marker shape: ensemble size (o 1, s 2, ^ 3 ...)")
+        ax.plot([], [], "o", mfc="white", mec="0.3", label="hollow: multi-crop")
+        ax.set_xscale("log")
+        ax.set_xlabel("MACs per image, all models and crops (log)")
+        ax.set_ylabel("ImageNet top-1 % (single: published; ensembles/crops: estimated, 80% interval)")
+        ax.set_title("One bigger network or an ensemble of smaller ones, at the same cost", fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        fig.tight_layout()
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,101 @@
+"""`scalelab explain`: the course notes' worked numbers, printed with their arithmetic.
+
+Every expected figure is worked out by hand here (output positions x filters x filter size)."""
+
+import json
+from pathlib import Path
+
+from tests.cli_helpers import assert_refused, invoke
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples"
+
+
+def explained(name: str, *args) -> str:
+    result = invoke("explain", EXAMPLES / f"{name}.yaml", *args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_5x5_conv_reads_as_the_notes_multiply_it():
+    assert 28 * 28 * 32 * (5 * 5 * 192) == 120_422_400
+    text = explained("inception_5x5")
+    assert "28 × 28 × 32 × (5 × 5 × 192) = 120,422,400" in text
+    assert "28 × 28 output positions, 32 filters, each 5 × 5 × 192 (f × f × n_c)" in text
+    assert "5 × 5 × 192 × 32 = 153,600" in text  # params: f x f x n_c x filters, no bias
+
+
+def test_the_1x1_bottleneck_sums_to_12_4_million():
+    assert (28 * 28 * 16 * 192, 28 * 28 * 32 * (5 * 5 * 16)) == (2_408_448, 10_035_200)
+    text = explained("inception_5x5_bottleneck")
+    assert "28 × 28 × 16 × (1 × 1 × 192) = 2,408,448" in text
+    assert "28 × 28 × 32 × (5 × 5 × 16) = 10,035,200" in text
+    assert "spec total (inference): MACs 2,408,448 + 10,035,200 = 12,443,648" in text
+
+
+def test_the_normal_conv_on_6x6x3_costs_2160():
+    assert 4 * 4 * 5 * (3 * 3 * 3) == 2_160
+    assert "4 × 4 × 5 × (3 × 3 × 3) = 2,160" in explained("conv_6x6x3")
+
+
+def test_depthwise_separable_pair_is_672_a_ratio_of_0_311():
+    text = explained("separable_6x6x3")
+    assert "4 × 4 × 3 × (3 × 3 × 1) = 432" in text  # 3 filters of one channel each
+    assert "4 × 4 × 5 × (1 × 1 × 3) = 240" in text
+    assert "432 + 240 = 672" in text
+    assert "dense      4 × 4 × 5 × (3 × 3 × 3) = 2,160" in text
+    assert round(672 / 2160, 3) == round(1 / 5 + 1 / 9, 3) == 0.311
+    assert "672 / 2,160 = 0.311 = 1/n_c' + 1/f² = 1/5 + 1/9" in text
+
+
+def test_params_with_biases_and_batchnorm():
+    # resnet18's fc: 512 x 1000 weights + 1000 biases; its stem batchnorm: 2 x 64
+    result = invoke("explain", "resnet18", "--block", "fc")
+    assert "512 × 1000 + 1000 = 513,000" in result.output
+    stem = invoke("explain", "resnet18", "stem").output
+    assert "112 × 112 × 64 × (7 × 7 × 3) = 118,013,952" in stem
+    assert "2 × 64 = 128" in stem
+
+
+def test_a_stage_focus_totals_its_blocks_and_the_whole_spec_matches_analyze():
+    from scalelab import analyze
+
+    data = json.loads(invoke("explain", "resnet18", "--block", "layer2", "-f", "json").output)
+    assert [b["name"] for b in data["blocks"]] == ["layer2.0", "layer2.1"]
+    full = json.loads(invoke("explain", "mobilenet_v1", "-f", "json").output)
+    total = analyze("mobilenet_v1").total
+    assert (full["total_macs"], full["total_params"]) == (total.macs, total.params)
+    # every separable block of MobileNet v1 is a depthwise-pointwise pair with ratio 1/n_c' + 1/9
+    pairs = [p for b in full["blocks"] for p in b["pairs"]]
+    assert len(pairs) == 13
+    assert all(abs(p["ratio"] - (1 / p["filters"] + 1 / 9)) < 1e-12 for p in pairs)
+
+
+def test_markdown_and_output_file(tmp_path):
+    out = tmp_path / "explain.md"
+    result = invoke("explain", EXAMPLES / "separable_6x6x3.yaml", "-f", "markdown", "-o", out)
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# scalelab explain separable_6x6x3")
+    assert "## block pointwise (conv), 3x4x4 -> 5x4x4" in text and "432 + 240 = 672" in text
+
+
+def test_format_from_the_output_extension(tmp_path):
+    out = tmp_path / "explain.json"
+    assert invoke("explain", EXAMPLES / "conv_6x6x3.yaml", "-o", out).exit_code == 0
+    assert json.loads(out.read_text())["total_macs"] == 2_160
+    bad = tmp_path / "explain.weird"
+    assert_refused(invoke("explain", EXAMPLES / "conv_6x6x3.yaml", "-o", bad), "explain.weird", "--format")
+    assert not bad.exists()
+
+
+def test_unknown_block_is_refused_with_a_hint(tmp_path):
+    out = tmp_path / "x.txt"
+    assert_refused(invoke("explain", "resnet18", "--block", "layer5", "-o", out), "--block", "layer5", "did you mean")
+    assert not out.exists()
+    assert_refused(invoke("explain", "no_such_spec"), "no_such_spec")
+
+
+def test_explain_imports_no_torch(cli_fresh):
+    out, heavy = cli_fresh(["explain", "mobilenet_v2", "--format", "json"])
+    assert json.loads(out)["spec"] == "mobilenet_v2"
+    assert heavy == []
