@@ -265,7 +265,7 @@ def test_bad_orders_and_options():
         inference_memory(TWO_ORDERS, dtype="fp64")
     with pytest.raises(ScalelabError, match="did you mean 'adam'"):
         training_memory(TWO_ORDERS, optimizer="adm")
-    with pytest.raises(ScalelabError, match="no block named 'p3'"):
+    with pytest.raises(ScalelabError, match="no block or stage named 'p3'"):
         training_memory(TWO_ORDERS, freeze_until="p3")
 
 

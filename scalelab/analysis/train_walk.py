@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterator, Optional
 
 from scalelab.blocks.layers import definition, elements
-from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT
 
 
@@ -64,14 +63,13 @@ class TrainWalk:
 
 
 def frozen_prefix(network, freeze_until: Optional[str]) -> set[str]:
-    """The blocks whose weights do not train: ``freeze_until`` and every block before it in
-    execution order (none when it is None)."""
-    names = list(network.blocks)
+    """The blocks whose weights do not train: ``freeze_until`` (a block, or a stage: its last block)
+    and every block before it in execution order (none when it is None)."""
     if freeze_until is None:
         return set()
-    if freeze_until not in network.blocks:
-        raise ScalelabError(f"--freeze-until: no block named '{freeze_until}'{did_you_mean(freeze_until, names)}")
-    return set(names[: names.index(freeze_until) + 1])
+    names = list(network.blocks)
+    last = network.block_named(freeze_until, "--freeze-until")
+    return set(names[: names.index(last) + 1])
 
 
 def run_network(network, frozen: Collection[str], walker_for: Callable[[object, bool], TrainWalk]) -> Iterator:
