@@ -65,12 +65,13 @@ def scalelab_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "scalelab"]
 
 
-def whole_process(command: list[str], runs: int) -> tuple[float, float, float]:
+def whole_process(command: list[str], runs: int, env: "dict | None" = None) -> tuple[float, float, float]:
     """Median wall seconds, fastest wall seconds (the least disturbed by other load) and median peak
     RSS (MiB) of ``command`` over ``runs`` fresh processes."""
     times, rss = [], []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True,
+                             env=env)
         code, seconds, kib = out.stdout.split()
         if code != "0":
             raise SystemExit(f"{command} exited {code}")

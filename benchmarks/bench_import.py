@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,14 +23,8 @@ LOAD_BEFORE = os.getloadavg()
 RESULTS = HERE / "import.md"
 MODELS = ("resnet50", "efficientnet_b0")
 
-# Runs a command and reports its wall time and peak resident set size (of that child only).
-_MEASURE = (
-    "import resource, subprocess, sys, time\n"
-    "t = time.perf_counter()\n"
-    "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-    "dt = time.perf_counter() - t\n"
-    "print(r.returncode, dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-)
+sys.path.insert(0, str(HERE))
+import bench_analyze as analyze_bench  # noqa: E402  (the whole-process measure, shared)
 
 _FVCORE_JOB = (
     "import sys, torch, torchvision\n"
@@ -45,18 +37,8 @@ _FVCORE_JOB = (
 
 
 def whole_process(command: list[str], runs: int) -> tuple[float, float, float]:
-    """Median wall seconds, fastest wall seconds and median peak RSS (MiB) over ``runs`` processes."""
-    times, rss = [], []
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True,
-                             check=True, env=env)
-        code, seconds, kib = out.stdout.split()
-        if code != "0":
-            raise SystemExit(f"{command} exited {code}")
-        times.append(float(seconds))
-        rss.append(int(kib) / 1024)
-    return statistics.median(times), min(times), statistics.median(rss)
+    """Median and fastest wall time (s) and median peak RSS (MiB) over fresh processes of this tree."""
+    return analyze_bench.whole_process(command, runs, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def seconds(s: float) -> str:
