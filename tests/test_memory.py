@@ -388,3 +388,17 @@ def test_every_node_kind_trains_as_torch_saves(freeze_until):
     model = training_memory(network, batch=2, optimizer="sgd", freeze_until=freeze_until)
     real = training_step(network, "sgd", batch=2, freeze_until=freeze_until)
     assert (model.saved_bytes, model.gradient_bytes) == (real["saved_bytes"], real["gradient_bytes"])
+
+
+def test_training_memory_follows_the_profiles_device_kind():
+    """vgg16's two dropouts over 4,096 features: CPU torch saves a float noise tensor (4 bytes an
+    element), CUDA a one-byte mask, so a GPU profile saves 2 x 4,096 x 3 bytes fewer."""
+    import json
+
+    from cli_helpers import invoke
+
+    def saved(*args):
+        result = invoke("analyze", "vgg16", "-r", "64", "--mode", "train", "-f", "json", *args)
+        return json.loads(result.stdout)["training_memory"]["saved_activation_bytes"]
+
+    assert saved() - saved("--device", "t4") == 2 * 4096 * (4 - 1)

@@ -28,6 +28,7 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
                    mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu",
                    use_cache: bool = True, allow_noisy: bool = False) -> DeviceFigures:
     from scalelab.analysis.memory import best_order, inference_memory, training_memory
+    from scalelab.devices import load_profile
 
     out = DeviceFigures()
     memory = inference_memory(network, dtype, batch)
@@ -59,7 +60,9 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
     if mode == "train":
         if freeze_until is not None:
             freeze_until = network.block_named(freeze_until, "--freeze-until")  # a stage: its last block
-        _training(out, training_memory(network, dtype, batch, optimizer, freeze_until))
+        # what autograd saves differs by device kind (dropout's mask): the profile's kind, else this CPU
+        kind = load_profile(device).kind if device is not None else "cpu"
+        _training(out, training_memory(network, dtype, batch, optimizer, freeze_until, device=kind))
     prediction = None
     if device is not None:
         from scalelab.analysis.latency import predict_latency
