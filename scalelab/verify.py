@@ -109,7 +109,7 @@ def verify(spec, resolution=None) -> tuple[object, list[Check]]:
     import torch
 
     from scalelab.analysis import analyze
-    from scalelab.blocks.opaque import OPAQUE_KINDS
+    from scalelab.blocks.registry import OPAQUE_KINDS
     from scalelab.build import build_module
 
     analysis = analyze(spec, resolution=resolution)

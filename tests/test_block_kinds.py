@@ -256,3 +256,26 @@ def test_shapes_torch_cannot_build_are_refused_through_the_cli(tmp_path, blocks,
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_registry_lists_every_kind_under_its_own_name():
+    # every Block subclass with a kind literal, found by importing every module of the package
+    import importlib
+    import pkgutil
+
+    import scalelab.blocks
+    from scalelab.blocks.base import Block
+
+    for info in pkgutil.iter_modules(scalelab.blocks.__path__):
+        importlib.import_module(f"scalelab.blocks.{info.name}")
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    defined = {sub.model_fields["kind"].default: sub for sub in subclasses(Block)
+               if sub.__module__.startswith("scalelab.blocks.") and "kind" in sub.model_fields
+               and isinstance(sub.model_fields["kind"].default, str) and sub.model_fields["kind"].default != ""}
+    assert {kind: KINDS[kind] for kind in KINDS} == defined
+    assert len(KINDS) == len(list(KINDS)) == 30 and "conv" in KINDS and "convv" not in KINDS

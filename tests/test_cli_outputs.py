@@ -233,14 +233,18 @@ def test_a_failed_search_leaves_no_empty_report_folder(tmp_path):
 # Each command imports what it uses
 
 
-def _imported(args: list[str]) -> set[str]:
+def _modules(args: list[str]) -> set[str]:
     code = (f"import contextlib, io, sys\nfrom scalelab.cli import app\n"
             f"with contextlib.redirect_stdout(io.StringIO()):\n"
             f"    try:\n        app({args!r}, standalone_mode=False)\n    except SystemExit:\n        pass\n"
-            f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))")
+            f"print(' '.join(sorted(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     return set(result.stdout.split())
+
+
+def _imported(args: list[str]) -> set[str]:
+    return {m.split(".")[0] for m in _modules(args)}
 
 
 STACK = {"pydantic", "yaml", "networkx", "rich", "matplotlib", "jinja2", "numpy", "torch", "optuna"}
@@ -252,6 +256,14 @@ def test_help_imports_only_the_shell():
 
 def test_analyze_json_imports_only_the_analysis_stack():
     assert _imported(["analyze", "resnet50", "--format", "json"]) & STACK == {"pydantic", "yaml"}
+
+
+def test_analyze_builds_only_the_block_kinds_the_spec_names():
+    # resnet50: conv, maxpool, bottleneck (its residual base and SE options), global_avgpool, linear
+    kinds = {m.rsplit(".", 1)[1] for m in _modules(["analyze", "resnet50", "--format", "json"])
+             if m.startswith("scalelab.blocks.") and m.count(".") == 2}
+    helpers = {"base", "registry", "layers", "group_width", "se_options", "residual"}
+    assert kinds - helpers == {"conv", "maxpool", "bottleneck", "global_avgpool", "linear"}
 
 
 def test_scale_writes_into_scalelab_reports_by_default(tmp_path, monkeypatch):

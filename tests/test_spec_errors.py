@@ -48,6 +48,26 @@ def test_error_inside_an_inception_branch_is_located():
     assert message.startswith("t.yaml:8:61: blocks[0].branches[1][1].out: must be greater than 0 (got -4)"), message
 
 
+def test_a_bad_default_is_named_in_each_block_it_reaches():
+    # norm_eps is not written in the blocks: the line is the block's, the path names the key
+    text = ("name: t\ninput: {channels: 3, resolution: 8}\ndefaults: {norm_eps: -1.0}\nblocks:\n"
+            "  - {kind: conv, out: 8}\n  - {kind: inception, branches: [[{kind: conv, out: 4}]]}\n")
+    assert error_of(text).splitlines() == [
+        "t.yaml:3:22: defaults.norm_eps: must be greater than 0 (got -1.0)",
+        "t.yaml:5:5: blocks[0].norm_eps: must be greater than 0 (got -1.0)",
+        "t.yaml:6:35: blocks[1].branches[0][0].norm_eps: must be greater than 0 (got -1.0)",
+    ]
+
+
+def test_unknown_and_missing_kinds_are_named():
+    assert error_of(HEAD + "  - {kind: convv, out: 8}\n").startswith(
+        "t.yaml:4:5: blocks[0]: unknown kind 'convv' (did you mean 'conv'?)")
+    assert error_of(HEAD + "  - {out: 8}\n") == (
+        "t.yaml:4:5: blocks[0]: a block needs a 'kind' (or 'stage' with 'block' for a repeated block)")
+    assert error_of(HEAD + "  - {stage: s, block: {kind: wrap, body: [{kind: nope}]}}\n").startswith(
+        "t.yaml:4:43: blocks[0].block.body[0]: unknown kind 'nope'")
+
+
 def test_shape_error_inside_a_stage_names_the_repeat():
     text = ("name: t\ninput: {channels: 3, resolution: 4}\nblocks:\n"
             "  - {stage: down, repeat: 3, stride: 2, block: {kind: conv, out: 8, kernel: 3, padding: valid}}\n")

@@ -7,12 +7,13 @@ from pydantic import Field
 
 from scalelab.blocks.base import Block
 from scalelab.blocks.layers import Node, Parallel, Shape, seq, walk
+from scalelab.blocks.registry import AnyBlock
 
 
 class InceptionBlock(Block):
     summary = "inception module: parallel branches of blocks, concatenated along channels"
     kind: Literal["inception"] = "inception"
-    branches: list[list["AnyBlock"]] = Field(min_length=1, description="each branch: a list of blocks")  # noqa: F821
+    branches: list[list[AnyBlock]] = Field(min_length=1, description="each branch: a list of blocks")
 
     def layers(self, inp: Shape) -> Node:
         branches = []

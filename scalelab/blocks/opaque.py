@@ -68,5 +68,3 @@ class OpaqueMergeBlock(OpaqueBlock):
     arity = None
     kind: Literal["opaque_merge"] = "opaque_merge"
 
-
-OPAQUE_KINDS = ("opaque", "opaque_merge")

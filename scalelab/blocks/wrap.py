@@ -10,6 +10,7 @@ from scalelab.blocks.base import (
     ActivationName, Block, Norm, PositiveInt, Probability, act_layer, channels_of, conv_norm_act,
 )
 from scalelab.blocks.layers import Dropout, Node, Parallel, Residual, Shape, ShapeError, seq, walk
+from scalelab.blocks.registry import AnyBlock
 from scalelab.blocks.squeeze_excite import SqueezeExciteBlock
 
 SHORTCUT_HELP = (
@@ -22,7 +23,7 @@ SHORTCUT_HELP = (
 class WrapBlock(Block):
     summary = "a body of blocks with a shortcut around it (identity or projection add, or dense concat)"
     kind: Literal["wrap"] = "wrap"
-    body: list["AnyBlock"] = Field(min_length=1, description="the blocks of the residual branch, in order")  # noqa: F821
+    body: list[AnyBlock] = Field(min_length=1, description="the blocks of the residual branch, in order")
     shortcut: Literal["identity", "projection", "none"] = Field("identity", description=SHORTCUT_HELP)
     join: Literal["add", "concat"] = Field("add", description="add the shortcut, or concatenate the input (dense)")
     stride: PositiveInt = Field(1, description="when set (a stage sets it), the stride of body[stride_at]")

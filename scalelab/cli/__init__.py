@@ -1,6 +1,12 @@
 """Thin typer commands, one file per command; heavy imports happen inside the commands."""
 
+import os
+
 from scalelab import interrupts
+
+# pydantic looks for plugins in every installed distribution's entry points before it builds the
+# first model (some 10 ms with a large environment); no command uses one. A user's own setting wins.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 interrupts.install()  # before the commands' imports: a Ctrl-C during start-up exits 130 with one line too
 try:

@@ -22,6 +22,8 @@ class ListFormat(str, Enum):
 
 def type_text(prop: dict[str, Any]) -> str:
     """A short type for a JSON-schema property: int > 0, [int, int], 'same' | 'valid' | [int, int], ..."""
+    from scalelab.blocks.registry import BLOCK_SCHEMA
+
     if "anyOf" in prop:
         parts = [type_text(p) for p in prop["anyOf"] if p.get("type") != "null"]
         text = " | ".join(parts)
@@ -34,6 +36,8 @@ def type_text(prop: dict[str, Any]) -> str:
         return repr(prop["const"])
     if "$ref" in prop:
         return prop["$ref"].rsplit("/", 1)[-1]
+    if prop == BLOCK_SCHEMA:
+        return "block"
     kind = prop.get("type", "any")
     if kind == "array":
         if "prefixItems" in prop:

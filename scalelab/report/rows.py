@@ -141,7 +141,7 @@ def _not_applicable(analysis: "Analysis") -> dict:
 
 def _opaque_notes(analysis: "Analysis") -> list[str]:
     """Blocks of unknown cost make every MAC and op total a lower bound: say so in every report."""
-    from scalelab.blocks.opaque import OPAQUE_KINDS
+    from scalelab.blocks.registry import OPAQUE_KINDS
 
     opaque = [b for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]
     if not opaque:

@@ -49,12 +49,24 @@ class SourceMap:
         return tuple(followed), node
 
     def where(self, path: tuple) -> str:
-        """``file:line:col: yaml.path`` for an error at ``path``."""
+        """``file:line:col: yaml.path`` for an error at ``path``: the deepest node the document has,
+        and a key below it that the file leaves out (filled in from ``defaults``), but not an index
+        into a value written short (``stride: 2`` for a pair)."""
         followed, node = self.resolve(path)
         place = self.filename
         if node is not None:
             place += f":{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-        return f"{place}: {yaml_path(followed)}" if followed else place
+        rest = path[_position_after(path, followed):]
+        shown = followed + rest if len(rest) == 1 and isinstance(rest[0], str) else followed
+        return f"{place}: {yaml_path(shown)}" if shown else place
+
+
+def _position_after(path: tuple, followed: tuple) -> int:
+    """Where in ``path`` the steps after its subsequence ``followed`` begin."""
+    position = 0
+    for step in followed:
+        position = path.index(step, position) + 1
+    return position
 
 
 def yaml_path(path: tuple) -> str:
@@ -286,7 +298,9 @@ def read_text(path: Path, max_bytes: int) -> str:
 
 def spec_schema() -> dict:
     """The JSON Schema of a spec, for editors."""
-    schema = TypeAdapter(Spec).json_schema(by_alias=True)
+    from scalelab.blocks.registry import with_block_definitions
+
+    schema = with_block_definitions(TypeAdapter(Spec).json_schema(by_alias=True))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "scalelab network spec"
     return json.loads(json.dumps(schema))

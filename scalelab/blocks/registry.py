@@ -1,0 +1,141 @@
+"""The registry of block kinds: a spec's ``kind`` -> its model, each kind's module imported the first
+time a spec names it.
+
+Building a kind's validation model is most of the cost of starting an analysis, so a spec that uses
+five kinds builds five, not thirty. ``AnyBlock`` validates a block by its ``kind`` as a tagged union
+would, with the same errors (``union_tag_invalid``, ``union_tag_not_found``) and locations.
+
+Adding a kind: write its module (a ``Block`` subclass with a ``kind`` literal and ``layers()``) and
+list it in ``_LOCATIONS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from importlib import import_module
+from typing import Annotated, Any
+
+from pydantic_core import PydanticCustomError, core_schema
+
+from scalelab.blocks.base import Block
+
+#: kind -> "module:Class" under scalelab.blocks
+_LOCATIONS: dict[str, str] = {
+    "conv": "conv:ConvBlock",
+    "linear": "linear:LinearBlock",
+    "maxpool": "maxpool:MaxPoolBlock",
+    "avgpool": "avgpool:AvgPoolBlock",
+    "global_avgpool": "global_avgpool:GlobalAvgPoolBlock",
+    "adaptive_avgpool": "adaptive_avgpool:AdaptiveAvgPoolBlock",
+    "batchnorm": "batchnorm:BatchNormBlock",
+    "lrn": "lrn:LRNBlock",
+    "activation": "activation:ActivationBlock",
+    "dropout": "dropout:DropoutBlock",
+    "flatten": "flatten:FlattenBlock",
+    "add": "add:AddBlock",
+    "concat": "concat:ConcatBlock",
+    "squeeze_excite": "squeeze_excite:SqueezeExciteBlock",
+    "residual": "residual:ResidualBlock",
+    "bottleneck": "bottleneck:BottleneckBlock",
+    "separable": "separable:SeparableBlock",
+    "mbconv": "mbconv:MBConvBlock",
+    "inception": "inception:InceptionBlock",
+    "aux_classifier": "aux_classifier:AuxClassifierBlock",
+    "fused_mbconv": "fused_mbconv:FusedMBConvBlock",
+    "wrap": "wrap:WrapBlock",
+    "layer_norm": "layer_norm:LayerNormBlock",
+    "layer_scale": "layer_scale:LayerScaleBlock",
+    "channel_linear": "channel_linear:ChannelLinearBlock",
+    "channel_shuffle": "channel_shuffle:ChannelShuffleBlock",
+    "channel_split": "channel_shuffle:ChannelSplitBlock",
+    "shuffle_unit": "shuffle_unit:ShuffleUnitBlock",
+    "opaque": "opaque:OpaqueBlock",
+    "opaque_merge": "opaque:OpaqueMergeBlock",
+}
+
+
+#: kinds whose cost is unknown (an imported operation no block states)
+OPAQUE_KINDS = ("opaque", "opaque_merge")
+
+
+class _Kinds(Mapping):
+    """kind name -> block model; ``in``, ``len`` and iteration read the names only."""
+
+    def __getitem__(self, kind: str) -> type[Block]:
+        module, _, name = _LOCATIONS[kind].partition(":")
+        return getattr(import_module(f"scalelab.blocks.{module}"), name)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in _LOCATIONS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_LOCATIONS)
+
+    def __len__(self) -> int:
+        return len(_LOCATIONS)
+
+
+#: kind name -> block model
+KINDS: Mapping[str, type[Block]] = _Kinds()
+
+
+def _tags() -> str:
+    return ", ".join(f"'{kind}'" for kind in _LOCATIONS)
+
+
+def _validate_block(value: Any) -> Block:
+    """One block, validated by the model its ``kind`` names."""
+    if isinstance(value, Block):
+        return value
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    if kind is None:
+        raise PydanticCustomError("union_tag_not_found", "Unable to extract tag using discriminator 'kind'",
+                                  {"discriminator": "'kind'"})
+    if not isinstance(kind, str) or kind not in _LOCATIONS:
+        raise PydanticCustomError(
+            "union_tag_invalid",
+            "Input tag '{tag}' found using 'kind' does not match any of the expected tags: {expected_tags}",
+            {"discriminator": "'kind'", "tag": str(kind), "expected_tags": _tags()})
+    return KINDS[kind].model_validate(value)
+
+
+#: a block's JSON Schema where a model holds blocks; ``with_block_definitions`` makes each one a
+#: reference to the exact union of the kinds (kept apart so that a kind's own schema builds no other)
+BLOCK_SCHEMA = {"title": "Block", "type": "object", "required": ["kind"],
+                "description": "a block: one of the kinds `scalelab kinds` lists, chosen by its 'kind'"}
+
+
+class _ByKind:
+    """Pydantic hooks of ``AnyBlock``: validate by ``kind``; in a JSON Schema, ``BLOCK_SCHEMA``."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(_validate_block)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
+        return dict(BLOCK_SCHEMA)
+
+
+#: any block, told apart by its ``kind``
+AnyBlock = Annotated[Block, _ByKind()]
+
+
+def with_block_definitions(schema: dict) -> dict:
+    """``schema`` with every ``BLOCK_SCHEMA`` made a reference to ``$defs/AnyBlock``: one of the
+    kinds' schemas (all added to ``$defs``), chosen by ``kind``."""
+    from pydantic.json_schema import models_json_schema
+
+    models = [KINDS[kind] for kind in _LOCATIONS]
+    _, kinds = models_json_schema([(cls, "validation") for cls in models], by_alias=True)
+    refs = {kind: f"#/$defs/{cls.__name__}" for kind, cls in zip(_LOCATIONS, models)}
+    defs = {**schema.get("$defs", {}), **kinds["$defs"],
+            "AnyBlock": {"oneOf": [{"$ref": ref} for ref in refs.values()],
+                         "discriminator": {"propertyName": "kind", "mapping": refs}}}
+
+    def refer(node: Any) -> Any:
+        if node == BLOCK_SCHEMA:
+            return {"$ref": "#/$defs/AnyBlock"}
+        if isinstance(node, dict):
+            return {key: refer(value) for key, value in node.items()}
+        return [refer(item) for item in node] if isinstance(node, list) else node
+
+    return refer({**schema, "$defs": dict(sorted(defs.items()))})
