@@ -131,6 +131,9 @@ def test_kinds_lists_parameters_with_types_and_defaults():
     assert params["out"]["type"] == "int > 0 | null" and params["out"]["scales_with_width"]
     mbconv = {p["name"]: p for p in next(k for k in kinds if k["kind"] == "mbconv")["parameters"]}
     assert mbconv["out"]["required"] and mbconv["out"]["type"] == "int > 0"
+    assert mbconv["se"]["type"] == "float >= 0 <= 1 | SEOptions"  # a fraction, or the options mapping
+    wrap = {p["name"]: p for p in next(k for k in kinds if k["kind"] == "wrap")["parameters"]}
+    assert wrap["body"]["type"] == "list[block]"
     assert params["kernel"]["type"] == "int > 0 | [int > 0, int > 0]" and params["kernel"]["default"] == [3, 3]
     assert params["padding"]["type"] == "'same' | 'valid' | int >= 0 | [int >= 0, int >= 0]"
     assert all(k["summary"] for k in kinds)

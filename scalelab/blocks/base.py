@@ -73,8 +73,10 @@ class Block(BaseModel):
     """A block kind: its parameters (validated), and ``layers()``, the single place that derives
     every inner dimension. Shape, cost and the torch module all follow from ``layers()``."""
 
-    # every float is finite (norm_eps: .inf and NaN are refused)
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    # every float is finite (norm_eps: .inf and NaN are refused); a kind's validator is built when a
+    # spec first uses the kind, never for the abstract bases (Block, WindowPool, ...)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False,
+                              defer_build=True)
 
     kind: str
     name: Optional[str] = Field(None, description="Block name; defaults to the kind and a number.")

@@ -30,6 +30,8 @@ def type_text(prop: dict[str, Any]) -> str:
         return f"{text} | null" if any(p.get("type") == "null" for p in prop["anyOf"]) else text
     if "oneOf" in prop and "discriminator" in prop:
         return "block"
+    if "oneOf" in prop:  # a value in one of several forms (se: a fraction, or its options)
+        return " | ".join(type_text(p) for p in prop["oneOf"])
     if "enum" in prop:
         return " | ".join(repr(v) for v in prop["enum"])
     if "const" in prop:
