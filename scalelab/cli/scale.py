@@ -273,11 +273,10 @@ def _write_report_set(report: dict, evaluator, report_dir: Path, stem: str, winn
             chart_files["scaling curves"] = name
             if report.get("ensembles"):
                 from scalelab.report.charts import ensemble_chart
-                from scalelab.report.compare_plot import draw_variant_chart
+                from scalelab.report.compare_plot import draw_ensemble_chart
 
-                data, name = ensemble_chart(report), f"{stem}-ensembles-vs-macs.png"
-                draw_variant_chart(data.variants, files.path(name), data.groups, "single networks (best within the budgets)",
-                                   data.y_label, title=data.title, budget=data.budget, notes=data.notes)
+                name = f"{stem}-ensembles-vs-macs.png"
+                draw_ensemble_chart(ensemble_chart(report), files.path(name))
                 chart_files["one bigger network or an ensemble"] = name
         report["charts"] = chart_files
         files.write(f"{stem}.json", (json.dumps(report, indent=1, allow_nan=False) + "\n").encode("utf-8"))

@@ -184,7 +184,7 @@ def ensemble_chart(report: dict) -> EnsembleChart:
             t = p.key
             low, high = (t["low"], t["high"]) if t.get("low") is not None else (t["accuracy"], t["accuracy"])
             points.append(Variant(name, t.get("models", 1), t.get("crops", 1), int(t["macs"]), int(t["params"]),
-                                  float(t["accuracy"]), low, high, t["accuracy_method"], t["extrapolated"]))
+                                  float(t["accuracy"]), low, high, t.get("accuracy_method", ""), bool(t.get("extrapolated"))))
     budget = next((b for b in report["budgets"] if b["metric"] == "macs"), None)
     notes = [f"Points: the best candidates of each ensemble size and crop count within the budgets "
              f"({', '.join(b['text'] for b in report['budgets'])}); ensembles and crops priced by the rules of "

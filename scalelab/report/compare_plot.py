@@ -69,6 +69,12 @@ def draw_variants(c: Comparison, path: Path) -> Path:
                               "ImageNet top-1 % (single: published; ensembles/crops: estimated, 80% interval)")
 
 
+def draw_ensemble_chart(chart, path: Path) -> Path:
+    """A search's ``report.charts.EnsembleChart``: the best candidates of each (models, crops) searched."""
+    return draw_variant_chart(chart.variants, path, chart.groups, "single networks (best within the budgets)",
+                              chart.y_label, title=chart.title, budget=chart.budget, notes=chart.notes)
+
+
 def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_label: str, y_label: str, *,
                        title: str = "One bigger network or an ensemble of smaller ones, at the same cost",
                        budget: Optional[tuple[float, str]] = None, notes: Sequence[str] = ()) -> Path:
@@ -112,7 +118,9 @@ def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_la
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         if notes:
-            fig.text(0.01, -0.02, "\n".join(notes), fontsize=7, va="top", color="0.3")
+            import textwrap
+
+            fig.text(0.01, -0.02, "\n".join(textwrap.fill(n, 170) for n in notes), fontsize=7, va="top", color="0.3")
         fig.tight_layout()
         _save(fig, path)
     finally:

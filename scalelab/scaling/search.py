@@ -39,7 +39,7 @@ from scalelab.scaling.studies import (
     SAMPLERS, TrialRecord, add_companion_trials, count_finished, make_sampler, open_storage, open_study, quiet_optuna,
     read_records, record_trial,
 )
-from scalelab.scaling.two_step import StepTwo, phi_range, refine_winner, step_one_objective
+from scalelab.scaling.two_step import StepTwo, phi_range, step_one_objective
 from scalelab.scaling.workers import run_trials
 
 Method = Literal["direct", "two-step"]
@@ -244,10 +244,10 @@ def _direct_result(evaluator: Evaluator, settings: SearchSettings, levels, done:
                             f"run more trials (--trials), narrow the ranges{hint}{_failure_hint(done.failed)}")
     primary = settings.budgets[0].metric
     if settings.objective == "pareto":
-        best = max(feasible_trials, key=lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary]))
+        key = lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary])  # noqa: E731
     else:
-        best = max(feasible_trials, key=lambda t: (t.value, -t.candidate.macs))
-    refined = refine_winner(evaluator.variant(best.candidate.models, best.candidate.crops), settings, levels, best.candidate)
+        key = lambda t: (t.value, -t.candidate.macs)  # noqa: E731
+    refined = variants.refine_best(evaluator, settings, levels, feasible_trials, key)
     records_refined = _record_step_two(done.store, f"{done.name}-refine", settings, refined, None)
     return SearchResult(settings, done.name, done.storage, done.records, records_refined[0],
                         _front(done.records, primary), done.new, failed=done.failed,

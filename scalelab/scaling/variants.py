@@ -168,12 +168,37 @@ def variant_candidate(c: Candidate, models: int, crops: int, costs: dict) -> Can
                    network=network)
 
 
+def objective_key(settings):
+    """What the search maximises for a priced candidate: the MnasNet reward (fewer MACs break ties), or
+    for a Pareto search the accuracy (less of the first budget's cost breaks ties)."""
+    from scalelab.scaling.objectives import mnas_reward
+
+    primary = settings.budgets[0].metric
+    if settings.objective == "pareto":
+        return lambda c: (c.accuracy, -c.metrics[primary])
+
+    def reward(c: Candidate):
+        usages = [b.usage(c.metrics[b.metric]) for b in settings.budgets]
+        return mnas_reward(c.accuracy, usages, settings.constraint, settings.soft_w), -c.macs
+
+    return reward
+
+
+def _best_of(runs: list, settings):
+    """Several step-2 runs (one per variant) as one: every network they priced, the best winner's."""
+    from scalelab.scaling.two_step import StepTwo
+
+    key = objective_key(settings)
+    win = max(runs, key=lambda two: key(two.winner))
+    tried = [(p, c, ok) for two in runs for p, c, ok in two.tried]
+    return StepTwo(win.coefficients, win.phi, win.winner, tried, win.refinement)
+
+
 def step_two_variants(evaluator: Evaluator, settings, levels, best: Candidate):
     """The two-step method's step 2 for every (K, N) searched: the largest phi within the budgets and
     the refinement, per variant; the winner is the best of their winners by the search's objective. A
     variant that no phi brings within the budgets is left out; all of them: the first one's reason."""
-    from scalelab.scaling.objectives import mnas_reward
-    from scalelab.scaling.two_step import StepTwo, step_two
+    from scalelab.scaling.two_step import step_two
 
     if not searched(settings):
         return step_two(evaluator, settings, levels, best)
@@ -185,11 +210,19 @@ def step_two_variants(evaluator: Evaluator, settings, levels, best: Candidate):
             refused.append(f"{label(k, n)}: {exc}")
     if not done:
         raise ScalelabError(f"no ensemble or crop count searched fits the budgets; {refused[0]}")
+    return _best_of(done, settings)
 
-    def score(two):
-        usages = [b.usage(two.winner.metrics[b.metric]) for b in settings.budgets]
-        return mnas_reward(two.winner.accuracy, usages, settings.constraint, settings.soft_w), -two.winner.macs
 
-    win = max(done, key=score)
-    tried = [(p, c, ok) for two in done for p, c, ok in two.tried]
-    return StepTwo(win.coefficients, win.phi, win.winner, tried, win.refinement)
+def refine_best(evaluator: Evaluator, settings, levels, feasible: list, key):
+    """The direct search's refinement (``two_step.refine_winner``) of its best trial by ``key``; when
+    ensembles or crops are searched, of the best trial of each (K, N), so that every variant spends the
+    budget before they are compared, and the winner is the best refined network."""
+    from scalelab.scaling.two_step import refine_winner
+
+    if not searched(settings):
+        return refine_winner(evaluator, settings, levels, max(feasible, key=key).candidate)
+    groups: dict = {}
+    for t in sorted(feasible, key=key, reverse=True):
+        groups.setdefault((t.candidate.models, t.candidate.crops), t)
+    runs = [refine_winner(evaluator.variant(*kn), settings, levels, t.candidate) for kn, t in groups.items()]
+    return _best_of(runs, settings)
