@@ -198,3 +198,21 @@ def test_bad_counts_exit_2_and_write_nothing(tmp_path, args, fragment):
     assert_refused(res, fragment)
     assert "--ensembles" in res.output or "--crops" in res.output or "impossible" in res.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ensemble_chart_data_is_each_variants_front_within_the_budget(direct):
+    from scalelab.report.charts import ensemble_chart
+
+    report, _, _ = direct
+    chart = ensemble_chart(report)
+    within = [t for t in every_candidate(report) if t["macs"] <= 1_200_000_000]
+    assert chart.budget == (1_200_000_000, "budget 1.2GFLOPs")
+    for group in chart.groups:
+        drawn = sorted((v.macs, v.top1) for v in chart.variants if v.network == group)
+        mine = [t for t in within if t.get("models", 1) * 10 + t.get("crops", 1) ==
+                {"single": 11, "10-crop": 20, "x3": 31, "x3 10-crop": 40}[group]]
+        # the most accurate of the group is drawn, and no drawn point is beaten by a cheaper one
+        assert max(top1 for _, top1 in drawn) == max(t["accuracy"] for t in mine)
+        assert all(b[1] > a[1] for a, b in zip(drawn, drawn[1:]))
+    missing = {"single", "10-crop", "x3", "x3 10-crop"} - set(chart.groups)
+    assert all(g in chart.notes[-1] for g in missing)

@@ -186,11 +186,13 @@ def ensemble_chart(report: dict) -> EnsembleChart:
             points.append(Variant(name, t.get("models", 1), t.get("crops", 1), int(t["macs"]), int(t["params"]),
                                   float(t["accuracy"]), low, high, t.get("accuracy_method", ""), bool(t.get("extrapolated"))))
     budget = next((b for b in report["budgets"] if b["metric"] == "macs"), None)
+    drawn = {v.network for v in points}
+    missing = [g for g in groups if g not in drawn]
     notes = [f"Points: the best candidates of each ensemble size and crop count within the budgets "
              f"({', '.join(b['text'] for b in report['budgets'])}); ensembles and crops priced by the rules of "
              f"`analyze --ensemble/--crops`.",
-             f"Top-1: {e['accuracy']}."]
-    return EnsembleChart(points, groups, f"{report['base']['name']}: one bigger network or an ensemble of smaller ones "
+             f"Top-1: {e['accuracy']}."] + ([f"No candidate within the budgets: {', '.join(missing)}."] if missing else [])
+    return EnsembleChart(points, [g for g in groups if g in drawn], f"{report['base']['name']}: one bigger network or an ensemble of smaller ones "
                          f"({report['method']} search)", _accuracy_label(report) + ", 80% interval",
                          None if budget is None else (budget["limit"], f"budget {budget['text']}"), notes)
 

@@ -95,8 +95,9 @@ def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_la
             face = colors[v.network] if v.crops == 1 else "white"
             ax.errorbar([v.macs], [v.top1], yerr=err, fmt=markers.get(v.models, "P"), ms=9 if v.single else 7,
                         mfc=face, mec=colors[v.network], ecolor=colors[v.network], elinewidth=0.8, capsize=2, zorder=3)
-            if not v.single:
-                text = " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else []))
+            if not v.single or v.extrapolated:
+                text = " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else [])
+                                + (["*"] if v.extrapolated else []))
                 ax.annotate(text, (v.macs, v.top1),
                             textcoords="offset points", xytext=(5, -3), fontsize=7, color=colors[v.network])
         front = pareto(list(variants))
@@ -111,6 +112,8 @@ def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_la
             ax.plot([], [], "o", c=color, label=name)
         ax.plot([], [], "s", mfc="0.6", mec="0.6", label="marker shape: ensemble size (o 1, s 2, ^ 3 ...)")
         ax.plot([], [], "o", mfc="white", mec="0.3", label="hollow: multi-crop")
+        if any(v.extrapolated for v in variants):
+            ax.plot([], [], " ", label="*: extrapolated estimate")
         ax.set_xscale("log")
         ax.set_xlabel("MACs per image, all models and crops (log)")
         ax.set_ylabel(y_label)

@@ -86,7 +86,7 @@ def ensembles_section(result: "SearchResult") -> dict[str, Any]:
         t = best.get((k, n))
         rows.append({"models": k, "crops": n, "label": variants.label(k, n), "trial": None if t is None else t.number,
                      **({} if t is None else {key: t.as_dict()[key] for key in
-                                              ("macs", "params", "accuracy", "low", "high", "pixels", "value")})})
+                                              ("macs", "params", "accuracy", "low", "high", "extrapolated", "pixels", "value")})})
     step_two = ("step 1 finds alpha, beta, gamma on single networks at phi = 1; step 2 (largest phi within the budgets, "
                 "then the refinement) runs once per (K, N), and the best of those wins")
     return {"ensembles": {
@@ -188,7 +188,7 @@ def _ensemble_lines(report: dict) -> list[str]:
     if not e:
         return []
     best = "; ".join(f"{r['label']}: " + ("none within the budgets" if r["trial"] is None else
-                                          f"{_accuracy_cell({**r, 'extrapolated': False})} at {human_count(r['macs'])} MACs")
+                                          f"{_accuracy_cell(r)} at {human_count(r['macs'])} MACs")
                      for r in e["best"])
     return [f"Ensembles and crops: each candidate also as K in {e['models']} copies of its scaled network on N in "
             f"{e['crops']} crops ({e['method']}). Budgets apply as: "
@@ -241,7 +241,14 @@ def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
     out += ["## Best candidates", ""] + _md_table(report["ranked"], cols) + [""]
     out += ["## Pareto front (accuracy vs " + _primary_label(report) + ", feasible trials)", ""]
     out += _md_table(report["pareto"], cols) + [""]
-    if any(t["extrapolated"] for t in report["ranked"]):
+    if report.get("ensembles"):
+        out += ["## One bigger network or an ensemble? (the best of each within the budgets)", ""]
+        out += ["| ensemble | trial | MACs | params | top-1 (est.) [80%] |", "|---|---|---|---|---|"]
+        out += [f"| {r['label']} | " + ("- | - | - | none within the budgets |" if r["trial"] is None else
+                f"{r['trial']} | {r['macs']:,} | {r['params']:,} | {_accuracy_cell(r)} |")
+                for r in report["ensembles"]["best"]] + [""]
+    best = (report.get("ensembles") or {}).get("best", [])
+    if any(t["extrapolated"] for t in report["ranked"]) or any(r.get("extrapolated") for r in best):
         out += ["`*` extrapolated beyond the range the estimator was fitted on.", ""]
     if charts:
         out += ["## Charts", ""] + [f"![{title}]({path})" for title, path in charts.items()] + [""]
