@@ -119,8 +119,7 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
             within.append(t)
     front = pareto_front(Point(_value(t, key), float(t["accuracy"]), t) for t in within)
     w = report["winner"]
-    variant = "" if w.get("models", 1) == w.get("crops", 1) == 1 else \
-        " ".join(([f"x{w['models']}"] if w["models"] > 1 else []) + ([f"{w['crops']}-crop"] if w["crops"] > 1 else [])) + " of "
+    variant = "" if w.get("models", 1) == w.get("crops", 1) == 1 else f"{_variant_label(w)} of "
     chosen = Labelled(_value(w, key), float(w["accuracy"]),
                       f"chosen: {variant}depth x{w['depth']:.2f} built, width x{w['width']:.2f}, {w['pixels']}px")
     budget_metric = {"macs": "macs", "params": "params", "latency": "latency"}[x]
@@ -195,6 +194,12 @@ def ensemble_chart(report: dict) -> EnsembleChart:
     return EnsembleChart(points, [g for g in groups if g in drawn], f"{report['base']['name']}: one bigger network or an ensemble of smaller ones "
                          f"({report['method']} search)", _accuracy_label(report) + ", 80% interval",
                          None if budget is None else (budget["limit"], f"budget {budget['text']}"), notes)
+
+
+def _variant_label(trial: dict) -> str:
+    from scalelab.scaling.variants import label
+
+    return label(trial.get("models", 1), trial.get("crops", 1))
 
 
 def _accuracy_label(report: dict) -> str:
