@@ -11,7 +11,8 @@ Two methods:
 
 Depth is searched among the distinct networks depth multipliers build (``depth_levels``) and
 reported as the blocks built. A candidate that cannot be built is a failed trial with its reason;
-the study goes on.
+the study goes on. With ``--ensembles``/``--crops`` a candidate may also be an ensemble and/or
+multi-crop test of its network (``scalelab.scaling.variants``).
 
 Objectives: the MnasNet reward (``scalelab.scaling.objectives``), or a Pareto search of accuracy
 against the first budget's cost. Hard budgets reach the sampler through ``Trial.set_constraint``.
