@@ -170,6 +170,11 @@ def test_default_counts_search_exactly_as_without_them(tmp_path):
     plain, explicit = run(), run("--ensembles", "1", "--crops", "1")
     assert plain == explicit and "ensembles" not in plain
     assert all("models" not in t and "models" not in t["sampled"] for t in plain["trials"])
+    # a report without ensembles has no ensembles chart to draw: refused, nothing written
+    out = tmp_path / "chart.png"
+    assert_refused(invoke("plot", tmp_path / f"{plain['study']}.json", "--chart", "ensembles", "-o", out),
+                   "searched no ensembles or crops")
+    assert not out.exists()
 
 
 def test_a_study_is_not_continued_with_other_counts(direct, tmp_path):
