@@ -37,3 +37,4 @@ $SCALELAB analyze resnet50 --mode train --freeze-until avgpool --cache-features 
 rm -f reports/studies.db
 $SCALELAB scale --budget 400MFLOPs --report-dir reports --no-progress
 $SCALELAB scale --budget 400MFLOPs --method direct --report-dir reports --no-progress
+$SCALELAB scale --budget 2GFLOPs --ensembles 1,2,3 --crops 1,10 --report-dir reports --no-progress

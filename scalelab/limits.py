@@ -23,6 +23,13 @@ MAX_BLOCKS = 10**4
 MAX_ELEMENTS = 2**40
 #: batch size
 MAX_BATCH = 2**16
+#: test crops (views) per image, `analyze --crops` and `scale --crops`
+MAX_CROPS = 10**4
+#: networks of one ensemble searched by `scale --ensembles` (the course notes train 3 to 15)
+MAX_ENSEMBLE = 100
+#: values listed in `scale --ensembles` or `--crops`: the two-step method runs its step 2 once per
+#: (models, crops) pair, so 8 x 8 pairs at most
+MAX_COUNT_CHOICES = 8
 #: size of a spec or device profile file
 MAX_SPEC_BYTES = 2 * 2**20
 #: size of a search report read by `scalelab plot`

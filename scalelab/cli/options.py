@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from scalelab.limits import MAX_BATCH, MAX_CHANNELS, MAX_REPEAT, MAX_RESOLUTION, quote
+from scalelab.limits import (
+    MAX_BATCH, MAX_CHANNELS, MAX_COUNT_CHOICES, MAX_CROPS, MAX_ENSEMBLE, MAX_REPEAT, MAX_RESOLUTION, quote,
+)
 
 
 def _refuse(message: str) -> Exception:
@@ -73,6 +75,32 @@ class Count:
         return number
 
 
+class CountList:
+    """Comma-separated whole numbers in [low, high], at most ``MAX_COUNT_CHOICES`` of them ('1,2,3'),
+    returned sorted without repeats; an empty entry ('1,,2') is refused, not skipped."""
+
+    def __init__(self, low: int, high: int, example: str):
+        self.low, self.high, self.example = low, high, example
+
+    def __call__(self, value) -> tuple[int, ...]:
+        if isinstance(value, tuple):  # the default, already read
+            return value
+        parts = str(value).split(",")
+        if any(not p.strip() for p in parts):
+            raise _refuse(f"expected whole numbers separated by commas such as {self.example}, got {quote(value, 40)}")
+        where = f" in {quote(value, 40)}" if len(parts) > 1 else ""
+        counts = set()
+        for part in parts:
+            if not re.fullmatch(r"\s*\d{1,30}\s*", part):
+                raise _refuse(f"{quote(part.strip(), 40)} is not a whole number{where} (expected e.g. {self.example})")
+            if not self.low <= int(part) <= self.high:
+                raise _refuse(f"must be between {self.low:,} and {self.high:,}, got {quote(part.strip(), 40)}{where}")
+            counts.add(int(part))
+        if len(counts) > MAX_COUNT_CHOICES:
+            raise _refuse(f"at most {MAX_COUNT_CHOICES} values, got {len(counts)}{where}")
+        return tuple(sorted(counts))
+
+
 def torch_device(value) -> str:
     """Where torch runs: cpu, cuda or cuda:N. CUDA is checked here (torch is imported only then)."""
     text = str(value).strip()
@@ -113,7 +141,10 @@ PIXELS = Count(1, MAX_RESOLUTION)
 DIVISOR = Count(1, MAX_CHANNELS)
 TRIALS = Count(1, 10**6)
 EPOCHS = Count(1, 10**4)
-CROPS = Count(1, 10**4)
+CROPS = Count(1, MAX_CROPS)
+#: `scale --ensembles 1,2,3` and `--crops 1,10`: the ensemble sizes and test-crop counts searched
+ENSEMBLE_SIZES = CountList(1, MAX_ENSEMBLE, "1,2,3")
+CROP_COUNTS = CountList(1, MAX_CROPS, "1,10")
 IMAGES = Count(1, 10**12)
 SEED = Count(0, 2**32 - 1)  # numpy's seeds
 ROWS = Count(1, 10**6)

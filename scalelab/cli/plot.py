@@ -20,6 +20,7 @@ from scalelab.output import check_output_file
 class Chart(str, Enum):
     accuracy = "accuracy"
     scaling = "scaling"
+    ensembles = "ensembles"
     all = "all"
 
 
@@ -70,7 +71,8 @@ def plot(
         "JSON report written by `scalelab scale` (REPORT_DIR/<study>.json); with --breakdown, a spec file or "
         "zoo name (e.g. resnet50).")),
     chart: Optional[Chart] = typer.Option(None, "--chart", help=(
-        "Report charts: accuracy (vs cost), scaling (curves vs phi), or all (default; with -o FILE: accuracy).")),
+        "Report charts: accuracy (vs cost), scaling (curves vs phi), ensembles (one bigger network or an ensemble: "
+        "reports of searches with --ensembles/--crops), or all (default; with -o FILE: accuracy).")),
     x: Axis = typer.Option(Axis.macs, "--x", help="Cost axis of the accuracy chart (log scale)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Image file for a single chart (PNG, SVG, PDF)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help=(
@@ -153,9 +155,15 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
         todo.append(("accuracy", accuracy_vs_cost(data, x.value, references), output or folder / f"{stem}-accuracy-vs-{x.value}.png"))
     if chart in (Chart.scaling, Chart.all):
         todo.append(("scaling", scaling_curves(data), output or folder / f"{stem}-scaling-curves.png"))
+    if chart == Chart.ensembles or (chart == Chart.all and data.get("ensembles")):
+        from scalelab.report.charts import ensemble_chart
 
+        todo.append(("ensembles", ensemble_chart(data), output or folder / f"{stem}-ensembles-vs-macs.png"))
+
+    from scalelab.report.compare_plot import draw_ensemble_chart
     from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
 
+    draw = {"accuracy": draw_accuracy_vs_cost, "scaling": draw_scaling_curves, "ensembles": draw_ensemble_chart}
     for kind, chart_data, path in todo:  # every chart's data is computed before any file is written
-        (draw_accuracy_vs_cost if kind == "accuracy" else draw_scaling_curves)(chart_data, path)
+        draw[kind](chart_data, path)
         typer.echo(str(path))

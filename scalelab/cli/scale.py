@@ -121,6 +121,14 @@ def scale(
     max_resolution: float = typer.Option(3.0, "--max-resolution", parser=O.RESOLUTION_MULTIPLIER, help="Largest resolution multiplier."),
     divisor: int = typer.Option(8, "--divisor", parser=O.DIVISOR, help="Channels round to a multiple of this."),
     resolution_multiple: int = typer.Option(1, "--resolution-multiple", parser=O.PIXELS, help="Input size rounds to a multiple of this."),
+    ensembles: tuple = typer.Option("1", "--ensembles", parser=O.ENSEMBLE_SIZES, metavar="K,K,...", help=(
+        "Let each candidate also be an ensemble of K copies of its scaled network, e.g. 1,2,3: MACs and "
+        "parameters x K, latency x K (members one after another), memory K x the weights plus one member's "
+        "activations; top-1 by the ensemble-gain law from the network's estimate. Direct: K is sampled with "
+        "d, w, r; two-step: step 2 runs once per K and crop count.")),
+    crops: tuple = typer.Option("1", "--crops", parser=O.CROP_COUNTS, metavar="N,N,...", help=(
+        "Let each candidate also be tested on N crops per image, e.g. 1,10 (the 10-crop test): MACs x N per "
+        "image, the same parameters, latency and activations at batch x N. Combines with --ensembles.")),
     product_tolerance: float = typer.Option(0.1, "--product-tolerance", parser=O.NON_NEGATIVE, help="Two-step: |alpha*beta^2*gamma^2 - 2| allowed."),
     phi_step: float = typer.Option(0.0, "--phi-step", parser=O.NON_NEGATIVE, help="Two-step: phi in steps of this (0: continuous)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the (winning) spec YAML here."),
@@ -136,6 +144,11 @@ def scale(
 
     Accuracy is estimated (and every output says how); costs follow the counting convention of
     `scalelab analyze`; studies persist in an Optuna storage and resume under the same name.
+
+    With --ensembles 1,3 --crops 1,10 each candidate may also be an ensemble and/or multi-crop test of its
+    scaled network under the same budget; the report and its ensembles chart show where one bigger
+    network beats an ensemble of smaller ones. Example: scalelab scale efficientnet_b0 --budget 2GFLOPs
+    --method direct --ensembles 1,2,3 --crops 1,10.
     """
     from scalelab.spec import load_spec
 
@@ -172,6 +185,7 @@ def scale(
         tuple(budgets), method.value, objective.value, constraint.value, reward_exponent, trials, seed, sampler.value,
         SearchSpace((min_depth, max_depth), (min_width, max_width), (min_resolution, max_resolution)),
         product_tolerance=product_tolerance, phi_step=phi_step, extrapolation=extrapolation.value,
+        ensembles=ensembles, crops=crops,
     )
     settings.space.check()
     folder = OutputFolder(report_dir, "--report-dir")  # checked now, made when the search starts
@@ -257,6 +271,13 @@ def _write_report_set(report: dict, evaluator, report_dir: Path, stem: str, winn
             name = f"{stem}-scaling-curves.png"
             draw_scaling_curves(scaling_curves(report), files.path(name))
             chart_files["scaling curves"] = name
+            if report.get("ensembles"):
+                from scalelab.report.charts import ensemble_chart
+                from scalelab.report.compare_plot import draw_ensemble_chart
+
+                name = f"{stem}-ensembles-vs-macs.png"
+                draw_ensemble_chart(ensemble_chart(report), files.path(name))
+                chart_files["one bigger network or an ensemble"] = name
         report["charts"] = chart_files
         files.write(f"{stem}.json", (json.dumps(report, indent=1, allow_nan=False) + "\n").encode("utf-8"))
         files.write(f"{stem}.md", to_markdown(report, chart_files).encode("utf-8"))

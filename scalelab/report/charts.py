@@ -119,8 +119,9 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
             within.append(t)
     front = pareto_front(Point(_value(t, key), float(t["accuracy"]), t) for t in within)
     w = report["winner"]
+    variant = "" if w.get("models", 1) == w.get("crops", 1) == 1 else f"{_variant_label(w)} of "
     chosen = Labelled(_value(w, key), float(w["accuracy"]),
-                      f"chosen: depth x{w['depth']:.2f} built, width x{w['width']:.2f}, {w['pixels']}px")
+                      f"chosen: {variant}depth x{w['depth']:.2f} built, width x{w['width']:.2f}, {w['pixels']}px")
     budget_metric = {"macs": "macs", "params": "params", "latency": "latency"}[x]
     budget = next((b for b in report["budgets"] if b["metric"] == budget_metric), None)
     proxy = report["accuracy_method"] == "proxy"
@@ -148,6 +149,57 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
         pareto_intervals=[(p.key.get("low"), p.key.get("high")) for p in front],
         x_unit="ms" if key == "latency_ms" else "count",
     )
+
+
+@dataclass
+class EnsembleChart:
+    """The best candidates of each (models, crops) searched against MACs: where one bigger network beats
+    an ensemble of smaller ones under the budget. ``variants``: ``scaling.ensembles.Variant`` points."""
+
+    variants: list
+    groups: list[str]  # 'single', 'x3', '10-crop', 'x3 10-crop'
+    title: str
+    y_label: str
+    budget: Optional[tuple[float, str]]
+    notes: list[str]
+
+
+def ensemble_chart(report: dict) -> EnsembleChart:
+    """Each (models, crops) group's Pareto front of top-1 against MACs per image, among the candidates
+    within the budgets (the direct search's trials and refinements, or the networks step 2 priced)."""
+    from scalelab.scaling.ensembles import Variant
+    from scalelab.scaling.variants import label
+
+    e = report.get("ensembles")
+    if not e:
+        raise ScalelabError("this report searched no ensembles or crops (run `scalelab scale` with --ensembles/--crops)")
+    trials = report["trials"] + ([] if report.get("two_step") is None else report["two_step"]["phi_trials"])
+    groups = [label(k, n) for k in e["models"] for n in e["crops"]]
+    points = []
+    for name in groups:
+        within = [t for t in trials + report.get("refined", []) if within_budgets(t, report["budgets"])
+                  and label(t.get("models", 1), t.get("crops", 1)) == name]
+        for p in pareto_front(Point(float(t["macs"]), float(t["accuracy"]), t) for t in within):
+            t = p.key
+            low, high = (t["low"], t["high"]) if t.get("low") is not None else (t["accuracy"], t["accuracy"])
+            points.append(Variant(name, t.get("models", 1), t.get("crops", 1), int(t["macs"]), int(t["params"]),
+                                  float(t["accuracy"]), low, high, t.get("accuracy_method", ""), bool(t.get("extrapolated"))))
+    budget = next((b for b in report["budgets"] if b["metric"] == "macs"), None)
+    drawn = {v.network for v in points}
+    missing = [g for g in groups if g not in drawn]
+    notes = [f"Points: the best candidates of each ensemble size and crop count within the budgets "
+             f"({', '.join(b['text'] for b in report['budgets'])}); ensembles and crops priced by the rules of "
+             f"`analyze --ensemble/--crops`.",
+             f"Top-1: {e['accuracy']}."] + ([f"No candidate within the budgets: {', '.join(missing)}."] if missing else [])
+    return EnsembleChart(points, [g for g in groups if g in drawn], f"{report['base']['name']}: one bigger network or an ensemble of smaller ones "
+                         f"({report['method']} search)", _accuracy_label(report) + ", 80% interval",
+                         None if budget is None else (budget["limit"], f"budget {budget['text']}"), notes)
+
+
+def _variant_label(trial: dict) -> str:
+    from scalelab.scaling.variants import label
+
+    return label(trial.get("models", 1), trial.get("crops", 1))
 
 
 def _accuracy_label(report: dict) -> str:

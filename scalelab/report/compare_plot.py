@@ -4,6 +4,7 @@ published top-1 against MACs. matplotlib is imported inside the function (files 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Sequence
 
 from scalelab.report.compare import Comparison
 
@@ -63,6 +64,24 @@ def draw_comparison(c: Comparison, path: Path) -> Path:
 def draw_variants(c: Comparison, path: Path) -> Path:
     """Top-1 against MACs per image for every network and its ensembles and crops, with 80% intervals
     and the Pareto front: where a single bigger network sits above an ensemble of the same cost."""
+    return draw_variant_chart(list(c.variants), path, [f.name for f in c.networks],
+                              "single networks (published top-1)",
+                              "ImageNet top-1 % (single: published; ensembles/crops: estimated, 80% interval)")
+
+
+def draw_ensemble_chart(chart, path: Path) -> Path:
+    """A search's ``report.charts.EnsembleChart``: the best candidates of each (models, crops) searched."""
+    return draw_variant_chart(chart.variants, path, chart.groups, "single networks (best within the budgets)",
+                              chart.y_label, title=chart.title, budget=chart.budget, notes=chart.notes)
+
+
+def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_label: str, y_label: str, *,
+                       title: str = "One bigger network or an ensemble of smaller ones, at the same cost",
+                       budget: Optional[tuple[float, str]] = None, notes: Sequence[str] = ()) -> Path:
+    """The chart of ``scaling.ensembles.Variant`` points, coloured by ``groups`` (their ``network``):
+    marker shape by ensemble size, hollow for multi-crop, 80% intervals, the Pareto front, the single
+    networks joined by a dashed line, and optionally a budget (x, label) as a vertical line. ``compare``
+    draws networks and their variants; ``scale`` the best candidates of each (models, crops) searched."""
     from scalelab.report.plotting import _pyplot, _save
     from scalelab.scaling.ensembles import pareto
 
@@ -70,32 +89,41 @@ def draw_variants(c: Comparison, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(11, 6.5))
     markers = {1: "o", 2: "s", 3: "^", 4: "D", 5: "v"}
     try:
-        colors = {f.name: f"C{i % 10}" for i, f in enumerate(c.networks)}
-        for v in (v for v in c.variants if v.top1 is not None):
+        colors = {name: f"C{i % 10}" for i, name in enumerate(groups)}
+        for v in (v for v in variants if v.top1 is not None):
             err = [[v.top1 - v.low], [v.high - v.top1]]
             face = colors[v.network] if v.crops == 1 else "white"
             ax.errorbar([v.macs], [v.top1], yerr=err, fmt=markers.get(v.models, "P"), ms=9 if v.single else 7,
                         mfc=face, mec=colors[v.network], ecolor=colors[v.network], elinewidth=0.8, capsize=2, zorder=3)
-            if not v.single:
-                text = " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else []))
+            if not v.single or v.extrapolated:
+                text = " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else [])
+                                + (["*"] if v.extrapolated else []))
                 ax.annotate(text, (v.macs, v.top1),
                             textcoords="offset points", xytext=(5, -3), fontsize=7, color=colors[v.network])
-        front = pareto(list(c.variants))
+        front = pareto(list(variants))
         ax.plot([v.macs for v in front], [v.top1 for v in front], "-", c="0.4", lw=1, zorder=2,
                 label="Pareto front (accuracy vs MACs)")
-        singles = sorted((v for v in c.variants if v.single and v.top1 is not None), key=lambda v: v.macs)
+        singles = sorted((v for v in variants if v.single and v.top1 is not None), key=lambda v: v.macs)
         ax.plot([v.macs for v in singles], [v.top1 for v in singles], "--", c="black", lw=1.2, zorder=2,
-                label="single networks (published top-1)")
+                label=singles_label)
+        if budget is not None:
+            ax.axvline(budget[0], ls="--", c="tab:red", lw=1, label=budget[1])
         for name, color in colors.items():
             ax.plot([], [], "o", c=color, label=name)
         ax.plot([], [], "s", mfc="0.6", mec="0.6", label="marker shape: ensemble size (o 1, s 2, ^ 3 ...)")
         ax.plot([], [], "o", mfc="white", mec="0.3", label="hollow: multi-crop")
+        if any(v.extrapolated for v in variants):
+            ax.plot([], [], " ", label="*: extrapolated estimate")
         ax.set_xscale("log")
         ax.set_xlabel("MACs per image, all models and crops (log)")
-        ax.set_ylabel("ImageNet top-1 % (single: published; ensembles/crops: estimated, 80% interval)")
-        ax.set_title("One bigger network or an ensemble of smaller ones, at the same cost", fontsize=10)
+        ax.set_ylabel(y_label)
+        ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        if notes:
+            import textwrap
+
+            fig.text(0.01, -0.02, "\n".join(textwrap.fill(n, 170) for n in notes), fontsize=7, va="top", color="0.3")
         fig.tight_layout()
         _save(fig, path)
     finally:

@@ -65,7 +65,38 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
             "phi_trials": [t.as_dict() for t in result.phi_trials],
         },
         "curve": curve,
-    }
+    } | ensembles_section(result)
+
+
+def ensembles_section(result: "SearchResult") -> dict[str, Any]:
+    """What searching ensembles and crops adds to the report (nothing for single networks): the counts,
+    how the budgets and the accuracy apply to a variant, and the best candidate of each (K, N)."""
+    from scalelab.analysis.ensemble import RULES
+    from scalelab.scaling import variants
+    from scalelab.scaling.accuracy.ensemble_gain import fitted_gain
+
+    s = result.settings
+    if not variants.searched(s):
+        return {}
+    best: dict[tuple[int, int], Any] = {}
+    for t in result.ranked(top=10 ** 9):  # best first
+        best.setdefault((t.candidate.models, t.candidate.crops), t)
+    rows = []
+    for k, n in variants.combinations(s):
+        t = best.get((k, n))
+        rows.append({"models": k, "crops": n, "label": variants.label(k, n), "trial": None if t is None else t.number,
+                     **({} if t is None else {key: t.as_dict()[key] for key in
+                                              ("macs", "params", "accuracy", "low", "high", "extrapolated", "pixels", "value")})})
+    step_two = ("step 1 finds alpha, beta, gamma on single networks at phi = 1; step 2 (largest phi within the budgets, "
+                "then the refinement) runs once per (K, N), and the best of those wins")
+    return {"ensembles": {
+        "models": list(s.ensembles), "crops": list(s.crops), "rules": RULES,
+        "budgets": {b.metric: variants.BUDGET_RULES[b.metric] for b in s.budgets},
+        "accuracy": "the scaled network's own estimate (as for single networks), then the ensemble-gain law: "
+                    f"{fitted_gain().describe()}; the 80% interval applies the law's at the ends of the network's",
+        "method": step_two if s.method == "two-step" else "models and crops sampled with depth, width and resolution",
+        "best": rows,
+    }}
 
 
 def ties(result: "SearchResult") -> Optional[dict]:
@@ -91,6 +122,10 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
         ("depth (built)", lambda t: f"{t['depth']:.3f}"),
         ("width", lambda t: f"{t['width']:.3f}"),
         ("res", lambda t: str(t["pixels"])),
+    ]
+    if report.get("ensembles"):
+        cols.append(("ensemble", lambda t: _variant_label(t)))
+    cols += [
         ("MACs", lambda t: human_count(t["macs"])),
         ("params", lambda t: human_count(t["params"])),
     ]
@@ -105,6 +140,12 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
         cols.append(("top-1 (est.) [80%]", _accuracy_cell))
     cols.append(("reward" if report["objective"] == "reward" else "objective", lambda t: f"{t['value']:.4g}"))
     return cols
+
+
+def _variant_label(t: dict) -> str:
+    from scalelab.scaling.variants import label
+
+    return label(t.get("models", 1), t.get("crops", 1))
 
 
 def _accuracy_cell(t: dict) -> str:
@@ -137,8 +178,22 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"Two-step: alpha {ts['alpha']:.3f} (depth as blocks built), beta {ts['beta']:.3f}, gamma "
                      f"{ts['gamma']:.3f} (alpha*beta^2*gamma^2 = {ts['alpha'] * ts['beta'] ** 2 * ts['gamma'] ** 2:.3f}); "
                      f"phi = {ts['phi']:.3f}")
-    lines += _outcome_lines(report)
+    lines += _outcome_lines(report) + _ensemble_lines(report)
     return lines
+
+
+def _ensemble_lines(report: dict) -> list[str]:
+    """How ensembles and crops were searched, and the best of each within the budgets."""
+    e = report.get("ensembles")
+    if not e:
+        return []
+    best = "; ".join(f"{r['label']}: " + ("none within the budgets" if r["trial"] is None else
+                                          f"{_accuracy_cell(r)} at {human_count(r['macs'])} MACs")
+                     for r in e["best"])
+    return [f"Ensembles and crops: each candidate also as K in {e['models']} copies of its scaled network on N in "
+            f"{e['crops']} crops ({e['method']}). Budgets apply as: "
+            + "; ".join(f"{m}: {how}" for m, how in e["budgets"].items()) + f". Top-1 of a variant: {e['accuracy']}",
+            f"Best within the budgets, per ensemble and crop count: {best}"]
 
 
 def _outcome_lines(report: dict) -> list[str]:
@@ -178,14 +233,22 @@ def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
     out += [f"- {line}" for line in summary_lines(report)]
     out += [f"- Counting convention: {report['convention']}", ""]
     score = ("proxy score (rank only) " if w["accuracy_method"] == "proxy" else "estimated top-1 ") + _accuracy_cell(w)
+    chosen = "" if w.get("models", 1) == w.get("crops", 1) == 1 else f"{_variant_label(w)} of the network at "
     out += ["## Chosen network", "",
-            f"depth x{w['depth']:.3f} ({w.get('blocks', 0)} repeated blocks built), width x{w['width']:.3f}, input "
+            f"{chosen}depth x{w['depth']:.3f} ({w.get('blocks', 0)} repeated blocks built), width x{w['width']:.3f}, input "
             f"{w['pixels']}px: {w['macs']:,} MACs, {w['params']:,} parameters, {score} "
             f"({w['accuracy_method']}: {w['accuracy_detail']})", ""]
     out += ["## Best candidates", ""] + _md_table(report["ranked"], cols) + [""]
     out += ["## Pareto front (accuracy vs " + _primary_label(report) + ", feasible trials)", ""]
     out += _md_table(report["pareto"], cols) + [""]
-    if any(t["extrapolated"] for t in report["ranked"]):
+    if report.get("ensembles"):
+        out += ["## One bigger network or an ensemble? (the best of each within the budgets)", ""]
+        out += ["| ensemble | trial | MACs | params | top-1 (est.) [80%] |", "|---|---|---|---|---|"]
+        out += [f"| {r['label']} | " + ("- | - | - | none within the budgets |" if r["trial"] is None else
+                f"{r['trial']} | {r['macs']:,} | {r['params']:,} | {_accuracy_cell(r)} |")
+                for r in report["ensembles"]["best"]] + [""]
+    best = (report.get("ensembles") or {}).get("best", [])
+    if any(t["extrapolated"] for t in report["ranked"]) or any(r.get("extrapolated") for r in best):
         out += ["`*` extrapolated beyond the range the estimator was fitted on.", ""]
     if charts:
         out += ["## Charts", ""] + [f"![{title}]({path})" for title, path in charts.items()] + [""]

@@ -10,9 +10,11 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from scalelab.errors import ScalelabError
-from scalelab.limits import quote
+from scalelab.limits import MAX_CROPS, MAX_ENSEMBLE, quote
 
 NonNegative = Annotated[float, Field(ge=0)]
+Models = Annotated[int, Strict(), Field(ge=1, le=MAX_ENSEMBLE)]
+Crops = Annotated[int, Strict(), Field(ge=1, le=MAX_CROPS)]
 Count = Annotated[int, Strict(), Field(ge=0)]
 
 
@@ -29,6 +31,8 @@ class Trial(_Part):
     latency_ms: Optional[NonNegative] = None
     memory_bytes: Optional[NonNegative] = None
     accuracy: float
+    models: Models = 1  # an ensemble of this many copies of the network (searches with --ensembles)
+    crops: Crops = 1  # each on this many test crops (--crops)
 
 
 class BudgetEntry(_Part):
@@ -43,6 +47,12 @@ class Base(_Part):
 class TwoStep(_Part):
     phi: Optional[float] = None
     phi_trials: list[Trial]
+
+
+class Ensembles(_Part):
+    models: list[Models] = Field(min_length=1)
+    crops: list[Crops] = Field(min_length=1)
+    accuracy: str
 
 
 class CurvePoint(_Part):
@@ -74,6 +84,7 @@ class SearchReport(_Part):
     winner: Trial
     two_step: Optional[TwoStep] = None
     curve: Optional[Curve] = None
+    ensembles: Optional[Ensembles] = None
 
     @model_validator(mode="after")
     def _trials_have_the_budgeted_figures(self):

@@ -42,6 +42,11 @@ class Candidate:
     depth_multiplier: Optional[float] = None  # the multiplier applied to the stage repeats
     low: Optional[float] = None  # 80% prediction interval of ``accuracy`` (scaling-law estimates)
     high: Optional[float] = None
+    # an ensemble of ``models`` copies of the scaled network, each on ``crops`` test crops
+    # (``scalelab.scaling.variants``); ``network``: the one scaled network's own figures
+    models: int = 1
+    crops: int = 1
+    network: Optional[dict] = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Candidate":
@@ -53,8 +58,18 @@ class Candidate:
         """Values by budget metric."""
         return {"macs": self.macs, "params": self.params, "latency": self.latency_ms, "memory": self.memory_bytes}
 
+    @property
+    def single(self) -> bool:
+        return self.models == 1 and self.crops == 1
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """All fields; a single network on one crop leaves the ensemble fields out (its record is
+        as it was before ensembles could be searched)."""
+        out = asdict(self)
+        if self.single:
+            for key in ("models", "crops", "network"):
+                del out[key]
+        return out
 
 
 @dataclass
@@ -73,6 +88,7 @@ class Evaluator:
     _costs: dict = field(default_factory=dict, repr=False)
     _profile: Any = field(default=None, repr=False)
     latency_method: Optional[str] = None  # how predicted latencies were obtained, once one was
+    _variants: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         metrics = {b.metric for b in self.budgets}
@@ -84,6 +100,17 @@ class Evaluator:
             from scalelab.scaling.accuracy import _base_top1
 
             _base_top1(self.base, "scaling-law")  # refuses now, not once per trial
+
+    def variant(self, models: int, crops: int):
+        """This evaluator pricing ensembles of ``models`` networks on ``crops`` test crops instead
+        (``scalelab.scaling.variants``); itself for one network on one crop."""
+        if models == 1 and crops == 1:
+            return self
+        if (models, crops) not in self._variants:
+            from scalelab.scaling.variants import VariantEvaluator
+
+            self._variants[models, crops] = VariantEvaluator(self, models, crops)
+        return self._variants[models, crops]
 
     @property
     def base_size(self) -> tuple[int, int]:

@@ -11,7 +11,8 @@ Two methods:
 
 Depth is searched among the distinct networks depth multipliers build (``depth_levels``) and
 reported as the blocks built. A candidate that cannot be built is a failed trial with its reason;
-the study goes on.
+the study goes on. With ``--ensembles``/``--crops`` a candidate may also be an ensemble and/or
+multi-crop test of its network (``scalelab.scaling.variants``).
 
 Objectives: the MnasNet reward (``scalelab.scaling.objectives``), or a Pareto search of accuracy
 against the first budget's cost. Hard budgets reach the sampler through ``Trial.set_constraint``.
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Sequence
 
 from scalelab.errors import ScalelabError
+from scalelab.limits import MAX_CROPS, MAX_ENSEMBLE
+from scalelab.scaling import variants
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.candidates import Candidate, CandidateError, Evaluator, evaluate_trial
 from scalelab.scaling.compound import DepthLevel, depth_levels, nearest_level
@@ -37,7 +40,7 @@ from scalelab.scaling.studies import (
     SAMPLERS, TrialRecord, add_companion_trials, count_finished, make_sampler, open_storage, open_study, quiet_optuna,
     read_records, record_trial,
 )
-from scalelab.scaling.two_step import StepTwo, phi_range, refine_winner, step_one_objective, step_two
+from scalelab.scaling.two_step import StepTwo, phi_range, step_one_objective
 from scalelab.scaling.workers import run_trials
 
 Method = Literal["direct", "two-step"]
@@ -75,6 +78,9 @@ class SearchSettings:
     #: "avoid": the direct search only accepts candidates whose accuracy estimate lies inside the
     #: range the estimator was fitted on; "allow": extrapolated estimates count too (flagged)
     extrapolation: Literal["avoid", "allow"] = "avoid"
+    #: ensemble sizes and test-crop counts each candidate may also take (``scaling.variants``)
+    ensembles: tuple[int, ...] = (1,)
+    crops: tuple[int, ...] = (1,)
 
     def fingerprint(self, evaluator: Evaluator) -> dict[str, Any]:
         """What a stored study must agree with for this run to continue it."""
@@ -86,7 +92,7 @@ class SearchSettings:
             "accuracy": evaluator.accuracy_method, "device": evaluator.device, "dtype": evaluator.dtype,
             "batch": evaluator.batch, "divisor": evaluator.divisor, "resolution_multiple": evaluator.resolution_multiple,
             "product": [self.product_target, self.product_tolerance], "extrapolation": self.extrapolation,
-            "seed": self.seed, "sampler": self.sampler,
+            "seed": self.seed, "sampler": self.sampler, "variants": [list(self.ensembles), list(self.crops)],
         }
 
 
@@ -123,10 +129,12 @@ class SearchResult:
 
 
 def check_reachable(evaluator: Evaluator, settings: SearchSettings) -> dict[str, Any]:
-    """Refuse a budget that even the smallest scaling allowed exceeds."""
+    """Refuse a budget that even the smallest scaling allowed (and fewest models and crops) exceeds."""
     space = settings.space
+    variants.check(evaluator, settings)
+    cheapest = variants.smallest(evaluator, settings)
     try:
-        floor = evaluator.metrics_at(space.depth[0], space.width[0], space.resolution[0])
+        floor = cheapest.metrics_at(space.depth[0], space.width[0], space.resolution[0])
     except CandidateError:  # the smallest scaling cannot be built: its trials fail, larger ones run
         return {}
     over = [b for b in settings.budgets if floor[b.metric] > b.limit]
@@ -134,7 +142,7 @@ def check_reachable(evaluator: Evaluator, settings: SearchSettings) -> dict[str,
         b = over[0]
         raise ScalelabError(
             f"budget {b.describe()} is impossible: the smallest scaling allowed (depth x{space.depth[0]:g}, "
-            f"width x{space.width[0]:g}, resolution {floor['pixels']}) already needs "
+            f"width x{space.width[0]:g}, resolution {floor['pixels']}{variants.words(cheapest)}) already needs "
             f"{_fmt_metric(b.metric, floor[b.metric])}; raise the budget or lower --min-depth/--min-width/--min-resolution"
         )
     return floor
@@ -219,7 +227,7 @@ def _two_step_result(evaluator: Evaluator, settings: SearchSettings, levels, don
     if not step1:
         raise ScalelabError(f"no trial of study '{done.name}' could be built at alpha*beta^2*gamma^2 = "
                             f"{settings.product_target:g} +- {settings.product_tolerance:g}{_failure_hint(done.failed)}")
-    two = step_two(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
+    two = variants.step_two_variants(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
     phi_trials = _record_step_two(done.store, f"{done.name}-phi", settings, two,
                                   phi_range(two.coefficients, settings.space))
     # step 1's trials sit at phi = 1; the candidates under the budget are the networks step 2 priced
@@ -237,10 +245,10 @@ def _direct_result(evaluator: Evaluator, settings: SearchSettings, levels, done:
                             f"run more trials (--trials), narrow the ranges{hint}{_failure_hint(done.failed)}")
     primary = settings.budgets[0].metric
     if settings.objective == "pareto":
-        best = max(feasible_trials, key=lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary]))
+        key = lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary])  # noqa: E731
     else:
-        best = max(feasible_trials, key=lambda t: (t.value, -t.candidate.macs))
-    refined = refine_winner(evaluator, settings, levels, best.candidate)
+        key = lambda t: (t.value, -t.candidate.macs)  # noqa: E731
+    refined = variants.refine_best(evaluator, settings, levels, feasible_trials, key)
     records_refined = _record_step_two(done.store, f"{done.name}-refine", settings, refined, None)
     return SearchResult(settings, done.name, done.storage, done.records, records_refined[0],
                         _front(done.records, primary), done.new, failed=done.failed,
@@ -283,7 +291,8 @@ def default_study_name(evaluator: Evaluator, settings: SearchSettings) -> str:
     budgets = "+".join(b.text.replace(" ", "") for b in settings.budgets)
     device = f"-{evaluator.device}" if evaluator.device else ""
     mode = "pareto" if settings.objective == "pareto" else settings.constraint
-    return f"{evaluator.base.name}-{settings.method}-{mode}-{budgets}{device}-{evaluator.accuracy_method}"
+    return (f"{evaluator.base.name}-{settings.method}-{mode}-{budgets}{device}-{evaluator.accuracy_method}"
+            + variants.study_suffix(settings))
 
 
 def _score(c: Candidate, settings: SearchSettings) -> tuple[list[float], bool, float]:
@@ -304,7 +313,7 @@ def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool
         w = trial.suggest_float("width", *space.width, log=True)
         r = trial.suggest_float("resolution", *space.resolution, log=True)
         pruning = settings.objective != "pareto"  # Optuna prunes single-objective studies only
-        c = evaluate_trial(evaluator, trial, d, w, r, pruning)
+        c = evaluate_trial(evaluator.variant(*variants.sample(trial, settings)), trial, d, w, r, pruning)
         cons, ok, reward = _score(c, settings)
         if hard:  # Optuna's constraint API: the sampler learns where the feasible region is
             for budget, value in zip(settings.budgets, cons):
@@ -329,7 +338,9 @@ def _record_step_two(store, phi_name: str, settings: SearchSettings, two: StepTw
 
     dist = {"phi": optuna.distributions.FloatDistribution(*(span or (0.0, 1.0))),
             "width": optuna.distributions.FloatDistribution(*settings.space.width),
-            "pixels": optuna.distributions.IntDistribution(1, 1 << 20)}
+            "pixels": optuna.distributions.IntDistribution(1, 1 << 20),
+            "models": optuna.distributions.IntDistribution(1, MAX_ENSEMBLE),
+            "crops": optuna.distributions.IntDistribution(1, MAX_CROPS)}
     frozen, records = [], []
     for params, c, ok in sorted(two.tried, key=lambda item: (item[1] is not two.winner, item[1].macs)):
         cons, _, reward = _score(c, settings)
@@ -343,6 +354,7 @@ def _record_step_two(store, phi_name: str, settings: SearchSettings, two: StepTw
             attrs.update(zip(("alpha", "beta", "gamma"), two.coefficients))
         if "phi" in params:
             params = {**params, "phi": min(max(params["phi"], span[0]), span[1])}
+        params = {**params, **variants.params(c)}
         frozen.append(optuna.trial.create_trial(
             params=params, distributions={k: dist[k] for k in params}, value=reward, user_attrs=attrs,
             constraints={bb.metric: v for bb, v in zip(settings.budgets, cons)}))

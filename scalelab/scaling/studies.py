@@ -58,7 +58,7 @@ OPTIONS = {
     "soft_w": "--reward-exponent", "budgets": "--budget", "space": "--min-/--max-depth, width, resolution",
     "accuracy": "--accuracy", "device": "--device", "dtype": "--dtype", "batch": "--batch", "divisor": "--divisor",
     "resolution_multiple": "--resolution-multiple", "product": "--product-tolerance",
-    "extrapolation": "--extrapolation", "seed": "--seed", "sampler": "--sampler",
+    "extrapolation": "--extrapolation", "seed": "--seed", "sampler": "--sampler", "variants": "--ensembles/--crops",
 }
 
 
