@@ -168,3 +168,13 @@ def test_scaled_spec_round_trips_through_yaml(tiny):
     text = yaml.safe_dump(spec_data(scaled), sort_keys=False)
     again = parse_spec(text, "again.yaml")
     assert analyze(again).total == analyze(scaled).total
+
+
+def test_a_scaled_spec_writes_only_what_the_base_sets():
+    # mbconv's hidden (channels, instead of expand) is width-scaled when given; left out, it stays out
+    base = load_spec("efficientnet_b0")
+    scaled = scale_spec(base, 1.1, 1.2, 240)
+    keys = lambda spec: [sorted(e.block.model_fields_set if hasattr(e, "block") else e.model_fields_set)  # noqa: E731
+                         for e in spec.blocks]
+    assert keys(scaled) == keys(base)
+    assert "hidden" not in str(spec_data(scaled))

@@ -133,7 +133,7 @@ def scale_block(block: Block, width: float, divisor: int = 8) -> Block:
     marked = width_fields(type(block))
     for name in type(block).model_fields:
         value = getattr(block, name)
-        if name in marked:
+        if name in marked and value is not None:  # a channel count left out (hidden: use expand) stays out
             updates[name] = _scale_value(value, width, math.lcm(divisor, *_dividers(block, name)))
         elif _holds_blocks(value):
             updates[name] = _nested(value, width, divisor)
