@@ -52,6 +52,26 @@ def test_integers_are_written_as_integers(tmp_path, value):
     refused(tmp_path, HEAD + f"  - {{kind: conv, out: {value}}}\n", "t.yaml:4:23: blocks[0].out: must be")
 
 
+@pytest.mark.parametrize("field,text", [
+    ("expand", HEAD + "  - {kind: mbconv, out: 8, expand: '6.0'}\n"),
+    ("p", HEAD + "  - {kind: conv, out: 8}\n  - {kind: dropout, p: \"0.2\"}\n"),
+    ("se", HEAD + "  - {kind: mbconv, out: 8, se: '0.25'}\n"),
+])
+def test_real_numbers_are_written_as_numbers(tmp_path, field, text):
+    refused(tmp_path, text, f".{field}: must be a number written as one")
+
+
+def test_exponent_form_is_a_number_as_in_yaml_1_2(tmp_path):
+    # YAML 1.1 (PyYAML) would read 1e-3 as text; the spec loader reads it as 0.001
+    spec = tmp_path / "t.yaml"
+    spec.write_text(HEAD + "  - {kind: conv, out: 8, norm_eps: 1e-3}\n  - {kind: conv, out: 8, norm_eps: 2.5E-4}\n")
+    result = invoke("analyze", spec, "--format", "json")
+    assert result.exit_code == 0, result.output
+    from scalelab.spec import load_spec
+
+    assert [b.norm_eps for b in load_spec(spec).blocks] == [0.001, 0.00025]
+
+
 def test_empty_from_is_refused(tmp_path):
     refused(tmp_path, HEAD + "  - {kind: conv, out: 8}\n  - {kind: conv, out: 8, from: []}\n",
             "t.yaml:5:32: blocks[1].from: must name at least one block")

@@ -6,7 +6,8 @@ from typing import Literal
 from pydantic import Field
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Channels, Norm, Pair, PositiveInt, Probability, act_layer, channels_of, conv_norm_act,
+    ActivationName, Block, Channels, Norm, Pair, PositiveInt, Probability, Real, act_layer, channels_of,
+    conv_norm_act,
 )
 from scalelab.blocks.layers import AdaptiveAvgPool, Dropout, Flatten, Linear, Node, Shape, seq
 
@@ -21,7 +22,7 @@ class AuxClassifierBlock(Block):
     classes: PositiveInt = 1000
     dropout: Probability = 0.7
     norm: Norm = "batchnorm"
-    norm_eps: float = Field(1e-5, gt=0)
+    norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
     def layers(self, inp: Shape) -> Node:

@@ -53,7 +53,9 @@ Pixels = Annotated[int, Strict(), Field(gt=0, le=MAX_RESOLUTION)]
 PadPixels = Annotated[int, Strict(), Field(ge=0, le=MAX_RESOLUTION)]
 Pair = Annotated[tuple[Pixels, Pixels], BeforeValidator(_pair), pair_schema(1)]
 PadPair = Annotated[tuple[PadPixels, PadPixels], BeforeValidator(_pair), pair_schema(0)]
-Probability = Annotated[float, Field(ge=0, lt=1)]
+#: a real number: an int or a float, never a string or a flag ("0.5" and true are refused)
+Real = Annotated[float, Strict()]
+Probability = Annotated[Real, Field(ge=0, lt=1)]
 #: a block's ``from:``: one name or a non-empty list of names
 InputNames = Annotated[
     Optional[list[str]], Field(min_length=1),

@@ -2,7 +2,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from scalelab.blocks.base import ActivationName, Block, Channels, act_layer, channels_of
+from scalelab.blocks.base import ActivationName, Block, Channels, Real, act_layer, channels_of
 from scalelab.blocks.layers import Node, Shape, seq
 from scalelab.blocks.layers import ChannelLinear
 
@@ -14,7 +14,7 @@ class ChannelLinearBlock(Block):
     summary = "linear layer over the channels of every position (ConvNeXt's MLP) + activation"
     kind: Literal["channel_linear"] = "channel_linear"
     out: Optional[Channels] = Field(None, json_schema_extra={"scale": "width"}, description="output channels")
-    expand: Optional[float] = Field(None, gt=0, description="output channels as a ratio of the input's; instead of out")
+    expand: Optional[Real] = Field(None, gt=0, description="output channels as a ratio of the input's; instead of out")
     bias: bool = True
     activation: ActivationName = "none"
 

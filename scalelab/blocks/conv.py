@@ -3,7 +3,8 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Channels, Norm, Padding, Pair, PositiveInt, channels_of, conv_norm_act, resolve_padding,
+    ActivationName, Block, Channels, Norm, Padding, Pair, PositiveInt, Real, channels_of, conv_norm_act,
+    resolve_padding,
 )
 from scalelab.blocks.group_width import GroupWidth, group_width_field, groups_for
 from scalelab.blocks.layers import Node, Shape
@@ -25,7 +26,7 @@ class ConvBlock(Block):
     bias: bool | None = Field(None, description="default: a bias only when no norm follows")
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
     norm: Norm = "batchnorm"
-    norm_eps: float = Field(1e-5, gt=0)
+    norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
     @model_validator(mode="after")

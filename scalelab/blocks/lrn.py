@@ -2,7 +2,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from scalelab.blocks.base import Block, PositiveInt, channels_of
+from scalelab.blocks.base import Block, PositiveInt, Real, channels_of
 from scalelab.blocks.layers import LocalResponseNorm, Node, Shape
 
 
@@ -15,9 +15,9 @@ class LRNBlock(Block):
     takes_defaults = False
     kind: Literal["lrn"] = "lrn"
     size: PositiveInt = 5
-    alpha: float = Field(5e-4, description="multiplied by the mean (not the sum) of squares, as in torch")
-    beta: float = 0.75
-    k: float = 2.0
+    alpha: Real = Field(5e-4, description="multiplied by the mean (not the sum) of squares, as in torch")
+    beta: Real = 0.75
+    k: Real = 2.0
 
     def layers(self, inp: Shape) -> Node:
         channels_of(inp, self.kind)

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Channels, Norm, Pair, PositiveInt, Probability, channels_of, conv_norm_act,
+    ActivationName, Block, Channels, Norm, Pair, PositiveInt, Probability, Real, channels_of, conv_norm_act,
 )
 from scalelab.blocks.layers import Dropout, Node, Residual, Shape, seq
 from scalelab.blocks.se_options import SE, SEGate, se_layers
@@ -17,7 +17,7 @@ class InvertedResidualKind(Block):
     """Parameters and assembly shared by mbconv and fused_mbconv."""
 
     out: Channels = Field(description="output channels")
-    expand: float = Field(6, ge=1, description="expansion ratio; expanded width = round(in * expand)")
+    expand: Real = Field(6, ge=1, description="expansion ratio; expanded width = round(in * expand)")
     hidden: Optional[Channels] = Field(None, json_schema_extra={"scale": "width"}, description="expanded width in channels; instead of expand")
     kernel: Pair = (3, 3)
     stride: PositiveInt = 1
@@ -26,7 +26,7 @@ class InvertedResidualKind(Block):
     skip: bool = Field(True, description="identity shortcut when stride is 1 and channels match")
     drop_path: Probability = Field(0.0, description="stochastic depth rate of the residual branch (training only)")
     norm: Norm = "batchnorm"
-    norm_eps: float = Field(1e-5, gt=0)
+    norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu6"
 
     @model_validator(mode="after")

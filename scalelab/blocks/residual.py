@@ -5,7 +5,8 @@ from typing import Literal
 from pydantic import Field
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Channels, Norm, PositiveInt, act_layer, channels_of, conv_norm_act, norm_layer,
+    ActivationName, Block, Channels, Norm, PositiveInt, Real, act_layer, channels_of, conv_norm_act,
+    norm_layer,
 )
 from scalelab.blocks.layers import Node, Residual, Shape, ZeroPadShortcut, seq
 
@@ -36,7 +37,7 @@ class ResidualKind(Block):
     shortcut: Shortcut = Field("B", description=SHORTCUT_HELP)
     preact: bool = Field(False, description="pre-activation ordering: norm, activation, conv (He et al. 2016b)")
     norm: Norm = "batchnorm"
-    norm_eps: float = Field(1e-5, gt=0)
+    norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
     def convs(self, pieces: list[tuple], after: "dict[int, Node] | None" = None) -> Node:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from scalelab.blocks.base import ActivationFunction, PositiveInt
+from scalelab.blocks.base import ActivationFunction, PositiveInt, Real
 from scalelab.blocks.layers import Activation, AdaptiveAvgPool, Conv, Gate, seq
 
 SEGate = Literal["sigmoid", "hardsigmoid"]
@@ -30,7 +30,7 @@ class SEOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ratio: Optional[float] = Field(None, gt=0, le=1, description="squeeze width as a fraction of `of`")
+    ratio: Optional[Real] = Field(None, gt=0, le=1, description="squeeze width as a fraction of `of`")
     channels: Optional[PositiveInt] = Field(None, description="absolute squeeze width, instead of ratio (width scaling keeps it)")
     of: Literal["input", "expanded"] = Field(
         "input", description="ratio of the block's input channels, or of the channels the SE gates")
@@ -62,7 +62,7 @@ class SEOptions(BaseModel):
 #: how a block kind declares its squeeze-excite: 0 (none), a fraction of its input channels, or
 #: the long form
 SE = Annotated[
-    Union[Annotated[float, Field(ge=0, le=1), Tag("fraction")], Annotated[SEOptions, Tag("options")]],
+    Union[Annotated[Real, Field(ge=0, le=1), Tag("fraction")], Annotated[SEOptions, Tag("options")]],
     Discriminator(lambda v: "options" if isinstance(v, (dict, SEOptions)) else "fraction"),
     Field(description="squeeze-excite: 0 = none, a fraction of the block's input channels, or "
                       "{ratio|channels, of, divisor, activation, gate}"),

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Channels, Norm, Padding, Pair, channels_of, conv_norm_act, resolve_padding,
+    ActivationName, Block, Channels, Norm, Padding, Pair, Real, channels_of, conv_norm_act, resolve_padding,
 )
 from scalelab.blocks.layers import Node, Shape, seq
 
@@ -19,7 +19,7 @@ class SeparableBlock(Block):
     stride: Pair = (1, 1)
     padding: Padding = "same"
     norm: Norm = "batchnorm"
-    norm_eps: float = Field(1e-5, gt=0)
+    norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
     def layers(self, inp: Shape) -> Node:

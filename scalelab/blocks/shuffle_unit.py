@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from scalelab.blocks.base import ActivationName, Block, Channels, Norm, PositiveInt, channels_of, conv_norm_act
+from scalelab.blocks.base import ActivationName, Block, Channels, Norm, PositiveInt, Real, channels_of, conv_norm_act
 from scalelab.blocks.layers import Node, Parallel, Shape, ShapeError, seq
 from scalelab.blocks.layers import ChannelShuffle, ChannelSlice, chunks
 
@@ -18,7 +18,7 @@ class ShuffleUnitBlock(Block):
     out: Channels = Field(description="output channels (even: two halves)")
     stride: PositiveInt = 1
     norm: Norm = "batchnorm"
-    norm_eps: float = Field(1e-5, gt=0)
+    norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
     def layers(self, inp: Shape) -> Node:

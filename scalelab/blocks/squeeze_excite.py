@@ -2,7 +2,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from scalelab.blocks.base import ActivationFunction, Block, Channels, PositiveInt, channels_of
+from scalelab.blocks.base import ActivationFunction, Block, Channels, PositiveInt, Real, channels_of
 from scalelab.blocks.layers import Node, Shape
 from scalelab.blocks.se_options import SEGate, SEOptions, squeeze_excite
 
@@ -12,7 +12,7 @@ __all__ = ["SqueezeExciteBlock", "squeeze_excite"]
 class SqueezeExciteBlock(Block):
     summary = "squeeze-and-excitation: channel gating from a global descriptor"
     kind: Literal["squeeze_excite"] = "squeeze_excite"
-    ratio: float = Field(0.25, gt=0, le=1, description="squeeze width as a fraction of `of`")
+    ratio: Real = Field(0.25, gt=0, le=1, description="squeeze width as a fraction of `of`")
     squeeze: Optional[Channels] = Field(None, description="squeeze width; overrides ratio")
     of: Literal["input", "expanded"] = Field(
         "expanded", description="inside a wrap body, 'input' is the wrap's input channels; "

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Norm, PositiveInt, Probability, act_layer, channels_of, conv_norm_act,
+    ActivationName, Block, Norm, PositiveInt, Probability, Real, act_layer, channels_of, conv_norm_act,
 )
 from scalelab.blocks.layers import Dropout, Node, Parallel, Residual, Shape, ShapeError, seq, walk
 from scalelab.blocks.registry import AnyBlock
@@ -31,7 +31,7 @@ class WrapBlock(Block):
     post: ActivationName = Field("none", description="activation after the join (ResNet, RegNet: relu)")
     drop_path: Probability = Field(0.0, description="stochastic depth rate of the body where a shortcut is added (training only)")
     norm: Norm = Field("batchnorm", description="norm of a projection shortcut")
-    norm_eps: float = Field(1e-5, gt=0)
+    norm_eps: Real = Field(1e-5, gt=0)
 
     @field_validator("body")
     @classmethod

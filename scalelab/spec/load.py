@@ -14,11 +14,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from scalelab.blocks import KINDS
 from scalelab.errors import ScalelabError, did_you_mean
-from scalelab.limits import MAX_SPEC_BYTES, one_line, quote
+from scalelab.limits import MAX_CHANNELS, MAX_REPEAT, MAX_RESOLUTION, MAX_SPEC_BYTES, one_line, quote
 from scalelab.spec.model import Spec, Stage
 from scalelab.spec.yaml_safe import parse_yaml
 
 DEFAULT_KEYS = ("norm", "activation", "norm_eps")
+#: the size bounds README 'Bounds' lists (a ratio's "at most 1" is the rule of the field itself)
+SPEC_BOUNDS = (MAX_CHANNELS, MAX_RESOLUTION, MAX_REPEAT)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,21 +150,24 @@ def _raw_at(data: Any, path: tuple) -> Any:
 
 def _document_path(loc: tuple, data: Any) -> tuple:
     """Drop the tags pydantic puts in a location for tagged unions: the entry tag ('stage' or
-    'block') after ``blocks[i]`` and the kind name after each block mapping. Left in, the tag
-    'stage' would be read as a stage's ``stage:`` key (and 'activation' as a field of that name)."""
+    'block') after ``blocks[i]``, and the form a value is written in (``se``: 'fraction' or
+    'options'). Left in, the tag 'stage' would be read as a stage's ``stage:`` key. A tag is a step
+    the document cannot have: a key under a plain value, or one a mapping lacks with more steps after
+    it (a missing key is the last step)."""
     out: list = []
-    node, fresh = data, False
+    node = data
     for i, step in enumerate(loc):
         if i == 2 and loc[0] == "blocks" and step in ("stage", "block"):
             continue
-        if fresh and isinstance(node, dict) and node.get("kind") == step:
-            fresh = False
+        if isinstance(step, str) and (
+                (node is not None and not isinstance(node, (dict, list)))
+                or (isinstance(node, dict) and step not in node and i < len(loc) - 1)):
             continue
         out.append(step)
         try:
-            node, fresh = node[step], True
+            node = node[step]
         except (KeyError, IndexError, TypeError):
-            node, fresh = None, False
+            node = None
     return tuple(out)
 
 
@@ -196,7 +201,8 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
     elif kind == "value_error":
         message = str(error["ctx"]["error"])
     elif kind == "less_than_equal":
-        message = f"must be at most {error['ctx']['le']:,} (README, 'Bounds')"
+        bound = error["ctx"]["le"]
+        message = f"must be at most {bound:,}" + (" (README, 'Bounds')" if bound in SPEC_BOUNDS else "")
     elif kind == "too_long":
         return loc, f"has {error['ctx']['actual_length']:,} items; at most {error['ctx']['max_length']:,} are allowed (README, 'Bounds')"
     elif kind == "too_short" and loc[-1:] == ("from",):

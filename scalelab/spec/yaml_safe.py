@@ -6,10 +6,14 @@ raises a bare ValueError on an integer of more than 4,300 digits. Where the text
 size its aliases expand to is counted on the node tree before any Python data is built (each
 distinct node once, so the count itself is linear in the file). As the data is built, repeated keys
 are refused with both lines, and integers longer than any bound are refused as written.
+
+Numbers in exponent form without a dot or a sign (``1e-5``, ``19.5e12``) are read as numbers, as
+YAML 1.2 reads them; PyYAML follows YAML 1.1, which would read them as text.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 import yaml
@@ -18,6 +22,9 @@ from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_INT_CHARS, MAX_SPEC_BYTES, MAX_YAML_NODES, one_line, quote
 
 _INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+#: YAML 1.2 core schema floats in exponent form that YAML 1.1's pattern misses (1e-5, 2.5E3, .5e1)
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: a text shorter than this cannot hold MAX_YAML_NODES nodes without aliases
 _COUNT_ABOVE_CHARS = MAX_YAML_NODES
@@ -70,6 +77,7 @@ class _CheckedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 
 _CheckedLoader.add_constructor(_INT_TAG, _CheckedLoader.construct_checked_int)
+_CheckedLoader.add_implicit_resolver(_FLOAT_TAG, _EXPONENT_FLOAT, list("-+0123456789."))
 
 
 def _where_offset(text: str, offset: int, filename: str) -> str:
