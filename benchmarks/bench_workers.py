@@ -131,11 +131,12 @@ def write(args, rows, beats, load) -> None:
         f"{beats[0]:.1f} without heartbeats, {beats[5]:.1f} with a 5 s heartbeat "
         f"(x{beats[5] / beats[0]:.2f}: a heartbeat thread and its first write per trial, the stale-trial check).", "",
         "Reading: every row ends with exactly the requested complete trials (the total is study-wide). A trial "
-        "of the analytic search takes milliseconds, so the storage bounds the rate. SQLite lets one writer in at "
-        "a time (workers queue for its lock), so past two workers it gains nothing; PostgreSQL takes writes "
-        "concurrently and gains with each worker. On a machine already busy with other processes, a run with "
-        "more processes also gets a larger share of the cores, so the speed-ups can overstate what extra "
-        "workers give on an idle machine, where more busy workers than cores only compete. "
+        "of the analytic search takes milliseconds, so the storage and the cores bound the rate. SQLite lets one "
+        "writer in at a time (workers queue for its lock), so extra workers on one SQLite file gain nothing and "
+        "may lose to the lock; PostgreSQL takes writes concurrently, so workers gain until they outnumber the "
+        f"cores ({os.cpu_count()} here): past that they only compete. On a machine already busy with other "
+        "processes, a run with more processes also gets a larger share of the cores, so the speed-ups can "
+        "overstate what extra workers give on an idle machine. "
         f"PostgreSQL: {args.server}.",
     ]
     args.output.write_text("\n".join(lines) + "\n")
