@@ -211,7 +211,7 @@ def scale(
 def _search(evaluator, settings, storage, study, report_dir: Path, output, charts: bool, format, top, progress,
             crew, heartbeat: int, worker_of: Optional[int], shared: bool) -> None:
     from scalelab.report.search import print_table, search_report
-    from scalelab.scaling.search import search_curve
+    from scalelab.scaling.curves import search_curve
 
     result = _run_workers(evaluator, settings, storage, study, progress, crew, heartbeat, worker_of, shared)
     if result is None:  # a --workers helper: the process that started it reports
