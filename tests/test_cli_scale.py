@@ -61,6 +61,22 @@ def test_rerun_resumes_the_stored_study(search, tmp_path):
     assert all(later[n] == v for n, v in first.items())
 
 
+def test_the_table_ends_with_each_written_file_on_its_own_line(search, tmp_path, monkeypatch):
+    # resuming the stored study with no new trial: a narrow terminal must not cut a path in two
+    report, _ = search
+    monkeypatch.setenv("COLUMNS", "60")
+    res = invoke("scale", "--budget", "400MFLOPs", "--trials", 40, "--report-dir", tmp_path,
+                 "--storage", report["storage"], "--study", "b0")
+    assert res.exit_code == 0, res.output
+    tail = res.stdout.strip().splitlines()[-6:]
+    assert tail[0] == f"Winning spec: {tmp_path / 'b0.yaml'}" and tail[1] == f"Report: {tmp_path / 'b0.md'} and .json"
+    charts = [line.removeprefix("Chart: ") for line in tail[2:5]]
+    assert [c.rsplit("/", 1)[1] for c in charts] == ["b0-accuracy-vs-macs.png", "b0-accuracy-vs-params.png",
+                                                    "b0-scaling-curves.png"]
+    assert all(open(c, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for c in charts)
+    assert tail[5].startswith("Inspect the study: optuna-dashboard sqlite:///")
+
+
 def test_plot_redraws_from_the_json_report(search, tmp_path):
     report, out = search
     res = invoke("plot", out / "b0.json", "--output-dir", tmp_path, "--x", "params")

@@ -239,11 +239,13 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
 
     console = Console()
     print_table(report, console)
-    console.print(f"Winning spec: {spec_path}; report: {report_dir / (stem + '.md')} and .json"
-                  + (f"; charts: {', '.join(chart_files.values())}" if chart_files else ""),
-                  highlight=False, markup=False)
+    # one path per line, never wrapped inside a path, so that each can be copied as it is
+    lines = [f"Winning spec: {spec_path}", f"Report: {report_dir / (stem + '.md')} and .json",
+             *(f"Chart: {report_dir / name}" for name in chart_files.values())]
     if result.storage != "memory":
-        console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False)
+        lines.append(f"Inspect the study: optuna-dashboard {result.storage}")
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     interrupts.keep("the study and its report are complete" + ("" if storage == "memory" else f" (study in {storage})"))
 
 
