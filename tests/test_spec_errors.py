@@ -64,6 +64,8 @@ def test_unknown_and_missing_kinds_are_named():
         "t.yaml:4:5: blocks[0]: unknown kind 'convv' (did you mean 'conv'?)")
     assert error_of(HEAD + "  - {out: 8}\n") == (
         "t.yaml:4:5: blocks[0]: a block needs a 'kind' (or 'stage' with 'block' for a repeated block)")
+    assert error_of(HEAD + "  - conv\n") == (
+        "t.yaml:4:5: blocks[0]: must be a mapping with a 'kind', such as {kind: conv, out: 64} (got 'conv')")
     assert error_of(HEAD + "  - {stage: s, block: {kind: wrap, body: [{kind: nope}]}}\n").startswith(
         "t.yaml:4:43: blocks[0].block.body[0]: unknown kind 'nope'")
 

@@ -87,7 +87,9 @@ def _validate_block(value: Any) -> Block:
     """One block, validated by the model its ``kind`` names."""
     if isinstance(value, Block):
         return value
-    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    if not isinstance(value, dict):
+        raise PydanticCustomError("block_type", "must be a mapping with a 'kind', such as {kind: conv, out: 64}")
+    kind = value.get("kind")
     if kind is None:
         raise PydanticCustomError("union_tag_not_found", "Unable to extract tag using discriminator 'kind'",
                                   {"discriminator": "'kind'"})
