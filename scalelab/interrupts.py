@@ -35,6 +35,7 @@ class _State:
     written: list[str] = []  # output files completed so far (each written whole, see scalelab.output)
     hit = False  # a Ctrl-C arrived (an exit 0 after it would swallow it)
     printed = False
+    silent = False  # a helper process, which never prints the line
     search: Optional["Search"] = None
 
 
@@ -48,7 +49,7 @@ def keep(text: str) -> None:
 
 def reset() -> None:
     """A command starts: nothing kept yet (in-process callers run several commands in one process)."""
-    _state.kept, _state.written, _state.hit, _state.printed = NOTHING, [], False, False
+    _state.kept, _state.written, _state.hit, _state.printed = NOTHING, [], False, _state.silent
 
 
 def wrote(path) -> None:
@@ -58,7 +59,7 @@ def wrote(path) -> None:
 
 def silence() -> None:
     """A helper process: exit 130 on Ctrl-C without the line (the process that started it says it)."""
-    _state.printed = True
+    _state.silent = _state.printed = True
 
 
 def interrupted() -> bool:

@@ -177,3 +177,57 @@ def test_workers_need_a_shared_storage(tmp_path):
     res = invoke("scale", "--budget", "400MFLOPs", "--workers", "2", "--storage", "memory", "--report-dir", tmp_path / "r")
     assert_refused(res, "--workers needs a database storage", "'memory' is private to one process")
     assert not (tmp_path / "r").exists()
+
+
+def helper_stand_in(script: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+
+
+HELPER = """
+import sys, time
+from scalelab.cli.local_workers import wait_for_start
+time.sleep({delay})
+wait_for_start()
+print("started", file=sys.stderr, flush=True)
+print("this goes nowhere", flush=True)
+"""
+
+
+def test_local_workers_start_together():
+    """The process that started the helpers waits until each has said it is ready (one taking 1.5 s,
+    one exiting first), then closes their standard input: only then do they go on."""
+    from scalelab.cli.local_workers import LocalWorkers
+
+    crew = LocalWorkers(3)
+    crew.procs = [helper_stand_in(HELPER.format(delay=1.5)), helper_stand_in(HELPER.format(delay=0)),
+                  helper_stand_in("raise SystemExit(3)")]
+    started = time.monotonic()
+    crew.start_together(lambda: False)
+    assert time.monotonic() - started >= 1.5
+    outs = [proc.stderr.read().decode() for proc in crew.procs]
+    assert [proc.wait(timeout=30) for proc in crew.procs] == [0, 0, 3]
+    assert outs[:2] == ["started\n", "started\n"]
+    assert crew.wait() == [f"note: worker process {crew.procs[2].pid} exited with code 3; "
+                           f"the study's remaining trials were run by the other workers"]
+
+
+def test_a_helper_waits_at_the_start_line_until_released():
+    helper = helper_stand_in(HELPER.format(delay=0))
+    assert helper.stdout.readline() == b"ready\n"
+    time.sleep(0.5)
+    assert helper.poll() is None  # still waiting
+    helper.stdin.close()
+    assert helper.wait(timeout=30) == 0 and helper.stdout.read() == b""  # later output is not sent here
+    assert helper.stderr.read() == b"started\n"
+
+
+def test_a_ctrl_c_at_the_start_line_lets_everyone_go():
+    from scalelab.cli.local_workers import LocalWorkers
+
+    crew = LocalWorkers(1)
+    crew.procs = [helper_stand_in("import sys; sys.stdin.buffer.read()")]  # never says it is ready
+    started = time.monotonic()
+    crew.start_together(lambda: time.monotonic() - started > 0.3)  # a Ctrl-C after 0.3 s
+    assert crew.procs[0].wait(timeout=30) == 0  # released: its standard input was closed
+    assert time.monotonic() - started < 30

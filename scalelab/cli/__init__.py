@@ -1,6 +1,7 @@
 """Thin typer commands, one file per command; heavy imports happen inside the commands."""
 
 import os
+import sys
 
 from scalelab import interrupts
 
@@ -8,6 +9,8 @@ from scalelab import interrupts
 # first model (some 10 ms with a large environment); no command uses one. A user's own setting wins.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
+if "--worker-of" in sys.argv:  # a `scale --workers` helper: the process that started it says what was kept
+    interrupts.silence()
 interrupts.install()  # before the commands' imports: a Ctrl-C during start-up exits 130 with one line too
 try:
     from scalelab.cli import accuracy, analyze, calibrate, compare, devices, explain, kinds, plot, scale, schema, zoo  # noqa: F401,E402  (each registers its command)
@@ -18,8 +21,6 @@ except KeyboardInterrupt:
 
 
 def main() -> None:
-    import sys
-
     from scalelab.cli import local_workers
 
     local_workers.PROGRAM_ARGS = sys.argv[1:]  # what `scale --workers` repeats for its worker processes

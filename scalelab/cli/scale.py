@@ -296,18 +296,18 @@ def _run_workers(evaluator, settings, storage, study, progress, crew, heartbeat:
                  shared: bool):
     """Run this process's share of the trials, with the local worker processes (``--workers``), until
     the study holds its trials; None for a helper worker, or after a Ctrl-C (which exits 130)."""
+    from scalelab.cli.local_workers import wait_for_start
     from scalelab.scaling.search import run_search
 
-    if worker_of is not None:
-        interrupts.silence()  # the process that started this one says what was kept
     interrupts.keep(f"the finished trials {_kept_in(storage)}; run the same command again to continue the study")
     result = None
     with interrupts.searching(forward=crew.interrupt) as stop:
         crew.start()
+        ready = wait_for_start if worker_of is not None else lambda: crew.start_together(stop.requested)
         try:
             result = run_search(evaluator, settings, storage=storage, study_name=study, progress=progress,
                                 callbacks=[stop.callback], heartbeat=heartbeat, stop_requested=stop.requested,
-                                trials_only=worker_of is not None, shared=shared)
+                                trials_only=worker_of is not None, shared=shared, ready=ready)
         except ScalelabError:
             if not stop.requested():  # an interrupted study may have no winner yet: that is not the error to show
                 crew.interrupt()

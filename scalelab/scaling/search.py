@@ -164,11 +164,13 @@ def run_search(
     stop_requested: Callable[[], bool] = lambda: False,
     trials_only: bool = False,
     shared: bool = False,
+    ready: Callable[[], None] = lambda: None,
 ) -> Optional[SearchResult]:
     """Run (or continue) the search until the study holds ``settings.trials`` done trials, counting
     those of every worker on it (``scaling.workers``). ``shared``: other processes may work on the
     study, so a SQLite file is written trial by trial, not in batches. ``trials_only``: a worker that
-    runs trials and leaves choosing and reporting the winner to another process (returns None)."""
+    runs trials and leaves choosing and reporting the winner to another process (returns None).
+    ``ready`` is called once the study is open, before the first trial (local workers start together)."""
 
     settings.space.check()
     if settings.trials < 1:
@@ -193,6 +195,7 @@ def run_search(
         objective = _direct_objective(evaluator, settings, hard, levels)
 
     before = count_finished(study)
+    ready()
     _optimize(study, store, storage if not shared else None, objective, settings.trials, progress, list(callbacks),
               stop_requested)
     if trials_only or stop_requested():
