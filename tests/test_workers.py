@@ -69,9 +69,19 @@ def complete_count(storage: str, study: str) -> int:
         return 0
 
 
-def wait_for(storage: str, study: str, at_least: int, procs, timeout: float = 120) -> None:
+def started_workers(storage: str, study: str) -> int:
+    """How many processes have started a trial of the study."""
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).trials
+    except Exception:  # not created yet
+        return 0
+    return len({t.user_attrs["worker"]["pid"] for t in trials if "worker" in t.user_attrs})
+
+
+def wait_for(storage: str, study: str, at_least: int, procs, timeout: float = 120, workers: int = 0) -> None:
+    """Until the study holds ``at_least`` complete trials and ``workers`` processes have started one."""
     deadline = time.monotonic() + timeout
-    while complete_count(storage, study) < at_least:
+    while complete_count(storage, study) < at_least or started_workers(storage, study) < workers:
         assert time.monotonic() < deadline, "the workers made no progress"
         assert all(p.poll() is None for p in procs), [p.communicate()[1].decode()[-2000:] for p in procs]
         time.sleep(0.05)
@@ -95,7 +105,7 @@ def test_four_workers_on_a_fresh_database_one_killed(storage, method, tmp_path):
     trials = 80
     procs = [start(scale_args(storage, "s", trials, tmp_path / f"r{i}", "--method", method), tmp_path)
              for i in range(4)]
-    wait_for(storage, "s", 4, procs)
+    wait_for(storage, "s", 4, procs, workers=4)  # each of the three that live on then completes a trial
     victim = procs[1]
     victim.send_signal(signal.SIGKILL)
     victim.wait()
