@@ -89,6 +89,26 @@ def test_the_cache_is_safe_with_several_processes(tmp_path):
     assert len(timing_cache.lookup(path, keys)) == 160
 
 
+def test_a_new_cache_file_is_set_up_by_one_process_at_a_time(tmp_path):
+    # two processes switching a new file to WAL at once make one fail at once, busy timeout or not
+    import threading
+
+    from filelock import FileLock
+
+    path = tmp_path / "cache.sqlite"
+    with FileLock(f"{path}.lock"):  # another process is setting the file up
+        writer = threading.Thread(target=timing_cache.store, args=(path, {"k": {"median_ms": 1.0}}, False, 0.0))
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive()  # waits for it instead of switching the journal mode too
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT name FROM sqlite_master").fetchall() == []
+    writer.join(30)
+    assert timing_cache.lookup(path, ["k"]) == {"k": {"median_ms": 1.0}}
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_noisy_measurements_are_marked_and_measured_again(tmp_path):
     pytest.importorskip("torch")
     from scalelab.analysis.measure import measure_latency

@@ -4,7 +4,10 @@ One row per (layer tree, input shapes, conditions) key, with the timing, the com
 spread it was measured with, and whether it was noisy. A noisy row is never served as a clean one:
 ``lookup`` returns clean rows only, and a clean measurement replaces a noisy one but never the other
 way round. SQLite's own locking (WAL journal, a busy timeout) makes concurrent readers and writers
-safe; a cache that cannot be opened or written only means measuring again.
+safe once the file is set up; the setup itself (switching a new file to WAL, creating the table) is
+done by one process at a time under a file lock, as two processes switching the journal mode at
+once make one of them fail at once, busy timeout or not. A cache that cannot be opened or written
+only means measuring again.
 """
 
 from __future__ import annotations
@@ -34,9 +37,22 @@ def cache_file() -> Path:
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=30)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute(_SCHEMA)
+    try:
+        if not _has_table(connection):
+            from filelock import FileLock
+
+            with FileLock(f"{path}.lock", timeout=30):
+                if not _has_table(connection):  # another process may have set it up meanwhile
+                    connection.execute("PRAGMA journal_mode=WAL")  # kept by the file from now on
+                    connection.execute(_SCHEMA)
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+def _has_table(connection: sqlite3.Connection) -> bool:
+    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'timings'").fetchone() is not None
 
 
 def lookup(path: Path, keys: list[str]) -> dict[str, dict]:
