@@ -124,8 +124,9 @@ def _shared_sqlite(engine) -> None:
 @contextmanager
 def exclusive(storage, key: str) -> Iterator[None]:
     """Hold a lock named ``key`` across the processes that share ``storage``, for a check-then-write
-    Optuna has no transaction for: a PostgreSQL advisory lock, a file lock on a SQLite database (on
-    the file itself: SQLite's own locks are of another kind and unaffected); none for other storages."""
+    Optuna has no transaction for: a PostgreSQL advisory lock, a lock file beside a SQLite database
+    (never the database file itself: closing any handle on it would drop the POSIX locks SQLite holds
+    there, see sqlite.org/howtocorrupt.html 2.2); none for other storages."""
     import zlib
 
     url = str(getattr(storage, "engine", None) and storage.engine.url or "")
@@ -145,14 +146,10 @@ def exclusive(storage, key: str) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    import fcntl
+    from filelock import FileLock
 
-    with open(path, "rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(f"{path}.lock"):
+        yield
 
 
 def worker_name() -> str:
