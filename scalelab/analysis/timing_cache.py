@@ -52,7 +52,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _has_table(connection: sqlite3.Connection) -> bool:
-    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'timings'").fetchone() is not None
+    found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'timings'")
+    return found.fetchone() is not None
 
 
 def lookup(path: Path, keys: list[str]) -> dict[str, dict]:
