@@ -33,6 +33,7 @@ NOTHING = "nothing was written"
 class _State:
     kept = NOTHING
     written: list[str] = []  # output files completed so far (each written whole, see scalelab.output)
+    staging: list[str] = []  # folders of files not yet in place (``output.FileSet``): never named as kept
     hit = False  # a Ctrl-C arrived (an exit 0 after it would swallow it)
     printed = False
     silent = False  # a helper process, which never prints the line
@@ -50,11 +51,24 @@ def keep(text: str) -> None:
 def reset() -> None:
     """A command starts: nothing kept yet (in-process callers run several commands in one process)."""
     _state.kept, _state.written, _state.hit, _state.printed = NOTHING, [], False, _state.silent
+    _state.staging = []
 
 
 def wrote(path) -> None:
     """An output file was written (whole): the line will name it."""
     _state.written.append(str(path))
+
+
+def staging(folder) -> None:
+    """Files written under ``folder`` are drafts, moved into place (and named then) or deleted."""
+    _state.staging.append(os.path.join(str(folder), ""))
+
+
+def _kept_files() -> list[str]:
+    """The files named as written that are whole where they were written when the line is printed:
+    a draft in a staging folder is deleted, or renamed and named again, by then."""
+    names = [p for p in _state.written if not any(p.startswith(s) for s in _state.staging)]
+    return [p for p in dict.fromkeys(names) if os.path.isfile(p)]
 
 
 def silence() -> None:
@@ -91,9 +105,10 @@ def report_and_exit() -> "SystemExit":
 
 
 def _line() -> str:
-    if not _state.written:
+    written = _kept_files()
+    if not written:
         return _state.kept
-    names = ", ".join(_state.written[:4]) + (f" and {len(_state.written) - 4} more" if len(_state.written) > 4 else "")
+    names = ", ".join(written[:4]) + (f" and {len(written) - 4} more" if len(written) > 4 else "")
     kept = "" if _state.kept == NOTHING else f"{_state.kept}; "
     return f"{kept}files written, each whole: {names}"
 

@@ -142,6 +142,7 @@ class FileSet:
             self._stage = Path(tempfile.mkdtemp(dir=self.folder, prefix=".scalelab-staging-"))
         except OSError as exc:
             raise ScalelabError(f"{self.folder}: cannot write: {_reason(exc)}") from None
+        interrupts.staging(self._stage)  # a Ctrl-C names a file once it is in place, not as a draft
         return self
 
     def path(self, name: str) -> Path:
@@ -163,6 +164,7 @@ class FileSet:
                 os.replace(self._stage / name, target)
             except OSError as exc:
                 raise ScalelabError(f"{target}: cannot write: {_reason(exc)}") from None
+            interrupts.wrote(target)
 
     def __exit__(self, *exc) -> None:
         if self._stage is not None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -103,3 +104,36 @@ def test_ctrl_c_while_the_report_is_written(tmp_path):
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err.decode()[-3000:]
     assert (tmp_path / "r" / "k.json").exists()
+
+
+def test_ctrl_c_after_a_chart_is_drafted_names_only_files_in_place(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C while the report set is drawn (into its staging folder): the drafts are deleted on
+    the way out, so the line names none of them, only what exists whole (the study)."""
+    from scalelab import interrupts
+    from scalelab.cli import app
+    from scalelab.report import plotting
+
+    drawn = []
+
+    def draw_then_ctrl_c(data, path):
+        real_draw(data, path)
+        drawn.append(Path(path))
+        os.kill(os.getpid(), signal.SIGINT)  # the real signal, through scalelab's handler
+
+    real_draw = plotting.draw_scaling_curves
+    monkeypatch.setattr(plotting, "draw_scaling_curves", draw_then_ctrl_c)
+    handler = signal.getsignal(signal.SIGINT)
+    args = ["scale", "--budget", "400MFLOPs", "--method", "direct", "--extrapolation", "allow", "--trials", "12",
+            "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "k", "--report-dir", str(tmp_path / "r")]
+    try:
+        interrupts.install()
+        with pytest.raises(SystemExit) as stopped:
+            interrupts.main(lambda: app(args, prog_name="scalelab"))
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert stopped.value.code == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert len(drawn) == 1 and drawn[0].parent.name.startswith(".scalelab-staging-")  # a draft, drawn whole
+    assert not drawn[0].exists() and not (tmp_path / "r").exists()  # deleted, and the folder the run made
+    assert line == f"interrupted: the study's 12 trials are kept in sqlite:///{tmp_path / 's.db'}; the report was " \
+                   "not finished: run the same command again to write it", line
