@@ -7,13 +7,14 @@ from pydantic import Field
 
 from scalelab.blocks.base import Block
 from scalelab.blocks.layers import Node, Parallel, Shape, seq, walk
-from scalelab.blocks.registry import AnyBlock
+from scalelab.blocks.registry import BranchBlock
 
 
 class InceptionBlock(Block):
     summary = "inception module: parallel branches of blocks, concatenated along channels"
     kind: Literal["inception"] = "inception"
-    branches: list[list[AnyBlock]] = Field(min_length=1, description="each branch: a list of blocks")
+    branches: list[list[BranchBlock]] = Field(
+        min_length=1, description="each branch: a list of blocks, each taking the previous one's output")
 
     def layers(self, inp: Shape) -> Node:
         branches = []

@@ -12,12 +12,14 @@ list it in ``_LOCATIONS``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import partial
 from importlib import import_module
 from typing import Annotated, Any
 
 from pydantic_core import PydanticCustomError, core_schema
 
 from scalelab.blocks.base import Block
+from scalelab.limits import quote
 
 #: kind -> "module:Class" under scalelab.blocks
 _LOCATIONS: dict[str, str] = {
@@ -107,11 +109,49 @@ BLOCK_SCHEMA = {"title": "Block", "type": "object", "required": ["kind"],
                 "description": "a block: one of the kinds `scalelab kinds` lists, chosen by its 'kind'"}
 
 
+#: the error type of a block that cannot stand inside another; its context names the key at fault
+INNER_BLOCK_ERROR = "inner_block"
+
+
+def _inner_problem(block: Block, place: str) -> tuple[str, str] | None:
+    """(the key at fault, what is wrong) where ``block`` cannot stand inside another block: there
+    it takes the previous block's output only and runs with its host, so it cannot join inputs,
+    name them, be training-only, or have a name of its own (nothing refers to it)."""
+    only = f"a {place} block takes the previous one's output only"
+    if type(block).arity != 1:
+        return "kind", f"{only}; '{block.kind}' joins two or more inputs: put it after the host, as a block of its own"
+    if block.inputs is not None:
+        return "from", f"{only}; 'from' cannot name its inputs (got {quote(block.inputs)})"
+    if "training_only" in block.model_fields_set:
+        return "training_only", (f"{only} and runs whenever its host does; training_only cannot set it apart "
+                                 f"(got {str(block.training_only).lower()})")
+    if block.training_only:
+        return "kind", f"{only} and runs whenever its host does; '{block.kind}' is training-only"
+    if block.name is not None:
+        return "name", (f"a {place} block has no name of its own: reports and from: name the block that holds "
+                        f"it (got {quote(block.name)})")
+    return None
+
+
+def _validate_inner(value: Any, place: str) -> Block:
+    block = _validate_block(value)
+    problem = _inner_problem(block, place)
+    if problem is not None:
+        raise PydanticCustomError(INNER_BLOCK_ERROR, "{rule}", {"key": problem[0], "rule": problem[1]})
+    return block
+
+
 class _ByKind:
-    """Pydantic hooks of ``AnyBlock``: validate by ``kind``; in a JSON Schema, ``BLOCK_SCHEMA``."""
+    """Pydantic hooks of ``AnyBlock``: validate by ``kind`` (and, for a block held by another in the
+    role ``place``, by the rule of inner blocks); in a JSON Schema, ``BLOCK_SCHEMA``."""
+
+    def __init__(self, place: str | None = None):
+        self.place = place
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(_validate_block)
+        if self.place is None:
+            return core_schema.no_info_plain_validator_function(_validate_block)
+        return core_schema.no_info_plain_validator_function(partial(_validate_inner, place=self.place))
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
         return dict(BLOCK_SCHEMA)
@@ -119,6 +159,9 @@ class _ByKind:
 
 #: any block, told apart by its ``kind``
 AnyBlock = Annotated[Block, _ByKind()]
+#: a block inside an inception branch, and inside a wrap body
+BranchBlock = Annotated[Block, _ByKind("branch")]
+BodyBlock = Annotated[Block, _ByKind("body")]
 
 
 def with_block_definitions(schema: dict) -> dict:

@@ -4,13 +4,13 @@ dense pattern of DenseNet (the body's output concatenated to its input, Huang et
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from scalelab.blocks.base import (
     ActivationName, Block, Norm, PositiveInt, Probability, Real, act_layer, channels_of, conv_norm_act,
 )
 from scalelab.blocks.layers import Dropout, Node, Parallel, Residual, Shape, ShapeError, seq, walk
-from scalelab.blocks.registry import AnyBlock
+from scalelab.blocks.registry import BodyBlock
 from scalelab.blocks.squeeze_excite import SqueezeExciteBlock
 
 SHORTCUT_HELP = (
@@ -23,7 +23,7 @@ SHORTCUT_HELP = (
 class WrapBlock(Block):
     summary = "a body of blocks with a shortcut around it (identity or projection add, or dense concat)"
     kind: Literal["wrap"] = "wrap"
-    body: list[AnyBlock] = Field(min_length=1, description="the blocks of the residual branch, in order")
+    body: list[BodyBlock] = Field(min_length=1, description="the blocks of the residual branch, in order")
     shortcut: Literal["identity", "projection", "none"] = Field("identity", description=SHORTCUT_HELP)
     join: Literal["add", "concat"] = Field("add", description="add the shortcut, or concatenate the input (dense)")
     stride: PositiveInt = Field(1, description="when set (a stage sets it), the stride of body[stride_at]")
@@ -32,15 +32,6 @@ class WrapBlock(Block):
     drop_path: Probability = Field(0.0, description="stochastic depth rate of the body where a shortcut is added (training only)")
     norm: Norm = Field("batchnorm", description="norm of a projection shortcut")
     norm_eps: Real = Field(1e-5, gt=0)
-
-    @field_validator("body")
-    @classmethod
-    def _plain_body(cls, body):
-        for block in body:
-            if type(block).arity != 1 or block.inputs or block.training_only:
-                raise ValueError(f"a body block takes the previous one's output only: no merges, 'from' or "
-                                 f"training_only (got a '{block.kind}' block)")
-        return body
 
     def _body_blocks(self) -> list:
         takes = self.stride_at < len(self.body) and "stride" in type(self.body[self.stride_at]).model_fields

@@ -12,6 +12,7 @@ and checks that its factors multiply to the walked cost.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -122,7 +123,22 @@ def _factors(layer, out: tuple) -> tuple[int, ...]:
     return (layer.in_features, layer.out_features)
 
 
-def _line(traced) -> Optional[LayerLine]:
+def _shortcut_layers(node, inside: bool = False) -> set[int]:
+    """The primitives (by identity) on the shortcut branch of a residual node of ``node``'s tree:
+    a projection's conv and norm read like the body's, so their lines say which branch they are."""
+    if not isinstance(node, L.Wiring):
+        return {id(node)} if inside else set()
+    found: set[int] = set()
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        short = inside or (isinstance(node, L.Residual) and f.name == "shortcut")
+        for child in value if isinstance(value, tuple) else (value,):
+            if isinstance(child, (L.Wiring, L.Primitive)):
+                found |= _shortcut_layers(child, short)
+    return found
+
+
+def _line(traced, shortcut: bool = False) -> Optional[LayerLine]:
     layer, cost = traced.layer, traced.cost
     if isinstance(layer, (L.Conv, L.Linear)) and math.prod(_factors(layer, traced.out_shape)) != cost.macs:
         raise AssertionError(f"explain's factors for {layer} disagree with the walked cost {cost.macs}")
@@ -139,7 +155,8 @@ def _line(traced) -> Optional[LayerLine]:
                          f"2 × {layer.channels}")
     else:
         return None
-    return LayerLine(line.layer, cost.macs, line.macs_formula and f"{line.macs_formula} = {n(cost.macs)}",
+    label = f"{line.layer} (projection shortcut)" if shortcut else line.layer
+    return LayerLine(label, cost.macs, line.macs_formula and f"{line.macs_formula} = {n(cost.macs)}",
                      line.factors, cost.params, f"{line.params_formula} = {n(cost.params)}" + _param_note(layer))
 
 
@@ -201,7 +218,8 @@ def explain(network, focus: Optional[str] = None) -> Explanation:
     shown = []
     for b in _selected(network, focus):
         fmt_in = " + ".join(L.fmt_shape(s) for s in b.in_shape) if isinstance(b.in_shape, list) else L.fmt_shape(b.in_shape)
-        lines = [line for t in traces[b.name] if (line := _line(t)) is not None]
+        shortcut = _shortcut_layers(b.layers)
+        lines = [line for t in traces[b.name] if (line := _line(t, id(t.layer) in shortcut)) is not None]
         shown.append(BlockLines(b.name, b.kind, fmt_in, L.fmt_shape(b.out_shape), b.training_only, lines,
                                 sum(c.macs for c in b.costs), sum(c.params for c in b.costs),
                                 sum(c.ops for c in b.costs), pairs.get(b.name, [])))

@@ -13,6 +13,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from scalelab.blocks import KINDS
+from scalelab.blocks.registry import INNER_BLOCK_ERROR
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import MAX_CHANNELS, MAX_REPEAT, MAX_RESOLUTION, MAX_SPEC_BYTES, one_line, quote
 from scalelab.spec.model import Spec, Stage
@@ -185,6 +186,8 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
         parent = _raw_at(data, loc[:-1])
         what = f" for kind '{parent['kind']}'" if isinstance(parent, dict) and "kind" in parent else ""
         return loc, f"unknown field {quote(loc[-1])}{what}{did_you_mean(loc[-1], _fields_of(parent))}"
+    if kind == INNER_BLOCK_ERROR:  # the message quotes the value; the place is the key at fault
+        return loc + (error["ctx"]["key"],), error["msg"]
     if kind == "value_error" and isinstance(error["input"], dict):  # a model's own rule: its message says what is wrong
         return loc, error["msg"].removeprefix("Value error, ")
     message = error["msg"].replace("Input should", "must", 1)
