@@ -99,3 +99,20 @@ def test_explain_imports_no_torch(cli_fresh):
     out, heavy = cli_fresh(["explain", "mobilenet_v2", "--format", "json"])
     assert json.loads(out)["spec"] == "mobilenet_v2"
     assert heavy == []
+
+
+def test_a_projection_shortcut_is_labelled_as_the_shortcut():
+    """resnet50 layer1.0: the body's expand conv and the projection are both 1x1, 64 -> 256 at 56x56
+    (56 × 56 × 256 × 64 = 51,380,224 MACs each); only the second is on the shortcut."""
+    result = invoke("explain", "resnet50", "layer1.0")
+    assert result.exit_code == 0, result.output
+    layers = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ") and not line.startswith("    ")]
+    assert layers[:8] == ["conv 1x1, 64 -> 64", "batchnorm 64", "conv 3x3, 64 -> 64", "batchnorm 64",
+                          "conv 1x1, 64 -> 256", "batchnorm 256",
+                          "conv 1x1, 64 -> 256 (projection shortcut)", "batchnorm 256 (projection shortcut)"]
+    assert result.stdout.count("56 × 56 × 256 × (1 × 1 × 64) = 51,380,224") == 2
+    later = invoke("explain", "resnet50", "layer1.1").stdout  # identity shortcut: nothing to label
+    assert "shortcut" not in later and later.count("conv ") == 3
+    stride = invoke("explain", "resnet18", "layer2.0").stdout  # basic block, strided projection
+    assert "conv 1x1, 64 -> 128, stride 2 (projection shortcut)" in stride
+    assert "conv 3x3, 64 -> 128, stride 2\n" in stride
