@@ -3,6 +3,7 @@ every feasible trial), the 400 MFLOPs search from EfficientNet-B0, the two-step 
 
 from __future__ import annotations
 
+import json
 import math
 
 import optuna
@@ -16,6 +17,8 @@ from scalelab.scaling.compound import depth_levels, nearest_level, scale_spec
 from scalelab.scaling.objectives import Point, mnas_reward, pareto_front
 from scalelab.scaling.search import SearchSettings, SearchSpace, run_search
 from scalelab.spec import load_spec
+
+from cli_helpers import invoke
 
 B0_MACS = 385_814_752  # torchvision efficientnet_b0 _ops (reference README, section 1)
 
@@ -133,6 +136,41 @@ def test_extrapolation_avoided_by_default(b0):
     result = run_search(Evaluator(b0, budgets), settings_for(budgets, trials=40))
     assert not result.winner.candidate.extrapolated
     assert all(not t.candidate.extrapolated for t in result.trials if t.feasible)
+
+
+def test_avoid_holds_depth_at_the_fitted_range_below_the_base(b0, tmp_path):
+    """300 MFLOPs is below B0 (385.8 M MACs): the two-step ray shrinks all three dimensions, but depth
+    x1 (16 blocks) is the shallowest the scaling law was fitted on, so avoid holds it there and
+    spends the budget on width and resolution instead."""
+    res = invoke("scale", "--budget", "300MFLOPs", "--trials", 20, "--storage", "memory", "--report-dir", tmp_path,
+                 "--no-charts", "--format", "json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    w = report["winner"]
+    assert not w["extrapolated"] and "EXTRAPOLATED" not in w["accuracy_detail"]
+    assert w["blocks"] == 16 and w["depth"] == 1.0
+    assert 0.85 < w["width"] < 0.95 and 270_000_000 < w["macs"] <= 300_000_000
+    again = analyze(scale_spec(b0, 1.0, w["width"], (w["pixels"], w["pixels"])))
+    assert again.total.macs == w["macs"]
+    assert all(not t["extrapolated"] for t in report["two_step"]["phi_trials"] if t["feasible"])
+    assert report["extrapolation"].startswith("--extrapolation avoid: every candidate searched lies inside")
+
+
+def test_avoid_that_cannot_be_met_says_so(b0, tmp_path):
+    """15 MFLOPs is below the smallest network of the fitted range (16 blocks, width x0.25, 128 px):
+    the search goes outside it, and the output and the report say why."""
+    floor = analyze(scale_spec(b0, 1.0, 0.25, (128, 128))).total.macs
+    assert 15_000_000 < floor
+    args = ("scale", "--budget", "15MFLOPs", "--method", "direct", "--trials", 30, "--storage", "memory",
+            "--report-dir", tmp_path, "--no-charts")
+    text = invoke(*args)
+    assert text.exit_code == 0, text.output
+    said = "--extrapolation avoid cannot be met: the smallest network inside the range the accuracy estimator was fitted on"
+    flat = " ".join(text.stdout.split())
+    assert said in flat and f"needs {floor:,} MACs, over 15MFLOPs" in flat
+    report = json.loads((tmp_path / "efficientnet_b0-direct-hard-15MFLOPs-scaling-law.json").read_text())
+    assert report["extrapolation"].startswith(said) and report["winner"]["extrapolated"]
+    assert said in " ".join((tmp_path / "efficientnet_b0-direct-hard-15MFLOPs-scaling-law.md").read_text().split())
 
 
 def test_impossible_budget_is_refused(b0):

@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_CROPS, MAX_ENSEMBLE
-from scalelab.scaling import variants
+from scalelab.scaling import fitted, variants
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.candidates import Candidate, CandidateError, Evaluator, evaluate_trial
 from scalelab.scaling.compound import DepthLevel, depth_levels
@@ -110,6 +110,7 @@ class SearchResult:
     failed: list[tuple[int, str]] = field(default_factory=list)  # (trial number, why it could not be built)
     refinement: Optional[dict] = None  # what the refinement changed and what stopped it
     refined: list[TrialRecord] = field(default_factory=list)  # direct: the best trial and its refinements
+    extrapolation: str = ""  # where --extrapolation avoid searched, or why it could not be met
 
     def ranked(self, top: int = 10) -> list[TrialRecord]:
         """The best feasible candidates, best first, without repeating a network."""
@@ -188,6 +189,7 @@ def run_search(
         raise ScalelabError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
     factory = lambda seed: make_sampler(settings.sampler, seed)  # noqa: E731
     study = open_study(store, name, directions, settings.fingerprint(evaluator), factory, settings.seed)
+    settings, avoidance = fitted.narrow(evaluator, settings)  # the fingerprint keeps the settings as given
     levels = depth_levels(evaluator.base, *settings.space.depth)
     if settings.method == "two-step":
         objective = step_one_objective(evaluator, settings, levels)
@@ -202,9 +204,9 @@ def run_search(
         return None
     records = read_records(study)
     done = _Done(store, name, _storage_name(storage), records, count_finished(study) - before, read_failures(study))
-    if settings.method == "two-step":
-        return _two_step_result(evaluator, settings, levels, done)
-    return _direct_result(evaluator, settings, levels, done)
+    result = (_two_step_result if settings.method == "two-step" else _direct_result)(evaluator, settings, levels, done)
+    result.extrapolation = avoidance
+    return result
 
 
 @dataclass
@@ -231,7 +233,7 @@ def _two_step_result(evaluator: Evaluator, settings: SearchSettings, levels, don
                             f"{settings.product_target:g} +- {settings.product_tolerance:g}{_failure_hint(done.failed)}")
     two = variants.step_two_variants(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
     phi_trials = _record_step_two(done.store, f"{done.name}-phi", settings, two,
-                                  phi_range(two.coefficients, settings.space))
+                                  phi_range(two.coefficients, settings.space, fitted.clamps(settings, evaluator)))
     # step 1's trials sit at phi = 1; the candidates under the budget are the networks step 2 priced
     front = _front(phi_trials, settings.budgets[0].metric)
     return SearchResult(settings, done.name, done.storage, done.records, phi_trials[0], front, done.new,

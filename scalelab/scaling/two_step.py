@@ -22,6 +22,7 @@ from typing import Any, Optional
 from scalelab.errors import ScalelabError
 from scalelab.scaling.candidates import Candidate, CandidateError, Evaluator, evaluate_trial
 from scalelab.scaling.compound import DepthLevel, nearest_level
+from scalelab.scaling.fitted import clamp, clamps
 from scalelab.scaling.objectives import feasible
 from scalelab.scaling.studies import record_trial
 
@@ -91,9 +92,14 @@ class Ray:
     phis: dict = field(default_factory=dict)  # point -> the phi it was priced for
     avoid_extrapolation: bool = False  # a candidate outside the estimator's fitted range does not fit
 
+    box: Any = None  # a SearchSpace: width and resolution held at its edges (--extrapolation avoid)
+
     def point(self, phi: float) -> tuple[float, float, float]:
         a, b, g = self.coefficients
-        return nearest_level(self.levels, a ** phi).multiplier, b ** phi, g ** phi
+        w, r = b ** phi, g ** phi
+        if self.box is not None:  # depth is held by ``levels``, which the box already narrows
+            w, r = clamp(w, self.box.width), clamp(r, self.box.resolution)
+        return nearest_level(self.levels, a ** phi).multiplier, w, r
 
     def at(self, phi: float) -> bool:
         point = self.point(phi)
@@ -119,13 +125,14 @@ class Ray:
         return ", ".join(over) if over else "the accuracy estimator's fitted range (--extrapolation avoid)"
 
 
-def phi_range(coeffs: tuple[float, float, float], space) -> tuple[float, float]:
-    """The phis at which every multiplier stays inside the allowed ranges."""
-    lo, hi = -20.0, 20.0
-    for c, (low, high) in zip(coeffs, (space.depth, space.width, space.resolution)):
-        if c > 1:
-            lo, hi = max(lo, math.log(low) / math.log(c)), min(hi, math.log(high) / math.log(c))
-    return lo, hi
+def phi_range(coeffs: tuple[float, float, float], space, clamped: bool = False) -> tuple[float, float]:
+    """The phis at which every multiplier stays inside the allowed ranges; ``clamped`` (a ray held at
+    the edges of ``space``): those at which any multiplier still moves."""
+    ends = [(math.log(low) / math.log(c), math.log(high) / math.log(c))
+            for c, (low, high) in zip(coeffs, (space.depth, space.width, space.resolution)) if c > 1]
+    if clamped:
+        return max(-20.0, min(e[0] for e in ends)), min(20.0, max(e[1] for e in ends))
+    return max([-20.0] + [e[0] for e in ends]), min([20.0] + [e[1] for e in ends])
 
 
 def _feasible_start(ray: Ray, lo: float, hi: float) -> float:
@@ -143,7 +150,7 @@ def _feasible_start(ray: Ray, lo: float, hi: float) -> float:
 def largest_phi(ray: Ray, space, phi_step: float) -> float:
     """The largest phi whose network meets every budget: bisection on a monotone cost, or the last
     feasible step."""
-    lo, hi = phi_range(ray.coefficients, space)
+    lo, hi = phi_range(ray.coefficients, space, ray.box is not None)
     good = _feasible_start(ray, lo, hi)
     if phi_step > 0:
         k, best = math.ceil(good / phi_step - 1e-9), good
@@ -211,7 +218,8 @@ class StepTwo:
 def step_two(evaluator: Evaluator, settings, levels: list[DepthLevel], best: Candidate) -> StepTwo:
     """The largest phi along the best step-1 coefficients, then the refinement."""
     coeffs = (best.depth, best.width, best.resolution)
-    ray = Ray(evaluator, settings, levels, coeffs)
+    held = clamps(settings, evaluator)
+    ray = Ray(evaluator, settings, levels, coeffs, box=settings.space if held else None)
     phi = largest_phi(ray, settings.space, settings.phi_step)
     end, refinement = refine(ray, ray.point(phi), settings.space)
     tried = []
