@@ -3,7 +3,7 @@ monotonicity in width and resolution."""
 
 import pytest
 
-from scalelab.analysis.latency import layer_kind, predict_latency
+from scalelab.analysis.latency import latency_class, predict_latency
 from scalelab.blocks import layers as L
 from scalelab.devices import parse_profile
 from scalelab.errors import ScalelabError
@@ -55,13 +55,13 @@ def test_depthwise_efficiency_and_memory_bound():
 
 
 def test_layer_kinds():
-    assert layer_kind(L.Conv(8, 8, (3, 3), groups=8)) == "depthwise_conv"
-    assert layer_kind(L.Conv(8, 16, (3, 3), groups=2)) == "grouped_conv"
-    assert layer_kind(L.Conv(8, 16, (1, 1))) == "pointwise_conv"
-    assert layer_kind(L.Flatten()) == "free" and layer_kind(L.Merge("add")) == "elementwise"
-    assert layer_kind(L.Conv(8, 8, (3, 3), stride=(2, 2), groups=8)) == "strided_depthwise_conv"
-    assert layer_kind(L.Pool("max", (3, 3), (2, 2))) == "pool" and layer_kind(L.BatchNorm(4)) == "norm"
-    assert layer_kind(L.Activation("relu")) == "elementwise"
+    assert latency_class(L.Conv(8, 8, (3, 3), groups=8)) == "depthwise_conv"
+    assert latency_class(L.Conv(8, 16, (3, 3), groups=2)) == "grouped_conv"
+    assert latency_class(L.Conv(8, 16, (1, 1))) == "pointwise_conv"
+    assert latency_class(L.Flatten()) == "free" and latency_class(L.Merge("add")) == "elementwise"
+    assert latency_class(L.Conv(8, 8, (3, 3), stride=(2, 2), groups=8)) == "strided_depthwise_conv"
+    assert latency_class(L.Pool("max", (3, 3), (2, 2))) == "pool" and latency_class(L.BatchNorm(4)) == "norm"
+    assert latency_class(L.Activation("relu")) == "elementwise"
 
 
 KINDED = parse_profile("""
@@ -87,7 +87,7 @@ def test_fixed_cost_per_kind_and_strided_depthwise_fallback():
     # = 0.19456 ms; bytes 4 * (72 + 8 + 2048 + 512) = 10,560 -> 0.2112 ms (memory bound). The profile
     # names no strided figure: depthwise's efficiency and fixed cost apply.
     p = predict_latency(one_conv("out: 8, kernel: 3, stride: 2, depthwise: true"), KINDED)
-    assert p.blocks["c"].layers[0].kind == "strided_depthwise_conv" and p.total_ms == pytest.approx(0.2112 + 0.05)
+    assert p.blocks["c"].layers[0].latency_class == "strided_depthwise_conv" and p.total_ms == pytest.approx(0.2112 + 0.05)
     # batchnorm falls under norm (20 us); ReLU keeps the launch overhead (10 us). On 8x16x16: batchnorm
     # ops 2*2048, flops 4,096 -> 0.008192 ms; bytes 4 * (16 + 2*2048) = 16,448 -> 0.32896 ms. ReLU: bytes
     # 4 * 4096 = 16,384 -> 0.32768 ms.

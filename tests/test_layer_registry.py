@@ -6,12 +6,13 @@ from dataclasses import dataclass
 import pytest
 
 from scalelab.analysis.block_memory import inner_peak
-from scalelab.analysis.latency import layer_kind, predict_block
+from scalelab.analysis.latency import latency_class, predict_block
 from scalelab.analysis.memory import training_memory
 from scalelab.analysis.train_compute import training_compute
 from scalelab.blocks import layers as L
 from scalelab.blocks.layers import base
 from scalelab.devices import load_profile
+from scalelab.errors import ScalelabError
 from scalelab.graph import resolve
 from scalelab.spec import parse_spec
 
@@ -57,7 +58,7 @@ def test_a_missing_face_is_an_error_in_every_consumer(half_defined):
     with pytest.raises(L.MissingFace, match="'half_defined' defines no 'inner_peak' face"):
         inner_peak(layer, (2, 3, 3))
     with pytest.raises(L.MissingFace, match="no 'latency' face"):
-        layer_kind(layer)
+        latency_class(layer)
     with pytest.raises(L.MissingFace, match="no 'latency' face"):
         predict_block(L.walk(layer, (2, 3, 3)).costs, load_profile("t4"), "fp32", 1)
     with pytest.raises(L.MissingFace, match="no 'torch_module' face"):
@@ -101,7 +102,7 @@ def test_cost_records_carry_their_layer():
     assert [c.node for c in costs[:4]] == [conv, bn, residual, act]
     assert costs[2].layer == "add" and costs[2].node is residual
     assert costs[-1].layer == "mul" and costs[-1].node is gate
-    assert [layer_kind(c.node) for c in costs] == ["dense_conv", "norm", "elementwise", "elementwise",
+    assert [latency_class(c.node) for c in costs] == ["dense_conv", "norm", "elementwise", "elementwise",
                                                    "elementwise", "pointwise_conv", "elementwise", "elementwise"]
 
 
@@ -137,7 +138,7 @@ def test_dropout_saves_per_device_kind():
     assert drop.saved((8,), (8,), False, True, "cpu") == L.Saved(per_sample_elements=8)  # float noise, input dtype
     assert drop.saved((8,), (8,), False, True, "gpu") == L.Saved(per_sample_bytes=8)  # bool mask
     assert L.Dropout(0.0).saved((8,), (8,), False, True, "cpu").view
-    with pytest.raises(ValueError, match="unknown device kind 'tpu'"):
+    with pytest.raises(ScalelabError, match="unknown device kind 'tpu'"):
         drop.saved((8,), (8,), False, True, "tpu")
 
 
@@ -163,6 +164,47 @@ EXAMPLES = {
     "channel_slice": [L.ChannelSlice(1, 3), (4, 5, 5)],
     "channel_shuffle": [L.ChannelShuffle(2), (4, 5, 5)],
 }
+
+
+def test_every_example_and_wiring_node_gives_a_latency_class():
+    relu = L.Activation("relu")
+    nodes = [layer for layer, _ in EXAMPLES.values()] + [
+        L.Residual(relu), L.Parallel((relu, relu)), L.Gate(relu), L.Merge("add"), L.Merge("concat")]
+    for node in nodes:
+        latency_class, width = L.latency_of(node)
+        assert isinstance(latency_class, L.LatencyClass), node
+        # the thin-kernel rule's width is the output channels (features) of a matrix product, else None
+        products = {L.Conv: "out_ch", L.ChannelLinear: "out_ch", L.Linear: "out_features"}
+        assert width == (getattr(node, products[type(node)]) if type(node) in products else None), node
+
+
+@pytest.fixture
+def misspelled():
+    """A primitive kind whose latency face returns a bare, misspelled string."""
+
+    @dataclass(frozen=True)
+    class Misspelled(L.Primitive):
+        kind = "misspelled"
+        out_shape = L.Activation.out_shape
+        cost = L.Activation.cost
+        train_macs = base.no_macs
+        inner_peak = base.fresh_output
+
+        def latency(self):
+            return "elementwsie", None
+
+    L.register(Misspelled)
+    yield Misspelled()
+    del L.REGISTRY["misspelled"]
+    base._CLASSES.discard(Misspelled)
+
+
+def test_a_misspelled_latency_class_is_an_error(misspelled):
+    with pytest.raises(TypeError, match="'misspelled' gives the latency class 'elementwsie'; its latency face must "
+                                        "return a LatencyClass"):
+        L.latency_of(misspelled)
+    with pytest.raises(TypeError, match="'elementwsie'"):
+        latency_class(misspelled)
 
 
 def test_every_primitive_kind_has_an_example():

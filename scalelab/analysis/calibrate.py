@@ -20,7 +20,11 @@ from __future__ import annotations
 import statistics
 from typing import Optional
 
+from scalelab.analysis.latency_fit import (
+    COLUMNS, OVERHEAD_CLASSES, RATE_CLASSES, THIN_CLASSES, features, fit, predict_seconds,
+)
 from scalelab.analysis.noise import NoiseLimits
+from scalelab.blocks.layers import LatencyClass
 from scalelab.devices.profile import DeviceProfile
 
 MATMUL_SIZE = {"cpu": 1024, "cuda": 4096}  # large enough to reach the peak, small enough to take seconds
@@ -58,37 +62,39 @@ def _matmul(state: dict) -> None:
     state["peak_flops"] = peaks
 
 
-def _kind_modules(channels: int) -> dict[str, list]:
-    """One module per variant of each layer kind, for an input of ``channels`` channels."""
+def _class_modules(channels: int) -> dict[LatencyClass, list]:
+    """One module per variant of each latency class but linear (timed on vectors), for an input of
+    ``channels`` channels."""
     import torch.nn as nn
 
     c = channels
     return {
-        "dense_conv": [nn.Conv2d(c, c, 3, padding=1, bias=False)],
-        "pointwise_conv": [nn.Conv2d(c, c, 1, bias=False)],
-        "grouped_conv": [nn.Conv2d(c, c, 3, padding=1, groups=max(1, c // 4), bias=False)],
-        "depthwise_conv": [nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False) for k in (3, 5)],
-        "strided_depthwise_conv": [nn.Conv2d(c, c, k, 2, padding=k // 2, groups=c, bias=False) for k in (3, 5)],
-        "pool": [nn.MaxPool2d(3, 2, 1)],
-        "norm": [nn.BatchNorm2d(c).eval()],
-        "elementwise": [nn.ReLU(), nn.Hardtanh(0, 6), nn.SiLU(), nn.Sigmoid(), nn.AdaptiveAvgPool2d(1)],
+        LatencyClass.DENSE_CONV: [nn.Conv2d(c, c, 3, padding=1, bias=False)],
+        LatencyClass.POINTWISE_CONV: [nn.Conv2d(c, c, 1, bias=False)],
+        LatencyClass.GROUPED_CONV: [nn.Conv2d(c, c, 3, padding=1, groups=max(1, c // 4), bias=False)],
+        LatencyClass.DEPTHWISE_CONV: [nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False) for k in (3, 5)],
+        LatencyClass.STRIDED_DEPTHWISE_CONV: [nn.Conv2d(c, c, k, 2, padding=k // 2, groups=c, bias=False)
+                                              for k in (3, 5)],
+        LatencyClass.POOL: [nn.MaxPool2d(3, 2, 1)],
+        LatencyClass.NORM: [nn.BatchNorm2d(c).eval()],
+        LatencyClass.ELEMENTWISE: [nn.ReLU(), nn.Hardtanh(0, 6), nn.SiLU(), nn.Sigmoid(), nn.AdaptiveAvgPool2d(1)],
     }
 
 
 def _overheads(state: dict) -> None:
-    """Per kind, the median over tiny inputs and the kind's variants of the fastest run."""
+    """Per latency class, the median over tiny inputs and the class's variants of the fastest run."""
     import torch
 
     device, found = state["device"], {}
     for channels, size in TINY:
         x = torch.randn(1, channels, size, size, device=device)
-        for kind, modules in _kind_modules(channels).items():
+        for kind, modules in _class_modules(channels).items():
             for module in modules:
                 module = module.to(device)
                 found.setdefault(kind, []).append(_time(lambda: module(x), device))
         fc = torch.nn.Linear(channels, channels).to(device)
         v = torch.randn(1, channels, device=device)
-        found.setdefault("linear", []).append(_time(lambda: fc(v), device))
+        found.setdefault(LatencyClass.LINEAR, []).append(_time(lambda: fc(v), device))
     state["overhead_us"] = {kind: round(1e6 * statistics.median(times), 2) for kind, times in found.items()}
 
 
@@ -98,7 +104,8 @@ def _bandwidth(state: dict) -> None:
     device, overhead, rates = state["device"], state["overhead_us"], []
     for channels, size in GRID:
         x = torch.randn(1, channels, size, size, device=device)
-        for kind, module in (("norm", torch.nn.BatchNorm2d(channels).eval().to(device)), ("elementwise", torch.nn.ReLU())):
+        for kind, module in ((LatencyClass.NORM, torch.nn.BatchNorm2d(channels).eval().to(device)),
+                             (LatencyClass.ELEMENTWISE, torch.nn.ReLU())):
             busy = _time(lambda: module(x), device) - overhead[kind] / 1e6
             if busy > 0:
                 rates.append(2 * x.nbytes / busy)
@@ -113,7 +120,6 @@ def _networks(state: dict, specs: list, limits, allow_noisy: bool) -> None:
     from scalelab.analysis.measure import drift, time_interleaved
     from scalelab.analysis.noise import LoadWindow, Noise, until_quiet
     from scalelab.build import build_module
-    from scalelab.analysis.latency_fit import features
     from scalelab.graph import resolve
 
     device, fns, found = state["device"], {}, {}
@@ -138,7 +144,6 @@ def _networks(state: dict, specs: list, limits, allow_noisy: bool) -> None:
 def required_networks(specs: list) -> int:
     """Networks needed to fit the unknowns these networks exercise, with one to spare (so that each
     leave-one-out fit is still determined)."""
-    from scalelab.analysis.latency_fit import COLUMNS, features
     from scalelab.graph import resolve
 
     used = set()
@@ -150,12 +155,9 @@ def required_networks(specs: list) -> int:
 
 def _fit(state: dict) -> None:
     """Fit the unknowns above their floors; the fit's error and its leave-one-out error."""
-    from scalelab.analysis.latency_fit import fit, predict_seconds
-
     peak, rows = state["peak_flops"]["fp32"], state["rows"]
     floors = {("inv_bandwidth", ""): 1 / state["memory_bandwidth"]}
-    floors.update({("inv_rate", kind): 1 / peak for kind in ("dense_conv", "pointwise_conv", "grouped_conv",
-                                                              "depthwise_conv", "strided_depthwise_conv", "linear", "pool")})
+    floors.update({("inv_rate", kind): 1 / peak for kind in RATE_CLASSES})
     floors.update({("overhead", kind): us / 1e6 for kind, us in state["overhead_us"].items()})
     unknowns = fit(rows, floors, peak)
 
@@ -170,14 +172,12 @@ def _fit(state: dict) -> None:
 
 def _figures(state: dict) -> dict:
     """Profile fields from the fitted unknowns: rate_k as efficiency x peak, half_k, overheads."""
-    from scalelab.analysis.latency_fit import OVERHEAD_KINDS, RATE_KINDS, THIN_KINDS
-
     u, peak = state["unknowns"], state["peak_flops"]["fp32"]
-    overhead = {kind: round(1e6 * u[("overhead", kind)], 2) for kind in OVERHEAD_KINDS}
+    overhead = {kind: round(1e6 * u[("overhead", kind)], 2) for kind in OVERHEAD_CLASSES}
     return {
-        "efficiency": {k: float(f"{1 / (u[('inv_rate', k)] * peak):.4g}") for k in RATE_KINDS},
-        "half_efficiency_channels": {k: round(u[("thin", k)] / u[("inv_rate", k)], 2) for k in THIN_KINDS},
-        "launch_overhead_us": overhead.pop("elementwise"),  # the generic figure: norms, merges, activations
+        "efficiency": {k: float(f"{1 / (u[('inv_rate', k)] * peak):.4g}") for k in RATE_CLASSES},
+        "half_efficiency_channels": {k: round(u[("thin", k)] / u[("inv_rate", k)], 2) for k in THIN_CLASSES},
+        "launch_overhead_us": overhead.pop(LatencyClass.ELEMENTWISE),  # the generic figure: norms, merges, activations
         "overhead_us": overhead,
         "memory_bandwidth": float(f"{1 / u[('inv_bandwidth', '')]:.4g}"),
     }

@@ -1,33 +1,34 @@
 """The latency model fitted on whole networks, written so that it is linear in its unknowns.
 
-Per layer of kind k (``scalelab.analysis.latency`` computes exactly this from the fitted profile)::
+Per layer of latency class k (``scalelab.analysis.latency`` computes exactly this from the fitted profile)::
 
     time = flops / rate_k * (1 + half_k / n) + bytes / bandwidth + overhead_k
 
-with n the layer's output channels (thin matrix multiplies are slower per FLOP; only the kinds in
-THIN_KINDS have a half) and kinds without a fitted rate (norms, elementwise layers, merges) computing
+with n the layer's output channels (thin matrix multiplies are slower per FLOP; only the classes in
+THIN_CLASSES have a half) and classes without a fitted rate (norms, elementwise layers, merges) computing
 at the peak. A network's time is the sum over its layers, so it is linear in the unknowns
 1/rate_k, half_k/rate_k, 1/bandwidth and overhead_k: one row per network, fitted by non-negative
 least squares on relative error (each row divided by the measured time). Every unknown has a floor
 measured separately (no layer computes faster than the matrix-multiply peak, moves bytes faster than
-the elementwise bandwidth, or costs less than its kind does on a tiny input alone); the fit finds
+the elementwise bandwidth, or costs less than its class does on a tiny input alone); the fit finds
 how far above its floor each one sits. numpy only (no scipy): Lawson & Hanson's active-set NNLS
 ("Solving Least Squares Problems", 1974, ch. 23).
 """
 
 from __future__ import annotations
 
-from scalelab.analysis.latency import FREE
 from scalelab.analysis.memory import dtype_bytes
-from scalelab.blocks.layers import definition
+from scalelab.blocks.layers import KERNEL_CLASSES, LatencyClass, latency_of
 from scalelab.graph.network import Network
 
-RATE_KINDS = ("dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "strided_depthwise_conv", "linear", "pool")
-THIN_KINDS = ("dense_conv", "pointwise_conv")
-OVERHEAD_KINDS = RATE_KINDS + ("norm", "elementwise")
-#: (unknown, kind): what each column of the design matrix multiplies
-COLUMNS = ([("inv_rate", k) for k in RATE_KINDS] + [("thin", k) for k in THIN_KINDS]
-           + [("overhead", k) for k in OVERHEAD_KINDS] + [("inv_bandwidth", "")])
+#: the classes whose compute rate is fitted; norms and elementwise layers compute at the peak
+RATE_CLASSES = (LatencyClass.DENSE_CONV, LatencyClass.POINTWISE_CONV, LatencyClass.GROUPED_CONV,
+                LatencyClass.DEPTHWISE_CONV, LatencyClass.STRIDED_DEPTHWISE_CONV, LatencyClass.LINEAR, LatencyClass.POOL)
+THIN_CLASSES = (LatencyClass.DENSE_CONV, LatencyClass.POINTWISE_CONV)
+OVERHEAD_CLASSES = KERNEL_CLASSES  # every class that launches a kernel has a fixed cost
+#: (unknown, class): what each column of the design matrix multiplies
+COLUMNS = ([("inv_rate", k) for k in RATE_CLASSES] + [("thin", k) for k in THIN_CLASSES]
+           + [("overhead", k) for k in OVERHEAD_CLASSES] + [("inv_bandwidth", "")])
 
 
 def features(network: Network, dtype: str = "fp32") -> tuple[dict, float]:
@@ -37,17 +38,17 @@ def features(network: Network, dtype: str = "fp32") -> tuple[dict, float]:
     at_peak = 0.0
     for block in network.inference_blocks():
         for cost in block.costs:
-            kind, width = definition(cost.node).latency()
-            if kind == FREE:
+            latency_class, width = latency_of(cost.node)
+            if latency_class is LatencyClass.FREE:
                 continue
             flops = 2 * cost.macs + cost.ops
-            if kind in RATE_KINDS:
-                found[("inv_rate", kind)] += flops
-                if kind in THIN_KINDS:
-                    found[("thin", kind)] += flops / width
+            if latency_class in RATE_CLASSES:
+                found[("inv_rate", latency_class)] += flops
+                if latency_class in THIN_CLASSES:
+                    found[("thin", latency_class)] += flops / width
             else:
                 at_peak += flops
-            found[("overhead", kind)] += 1
+            found[("overhead", latency_class)] += 1
             found[("inv_bandwidth", "")] += dtype_bytes(dtype) * (cost.params + cost.in_elems + cost.out_elems)
     return found, at_peak
 

@@ -27,7 +27,7 @@ from typing import Iterable, Optional
 
 from scalelab.analysis.block_memory import inner_peak
 from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
-from scalelab.blocks.layers import DEVICE_KINDS, elements
+from scalelab.blocks.layers import check_device, elements
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT, Network
 
@@ -298,8 +298,7 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
         raise ScalelabError(f"unknown optimizer '{optimizer}'{did_you_mean(optimizer, OPTIMIZER_STATES)}; "
                             f"one of {', '.join(OPTIMIZER_STATES)}")
     frozen = frozen_prefix(network, freeze_until)
-    if device not in DEVICE_KINDS:
-        raise ScalelabError(f"unknown device kind '{device}'{did_you_mean(device, DEVICE_KINDS)}; one of {', '.join(DEVICE_KINDS)}")
+    check_device(device)
     rows = {}
     for b, walker in run_network(network, frozen, lambda b, trainable: _SavedWalk(trainable, batch, nbytes, device)):
         weights = nbytes * sum(c.params for c in b.costs)

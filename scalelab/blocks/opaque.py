@@ -3,12 +3,14 @@
 known and counted; its MACs and other ops are unknown, and every report says so."""
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 from pydantic import Field
 
 from scalelab.blocks.base import Block, PositiveInt
-from scalelab.blocks.layers import LayerCost, Node, Primitive, Shape, elements, register
+from scalelab.blocks.layers import (
+    InnerPeak, LatencyClass, LayerCost, Node, Primitive, Saved, Shape, TrainMacs, elements, register,
+)
 from scalelab.errors import ScalelabError
 
 
@@ -32,22 +34,22 @@ class Opaque(Primitive):
         return LayerCost("opaque", params=self.params, in_elems=sum(elements(i) for i in inputs),
                          out_elems=elements(out), node=self)
 
-    def _unknown(self, what: str):
+    def _unknown(self, what: str) -> NoReturn:
         raise ScalelabError(f"opaque layer {self.op}: its {what} is unknown (imported with --allow-unsupported)")
 
-    def train_macs(self, s, out):
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         self._unknown("training compute")
 
-    def saved(self, s, out, weights_trained, device):
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         self._unknown("training memory")
 
-    def inner_peak(self, s, out):
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         self._unknown("inference memory")
 
-    def latency(self):
+    def latency(self) -> tuple[LatencyClass, None]:
         self._unknown("latency")
 
-    def torch_module(self):
+    def torch_module(self) -> NoReturn:
         self._unknown("torch module")
 
 

@@ -1,4 +1,8 @@
-"""The typer application and what every command shares: error handling and safe output files."""
+"""The typer application and what every command shares: error handling and safe output files.
+
+One convention for every command: an error is printed on stderr as ``error: <message>`` (one line per
+problem; click's usage errors too) with exit code 2; every file a command writes is named on stderr
+as ``wrote <path>``, one line each, once it is in place; stdout carries only the result itself."""
 
 from __future__ import annotations
 
@@ -7,12 +11,45 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from scalelab.errors import ScalelabError
 from scalelab.output import write_atomic
 
+PREFIX = "error: "
+
+
+class _PrefixedErrors(TyperGroup):
+    """click's own errors (an unknown option, a value its type refuses) take scalelab's prefix:
+    click would print ``Error:``, scalelab's messages ``error:``."""
+
+    def main(self, *args, standalone_mode: bool = True, **extra):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **extra)
+        try:
+            code = super().main(*args, standalone_mode=False, **extra)  # the exit code of a typer.Exit
+        except click.ClickException as exc:
+            _show(exc)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show(exc: click.ClickException) -> None:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:  # a usage error: how the command is called, then the problem
+        hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help." if ctx.help_option_names else ""
+        typer.echo(ctx.get_usage() + ("\n" + hint if hint else "") + "\n", err=True)
+    for line in exc.format_message().splitlines() or [""]:
+        typer.echo(PREFIX + line, err=True)
+
+
 app = typer.Typer(
+    cls=_PrefixedErrors,
     name="scalelab",
     help="Per-block cost analysis and compound scaling of convolutional networks described in YAML.",
     no_args_is_help=True,
@@ -44,7 +81,7 @@ def _options(
 def fail(message: str) -> "typer.Exit":
     """Print one clear message to stderr and leave with the bad-input exit code."""
     for line in message.splitlines() or [""]:  # several located problems: one line each
-        typer.echo(f"error: {line}", err=True)
+        typer.echo(PREFIX + line, err=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -61,6 +98,11 @@ def friendly(command: Callable) -> Callable:
     return wrapper
 
 
+def wrote(path: Path) -> None:
+    """Name a file the command has put in place: ``wrote <path>`` on stderr, one line each."""
+    typer.echo(f"wrote {path}", err=True)
+
+
 def emit(text: str, output: Optional[Path]) -> None:
     """Print ``text``, or write it to ``output`` atomically (no partial file if anything fails)."""
     text = text if text.endswith("\n") else text + "\n"
@@ -68,3 +110,4 @@ def emit(text: str, output: Optional[Path]) -> None:
         sys.stdout.write(text)
         return
     write_atomic(output, text.encode("utf-8"))
+    wrote(output)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from scalelab.cli.app import app, emit, friendly
+from scalelab.cli.app import app, emit, friendly, wrote
 from scalelab.errors import ScalelabError
 
 
@@ -87,6 +87,6 @@ def compare(
         from scalelab.report.compare_plot import draw_comparison, draw_variants
 
         (draw_variants if variants else draw_comparison)(result, output)
-        typer.echo(f"wrote {output}")
+        wrote(output)
         return
     emit(render(result, fmt), output)

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from scalelab.cli import options as O
-from scalelab.cli.app import app, friendly
+from scalelab.cli.app import app, friendly, wrote
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_REPORT_BYTES
 from scalelab.output import check_output_file
@@ -135,7 +135,7 @@ def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], 
     from scalelab.report.plotting import draw_breakdown
 
     draw_breakdown(data, path)
-    typer.echo(str(path))
+    wrote(path)
 
 
 def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], output_dir: Optional[Path],
@@ -166,4 +166,4 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
     draw = {"accuracy": draw_accuracy_vs_cost, "scaling": draw_scaling_curves, "ensembles": draw_ensemble_chart}
     for kind, chart_data, path in todo:  # every chart's data is computed before any file is written
         draw[kind](chart_data, path)
-        typer.echo(str(path))
+        wrote(path)

@@ -14,7 +14,7 @@ import typer
 
 from scalelab import interrupts
 from scalelab.cli import options as O
-from scalelab.cli.app import app, emit, friendly
+from scalelab.cli.app import app, emit, friendly, wrote
 from scalelab.errors import ScalelabError
 from scalelab.output import FileSet, OutputFolder, check_output_file, write_atomic
 from scalelab.scaling.storages import DEFAULT_HEARTBEAT, GRACE_FACTOR
@@ -234,18 +234,18 @@ def _search(evaluator, settings, storage, study, report_dir: Path, output, chart
     chart_files = _write_report_set(report, evaluator, report_dir, stem, winner_spec, spec_path, charts)
     if format == OutputFormat.json:
         emit(json.dumps(report, indent=1, allow_nan=False), None)
-        return
-    from rich.console import Console
+    else:
+        from scalelab.report.table import rendered, text_console
 
-    console = Console()
-    print_table(report, console)
-    # one path per line, never wrapped inside a path, so that each can be copied as it is
-    lines = [f"Winning spec: {spec_path}", f"Report: {report_dir / (stem + '.md')} and .json",
-             *(f"Chart: {report_dir / name}" for name in chart_files.values())]
-    if result.storage != "memory":
-        lines.append(f"Inspect the study: optuna-dashboard {result.storage}")
-    for line in lines:
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        console = text_console()
+        print_table(report, console)
+        if result.storage != "memory":
+            console.print(f"Inspect the study: optuna-dashboard {result.storage}", highlight=False, markup=False,
+                          soft_wrap=True)  # a URL is never cut
+        emit(rendered(console), None)
+    for path in (spec_path, report_dir / f"{stem}.json", report_dir / f"{stem}.md",
+                 *(report_dir / name for name in chart_files.values())):
+        wrote(path)
     interrupts.keep("the study and its report are complete" + ("" if storage == "memory" else f" (study in {storage})"))
 
 

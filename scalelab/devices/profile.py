@@ -1,8 +1,8 @@
 """Device profiles: what the latency roofline needs to know about a device, kept as YAML data.
 
 A profile gives peak FLOP/s per dtype, the fraction of it real kernels reach, memory bandwidth and
-the fraction of it reached, a per-kernel launch (dispatch) overhead, and optional per-kind compute
-efficiencies (depthwise convolutions reach far less of the peak than dense ones) and per-kind fixed
+the fraction of it reached, a per-kernel launch (dispatch) overhead, and optional compute efficiencies
+per latency class (depthwise convolutions reach far less of the peak than dense ones) and per-class fixed
 costs (on a CPU a depthwise convolution costs tens of microseconds however small its input; a ReLU a
 few). Every datasheet figure carries its source.
 """
@@ -16,19 +16,27 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from scalelab.blocks.layers.base import KERNEL_CLASSES, LatencyClass
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import MAX_SPEC_BYTES, quote
 
 ComputeDtype = Literal["fp32", "tf32", "fp16", "bf16", "int8"]
-#: layer kinds a profile may give an efficiency or overhead for (see scalelab.analysis.latency.layer_kind)
-EFFICIENCY_KINDS = ("dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "strided_depthwise_conv", "linear",
-                    "pool", "norm", "elementwise")
-EfficiencyKind = Literal["dense_conv", "pointwise_conv", "grouped_conv", "depthwise_conv", "strided_depthwise_conv",
-                         "linear", "pool", "norm", "elementwise"]
-#: a kind a profile does not name takes the figure of the kind it refines
-FALLBACK_KIND = {"strided_depthwise_conv": "depthwise_conv", "norm": "elementwise"}
+
+
+def _launches_kernel(latency_class: LatencyClass) -> LatencyClass:
+    if latency_class is LatencyClass.FREE:
+        raise ValueError("'free' layers launch no kernel, so no figure applies to them: must be one of "
+                         + ", ".join(KERNEL_CLASSES))
+    return latency_class
+
+
+#: a latency class a profile can give a figure for (its keys are validated against LatencyClass)
+KernelClass = Annotated[LatencyClass, AfterValidator(_launches_kernel)]
+#: a class a profile does not name takes the figure of the class it refines
+FALLBACK_CLASS = {LatencyClass.STRIDED_DEPTHWISE_CONV: LatencyClass.DEPTHWISE_CONV,
+                  LatencyClass.NORM: LatencyClass.ELEMENTWISE}
 DATASHEET_FIGURES = ("peak_flops", "memory_bandwidth")
 
 
@@ -44,12 +52,12 @@ class DeviceProfile(BaseModel):
     achievable_compute: float = Field(gt=0, le=1, description="fraction of peak FLOP/s real kernels reach")
     achievable_bandwidth: float = Field(gt=0, le=1, description="fraction of the bandwidth real kernels reach")
     launch_overhead_us: float = Field(ge=0, description="fixed time per kernel (launch or dispatch), microseconds")
-    efficiency: dict[EfficiencyKind, float] = Field(
-        default_factory=dict, description="per layer kind, a multiplier (0-1] on achievable compute; default 1")
-    overhead_us: dict[EfficiencyKind, float] = Field(
-        default_factory=dict, description="per layer kind, fixed time per layer in microseconds; default launch_overhead_us")
-    half_efficiency_channels: dict[EfficiencyKind, float] = Field(
-        default_factory=dict, description="per layer kind, the output channels (features) at which a layer reaches half "
+    efficiency: dict[KernelClass, float] = Field(
+        default_factory=dict, description="per latency class, a multiplier (0-1] on achievable compute; default 1")
+    overhead_us: dict[KernelClass, float] = Field(
+        default_factory=dict, description="per latency class, fixed time per layer in microseconds; default launch_overhead_us")
+    half_efficiency_channels: dict[KernelClass, float] = Field(
+        default_factory=dict, description="per latency class, the output channels (features) at which a layer reaches half "
         "its kind's efficiency: efficiency x n / (n + this); thin matrix multiplies fill few vector registers")
     combine: Literal["max", "sum"] = Field(
         "max", description="how a layer's compute and memory times combine: max (the roofline, for datasheet profiles) or "
@@ -77,16 +85,19 @@ class DeviceProfile(BaseModel):
             raise ValueError("calibration holds a NaN or infinite number; every figure must be finite") from None
         return self
 
-    def kind_efficiency(self, kind: str, channels: Optional[int] = None) -> float:
-        """The compute efficiency of a layer kind (its own, else that of the kind it refines, else 1),
-        lowered for a layer of few output ``channels`` where the profile says so."""
-        value = self.efficiency.get(kind, self.efficiency.get(FALLBACK_KIND.get(kind, kind), 1.0))
-        half = self.half_efficiency_channels.get(kind, 0.0)
+    def class_efficiency(self, latency_class: LatencyClass, channels: Optional[int] = None) -> float:
+        """The compute efficiency of a latency class (its own, else that of the class it refines,
+        else 1), lowered for a layer of few output ``channels`` where the profile says so."""
+        refined = FALLBACK_CLASS.get(latency_class, latency_class)
+        value = self.efficiency.get(latency_class, self.efficiency.get(refined, 1.0))
+        half = self.half_efficiency_channels.get(latency_class, 0.0)
         return value * channels / (channels + half) if channels and half else value
 
-    def kind_overhead_us(self, kind: str) -> float:
-        """The fixed time of one layer of a kind: its own, else that of the kind it refines, else the launch overhead."""
-        return self.overhead_us.get(kind, self.overhead_us.get(FALLBACK_KIND.get(kind, kind), self.launch_overhead_us))
+    def class_overhead_us(self, latency_class: LatencyClass) -> float:
+        """The fixed time of one layer of a latency class: its own, else that of the class it
+        refines, else the launch overhead."""
+        refined = FALLBACK_CLASS.get(latency_class, latency_class)
+        return self.overhead_us.get(latency_class, self.overhead_us.get(refined, self.launch_overhead_us))
 
     def flops(self, dtype: str) -> float:
         if dtype not in self.peak_flops:
@@ -142,6 +153,9 @@ def parse_profile(text: str, filename: str = "<profile>") -> DeviceProfile:
             message = f"unknown field '{loc[-1]}'{did_you_mean(loc[-1], DeviceProfile.model_fields)}"
         elif kind.startswith("literal"):
             message = f"must be one of {error['ctx']['expected']} (got {quote(error['input'])})"
+        elif kind == "enum":  # a latency class key
+            message = (f"unknown latency class {quote(error['input'])}{did_you_mean(error['input'], KERNEL_CLASSES)}: "
+                       f"must be one of {', '.join(KERNEL_CLASSES)}")
         elif kind == "value_error":
             message = str(error["ctx"]["error"])
         else:

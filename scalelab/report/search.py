@@ -259,17 +259,62 @@ def _primary_label(report: dict) -> str:
     return {"macs": "MACs", "params": "parameters", "latency": "latency", "memory": "memory"}[report["budgets"][0]["metric"]]
 
 
-def print_table(report: dict, console) -> None:
-    """The candidates and the Pareto front as rich tables, with the conditions above them."""
+#: which candidate columns stay in a narrow terminal, most important first (by header's first word)
+PRIORITY = ("trial", "top-1", "proxy", "depth", "width", "res", "ensemble", "MACs", "params", "memory")
+
+
+def _rank(report: dict, header: str) -> int:
+    """Trial and accuracy first, then the budgets' own metrics, then the scaling, then the rest."""
+    budgets = {"macs": "MACs", "params": "params", "memory": "memory", "latency": "ms"}
+    if any(budgets[b["metric"]] in header for b in report["budgets"]):
+        return 2
+    first = header.split()[0]
+    return PRIORITY.index(first) if first in PRIORITY else len(PRIORITY) - (first == report["device"])
+
+
+def _table(title: str, rows: list[dict], cols):
     from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title)
+    for header, _ in cols:
+        table.add_column(header.replace(" (", "\n("), justify="right", no_wrap=True)  # a cell is never split
+    for r in rows:
+        table.add_row(*[Text(f(r)) for _, f in cols])
+    return table
+
+
+def _fitting_columns(report: dict, cols, console) -> tuple[list, int]:
+    """The columns, least important dropped first, until both tables fit the console's width; and
+    the width they need."""
+    from rich.measure import Measurement
+
+    options = console.options.update_width(10_000)  # a measurement is capped at the width it is given
+
+    def widest(keep) -> int:
+        return max(Measurement.get(console, options, _table("", rows, keep)).maximum
+                   for rows in (report["ranked"], report["pareto"]))
+
+    keep = list(cols)
+    for col in sorted(cols, key=lambda c: -_rank(report, c[0])):
+        if widest(keep) <= console.width or len(keep) <= 3:
+            break
+        keep.remove(col)
+    return keep, widest(keep)
+
+
+def print_table(report: dict, console) -> None:
+    """The conditions, then the candidates and the Pareto front as tables that fit the console's width
+    (the width rule of ``scalelab.report.table``; the Markdown and JSON reports keep every column)."""
+    from scalelab.report.table import print_prose
 
     for line in summary_lines(report):
-        console.print(line, highlight=False, markup=False)
+        print_prose(console, line)
     cols = candidate_columns(report)
+    shown, width = _fitting_columns(report, cols, console)
     for title, rows in (("Best candidates", report["ranked"]), ("Pareto front", report["pareto"])):
-        table = Table(title=title)
-        for header, _ in cols:
-            table.add_column(header.replace(" (", "\n("), justify="right", overflow="fold")  # fits 80 columns
-        for r in rows:
-            table.add_row(*[f(r) for _, f in cols])
-        console.print(table)
+        console.print(_table(title, rows, shown), width=max(width, console.width))  # too wide even so: whole
+    left = [h for h, f in cols if (h, f) not in shown]
+    if left:
+        print_prose(console, f"Left out to fit {console.width} columns: {', '.join(left)} (in the Markdown and JSON "
+                             "reports)")

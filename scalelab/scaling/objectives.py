@@ -16,8 +16,6 @@ from scalelab.scaling.budget import Budget
 
 Constraint = Literal["hard", "soft"]
 
-#: MnasNet's exponents (alpha below the target, beta above)
-SOFT_EXPONENTS = (-0.07, -0.07)
 HARD_EXPONENTS = (0.0, -1.0)
 
 

@@ -16,8 +16,8 @@ Counting convention (stated in every report):
 
 from scalelab.blocks.layers.activation import ACTIVATIONS, Activation
 from scalelab.blocks.layers.base import (
-    DEVICE_KINDS, REGISTRY, InnerPeak, LayerCost, MissingFace, Primitive, Saved, Shape, ShapeError, TrainMacs,
-    UnknownLayer, Walk, definition, elements, fmt_shape, register,
+    DEVICE_KINDS, KERNEL_CLASSES, REGISTRY, InnerPeak, LatencyClass, LayerCost, MissingFace, Primitive, Saved, Shape,
+    ShapeError, TrainMacs, UnknownLayer, Walk, check_device, definition, latency_of, elements, fmt_shape, register,
 )
 from scalelab.blocks.layers.conv import Conv
 from scalelab.blocks.layers.dropout import Dropout
@@ -29,7 +29,7 @@ from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
 from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
 
 __all__ = [
-    "ACTIVATIONS", "DEVICE_KINDS", "REGISTRY", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
+    "ACTIVATIONS", "DEVICE_KINDS", "KERNEL_CLASSES", "LatencyClass", "REGISTRY", "check_device", "latency_of", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
     "ChannelLinear", "ChannelShuffle", "ChannelSlice", "LayerNorm", "LayerScale", "chunks",
     "Dropout", "Flatten", "Gate", "InnerPeak", "LayerCost", "Linear", "LocalResponseNorm", "Merge", "MissingFace", "Node",
     "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from scalelab.blocks.layers.base import InnerPeak, LayerCost, Primitive, Saved, Shape, TrainMacs, elements, register
+from scalelab.blocks.layers.base import (
+    LatencyClass, LayerCost, Primitive, Saved, Shape, elements, fresh_output, no_macs, register,
+)
 
 
 class Function(NamedTuple):
@@ -45,19 +47,16 @@ class Activation(Primitive):
         n = elements(s)
         return LayerCost(self.fn, ops=ACTIVATIONS[self.fn].ops * n, in_elems=n, out_elems=n, node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         keeps = ACTIVATIONS[self.fn].saves
         return Saved(input=keeps == "in", output=keeps == "out")
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)  # not in place: scalelab.build makes nn.ReLU() etc. without inplace
+    inner_peak = fresh_output  # not in place: scalelab.build makes nn.ReLU() etc. without inplace
 
-    def latency(self) -> tuple[str, None]:
-        return "elementwise", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self):
         from torch import nn

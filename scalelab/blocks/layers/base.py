@@ -12,12 +12,19 @@ face              answer                                                        
 ``train_macs``    forward, input-gradient and weight-gradient MACs per sample      training compute
 ``saved``         what autograd keeps for backward, per device kind (Saved)        training memory
 ``inner_peak``    elements it allocates and holds at once in eval (InnerPeak)      inference memory
-``latency``       its latency kind and the width thin kernels depend on            latency, fit
+``latency``       its latency class and the width thin kernels depend on           latency, fit
 ``torch_module``  the ``nn.Module`` that runs it (torch imported inside only)      scalelab.build
 ================  ================================================================  ===================
 
 A face a kind does not define raises ``MissingFace`` naming the kind and the face: no consumer ever
-falls back to a default. Wiring nodes (``wiring.py``) define the same protocol recursively.
+falls back to a default. Where a face is one of the behaviours many kinds share, a kind states it in
+one word by naming that behaviour (``train_macs = no_macs``, ``inner_peak = fresh_output``); it still
+states every face. Wiring nodes (``wiring.py``) define the same protocol recursively.
+
+Four names, four concepts: a *block kind* is what a spec writes (``kind: maxpool``, scalelab.blocks);
+a *layer kind* is a primitive or wiring node here (``Pool.kind == "pool"``); a *cost label* names a
+cost record in reports (``LayerCost.layer``, such as ``"maxpool"``); a *latency class*
+(``LatencyClass``) picks a device profile's efficiency and per-layer overhead.
 
 Shapes are per sample: ``(channels, height, width)`` for feature maps, ``(features,)`` for vectors.
 """
@@ -26,11 +33,37 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from enum import Enum
+from typing import Any, ClassVar, NoReturn, Optional
+
+from scalelab.errors import ScalelabError, did_you_mean
 
 Shape = tuple[int, ...]
 #: device kinds whose torch kernels the ``saved`` face distinguishes (DeviceProfile.kind)
 DEVICE_KINDS = ("cpu", "gpu")
+
+
+class LatencyClass(str, Enum):
+    """What a layer's kernel is to a device: picks a profile's compute efficiency and per-layer
+    overhead (scalelab.analysis.latency). ``FREE`` layers launch no kernel (views, eval identities)."""
+
+    DENSE_CONV = "dense_conv"
+    POINTWISE_CONV = "pointwise_conv"
+    GROUPED_CONV = "grouped_conv"
+    DEPTHWISE_CONV = "depthwise_conv"
+    STRIDED_DEPTHWISE_CONV = "strided_depthwise_conv"
+    LINEAR = "linear"
+    POOL = "pool"
+    NORM = "norm"
+    ELEMENTWISE = "elementwise"
+    FREE = "free"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: the classes a device profile can give figures for: every class that launches a kernel
+KERNEL_CLASSES = tuple(c for c in LatencyClass if c is not LatencyClass.FREE)
 
 
 class ShapeError(ValueError):
@@ -54,9 +87,11 @@ def fmt_shape(shape: Shape) -> str:
 
 
 def spatial(shape: Shape, what: str) -> tuple[int, int, int]:
+    """``shape`` as (channels, height, width); a ShapeError naming ``what`` for any other rank."""
     if len(shape) != 3:
         raise ShapeError(f"{what} needs a (channels, height, width) feature map, got {fmt_shape(shape)}")
-    return shape  # type: ignore[return-value]
+    c, h, w = shape
+    return c, h, w
 
 
 def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil: bool = False) -> int:
@@ -127,6 +162,32 @@ class Walk:
 
 
 # --------------------------------------------------------------------------------------------------
+# Behaviours many kinds share: a kind states such a face in one word (``train_macs = no_macs``)
+
+
+def no_macs(self: object, s: Shape, out: Shape) -> TrainMacs:
+    """``train_macs`` of a layer with no matrix product: its arithmetic is all other ops."""
+    return TrainMacs()
+
+
+def fresh_output(self: object, s: Shape, out: Shape) -> InnerPeak:
+    """``inner_peak`` of a layer that writes a new output and holds nothing else while it runs."""
+    n = elements(out)
+    return InnerPeak(out, n, n)
+
+
+def allocates_nothing(self: object, s: Shape, out: Shape) -> InnerPeak:
+    """``inner_peak`` of a view or an eval-mode identity: its output is (a view of) its input."""
+    return InnerPeak(out, 0, 0)
+
+
+def view_of_input(self: object, s: Shape, out: Shape, weights_trained: bool, input_grad: bool,
+                  device: str) -> Saved:
+    """``saved`` of a view: it shares its input's storage, and its backward needs only sizes."""
+    return Saved(view=True)
+
+
+# --------------------------------------------------------------------------------------------------
 # The face contract and the registry
 
 #: layer kind name -> its class; every node of a layer tree must be an instance of one of them
@@ -154,13 +215,26 @@ def definition(node: object):
     return node
 
 
-def missing_face(node: object, face: str):
+def latency_of(node: object) -> tuple[LatencyClass, Optional[int]]:
+    """A layer's ``latency`` face, checked: a class that is no ``LatencyClass`` (a bare or misspelled
+    string) is an error, never a silent default efficiency."""
+    latency_class, width = definition(node).latency()
+    if not isinstance(latency_class, LatencyClass):
+        raise TypeError(f"layer kind '{getattr(node, 'kind', type(node).__name__)}' gives the latency class "
+                        f"{latency_class!r}; its latency face must return a LatencyClass "
+                        f"({', '.join(LatencyClass)})")
+    return latency_class, width
+
+
+def missing_face(node: object, face: str) -> NoReturn:
     raise MissingFace(f"layer kind '{getattr(node, 'kind', type(node).__name__)}' defines no '{face}' face")
 
 
 def check_device(device: str) -> str:
+    """``device`` when it is a device kind the ``saved`` face knows; an error naming the choices else."""
     if device not in DEVICE_KINDS:
-        raise ValueError(f"unknown device kind '{device}'; one of {', '.join(DEVICE_KINDS)}")
+        raise ScalelabError(f"unknown device kind '{device}'{did_you_mean(device, DEVICE_KINDS)}; "
+                            f"one of {', '.join(DEVICE_KINDS)}")
     return device
 
 
@@ -188,8 +262,8 @@ class Primitive:
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         missing_face(self, "inner_peak")
 
-    def latency(self) -> tuple[str, Optional[int]]:
-        """(latency kind, output channels or features for the thin-kernel rule, or None)."""
+    def latency(self) -> tuple[LatencyClass, Optional[int]]:
+        """(latency class, output channels or features for the thin-kernel rule, or None)."""
         missing_face(self, "latency")
 
     def torch_module(self):

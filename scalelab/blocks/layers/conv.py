@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial, window_out,
+    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
+    window_out,
 )
 
 # torch's limits: reflection needs padding < size, circular padding may wrap only once
@@ -92,13 +93,13 @@ class Conv(Primitive):
         c, h, w = s  # nn.Conv2d first pads its input into a new tensor (F.pad), alive with the output
         return InnerPeak(out, n, c * (h + 2 * self.padding[0]) * (w + 2 * self.padding[1]) + n)
 
-    def latency(self) -> tuple[str, int]:
+    def latency(self) -> tuple[LatencyClass, int]:
         if self.groups == 1:
-            kind = "pointwise_conv" if self.kernel == (1, 1) else "dense_conv"
+            kind = LatencyClass.POINTWISE_CONV if self.kernel == (1, 1) else LatencyClass.DENSE_CONV
         elif self.groups != self.in_ch:
-            kind = "grouped_conv"
+            kind = LatencyClass.GROUPED_CONV
         else:
-            kind = "depthwise_conv" if self.stride == (1, 1) else "strided_depthwise_conv"
+            kind = LatencyClass.DEPTHWISE_CONV if self.stride == (1, 1) else LatencyClass.STRIDED_DEPTHWISE_CONV
         return kind, self.out_ch
 
     def torch_module(self):

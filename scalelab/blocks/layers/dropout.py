@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Primitive, Saved, Shape, TrainMacs, check_device, elements, register,
+    LatencyClass, LayerCost, Primitive, Saved, Shape, allocates_nothing, check_device, elements, no_macs, register,
 )
 
 
@@ -26,8 +26,7 @@ class Dropout(Primitive):
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         return LayerCost("dropout", in_elems=elements(s), out_elems=elements(s), node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         """What ``nn.Dropout`` keeps differs by device (aten/src/ATen/native/Dropout.cpp):
@@ -51,11 +50,10 @@ class Dropout(Primitive):
         n = elements(s)
         return Saved(per_sample_elements=n) if device == "cpu" else Saved(per_sample_bytes=n)
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        return InnerPeak(out, 0, 0)  # eval: the input itself
+    inner_peak = allocates_nothing  # eval: the input itself
 
-    def latency(self) -> tuple[str, None]:
-        return "free", None  # the identity at inference: no kernel
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.FREE, None  # the identity at inference: no kernel
 
     def torch_module(self):
         if self.stochastic_depth:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, fmt_shape, register,
+    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, fmt_shape, register,
 )
 
 
@@ -48,8 +48,8 @@ class Linear(Primitive):
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         return InnerPeak(out, self.out_features, self.out_features)
 
-    def latency(self) -> tuple[str, int]:
-        return "linear", self.out_features
+    def latency(self) -> tuple[LatencyClass, int]:
+        return LatencyClass.LINEAR, self.out_features
 
     def torch_module(self):
         from torch import nn

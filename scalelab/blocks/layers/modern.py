@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
+    LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, allocates_nothing, elements,
+    fresh_output, no_macs, register, spatial, view_of_input,
 )
 
 STAT_BYTES = 4  # layer norm keeps a mean and an inverse std per position, in fp32 for fp32/fp16/bf16
@@ -48,8 +49,7 @@ class LayerNorm(Primitive):
         n = elements(s)
         return LayerCost("layernorm", params=2 * self.channels, ops=5 * n, in_elems=n, out_elems=n, node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()  # elementwise: other ops
+    train_macs = no_macs  # elementwise: other ops
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # native_layer_norm_backward takes the input (the permuted view), the weight, and the mean
@@ -57,12 +57,10 @@ class LayerNorm(Primitive):
         _, h, w = s
         return Saved(input=True, per_sample_bytes=2 * STAT_BYTES * h * w)
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)  # the permutes are views; layer_norm writes the output
+    inner_peak = fresh_output  # the permutes are views; layer_norm writes the output
 
-    def latency(self) -> tuple[str, None]:
-        return "norm", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.NORM, None
 
     def torch_module(self):
         from scalelab.blocks.layers.modern_torch import LayerNorm2d
@@ -100,12 +98,10 @@ class ChannelLinear(Primitive):
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved(input=True)  # torch's convolution node keeps its input whenever it is recorded
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)
+    inner_peak = fresh_output
 
-    def latency(self) -> tuple[str, int]:
-        return "pointwise_conv", self.out_ch
+    def latency(self) -> tuple[LatencyClass, int]:
+        return LatencyClass.POINTWISE_CONV, self.out_ch
 
     def torch_module(self):
         from scalelab.blocks.layers.modern_torch import ChannelLinear as Module
@@ -132,19 +128,16 @@ class LayerScale(Primitive):
         n = elements(s)
         return LayerCost("layerscale", params=self.channels, ops=n, in_elems=n, out_elems=n, node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # scale * x: the input's gradient needs the scale (a parameter), the scale's needs the input
         return Saved(input=weights_trained)
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)
+    inner_peak = fresh_output
 
-    def latency(self) -> tuple[str, None]:
-        return "elementwise", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self):
         from scalelab.blocks.layers.modern_torch import LayerScale as Module
@@ -171,17 +164,14 @@ class ChannelSlice(Primitive):
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         return LayerCost("slice", in_elems=elements(s), out_elems=elements(out), node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
-        return Saved(view=True)  # slicing's backward needs only sizes
+    saved = view_of_input  # slicing's backward needs only sizes
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        return InnerPeak(out, 0, 0)
+    inner_peak = allocates_nothing
 
-    def latency(self) -> tuple[str, None]:
-        return "free", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.FREE, None
 
     def torch_module(self):
         from scalelab.blocks.layers.modern_torch import ChannelSlice as Module
@@ -209,18 +199,15 @@ class ChannelShuffle(Primitive):
         n = elements(s)
         return LayerCost("shuffle", ops=n, in_elems=n, out_elems=n, node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved()  # views and a copy: their backward needs only sizes
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)  # .contiguous() writes the shuffled copy
+    inner_peak = fresh_output  # .contiguous() writes the shuffled copy
 
-    def latency(self) -> tuple[str, None]:
-        return "elementwise", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self):
         from scalelab.blocks.layers.modern_torch import ChannelShuffle as Module

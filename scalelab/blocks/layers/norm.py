@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
+    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, elements, fresh_output, no_macs,
+    register, spatial,
 )
 
 STAT_BYTES = 4  # batchnorm keeps its batch mean and inverse std in fp32, per channel
@@ -34,19 +35,16 @@ class BatchNorm(Primitive):
         n = elements(s)
         return LayerCost("batchnorm", params=2 * self.channels, ops=2 * n, in_elems=n, out_elems=n, node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()  # elementwise: other ops, not multiply-accumulates of a matrix product
+    train_macs = no_macs  # elementwise: other ops, not multiply-accumulates of a matrix product
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # native_batch_norm_backward takes the input, the weight and the saved mean and inverse std
         return Saved(input=True, fixed_bytes=2 * STAT_BYTES * self.channels)
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)  # eval batchnorm writes a new tensor
+    inner_peak = fresh_output  # eval batchnorm writes a new tensor
 
-    def latency(self) -> tuple[str, None]:
-        return "norm", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.NORM, None
 
     def torch_module(self):
         from torch import nn
@@ -75,8 +73,7 @@ class LocalResponseNorm(Primitive):
         n = elements(s)
         return LayerCost("lrn", ops=(2 * self.size + 3) * n, in_elems=n, out_elems=n, node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         """torch's F.local_response_norm is composite; its steps keep: ``x * x`` the input,
@@ -93,8 +90,8 @@ class LocalResponseNorm(Primitive):
         padded = (c + self.size - 1) * h * w  # size // 2 channels before, (size - 1) // 2 after
         return InnerPeak(out, n, max(n + padded, 3 * n))
 
-    def latency(self) -> tuple[str, None]:
-        return "norm", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.NORM, None
 
     def torch_module(self):
         from torch import nn

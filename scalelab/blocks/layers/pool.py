@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial, window_out,
+    LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, elements, fresh_output, no_macs, register,
+    spatial, window_out,
 )
 
 INDEX_BYTES = 8  # max pooling keeps int64 argmax indices, one per output
@@ -43,19 +44,16 @@ class Pool(Primitive):
         return LayerCost(f"{self.op}pool", ops=per_out * elements(out), in_elems=elements(s), out_elems=elements(out),
                          node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # max_pool2d_with_indices_backward takes the input and the argmax indices
         return Saved(input=True, per_sample_bytes=INDEX_BYTES * elements(out) if self.op == "max" else 0)
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)
+    inner_peak = fresh_output
 
-    def latency(self) -> tuple[str, None]:
-        return "pool", None  # far below peak on CPUs: a compare per window element
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.POOL, None  # far below peak on CPUs: a compare per window element
 
     def torch_module(self):
         from torch import nn
@@ -82,19 +80,16 @@ class AdaptiveAvgPool(Primitive):
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         return LayerCost("avgpool", ops=elements(s), in_elems=elements(s), out_elems=elements(out), node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         # torch computes a 1x1 adaptive pool as a mean, which keeps only sizes
         return Saved(input=self.size != (1, 1))
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)
+    inner_peak = fresh_output
 
-    def latency(self) -> tuple[str, None]:
-        return "elementwise", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self):
         from torch import nn

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
+    LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, allocates_nothing, elements, fresh_output,
+    no_macs, register, spatial, view_of_input,
 )
 
 
@@ -22,17 +23,14 @@ class Flatten(Primitive):
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         return LayerCost("flatten", in_elems=elements(s), out_elems=elements(s), node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
-    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
-        return Saved(view=True)
+    saved = view_of_input
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        return InnerPeak(out, 0, 0)
+    inner_peak = allocates_nothing
 
-    def latency(self) -> tuple[str, None]:
-        return "free", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.FREE, None
 
     def torch_module(self):
         from torch import nn
@@ -60,18 +58,15 @@ class ZeroPadShortcut(Primitive):
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         return LayerCost("zeropad", ops=elements(out), in_elems=elements(s), out_elems=elements(out), node=self)
 
-    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        return TrainMacs()
+    train_macs = no_macs
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved()  # slicing and constant padding keep only sizes
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        n = elements(out)
-        return InnerPeak(out, n, n)  # the strided slice is a view; the padding writes the output
+    inner_peak = fresh_output  # the strided slice is a view; the padding writes the output
 
-    def latency(self) -> tuple[str, None]:
-        return "elementwise", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self):
         from scalelab.blocks.layers.torch_modules import ZeroPadShortcut as Module

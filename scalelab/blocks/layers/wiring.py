@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Union
 
 from scalelab.blocks.layers.base import (
-    _CLASSES, InnerPeak, LayerCost, Shape, ShapeError, Walk, missing_face, definition, elements, fmt_shape, register,
+    _CLASSES, InnerPeak, LatencyClass, LayerCost, Shape, ShapeError, Walk, definition, elements, fmt_shape,
+    missing_face, register,
 )
 
 
@@ -52,7 +53,7 @@ class Wiring:
 
     kind = "wiring"
 
-    def latency(self):
+    def latency(self) -> tuple[LatencyClass, int | None]:
         missing_face(self, "latency")
 
 
@@ -142,8 +143,8 @@ class Residual(Wiring):
         post = definition(self.post).module() if self.post is not None else nn.Identity()
         return Module(definition(self.body).module(), short, post)
 
-    def latency(self):
-        return "elementwise", None  # the add
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None  # the add
 
 
 @register
@@ -181,8 +182,8 @@ class Parallel(Wiring):
 
         return Module([definition(b).module() for b in self.branches])
 
-    def latency(self):
-        return "elementwise", None  # the concatenation
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None  # the concatenation
 
 
 @register
@@ -214,8 +215,8 @@ class Gate(Wiring):
 
         return Module(definition(self.body).module())
 
-    def latency(self):
-        return "elementwise", None  # the multiply
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None  # the multiply
 
 
 @register
@@ -244,8 +245,8 @@ class Merge(Wiring):
 
         return Module(self.op)
 
-    def latency(self):
-        return "elementwise", None
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None
 
 
 Node = Union["Primitive", Sequence, Residual, Parallel, Gate, Merge]
