@@ -38,6 +38,8 @@ MAX_REPORT_BYTES = 64 * 2**20
 MAX_YAML_NODES = 2**18
 #: characters of an integer written in a YAML file (bounds above need at most 16 digits)
 MAX_INT_CHARS = 32
+#: characters of a block or stage name (the longest module path of a torchvision model has 74)
+MAX_NAME_CHARS = 128
 #: characters of an offending value quoted in a message
 QUOTE_CHARS = 200
 

@@ -10,7 +10,10 @@ import math
 
 import pytest
 
+from typer.testing import CliRunner
+
 from cli_helpers import assert_refused, invoke
+from scalelab.cli import app
 from scalelab.analysis.costs import analyze
 from scalelab.spec import parse_spec
 
@@ -61,20 +64,45 @@ def test_rerun_resumes_the_stored_study(search, tmp_path):
     assert all(later[n] == v for n, v in first.items())
 
 
-def test_the_table_ends_with_each_written_file_on_its_own_line(search, tmp_path, monkeypatch):
-    # resuming the stored study with no new trial: a narrow terminal must not cut a path in two
+def _table_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line[:1] in "┏┃┡│└" or line.strip() in ("Best candidates", "Pareto front")]
+
+
+def test_each_written_file_is_named_on_stderr_and_the_tables_fit_columns(search, tmp_path):
+    # resuming the stored study with no new trial: a narrow terminal drops columns, never splits a cell
     report, _ = search
-    monkeypatch.setenv("COLUMNS", "60")
-    res = invoke("scale", "--budget", "400MFLOPs", "--trials", 40, "--report-dir", tmp_path,
-                 "--storage", report["storage"], "--study", "b0")
+    res = CliRunner().invoke(app, ["scale", "--budget", "400MFLOPs", "--trials", "40", "--report-dir", str(tmp_path),
+                                   "--storage", report["storage"], "--study", "b0"], env={"COLUMNS": "60"})
     assert res.exit_code == 0, res.output
-    tail = res.stdout.strip().splitlines()[-6:]
-    assert tail[0] == f"Winning spec: {tmp_path / 'b0.yaml'}" and tail[1] == f"Report: {tmp_path / 'b0.md'} and .json"
-    charts = [line.removeprefix("Chart: ") for line in tail[2:5]]
-    assert [c.rsplit("/", 1)[1] for c in charts] == ["b0-accuracy-vs-macs.png", "b0-accuracy-vs-params.png",
-                                                    "b0-scaling-curves.png"]
-    assert all(open(c, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for c in charts)
-    assert tail[5].startswith("Inspect the study: optuna-dashboard sqlite:///")
+    wrote = res.stderr.splitlines()
+    names = ["b0.yaml", "b0.json", "b0.md", "b0-accuracy-vs-macs.png", "b0-accuracy-vs-params.png", "b0-scaling-curves.png"]
+    assert wrote == [f"wrote {tmp_path / name}" for name in names]
+    assert all((tmp_path / name).stat().st_size > 0 for name in names)
+    assert (tmp_path / "b0-scaling-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = res.stdout.splitlines()
+    assert lines[-1] == f"Inspect the study: optuna-dashboard {report['storage']}"  # a URL is never cut
+    assert max(len(line) for line in lines[:-1]) <= 60
+    table = _table_lines(res.stdout)
+    assert len(table) == 2 * (2 + 4) + len(report["ranked"]) + len(report["pareto"])  # title, 3 rules, 2 header rows
+    assert "top-1" in table[2] and "trial" in table[3] and "MACs" in table[3]  # the most important columns stay
+    assert all(line.count("[") == line.count("]") for line in table)  # an interval stays in one cell
+    assert "Left out to fit 60 columns: " in " ".join(lines)
+
+
+def test_piped_output_keeps_prose_whole_and_tables_at_100_columns(search, tmp_path):
+    report, _ = search
+    res = CliRunner().invoke(app, ["scale", "--budget", "400MFLOPs", "--trials", "40", "--report-dir", str(tmp_path),
+                                   "--storage", report["storage"], "--study", "b0", "--no-charts"], env={"COLUMNS": None})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    study = [line for line in lines if line.startswith("Study: ")]
+    assert study == [f"Study: 'b0' in {report['storage']} (40 completed trials, 0 run now; sampler tpe, seed 0)"]
+    accuracy = next(line for line in lines if line.startswith("Accuracy: "))
+    assert accuracy.endswith(report["winner"]["accuracy_detail"])  # one line, however long
+    table = _table_lines(res.stdout)
+    assert max(len(line) for line in table) <= 100 and "reward" in table[3]  # every column fits 100
+    assert all(line.count("[") == line.count("]") for line in table)
+    assert not any(line.startswith("Left out") for line in lines)
 
 
 def test_plot_redraws_from_the_json_report(search, tmp_path):

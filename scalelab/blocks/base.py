@@ -3,9 +3,10 @@ layer builders (conv-norm-activation) that several kinds compose."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, field_validator
 
 from scalelab.blocks.layers import (
     ACTIVATIONS,
@@ -21,7 +22,7 @@ from scalelab.blocks.layers import (
     seq,
     walk,
 )
-from scalelab.limits import MAX_CHANNELS, MAX_RESOLUTION
+from scalelab.limits import MAX_CHANNELS, MAX_NAME_CHARS, MAX_RESOLUTION
 
 
 def _pair(v):
@@ -56,10 +57,26 @@ PadPair = Annotated[tuple[PadPixels, PadPixels], BeforeValidator(_pair), pair_sc
 #: a real number: an int or a float, never a string or a flag ("0.5" and true are refused)
 Real = Annotated[float, Strict()]
 Probability = Annotated[Real, Field(ge=0, lt=1)]
+#: the one rule of block and stage names (README, 'The spec'): reports and tables show them whole,
+#: and none reads as a command-line option (``explain -k``)
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+NAME_RULE = (f"a name is 1 to {MAX_NAME_CHARS} characters: letters, digits, '_', '-' and '.', "
+             f"and it starts with a letter, digit or '_'")
+_NAME_SCHEMA = {"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_CHARS}
+
+
+def _check_name(value: str) -> str:
+    if len(value) > MAX_NAME_CHARS or not re.fullmatch(NAME_PATTERN, value):  # fullmatch: no "a\n"
+        raise ValueError(NAME_RULE)
+    return value
+
+
+#: a block or stage name, or a name in ``from:``
+Name = Annotated[str, AfterValidator(_check_name), WithJsonSchema(_NAME_SCHEMA)]
 #: a block's ``from:``: one name or a non-empty list of names
 InputNames = Annotated[
-    Optional[list[str]], Field(min_length=1),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
+    Optional[list[Name]], Field(min_length=1),
+    WithJsonSchema({"anyOf": [_NAME_SCHEMA, {"type": "array", "items": _NAME_SCHEMA, "minItems": 1}]}),
 ]
 Norm = Literal["batchnorm", "layernorm", "none"]
 ActivationFunction = Annotated[
@@ -81,7 +98,7 @@ class Block(BaseModel):
                               defer_build=True)
 
     kind: str
-    name: Optional[str] = Field(None, description="Block name; defaults to the kind and a number.")
+    name: Optional[Name] = Field(None, description="Block name; defaults to the kind and a number.")
     inputs: InputNames = Field(None, alias="from", description="Names of the blocks feeding this one; default: the previous block.")
     training_only: bool = Field(False, description="Exclude from inference cost (e.g. auxiliary classifiers).")
     scale_width: bool = Field(True, description="Whether width scaling multiplies this block's channels.")

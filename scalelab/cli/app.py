@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -30,21 +29,22 @@ class _PrefixedErrors(TyperGroup):
             return super().main(*args, standalone_mode=False, **extra)
         try:
             code = super().main(*args, standalone_mode=False, **extra)  # the exit code of a typer.Exit
-        except click.ClickException as exc:
-            _show(exc)
-            sys.exit(exc.exit_code)
-        except click.Abort:
+        except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
+        except typer.TyperException as exc:  # click's usage errors (typer's own copy of click)
+            _show(exc)
+            sys.exit(getattr(exc, "exit_code", 1))
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def _show(exc: click.ClickException) -> None:
+def _show(exc: typer.TyperException) -> None:
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:  # a usage error: how the command is called, then the problem
         hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help." if ctx.help_option_names else ""
         typer.echo(ctx.get_usage() + ("\n" + hint if hint else "") + "\n", err=True)
-    for line in exc.format_message().splitlines() or [""]:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    for line in message.splitlines() or [""]:
         typer.echo(PREFIX + line, err=True)
 
 

@@ -16,7 +16,7 @@ from scalelab.blocks import Block
 from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, elements, fmt_shape, walk
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import MAX_CHANNELS, MAX_ELEMENTS, MAX_RESOLUTION
-from scalelab.spec.load import located_error
+from scalelab.spec.load import located_error, yaml_path
 from scalelab.spec.model import Spec, Stage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -138,6 +138,30 @@ def _expand(spec: Spec, warnings: list[str]) -> list[ResolvedBlock]:
     return blocks
 
 
+def _named(blocks: list[ResolvedBlock]):
+    """(name, path of the node that gives it, 'block' or 'stage', a note) for every stage and block,
+    in spec order."""
+    for b in blocks:
+        if b.stage is not None:
+            if b.name == f"{b.stage}.0":
+                yield b.stage, b.path + ("stage",), "stage", ""
+            yield b.name, b.path, "block", f" (of stage '{b.stage}')"
+        elif b.block.name is None:
+            yield b.name, b.path, "block", " (its default: kind and count)"
+        else:
+            yield b.name, b.path + ("name",), "block", ""
+
+
+def _check_unique(spec: Spec, blocks: list[ResolvedBlock]) -> None:
+    """One name, one thing: from: and ``explain -k`` never have to choose between a block and a stage."""
+    first: dict[str, str] = {INPUT: "it names the network's input"}
+    for name, path, what, note in _named(blocks):
+        if name in first:
+            raise located_error(spec.source, path, f"{what} name '{name}'{note} is used twice: {first[name]}; "
+                                f"names are unique across blocks and stages")
+        first[name] = f"the {what} at {yaml_path(path[:2])} has it too"
+
+
 def _ramp_drop_path(spec: Spec, blocks: list[ResolvedBlock]) -> None:
     """Give each stage block with a ``drop_path`` its rate on the spec's stochastic-depth ramp."""
     ramp = spec.stochastic_depth
@@ -158,8 +182,6 @@ def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> None:
     names = {INPUT}
     previous = INPUT
     for i, b in enumerate(blocks, start=1):
-        if b.name in names:
-            raise located_error(spec.source, b.path, f"block name '{b.name}' is used twice")
         names.add(b.name)
         b.index = i
         if not b.inputs:
@@ -294,6 +316,7 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
                             f"elements a tensor of one sample may have (README, 'Bounds')")
     warnings: list[str] = []
     blocks = _expand(spec, warnings)
+    _check_unique(spec, blocks)
     _ramp_drop_path(spec, blocks)
     _wire(spec, blocks)
     ordered = _order(spec, blocks)

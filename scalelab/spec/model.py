@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Strict, Tag, field_validator, model_validator
 
 from scalelab.blocks import AnyBlock
-from scalelab.blocks.base import ActivationName, Norm, Pixels, PositiveInt, Probability, pair_schema
-from scalelab.limits import MAX_BLOCKS, MAX_REPEAT
+from scalelab.blocks.base import ActivationName, Name, Norm, Pixels, PositiveInt, Probability, pair_schema
+from scalelab.limits import MAX_BLOCKS, MAX_CROPS, MAX_REPEAT
 
 
 class _Strict(BaseModel):
@@ -26,13 +26,50 @@ class InputSpec(_Strict):
         return (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
+Label = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
+
+
+class Protocol(_Strict):
+    """How a reference accuracy was measured. Two accuracies are like-for-like only when their
+    datasets and protocols agree in crops, pre-training and distillation; the test resolution is
+    stated too (each network's own input size, so it differs between networks on purpose)."""
+
+    crops: Annotated[int, Strict(), Field(ge=1, le=MAX_CROPS)] = Field(
+        description="test views averaged per image: 1 (one centre crop), 10 (ten-crop testing), 144, ...")
+    resolution: Pixels = Field(description="test input size in pixels (the side of each crop)")
+    pretraining: Label = Field(description="data seen before training on the dataset: 'none', 'ImageNet-21k', 'JFT-300M', ...")
+    distillation: Label = Field(description="the teacher the network was distilled from, or 'none'")
+
+    def like(self) -> tuple:
+        """What must agree for two accuracies to compare like for like."""
+        return self.crops, self.pretraining.lower(), self.distillation.lower()
+
+    def describe(self) -> str:
+        """'10 crops at 224 px, no pre-training, no distillation'."""
+        crops = "1 crop" if self.crops == 1 else f"{self.crops} crops"
+        pre = "no pre-training" if self.pretraining.lower() == "none" else f"pre-trained on {self.pretraining}"
+        dist = "no distillation" if self.distillation.lower() == "none" else f"distilled from {self.distillation}"
+        return f"{crops} at {self.resolution} px, {pre}, {dist}"
+
+
 class Reference(_Strict):
-    """A published accuracy for this exact network, with where it comes from."""
+    """A published accuracy for this exact network, with where it comes from and how it was measured."""
 
     top1: Annotated[float, Strict()] = Field(ge=0, le=100)
     top5: Optional[Annotated[float, Strict()]] = Field(None, ge=0, le=100)
-    dataset: str = "ImageNet-1k"
+    dataset: Label = "ImageNet-1k"
     source: str
+    protocol: Optional[Protocol] = Field(None, description="how top1 was measured; without it the accuracy is "
+                                         "compared with none (its protocol is unknown)")
+
+    def describe_protocol(self) -> str:
+        """'ImageNet-1k, 10 crops at 224 px, no pre-training, no distillation', or that it is not stated."""
+        return f"{self.dataset}, " + (self.protocol.describe() if self.protocol else "protocol not stated")
+
+    def like_for_like(self, other: "Reference") -> bool:
+        """Whether the two accuracies were measured alike (an unknown protocol never is)."""
+        return (self.protocol is not None and other.protocol is not None and self.dataset == other.dataset
+                and self.protocol.like() == other.protocol.like())
 
 
 class Defaults(_Strict):
@@ -56,7 +93,7 @@ class DropPathRamp(_Strict):
 class Stage(_Strict):
     """A block repeated; the first repeat takes the stage stride (EfficientNet convention)."""
 
-    stage: str = Field(description="stage name; its blocks are named stage.0, stage.1, ...")
+    stage: Name = Field(description="stage name; its blocks are named stage.0, stage.1, ...")
     repeat: Annotated[int, Strict(), Field(gt=0, le=MAX_REPEAT)] = 1
     stride: Optional[Pixels] = Field(None, description="stride of the first repeat; the rest use 1")
     scale_depth: bool = Field(True, description="whether depth scaling multiplies the repeats")
