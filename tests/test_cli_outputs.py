@@ -279,3 +279,41 @@ def test_the_example_reports_are_regenerated_into_reports_explicitly():
     script = (Path(__file__).resolve().parents[1] / "reports" / "regenerate.sh").read_text()
     searches = [line for line in script.splitlines() if " scale " in line]
     assert searches and all("--report-dir reports" in line for line in searches)
+
+
+@pytest.mark.parametrize("command,name", [
+    (("analyze", "resnet50"), "r.json"),
+    (("analyze", "resnet50"), "r.txt"),
+    (("compare", "resnet18", "resnet34"), "c.html"),
+    (("compare", "resnet18", "resnet34"), "c.png"),
+    (("schema",), "s.json"),
+    (("explain", "resnet18", "-k", "fc"), "e.md"),
+    (("accuracy",), "a.md"),
+    (("plot", "resnet18", "--breakdown", "macs"), "b.svg"),
+])
+def test_every_written_file_is_named_on_stderr_and_stdout_stays_empty(tmp_path, command, name):
+    out = tmp_path / name
+    result = invoke(*command, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1:] == [f"wrote {out}"] and result.stdout == ""
+    assert out.stat().st_size > 0
+
+
+def test_plot_names_each_chart_it_draws(tmp_path):
+    result = invoke("plot", "resnet18", "--breakdown", "macs", "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [f"wrote {tmp_path / 'resnet18-breakdown.png'}"] and result.stdout == ""
+
+
+@pytest.mark.parametrize("args,message", [
+    (("analyze", "resnet50", "--bogus"), "No such option: --bogus"),
+    (("analyze", "resnet50", "--level", "3"), "Invalid value for '--level'"),
+    (("analyze",), "Missing argument 'SPEC'"),
+    (("analyze", "no-such-spec"), "no-such-spec: no such file or zoo spec"),
+])
+def test_every_error_has_the_same_prefix(args, message):
+    """click's usage errors and scalelab's own: 'error: ' and exit code 2, never click's 'Error: '."""
+    result = invoke(*args)
+    assert_refused(result, message)
+    assert "Error:" not in result.output
+    assert [line for line in result.stderr.splitlines() if message in line][0].startswith("error: ")

@@ -1,9 +1,14 @@
 """The terminal table: as many columns as fit the terminal's width, and a one-line footer.
 
 Columns are kept in a fixed order of importance (parameters and MACs first, then the figures an
-option asked for, then the rest) until the table fits ``width`` (``COLUMNS``, else the terminal,
-else 100); the footer names how many were left out (``--wide`` or ``--columns`` shows them). The
-counting convention and every unit are printed in full with ``explain_units``.
+option asked for, then the rest) until the table fits ``width``; the footer names how many were left
+out (``--wide`` or ``--columns`` shows them). The counting convention and every unit are printed in
+full with ``explain_units``.
+
+The width rule of every command's terminal output: tables fit ``COLUMNS`` when it is set, else the
+terminal's width, else (piped) 100 columns, and a cell is never split across lines (a table that
+cannot fit even so is printed whole). Prose (notes, summaries) is wrapped to that width only for a
+reader: on a terminal or with ``COLUMNS`` set; piped, each paragraph stays one line.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import dataclasses
 import io
 import os
 import shutil
+import sys
 import textwrap
 from typing import Optional
 
@@ -33,6 +39,32 @@ def terminal_width() -> int:
     if text.isdigit() and int(text) > 0:
         return int(text)
     return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def wraps_prose() -> bool:
+    """Whether prose is wrapped (see the module's width rule): for a terminal or an explicit ``COLUMNS``."""
+    text = os.environ.get("COLUMNS", "")
+    return (text.isdigit() and int(text) > 0) or sys.stdout.isatty()
+
+
+def text_console(width: Optional[int] = None):
+    """A rich console that renders into a string at the width rule's width, without colour."""
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=width or terminal_width(), color_system=None, force_terminal=False,
+                   highlight=False, soft_wrap=False)
+
+
+def print_prose(console, text: str) -> None:
+    """A paragraph: wrapped to the console's width for a reader, one line when piped."""
+    from rich.text import Text
+
+    console.print(Text(text), soft_wrap=not wraps_prose())
+
+
+def rendered(console) -> str:
+    """What ``text_console`` collected, without trailing spaces."""
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
 
 
 def _tables(report: Report) -> list:
@@ -60,17 +92,10 @@ def _tables(report: Report) -> list:
     return tables
 
 
-def _console(width: int):
-    from rich.console import Console
-
-    return Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False,
-                   soft_wrap=False)
-
-
 def _widest(report: Report) -> int:
     from rich.measure import Measurement
 
-    console = _console(10_000)
+    console = text_console(10_000)
     return max(Measurement.get(console, console.options, t).maximum for t in _tables(report))
 
 
@@ -99,10 +124,11 @@ def to_table(report: Report, width: Optional[int] = None, explain_units: bool = 
     width = width or terminal_width()
     shown = fit_columns(report, width) if fit else report
     hidden = len(report.columns) - len(shown.columns)
-    console = _console(max(width, _widest(shown)))  # a table too wide even so is printed whole, not cut
+    console = text_console(max(width, _widest(shown)))  # a table too wide even so is printed whole, not cut
     for table in _tables(shown):
         console.print(table)
     lines = notes(report) if explain_units else [footer(shown, hidden), *report.notes]
     text = "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()).rstrip("\n")
-    wrapped = [part for line in lines for part in textwrap.wrap(line, width, break_on_hyphens=False)]
+    wrapped = [part for line in lines for part in textwrap.wrap(line, width, break_on_hyphens=False)] \
+        if wraps_prose() else lines
     return text + "\n" + "\n".join(wrapped) + "\n"
