@@ -197,25 +197,6 @@ def test_breakdown_metric_parsing():
         parse_breakdown_metrics("latency", with_latency=False)
 
 
-def test_label_placement_separates_overlapping_labels():
-    from scalelab.report.plotting import _overlap, place_labels
-
-    anchors = [(100.0, 100.0), (102.0, 101.0), (104.0, 99.0), (300.0, 300.0)]  # three points nearly on one spot
-    sizes = [(60.0, 10.0)] * 4
-    legend = (90.0, 60.0, 200.0, 90.0)
-    boxes = place_labels(anchors, sizes, [legend], bounds=(0.0, 0.0, 400.0, 400.0))
-    assert boxes == place_labels(anchors, sizes, [legend], bounds=(0.0, 0.0, 400.0, 400.0))  # deterministic
-    for i, a in enumerate(boxes):
-        assert _overlap(a, legend) == 0
-        assert 0 <= a[0] and a[2] <= 400 and 0 <= a[1] and a[3] <= 400
-        for b in boxes[i + 1:]:
-            assert _overlap(a, b) == 0
-    # a lone label takes the first place tried: right of its point, vertically centred
-    assert boxes[3] == (305.0, 295.0, 365.0, 305.0)
-
-
-
-
 def test_cli_breakdown_writes_a_chart(tmp_path):
     out = tmp_path / "r.png"
     res = invoke("plot", "resnet50", "--breakdown", "macs,params", "--depth", "1", "--resolution", "64", "-o", out)

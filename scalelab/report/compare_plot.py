@@ -23,31 +23,34 @@ def accuracy_points(c: Comparison) -> list[tuple[str, float, float]]:
 
 
 def draw_comparison(c: Comparison, path: Path) -> Path:
-    from scalelab.report.plotting import _pyplot, _save
+    from scalelab.report.labels import Label, place_labels
+    from scalelab.report.plotting import DPI, _pyplot, _save
 
     plt = _pyplot()
     headers, groups = bar_groups(c)
     points = accuracy_points(c)
     fig, axes = plt.subplots(1, 2 if len(points) >= 2 else 1, figsize=(13 if len(points) >= 2 else 8, 5),
-                             squeeze=False, gridspec_kw={"width_ratios": [3, 2]} if len(points) >= 2 else None)
+                             squeeze=False, gridspec_kw={"width_ratios": [3, 2]} if len(points) >= 2 else None, dpi=DPI)
     try:
         ax = axes[0][0]
         width = 0.8 / len(groups)
+        bar_labels, bar_boxes = [], []
         for i, (name, ratios) in enumerate(groups.items()):
             xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(headers))]
-            bars = ax.bar(xs, ratios, width, label=name)
-            ax.bar_label(bars, labels=[f"x{r:.3g}" for r in ratios], fontsize=7, padding=1)
+            ax.bar(xs, ratios, width, label=name)
+            bar_labels += [Label(x, r, f"x{r:.3g}", fontsize=7) for x, r in zip(xs, ratios)]
+            bar_boxes += [(x - width / 2, 0, x + width / 2, r) for x, r in zip(xs, ratios)]
         ax.axhline(1.0, c="0.3", lw=0.8, ls="--")
         ax.set_xticks(range(len(headers)), headers)
         ax.set_ylabel(f"multiple of {c.networks[0].name}")
         ax.set_title(f"Cost relative to {c.networks[0].name} (batch {c.networks[0].batch}, {c.networks[0].dtype})", fontsize=10)
-        ax.legend(fontsize=8)
+        ax.margins(y=0.15)  # room above the tallest bar for its label
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.08), ncols=len(groups), frameon=False)
         ax.grid(True, axis="y", alpha=0.25)
         if len(points) >= 2:
             ax2 = axes[0][1]
             for name, macs, top1 in points:
                 ax2.scatter([macs], [top1], s=40, zorder=3)
-                ax2.annotate(name, (macs, top1), textcoords="offset points", xytext=(5, 4), fontsize=8)
             ax2.set_xscale("log")
             ax2.set_xlabel("MACs per batch (log)")
             ax2.set_ylabel("published top-1 %")
@@ -55,7 +58,10 @@ def draw_comparison(c: Comparison, path: Path) -> Path:
             ax2.grid(True, which="both", alpha=0.25)
             ax2.margins(x=0.25, y=0.2)
         fig.tight_layout()
-        _save(fig, path)
+        place_labels(ax, bar_labels, rects=bar_boxes, marker_px=0.0, first="above")
+        if len(points) >= 2:
+            place_labels(ax2, [Label(macs, top1, name, fontsize=8) for name, macs, top1 in points], marker_px=5.0)
+        _save(fig, path, laid_out=True)
     finally:
         plt.close(fig)
     return path
@@ -82,11 +88,11 @@ def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_la
     marker shape by ensemble size, hollow for multi-crop, 80% intervals, the Pareto front, the single
     networks joined by a dashed line, and optionally a budget (x, label) as a vertical line. ``compare``
     draws networks and their variants; ``scale`` the best candidates of each (models, crops) searched."""
-    from scalelab.report.plotting import _pyplot, _save
+    from scalelab.report.plotting import DPI, _pyplot, _save
     from scalelab.scaling.ensembles import pareto
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 6.5))
+    fig, ax = plt.subplots(figsize=(11, 6.5), dpi=DPI)
     markers = {1: "o", 2: "s", 3: "^", 4: "D", 5: "v"}
     try:
         colors = {name: f"C{i % 10}" for i, name in enumerate(groups)}
@@ -95,11 +101,6 @@ def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_la
             face = colors[v.network] if v.crops == 1 else "white"
             ax.errorbar([v.macs], [v.top1], yerr=err, fmt=markers.get(v.models, "P"), ms=9 if v.single else 7,
                         mfc=face, mec=colors[v.network], ecolor=colors[v.network], elinewidth=0.8, capsize=2, zorder=3)
-            if not v.single or v.extrapolated:
-                text = " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else [])
-                                + (["*"] if v.extrapolated else []))
-                ax.annotate(text, (v.macs, v.top1),
-                            textcoords="offset points", xytext=(5, -3), fontsize=7, color=colors[v.network])
         front = pareto(list(variants))
         ax.plot([v.macs for v in front], [v.top1 for v in front], "-", c="0.4", lw=1, zorder=2,
                 label="Pareto front (accuracy vs MACs)")
@@ -125,7 +126,26 @@ def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_la
 
             fig.text(0.01, -0.02, "\n".join(textwrap.fill(n, 170) for n in notes), fontsize=7, va="top", color="0.3")
         fig.tight_layout()
-        _save(fig, path)
+        _label_variants(ax, variants, colors)
+        _save(fig, path, laid_out=True)
     finally:
         plt.close(fig)
     return path
+
+
+def _variant_text(v) -> str:
+    """What names an ensemble or multi-crop point (or an extrapolated single one): 'x2 10c *'."""
+    return " ".join(([f"x{v.models}"] if v.models > 1 else []) + ([f"{v.crops}c"] if v.crops > 1 else [])
+                    + (["*"] if v.extrapolated else []))
+
+
+def _label_variants(ax, variants: list, colors: dict) -> None:
+    """Name every ensemble, multi-crop and extrapolated point, clear of the markers and error bars."""
+    from scalelab.report.labels import Label, place_labels
+
+    drawn = [v for v in variants if v.top1 is not None]
+    named = [v for v in drawn if not v.single or v.extrapolated]
+    labels = [Label(v.macs, v.top1, _variant_text(v), color=colors[v.network]) for v in named]
+    singles = [(v.macs, v.top1, 5.0) for v in drawn if v.single and not v.extrapolated]
+    bars = [[(v.macs, v.low), (v.macs, v.high)] for v in drawn]
+    place_labels(ax, labels, points=singles, lines=bars, marker_px=5.0)

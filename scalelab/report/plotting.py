@@ -9,7 +9,7 @@ from pathlib import Path
 from scalelab.output import write_atomic
 from scalelab.report.charts import AccuracyCostChart, BreakdownChart, ScalingCurveChart
 
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in display pixels
+DPI = 130  # figures are laid out at the resolution they are saved at: labels are placed in its pixels
 
 
 def _pyplot():
@@ -29,13 +29,13 @@ def _save(fig, path: Path, laid_out: bool = False) -> None:
 
     buffer = io.BytesIO()
     box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1) if laid_out else "tight"
-    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=130, bbox_inches=box)
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=DPI, bbox_inches=box)
     write_atomic(Path(path), buffer.getvalue())
 
 
 def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 6))
+    fig, ax = plt.subplots(figsize=(11, 6), dpi=DPI)
     try:
         if chart.infeasible:
             xs, ys = zip(*chart.infeasible)
@@ -69,11 +69,11 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
         ax.set_title(chart.title, fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
         # outside the axes: inside it covered published points (alexnet) whatever corner it took
-        legend = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        if chart.references:
-            _label_references(fig, ax, chart, legend)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         if chart.notes:
             fig.text(0.01, -0.02, "\n".join(chart.notes), fontsize=7, va="top", color="0.3")
+        if chart.references:
+            _label_references(ax, chart)
         _save(fig, path, laid_out=bool(chart.references))
     finally:
         plt.close(fig)
@@ -93,9 +93,9 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
     gave no accuracy along it (no empty panel)."""
     plt = _pyplot()
     if chart.accuracy is not None:
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, dpi=DPI)
     else:
-        fig, bottom = plt.subplots(1, 1, figsize=(8, 4))
+        fig, bottom = plt.subplots(1, 1, figsize=(8, 4), dpi=DPI)
         top = None
     try:
         if top is not None:
@@ -111,118 +111,52 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
         bottom.set_yscale("log")
         bottom.set_ylabel("count (log scale)")
         bottom.set_xlabel("phi (depth = alpha^phi, width = beta^phi, resolution = gamma^phi)")
-        bottom.legend(fontsize=8)
+        bottom.legend(fontsize=8, loc="upper left")  # fixed: "best" could move onto a label at the next draw
         for ax in (a for a in (top, bottom) if a is not None):
             ax.grid(True, which="both", alpha=0.25)
             if chart.chosen_phi is not None:
                 ax.axvline(chart.chosen_phi, ls="--", c="tab:red", lw=1)
-        if chart.chosen_phi is not None:
-            where = top if top is not None else bottom
-            y = min(chart.accuracy) if top is not None else min(chart.params)
-            where.annotate(f"this search's result: phi = {chart.chosen_phi:.2f}", (chart.chosen_phi, y),
-                           textcoords="offset points", xytext=(4, 4), fontsize=8, color="tab:red")
         if top is None:
             fig.text(0.01, -0.05, "accuracy is not estimated along the curve for this report's accuracy method",
                      fontsize=7, va="top", color="0.3")
         fig.text(0.01, -0.01, f"coefficients: {chart.source}", fontsize=7, va="top", color="0.3")
-        _save(fig, path)
+        if chart.chosen_phi is not None:
+            _label_chosen_phi(chart, top, bottom)
+        _save(fig, path, laid_out=True)
     finally:
         plt.close(fig)
     return Path(path)
 
 
-# --------------------------------------------------------------------------------------------------
-# Labels that do not collide: a deterministic greedy placement in display coordinates
+def _label_chosen_phi(chart: ScalingCurveChart, top, bottom) -> None:
+    """Name the search's result on its phi line, at the curve's lowest value, clear of curves and legend."""
+    from scalelab.report.labels import Label, place_labels
+
+    where, values = (top, chart.accuracy) if top is not None else (bottom, chart.params)
+    label = Label(chart.chosen_phi, min(values), f"this search's result: phi = {chart.chosen_phi:.2f}",
+                  color="tab:red", fontsize=8)
+    lines = [list(zip(chart.phi, values))]
+    if top is not None and chart.low is not None:
+        lines += [list(zip(chart.phi, chart.low)), list(zip(chart.phi, chart.high))]
+    place_labels(where, [label], lines=lines, first="above-right")
 
 
-def _overlap(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    return w * h if w > 0 and h > 0 else 0.0
+def _label_references(ax, chart: AccuracyCostChart) -> None:
+    """Name each published network next to its point (one label per name), clear of the other labels,
+    the legend, the chosen network's star and, where possible, the trials and the front."""
+    from scalelab.report.labels import Label, place_labels
 
-
-def _candidates(anchor: tuple[float, float], size: tuple[float, float], gap: float) -> list[Box]:
-    """Label boxes around an anchor, nearest first: right, below-right, above-right, left, ...; then
-    the same directions further out (a leader line joins a distant label to its point)."""
-    (x, y), (w, h) = anchor, size
-    boxes = []
-    for ring in (1.0, 2.5, 4.5, 7.0, 10.0):
-        d = gap * ring
-        for x0, y0 in ((x + d, y - h / 2), (x + d, y - h - d / 2), (x + d, y + d / 2), (x - d - w, y - h / 2),
-                       (x - w / 2, y - h - d), (x - w / 2, y + d), (x - d - w, y - h - d / 2), (x - d - w, y + d / 2)):
-            boxes.append((x0, y0, x0 + w, y0 + h))
-    return boxes
-
-
-def place_labels(anchors: list[tuple[float, float]], sizes: list[tuple[float, float]], obstacles: list[Box],
-                 bounds: Box, gap: float = 5.0) -> list[Box]:
-    """A box for each label (display pixels) near its anchor, overlapping no other label, no obstacle
-    (markers, the legend) and staying inside ``bounds`` where possible: each label, in order, takes the
-    nearest free candidate position, or the one with the least overlap when none is free. Deterministic."""
-    placed: list[Box] = []
-    for anchor, size in zip(anchors, sizes):
-        best, best_cost = None, None
-        boxes = _candidates(anchor, size, gap)
-        # only what lies near the anchor can overlap one of its candidate boxes
-        reach = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-        near = [o for o in obstacles if _overlap(o, reach) > 0] + [o for o in placed if _overlap(o, reach) > 0]
-        for box in boxes:
-            outside = size[0] * size[1] - _overlap(box, bounds)
-            cost = sum(_overlap(box, o) for o in near) + outside
-            if cost == 0:
-                best = box
-                break
-            if best_cost is None or cost < best_cost:
-                best, best_cost = box, cost
-        placed.append(best)
-    return placed
-
-
-PAD = 2.0  # pixels of margin around each label
-
-
-def _label_references(fig, ax, chart: AccuracyCostChart, legend) -> None:
-    """Name each published network next to its point, without labels covering each other, the
-    markers or the legend; a thin line joins a label pushed away from its point."""
-    fig.draw_without_rendering()  # fixes the limits and the layout the display coordinates depend on
-    renderer = fig.canvas.get_renderer()
-    to_display = ax.transData.transform
-    seen, points = set(), []
+    seen, labels = set(), []
     for p in sorted(chart.references, key=lambda p: (p.x, p.y, p.label)):
         if p.label not in seen:
             seen.add(p.label)
-            points.append(p)
-    texts = [ax.text(0, 0, p.label, fontsize=7) for p in points]
-    sizes = []
-    for t in texts:
-        extent = t.get_window_extent(renderer)
-        sizes.append((extent.width + 2 * PAD, extent.height + 2 * PAD))  # a margin so neighbours never touch
-        t.remove()
-    anchors = [tuple(to_display((p.x, p.y))) for p in points]
-    marker = 4.0  # half the size of a square marker, in pixels
-    others = [*chart.feasible, *chart.infeasible, *chart.pareto, (chart.chosen.x, chart.chosen.y)]
-    obstacles = [(x - marker, y - marker, x + marker, y + marker)
-                 for x, y in (to_display((px, py)) for px, py in [*((p.x, p.y) for p in chart.references), *others])]
-    front = [to_display(q) for q in chart.pareto]
-    for (x0, y0), (x1, y1) in zip(front, front[1:]):  # the front's line, as points every few pixels
-        steps = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) / 4))
-        obstacles += [(x0 + (x1 - x0) * i / steps - 1, y0 + (y1 - y0) * i / steps - 1,
-                       x0 + (x1 - x0) * i / steps + 1, y0 + (y1 - y0) * i / steps + 1) for i in range(steps + 1)]
-    star = to_display((chart.chosen.x, chart.chosen.y))
-    obstacles.append((star[0] - 10, star[1] - 10, star[0] + 10, star[1] + 10))
-    obstacles.append(tuple(legend.get_window_extent(renderer).extents))
-    bounds = tuple(ax.get_window_extent(renderer).extents)
-    boxes = place_labels(anchors, sizes, obstacles, bounds)
-    to_data = ax.transData.inverted().transform
-    for p, (x, y), box in zip(points, anchors, boxes):
-        # placed in data coordinates: the axes keep their limits and place from here to the saved file
-        ax.text(*to_data((box[0] + PAD, box[1] + PAD)), p.label, fontsize=7, color="tab:green", ha="left",
-                va="bottom", clip_on=False)
-        far = max(abs(box[0] - x), abs(box[2] - x)) > 14 or max(abs(box[1] - y), abs(box[3] - y)) > 14
-        if far:  # a plain leader line to the nearest point of the label's box
-            end = (min(max(x, box[0] + PAD), box[2] - PAD), min(max(y, box[1] + PAD), box[3] - PAD))
-            (ex, ey), = [to_data(end)]
-            ax.plot([p.x, ex], [p.y, ey], "-", c="tab:green", lw=0.5, alpha=0.7, zorder=1, scalex=False, scaley=False)
+            labels.append(Label(p.x, p.y, p.label, color="tab:green"))
+    trials = [(x, y, 3.0) for x, y in [*chart.feasible, *chart.infeasible]]
+    star = (chart.chosen.x, chart.chosen.y, 10.0)
+    lines = [chart.pareto]
+    if chart.budget is not None:
+        lines.append([(chart.budget, y) for y in ax.get_ylim()])
+    place_labels(ax, labels, points=[*trials, star], lines=lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,7 +199,7 @@ def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
     plt = _pyplot()
     fig = _breakdown_figure(plt, chart)
     try:
-        _save(fig, path)
+        _save(fig, path, laid_out=True)
     finally:
         plt.close(fig)
     return Path(path)
@@ -287,12 +221,23 @@ def breakdown_svg(chart: BreakdownChart) -> str:
     return text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE, which are not allowed inside HTML
 
 
+def _label_bars(ax, panel, positions: list[int]) -> None:
+    """Each bar's value and share, right of its end where there is room, never on a bar."""
+    from scalelab.report.labels import Label, place_labels
+
+    labels = [Label(value, y, f"{_format(value, panel.unit)} ({share:.1f}%)")
+              for y, value, share in zip(positions, panel.values, panel.shares)]
+    bars = [(0, y - 0.35, value, y + 0.35) for y, value in zip(positions, panel.values)]
+    place_labels(ax, labels, rects=bars, marker_px=0.0)
+
+
 def _breakdown_figure(plt, chart: BreakdownChart):
     import textwrap
 
     n = len(chart.rows)
     width = 1.6 + 3.6 * len(chart.panels)
-    fig, axes = plt.subplots(1, len(chart.panels), figsize=(width, 1.4 + 0.26 * n), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(chart.panels), figsize=(width, 1.4 + 0.26 * n), sharey=True, squeeze=False,
+                             dpi=DPI)
     colors = {"macs": "tab:purple", "params": "tab:brown", "activations": "tab:cyan", "latency": "tab:red"}
     try:
         positions = list(range(n))
@@ -303,8 +248,6 @@ def _breakdown_figure(plt, chart: BreakdownChart):
             if peak > 0:  # every block tied for the largest share
                 tops = [y for y, v in zip(positions, panel.values) if v == peak]
                 ax.barh(tops, [peak] * len(tops), color=colors.get(panel.metric, "tab:blue"), height=0.7)
-            for y, value, share in zip(positions, panel.values, panel.shares):
-                ax.text(value, y, f" {_format(value, panel.unit)} ({share:.1f}%)", va="center", fontsize=6.5)
             ax.set_xlim(0, (peak or 1) * 1.55)  # room for the value text right of the longest bar
             ax.set_title(f"{panel.title}\ntotal {_format(panel.total, panel.unit)}", fontsize=9)
             ax.grid(True, axis="x", alpha=0.25)
@@ -321,6 +264,8 @@ def _breakdown_figure(plt, chart: BreakdownChart):
         wrap = max(60, int(width * 15))
         notes = "\n".join(line for note in chart.notes for line in textwrap.wrap(note, wrap))
         fig.text(0.01, 0.0, notes, fontsize=6.5, va="top", color="0.3")
+        for ax, panel in zip(axes[0], chart.panels):  # once laid out: labels are placed in its pixels
+            _label_bars(ax, panel, positions)
     except BaseException:
         plt.close(fig)
         raise

@@ -292,7 +292,10 @@ def _storage_name(storage: Optional[str]) -> str:
 
 
 def default_study_name(evaluator: Evaluator, settings: SearchSettings) -> str:
-    budgets = "+".join(b.text.replace(" ", "") for b in settings.budgets)
+    """The name is also the report files' stem, so its parts join with characters file names keep as
+    they are; a FLOPs budget under the hardware convention says so (800MFLOPs allows half the MACs)."""
+    budgets = "_".join(b.text.replace(" ", "") + ("-hardware" if b.flops_convention == "hardware" and "flop" in
+                                                   b.text.lower() else "") for b in settings.budgets)
     device = f"-{evaluator.device}" if evaluator.device else ""
     mode = "pareto" if settings.objective == "pareto" else settings.constraint
     return (f"{evaluator.base.name}-{settings.method}-{mode}-{budgets}{device}-{evaluator.accuracy_method}"

@@ -92,7 +92,7 @@ def study_suffix(settings) -> str:
     """Added to the default study name, so a search with ensembles never continues one without."""
     if not searched(settings):
         return ""
-    return "-x" + "+".join(map(str, settings.ensembles)) + "-crops" + "+".join(map(str, settings.crops))
+    return "-x" + "_".join(map(str, settings.ensembles)) + "-crops" + "_".join(map(str, settings.crops))
 
 
 @dataclass
