@@ -244,7 +244,7 @@ def test_an_opaque_layer_refuses_every_face_that_needs_its_arithmetic():
     layer = Opaque("my.op", (4, 2, 2), 7)
     cost = layer.cost((4, 2, 2), (4, 2, 2))
     assert (cost.params, cost.macs, cost.ops) == (7, 0, 0)
-    faces = [lambda: layer.train_macs((4, 2, 2), (4, 2, 2)), lambda: layer.saved((4, 2, 2), (4, 2, 2), True, "cpu"),
+    faces = [lambda: layer.train_macs((4, 2, 2), (4, 2, 2)), lambda: layer.saved((4, 2, 2), (4, 2, 2), True, True, "cpu"),
              lambda: layer.inner_peak((4, 2, 2), (4, 2, 2)), layer.latency, layer.torch_module]
     for face in faces:
         with pytest.raises(ScalelabError, match="opaque layer my.op: its .* is unknown"):

@@ -1,6 +1,8 @@
 """Memory: inference peaks of hand-made graphs (worked out by hand below), best orders, and
 training memory against what torch holds after a real backward and optimizer step."""
 
+import sys
+
 import pytest
 
 from scalelab.analysis.memory import best_order, inference_memory, training_memory
@@ -95,6 +97,17 @@ def test_two_orders_differ():
     assert inference_memory(TWO_ORDERS, order=best.order).peak_bytes == 224 * 4
     greedy = best_order(TWO_ORDERS, state_limit=0)
     assert not greedy.exact and greedy.peak_bytes == 224 * 4
+
+
+def test_the_exact_order_search_of_a_deep_chain_leaves_the_recursion_limit_alone():
+    # 3,000 ReLUs in a row, three times Python's default recursion limit: one order, whose peak is the
+    # network's input (alive throughout, as in TWO_ORDERS), a block's input and its output: 3 x 3x8x8 x 4 bytes
+    blocks = "\n".join(f"  - {{name: b{i}, kind: activation, function: relu}}" for i in range(3000))
+    network = resolve(parse_spec(f"name: deep\ninput: {{channels: 3, resolution: 8}}\nblocks:\n{blocks}\n"))
+    limit = sys.getrecursionlimit()
+    best = best_order(network)
+    assert best.exact and len(best.order) == 3000 and best.peak_bytes == 3 * 192 * 4
+    assert sys.getrecursionlimit() == limit
 
 
 # --------------------------------------------------------------------------------------------------

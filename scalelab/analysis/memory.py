@@ -21,9 +21,9 @@ a tensor saved by two layers (a conv's output is the batchnorm's saved input) is
 from __future__ import annotations
 
 import itertools
-import sys
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Optional
 
 from scalelab.analysis.block_memory import inner_peak
 from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
@@ -170,29 +170,29 @@ def best_order(network: Network, dtype: str = "fp32", batch: int = 1,
     memo: dict[frozenset, tuple[int, Optional[str]]] = {}
     everything = frozenset(dag.names)
 
-    def solve(done: frozenset) -> tuple[int, Optional[str]]:
+    def solve(done: frozenset) -> Generator[frozenset, tuple[int, Optional[str]], tuple[int, Optional[str]]]:
+        """The best (peak, next block) from ``done`` on; it yields each set it needs solved first."""
         if done == everything:
             return 0, None
         if done in memo:
             return memo[done]
         if len(memo) >= state_limit:
             raise _TooMany
-        best = (None, None)
+        best: tuple[Optional[int], Optional[str]] = (None, None)
         for name in dag.ready(done):
             here = dag.step(done, name)
             if best[0] is not None and here >= best[0]:
                 continue
-            rest, _ = solve(done | {name})
+            rest, _ = yield done | {name}
             cost = max(here, rest)
             if best[0] is None or cost < best[0]:
                 best = (cost, name)
-        memo[done] = best  # type: ignore[assignment]
-        return best  # type: ignore[return-value]
+        assert best[0] is not None  # a set short of everything has a ready block
+        memo[done] = (best[0], best[1])
+        return memo[done]
 
-    limit = sys.getrecursionlimit()  # the search recurses once per block
-    sys.setrecursionlimit(max(limit, 4 * len(dag.names) + 100))
     try:
-        peak, _ = solve(frozenset())
+        peak, _ = _run_nested(solve, frozenset())
         order, done = [], frozenset()
         while done != everything:
             name = memo[done][1]
@@ -202,8 +202,23 @@ def best_order(network: Network, dtype: str = "fp32", batch: int = 1,
     except _TooMany:
         order = _greedy(dag)
         return BestOrder(tuple(order), max(dag.trace(order)), False)
-    finally:
-        sys.setrecursionlimit(limit)
+
+
+def _run_nested(solve: Callable[[Any], Generator[Any, Any, Any]], root: Any) -> Any:
+    """``solve(root)`` where ``solve`` is written as a recursion that yields each sub-problem and is
+    sent its answer: the calls are kept on a list, not on Python's stack, so a network of thousands
+    of blocks needs no raised recursion limit."""
+    stack, answer = [solve(root)], None
+    while stack:
+        try:
+            sub = stack[-1].send(answer)
+        except StopIteration as finished:
+            stack.pop()
+            answer = finished.value
+            continue
+        stack.append(solve(sub))
+        answer = None
+    return answer
 
 
 class _TooMany(Exception):

@@ -9,6 +9,7 @@ is one entry here.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -212,16 +213,9 @@ def _reshape(c: Call):
     """view / reshape: exact only as a flatten of each sample (or a no-op)."""
     if c.out_shape == c.in_shape:
         return ALIAS
-    if tuple(c.node.meta["tensor_meta"].shape) == (1, _prod(c.in_shape)):
+    if tuple(c.node.meta["tensor_meta"].shape) == (1, math.prod(c.in_shape)):
         return [{"kind": "flatten"}]
     raise Unsupported(f"reshape of {'x'.join(map(str, c.in_shape))} to {'x'.join(map(str, c.out_shape))}")
-
-
-def _prod(shape) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
 
 
 def _dropout(c: Call) -> list[dict]:
