@@ -18,8 +18,8 @@ from scalelab.blocks.layers import (
     Node,
     Shape,
     ShapeError,
-    fmt_shape,
     seq,
+    spatial,
     walk,
 )
 from scalelab.limits import MAX_CHANNELS, MAX_NAME_CHARS, MAX_RESOLUTION
@@ -123,9 +123,8 @@ class Block(BaseModel):
 
 
 def channels_of(inp: Shape, kind: str) -> int:
-    if len(inp) != 3:
-        raise ShapeError(f"{kind} needs a (channels, height, width) feature map, got {fmt_shape(inp)}")
-    return inp[0]
+    """The channels of a (channels, height, width) input; a ShapeError naming ``kind`` for any other."""
+    return spatial(inp, kind)[0]
 
 
 def norm_layer(norm: str, channels: int, eps: float) -> "BatchNorm | LayerNorm | None":

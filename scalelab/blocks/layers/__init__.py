@@ -17,7 +17,7 @@ Counting convention (stated in every report):
 from scalelab.blocks.layers.activation import ACTIVATIONS, Activation
 from scalelab.blocks.layers.base import (
     DEVICE_KINDS, KERNEL_CLASSES, REGISTRY, InnerPeak, LatencyClass, LayerCost, MissingFace, Primitive, Saved, Shape,
-    ShapeError, TrainMacs, UnknownLayer, Walk, check_device, definition, latency_of, elements, fmt_shape, register,
+    ShapeError, TrainMacs, UnknownLayer, Walk, check_device, definition, latency_of, elements, fmt_shape, register, spatial,
 )
 from scalelab.blocks.layers.conv import Conv
 from scalelab.blocks.layers.dropout import Dropout
@@ -33,5 +33,5 @@ __all__ = [
     "ChannelLinear", "ChannelShuffle", "ChannelSlice", "LayerNorm", "LayerScale", "chunks",
     "Dropout", "Flatten", "Gate", "InnerPeak", "LayerCost", "Linear", "LocalResponseNorm", "Merge", "MissingFace", "Node",
     "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",
-    "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "walk",
+    "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "spatial", "walk",
 ]
