@@ -121,13 +121,13 @@ def _title(c: Comparison) -> str:
     return "scalelab comparison of " + ", ".join(f.name for f in c.networks)
 
 
-def _rich(c: Comparison, record: bool):
+def _rich(c: Comparison):
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     headers, rows, ratio_headers, ratio_rows = _tables(c)
-    console = Console(file=io.StringIO(), width=200, record=record, color_system=None, highlight=False)
+    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
     tables = [(_title(c), headers, rows), (f"Ratios to {c.networks[0].name}", ratio_headers, ratio_rows)]
     if c.variants:
         tables.append(("Ensembles and crops", *_variant_rows(c)))
@@ -144,12 +144,42 @@ def _rich(c: Comparison, record: bool):
 
 
 def to_table(c: Comparison) -> str:
-    text = _rich(c, record=False).file.getvalue()
+    text = _rich(c).file.getvalue()
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
+def _html_sections(c: Comparison) -> list[dict]:
+    """The tables of the other formats, each cell with its exact value as its sort key."""
+    headers, rows, ratio_headers, ratio_rows = _tables(c)
+    first = c.networks[0].name
+    units = [""] + [m.unit for m in c.metrics]
+    ratio_units = [""] + [f"points over {first}" if m.key == "top1" else f"multiple of {first}'s" for m in c.metrics]
+    values = [[f.name, *(c.value(f, m.key) for m in c.metrics)] for f in c.networks]
+    ratios = [[f.name, *(c.ratio(f, m.key) for m in c.metrics)] for f in c.networks]
+    tables = [("Networks", headers, units, rows, values), (f"Ratios to {first}", ratio_headers, ratio_units, ratio_rows, ratios)]
+    if c.variants:
+        from scalelab.scaling.ensembles import pareto
+
+        front = {id(v) for v in pareto(list(c.variants))}
+        variant_headers, variant_rows = _variant_rows(c)
+        keys = [[v.label, v.models, v.crops, v.macs, v.params, v.top1, v.low, int(id(v) in front)]
+                for v in sorted(c.variants, key=lambda v: v.macs)]
+        tables.append(("Ensembles and crops", variant_headers, [""] * len(variant_headers), variant_rows, keys))
+    return [{"caption": caption, "totals": [],
+             "headers": [((h, u), i > 0) for i, (h, u) in enumerate(zip(hs, us))],
+             "rows": [[(text, "" if key is None else repr(key), i > 0) for i, (text, key) in enumerate(zip(row, key_row))]
+                      for row, key_row in zip(rs, ks)]}
+            for caption, hs, us, rs, ks in tables]
+
+
 def to_html(c: Comparison) -> str:
-    return _rich(c, record=True).export_html(inline_styles=True)
+    """One self-contained page like `analyze`'s: sortable tables of the figures, the ratios and the
+    variants, the chart `-o x.png` draws (inline SVG), the notes and the units."""
+    from scalelab.report.compare_plot import comparison_svg
+    from scalelab.report.html import render_page
+
+    return render_page("compare.html.j2", title=_title(c), first=c.networks[0].name, sections=_html_sections(c),
+                       chart_svg=comparison_svg(c), notes=c.notes, units=[(m.header, m.unit) for m in c.metrics])
 
 
 def to_markdown(c: Comparison) -> str:

@@ -23,8 +23,21 @@ def accuracy_points(c: Comparison) -> list[tuple[str, float, float]]:
 
 
 def draw_comparison(c: Comparison, path: Path) -> Path:
+    from scalelab.report.plotting import save_and_close
+
+    return save_and_close(_comparison_figure(c), path)
+
+
+def comparison_svg(c: Comparison) -> str:
+    """The chart `compare -o x.png` draws, as an ``<svg>`` element for the HTML page."""
+    from scalelab.report.plotting import figure_svg
+
+    return figure_svg(_variant_figure(*_variant_args(c)) if c.variants else _comparison_figure(c))
+
+
+def _comparison_figure(c: Comparison):
     from scalelab.report.labels import Label, place_labels
-    from scalelab.report.plotting import DPI, _pyplot, _save
+    from scalelab.report.plotting import DPI, _pyplot
 
     plt = _pyplot()
     headers, groups = bar_groups(c)
@@ -61,34 +74,41 @@ def draw_comparison(c: Comparison, path: Path) -> Path:
         place_labels(ax, bar_labels, rects=bar_boxes, marker_px=0.0, first="above")
         if len(points) >= 2:
             place_labels(ax2, [Label(macs, top1, name, fontsize=8) for name, macs, top1 in points], marker_px=5.0)
-        _save(fig, path, laid_out=True)
-    finally:
+    except BaseException:
         plt.close(fig)
-    return path
+        raise
+    return fig
+
+
+def _variant_args(c: Comparison) -> tuple:
+    return (list(c.variants), [f.name for f in c.networks], "single networks (published top-1)",
+            "ImageNet top-1 % (single: published; ensembles/crops: estimated, 80% interval)")
 
 
 def draw_variants(c: Comparison, path: Path) -> Path:
     """Top-1 against MACs per image for every network and its ensembles and crops, with 80% intervals
     and the Pareto front: where a single bigger network sits above an ensemble of the same cost."""
-    return draw_variant_chart(list(c.variants), path, [f.name for f in c.networks],
-                              "single networks (published top-1)",
-                              "ImageNet top-1 % (single: published; ensembles/crops: estimated, 80% interval)")
+    from scalelab.report.plotting import save_and_close
+
+    return save_and_close(_variant_figure(*_variant_args(c)), path)
 
 
 def draw_ensemble_chart(chart, path: Path) -> Path:
     """A search's ``report.charts.EnsembleChart``: the best candidates of each (models, crops) searched."""
-    return draw_variant_chart(chart.variants, path, chart.groups, "single networks (best within the budgets)",
-                              chart.y_label, title=chart.title, budget=chart.budget, notes=chart.notes)
+    from scalelab.report.plotting import save_and_close
+
+    return save_and_close(_variant_figure(chart.variants, chart.groups, "single networks (best within the budgets)",
+                                          chart.y_label, title=chart.title, budget=chart.budget, notes=chart.notes), path)
 
 
-def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_label: str, y_label: str, *,
-                       title: str = "One bigger network or an ensemble of smaller ones, at the same cost",
-                       budget: Optional[tuple[float, str]] = None, notes: Sequence[str] = ()) -> Path:
+def _variant_figure(variants: list, groups: list[str], singles_label: str, y_label: str, *,
+                    title: str = "One bigger network or an ensemble of smaller ones, at the same cost",
+                    budget: Optional[tuple[float, str]] = None, notes: Sequence[str] = ()):
     """The chart of ``scaling.ensembles.Variant`` points, coloured by ``groups`` (their ``network``):
     marker shape by ensemble size, hollow for multi-crop, 80% intervals, the Pareto front, the single
     networks joined by a dashed line, and optionally a budget (x, label) as a vertical line. ``compare``
     draws networks and their variants; ``scale`` the best candidates of each (models, crops) searched."""
-    from scalelab.report.plotting import DPI, _pyplot, _save
+    from scalelab.report.plotting import DPI, _pyplot
     from scalelab.scaling.ensembles import pareto
 
     plt = _pyplot()
@@ -127,10 +147,10 @@ def draw_variant_chart(variants: list, path: Path, groups: list[str], singles_la
             fig.text(0.01, -0.02, "\n".join(textwrap.fill(n, 170) for n in notes), fontsize=7, va="top", color="0.3")
         fig.tight_layout()
         _label_variants(ax, variants, colors)
-        _save(fig, path, laid_out=True)
-    finally:
+    except BaseException:
         plt.close(fig)
-    return path
+        raise
+    return fig
 
 
 def _variant_text(v) -> str:

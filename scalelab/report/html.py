@@ -1,4 +1,5 @@
-"""The HTML report: one self-contained page (no network access needed), rendered with Jinja2.
+"""The HTML report: one self-contained page (no network access needed), rendered with Jinja2;
+``render_page`` renders the other pages (``scalelab compare``) with the same styles and sorting.
 
 A ``<table>`` per section with numbers right-aligned and every column sortable (a few lines of
 inline JavaScript; the exact integer is each cell's sort key), the totals, the conditions, the
@@ -39,16 +40,21 @@ def _elements(shape) -> int:
     return count
 
 
-def to_html(report: Report, chart_svg: Optional[str] = None) -> str:
+def render_page(template: str, **context) -> str:
+    """A page of ``templates/`` (each extends ``base.html.j2``: the styles and the sorting script)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("scalelab.report", "templates"), autoescape=select_autoescape(("html", "j2")),
                       trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(template).render(**context)
+
+
+def to_html(report: Report, chart_svg: Optional[str] = None) -> str:
     sections = [_section(report, "Blocks" if report.depth > 1 else "Stages", report.rows, total_rows(report))]
     if report.training_rows:
         sections.append(_section(report, training_caption(report), report.training_rows,
                                  [(TRAINING_TOTAL, report.training_total)]))
     h, w = report.conditions.resolution
-    return env.get_template(TEMPLATE).render(
-        title=title(report), report=report, total_label=total_rows(report)[0][0], sections=sections, chart_svg=chart_svg,
+    return render_page(
+        TEMPLATE, title=title(report), report=report, total_label=total_rows(report)[0][0], sections=sections, chart_svg=chart_svg,
         input=f"{h}x{w}", units=[(c.header, c.unit) for c in report.columns], human_shape=human_shape)

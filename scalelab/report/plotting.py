@@ -205,12 +205,25 @@ def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
     return Path(path)
 
 
+def save_and_close(fig, path: Path) -> Path:
+    """Write a figure laid out with its labels placed, then release it."""
+    try:
+        _save(fig, path, laid_out=True)
+    finally:
+        _pyplot().close(fig)
+    return Path(path)
+
+
 def breakdown_svg(chart: BreakdownChart) -> str:
-    """The breakdown chart as an ``<svg>`` element to embed in a page (text drawn as paths: no fonts needed)."""
+    """The breakdown chart as an ``<svg>`` element to embed in a page."""
+    return figure_svg(_breakdown_figure(_pyplot(), chart))
+
+
+def figure_svg(fig) -> str:
+    """A figure as an ``<svg>`` element to embed in a page (text drawn as paths: no fonts needed); closes it."""
     import io
 
     plt = _pyplot()
-    fig = _breakdown_figure(plt, chart)
     try:
         buffer = io.StringIO()
         with plt.rc_context({"svg.hashsalt": "scalelab"}):  # the same chart gives the same bytes
