@@ -143,7 +143,7 @@ def time_callable(fn, device: str, warmup: int = 3, min_repeats: int = 5, max_re
 
 def time_interleaved(fns: dict[str, Callable[[], object]], device: str, warmup: int = 3, burst: int = 5,
                      min_rounds: int = 3, max_rounds: int = 10, stable: float = 0.05,
-                     budget_s: float = 5.0) -> dict[str, Timing]:
+                     budget_s: float = 5.0, on_round: Callable[[], None] = lambda: None) -> dict[str, Timing]:
     """Time several callables in turns: each round runs every callable ``burst`` times; a callable's
     figure is the lowest of its round medians. Stops after ``min_rounds`` once the rounds agree
     within ``stable`` (``drift``), or after ``max_rounds``, or when ``budget_s`` per callable is spent."""
@@ -162,6 +162,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: str, warmup: 
             runs = [_run_once(fn, device) for _ in range(burst)]
             samples[name] += runs
             medians[name].append(statistics.median(runs))
+        on_round()
         timings = {name: _summary(samples[name], min(medians[name]), statistics.median(medians[name])) for name in fns}
         if round_ >= min_rounds and (drift(timings.values()) <= stable or time.perf_counter() - start > limit):
             break
@@ -223,16 +224,18 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
     noise = Noise(0.0, 0.0)
     if todo:
         fns = _callables(network, todo, device, dtype, batch, channels_last, progress)
+        what = f"measuring {network.spec.name}"
+        with torch.inference_mode(), bar(f"{what}: {len(todo)} timings, rounds", max_rounds, progress) as steps:
+            attempts = iter(range(1, len(limits.backoff_s) + 2))
 
-        def attempt():
-            with LoadWindow() as window:
-                timings = time_interleaved(fns, device, warmup=warmup, burst=burst, min_rounds=min_rounds,
-                                           max_rounds=max_rounds, stable=stable)
-            seen = Noise(window.other_cpus, drift(timings.values()))
-            return timings, seen
+            def attempt():
+                steps.say(f"{what}: {len(todo)} timings, attempt {next(attempts)}, rounds", max_rounds, restart=True)
+                with LoadWindow() as window:
+                    timings = time_interleaved(fns, device, warmup=warmup, burst=burst, min_rounds=min_rounds,
+                                               max_rounds=max_rounds, stable=stable, on_round=steps.advance)
+                return timings, Noise(window.other_cpus, drift(timings.values()))
 
-        with torch.inference_mode():
-            fresh, noise = until_quiet(attempt, f"measuring {network.spec.name}", limits, allow_noisy)
+            fresh, noise = until_quiet(attempt, what, limits, allow_noisy, on_wait=steps.say)
         noisy = bool(noise.problems(limits))
         fresh = {label: replace(t, other_cpus=noise.other_cpus, noisy=noisy) for label, t in fresh.items()}
         results.update(fresh)
@@ -248,6 +251,15 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
     return Measurement(conditions, {label: results[label] for label, b in work if b is not None}, whole_timing, method)
 
 
+def bar(what: str, total: int, shown: bool):
+    """The timing rounds' progress on stderr (``scalelab.progress``), or none when ``shown`` is false."""
+    from contextlib import nullcontext
+
+    from scalelab import progress
+
+    return progress.progress(what, total) if shown else nullcontext(progress.Steps())
+
+
 def _signature(network: Network, block) -> tuple[str, list]:
     """What a timing depends on: the layer tree(s) and input shape(s) timed."""
     if block is None:
@@ -260,20 +272,15 @@ def _signature(network: Network, block) -> tuple[str, list]:
 def _callables(network: Network, work, device: str, dtype: str, batch: int, channels_last: bool,
                progress: bool) -> dict[str, Callable[[], object]]:
     """Each block (or the whole network) built, on the device, with random inputs of its shapes."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from scalelab.build import Net, to_torch
 
     fns = {}
-    with Progress(TextColumn("building {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=Console(stderr=True), disable=not progress, transient=True) as bar:
-        task = bar.add_task(network.spec.name, total=len(work))
+    with bar(f"measuring {network.spec.name}: building", len(work), progress) as steps:
         for label, block in work:
             _, shapes = _signature(network, block)
             module = Net(network) if block is None else to_torch(block.layers)
             module, inputs = _prepare(module, shapes, batch, device, dtype, channels_last)
             arg = inputs[0] if len(inputs) == 1 else inputs
             fns[label] = (lambda m, x: lambda: m(x))(module, arg)  # eval Net frees as it goes
-            bar.advance(task)
+            steps.advance()
     return fns

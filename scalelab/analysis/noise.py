@@ -98,12 +98,16 @@ class NoisyMachine(ScalelabError):
 
 
 def until_quiet(attempt: Callable[[], tuple[T, Noise]], what: str, limits: NoiseLimits,
-                allow_noisy: bool = False, sleep: Callable[[float], None] = time.sleep) -> tuple[T, Noise]:
+                allow_noisy: bool = False, sleep: Optional[Callable[[float], None]] = None,
+                on_wait: Optional[Callable[[str], None]] = None) -> tuple[T, Noise]:
     """Run ``attempt`` (which returns its result and the noise it saw) until its noise is within
-    ``limits``, waiting ``limits.backoff_s`` between attempts. With ``allow_noisy`` the last result
-    is returned however noisy; otherwise ``NoisyMachine`` names what stayed too high."""
+    ``limits``, waiting ``limits.backoff_s`` between attempts (``on_wait`` is told why and how long).
+    With ``allow_noisy`` the last result is returned however noisy; otherwise ``NoisyMachine`` names
+    what stayed too high and the time it all took, measuring included."""
+    sleep = sleep or _sleep
     waits = list(limits.backoff_s)
-    waited = 0.0
+    waited, start = 0.0, _clock()
+    tries = len(waits) + 1
     while True:
         result, noise = attempt()
         problems = noise.problems(limits)
@@ -112,11 +116,17 @@ def until_quiet(attempt: Callable[[], tuple[T, Noise]], what: str, limits: Noise
         if not waits:
             if allow_noisy:
                 return result, noise
-            tries = len(limits.backoff_s) + 1
             raise NoisyMachine(
-                f"{what}: the machine is too busy to measure: {' and '.join(problems)}, "
-                f"after {tries} attempts over {waited:.0f} s of back-off. Stop the competing work and run "
-                f"again, or pass --allow-noisy to keep a measurement marked noisy")
+                f"{what}: the machine is too busy to measure: {' and '.join(problems)}, after {tries} attempts "
+                f"in {_clock() - start:.0f} s ({waited:.0f} s of it waiting between attempts). Stop the competing "
+                f"work and run again, or pass --allow-noisy to keep a measurement marked noisy")
         wait = waits.pop(0)
+        if on_wait is not None:
+            on_wait(f"{what}: {' and '.join(problems)}; attempt {tries - len(waits)} of {tries} in {wait:g} s")
         sleep(wait)
         waited += wait
+
+
+# looked up at each call, so that tests can stand in a clock for both
+_clock = time.monotonic
+_sleep = time.sleep

@@ -171,7 +171,10 @@ def analyze(
     if is_model_ref(spec):  # a PyTorch model: import it at the resolution asked (torch only then)
         from scalelab.importer import import_model
 
-        spec, size = import_model(spec, (3, *(size or (224, 224)))).spec, None
+        from scalelab.progress import progress
+
+        with progress(f"importing {spec}: building, tracing with torch.fx and checking every block"):
+            spec, size = import_model(spec, (3, *(size or (224, 224)))).spec, None
     analysis = run_analysis(spec, resolution=size, batch=batch)
     for warning in analysis.network.warnings:
         typer.echo(f"warning: {warning}", err=True)

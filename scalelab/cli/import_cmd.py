@@ -77,7 +77,10 @@ def import_(
     shape = input_shape(resolution, input_size)
     from scalelab.importer import import_model
 
-    imported = import_model(model, shape, allow_unsupported=allow_unsupported)
+    from scalelab.progress import progress
+
+    with progress(f"importing {model}: building, tracing with torch.fx and checking every block"):
+        imported = import_model(model, shape, allow_unsupported=allow_unsupported)
     if format is SpecFormat.json:
         from scalelab.spec import spec_data
 

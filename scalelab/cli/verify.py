@@ -30,7 +30,10 @@ def verify(
     from scalelab.cli.analyze import parse_resolution
     from scalelab.verify import checks_table, verify as run_checks
 
-    analysis, checks = run_checks(spec, parse_resolution(resolution))
+    from scalelab.progress import progress
+
+    with progress(f"verifying {spec}: building the module, running it and counting with torch and fvcore"):
+        analysis, checks = run_checks(spec, parse_resolution(resolution))
     if format is VerifyFormat.json:
         typer.echo(json.dumps({"spec": analysis.name, "input": list(analysis.input_shape),
                                "agrees": all(c.agrees for c in checks),
