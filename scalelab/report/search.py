@@ -51,6 +51,7 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
         "trials_new": result.new_trials,
         "trials_failed": [{"number": n, "reason": why} for n, why in result.failed],
         "refinement": result.refinement,
+        "extrapolation": result.extrapolation,
         "budget_use": {b.metric: b.usage(result.winner.candidate.metrics[b.metric]) for b in s.budgets},
         "ties": ties(result),
         "refined": [t.as_dict() for t in result.refined],
@@ -223,6 +224,8 @@ def _objective_text(report: dict) -> str:
         return "Pareto front of accuracy vs cost (winner: most accurate within the budgets)"
     if report["constraint"] == "hard":
         return "MnasNet reward ACC x (cost/T)^w, hard constraint (w = 0 within, -1 over; budgets also passed to Optuna as constraints)"
+    if report.get("extrapolation"):
+        lines.append(report["extrapolation"])
     return f"MnasNet reward ACC x (cost/T)^w, soft constraint (w = {report['soft_w']:g})"
 
 
