@@ -208,6 +208,8 @@ def _outcome_lines(report: dict) -> list[str]:
                      f"-> x{ref['to']['width']:.3f} (stopped: {ref['width_stopped_by']})")
     else:
         lines.append(f"Budget used by the winner: {use}")
+    if report.get("extrapolation"):
+        lines.append(report["extrapolation"])
     failed = report.get("trials_failed") or []
     if failed:
         lines.append(f"Failed trials: {len(failed)} candidates could not be built, e.g. trial {failed[0]['number']}: "
@@ -224,8 +226,6 @@ def _objective_text(report: dict) -> str:
         return "Pareto front of accuracy vs cost (winner: most accurate within the budgets)"
     if report["constraint"] == "hard":
         return "MnasNet reward ACC x (cost/T)^w, hard constraint (w = 0 within, -1 over; budgets also passed to Optuna as constraints)"
-    if report.get("extrapolation"):
-        lines.append(report["extrapolation"])
     return f"MnasNet reward ACC x (cost/T)^w, soft constraint (w = {report['soft_w']:g})"
 
 
