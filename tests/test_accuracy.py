@@ -362,3 +362,88 @@ def test_the_shipped_caches_match_a_fresh_fit():
         assert (a.floor, a.exponent) == pytest.approx((b.floor, b.exponent), abs=1e-6)
     again = calibrate(points, fresh)
     assert (again.q, again.scale) == pytest.approx((calibration().q, calibration().scale), abs=1e-6)
+
+
+# ---------------------------------------------------------------- protocols
+
+
+def test_every_zoo_reference_states_its_protocol():
+    from scalelab.spec import zoo_names
+
+    for name in zoo_names():
+        ref = load_spec(name).reference
+        if ref is None:
+            continue
+        assert ref.protocol is not None, name
+        # torchvision evaluates one centre crop of the network's input size, trained on ImageNet-1k alone
+        if ref.source.startswith("torchvision"):
+            p = ref.protocol
+            assert (p.crops, p.resolution, p.pretraining, p.distillation) == (
+                1, load_spec(name).input.resolution[0], "none", "none"), name
+    # the papers' ten-crop figures say so in their sources, and so does their protocol
+    assert load_spec("plain34").reference.protocol.crops == 10 and "10-crop" in load_spec("plain34").reference.source
+    assert load_spec("alexnet").reference.protocol.crops == 10
+
+
+def test_a_bad_protocol_is_refused_with_its_path(tmp_path):
+    from cli_helpers import assert_refused, invoke
+
+    for bad, rule in (("crops: 0", "greater than or equal to 1"), ("crops: 10.0", "whole number"),
+                      ("pretraining: ''", "at least 1 character")):
+        protocol = ", ".join([bad] + [f for f in ("crops: 1", "resolution: 224", "pretraining: none", "distillation: none")
+                                      if f.split(":")[0] != bad.split(":")[0]])
+        path = tmp_path / "net.yaml"
+        path.write_text("name: net\ninput: {resolution: 32}\n"
+                        f"reference: {{top1: 50.0, source: a test, protocol: {{{protocol}}}}}\n"
+                        "blocks: [{kind: conv, out: 8}]\n")
+        assert_refused(invoke("analyze", path), "net.yaml:3", "reference.protocol", rule)
+    path.write_text("name: net\ninput: {resolution: 32}\nreference: {top1: 50.0, source: a test, protocol: {crops: 1}}\n"
+                    "blocks: [{kind: conv, out: 8}]\n")
+    assert_refused(invoke("analyze", path), "reference.protocol", "resolution")
+
+
+def test_estimates_say_the_protocol_they_inherit():
+    plain = load_spec("plain34")
+    detail = estimate_accuracy(plain, 1.0, 1.0, 192).detail
+    assert detail.endswith("measured as the base's reference is: ImageNet-1k, 10 crops at 192 px, no pre-training, "
+                           "no distillation")
+    b1 = estimate_accuracy(load_spec("efficientnet_b0"), 1.1, 1.0, 240, method="published")
+    assert b1.top1 == 78.642 and "ImageNet-1k, 1 crop at 240 px" in b1.detail
+
+
+def test_published_figures_measured_otherwise_are_refused():
+    from pathlib import Path
+
+    spec = (Path(__file__).resolve().parents[1] / "specs" / "efficientnet_b0.yaml").read_text()
+    ten = spec.replace("protocol: {crops: 1,", "protocol: {crops: 10,")
+    assert ten != spec
+    b0_ten = parse_spec(ten)
+    with pytest.raises(ScalelabError, match=r"not measured like efficientnet_b0's reference \(ImageNet-1k, 10 crops"):
+        estimate_accuracy(b0_ten, 1.1, 1.0, 240, method="published")
+
+
+def test_crops_gain_counts_from_the_reference_crops():
+    from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
+
+    # a ten-crop figure on ten crops is itself; two models on ten crops gain what two models gain on one
+    assert estimate_top1(71.46, 1, 10, base_crops=10).top1 == pytest.approx(71.46)
+    assert estimate_top1(71.46, 2, 10, base_crops=10).top1 == pytest.approx(estimate_top1(71.46, 2, 1).top1)
+    one = estimate_top1(71.46, 1, 1, base_crops=10)  # one crop of a ten-crop figure loses what ten crops gained
+    assert 100 - one.top1 == pytest.approx((100 - 71.46) ** 2 / (100 - estimate_top1(71.46, 1, 10).top1))
+    assert one.low <= one.top1 <= one.high
+
+
+def test_cli_lists_each_rows_protocol():
+    rows = json.loads(runner.invoke(app, ["accuracy", "--format", "json"]).output)
+    ten = [r for r in rows if r["protocol"]["crops"] == 10]
+    assert [(r["name"], r["top1"]) for r in ten] == [("resnet34", 75.48)]  # He et al. 2016 Table 3: 24.52% error
+    assert all(r["protocol"]["resolution"] == r["resolution"] for r in rows)
+    table = " ".join(runner.invoke(app, ["accuracy", "-f", "markdown"]).output.split())
+    assert "| 10 crops, no pre-training, no distillation |" in table
+
+
+def test_the_no_reference_hint_names_each_commands_option():
+    spec = parse_spec("name: nameless\ninput: {resolution: 32}\nblocks: [{kind: conv, out: 8}]")
+    with pytest.raises(ScalelabError) as info:
+        estimate_accuracy(spec)
+    assert "`scalelab scale --accuracy proxy`, `scalelab accuracy -m proxy`" in str(info.value)

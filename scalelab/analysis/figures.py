@@ -29,6 +29,7 @@ class NetworkFigures:
     top1: Optional[float] = None
     top1_source: Optional[str] = None
     top1_dataset: Optional[str] = None
+    top1_protocol: Optional[dict] = None  # how top1 was measured (``spec.model.Protocol``); None: not stated
 
     @property
     def inference_bytes(self) -> int:
@@ -60,4 +61,5 @@ def network_figures(network: Network, *, batch: int = 1, dtype: str = "fp32", de
         latency.total_ms if latency else None, latency.device if latency else None,
         latency.method if latency else None,
         ref.top1 if ref else None, ref.source if ref else None, ref.dataset if ref else None,
+        ref.protocol.model_dump() if ref and ref.protocol else None,
     )

@@ -48,12 +48,15 @@ def _published_text(fmt: Format) -> str:
 
     table = published()
     if fmt is Format.json:
-        return json.dumps([r.model_dump() for r in table.rows], indent=2, allow_nan=False)
-    rows = [[r.name, r.series or "-", f"{r.top1:g}", human_count(r.macs), human_count(r.params), str(r.resolution), r.source]
-            for r in table.rows]
-    notes = ["Published ImageNet-1k top-1 (single crop). MACs = multiply-adds per image as each source gives "
-             "them (the papers' 'FLOPs'). Series feed the scaling-law estimator: `scalelab accuracy --validate`."]
-    return _render("published accuracy", ["network", "series", "top-1 %", "MACs", "params", "input", "source"], rows, notes, fmt)
+        return json.dumps([{**r.model_dump(), "protocol": table.protocol_of(r).model_dump()} for r in table.rows],
+                          indent=2, allow_nan=False)
+    rows = [[r.name, r.series or "-", f"{r.top1:g}", human_count(r.macs), human_count(r.params), str(r.resolution),
+             table.protocol_of(r).describe().replace(f" at {r.resolution} px", ""), r.source] for r in table.rows]
+    notes = ["Published ImageNet-1k top-1, measured as 'test' says (crops averaged per image, at the input size). MACs = multiply-adds per image as each "
+             "source gives them (the papers' 'FLOPs'). Series feed the scaling-law estimator: `scalelab accuracy "
+             "--validate`; a series shares one protocol."]
+    return _render("published accuracy", ["network", "series", "top-1 %", "MACs", "params", "input", "test", "source"],
+                   rows, notes, fmt)
 
 
 def validation_summary() -> dict:

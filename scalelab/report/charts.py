@@ -74,18 +74,20 @@ def within_budgets(trial: dict, budgets: list[dict]) -> bool:
 
 
 def reference_points(x: str) -> list[Labelled]:
-    """Published networks (ImageNet-1k top-1 with their MACs / params), one point per distinct row."""
+    """Published networks (ImageNet-1k single-crop top-1 with their MACs / params), one point per distinct row."""
     from scalelab.scaling.accuracy.published import published
 
     key = AXES[x][0]
     if key not in ("macs", "params"):
         return []
     table = published()
+    # one protocol on one plane: single-crop figures without extra data, as the estimator's series
+    rows = [r for r in table.rows if table.protocol_of(r).like() == (1, "none", "none")]
     sources: dict[str, set] = {}
-    for row in table.rows:
+    for row in rows:
         sources.setdefault(row.name, set()).add((getattr(row, key), row.top1))
     seen, out = set(), []
-    for row in table.rows:
+    for row in rows:
         value = getattr(row, key)
         ident = (row.name, value, row.top1)
         if ident not in seen:

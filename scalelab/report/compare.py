@@ -65,8 +65,14 @@ class Comparison:
         if mine is None or first is None:
             return None
         if key == "top1":
-            return mine - first
+            return self.top1_difference(fig).points
         return mine / first if first else None
+
+    def top1_difference(self, fig: NetworkFigures):
+        """Top-1 against the first network's, like for like where the protocols allow."""
+        from scalelab.scaling.accuracy.protocols import top1_difference
+
+        return top1_difference(self.networks[0], fig)
 
 
 def comparison(networks: list[NetworkFigures], variants: list = ()) -> Comparison:
@@ -75,8 +81,10 @@ def comparison(networks: list[NetworkFigures], variants: list = ()) -> Compariso
         f"Conditions: input {' / '.join(sorted({f'{h}x{w}' for h, w in (n.resolution for n in networks)}))}, "
         f"batch {first.batch}, bytes at {first.dtype}, training memory with {first.optimizer}.",
         "Ratios: each figure divided by the first network's (x); top-1 as the difference in points.",
-        "Accuracy: published top-1 from each spec's reference (its source in JSON); '-' where the spec has none.",
+        "Accuracy: published top-1 from each spec's reference (its source and protocol in JSON); '-' where the spec "
+        "has none. Top-1 points compare like for like (same dataset, crops, pre-training, distillation) or say not.",
     ]
+    notes += [d.note for d in (Comparison(tuple(networks), ()).top1_difference(n) for n in networks[1:]) if d.note]
     if any(n.latency_method for n in networks):
         notes.append(f"Latency: {networks[0].latency_method}.")
     if variants:
@@ -109,7 +117,8 @@ def _tables(c: Comparison) -> tuple[list[str], list[list[str]], list[str], list[
     headers = ["Network", *(m.header for m in c.metrics)]
     rows = [[f.name, *(m.human(c.value(f, m.key)) for m in c.metrics)] for f in c.networks]
     ratio_headers = ["Network", *(m.header if m.key != "top1" else "Top-1 pts" for m in c.metrics)]
-    ratio_rows = [[f.name, *(_ratio_text(m.key, c.ratio(f, m.key)) for m in c.metrics)] for f in c.networks]
+    ratio_rows = [[f.name, *(c.top1_difference(f).cell() if m.key == "top1" else _ratio_text(m.key, c.ratio(f, m.key))
+                             for m in c.metrics)] for f in c.networks]
     return headers, rows, ratio_headers, ratio_rows
 
 
@@ -197,8 +206,8 @@ def to_markdown(c: Comparison) -> str:
 
 def comparison_dict(c: Comparison) -> dict:
     return {
-        "networks": [{**f.as_dict(), "ratio_to_first": {m.key: c.ratio(f, m.key) for m in c.metrics}}
-                     for f in c.networks],
+        "networks": [{**f.as_dict(), "ratio_to_first": {m.key: c.ratio(f, m.key) for m in c.metrics},
+                      "top1_like_for_like": c.top1_difference(f).like_for_like} for f in c.networks],
         "first": c.networks[0].name,
         "variants": [v.as_dict() for v in c.variants],
         "units": {m.key: m.unit for m in c.metrics},

@@ -72,11 +72,13 @@ def efficientnet(variant: str, base: Optional[Spec] = None, *, paper_resolution:
         "implementation and torchvision do."
     )
     same_as_torchvision = size == v.resolution
+    # both evaluate one centre crop at the network's input size, trained on ImageNet-1k alone
+    protocol = {"crops": 1, "resolution": size, "pretraining": "none", "distillation": "none"}
     data["reference"] = (
-        {"top1": v.torchvision_top1, "dataset": "ImageNet-1k",
+        {"top1": v.torchvision_top1, "dataset": "ImageNet-1k", "protocol": protocol,
          "source": f"torchvision EfficientNet_{key.upper()}_Weights.IMAGENET1K_V1 at {size}"}
         if same_as_torchvision else
-        {"top1": v.paper_top1, "dataset": "ImageNet-1k", "source": "Tan & Le 2019, Table 2"}
+        {"top1": v.paper_top1, "dataset": "ImageNet-1k", "protocol": protocol, "source": "Tan & Le 2019, Table 2"}
     )
     return Spec.model_validate(data)
 

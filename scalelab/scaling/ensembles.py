@@ -60,13 +60,15 @@ def parse_counts(text: Optional[str], option: str) -> list[int]:
 def variants(fig: NetworkFigures, ensembles: list[int], crops: list[int]) -> list[Variant]:
     """Every (models, crops) combination of one network, per image (``fig`` at any batch)."""
     return expand(fig.name, fig.macs // fig.batch, fig.params, fig.top1,
-                  f"published: {fig.top1_source}" if fig.top1 is not None else None, ensembles, crops)
+                  f"published: {fig.top1_source}" if fig.top1 is not None else None, ensembles, crops,
+                  fig.top1_protocol["crops"] if fig.top1_protocol else 1)
 
 
 def expand(name: str, macs: int, params: int, top1: Optional[float], how: Optional[str],
-           ensembles: list[int], crops: list[int]) -> list[Variant]:
-    """Every (models, crops) combination of a network of ``macs`` per image and single-model,
-    single-crop ``top1`` (obtained as ``how`` says; None: not known): the search's candidate expansion."""
+           ensembles: list[int], crops: list[int], base_crops: int = 1) -> list[Variant]:
+    """Every (models, crops) combination of a network of ``macs`` per image and single-model ``top1``
+    measured on ``base_crops`` views (obtained as ``how`` says; None: not known): the search's
+    candidate expansion. The variant on ``base_crops`` views of one model is ``top1`` itself."""
     from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
 
     out = []
@@ -74,10 +76,10 @@ def expand(name: str, macs: int, params: int, top1: Optional[float], how: Option
         for n in crops:
             if top1 is None:
                 estimate = (None, None, None, "no top-1 known for this network", False)
-            elif k == 1 and n == 1:
+            elif k == 1 and n == base_crops:
                 estimate = (top1, top1, top1, how or "given", False)
             else:
-                e = estimate_top1(top1, k, n)
+                e = estimate_top1(top1, k, n, base_crops)
                 estimate = (e.top1, e.low, e.high, e.detail, e.extrapolated)
             out.append(Variant(name, k, n, k * n * macs, k * params, *estimate))
     return out

@@ -141,22 +141,26 @@ class VariantEvaluator:
     def evaluate(self, depth: float, width: float, resolution: float, trial: Any = None) -> Candidate:
         c = self.inner.evaluate(depth, width, resolution, trial)
         spec, single = self.inner.built(depth, width, resolution)  # cached by the evaluate above
-        return variant_candidate(c, self.models, self.crops, self.costs(spec, single))
+        ref = self.inner.base.reference
+        views = ref.protocol.crops if ref is not None and ref.protocol is not None else 1
+        return variant_candidate(c, self.models, self.crops, self.costs(spec, single), views)
 
 
-def variant_candidate(c: Candidate, models: int, crops: int, costs: dict) -> Candidate:
+def variant_candidate(c: Candidate, models: int, crops: int, costs: dict, base_crops: int = 1) -> Candidate:
     """Candidate ``c`` (one network, one crop) as an ensemble of ``models`` on ``crops`` crops, its top-1
-    by the ensemble-gain law (``scaling.ensembles.expand``) from the network's estimate."""
+    by the ensemble-gain law (``scaling.ensembles.expand``) from the network's estimate, which is
+    measured as the base's reference is: on ``base_crops`` views."""
     from scalelab.scaling.ensembles import expand
 
     def gained(top1):
-        return expand("", c.macs, c.params, top1, None, [models], [crops])[0]
+        return expand("", c.macs, c.params, top1, None, [models], [crops], base_crops)[0]
 
     v = gained(c.accuracy)
     low = gained(c.low).low if c.low is not None else v.low
     high = gained(c.high).high if c.high is not None else v.high
     interval = (f" [{c.low:.1f}, {c.high:.1f}]" if c.low is not None else "")
-    detail = (f"{c.accuracy_method} estimate of one scaled network on one crop: {c.accuracy:.2f}{interval} "
+    views = "one crop" if base_crops == 1 else f"{base_crops} crops, as the base's reference"
+    detail = (f"{c.accuracy_method} estimate of one scaled network on {views}: {c.accuracy:.2f}{interval} "
               f"({c.accuracy_detail}); then, for {label(models, crops)}, the ensemble-gain law: {v.method.split(': ', 1)[1]}; "
               "80% interval: the law's at the ends of the network's (both errors compound)")
     network = {"macs": c.macs, "params": c.params, "latency_ms": c.latency_ms, "memory_bytes": c.memory_bytes,

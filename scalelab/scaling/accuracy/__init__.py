@@ -49,7 +49,8 @@ def _base_top1(base: Spec, method: str) -> float:
     if base.reference is None:
         raise ScalelabError(
             f"spec '{base.name}' has no reference accuracy; the {method} estimator scales the base's "
-            "published top-1: add `reference: {top1: ..., source: ...}` to the spec, or use --accuracy proxy")
+            "published top-1: add `reference: {top1: ..., source: ...}` to the spec, or rank by the proxy score "
+            "(`scalelab scale --accuracy proxy`, `scalelab accuracy -m proxy`)")
     return base.reference.top1
 
 
@@ -86,12 +87,21 @@ def estimate_accuracy(
 def _published(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
     from scalelab.scaling.accuracy.published import find_published
 
+    from scalelab.scaling.accuracy.published import published
+
     row = find_published(base.name, depth, width, pixels, base.reference.top1 if base.reference else None)
     if row is None:
         raise ScalelabError(
             f"no published accuracy for {base.name} at depth x{depth:g}, width x{width:g}, {pixels}px; "
             "`scalelab accuracy` lists the published rows; the scaling-law method estimates any scaling")
-    return AccuracyEstimate(row.top1, "published", f"published top-1 of {row.name}: {row.source}")
+    found = published().reference(row)
+    if base.reference is not None and base.reference.protocol is not None and not found.like_for_like(base.reference):
+        raise ScalelabError(
+            f"the published top-1 of {row.name} ({found.describe_protocol()}) is not measured like {base.name}'s "
+            f"reference ({base.reference.describe_protocol()}), so it cannot stand for a scaling of it; the "
+            "scaling-law method estimates under the base's own protocol")
+    return AccuracyEstimate(row.top1, "published", f"published top-1 of {row.name}: {row.source}; "
+                                                   f"{found.describe_protocol()}")
 
 
 def repeated_blocks(spec: Spec, depth: float = 1.0) -> tuple[int, int]:
@@ -102,6 +112,15 @@ def repeated_blocks(spec: Spec, depth: float = 1.0) -> tuple[int, int]:
 
     stages = [e for e in spec.blocks if isinstance(e, Stage) and e.scale_depth]
     return sum(s.repeat for s in stages), sum(round_repeats(s.repeat, depth) for s in stages)
+
+
+def _protocol_at(base: Spec, pixels: int) -> str:
+    """The base reference's protocol with the scaled network's input size: the law scales error
+    ratios, so an estimate keeps the crops, pre-training and distillation of the top-1 it scales."""
+    ref = base.reference
+    if ref.protocol is None:
+        return f"{ref.dataset}, protocol not stated by the spec"
+    return f"{ref.dataset}, {ref.protocol.model_copy(update={'resolution': pixels}).describe()}"
 
 
 def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
@@ -122,6 +141,7 @@ def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> Accurac
               f"{pixels}px (x{r:.3g}); per-dimension saturating law fitted on published scaling series, "
               f"see `scalelab accuracy --validate`; 80% prediction interval [{low:.2f}, {high:.2f}] from the "
               "errors on series the law never saw, wider away from the fitted multipliers")
+    detail += f"; measured as the base's reference is: {_protocol_at(base, pixels)}"
     if beyond:
         detail += "; EXTRAPOLATED: " + "; ".join(beyond)
     return AccuracyEstimate(top1, "scaling-law", detail, extrapolated=bool(beyond), low=low, high=high)

@@ -178,18 +178,24 @@ class GainEstimate:
     detail: str
 
 
-def estimate_top1(base_top1: float, models: int, crops: int) -> GainEstimate:
-    """Top-1 of ``models`` averaged networks of single-model top-1 ``base_top1``, each on ``crops`` views."""
-    if models < 1 or crops < 1:
-        raise ScalelabError(f"models and crops must be at least 1, got {models} and {crops}")
+def estimate_top1(base_top1: float, models: int, crops: int, base_crops: int = 1) -> GainEstimate:
+    """Top-1 of ``models`` averaged networks of single-model top-1 ``base_top1``, each on ``crops`` views.
+
+    ``base_top1`` was measured on ``base_crops`` views (its reference's protocol): the crops' gain is
+    taken from there, so a ten-crop figure gains nothing more at 10 crops and loses at 1."""
+    if models < 1 or crops < 1 or base_crops < 1:
+        raise ScalelabError(f"models and crops must be at least 1, got {models}, {crops} and {base_crops}")
     law = fitted_gain()
-    ratio = law.ratio(models, crops)
+    ratio = law.ratio(models, crops / base_crops)
     lo, hi = law.band
     error = 100.0 - base_top1
     beyond = models > law.max_models or crops > law.max_crops
-    detail = f"ensemble-gain law from a single-model, single-crop top-1 of {base_top1:g}: {law.describe()}"
+    views = "single-crop" if base_crops == 1 else f"{base_crops}-crop"
+    detail = f"ensemble-gain law from a single-model, {views} top-1 of {base_top1:g}: {law.describe()}"
+    if base_crops > 1:
+        detail += f", with crops counted relative to the reference's {base_crops}"
     if beyond:
         detail += f"; EXTRAPOLATED beyond {law.max_models:g} models / {law.max_crops:g} crops"
-    gain = math.log(ratio)  # <= 0: the ln error ratio
-    worst, best = (math.exp(gain * (1 + e)) for e in (lo, hi))  # a smaller gain, a larger one
+    gain = math.log(ratio)  # the ln error ratio: < 0 where the views and models add up, > 0 with fewer crops
+    worst, best = sorted((math.exp(gain * (1 + e)) for e in (lo, hi)), reverse=True)  # the larger ratio is worse
     return GainEstimate(100.0 - error * ratio, 100.0 - error * worst, 100.0 - error * best, ratio, beyond, detail)

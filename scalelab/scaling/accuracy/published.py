@@ -12,16 +12,33 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scalelab.errors import ScalelabError
+from scalelab.spec.model import Protocol, Reference
+
+#: every row's top-1 is measured on the ImageNet-1k validation set
+DATASET = "ImageNet-1k"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TableProtocol(_Strict):
+    """How a row's top-1 was measured (on ImageNet-1k, at the row's resolution): see ``spec.Protocol``."""
+
+    crops: int = Field(ge=1)
+    pretraining: str = Field(min_length=1)
+    distillation: str = Field(min_length=1)
+
+    def at(self, resolution: int) -> Protocol:
+        return Protocol(crops=self.crops, resolution=resolution, pretraining=self.pretraining,
+                        distillation=self.distillation)
+
+
 class Series(_Strict):
     base: str = Field(description="the row every multiplier is relative to")
     about: str
     source: str
+    protocol: TableProtocol = Field(description="shared by every row: a law fitted on a series compares like for like")
 
 
 class Row(_Strict):
@@ -35,6 +52,7 @@ class Row(_Strict):
     depth: float = Field(1.0, gt=0)
     width: float = Field(1.0, gt=0)
     blocks: Optional[int] = Field(None, gt=0, description="repeated blocks (stage repeats summed)")
+    protocol: Optional[TableProtocol] = Field(None, description="a row outside any series states its own")
 
 
 class Published(_Strict):
@@ -47,6 +65,14 @@ class Published(_Strict):
     def base_of(self, series: str) -> Row:
         return next(r for r in self.members(series) if r.name == self.series[series].base)
 
+    def protocol_of(self, row: Row) -> Protocol:
+        """How the row's top-1 was measured: its series' protocol, or its own."""
+        return (self.series[row.series].protocol if row.series else row.protocol).at(row.resolution)
+
+    def reference(self, row: Row) -> Reference:
+        """The row as a spec's reference accuracy, to compare like for like."""
+        return Reference(top1=row.top1, dataset=DATASET, source=row.source, protocol=self.protocol_of(row))
+
     def multipliers(self, row: Row) -> tuple[float, float, float]:
         """(depth, width, resolution) of a series row relative to its series' base."""
         base = self.base_of(row.series)
@@ -57,6 +83,9 @@ def _check(table: Published) -> Published:
     for row in table.rows:
         if row.series is not None and row.series not in table.series:
             raise ScalelabError(f"published.yaml: row {row.name} names unknown series '{row.series}'")
+        if (row.series is None) == (row.protocol is None):
+            raise ScalelabError(f"published.yaml: row {row.name} needs a protocol of its own exactly when it is in "
+                                "no series (a series states one for all its rows)")
     for name, series in table.series.items():
         bases = [r for r in table.members(name) if r.name == series.base]
         if len(bases) != 1:
