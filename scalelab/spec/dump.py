@@ -25,8 +25,10 @@ def spec_yaml(spec: Spec) -> str:
     """The spec as YAML, one block per line, as the zoo writes them."""
     import yaml
 
+    from scalelab.spec.yaml_safe import SpecDumper
+
     data = spec_data(spec)
-    head = yaml.safe_dump({k: v for k, v in data.items() if k != "blocks"}, sort_keys=False, width=100)
-    blocks = "".join("  - " + yaml.safe_dump(b, default_flow_style=True, sort_keys=False, width=10**6)
+    head = yaml.dump({k: v for k, v in data.items() if k != "blocks"}, Dumper=SpecDumper, sort_keys=False, width=100)
+    blocks = "".join("  - " + yaml.dump(b, Dumper=SpecDumper, default_flow_style=True, sort_keys=False, width=10**6)
                      for b in data["blocks"])
     return head + "blocks:\n" + blocks

@@ -17,7 +17,7 @@ from scalelab.blocks.registry import INNER_BLOCK_ERROR
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import MAX_CHANNELS, MAX_REPEAT, MAX_RESOLUTION, MAX_SPEC_BYTES, one_line, quote
 from scalelab.spec.model import Spec, Stage
-from scalelab.spec.yaml_safe import parse_yaml
+from scalelab.spec.yaml_safe import parse_yaml, yaml11_hint
 
 DEFAULT_KEYS = ("norm", "activation", "norm_eps")
 #: the size bounds README 'Bounds' lists (a ratio's "at most 1" is the rule of the field itself)
@@ -173,7 +173,18 @@ def _document_path(loc: tuple, data: Any) -> tuple:
 
 
 def _describe(error: dict, data: Any) -> tuple[tuple, str]:
-    """One validation error -> (path of the offending node, message)."""
+    """One validation error -> (path of the offending node, message); a text where a number or a
+    choice was expected gets a hint where YAML 1.1 would have read it as a number (``0100``, ``6_4``)."""
+    loc, message = _describe_rule(error, data)
+    value, kind = error["input"], error["type"]
+    if isinstance(value, str) and (kind.endswith(("_type", "_parsing")) or kind.startswith("literal")):
+        hint = yaml11_hint(value)
+        if hint:
+            message += f"; {hint}"
+    return loc, message
+
+
+def _describe_rule(error: dict, data: Any) -> tuple[tuple, str]:
     loc, kind = _document_path(tuple(error["loc"]), data), error["type"]
     if kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]

@@ -7,8 +7,11 @@ size its aliases expand to is counted on the node tree before any Python data is
 distinct node once, so the count itself is linear in the file). As the data is built, repeated keys
 are refused with both lines, and integers longer than any bound are refused as written.
 
-Numbers in exponent form without a dot or a sign (``1e-5``, ``19.5e12``) are read as numbers, as
-YAML 1.2 reads them; PyYAML follows YAML 1.1, which would read them as text.
+Numbers are read as YAML 1.2's core schema reads them, not as YAML 1.1 (which PyYAML follows):
+``1e-5`` is a number; ``6_4``, ``1:04`` (base 60) and ``0b11`` are text, which a number field
+refuses, saying what YAML 1.1 would have made of it. A whole number with a leading zero (``0100``)
+is text too: YAML 1.1 reads it as octal (64) and YAML 1.2 as decimal (100), so a file that says it
+means different numbers to different tools. Octal and hex are written ``0o144`` and ``0x64``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,15 @@ from scalelab.limits import MAX_INT_CHARS, MAX_SPEC_BYTES, MAX_YAML_NODES, one_l
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
-#: YAML 1.2 core schema floats in exponent form that YAML 1.1's pattern misses (1e-5, 2.5E3, .5e1)
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+#: YAML 1.2 core schema integers, less a decimal with a leading zero
+_INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$")
+#: YAML 1.2 core schema floats: a dot or an exponent (a plain digit string is an integer)
+_FLOAT = re.compile(r"^(?:[-+]?(?:(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9]+$")
+#: YAML 1.1's number patterns (PyYAML's), for saying what a text would have meant there
+_YAML11_NUMBER = [regexp for resolvers in yaml.SafeLoader.yaml_implicit_resolvers.values()
+                  for tag, regexp in resolvers if tag in (_INT_TAG, _FLOAT_TAG)]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: a text shorter than this cannot hold MAX_YAML_NODES nodes without aliases
 _COUNT_ABOVE_CHARS = MAX_YAML_NODES
@@ -73,11 +83,45 @@ class _CheckedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
     def construct_checked_int(self, node):
         _check_node(node, self.filename)
+        if not _INT.match(node.value):  # an explicit !!int 0100 or !!int 6_4
+            raise ScalelabError(f"{_where(node, self.filename)}: {quote(node.value, 60)} is not an integer as "
+                                f"YAML 1.2 writes one{': ' + hint if (hint := yaml11_hint(node.value)) else ''}")
         return self.construct_yaml_int(node)
 
 
+# the resolvers of the safe loader, with YAML 1.2's integers and floats in place of YAML 1.1's
+_CheckedLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_CheckedLoader.add_implicit_resolver(_INT_TAG, _INT, list("-+0123456789"))
+_CheckedLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
 _CheckedLoader.add_constructor(_INT_TAG, _CheckedLoader.construct_checked_int)
-_CheckedLoader.add_implicit_resolver(_FLOAT_TAG, _EXPONENT_FLOAT, list("-+0123456789."))
+
+
+def yaml11_hint(text: str) -> str | None:
+    """Why ``text``, which reads as text here, is not the number YAML 1.1 or a leading zero suggests;
+    None where nothing suggests a number."""
+    if len(text) > MAX_INT_CHARS:
+        return None
+    if _LEADING_ZERO.match(text):
+        decimal = int(text, 10)
+        octal = int(text, 8) if re.fullmatch(r"[0-7]+", text) else decimal  # 1.2 writes octal unsigned
+        choice = f" for decimal, or 0o{text.lstrip('0')} for octal {octal}" if octal != decimal else ""
+        return f"a leading zero makes a number octal in YAML 1.1 and decimal in YAML 1.2: write {decimal}{choice}"
+    if not any(regexp.match(text) for regexp in _YAML11_NUMBER):
+        return None
+    value = yaml.safe_load(text)  # PyYAML's own YAML 1.1 reading of a short scalar
+    return f"YAML 1.2, which specs follow, reads {text} as text (YAML 1.1 as {value!r}): write {value!r}"
+
+
+class SpecDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, which quotes a text wherever the spec loader, YAML 1.1 or YAML 1.2
+    would read it as a number (``'1e3'``, ``'0x10'``, ``'0100'``), so that it reads back as text."""
+
+
+for _regexp in (_INT, _LEADING_ZERO):
+    SpecDumper.add_implicit_resolver(_INT_TAG, _regexp, list("-+0123456789"))
+SpecDumper.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
 
 
 def _where_offset(text: str, offset: int, filename: str) -> str:
