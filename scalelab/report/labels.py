@@ -3,10 +3,11 @@
 Each label is measured by matplotlib's own rendered text extent, then put, in order, at the free place
 nearest its point: first around the point (right, below-right, above-right, left, below, above, ...,
 then the same further out), else anywhere inside the axes, nearest first. A thin leader line joins a
-label put away from its point. A place is free when it lies inside the axes and overlaps no placed
-label, no other text of the figure and no legend; among free places, one that covers no labelled
-point and the fewest other markers and lines is preferred. Nothing is dropped or shrunk, and the same
-chart always gives the same picture. Boxes are in display pixels; matplotlib is imported by callers.
+label put away from its point. A place is free when it lies inside the axes, overlaps no placed label,
+no other text of the figure, no legend, no labelled point and no leader line, and its own leader line
+(if it needs one) crosses no text; among free places, the nearest that covers the fewest other
+markers and lines wins. Nothing is dropped or shrunk, and the same chart always gives the same
+picture. Boxes are in display pixels; matplotlib is imported by callers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ LEADER = GAP * RINGS[0] + PAD  # a label further than this from its point gets a
 GRID = 4.0  # pixels between the places tried across the axes when no ring place is free
 HARD, NAMED, SOFT = 1e6, 1e3, 0.5  # cost per square pixel covered: texts/legends, labelled points, other data
 
-# the directions tried around a point, as (dx, dy) in label sizes and gaps (see _rings)
+# the directions tried around a point: each gives a label box's lower-left corner from the point (x, y),
+# the label's size (w, h) and the ring's distance d
 DIRECTIONS = {
     "right": lambda x, y, w, h, d: (x + d, y - h / 2),
     "below-right": lambda x, y, w, h, d: (x + d, y - h - d / 2),
