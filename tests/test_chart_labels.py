@@ -28,13 +28,13 @@ def figures(monkeypatch):
     """Every figure the chart code saves, kept for reading back once written."""
     from scalelab.report import plotting
 
-    kept, save = [], plotting._save
+    kept, save = [], plotting.save_figure
 
     def keep(fig, path, laid_out=False):
         save(fig, path, laid_out)
         kept.append((fig, Path(path)))
 
-    monkeypatch.setattr(plotting, "_save", keep)
+    monkeypatch.setattr(plotting, "save_figure", keep)
     return kept
 
 

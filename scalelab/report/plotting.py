@@ -21,7 +21,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path, laid_out: bool = False) -> None:
+def save_figure(fig, path: Path, laid_out: bool = False) -> None:
     """Render to memory, then write atomically: a failed draw leaves no partial chart. A figure
     ``laid_out`` already (drawn once without rendering) gets its tight box from the artists' extents;
     bbox_inches="tight" would draw it once more just to find it."""
@@ -74,7 +74,7 @@ def draw_accuracy_vs_cost(chart: AccuracyCostChart, path: Path) -> Path:
             fig.text(0.01, -0.02, "\n".join(chart.notes), fontsize=7, va="top", color="0.3")
         if chart.references:
             _label_references(ax, chart)
-        _save(fig, path, laid_out=bool(chart.references))
+        save_figure(fig, path, laid_out=bool(chart.references))
     finally:
         plt.close(fig)
     return Path(path)
@@ -122,7 +122,7 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
         fig.text(0.01, -0.01, f"coefficients: {chart.source}", fontsize=7, va="top", color="0.3")
         if chart.chosen_phi is not None:
             _label_chosen_phi(chart, top, bottom)
-        _save(fig, path, laid_out=True)
+        save_figure(fig, path, laid_out=True)
     finally:
         plt.close(fig)
     return Path(path)
@@ -199,7 +199,7 @@ def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
     plt = _pyplot()
     fig = _breakdown_figure(plt, chart)
     try:
-        _save(fig, path, laid_out=True)
+        save_figure(fig, path, laid_out=True)
     finally:
         plt.close(fig)
     return Path(path)
@@ -208,7 +208,7 @@ def draw_breakdown(chart: BreakdownChart, path: Path) -> Path:
 def save_and_close(fig, path: Path) -> Path:
     """Write a figure laid out with its labels placed, then release it."""
     try:
-        _save(fig, path, laid_out=True)
+        save_figure(fig, path, laid_out=True)
     finally:
         _pyplot().close(fig)
     return Path(path)
