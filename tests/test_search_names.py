@@ -34,3 +34,20 @@ def test_the_flops_convention_is_part_of_the_name(tmp_path):
     assert hardware["study"] == "efficientnet_b0-direct-hard-800MFLOPs-hardware-scaling-law"
     assert (paper["budgets"][0]["limit"], hardware["budgets"][0]["limit"]) == (800_000_000, 400_000_000)
     assert (tmp_path / f"{hardware['study']}.json").exists() and (tmp_path / f"{paper['study']}.json").exists()
+
+
+def test_the_winner_is_numbered_as_the_study_that_holds_it(tmp_path):
+    """Two-step: the candidates are networks step 2 priced, stored as trials of '<study>-phi'; each
+    is listed under its number there (not its place in this run's list), and a rerun that adds more
+    finds the same numbers."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    for trials in (12, 20):  # the second run resumes the study and prices step 2 again
+        report, _ = search(tmp_path, "--budget", "400MFLOPs", "--trials", trials)
+        companion = optuna.load_study(study_name=f"{report['study']}-phi", storage=storage)
+        stored = {t.number: t.user_attrs for t in companion.get_trials()}
+        for t in [report["winner"], *report["ranked"]]:
+            assert t["study"] == f"{report['study']}-phi"
+            assert (stored[t["number"]]["macs"], stored[t["number"]]["params"]) == (t["macs"], t["params"])
+    md = (tmp_path / f"{report['study']}.md").read_text()
+    assert f"| {report['winner']['number']} phi |" in md
+    assert f"'N phi' is trial N of its companion study '{report['study']}-phi'" in md

@@ -29,6 +29,8 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
     return {
         "report": "scalelab scale",
         "convention": CONVENTION,
+        "depth_meaning": "depth: repeated blocks built / the base's (what the accuracy estimate reads); "
+                         "depth_multiplier: the multiplier applied to each stage's repeats, each rounded up",
         "flops_convention": {"name": conv, "meaning": FLOPS_CONVENTIONS[conv]},
         "base": {"name": evaluator.base.name, "resolution": evaluator.base.input.resolution[0],
                  "reference_top1": evaluator.base.reference.top1 if evaluator.base.reference else None},
@@ -112,6 +114,26 @@ def ties(result: "SearchResult") -> Optional[dict]:
     return {"count": len(overlapping), "of": len(pool) - 1, "trials": overlapping}
 
 
+def trial_label(report: dict, t: dict) -> str:
+    """The number a person finds the trial under: 'N' in the search's study, 'N phi' (or 'N refine')
+    in its companion study '<study>-phi', where step 2 (or the refinement) records its networks."""
+    study = t.get("study")
+    return str(t["number"]) if not study else f"{t['number']} {study.removeprefix(report['study'] + '-')}"
+
+
+def _numbering_line(report: dict) -> list[str]:
+    companions = sorted({t["study"] for t in report["ranked"] + report["pareto"] if t.get("study")})
+    if not companions:
+        return []
+    what = {"phi": "where step 2 records the networks it priced", "refine": "where the refinement records its networks"}
+
+    def said(c: str) -> str:
+        suffix = c.removeprefix(report["study"] + "-")
+        return f"'N {suffix}' is trial N of its companion study '{c}'" + (f", {what[suffix]}" if suffix in what else "")
+
+    return [f"Trials: 'N' is trial N of study '{report['study']}'; " + "; ".join(map(said, companions))]
+
+
 def _latency(v) -> str:
     return "-" if v is None else f"{v:.3g}"
 
@@ -119,7 +141,7 @@ def _latency(v) -> str:
 def candidate_columns(report: dict) -> list[tuple[str, Any]]:
     """(header, cell function) for the candidates table; latency only when a device was named."""
     cols: list[tuple[str, Any]] = [
-        ("trial", lambda t: str(t["number"])),
+        ("trial", lambda t: trial_label(report, t)),
         ("depth (built)", lambda t: f"{t['depth']:.3f}"),
         ("width", lambda t: f"{t['width']:.3f}"),
         ("res", lambda t: str(t["pixels"])),
@@ -179,7 +201,7 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"Two-step: alpha {ts['alpha']:.3f} (depth as blocks built), beta {ts['beta']:.3f}, gamma "
                      f"{ts['gamma']:.3f} (alpha*beta^2*gamma^2 = {ts['alpha'] * ts['beta'] ** 2 * ts['gamma'] ** 2:.3f}); "
                      f"phi = {ts['phi']:.3f}")
-    lines += _outcome_lines(report) + _ensemble_lines(report)
+    lines += _numbering_line(report) + _outcome_lines(report) + _ensemble_lines(report)
     return lines
 
 
@@ -238,7 +260,8 @@ def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
     score = ("proxy score (rank only) " if w["accuracy_method"] == "proxy" else "estimated top-1 ") + _accuracy_cell(w)
     chosen = "" if w.get("models", 1) == w.get("crops", 1) == 1 else f"{_variant_label(w)} of the network at "
     out += ["## Chosen network", "",
-            f"{chosen}depth x{w['depth']:.3f} ({w.get('blocks', 0)} repeated blocks built), width x{w['width']:.3f}, input "
+            f"{chosen}depth x{w['depth']:.3f} as built ({w.get('blocks', 0)} repeated blocks: depth multiplier "
+            f"x{w.get('depth_multiplier') or w['depth']:g} on the stage repeats, each rounded up), width x{w['width']:.3f}, input "
             f"{w['pixels']}px: {w['macs']:,} MACs, {w['params']:,} parameters, {score} "
             f"({w['accuracy_method']}: {w['accuracy_detail']})", ""]
     out += ["## Best candidates", ""] + _md_table(report["ranked"], cols) + [""]

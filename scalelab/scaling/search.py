@@ -24,7 +24,7 @@ is written trial by trial, so that several workers share one study as it runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Optional, Sequence
 
 from scalelab.errors import ScalelabError
@@ -366,5 +366,5 @@ def _record_step_two(store, phi_name: str, settings: SearchSettings, two: StepTw
             params=params, distributions={k: dist[k] for k in params}, value=reward, user_attrs=attrs,
             constraints={bb.metric: v for bb, v in zip(settings.budgets, cons)}))
         records.append(TrialRecord(len(records), c, ok, reward, params))
-    add_companion_trials(store, phi_name, frozen)  # created once, shared by workers and reruns
-    return records
+    numbers = add_companion_trials(store, phi_name, frozen)  # created once, shared by workers and reruns
+    return [replace(r, number=n, study=phi_name) for r, n in zip(records, numbers)]

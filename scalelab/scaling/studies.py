@@ -24,10 +24,11 @@ class TrialRecord:
     feasible: bool
     value: float  # the reward, or the accuracy in Pareto mode
     params: dict = field(default_factory=dict)  # the sampled parameters (d, w, r or alpha, beta, gamma)
+    study: str = ""  # the companion study holding it as trial ``number`` ('': the search's own study)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "feasible": self.feasible, "value": self.value,
-                "sampled": self.params, **self.candidate.as_dict()}
+        return {"number": self.number, **({"study": self.study} if self.study else {}), "feasible": self.feasible,
+                "value": self.value, "sampled": self.params, **self.candidate.as_dict()}
 
 
 def make_sampler(name: str, seed: int):
@@ -101,21 +102,26 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
-def add_companion_trials(storage, name: str, trials: Sequence[Any]) -> None:
+def add_companion_trials(storage, name: str, trials: Sequence[Any]) -> list[int]:
     """Add frozen trials to the companion study ``name``, created once and then shared: by several
     workers, and by reruns that reach other coefficients. A trial already there (the same alpha,
-    beta, gamma and parameters) is not added again."""
+    beta, gamma and parameters) is not added again. Returns each trial's number in that study, the
+    number a person finds it under (optuna-dashboard)."""
     import optuna
 
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
     key = lambda t: (tuple(round(float(t.user_attrs.get(c, 0.0)), 9) for c in ("alpha", "beta", "gamma")),  # noqa: E731
                      tuple(sorted((k, round(float(v), 6)) for k, v in t.params.items())))
     with exclusive(storage, name):  # workers finishing together: one adds, the others find them there
-        have = {key(t) for t in study.get_trials(deepcopy=False)}
+        stored = study.get_trials(deepcopy=False)
+        have = {key(t): t.number for t in stored}
+        after = len(stored)  # a study numbers its trials 0, 1, ... in the order they are added
         for trial in trials:
             if key(trial) not in have:
                 study.add_trial(trial)
-                have.add(key(trial))
+                have[key(trial)] = after
+                after += 1
+    return [have[key(t)] for t in trials]
 
 
 def record_trial(trial, c: Candidate, budgets: Sequence[Budget], ok: bool, value: float) -> None:

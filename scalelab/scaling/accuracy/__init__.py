@@ -137,7 +137,8 @@ def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> Accurac
     beyond = law.beyond(d, width, r)
     low, high = calibration().interval(top1, d, width, r)
     detail = (f"scaling-law estimate from {base.name}'s reference top-1 {base_top1:g} ({base.reference.source}) "
-              f"at depth x{depth:g} ({before} -> {after} blocks, x{d:.3g}), width x{width:g}, resolution "
+              f"at depth multiplier x{depth:g} (stage repeats rounded up: {before} -> {after} blocks, built depth "
+              f"x{d:.3g}, which the law reads), width x{width:g}, resolution "
               f"{pixels}px (x{r:.3g}); per-dimension saturating law fitted on published scaling series, "
               f"see `scalelab accuracy --validate`; 80% prediction interval [{low:.2f}, {high:.2f}] from the "
               "errors on series the law never saw, wider away from the fitted multipliers")
