@@ -9,7 +9,7 @@ from importlib import import_module
 __all__ = ["CONVENTION", "Analysis", "BlockCost", "Cost", "analyze"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in __all__:
         value = getattr(import_module("scalelab.analysis.costs"), name)
         globals()[name] = value

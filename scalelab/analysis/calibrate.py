@@ -18,14 +18,17 @@ network predicted by a fit on the others): the second is what to expect on unsee
 from __future__ import annotations
 
 import statistics
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from scalelab.analysis.latency_fit import (
-    COLUMNS, OVERHEAD_CLASSES, RATE_CLASSES, THIN_CLASSES, features, fit, predict_seconds,
+    COLUMNS, OVERHEAD_CLASSES, RATE_CLASSES, THIN_CLASSES, Row, features, fit, predict_seconds,
 )
 from scalelab.analysis.noise import NoiseLimits
 from scalelab.blocks.layers import LatencyClass
 from scalelab.devices.profile import DeviceProfile
+
+if TYPE_CHECKING:
+    from scalelab.spec.model import Spec
 
 MATMUL_SIZE = {"cpu": 1024, "cuda": 4096}  # large enough to reach the peak, small enough to take seconds
 #: (channels, size): activation sizes for the bandwidth floor (in cache, as a network's are)
@@ -39,7 +42,7 @@ NETWORK_BUDGET_S = 0.8  # per synthetic network
 MAX_HELD_OUT_ERROR = 0.25
 
 
-def _time(fn, device: str) -> float:
+def _time(fn: Callable[[], object], device: str) -> float:
     """Seconds of the fastest of repeated runs of ``fn()``: other processes only ever slow a run
     down, so the fastest is the closest to what the machine does undisturbed."""
     from scalelab.analysis.measure import time_callable
@@ -85,7 +88,8 @@ def _overheads(state: dict) -> None:
     """Per latency class, the median over tiny inputs and the class's variants of the fastest run."""
     import torch
 
-    device, found = state["device"], {}
+    device = state["device"]
+    found: dict[LatencyClass, list[float]] = {}
     for channels, size in TINY:
         x = torch.randn(1, channels, size, size, device=device)
         for kind, modules in _class_modules(channels).items():
@@ -112,7 +116,7 @@ def _bandwidth(state: dict) -> None:
     state["memory_bandwidth"] = statistics.median(rates)
 
 
-def _networks(state: dict, specs: list, limits, allow_noisy: bool) -> None:
+def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool) -> None:
     """Time the synthetic networks whole, interleaved (``time_interleaved``: each one's lowest round
     median), again after a back-off while the machine is too noisy; keep each one's features."""
     import torch
@@ -130,7 +134,7 @@ def _networks(state: dict, specs: list, limits, allow_noisy: bool) -> None:
         fns[i] = (lambda m, v: lambda: m(v))(module, x)
         found[i] = features(network)
 
-    def attempt():
+    def attempt() -> tuple[dict, Noise]:
         with LoadWindow() as window:
             timings = time_interleaved(fns, device, warmup=3, burst=3, min_rounds=3, max_rounds=12,
                                        stable=0.03, budget_s=NETWORK_BUDGET_S)
@@ -156,17 +160,18 @@ def required_networks(specs: list) -> int:
 def _fit(state: dict) -> None:
     """Fit the unknowns above their floors; the fit's error and its leave-one-out error."""
     peak, rows = state["peak_flops"]["fp32"], state["rows"]
-    floors = {("inv_bandwidth", ""): 1 / state["memory_bandwidth"]}
+    floors: dict[tuple[str, str], float] = {("inv_bandwidth", ""): 1 / state["memory_bandwidth"]}
     floors.update({("inv_rate", kind): 1 / peak for kind in RATE_CLASSES})
     floors.update({("overhead", kind): us / 1e6 for kind, us in state["overhead_us"].items()})
     unknowns = fit(rows, floors, peak)
 
-    def error(found, at_peak, measured, fitted):
+    def error(row: Row, fitted: dict) -> float:
+        found, at_peak, measured = row
         return abs(predict_seconds(found, at_peak, fitted, peak) / measured - 1)
 
     state["unknowns"] = unknowns
-    state["fit_errors"] = [error(*row, unknowns) for row in rows]
-    state["held_out_errors"] = [error(*row, fit(rows[:i] + rows[i + 1:], floors, peak)) for i, row in enumerate(rows)] \
+    state["fit_errors"] = [error(row, unknowns) for row in rows]
+    state["held_out_errors"] = [error(row, fit(rows[:i] + rows[i + 1:], floors, peak)) for i, row in enumerate(rows)] \
         if len(rows) > 2 else []
 
 
@@ -183,14 +188,14 @@ def _figures(state: dict) -> dict:
     }
 
 
-def _check_quiet(limits, allow_noisy: bool) -> None:
+def _check_quiet(limits: NoiseLimits, allow_noisy: bool) -> None:
     """Before any measuring: wait (with back-off) for other processes to leave the CPUs alone."""
     from scalelab.analysis.noise import Noise, idle_load, until_quiet
 
     until_quiet(lambda: (None, Noise(idle_load(0.5), 0.0)), "calibrate", limits, allow_noisy)
 
 
-def _measure(state: dict, specs: list, limits, allow_noisy: bool, progress: bool) -> None:
+def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool, progress: bool) -> None:
     """The floors, then the synthetic networks, with a progress bar on stderr."""
     import torch
     from rich.console import Console
@@ -241,7 +246,8 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     return _profile(state, name, device, count, limits, max_held_out_error)
 
 
-def _profile(state: dict, name: str, device: str, count: int, limits, max_held_out_error: float) -> DeviceProfile:
+def _profile(state: dict, name: str, device: str, count: int, limits: NoiseLimits, max_held_out_error: float
+             ) -> DeviceProfile:
     """The profile: fitted figures, their sources, and the conditions, errors and warnings."""
     import platform
 

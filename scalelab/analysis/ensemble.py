@@ -15,10 +15,13 @@ Rules (stated in every report):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from scalelab.analysis.figures import NetworkFigures, network_figures
 from scalelab.errors import ScalelabError
+
+if TYPE_CHECKING:
+    from scalelab.scaling.accuracy.ensemble_gain import GainEstimate
 
 RULES = ("Crops multiply the work and keep the parameters: N crops run as one batch of N x batch images "
          "(MACs, other ops and activations x N; latency predicted at that batch). An ensemble sums its members: "
@@ -53,7 +56,7 @@ class Ensemble:
     def models(self) -> int:
         return len(self.members)
 
-    def _sum(self, key: str):
+    def _sum(self, key: str) -> Optional[float]:
         values = [getattr(m, key) for m in self.members]
         return None if any(v is None for v in values) else sum(values)
 
@@ -62,13 +65,14 @@ class Ensemble:
         views = self.models * self.crops
         return views * self.outputs * self.batch if views > 1 else 0
 
-    def accuracy(self):
+    def accuracy(self) -> Optional[GainEstimate]:
         """The gain law's top-1 from the members' mean published top-1, or None if one has none."""
-        if any(m.top1 is None for m in self.members):
+        top1s = [m.top1 for m in self.members]
+        if any(t is None for t in top1s):
             return None
         from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
 
-        return estimate_top1(sum(m.top1 for m in self.members) / self.models, self.models, self.crops)
+        return estimate_top1(sum(t for t in top1s if t is not None) / self.models, self.models, self.crops)
 
     def total(self) -> dict:
         return {

@@ -17,9 +17,14 @@ how far above its floor each one sits. numpy only (no scipy): Lawson & Hanson's 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from scalelab.analysis.memory import dtype_bytes
 from scalelab.blocks.layers import KERNEL_CLASSES, LatencyClass, latency_of
 from scalelab.graph.network import Network
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: the classes whose compute rate is fitted; norms and elementwise layers compute at the peak
 RATE_CLASSES = (LatencyClass.DENSE_CONV, LatencyClass.POINTWISE_CONV, LatencyClass.GROUPED_CONV,
@@ -29,6 +34,8 @@ OVERHEAD_CLASSES = KERNEL_CLASSES  # every class that launches a kernel has a fi
 #: (unknown, class): what each column of the design matrix multiplies
 COLUMNS = ([("inv_rate", k) for k in RATE_CLASSES] + [("thin", k) for k in THIN_CLASSES]
            + [("overhead", k) for k in OVERHEAD_CLASSES] + [("inv_bandwidth", "")])
+#: one timed network: (its features, the FLOPs it computes at the peak, the measured seconds)
+Row = tuple[dict, float, float]
 
 
 def features(network: Network, dtype: str = "fp32") -> tuple[dict, float]:
@@ -45,6 +52,7 @@ def features(network: Network, dtype: str = "fp32") -> tuple[dict, float]:
             if latency_class in RATE_CLASSES:
                 found[("inv_rate", latency_class)] += flops
                 if latency_class in THIN_CLASSES:
+                    assert width is not None  # a thin class is a matrix product, whose latency face gives its width
                     found[("thin", latency_class)] += flops / width
             else:
                 at_peak += flops
@@ -53,7 +61,7 @@ def features(network: Network, dtype: str = "fp32") -> tuple[dict, float]:
     return found, at_peak
 
 
-def nnls(a, b, tol: float = 1e-10):
+def nnls(a: np.ndarray, b: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     """argmin ||a x - b|| subject to x >= 0 (Lawson & Hanson's active-set method)."""
     import numpy as np
 
@@ -78,7 +86,7 @@ def nnls(a, b, tol: float = 1e-10):
     return x
 
 
-def fit(rows: list[tuple[dict, float, float]], floors: dict, peak: float) -> dict:
+def fit(rows: list[Row], floors: dict, peak: float) -> dict:
     """Fit the unknowns (column -> value) on rows of (features, FLOPs at peak, measured seconds),
     each unknown at least its floor (column -> value)."""
     import numpy as np

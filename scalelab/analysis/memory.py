@@ -27,7 +27,7 @@ from typing import Any, Optional
 
 from scalelab.analysis.block_memory import inner_peak
 from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
-from scalelab.blocks.layers import check_device, elements
+from scalelab.blocks.layers import Primitive, Shape, check_device, elements
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT, Network
 
@@ -193,15 +193,17 @@ def best_order(network: Network, dtype: str = "fp32", batch: int = 1,
 
     try:
         peak, _ = _run_nested(solve, frozenset())
-        order, done = [], frozenset()
+        order: list[str] = []
+        done: frozenset[str] = frozenset()
         while done != everything:
             name = memo[done][1]
+            assert name is not None  # every set short of everything was solved with a next block
             order.append(name)
             done = done | {name}
         return BestOrder(tuple(order), peak, True)
     except _TooMany:
-        order = _greedy(dag)
-        return BestOrder(tuple(order), max(dag.trace(order)), False)
+        greedy = _greedy(dag)
+        return BestOrder(tuple(greedy), max(dag.trace(greedy)), False)
 
 
 def _run_nested(solve: Callable[[Any], Generator[Any, Any, Any]], root: Any) -> Any:
@@ -226,8 +228,8 @@ class _TooMany(Exception):
 
 
 def _greedy(dag: _Dag) -> list[str]:
-    done: frozenset = frozenset()
-    order = []
+    done: frozenset[str] = frozenset()
+    order: list[str] = []
     while len(order) < len(dag.names):
         name = min(dag.ready(done), key=lambda n: (dag.step(done, n), dag.alive_after(done | {n})))
         order.append(name)
@@ -274,7 +276,7 @@ class _SavedWalk(TrainWalk):
     """Walk a block's layer tree as torch runs it, charging what autograd keeps for backward (each
     layer's ``saved`` face on ``device``) to the block; a tensor kept twice is paid once."""
 
-    def __init__(self, trainable: bool, batch: int, nbytes: int, device: str):
+    def __init__(self, trainable: bool, batch: int, nbytes: int, device: str) -> None:
         super().__init__(trainable)
         self.batch, self.nbytes, self.device = batch, nbytes, device
         self.bytes = 0  # saved bytes charged to this block (the first layer keeping a tensor pays)
@@ -284,7 +286,7 @@ class _SavedWalk(TrainWalk):
             t.storage.saved = True
             self.bytes += self.batch * self.nbytes * t.storage.elems
 
-    def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
+    def layer(self, node: Primitive, x: Tensor, out_shape: Shape, trained: bool) -> Tensor:
         saved = node.saved(x.shape, out_shape, trained, x.grad, self.device)
         grad = x.grad or trained
         out = Tensor(out_shape, grad, x.storage if saved.view else None)

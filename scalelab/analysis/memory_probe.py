@@ -18,11 +18,19 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported where a module runs, never by the analysis path
+    import torch
+    from torch import nn
+
+    from scalelab.build import Net
+    from scalelab.graph.network import Network
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def _live_bytes_mode():
+def _live_bytes_mode() -> Any:  # a TorchDispatchMode subclass, defined once torch is imported
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
@@ -30,19 +38,20 @@ def _live_bytes_mode():
     class LiveBytes(TorchDispatchMode):
         """Bytes of the storages created while the mode is active and still alive; their peak."""
 
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.sizes: dict[int, int] = {}  # id of a live storage -> bytes
             self.live = self.peak = 0
 
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        def __torch_dispatch__(self, func: Callable[..., Any], types: object, args: tuple = (),
+                               kwargs: dict | None = None) -> Any:
             out = func(*args, **(kwargs or {}))
             for t in tree_flatten(out)[0]:
                 if isinstance(t, torch.Tensor):
                     self._track(t.untyped_storage())
             return out
 
-        def _track(self, storage) -> None:
+        def _track(self, storage: torch.UntypedStorage) -> None:
             key = id(storage)  # torch keeps one Python object per live storage
             if key in self.sizes or storage.nbytes() == 0:
                 return
@@ -69,7 +78,7 @@ def dispatch_peak(run: Callable[[], object]) -> int:
         return mode.peak
 
 
-def block_peaks(net, input_shape: Sequence[int], batch: int = 1) -> dict[str, int]:
+def block_peaks(net: Net, input_shape: Sequence[int], batch: int = 1) -> dict[str, int]:
     """Peak live activation bytes while each block of a ``scalelab.build.Net`` runs (fp32, CPU, eval):
     the same dispatch-mode count, its peak taken per block between forward hooks."""
     import torch
@@ -78,10 +87,10 @@ def block_peaks(net, input_shape: Sequence[int], batch: int = 1) -> dict[str, in
     mode = _live_bytes_mode()
     peaks: dict[str, int] = {}
 
-    def start(module, args):
+    def start(module: nn.Module, args: object) -> None:
         mode.peak = mode.live  # the window's peak starts from what is alive now
 
-    def stop(name):
+    def stop(name: str) -> Callable[[nn.Module, object, object], None]:
         return lambda module, args, output: peaks.__setitem__(name, mode.peak)
 
     handles = []
@@ -96,7 +105,7 @@ def block_peaks(net, input_shape: Sequence[int], batch: int = 1) -> dict[str, in
     return peaks
 
 
-def inference_peak(module, input_shape: Sequence[int], batch: int = 1, dtype: str = "fp32",
+def inference_peak(module: nn.Module, input_shape: Sequence[int], batch: int = 1, dtype: str = "fp32",
                    device: str = "cpu") -> int:
     """Peak activation bytes of one eval-mode inference pass of ``module`` on a random input of
     ``(batch, *input_shape)``: counted by the dispatch mode on CPU, by the CUDA allocator on a GPU."""
@@ -117,7 +126,7 @@ def inference_peak(module, input_shape: Sequence[int], batch: int = 1, dtype: st
         return torch.cuda.max_memory_allocated(device) - base
 
 
-def training_step(network, optimizer: str = "sgd", batch: int = 1, freeze_until: str | None = None,
+def training_step(network: Network, optimizer: str = "sgd", batch: int = 1, freeze_until: str | None = None,
                   device: str = "cpu") -> dict[str, int]:
     """Bytes torch keeps over one real training step (forward, backward, optimizer step) of the
     network built from ``network``: parameters, gradients, optimizer state (Adam's one-element step
@@ -137,7 +146,7 @@ def training_step(network, optimizer: str = "sgd", batch: int = 1, freeze_until:
     state = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     saved: dict[int, int] = {}
 
-    def pack(t):
+    def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         if storage.data_ptr() not in state:
             saved[storage.data_ptr()] = storage.nbytes()

@@ -8,28 +8,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.analysis.train_walk import Tensor, TrainWalk
-from scalelab.blocks.layers import LayerCost, Shape
+from scalelab.blocks.layers import LayerCost, Node, Primitive, Shape
 
 
 @dataclass(frozen=True)
 class Traced:
-    layer: object
+    layer: Primitive
     in_shape: Shape
     out_shape: Shape
     cost: LayerCost
 
 
 class _Recorder(TrainWalk):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(trainable=False)
         self.seen: list[Traced] = []
 
-    def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
+    def layer(self, node: Primitive, x: Tensor, out_shape: Shape, trained: bool) -> Tensor:
         self.seen.append(Traced(node, x.shape, out_shape, node.cost(x.shape, out_shape)))
         return super().layer(node, x, out_shape, trained)
 
 
-def traced_layers(node, shape: "Shape | list[Shape]") -> list[Traced]:
+def traced_layers(node: Node, shape: "Shape | list[Shape]") -> list[Traced]:
     """Every primitive of ``node`` on input ``shape``, in execution order (joins are not listed)."""
     recorder = _Recorder()
     recorder.run(node, [Tensor(s, False) for s in shape] if isinstance(shape, list) else Tensor(shape, False))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Collection
 
 from scalelab.analysis.train_walk import Tensor, TrainWalk, run_network
+from scalelab.blocks.layers import Primitive, Shape
 from scalelab.errors import ScalelabError
 from scalelab.graph.network import Network
 
@@ -33,7 +34,7 @@ class LayerTraining:
 
     block: str
     layer: str  # the cost record's name (conv, linear, relu, ...)
-    node: object  # the layer's definition
+    node: Primitive  # the layer's definition
     weights_trained: bool
     input_grad_needed: bool
     forward_macs: int
@@ -67,11 +68,11 @@ class TrainingCompute:
 
 
 class _ComputeWalk(TrainWalk):
-    def __init__(self, block: str, trainable: bool, batch: int, rows: list):
+    def __init__(self, block: str, trainable: bool, batch: int, rows: list[LayerTraining]) -> None:
         super().__init__(trainable)
         self.block, self.batch, self.rows = block, batch, rows
 
-    def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
+    def layer(self, node: Primitive, x: Tensor, out_shape: Shape, trained: bool) -> Tensor:
         macs = node.train_macs(x.shape, out_shape)
         self.rows.append(LayerTraining(
             self.block, node.cost(x.shape, out_shape).layer, node, trained, x.grad,

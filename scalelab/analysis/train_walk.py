@@ -8,11 +8,11 @@ needs a gradient if any input does) and ``product`` (a gate's multiply); each pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Collection, Iterator, Optional
+from dataclasses import InitVar, dataclass, field
+from typing import Callable, Collection, Iterator, Optional, TypeVar
 
-from scalelab.blocks.layers import definition, elements
-from scalelab.graph.network import INPUT
+from scalelab.blocks.layers import Node, Primitive, Shape, definition, elements
+from scalelab.graph.network import INPUT, Network, ResolvedBlock
 
 
 @dataclass(eq=False)
@@ -23,23 +23,23 @@ class Storage:
 
 @dataclass(eq=False)
 class Tensor:
-    shape: tuple
+    shape: Shape
     grad: bool  # whether autograd records the ops on it
-    storage: Storage = field(default=None)  # type: ignore[assignment]
+    storage: Storage = field(init=False)
+    shares: InitVar[Optional[Storage]] = None  # the storage of the tensor it is a view of; None: its own
 
-    def __post_init__(self):
-        if self.storage is None:
-            self.storage = Storage(elements(self.shape))
+    def __post_init__(self, shares: Optional[Storage]) -> None:
+        self.storage = shares if shares is not None else Storage(elements(self.shape))
 
 
 class TrainWalk:
-    def __init__(self, trainable: bool):
+    def __init__(self, trainable: bool) -> None:
         self.trainable = trainable  # the block's weights are trained
 
-    def run(self, node, x: "Tensor | list[Tensor]") -> Tensor:
+    def run(self, node: Node, x: "Tensor | list[Tensor]") -> Tensor:
         return definition(node).train(self, x)
 
-    def joined(self, shape: tuple, inputs: list[Tensor]) -> Tensor:
+    def joined(self, shape: Shape, inputs: list[Tensor]) -> Tensor:
         return Tensor(shape, any(t.grad for t in inputs))
 
     def product(self, x: Tensor, g: Tensor) -> Tensor:
@@ -53,16 +53,16 @@ class TrainWalk:
     def keep(self, t: Tensor) -> None:
         """Autograd keeps ``t`` for backward (nothing to do unless memory is counted)."""
 
-    def primitive(self, node, x: Tensor) -> Tensor:
+    def primitive(self, node: Primitive, x: Tensor) -> Tensor:
         out_shape = node.out_shape(x.shape)
         trained = node.has_weights and self.trainable
         return self.layer(node, x, out_shape, trained)
 
-    def layer(self, node, x: Tensor, out_shape: tuple, trained: bool) -> Tensor:
+    def layer(self, node: Primitive, x: Tensor, out_shape: Shape, trained: bool) -> Tensor:
         return Tensor(out_shape, x.grad or trained)
 
 
-def frozen_prefix(network, freeze_until: Optional[str]) -> set[str]:
+def frozen_prefix(network: Network, freeze_until: Optional[str]) -> set[str]:
     """The blocks whose weights do not train: ``freeze_until`` (a block, or a stage: its last block)
     and every block before it in execution order (none when it is None)."""
     if freeze_until is None:
@@ -72,7 +72,11 @@ def frozen_prefix(network, freeze_until: Optional[str]) -> set[str]:
     return set(names[: names.index(last) + 1])
 
 
-def run_network(network, frozen: Collection[str], walker_for: Callable[[object, bool], TrainWalk]) -> Iterator:
+Walker = TypeVar("Walker", bound=TrainWalk)
+
+
+def run_network(network: Network, frozen: Collection[str], walker_for: Callable[[ResolvedBlock, bool], Walker]
+                ) -> Iterator[tuple[ResolvedBlock, Walker]]:
     """Walk every block (training-only heads included: they run in training) in execution order;
     yield each block with the walker ``walker_for(block, trainable)`` that walked it."""
     tensors = {INPUT: Tensor(network.input_shape, False)}

@@ -40,7 +40,7 @@ class Transfer:
     epochs: Optional[int] = None
 
     def as_dict(self) -> dict:
-        out = {
+        out: dict = {
             "unit": "multiply-accumulates per image; bytes", "freeze_until": self.freeze_until, "dtype": self.dtype,
             "cached_blocks": list(self.cached_blocks),
             "cached_feature_bytes_per_image": self.cached_feature_bytes_per_image,
