@@ -7,9 +7,10 @@ size its aliases expand to is counted on the node tree before any Python data is
 distinct node once, so the count itself is linear in the file). As the data is built, repeated keys
 are refused with both lines, and integers longer than any bound are refused as written.
 
-Numbers are read as YAML 1.2's core schema reads them, not as YAML 1.1 (which PyYAML follows):
-``1e-5`` is a number; ``6_4``, ``1:04`` (base 60) and ``0b11`` are text, which a number field
-refuses, saying what YAML 1.1 would have made of it. A whole number with a leading zero (``0100``)
+Plain scalars are read as YAML 1.2's core schema reads them, not as YAML 1.1 (which PyYAML
+follows): ``1e-5`` is a number; ``6_4``, ``1:04`` (base 60) and ``0b11`` are text, which a number
+field refuses, saying what YAML 1.1 would have made of it; ``yes``, ``off`` and ``2024-01-01`` are
+text too (only ``true`` and ``false`` are booleans). A whole number with a leading zero (``0100``)
 is text too: YAML 1.1 reads it as octal (64) and YAML 1.2 as decimal (100), so a file that says it
 means different numbers to different tools. Octal and hex are written ``0o144`` and ``0x64``.
 """
@@ -32,6 +33,10 @@ _INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9]+$")
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+#: YAML 1.2 core schema booleans: yes, no, on and off are text
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_YAML11_ONLY = (_INT_TAG, _FLOAT_TAG, _BOOL_TAG, "tag:yaml.org,2002:timestamp")
 #: YAML 1.1's number patterns (PyYAML's), for saying what a text would have meant there
 _YAML11_NUMBER = [regexp for resolvers in yaml.SafeLoader.yaml_implicit_resolvers.values()
                   for tag, regexp in resolvers if tag in (_INT_TAG, _FLOAT_TAG)]
@@ -65,7 +70,7 @@ def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tup
             return root, loader.construct_document(root)
         except yaml.YAMLError as exc:
             raise _syntax_error(exc, text, filename) from None
-        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a timestamp such as 2024-13-45
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. !!timestamp 2024-13-45
             raise ScalelabError(f"{filename}: a YAML value cannot be read: {quote(one_line(str(exc)))}") from None
     finally:
         loader.dispose()
@@ -89,10 +94,12 @@ class _CheckedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         return self.construct_yaml_int(node)
 
 
-# the resolvers of the safe loader, with YAML 1.2's integers and floats in place of YAML 1.1's
+# the resolvers of the safe loader with YAML 1.2's integers, floats and booleans in place of YAML
+# 1.1's, and no timestamps (YAML 1.2's core schema has none)
 _CheckedLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_CheckedLoader.add_implicit_resolver(_BOOL_TAG, _BOOL, list("tTfF"))
 _CheckedLoader.add_implicit_resolver(_INT_TAG, _INT, list("-+0123456789"))
 _CheckedLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
 _CheckedLoader.add_constructor(_INT_TAG, _CheckedLoader.construct_checked_int)
