@@ -1,5 +1,8 @@
 """Running the CLI in-process from tests, and what every refused command must look like."""
 
+import signal
+from contextlib import contextmanager
+
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -17,3 +20,19 @@ def assert_refused(result, *fragments):
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in result.output, result.output
+
+
+@contextmanager
+def time_bound(seconds: int = 60):
+    """Fail the code run inside with a TimeoutError after ``seconds`` (SIGALRM): generous, as a
+    refusal takes milliseconds and the bugs this guards against hung for minutes."""
+    def expired(signum, frame):
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -5,39 +5,21 @@ message and no output file, within a time bound (a SIGALRM fails the example tha
 from __future__ import annotations
 
 import math
-import signal
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cli_helpers import invoke
+from cli_helpers import invoke, time_bound
 from scalelab.cli import options as O
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_CHANNELS
 from scalelab.spec.load import parse_spec, zoo_path
 
-SECONDS = 60  # generous: a refusal takes milliseconds; the bugs it guards against hung for minutes
 ZOO = ("lenet5", "resnet18", "mobilenet_v2", "efficientnet_b0", "googlenet", "alexnet")
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-@contextmanager
-def time_bound(seconds: int = SECONDS):
-    def expired(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _numeric_leaves(data, path=()):
