@@ -5,6 +5,10 @@ can be imported (by a command's option defaults) without the block models and th
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from scalelab.analysis.costs import CONVENTION, Analysis, BlockCost, Cost, analyze
 
 __all__ = ["CONVENTION", "Analysis", "BlockCost", "Cost", "analyze"]
 
