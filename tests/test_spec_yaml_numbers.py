@@ -80,3 +80,15 @@ def test_a_name_that_reads_as_a_number_survives_being_written_and_read_again(tmp
     params = _params(invoke("analyze", out, "--format", "json", "--depth", "2"))
     # widths x2: 16 -> 32 (3x3 from 3), then 8 -> 16 twice (3x3 from 32, then from 16), each with batchnorm
     assert params == {"1e3.0": 3 * 32 * 9 + 64, "0x10": 32 * 16 * 9 + 32, "0100": 16 * 16 * 9 + 32}
+
+
+def test_yes_and_off_are_text_that_a_flag_still_reads(tmp_path):
+    # YAML 1.2: 'on' is text, so it is a stage name; a flag field reads 'yes' as true
+    spec = _write(tmp_path, "  - {stage: on, block: {kind: conv, out: 4}}\n"
+                            "  - {name: head, kind: linear, out: 2, training_only: yes, from: on}\n"
+                            "  - {name: pool, kind: global_avgpool, from: on}\n")
+    result = invoke("analyze", spec, "--format", "json", "--depth", "2")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["name"] for r in report["rows"]] == ["on.0", "pool"]
+    assert [r["name"] for r in report["training_only_rows"]] == ["head"]
