@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from scalelab.blocks.layers.base import (
     LatencyClass, LayerCost, Primitive, Saved, Shape, elements, fresh_output, no_macs, register,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
 
 
 class Function(NamedTuple):
@@ -36,7 +39,7 @@ class Activation(Primitive):
 
     fn: str
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.fn not in ACTIVATIONS:
             raise ValueError(f"unknown activation '{self.fn}'; one of {', '.join(ACTIVATIONS)}")
 
@@ -58,7 +61,7 @@ class Activation(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.ELEMENTWISE, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         return getattr(nn, ACTIVATIONS[self.fn].torch_name)()

@@ -34,9 +34,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar, NoReturn, Optional
+from typing import TYPE_CHECKING, ClassVar, NoReturn, Optional, TypeVar, cast
 
 from scalelab.errors import ScalelabError, did_you_mean
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
+
+    from scalelab.analysis.train_walk import Tensor, TrainWalk
+    from scalelab.blocks.layers.wiring import Node
 
 Shape = tuple[int, ...]
 #: device kinds whose torch kernels the ``saved`` face distinguishes (DeviceProfile.kind)
@@ -120,7 +126,7 @@ class LayerCost:
     ops: int = 0
     in_elems: int = 0
     out_elems: int = 0
-    node: Any = field(default=None, kw_only=True, compare=False, repr=False)
+    node: "Node | None" = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -193,9 +199,10 @@ def view_of_input(self: object, s: Shape, out: Shape, weights_trained: bool, inp
 #: layer kind name -> its class; every node of a layer tree must be an instance of one of them
 REGISTRY: dict[str, type] = {}
 _CLASSES: set[type] = set()
+_Kind = TypeVar("_Kind", bound=type)
 
 
-def register(cls: type) -> type:
+def register(cls: _Kind) -> _Kind:
     """Class decorator: make a layer kind known to every consumer under ``cls.kind``."""
     kind = cls.__dict__.get("kind")
     if not isinstance(kind, str) or not kind:
@@ -207,12 +214,12 @@ def register(cls: type) -> type:
     return cls
 
 
-def definition(node: object):
+def definition(node: object) -> Node:
     """The registered definition of a layer node (the node itself); an error for anything else."""
     if type(node) not in _CLASSES:
         raise UnknownLayer(f"{type(node).__name__} is not a registered layer kind "
                            f"(known: {', '.join(sorted(REGISTRY))})")
-    return node
+    return cast("Node", node)  # every registered class is one of Node's
 
 
 def latency_of(node: object) -> tuple[LatencyClass, Optional[int]]:
@@ -266,7 +273,7 @@ class Primitive:
         """(latency class, output channels or features for the thin-kernel rule, or None)."""
         missing_face(self, "latency")
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         missing_face(self, "torch_module")
 
     # ---- node protocol --------------------------------------------------------------------------
@@ -277,8 +284,8 @@ class Primitive:
     def peak(self, shape: Shape) -> InnerPeak:
         return self.inner_peak(shape, self.out_shape(shape))
 
-    def train(self, walker, x):
+    def train(self, walker: TrainWalk, x: Tensor) -> Tensor:
         return walker.primitive(self, x)
 
-    def module(self):
+    def module(self) -> nn.Module:
         return self.torch_module()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from scalelab.blocks.layers.base import (
     InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
     window_out,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
+
+#: how a convolution pads its input (torch's ``padding_mode``)
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 # torch's limits: reflection needs padding < size, circular padding may wrap only once
 _PAD_LIMIT = {"reflect": lambda pad, size: pad < size, "circular": lambda pad, size: pad <= size}
@@ -29,7 +36,7 @@ class Conv(Primitive):
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     bias: bool = False
-    padding_mode: str = "zeros"
+    padding_mode: PaddingMode = "zeros"
 
     def out_shape(self, s: Shape) -> Shape:
         c, h, w = spatial(s, "conv")
@@ -102,7 +109,7 @@ class Conv(Primitive):
             kind = LatencyClass.DEPTHWISE_CONV if self.stride == (1, 1) else LatencyClass.STRIDED_DEPTHWISE_CONV
         return kind, self.out_ch
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         return nn.Conv2d(self.in_ch, self.out_ch, self.kernel, self.stride, self.padding, self.dilation,

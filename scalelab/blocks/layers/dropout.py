@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
     LatencyClass, LayerCost, Primitive, Saved, Shape, allocates_nothing, check_device, elements, no_macs, register,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
 
 
 @register
@@ -55,7 +59,7 @@ class Dropout(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.FREE, None  # the identity at inference: no kernel
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         if self.stochastic_depth:
             from scalelab.blocks.layers.torch_modules import StochasticDepth
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
     InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, fmt_shape, register,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
 
 
 @register
@@ -51,7 +55,7 @@ class Linear(Primitive):
     def latency(self) -> tuple[LatencyClass, int]:
         return LatencyClass.LINEAR, self.out_features
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         return nn.Linear(self.in_features, self.out_features, self.bias)

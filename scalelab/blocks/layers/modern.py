@@ -5,11 +5,15 @@ linear layer (ConvNeXt), layer scale (CaiT, ConvNeXt), and channel slicing and s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
     LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, allocates_nothing, elements,
     fresh_output, no_macs, register, spatial, view_of_input,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
 
 STAT_BYTES = 4  # layer norm keeps a mean and an inverse std per position, in fp32 for fp32/fp16/bf16
 
@@ -62,7 +66,7 @@ class LayerNorm(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.NORM, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.modern_torch import LayerNorm2d
 
         return LayerNorm2d(self.channels, self.eps)
@@ -103,7 +107,7 @@ class ChannelLinear(Primitive):
     def latency(self) -> tuple[LatencyClass, int]:
         return LatencyClass.POINTWISE_CONV, self.out_ch
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.modern_torch import ChannelLinear as Module
 
         return Module(self.in_ch, self.out_ch, self.bias)
@@ -139,7 +143,7 @@ class LayerScale(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.ELEMENTWISE, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.modern_torch import LayerScale as Module
 
         return Module(self.channels, self.init)
@@ -173,7 +177,7 @@ class ChannelSlice(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.FREE, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.modern_torch import ChannelSlice as Module
 
         return Module(self.start, self.stop)
@@ -209,7 +213,7 @@ class ChannelShuffle(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.ELEMENTWISE, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.modern_torch import ChannelShuffle as Module
 
         return Module(self.groups)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
     InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, elements, fresh_output, no_macs,
     register, spatial,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
 
 STAT_BYTES = 4  # batchnorm keeps its batch mean and inverse std in fp32, per channel
 
@@ -46,7 +50,7 @@ class BatchNorm(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.NORM, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         return nn.BatchNorm2d(self.channels, self.eps, self.momentum)
@@ -93,7 +97,7 @@ class LocalResponseNorm(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.NORM, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         return nn.LocalResponseNorm(self.size, self.alpha, self.beta, self.k)

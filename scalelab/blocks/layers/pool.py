@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
     LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, elements, fresh_output, no_macs, register,
     spatial, window_out,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
 
 INDEX_BYTES = 8  # max pooling keeps int64 argmax indices, one per output
 
@@ -55,7 +59,7 @@ class Pool(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.POOL, None  # far below peak on CPUs: a compare per window element
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         if self.op == "max":
@@ -91,7 +95,7 @@ class AdaptiveAvgPool(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.ELEMENTWISE, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         return nn.AdaptiveAvgPool2d(self.size)

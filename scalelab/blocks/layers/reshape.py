@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
     LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, allocates_nothing, elements, fresh_output,
     no_macs, register, spatial, view_of_input,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
 
 
 @register
@@ -32,7 +36,7 @@ class Flatten(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.FREE, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from torch import nn
 
         return nn.Flatten()
@@ -68,7 +72,7 @@ class ZeroPadShortcut(Primitive):
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.ELEMENTWISE, None
 
-    def torch_module(self):
+    def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.torch_modules import ZeroPadShortcut as Module
 
         return Module(self.stride, self.out_ch)
