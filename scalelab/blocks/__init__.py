@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["AnyBlock", "Block", "KINDS"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name == "Block":
         from scalelab.blocks.base import Block
 

@@ -11,5 +11,5 @@ class AddBlock(Block):
     kind: Literal["add"] = "add"
     activation: ActivationName = "none"
 
-    def layers(self, inp: list[Shape]) -> Node:
+    def layers(self, inp: list[Shape]) -> Node:  # type: ignore[override]  # a merge (arity None) gets its inputs' shapes
         return seq(Merge("add"), act_layer(self.activation))

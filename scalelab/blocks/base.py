@@ -4,7 +4,7 @@ layer builders (conv-norm-activation) that several kinds compose."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Optional, TypedDict, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema, field_validator
 
@@ -22,17 +22,18 @@ from scalelab.blocks.layers import (
     spatial,
     walk,
 )
+from scalelab.blocks.layers.conv import PaddingMode
 from scalelab.limits import MAX_CHANNELS, MAX_NAME_CHARS, MAX_RESOLUTION
 
 
-def _pair(v):
+def _pair(v: Any) -> Any:
     """Accept 7 or [7, 7] for a kernel, stride, padding or dilation (``true`` is not 1)."""
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
     return v
 
 
-def _activation_alias(v):
+def _activation_alias(v: Any) -> Any:
     return "silu" if v == "swish" else v
 
 
@@ -79,13 +80,17 @@ InputNames = Annotated[
     WithJsonSchema({"anyOf": [_NAME_SCHEMA, {"type": "array", "items": _NAME_SCHEMA, "minItems": 1}]}),
 ]
 Norm = Literal["batchnorm", "layernorm", "none"]
-ActivationFunction = Annotated[
-    Literal[_FUNCTIONS], BeforeValidator(_activation_alias), WithJsonSchema({"enum": [*_FUNCTIONS, "swish"]}),
-]
-ActivationName = Annotated[
-    Literal[(*_FUNCTIONS, "none")], BeforeValidator(_activation_alias),
-    WithJsonSchema({"enum": [*_FUNCTIONS, "swish", "none"]}),
-]
+if TYPE_CHECKING:  # the literals are built from the activation table at run time: to a type checker, names
+    ActivationFunction = str
+    ActivationName = str
+else:
+    ActivationFunction = Annotated[
+        Literal[_FUNCTIONS], BeforeValidator(_activation_alias), WithJsonSchema({"enum": [*_FUNCTIONS, "swish"]}),
+    ]
+    ActivationName = Annotated[
+        Literal[(*_FUNCTIONS, "none")], BeforeValidator(_activation_alias),
+        WithJsonSchema({"enum": [*_FUNCTIONS, "swish", "none"]}),
+    ]
 
 
 class Block(BaseModel):
@@ -112,7 +117,7 @@ class Block(BaseModel):
 
     @field_validator("inputs", mode="before")
     @classmethod
-    def _one_or_many(cls, v):
+    def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
     def layers(self, inp: Shape) -> Node:  # pragma: no cover - every kind overrides
@@ -137,6 +142,19 @@ def act_layer(fn: str) -> ActivationLayer | None:
     return None if fn == "none" else ActivationLayer(fn)
 
 
+class NormArgs(TypedDict):
+    """The norm arguments of ``conv_norm_act`` a block passes to each of its convs (``**common``)."""
+
+    norm: str
+    norm_eps: float
+
+
+class NormActArgs(NormArgs):
+    """``NormArgs`` and the activation, for a block whose convs all take its activation."""
+
+    activation: str
+
+
 def same_padding(kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
     """Symmetric 'same' padding: keeps the size at stride 1, ceil(size / stride) otherwise."""
     return (dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2)
@@ -155,7 +173,7 @@ def conv_norm_act(
     padding: tuple[int, int] | None = None,
     dilation: tuple[int, int] = (1, 1),
     bias: bool | None = None,
-    padding_mode: str = "zeros",
+    padding_mode: PaddingMode = "zeros",
 ) -> Node:
     """Conv, then optional batchnorm, then optional activation. The conv has a bias only when no
     norm follows (a bias before batchnorm is cancelled by its mean), unless ``bias`` says otherwise."""
@@ -181,7 +199,8 @@ Padding = Annotated[
 ]
 
 
-def resolve_padding(padding, kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+def resolve_padding(padding: "Literal['same', 'valid'] | tuple[int, int]", kernel: tuple[int, int],
+                    dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
     if padding == "same":
         return same_padding(kernel, dilation)
     if padding == "valid":
@@ -198,5 +217,5 @@ class WindowPool(Block):
     padding: PadPair = (0, 0)
     ceil_mode: bool = False
 
-    def _pool(self, op: str, **extra) -> Pool:
+    def _pool(self, op: str, **extra: bool) -> Pool:
         return Pool(op, self.kernel, self.stride or self.kernel, self.padding, self.ceil_mode, **extra)

@@ -2,7 +2,7 @@
 ResNeXt groups (Xie et al. 2017) or RegNet's group width (Radosavovic et al. 2020), an optional
 squeeze-excite after the 3x3 (RegNetY), and the choice of where the stride sits."""
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -27,7 +27,7 @@ class BottleneckBlock(ResidualKind):
     se_gate: SEGate = "sigmoid"
 
     @model_validator(mode="after")
-    def _one_grouping(self):
+    def _one_grouping(self) -> Self:
         if self.group_width is not None and "groups" in self.model_fields_set:
             raise ValueError("give groups or group_width, not both")
         return self

@@ -1,4 +1,4 @@
-from typing import Literal, Optional
+from typing import Literal, Optional, Self
 
 from pydantic import Field, model_validator
 
@@ -19,12 +19,12 @@ class ChannelLinearBlock(Block):
     activation: ActivationName = "none"
 
     @model_validator(mode="after")
-    def _one_width(self):
+    def _one_width(self) -> Self:
         if (self.out is None) == (self.expand is None):
             raise ValueError("give the output width as out (channels) or as expand (a ratio), one of them")
         return self
 
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
-        out = self.out if self.out is not None else int(round(in_ch * self.expand))
+        out = self.out if self.out is not None else int(round(in_ch * self.expand))  # type: ignore[operator]  # _one_width: no out, an expand
         return seq(ChannelLinear(in_ch, max(1, out), self.bias), act_layer(self.activation))

@@ -1,4 +1,4 @@
-from typing import Literal, Optional
+from typing import Literal, Optional, Self
 
 from pydantic import Field, model_validator
 
@@ -30,7 +30,7 @@ class ConvBlock(Block):
     activation: ActivationName = "relu"
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _consistent(self) -> Self:
         if self.group_width is not None and (self.depthwise or "groups" in self.model_fields_set):
             raise ValueError("give one of groups, group_width and depthwise")
         if self.out is None and not self.depthwise:

@@ -5,7 +5,7 @@ FusedMBConv)."""
 
 from typing import Literal
 
-from scalelab.blocks.base import channels_of, conv_norm_act
+from scalelab.blocks.base import NormArgs, channels_of, conv_norm_act
 from scalelab.blocks.layers import Node, Shape, seq
 from scalelab.blocks.mbconv import InvertedResidualKind
 
@@ -17,7 +17,7 @@ class FusedMBConvBlock(InvertedResidualKind):
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
         hidden = self.hidden_of(in_ch)
-        common = dict(norm=self.norm, norm_eps=self.norm_eps)
+        common = NormArgs(norm=self.norm, norm_eps=self.norm_eps)
         stride = (self.stride, self.stride)
         if hidden == in_ch:
             body = seq(conv_norm_act(in_ch, self.out, self.kernel, stride, activation=self.activation, **common),

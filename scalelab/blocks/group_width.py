@@ -4,7 +4,7 @@ fixed group count: groups = channels / group_width.
 Like ``groups``, the field is marked ``divides`` (its JSON schema extra names the channel fields it
 must divide), so that width scaling rounds those channels to multiples of it."""
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import Field
 
@@ -13,7 +13,7 @@ from scalelab.blocks.layers import ShapeError
 GroupWidth = Annotated[Optional[int], Field(gt=0)]
 
 
-def group_width_field(*divides: str):
+def group_width_field(*divides: str) -> Any:  # what pydantic's Field returns: the field's default to a checker
     """The ``group_width`` field of a kind, dividing the named channel fields ("input": the block's input)."""
     return Field(None, json_schema_extra={"divides": list(divides)},
                  description="channels per group; groups = channels / group_width (instead of groups)")

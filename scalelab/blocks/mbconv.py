@@ -2,14 +2,15 @@
 form MBConv (EfficientNet, Tan & Le 2019; MobileNetV3, Howard et al. 2019), and the parameters it
 shares with Fused-MBConv (EfficientNetV2, Tan & Le 2021)."""
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Self
 
 from pydantic import Field, model_validator
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Channels, Norm, Pair, PositiveInt, Probability, Real, channels_of, conv_norm_act,
+    ActivationName, Block, Channels, Norm, NormArgs, Pair, PositiveInt, Probability, Real, channels_of,
+    conv_norm_act,
 )
-from scalelab.blocks.layers import Dropout, Node, Residual, Shape, seq
+from scalelab.blocks.layers import Dropout, Gate, Node, Residual, Shape, seq
 from scalelab.blocks.se_options import SE, SEGate, se_layers
 
 
@@ -30,7 +31,7 @@ class InvertedResidualKind(Block):
     activation: ActivationName = "relu6"
 
     @model_validator(mode="after")
-    def _one_expansion(self):
+    def _one_expansion(self) -> Self:
         if self.hidden is not None and "expand" in self.model_fields_set:
             raise ValueError("give the expansion as expand (a ratio) or as hidden (channels), not both")
         return self
@@ -38,7 +39,7 @@ class InvertedResidualKind(Block):
     def hidden_of(self, in_ch: int) -> int:
         return self.hidden if self.hidden is not None else int(round(in_ch * self.expand))
 
-    def se_of(self, in_ch: int, hidden: int):
+    def se_of(self, in_ch: int, hidden: int) -> Optional[Gate]:
         return se_layers(self.se, in_ch, hidden, self.activation, self.se_gate)
 
     def join(self, body: Node, in_ch: int) -> Node:
@@ -54,7 +55,7 @@ class MBConvBlock(InvertedResidualKind):
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
         hidden = self.hidden_of(in_ch)
-        common = dict(norm=self.norm, norm_eps=self.norm_eps)
+        common = NormArgs(norm=self.norm, norm_eps=self.norm_eps)
         body = seq(
             conv_norm_act(in_ch, hidden, activation=self.activation, **common) if hidden != in_ch else None,
             conv_norm_act(hidden, hidden, self.kernel, (self.stride, self.stride), groups=hidden,

@@ -26,10 +26,10 @@ class Opaque(Primitive):
     out: Shape
     params: int
 
-    def out_shape(self, s) -> Shape:
+    def out_shape(self, s: "Shape | list[Shape]") -> Shape:
         return self.out
 
-    def cost(self, s, out: Shape) -> LayerCost:
+    def cost(self, s: "Shape | list[Shape]", out: Shape) -> LayerCost:
         inputs = s if isinstance(s, list) else [s]
         return LayerCost("opaque", params=self.params, in_elems=sum(elements(i) for i in inputs),
                          out_elems=elements(out), node=self)
@@ -68,5 +68,5 @@ class OpaqueBlock(Block):
 class OpaqueMergeBlock(OpaqueBlock):
     summary = "an operation of unknown cost on two or more inputs (name them with from:)"
     arity = None
-    kind: Literal["opaque_merge"] = "opaque_merge"
+    kind: Literal["opaque_merge"] = "opaque_merge"  # type: ignore[assignment]  # its own tag in AnyBlock's union
 

@@ -1,6 +1,6 @@
 """The basic residual block of He et al. 2016 (two 3x3 convs), post- or pre-activation."""
 
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field
 
@@ -11,13 +11,16 @@ from scalelab.blocks.base import (
 from scalelab.blocks.layers import Node, Residual, Shape, ZeroPadShortcut, seq
 
 Shortcut = Literal["A", "B", "C", "none"]
+#: one conv of a residual body: (in, out, kernel, stride, groups)
+ConvPiece = tuple[int, int, tuple[int, int], tuple[int, int], int]
 SHORTCUT_HELP = (
     "He et al. 2016 §3.3: A zero-pads channels when the shape changes, B projects (1x1 conv) only "
     "then, C always projects; none makes a plain network"
 )
 
 
-def shortcut_layers(option: str, in_ch: int, out_ch: int, stride: int, norm: str, eps: float, preact: bool):
+def shortcut_layers(option: str, in_ch: int, out_ch: int, stride: int, norm: str, eps: float,
+                    preact: bool) -> Optional[Node]:
     """The shortcut branch, or None for the identity."""
     changes = stride != 1 or in_ch != out_ch
     if option == "A" and changes:
@@ -40,14 +43,14 @@ class ResidualKind(Block):
     norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
 
-    def convs(self, pieces: list[tuple], after: "dict[int, Node] | None" = None) -> Node:
+    def convs(self, pieces: list[ConvPiece], after: "dict[int, Node | None] | None" = None) -> Node:
         """The body: (in, out, kernel, stride, groups) per conv. Post-activation: conv, norm,
         activation (none after the last, it follows the add). Pre-activation: norm, activation, conv.
         ``after`` puts a node after the conv of that index (a squeeze-excite)."""
         layers = []
         for i, (cin, cout, kernel, stride, groups) in enumerate(pieces):
-            if i and (after or {}).get(i - 1) is not None:
-                layers.append(after[i - 1])
+            if i and (extra := (after or {}).get(i - 1)) is not None:
+                layers.append(extra)
             if self.preact:
                 layers.append(seq(norm_layer(self.norm, cin, self.norm_eps), act_layer(self.activation)))
                 layers.append(conv_norm_act(cin, cout, kernel, stride, groups=groups, norm="none",

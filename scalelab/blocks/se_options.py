@@ -8,7 +8,7 @@ The long form says what the width is relative to and how it is rounded:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Self, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -30,16 +30,16 @@ class SEOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ratio: Optional[Real] = Field(None, gt=0, le=1, description="squeeze width as a fraction of `of`")
-    channels: Optional[PositiveInt] = Field(None, description="absolute squeeze width, instead of ratio (width scaling keeps it)")
+    ratio: Optional[Real] = Field(default=None, gt=0, le=1, description="squeeze width as a fraction of `of`")
+    channels: Optional[PositiveInt] = Field(default=None, description="absolute squeeze width, instead of ratio (width scaling keeps it)")
     of: Literal["input", "expanded"] = Field(
-        "input", description="ratio of the block's input channels, or of the channels the SE gates")
-    divisor: PositiveInt = Field(1, description="round the width as torchvision's _make_divisible")
-    activation: Optional[ActivationFunction] = Field(None, description="reduce activation; default: the host's")
-    gate: Optional[SEGate] = Field(None, description="default: the host's (sigmoid)")
+        default="input", description="ratio of the block's input channels, or of the channels the SE gates")
+    divisor: PositiveInt = Field(default=1, description="round the width as torchvision's _make_divisible")
+    activation: Optional[ActivationFunction] = Field(default=None, description="reduce activation; default: the host's")
+    gate: Optional[SEGate] = Field(default=None, description="default: the host's (sigmoid)")
 
     @model_validator(mode="after")
-    def _one_width(self):
+    def _one_width(self) -> Self:
         if (self.ratio is None) == (self.channels is None):
             raise ValueError("give the squeeze width as ratio or as channels (one of them)")
         return self
@@ -51,7 +51,7 @@ class SEOptions(BaseModel):
             return self.channels
         base = input_channels if self.of == "input" else expanded_channels
         # the tolerance keeps 0.3 x 10 (= 3.0000000000000004) and 0.29 x 100 (28.999999999999996) exact
-        squeeze = int(base * self.ratio + 1e-9)
+        squeeze = int(base * self.ratio + 1e-9)  # type: ignore[operator]  # _one_width: no channels, a ratio
         if self.divisor > 1:
             return make_divisible(squeeze, self.divisor)
         if squeeze < 1:

@@ -6,7 +6,8 @@ from typing import Literal
 from pydantic import Field
 
 from scalelab.blocks.base import (
-    ActivationName, Block, Channels, Norm, Padding, Pair, Real, channels_of, conv_norm_act, resolve_padding,
+    ActivationName, Block, Channels, Norm, NormActArgs, Padding, Pair, Real, channels_of, conv_norm_act,
+    resolve_padding,
 )
 from scalelab.blocks.layers import Node, Shape, seq
 
@@ -24,7 +25,7 @@ class SeparableBlock(Block):
 
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
-        common = dict(norm=self.norm, norm_eps=self.norm_eps, activation=self.activation)
+        common = NormActArgs(norm=self.norm, norm_eps=self.norm_eps, activation=self.activation)
         return seq(
             conv_norm_act(in_ch, in_ch, self.kernel, self.stride, groups=in_ch,
                           padding=resolve_padding(self.padding, self.kernel), **common),

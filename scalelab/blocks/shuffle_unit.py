@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from scalelab.blocks.base import ActivationName, Block, Channels, Norm, PositiveInt, Real, channels_of, conv_norm_act
+from scalelab.blocks.base import (
+    ActivationName, Block, Channels, Norm, NormArgs, PositiveInt, Real, channels_of, conv_norm_act,
+)
 from scalelab.blocks.layers import Node, Parallel, Shape, ShapeError, seq
 from scalelab.blocks.layers import ChannelShuffle, ChannelSlice, chunks
 
@@ -26,7 +28,7 @@ class ShuffleUnitBlock(Block):
         if self.out % 2:
             raise ShapeError(f"a shuffle unit's output is two halves: out must be even, got {self.out}")
         half, s = self.out // 2, (self.stride, self.stride)
-        common = dict(norm=self.norm, norm_eps=self.norm_eps)
+        common = NormArgs(norm=self.norm, norm_eps=self.norm_eps)
 
         def branch(cin: int, stride: tuple[int, int]) -> Node:
             return seq(conv_norm_act(cin, half, activation=self.activation, **common),

@@ -48,6 +48,7 @@ class WrapBlock(Block):
 
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
+        stride: "int | tuple[int, int]"  # a block's stride field: one number or a pair
         shape, nodes, stride = inp, [], (1, 1)
         for i, block in enumerate(self._body_blocks()):
             # a squeeze-excite with `of: input` takes its width from the wrap's input channels
