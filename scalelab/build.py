@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from scalelab.blocks import layers as L
@@ -26,7 +27,7 @@ class Net(nn.Module):
     blocks (auxiliary heads) run only in training mode, where ``forward`` returns
     ``(output, *aux_outputs)`` as torchvision's GoogLeNet does."""
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network) -> None:
         super().__init__()
         blocks = list(network.blocks.values())
         self.names = [b.name for b in blocks]
@@ -35,7 +36,7 @@ class Net(nn.Module):
         self.output = network.output
         self.blocks = nn.ModuleList(to_torch(b.layers) for b in blocks)
 
-    def forward_all(self, x, include_training_only: bool = True) -> dict:
+    def forward_all(self, x: torch.Tensor, include_training_only: bool = True) -> dict[str, torch.Tensor]:
         """Every block's output by name."""
         outputs = {INPUT: x}
         for name, inputs, aux, module in zip(self.names, self.inputs, self.training_only, self.blocks):
@@ -45,17 +46,17 @@ class Net(nn.Module):
             outputs[name] = module(args[0] if len(args) == 1 else args)
         return outputs
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> "torch.Tensor | tuple[torch.Tensor, ...]":
         if not self.training:
             return self._infer(x)
         outputs = self.forward_all(x)
         aux = [outputs[n] for n, t in zip(self.names, self.training_only) if t]
         return (outputs[self.output], *aux) if aux else outputs[self.output]
 
-    def _infer(self, x):
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
         """Inference: drop each block output after its last consumer has run, so only the tensors
         later blocks need stay alive (the memory model of ``scalelab.analysis.memory``)."""
-        uses: dict = {}
+        uses: dict[str, int] = {}
         for inputs, aux in zip(self.inputs, self.training_only):
             for i in ([] if aux else set(inputs)):
                 uses[i] = uses.get(i, 0) + 1

@@ -36,7 +36,7 @@ class ResolvedBlock:
     stage: Optional[str] = None
     in_shape: "Shape | list[Shape]" = ()
     out_shape: Shape = ()
-    layers: Optional[Node] = None
+    layers: Node = None  # type: ignore[assignment]  # resolve() sets it: every block of a Network has its layers
     costs: list[LayerCost] = field(default_factory=list)
     index: int = 0  #: place in the spec, after stages are unrolled (1 = first block)
 
@@ -65,7 +65,7 @@ class Network:
         ``index`` in spec order and ``block``; an edge per input)."""
         import networkx as nx
 
-        graph = nx.DiGraph()
+        graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_node(INPUT)
         for b in sorted(self.blocks.values(), key=lambda b: b.index):
             graph.add_node(b.name, index=b.index, block=b)
@@ -330,7 +330,7 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
         ins = [shapes[s] for s in b.inputs]
         b.in_shape = ins[0] if type(b.block).arity == 1 else ins
         try:
-            b.layers = b.block.layers(b.in_shape)
+            b.layers = b.block.layers(b.in_shape)  # type: ignore[arg-type]  # one shape, or a merge's list (arity)
             result = walk(b.layers, b.in_shape)
         except ShapeError as exc:
             got = " and ".join(fmt_shape(s) for s in ins)
