@@ -3,9 +3,14 @@ read the one before it, and only the fields that differ from each kind's default
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from scalelab.blocks import KINDS
 from scalelab.importer.mapping import Draft, spec_shape
-from scalelab.importer.trace import Traced, shape_of
+from scalelab.importer.trace import Traced
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import fx
 
 INPUT = "input"
 
@@ -68,14 +73,14 @@ def spec_blocks(drafts: list[Draft], names: list[str], entry: str = INPUT,
     """The spec's block list, and the module's output shape of every block that ends a draft.
     ``entry`` is the block the traced input comes from; training-only blocks name every input
     (the default input, the previous block, skips training-only blocks)."""
-    produced = {}  # traced node -> name of the block whose output it is
+    produced: dict[fx.Node, str] = {}  # traced node -> name of the block whose output it is
     blocks, shapes = [], {}
     previous = entry
     for d, name in zip(drafts, names):
         sources = [produced.get(n, entry) for n in d.inputs]
         for i, fields in enumerate(d.chain):
             block_name = name if i == len(d.chain) - 1 else f"{name}.{fields['kind']}"
-            block = {"name": block_name}
+            block: dict[str, object] = {"name": block_name}
             if i == 0 and sources and (sources != [previous] or training_only):
                 block["from"] = sources[0] if len(sources) == 1 else sources
             elif i > 0 and training_only:

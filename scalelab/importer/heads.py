@@ -12,7 +12,7 @@ from scalelab.importer.trace import Traced, shape_of, trace
 
 def never_run(traced: Traced) -> dict[str, int]:
     """Modules whose parameters the eval-mode trace never reads, outermost first -> their parameters."""
-    used = set()
+    used: set[str] = set()
     for node in traced.nodes():
         if node.op == "call_module":
             used.update(f"{node.target}.{n}" for n, _ in traced.submodule(node.target).named_parameters())
@@ -58,7 +58,7 @@ def head_blocks(traced: Traced, produced: dict, heads: dict[str, int], ref: str)
         node = eval_nodes.get(train_node.name)  # both traces name nodes alike up to the first head
         if node is None or node.op != train_node.op or node.target != train_node.target or node not in produced:
             continue
-        sub = trace(traced.root.get_submodule(head), shape_of(node), f"{ref}: {head}")
+        sub = trace(traced.root.get_submodule(head), shape_of(node), f"{ref}: {head}")  # type: ignore[arg-type]  # produced: a tensor
         mapped = map_graph(sub)
         if mapped.problems:
             continue

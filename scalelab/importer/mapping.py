@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalelab.importer.patterns import channel_split, find_channel_shuffle, find_squeeze_excite, permute_layout
-from scalelab.importer.table import ALIAS, Call, Unsupported, needs_kind, op_key, op_label, table, takes_channels_last
+from scalelab.importer.table import ALIAS, Call, Unsupported, op_key, op_label, table, takes_channels_last
 from scalelab.importer.trace import Traced, scope_of, shape_of
 
 
@@ -106,7 +106,7 @@ def _short_label(node) -> str:
 def spec_shape(node, channels_last: bool) -> tuple:
     """The node's shape per sample as a spec states it: channels first."""
     shape = shape_of(node)
-    return (shape[-1], *shape[:-1]) if channels_last else shape
+    return (shape[-1], *shape[:-1]) if channels_last else shape  # type: ignore[index,return-value]  # a tensor node
 
 
 def _opaque(node, label: str, inputs: list, traced: Traced, channels_last: bool = False) -> list[dict]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import operator
+from typing import TYPE_CHECKING
 
 from scalelab.importer.table import activation_of, op_key, op_label, table
 from scalelab.importer.trace import Traced, scope_of, shape_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import fx
 
 
 def _handler(node, traced: Traced):
@@ -37,7 +41,7 @@ def _se_chain(gate, x, traced: Traced) -> "list | None":
         if not isinstance(m, nn.Conv2d) or m.kernel_size != (1, 1) or m.groups != 1 or m.bias is None \
                 or m.padding_mode != "zeros" or m.stride != (1, 1) or m.padding != (0, 0) or m.dilation != (1, 1):
             return None
-    if shape_of(pool) != (shape_of(x)[0], 1, 1) or shape_of(gate) != shape_of(pool):
+    if shape_of(pool) != (shape_of(x)[0], 1, 1) or shape_of(gate) != shape_of(pool):  # type: ignore[index]  # x feeds the pool: a tensor
         return None
     return [pool, conv1, act, conv2, gate_act]
 
@@ -115,7 +119,8 @@ def _shuffle(node):
 
 def find_channel_shuffle(traced: Traced) -> tuple[dict, set]:
     """Final view node -> (fields, input, members) of every channel shuffle, and the nodes inside."""
-    found, absorbed = {}, set()
+    found: dict[fx.Node, tuple[dict, fx.Node, list[str]]] = {}
+    absorbed: set[fx.Node] = set()
     if not _has_kind("channel_shuffle"):
         return found, absorbed  # left to the table, which refuses the view and transpose by name
     for node in traced.nodes():

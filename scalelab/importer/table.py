@@ -39,18 +39,18 @@ class Call:
 
     @property
     def in_shape(self) -> tuple[int, ...]:
-        return shape_of(self.node.args[0])
+        return shape_of(self.node.args[0])  # type: ignore[return-value]  # a handler's input is a tensor
 
     @property
     def out_shape(self) -> tuple[int, ...]:
-        return shape_of(self.node)
+        return shape_of(self.node)  # type: ignore[return-value]  # a handler's node yields a tensor
 
 
 def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _short(pair: tuple[int, int]):
+def _short(pair: tuple[int, ...]) -> "int | list[int]":
     """7 for (7, 7): the spec accepts both, one number reads better."""
     return pair[0] if pair[0] == pair[1] else list(pair)
 
@@ -131,7 +131,7 @@ def _activation(function: str) -> Callable[[Call], list[dict]]:
             raise Unsupported(f"needs the '{function}' activation")
         return [{"kind": "activation", "function": function}]
 
-    handler.activation = function  # read by the folding pass
+    handler.activation = function  # type: ignore[attr-defined]  # read by the folding pass (activation_of)
     return handler
 
 
@@ -193,7 +193,7 @@ def _spatial_mean(c: Call) -> list[dict]:
     dims = c.arg(1, "dim")
     dims = {d % len(c.node.args[0].meta["tensor_meta"].shape) for d in ([dims] if isinstance(dims, int) else dims or ())}
     if len(c.in_shape) != 3 or dims != {2, 3}:
-        raise Unsupported(f"mean over dimensions other than height and width")
+        raise Unsupported("mean over dimensions other than height and width")
     pool = {"kind": "global_avgpool"}
     return [pool] if c.arg(2, "keepdim", False) else [pool, {"kind": "flatten"}]
 
@@ -243,7 +243,7 @@ def _add(c: Call) -> list[dict]:
 def _cat(c: Call):
     tensors = c.arg(0, "tensors")
     dim = c.arg(1, "dim", 0)
-    rank = len(shape_of(tensors[0])) + 1
+    rank = len(shape_of(tensors[0])) + 1  # type: ignore[arg-type]  # cat's inputs are tensors
     if dim % rank != 1:
         raise Unsupported(f"concatenation along dimension {dim} (only channels)")
     return ALIAS if len(tensors) == 1 else [{"kind": "concat"}]

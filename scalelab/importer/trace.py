@@ -6,22 +6,26 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalelab.errors import ScalelabError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import fx, nn
 
 
 @dataclass
 class Traced:
     """An fx graph module whose tensor-valued nodes carry ``meta['tensor_meta']``."""
 
-    module: object  # torch.fx.GraphModule
-    root: object  # the original nn.Module
+    module: fx.GraphModule
+    root: nn.Module  # the original module
     input_shape: tuple[int, ...]  # per sample: (channels, height, width)
 
     def nodes(self):
         return self.module.graph.nodes
 
-    def submodule(self, target: str):
+    def submodule(self, target: str) -> nn.Module:
         return self.module.get_submodule(target)
 
 
