@@ -271,3 +271,22 @@ def test_the_inception_bottleneck_comparison():
     data = _json("compare", examples / "inception_5x5.yaml", examples / "inception_5x5_bottleneck.yaml", "-f", "json")
     ratio = data["networks"][1]["ratio_to_first"]
     assert f"{ratio['macs']:.3g}" == f"{ratio['params']:.3g}" and said(f"(x{ratio['macs']:.3g} the MACs and parameters)")
+
+
+@pytest.mark.slow
+def test_one_bigger_network_or_an_ensemble_under_2gflops(tmp_path):
+    report = _json("scale", "--budget", "2GFLOPs", "--ensembles", "1,2,3", "--crops", "1,10", "--storage", "memory",
+                   "--report-dir", tmp_path, "--no-charts", "--format", "json")
+    best = {b["label"]: b for b in report["ensembles"]["best"]}
+    w = report["winner"]
+
+    def cell(b):
+        return f"{b['accuracy']:.2f} [{b['low']:.1f}, {b['high']:.1f}]"
+
+    assert said(f"one EfficientNet-B0 scaled to {w['blocks']} blocks, width x{w['width']:.2f}, {w['pixels']} px "
+                f"({w['macs'] / 1e9:.2f} G MACs) {cell(best['single'])}")
+    assert said(f"two networks of {best['x2']['macs'] / 2e9:.2f} G each {cell(best['x2'])}; three of "
+                f"{best['x3']['macs'] / 3e9:.2f} G {cell(best['x3'])}; ten crops of a "
+                f"{best['10-crop']['macs'] / 1e10:.1f} G network {cell(best['10-crop'])}; two networks on ten crops "
+                f"{cell(best['x2 10-crop'])}; three on ten crops {cell(best['x3 10-crop'])}")
+    assert not any(b["extrapolated"] for b in best.values())
