@@ -14,7 +14,8 @@ class InceptionBlock(Block):
     summary = "inception module: parallel branches of blocks, concatenated along channels"
     kind: Literal["inception"] = "inception"
     branches: list[list[BranchBlock]] = Field(
-        min_length=1, description="each branch: a list of blocks, each taking the previous one's output")
+        min_length=1, description="each branch: a list of blocks, each taking the previous one's output "
+                                  "(no merge kinds; no from, training_only or name)")
 
     def layers(self, inp: Shape) -> Node:
         branches = []

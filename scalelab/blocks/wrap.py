@@ -23,7 +23,8 @@ SHORTCUT_HELP = (
 class WrapBlock(Block):
     summary = "a body of blocks with a shortcut around it (identity or projection add, or dense concat)"
     kind: Literal["wrap"] = "wrap"
-    body: list[BodyBlock] = Field(min_length=1, description="the blocks of the residual branch, in order")
+    body: list[BodyBlock] = Field(min_length=1, description="the blocks of the residual branch, in order "
+                                  "(no merge kinds; no from, training_only or name)")
     shortcut: Literal["identity", "projection", "none"] = Field("identity", description=SHORTCUT_HELP)
     join: Literal["add", "concat"] = Field("add", description="add the shortcut, or concatenate the input (dense)")
     stride: PositiveInt = Field(1, description="when set (a stage sets it), the stride of body[stride_at]")
