@@ -293,7 +293,7 @@ def test_cli_estimate_says_how():
 
 @pytest.mark.parametrize("args, message", [
     (["accuracy", "efficientnet_b0", "--depth", "1.3", "-m", "published"], "no published accuracy"),
-    (["accuracy", "efficientnet_b0", "-m", "magic"], "unknown accuracy method 'magic'"),
+    (["accuracy", "efficientnet_b0", "-m", "magic"], "'magic' is not one of 'published', 'scaling-law', 'proxy'"),
     (["accuracy", "efficientnet_b0", "--width", "0"], "must be greater than 0"),
     (["accuracy", "no_such_spec"], "no such file or zoo spec"),
 ])

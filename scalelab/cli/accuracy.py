@@ -3,7 +3,6 @@ estimates for a scaled spec."""
 
 from __future__ import annotations
 
-import io
 import json
 from enum import Enum
 from pathlib import Path
@@ -13,6 +12,14 @@ import typer
 
 from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
+from scalelab.errors import ScalelabError
+from scalelab.output import check_output_file
+
+
+class Method(str, Enum):
+    published = "published"
+    scaling_law = "scaling-law"
+    proxy = "proxy"
 
 
 class Format(str, Enum):
@@ -26,20 +33,22 @@ def _render(title: str, headers: list[str], rows: list[list[str]], notes: list[s
         lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines + [""] + notes) + "\n"
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from scalelab.report.table import print_prose, print_whole, rendered, text_console
+
     table = Table(title=title, title_justify="left", header_style="bold")
-    for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i == 0 or h in ("series", "source", "held out") else "right", overflow="fold")
+    for i, h in enumerate(headers):  # figures never split; only a source (prose) wraps
+        table.add_column(h, justify="left" if i == 0 or h in ("series", "source", "held out") else "right",
+                         overflow="fold", no_wrap=h != "source")
     for r in rows:
         table.add_row(*(Text(c) for c in r))
-    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
-    console.print(table)
+    console = text_console()  # the width rule of every command (scalelab.report.table)
+    print_whole(console, table)
     for note in notes:
-        console.print(Text(note), soft_wrap=True)
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+        print_prose(console, note)
+    return rendered(console)
 
 
 def _published_text(fmt: Format) -> str:
@@ -137,25 +146,36 @@ def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[i
 @app.command()
 @friendly
 def accuracy(
-    spec: Optional[str] = typer.Argument(None, help="Estimate for this spec (file or zoo name) scaled by the options; "
+    spec: Optional[str] = typer.Argument(None, parser=O.SPEC, help="Estimate for this spec (file or zoo name) scaled by the options; "
                                                     "without it, list the published accuracies."),
-    depth: float = typer.Option(1.0, "--depth", parser=O.DEPTH_MULTIPLIER, help="Depth multiplier (stage repeats)."),
-    width: float = typer.Option(1.0, "--width", parser=O.WIDTH_MULTIPLIER, help="Width multiplier (channels)."),
-    resolution: Optional[int] = typer.Option(None, "--resolution", parser=O.PIXELS, help="Input size in pixels (default: the spec's)."),
-    method: str = typer.Option("scaling-law", "--method", "-m", help="published, scaling-law or proxy."),
+    depth: Optional[float] = typer.Option(None, "--depth", parser=O.DEPTH_MULTIPLIER,
+                                          help="With SPEC: depth multiplier (stage repeats; default 1)."),
+    width: Optional[float] = typer.Option(None, "--width", parser=O.WIDTH_MULTIPLIER,
+                                          help="With SPEC: width multiplier (channels; default 1)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", parser=O.PIXELS,
+                                             help="With SPEC: input size in pixels (default: the spec's)."),
+    method: Optional[Method] = typer.Option(None, "--method", "-m",
+                                            help="With SPEC: published, scaling-law (default) or proxy."),
     validate: bool = typer.Option(False, "--validate", help="Leave-one-out error of the scaling-law estimator per published series."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, markdown or json."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Write to this file (atomically)."),
 ) -> None:
     """Published top-1 accuracies, the scaling-law estimator's validation, or an estimate for a scaled spec.
 
     Every number says how it was obtained: published (with its source), scaling-law (fitted on the
     published scaling series), or proxy (a zero-cost score for ranking only).
     """
+    check_output_file(output)
+    given = [name for name, value in (("--depth", depth), ("--width", width), ("--resolution", resolution),
+                                      ("--method", method)) if value is not None]
+    if given and (spec is None or validate):
+        raise ScalelabError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to the estimate for a "
+                            f"SPEC (e.g. `scalelab accuracy efficientnet_b0 --depth 1.2`), not to "
+                            f"{'--validate' if validate else 'the published list'}")
     if validate:
         text = _validation_text(format)
     elif spec is not None:
-        text = _estimate_text(spec, depth, width, resolution, method, format)
+        text = _estimate_text(spec, depth or 1.0, width or 1.0, resolution, (method or Method.scaling_law).value, format)
     else:
         text = _published_text(format)
     emit(text, output)

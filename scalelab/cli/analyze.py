@@ -37,22 +37,10 @@ IMAGE_EXTENSIONS = (".png", ".svg", ".pdf")
 
 def choose_format(fmt: Optional[ReportFormat], output: Optional[Path]) -> str:
     """The format asked for, or the one the output file's extension names; a contradiction is refused."""
-    if output is None:
-        return (fmt or ReportFormat.table).value
-    suffix = output.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
+    if output is not None and output.suffix.lower() in IMAGE_EXTENSIONS:
         raise ScalelabError(f"--output {output}: analyze writes reports ({', '.join(EXTENSION_FORMATS)}); for a chart "
                             f"use `scalelab plot SPEC --breakdown macs,params -o {output.name}`")
-    implied = EXTENSION_FORMATS.get(suffix)
-    if fmt is None:
-        if implied is None:
-            raise ScalelabError(f"--output {output}: cannot tell the format from '{suffix or 'no extension'}'; name the "
-                                f"file .json, .csv, .md, .html or .txt, or give --format")
-        return implied
-    if implied is not None and implied != fmt.value:
-        raise ScalelabError(f"--format {fmt.value} contradicts --output {output} (a {implied} file name); "
-                            f"drop --format or rename the file")
-    return fmt.value
+    return O.output_format(output, fmt and fmt.value, EXTENSION_FORMATS, ReportFormat.table.value)
 
 
 def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
@@ -103,12 +91,12 @@ def select_columns(report, columns: Optional[str]):
 @app.command()
 @friendly
 def analyze(
-    spec: str = typer.Argument(..., metavar="SPEC", help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`), "
+    spec: str = typer.Argument(..., metavar="SPEC", parser=O.SPEC, help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`), "
                       "or a PyTorch model as module:callable or file.py:callable, imported on the fly."),
     format: Optional[ReportFormat] = typer.Option(None, "--format", "-f", help=(
         "table (human units; the default), markdown, json or csv (exact integers), html (a self-contained page). "
         "With -o, taken from the file's extension.")),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help=(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, metavar="FILE", help=(
         "Write the report to this file, in the format its extension names (.json .csv .md .html .txt); "
         "atomically: nothing is written on failure.")),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", metavar="SIZE",
@@ -117,16 +105,16 @@ def analyze(
     level: int = typer.Option(2, "--level", "-l", min=1, max=2, metavar="1|2", help="Rows: 1 = one row per stage, 2 = every block."),
     depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
                                         help="Old name of --level (kept for one release)."),
-    columns: Optional[str] = typer.Option(None, "--columns", metavar="KEYS", help=(
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="KEYS", parser=O.COLUMNS, help=(
         "Comma-separated columns to show, by JSON key (params, macs, macs_percent, other_ops, activation_elements, "
         "activation_bytes, and those --device, --measure and --mode train add). Default: every column, except the "
         "terminal table, which keeps what fits its width.")),
     wide: bool = typer.Option(False, "--wide", help="Terminal table: every column, however wide."),
     explain_units: bool = typer.Option(False, "--explain-units", help=(
         "Terminal table: print the counting convention and each column's unit in full.")),
-    device: Optional[str] = typer.Option(None, "--device", metavar="PROFILE", help="Add predicted latency on a device profile: a name "
+    device: Optional[str] = typer.Option(None, "--device", metavar="PROFILE", parser=O.PROFILE, help="Add predicted latency on a device profile: a name "
                                          "(`scalelab devices`) or a profile YAML (`scalelab calibrate`)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="DTYPE", help="fp32, fp16, bf16 or int8: bytes and latency at this "
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="DTYPE", parser=O.DTYPE, help="fp32, fp16, bf16 or int8: bytes and latency at this "
                                         "type; adds memory columns and the inference peak (default fp32)."),
     measure: bool = typer.Option(False, "--measure", help="Add latency measured here with torch (each block and the network)."),
     measure_on: Optional[str] = typer.Option(None, "--measure-on", parser=O.DEVICE, metavar="DEVICE",
@@ -137,12 +125,12 @@ def analyze(
                                      "stays too busy to measure cleanly, marked noisy (default: refuse, exit 2)."),
     mode: Mode = typer.Option(Mode.infer, "--mode", help="infer, or train to add training memory and training compute "
                               "(MACs) columns."),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="NAME", help="With --mode train: sgd (default), sgd-momentum or adam."),
-    freeze_until: Optional[str] = typer.Option(None, "--freeze-until", metavar="BLOCK", help="With --mode train: this block (or the "
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="NAME", parser=O.OPTIMIZER, help="With --mode train: sgd (default), sgd-momentum or adam."),
+    freeze_until: Optional[str] = typer.Option(None, "--freeze-until", metavar="BLOCK", parser=O.NAME, help="With --mode train: this block (or the "
                                                "last block of this stage) and every block before it are frozen."),
     crops: int = typer.Option(1, "--crops", parser=O.CROPS, metavar="N",
                               help="Test crops per image (10 for 10-crop): work x crops, same params."),
-    ensemble: Optional[str] = typer.Option(None, "--ensemble", metavar="K|A,B", help="K copies of SPEC (e.g. 3), or SPEC "
+    ensemble: Optional[str] = typer.Option(None, "--ensemble", metavar="K|A,B", parser=O.ENSEMBLE, help="K copies of SPEC (e.g. 3), or SPEC "
                                            "and the named members (e.g. resnet101,resnet152): their figures add up."),
     cache_features: bool = typer.Option(False, "--cache-features", help="With --mode train --freeze-until: cost "
                                         "caching the frozen part's output once and training the rest on it."),

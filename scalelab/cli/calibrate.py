@@ -16,9 +16,9 @@ from scalelab.output import check_output_file
 @app.command()
 @friendly
 def calibrate(
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the profile YAML here (atomically); default: print it."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Write the profile YAML here (atomically); default: print it."),
     device: str = typer.Option("cpu", "--on", parser=O.DEVICE, help="What to measure: cpu, or cuda / cuda:N where a GPU is present."),
-    name: str = typer.Option("calibrated", "--name", help="Name of the profile."),
+    name: str = typer.Option("calibrated", "--name", parser=O.NAME, help="Name of the profile."),
     networks: Optional[int] = typer.Option(None, "--networks", parser=O.ROWS,
                                            help="Fit on the first N synthetic networks only (default: all; quicker, less exact)."),
     max_load: float = typer.Option(MAX_OTHER_CPUS, "--max-load", parser=O.NON_NEGATIVE,

@@ -8,8 +8,10 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly, wrote
 from scalelab.errors import ScalelabError
+from scalelab.output import check_output_file
 
 
 class CompareFormat(str, Enum):
@@ -20,42 +22,34 @@ class CompareFormat(str, Enum):
     html = "html"
 
 
-IMAGES = ("png", "svg", "pdf")
-BY_SUFFIX = {"md": "markdown", "markdown": "markdown", "json": "json", "csv": "csv", "html": "html", "htm": "html",
-             "txt": "table"}
-
-
-def output_format(output: Optional[Path], given: Optional[CompareFormat]) -> str:
-    """--format when given, else from the output file's extension, else a table; images draw the chart."""
-    suffix = output.suffix.lower().lstrip(".") if output is not None else ""
-    if suffix in IMAGES:
-        return "chart"
-    if given is not None:
-        return given.value
-    if output is not None and suffix not in BY_SUFFIX:
-        raise ScalelabError(f"-o {output}: cannot tell the format from '{output.suffix or 'no extension'}'; use "
-                            f"--format, or one of .{', .'.join([*BY_SUFFIX, *IMAGES])}")
-    return BY_SUFFIX.get(suffix, "table")
+#: ``-o FILE`` picks the format from the file's extension; an image draws the chart
+BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".csv": "csv", ".html": "html",
+             ".htm": "html", ".txt": "table", ".png": "chart", ".svg": "chart", ".pdf": "chart"}
 
 
 @app.command()
 @friendly
 def compare(
-    specs: list[str] = typer.Argument(..., help="Two or more spec files (YAML) or zoo names; ratios are to the first."),
+    specs: list[str] = typer.Argument(..., parser=O.SPEC,
+                                      help="Two or more spec files (YAML) or zoo names; ratios are to the first."),
     format: Optional[CompareFormat] = typer.Option(None, "--format", "-f", help="table, markdown, json, csv or html "
                                                    "(default: from -o's extension, else table)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically); .png, .svg "
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Write to this file (atomically); .png, .svg "
                                           "or .pdf draws the chart: ratios as grouped bars, top-1 against MACs."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="One input size for every network: "
                                              "224 or HxW (default: each spec's own)."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size for MACs, memory and latency."),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32, fp16, bf16 or int8: bytes and latency at this type."),
-    device: Optional[str] = typer.Option(None, "--device", help="Add predicted latency on a device profile "
+    batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, help="Batch size for MACs, memory and latency."),
+    dtype: str = typer.Option("fp32", "--dtype", parser=O.DTYPE,
+                              help="fp32, fp16, bf16 or int8: bytes and latency at this type."),
+    device: Optional[str] = typer.Option(None, "--device", parser=O.PROFILE, help="Add predicted latency on a device profile "
                                          "(`scalelab devices`)."),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="Training memory with sgd, sgd-momentum or adam."),
-    ensembles: Optional[str] = typer.Option(None, "--ensembles", help="Also each network as ensembles of these sizes, "
-                                            "e.g. 1,2,3: MACs and params x K, top-1 by the ensemble-gain law."),
-    crops: Optional[str] = typer.Option(None, "--crops", help="Also each network on these test-crop counts, e.g. 1,10."),
+    optimizer: str = typer.Option("sgd", "--optimizer", parser=O.OPTIMIZER,
+                                  help="Training memory with sgd, sgd-momentum or adam."),
+    ensembles: Optional[tuple] = typer.Option(None, "--ensembles", parser=O.ENSEMBLE_SIZES, metavar="K,K,...", help=(
+        "Also each network as ensembles of these sizes, e.g. 1,2,3 (at most 8 values, as in `scale`): MACs and "
+        "params x K, top-1 by the ensemble-gain law.")),
+    crops: Optional[tuple] = typer.Option(None, "--crops", parser=O.CROP_COUNTS, metavar="N,N,...",
+                                          help="Also each network on these test-crop counts, e.g. 1,10."),
 ) -> None:
     """Params, MACs, other ops, inference and training memory, predicted latency and published top-1
     of several networks side by side, each as a multiple of the first's too.
@@ -72,15 +66,16 @@ def compare(
 
     if len(specs) < 2:
         raise ScalelabError(f"compare needs at least two networks, got {len(specs)}")
-    fmt = output_format(output, format)
+    check_output_file(output)
+    fmt = O.output_format(output, format and format.value, BY_SUFFIX, "table")
     size = parse_resolution(resolution)
     figures = [network_figures(resolve(load_spec(s), size), batch=batch, dtype=dtype, device=device,
                                optimizer=optimizer) for s in specs]
     variants = []
     if ensembles is not None or crops is not None:
-        from scalelab.scaling.ensembles import parse_counts, variants as expand
+        from scalelab.scaling.ensembles import variants as expand
 
-        counts = parse_counts(ensembles, "--ensembles"), parse_counts(crops, "--crops")
+        counts = list(ensembles or (1,)), list(crops or (1,))
         variants = [v for f in figures for v in expand(f, *counts)]
     result = comparison(figures, variants)
     if fmt == "chart":

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 
 
@@ -17,35 +18,32 @@ class ListFormat(str, Enum):
 
 
 def _table(profiles) -> str:
-    import io
-
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from scalelab.report.table import terminal_width
+    from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title="scalelab device profiles", title_justify="left", header_style="bold")
     for header in ("name", "kind", "peak TFLOP/s by dtype", "bandwidth GB/s", "achievable compute / bandwidth",
                    "launch us", "description"):
-        table.add_column(header, overflow="fold", no_wrap=header == "name")  # names stay whole
+        table.add_column(header, overflow="fold", no_wrap=header != "description")  # only prose wraps
     for p in profiles:
         peaks = ", ".join(f"{d} {f / 1e12:g}" for d, f in p.peak_flops.items())
         table.add_row(*(Text(c) for c in (
             p.name, p.kind, peaks, f"{p.memory_bandwidth / 1e9:g}",
             f"{p.achievable_compute:.0%} / {p.achievable_bandwidth:.0%}", f"{p.launch_overhead_us:g}", p.description)))
-    console = Console(file=io.StringIO(), width=terminal_width(), color_system=None, highlight=False)
-    console.print(table)
-    console.print(Text("Peak FLOP/s count 2 FLOPs per multiply-add (datasheet convention). Datasheet figures and their "
-                       "sources are in --format json; achievable fractions and launch overheads are typical values, "
-                       "not datasheet figures: `scalelab calibrate` measures them on this machine."))
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+    console = text_console()  # the width rule of every command (scalelab.report.table)
+    print_whole(console, table)
+    print_prose(console, "Peak FLOP/s count 2 FLOPs per multiply-add (datasheet convention). Datasheet figures and "
+                         "their sources are in --format json; achievable fractions and launch overheads are typical "
+                         "values, not datasheet figures: `scalelab calibrate` measures them on this machine.")
+    return rendered(console)
 
 
 @app.command()
 @friendly
 def devices(
-    profile: Optional[str] = typer.Argument(None, help="Show (and validate) one profile: a name or a YAML file."),
+    profile: Optional[str] = typer.Argument(None, parser=O.PROFILE, help="Show (and validate) one profile: a name or a YAML file."),
     format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json (every figure, with units and sources)."),
 ) -> None:
     """List the device profiles usable with `analyze --device` (or check one profile file)."""

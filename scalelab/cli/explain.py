@@ -8,8 +8,14 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
+from scalelab.output import check_output_file
+
+
+#: ``-o FILE`` picks the format from the file's extension
+BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".txt": "text"}
 
 
 class ExplainFormat(str, Enum):
@@ -21,12 +27,12 @@ class ExplainFormat(str, Enum):
 @app.command()
 @friendly
 def explain(
-    spec: str = typer.Argument(..., help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`)."),
-    block_arg: Optional[str] = typer.Argument(None, metavar="[BLOCK]", help="Same as --block."),
-    block: Optional[str] = typer.Option(None, "--block", "-k", help="Only this block, or every block of this stage."),
+    spec: str = typer.Argument(..., parser=O.SPEC, help="Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`)."),
+    block_arg: Optional[str] = typer.Argument(None, metavar="[BLOCK]", parser=O.NAME, help="Same as --block."),
+    block: Optional[str] = typer.Option(None, "--block", "-k", parser=O.NAME, help="Only this block, or every block of this stage."),
     format: Optional[ExplainFormat] = typer.Option(None, "--format", "-f", help="text, markdown or json (default: from "
                                                    "-o's extension, .md, .json or .txt, else text)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT,
                                           help="Write to this file (atomically: nothing is written on failure)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r",
                                              help="Input size overriding the spec's: 224 or HxW such as 224x160."),
@@ -42,17 +48,7 @@ def explain(
 
     if block_arg is not None and block is not None and block_arg != block:
         raise ScalelabError(f"explain: block '{block_arg}' and --block '{block}' disagree; give one")
-    fmt = format.value if format is not None else _by_suffix(output)
+    check_output_file(output)
+    fmt = O.output_format(output, format and format.value, BY_SUFFIX, "text")
     network = resolve(load_spec(spec), parse_resolution(resolution))
     emit(render(run_explain(network, block or block_arg), fmt), output)
-
-
-def _by_suffix(output: Optional[Path]) -> str:
-    if output is None:
-        return "text"
-    suffix = output.suffix.lower()
-    formats = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".txt": "text"}
-    if suffix not in formats:
-        raise ScalelabError(f"-o {output}: cannot tell the format from '{output.suffix or 'no extension'}'; use "
-                            f"--format, or one of {', '.join(formats)}")
-    return formats[suffix]

@@ -10,14 +10,17 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
+from scalelab.output import check_output_file
 
 class SpecFormat(str, Enum):
     yaml = "yaml"
     json = "json"
 
 
+BY_SUFFIX = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 MODEL_HELP = ("The model: package.module:callable (torchvision.models:resnet50) or path/to/file.py:callable; "
               "called with no arguments, it must return a torch.nn.Module.")
 
@@ -55,10 +58,10 @@ def import_summary(imported) -> str:
 @app.command("import")
 @friendly
 def import_(
-    model: str = typer.Argument(..., help=MODEL_HELP),
+    model: str = typer.Argument(..., parser=O.MODEL, help=MODEL_HELP),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="Input size: 224 or HxW such as 224x160 (3 channels)."),
-    input_size: Optional[str] = typer.Option(None, "--input", help="Input as channels x height x width, e.g. 1x28x28."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec to this .yaml (or .json) "
+    input_size: Optional[str] = typer.Option(None, "--input", parser=O.INPUT, help="Input as channels x height x width, e.g. 1x28x28."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Write the spec to this .yaml (or .json) "
                                           "file, atomically; without it the spec goes to stdout."),
     format: Optional[SpecFormat] = typer.Option(None, "--format", "-f", help="yaml or json (default: by the -o "
                                                 "extension, else yaml)."),
@@ -70,10 +73,10 @@ def import_(
     qualified names. The spec's parameters and every block's output shape are checked against the
     module. An operation no block states is refused (exit 2) with where and how often it occurs.
     """
-    if output is not None and output.suffix.lower() not in (".yaml", ".yml", ".json"):
+    if output is not None and output.suffix.lower() not in BY_SUFFIX:
         raise ScalelabError(f"-o {output}: a spec is written as .yaml, .yml or .json")
-    if format is None:
-        format = SpecFormat.json if output is not None and output.suffix.lower() == ".json" else SpecFormat.yaml
+    format = SpecFormat(O.output_format(output, format and format.value, BY_SUFFIX, SpecFormat.yaml.value))
+    check_output_file(output)
     shape = input_shape(resolution, input_size)
     from scalelab.importer import import_model
 

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly, fail
 from scalelab.limits import MAX_CHANNELS, MAX_RESOLUTION
 
@@ -82,33 +83,30 @@ def _default_text(param: dict) -> str:
 
 
 def _table(infos: list[dict]) -> str:
-    import io
-
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from scalelab.report.table import terminal_width
+    from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
-    console = Console(file=io.StringIO(), width=terminal_width(), color_system=None, highlight=False)
+    console = text_console()  # the width rule of every command (scalelab.report.table)
     for info in infos:
         console.print(Text(f"{info['kind']}: {info['summary']}", style="bold"))  # a title would wrap at table width
         table = Table(header_style="bold")
         for header in ("parameter", "type", "default", "description"):
-            table.add_column(header, overflow="fold", no_wrap=header == "parameter")  # names stay whole
+            table.add_column(header, overflow="fold", no_wrap=header != "description")  # only prose wraps
         for p in info["parameters"]:
             # Text(): '[int > 0, int > 0]' is data, not rich markup
             table.add_row(*(Text(c) for c in (p["name"], p["type"], _default_text(p), p["description"])))
-        console.print(table)
-    console.print(Text("Every kind also takes: name, from (input block names), training_only, scale_width. "
-                  "`scalelab schema` prints the full JSON Schema."))
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+        print_whole(console, table)
+    print_prose(console, "Every kind also takes: name, from (input block names), training_only, scale_width. "
+                         "`scalelab schema` prints the full JSON Schema.")
+    return rendered(console)
 
 
 @app.command()
 @friendly
 def kinds(
-    kind: Optional[str] = typer.Argument(None, help="Show only this kind."),
+    kind: Optional[str] = typer.Argument(None, parser=O.NAME, help="Show only this kind."),
     format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """List the block kinds with a one-line summary and their parameters (type, default, meaning)."""

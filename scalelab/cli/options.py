@@ -2,17 +2,23 @@
 read: a bad value exits 2 naming the option, before any work starts.
 
 Floats are finite (``nan``, ``inf`` and ``1e999`` are refused) and within their meaning; counts are
-whole numbers within the bounds of ``scalelab.limits`` (README, "Bounds"). Use them as
+whole numbers within the bounds of ``scalelab.limits`` (README, "Bounds"); names and other text are
+non-empty and bounded; a word from a fixed list is one of them. Use them as
 ``typer.Option(..., parser=options.PHI)``; typer reports the message of the error a parser raises.
+Every option but a flag or an Enum choice has one (tests/test_option_parsers.py checks it), so that
+no value is taken as a default or found wrong only once the work has started.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Optional
 
+from scalelab.errors import ScalelabError
 from scalelab.limits import (
     MAX_BATCH, MAX_CHANNELS, MAX_COUNT_CHOICES, MAX_CROPS, MAX_ENSEMBLE, MAX_REPEAT, MAX_RESOLUTION, quote,
 )
@@ -101,6 +107,150 @@ class CountList:
         return tuple(sorted(counts))
 
 
+class Text:
+    """A name or other free text: not empty, on one line, at most ``limit`` characters."""
+
+    def __init__(self, what: str, limit: int = 200):
+        self.what, self.limit = what, limit
+
+    def __call__(self, value) -> str:
+        text = str(value)
+        if not text.strip():
+            raise _refuse(f"expected {self.what}, got an empty value")
+        if len(text) > self.limit:
+            raise _refuse(f"{self.what} has at most {self.limit:,} characters, got {quote(text, 40)}")
+        if any(unicodedata.category(c) == "Cc" for c in text):
+            raise _refuse(f"{self.what} is one line of text without control characters, got {quote(text, 40)}")
+        return text
+
+
+#: the longest path and path component lookups accept here (Linux: PATH_MAX 4096, NAME_MAX 255 bytes)
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255
+
+
+class Reference:
+    """A file or a name looked up as one (a spec, zoo name, model, device profile): not empty, and a
+    path the system can look up, so that a 5,000-character value is refused, not an OSError."""
+
+    def __init__(self, what: str):
+        self.text = Text(what, MAX_PATH_BYTES)
+
+    def __call__(self, value) -> str:
+        text = self.text(value)
+        if len(os.fsencode(text)) > MAX_PATH_BYTES:
+            raise _refuse(f"a path has at most {MAX_PATH_BYTES:,} bytes, got {quote(text, 40)}")
+        for part in text.split("/"):
+            if len(os.fsencode(part)) > MAX_NAME_BYTES:
+                raise _refuse(f"a file name has at most {MAX_NAME_BYTES} bytes, got {quote(part, 40)}")
+        return text
+
+
+spec_ref = Reference("a spec file, zoo name or model")
+
+
+def ensemble_members(value) -> str:
+    """`analyze --ensemble`: a count of copies (1 to MAX_ENSEMBLE), or the other members' names."""
+    text = str(value).strip()
+    if re.fullmatch(r"[+-]?\d{1,30}", text):
+        return str(Count(1, MAX_ENSEMBLE)(text))
+    names = text.split(",")
+    if not text or len(names) + 1 > MAX_ENSEMBLE or any(not n.strip() for n in names):
+        raise _refuse(f"expected a count such as 3, or up to {MAX_ENSEMBLE - 1} spec names such as "
+                      f"resnet101,resnet152, got {quote(value, 40)}")
+    for name in names:
+        spec_ref(name.strip())
+    return text
+
+
+def optimizer(value) -> str:
+    """An optimizer the training-memory model knows (sgd, sgd-momentum, adam)."""
+    from scalelab.analysis.memory import OPTIMIZER_STATES
+
+    if value not in OPTIMIZER_STATES:
+        raise _refuse(f"expected one of {', '.join(OPTIMIZER_STATES)}, got {quote(value, 40)}")
+    return str(value)
+
+
+def _checked(check, value: str) -> str:
+    """A value checked by the library's own check, whose message becomes the option's."""
+    try:
+        check(value)
+    except ScalelabError as exc:
+        raise _refuse(str(exc)) from None
+    return value
+
+
+def dtype(value) -> str:
+    """A data type the memory and latency models know (fp32, fp16, bf16, int8)."""
+    from scalelab.analysis.memory import dtype_bytes
+
+    return _checked(dtype_bytes, str(value))
+
+
+def storage_url(value) -> str:
+    """`scale --storage`: 'memory', or a database URL that can be shared and resumed."""
+    from scalelab.scaling.storages import check_url
+
+    return _checked(check_url, Text("a storage URL such as sqlite:///studies.db, or memory", MAX_PATH_BYTES)(value))
+
+
+#: what torchvision's ImageFolder reads (torchvision.datasets.folder.IMG_EXTENSIONS)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _has_image(folder: Path) -> bool:
+    for _, _, files in os.walk(folder, followlinks=True):  # stops at the first image
+        if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+            return True
+    return False
+
+
+def image_folder(value) -> Path:
+    """`--data`: an ImageFolder layout (or train/ and val/ ones), at least 2 class folders, each with
+    an image; checked before any trial runs (the trials would each fail)."""
+    root = existing_folder(value)
+    parts = [root / "train", root / "val"] if (root / "train").is_dir() and (root / "val").is_dir() else [root]
+    for part in parts:
+        classes = sorted(p for p in part.iterdir() if p.is_dir())
+        if len(classes) < 2:
+            raise _refuse(f"{quote(str(part), 80)}: an image folder has one sub-folder per class, at least 2; "
+                          f"found {len(classes)}")
+        empty = next((c for c in classes if not _has_image(c)), None)
+        if empty is not None:
+            raise _refuse(f"{quote(str(empty), 80)}: a class folder without an image "
+                          f"({', '.join(IMAGE_EXTENSIONS)})")
+    return root
+
+
+def output_file(value) -> Path:
+    """``-o FILE``: named; whether it can be written is checked by the command first thing
+    (``scalelab.output.check_output_file``, one located line)."""
+    return Path(Reference("a file name")(value))
+
+
+def output_folder(value) -> Path:
+    """``--report-dir`` / ``--output-dir``: named; whether it exists or can be made is the command's check."""
+    return Path(Reference("a folder")(value))
+
+
+def output_format(output: Optional[Path], given: Optional[str], by_suffix: dict[str, str], default: str) -> str:
+    """The format of every command with ``--format`` and ``-o``: the one asked for, or the one the
+    file's extension names; an extension that names another format is refused, not overridden."""
+    if output is None:
+        return given or default
+    suffix = output.suffix.lower()
+    implied = by_suffix.get(suffix)
+    if given is None:
+        if implied is None:
+            raise ScalelabError(f"--output {output}: cannot tell the format from '{suffix or 'no extension'}'; name "
+                                f"the file {', '.join(by_suffix)}, or give --format")
+        return implied
+    if implied is not None and implied != given:
+        raise ScalelabError(f"--format {given} contradicts --output {output} (a {implied} file name); "
+                            f"drop --format or rename the file")
+    return given
+
+
 def torch_device(value) -> str:
     """Where torch runs: cpu, cuda or cuda:N. CUDA is checked here (torch is imported only then)."""
     text = str(value).strip()
@@ -149,4 +299,26 @@ IMAGES = Count(1, 10**12)
 SEED = Count(0, 2**32 - 1)  # numpy's seeds
 ROWS = Count(1, 10**6)
 DEVICE = torch_device
-DATA_FOLDER = existing_folder
+DATA_FOLDER = image_folder
+DTYPE = dtype
+OUTPUT = output_file
+FOLDER = output_folder
+OPTIMIZER = optimizer
+SPEC = spec_ref
+PROFILE = Reference("a device profile name or file")
+MODEL = Reference("a model, module:callable or file.py:callable")
+REPORT_OR_SPEC = Reference("a search report, a spec file or a zoo name")
+BUDGET = Text("a budget such as 400MFLOPs")
+ENSEMBLE = ensemble_members
+STORAGE = storage_url
+STUDY = Text("a study name", 200)  # its report files add up to 24 characters, within a file name's 255
+#: a block or stage name, a kind, a profile's name: words a spec or the command defines
+NAME = Text("a name")
+COLUMNS = Text("column keys such as params,macs")
+METRICS = Text("metrics such as macs,params")
+INPUT = Text("an input such as 3x224x224")
+#: the process that started a `scale --workers` helper (Linux pids are below 2^22)
+PID = Count(1, 2**22)
+#: `scale --workers`: processes on this machine
+WORKERS = Count(1, 256)
+HEARTBEAT = Count(1, 3600)

@@ -67,26 +67,26 @@ def check_image_path(path: Path) -> None:
 @app.command()
 @friendly
 def plot(
-    source: str = typer.Argument(..., metavar="REPORT_OR_SPEC", help=(
+    source: str = typer.Argument(..., metavar="REPORT_OR_SPEC", parser=O.REPORT_OR_SPEC, help=(
         "JSON report written by `scalelab scale` (REPORT_DIR/<study>.json); with --breakdown, a spec file or "
         "zoo name (e.g. resnet50).")),
     chart: Optional[Chart] = typer.Option(None, "--chart", help=(
         "Report charts: accuracy (vs cost), scaling (curves vs phi), ensembles (one bigger network or an ensemble: "
         "reports of searches with --ensembles/--crops), or all (default; with -o FILE: accuracy).")),
     x: Axis = typer.Option(Axis.macs, "--x", help="Cost axis of the accuracy chart (log scale)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Image file for a single chart (PNG, SVG, PDF)."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help=(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Image file for a single chart (PNG, SVG, PDF)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", parser=O.FOLDER, help=(
         "Folder for the charts (default: the report's folder; for --breakdown the current folder).")),
     references: bool = typer.Option(True, "--references/--no-references", help="Show the published networks."),
-    breakdown: Optional[str] = typer.Option(None, "--breakdown", help=(
+    breakdown: Optional[str] = typer.Option(None, "--breakdown", parser=O.METRICS, help=(
         "Draw a per-block bar chart of the spec instead: comma-separated metrics among macs, params, "
         "activations (output bytes) and latency (predicted; needs --device), or all.")),
     level: int = typer.Option(2, "--level", "-l", min=1, max=2, help="With --breakdown: 1 = one bar per stage, 2 = every block."),
     depth: Optional[int] = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
                                         help="Old name of --level (kept for one release)."),
-    device: Optional[str] = typer.Option(None, "--device", help=(
+    device: Optional[str] = typer.Option(None, "--device", parser=O.PROFILE, help=(
         "With --breakdown: device profile for predicted latency, a name (`scalelab devices`) or a profile YAML.")),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", parser=O.DTYPE, help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
     batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, help="With --breakdown: batch size (MACs, activations and latency scale with it)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="With --breakdown: input size overriding the spec's, 224 or HxW."),
 ) -> None:

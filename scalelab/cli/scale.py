@@ -74,14 +74,14 @@ def _safe_name(name: str) -> str:
 @app.command()
 @friendly
 def scale(
-    spec: Optional[str] = typer.Argument(None, help=f"Base spec file or zoo name (default: {DEFAULT_BASE})."),
-    budget: list[str] = typer.Option([], "--budget", "-b", metavar="BUDGET", help=(
+    spec: Optional[str] = typer.Argument(None, parser=O.SPEC, help=f"Base spec file or zoo name (default: {DEFAULT_BASE})."),
+    budget: list[str] = typer.Option([], "--budget", "-b", metavar="BUDGET", parser=O.BUDGET, help=(
         "Budget(s): 400MFLOPs, 0.4GMACs, 5Mparams, 2ms (needs --device), 64MB / 1GiB (inference peak). "
         "Repeat the option or separate with commas; a bare count such as 5M is refused as ambiguous.")),
     flops_convention: FlopsConventionKind = typer.Option(FlopsConventionKind.paper, "--flops-convention", help=(
         "paper: 1 FLOP = 1 multiply-add (EfficientNet-B0 is 0.39B FLOPs); hardware: 1 multiply-add = 2 FLOPs.")),
-    device: Optional[str] = typer.Option(None, "--device", help="Device profile for predicted latency (see `scalelab devices`)."),
-    dtype: str = typer.Option("fp32", "--dtype", help="Data type for latency and memory."),
+    device: Optional[str] = typer.Option(None, "--device", parser=O.PROFILE, help="Device profile for predicted latency (see `scalelab devices`)."),
+    dtype: str = typer.Option("fp32", "--dtype", parser=O.DTYPE, help="Data type for latency and memory: fp32, fp16, bf16 or int8."),
     batch: int = typer.Option(1, "--batch", parser=O.BATCH, help="Batch size for latency and memory."),
     phi: Optional[float] = typer.Option(None, "--phi", parser=O.PHI, help="Apply compound scaling d=alpha^phi, w=beta^phi, r=gamma^phi."),
     depth: Optional[float] = typer.Option(None, "--depth", parser=O.DEPTH_MULTIPLIER, help="Apply a depth multiplier (stage repeats, rounded up)."),
@@ -99,15 +99,17 @@ def scale(
     trials: int = typer.Option(100, "--trials", parser=O.TRIALS, help="Total trials of the study, counting every worker's (a resumed study runs only the rest)."),
     seed: int = typer.Option(0, "--seed", parser=O.SEED, help="Sampler seed (each worker's: this plus the number of its first trial)."),
     sampler: SamplerKind = typer.Option(SamplerKind.tpe, "--sampler", help="Optuna sampler."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite:///REPORT_DIR/studies.db; 'memory' keeps nothing)."),
-    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: from the base, method and budgets); the same name and storage resume."),
-    workers: int = typer.Option(1, "--workers", min=1, help=(
+    storage: Optional[str] = typer.Option(None, "--storage", parser=O.STORAGE, help=(
+        "Optuna storage URL (default: sqlite:///REPORT_DIR/studies.db; 'memory' keeps nothing; an in-memory SQLite URL "
+        "is refused: it could be neither shared nor resumed).")),
+    study: Optional[str] = typer.Option(None, "--study", parser=O.STUDY, help="Study name (default: from the base, method and budgets); the same name and storage resume."),
+    workers: int = typer.Option(1, "--workers", parser=O.WORKERS, help=(
         "Worker processes on this machine, sharing the study (needs a database --storage). Run the same command on "
         "other machines against one PostgreSQL to add theirs; --trials counts the trials of all of them.")),
-    heartbeat: int = typer.Option(DEFAULT_HEARTBEAT, "--heartbeat", min=1, help=(
+    heartbeat: int = typer.Option(DEFAULT_HEARTBEAT, "--heartbeat", parser=O.HEARTBEAT, help=(
         f"Seconds between a running trial's heartbeats; a trial silent {GRACE_FACTOR} times as long is taken as the "
         "trial of a dead worker and run again.")),
-    worker_of: Optional[int] = typer.Option(None, "--worker-of", hidden=True, help="Run trials only, for --workers."),
+    worker_of: Optional[int] = typer.Option(None, "--worker-of", parser=O.PID, hidden=True, help="Run trials only, for --workers."),
     accuracy: AccuracyMethod = typer.Option(AccuracyMethod.scaling_law, "--accuracy", help="How candidates' accuracy is obtained."),
     extrapolation: Extrapolation = typer.Option(Extrapolation.avoid, "--extrapolation", help=(
         "avoid: accept only candidates whose accuracy estimate lies inside the estimator's fitted range; allow: accept all (flagged).")),
@@ -131,8 +133,8 @@ def scale(
         "image, the same parameters, latency and activations at batch x N. Combines with --ensembles.")),
     product_tolerance: float = typer.Option(0.1, "--product-tolerance", parser=O.NON_NEGATIVE, help="Two-step: |alpha*beta^2*gamma^2 - 2| allowed."),
     phi_step: float = typer.Option(0.0, "--phi-step", parser=O.NON_NEGATIVE, help="Two-step: phi in steps of this (0: continuous)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the (winning) spec YAML here."),
-    report_dir: Path = typer.Option(DEFAULT_REPORT_DIR, "--report-dir", help=(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Write the (winning) spec YAML here."),
+    report_dir: Path = typer.Option(DEFAULT_REPORT_DIR, "--report-dir", parser=O.FOLDER, help=(
         "Folder for the JSON/Markdown report, the winning spec and the charts (created if missing; the default "
         "SQLite study storage lives there too).")),
     charts: bool = typer.Option(True, "--charts/--no-charts", help="Draw the charts into the report folder."),
@@ -154,6 +156,8 @@ def scale(
 
     interrupts.reset()
     check_output_file(output)
+    if worker_of is not None:
+        _check_worker_of(worker_of)
     applying = phi is not None or depth is not None or width is not None or resolution is not None
     if applying and budget:
         raise ScalelabError("give either --budget (search) or --phi / --depth / --width / --resolution (apply a scaling), not both")
@@ -179,6 +183,8 @@ def scale(
         options = {"data": data, "epochs": epochs, "seed": seed}
         if data is None:
             raise ScalelabError("--accuracy train needs --data DIR (an image folder, torchvision ImageFolder layout)")
+    elif data is not None:
+        raise ScalelabError("--data applies only with --accuracy train; add it or drop --data")
     evaluator = Evaluator(base, budgets, device=device, dtype=dtype, batch=batch, divisor=divisor,
                           resolution_multiple=resolution_multiple, accuracy_method=accuracy.value, accuracy_options=options)
     settings = SearchSettings(
@@ -206,6 +212,15 @@ def scale(
         _search(evaluator, settings, storage or f"sqlite:///{report_dir / 'studies.db'}", study, report_dir, output,
                 charts, format, top, sys.stderr.isatty() if progress is None else progress, crew, heartbeat, worker_of,
                 shared)
+
+
+def _check_worker_of(pid: int) -> None:
+    """``--worker-of`` is said by `scale --workers` to the helpers it starts: its own pid, their parent's."""
+    import os
+
+    if pid != os.getppid():
+        raise ScalelabError(f"--worker-of {pid}: this option is for the helper processes `scale --workers` starts, and "
+                            f"names the process that started this one ({os.getppid()}); use --workers N instead")
 
 
 def _search(evaluator, settings, storage, study, report_dir: Path, output, charts: bool, format, top, progress,

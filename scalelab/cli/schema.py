@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.output import check_output_file
 
@@ -15,7 +16,7 @@ from scalelab.output import check_output_file
 @app.command()
 @friendly
 def schema(
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the schema to this file instead of printing it."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Write the schema to this file instead of printing it."),
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of a network spec.
 

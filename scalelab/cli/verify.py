@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from scalelab.cli import options as O
 from scalelab.cli.app import app, friendly
 
 
@@ -19,7 +20,7 @@ class VerifyFormat(str, Enum):
 @app.command()
 @friendly
 def verify(
-    spec: str = typer.Argument(..., help="Spec file (YAML) or zoo name."),
+    spec: str = typer.Argument(..., parser=O.SPEC, help="Spec file (YAML) or zoo name."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="Input size overriding the spec's: 224 or HxW."),
     format: VerifyFormat = typer.Option(VerifyFormat.table, "--format", "-f", help="table or json."),
 ) -> None:

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from scalelab.analysis.figures import NetworkFigures
-from scalelab.errors import ScalelabError
 
 
 @dataclass(frozen=True)
@@ -42,19 +41,6 @@ class Variant:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "label": self.label}
-
-
-def parse_counts(text: Optional[str], option: str) -> list[int]:
-    """'1,2,3' -> [1, 2, 3]; every count a positive integer."""
-    if text is None:
-        return [1]
-    try:
-        counts = sorted({int(t) for t in text.split(",")})
-    except ValueError:
-        raise ScalelabError(f"{option}: expected counts such as 1,2,3, got '{text}'") from None
-    if counts[0] < 1:
-        raise ScalelabError(f"{option}: counts must be at least 1, got '{text}'")
-    return counts
 
 
 def variants(fig: NetworkFigures, ensembles: list[int], crops: list[int]) -> list[Variant]:

@@ -39,6 +39,20 @@ def is_memory(url: Optional[str]) -> bool:
     return url in (None, "", "memory", ":memory:")
 
 
+def check_url(url: str) -> None:
+    """Refuse an in-memory SQLite URL (``sqlite://``, ``sqlite:///:memory:``): each connection would get
+    its own empty database, so the study could be neither shared nor resumed; 'memory' is the storage
+    that keeps nothing."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower().split("+")[0] != "sqlite":
+        return
+    path, _, query = rest.partition("?")
+    database = path[1:] if path.startswith("/") else path
+    if database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in query:
+        raise ScalelabError(f"storage '{url}': an in-memory SQLite database cannot be shared or resumed; give a "
+                            f"file (sqlite:///studies.db), or --storage memory for a study that is not kept")
+
+
 def open_storage(url: Optional[str], heartbeat: int = DEFAULT_HEARTBEAT):
     """An Optuna storage from a URL; 'memory' for a study that is not kept. A URL Optuna cannot open
     is a ScalelabError naming it. ``heartbeat`` (seconds, 0 for none) applies to database storages."""
@@ -46,6 +60,7 @@ def open_storage(url: Optional[str], heartbeat: int = DEFAULT_HEARTBEAT):
 
     if is_memory(url):
         return optuna.storages.InMemoryStorage()
+    check_url(url)
     for attempt in range(_OPEN_ATTEMPTS):
         try:
             return _open_rdb(url, heartbeat)
