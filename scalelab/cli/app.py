@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from scalelab.errors import ScalelabError
+from scalelab.limits import quote
 from scalelab.output import write_atomic
 
 PREFIX = "error: "
@@ -48,8 +49,25 @@ def _show(exc: typer.TyperException) -> None:
         typer.echo(PREFIX + line, err=True)
 
 
+class _Group(_PrefixedErrors):
+    """``--version`` stands alone: a command or value after it is refused, not ignored (an eager
+    option would print the version and exit before the rest of the line is read)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        if ctx.params.get("version"):
+            extra = [*ctx._protected_args, *ctx.args]
+            if extra:
+                ctx.fail(f"--version takes no value and no command, got {quote(' '.join(extra), 40)}")
+            from scalelab import __version__
+
+            typer.echo(f"scalelab {__version__}")
+            ctx.exit()
+        return rest
+
+
 app = typer.Typer(
-    cls=_PrefixedErrors,
+    cls=_Group,
     name="scalelab",
     help="Per-block cost analysis and compound scaling of convolutional networks described in YAML.",
     no_args_is_help=True,
@@ -62,18 +80,9 @@ app = typer.Typer(
 EXIT_BAD_INPUT = 2
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        from scalelab import __version__
-
-        typer.echo(f"scalelab {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def _options(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     """Per-block cost analysis and compound scaling of convolutional networks described in YAML."""
 
