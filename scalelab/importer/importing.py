@@ -8,7 +8,7 @@ from scalelab.errors import ScalelabError
 from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
 from scalelab.importer.heads import head_blocks, never_run
 from scalelab.importer.mapping import Mapped, map_graph
-from scalelab.importer.source import is_model_ref, load_model
+from scalelab.importer.source import is_model_ref, load_model, model_code
 from scalelab.importer.trace import Traced, trace
 from scalelab.spec import Spec, parse_spec
 
@@ -89,7 +89,8 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
 def import_model(ref: str, input_shape: tuple[int, int, int] = (3, 224, 224),
                  allow_unsupported: bool = False) -> Imported:
     """Import the module a MODEL string (``package.module:callable`` or ``file.py:callable``) names."""
-    model = load_model(ref)
-    name = ref.rpartition(":")[2].rpartition(".")[2]
-    return import_module(model, input_shape, name=name, ref=ref, allow_unsupported=allow_unsupported)
+    with model_code(ref):
+        model = load_model(ref)
+        name = ref.rpartition(":")[2].rpartition(".")[2]
+        return import_module(model, input_shape, name=name, ref=ref, allow_unsupported=allow_unsupported)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from scalelab.errors import ScalelabError
 
@@ -13,6 +15,18 @@ from scalelab.errors import ScalelabError
 def is_model_ref(text: str) -> bool:
     """Whether a command argument names a PyTorch model (``module:callable``) rather than a spec."""
     return ":" in text and not Path(text).is_file()
+
+
+@contextmanager
+def model_code(ref: str) -> Iterator[None]:
+    """Run the user's model code: a ``sys.exit()`` in it (while it is imported, called or traced) is
+    an error of that code, whatever its status, never the exit of scalelab (exit 0 having written
+    nothing would read as success)."""
+    try:
+        yield
+    except SystemExit as exc:
+        raise ScalelabError(f"{ref}: the model's code called sys.exit({exc.code!r}); a model callable must return "
+                            f"a torch.nn.Module, not exit") from None
 
 
 def _load_file(path: Path, ref: str):
