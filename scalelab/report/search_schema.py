@@ -1,10 +1,12 @@
 """The schema of a search report (REPORT_DIR/<study>.json) as `scalelab plot` reads it: every field a
 chart uses, with its type, so that a hand-edited or truncated report is refused with the JSON path
 of the problem instead of failing halfway through a chart. Fields the charts do not read may be
-anything (a report of a newer scalelab keeps working)."""
+anything (a report of a newer scalelab keeps working), except NaN or an infinity, refused anywhere
+(scalelab writes reports with both refused)."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
@@ -73,6 +75,7 @@ _TRIAL_FIELD = {"macs": "macs", "params": "params", "latency": "latency_ms", "me
 
 class SearchReport(_Part):
     report: Literal["scalelab scale"]
+    study: Annotated[str, Field(min_length=1)]
     base: Base
     method: str
     accuracy_method: str
@@ -104,9 +107,26 @@ def _json_path(loc: tuple) -> str:
     return out or "report"
 
 
+def _first_non_finite(data: object) -> "tuple[tuple, float] | None":
+    """The JSON path and value of the first NaN or infinity, in document order (iterative: a report
+    nested as deep as the JSON reader allows is walked without recursion)."""
+    stack: list[tuple[tuple, object]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path, value
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend(((*path, key), item) for key, item in reversed(list(items)))
+    return None
+
+
 def check_search_report(data: object, filename: str) -> None:
     """Refuse a report a chart cannot be drawn from: one line naming the file, the JSON path, the
     rule and the value (quoted short)."""
+    found = _first_non_finite(data)
+    if found is not None:
+        raise ScalelabError(f"{filename}: {_json_path(found[0])}: must be a finite number (got {found[1]}); "
+                            f"not a report of `scalelab scale`, which writes none")
     try:
         SearchReport.model_validate(data)
     except ValidationError as exc:
