@@ -37,7 +37,7 @@ class TrainWalk:
         self.trainable = trainable  # the block's weights are trained
 
     def run(self, node: Node, x: "Tensor | list[Tensor]") -> Tensor:
-        return definition(node).train(self, x)
+        return definition(node).train(self, x)  # type: ignore[arg-type]  # a Merge gets its inputs' list, any other node one tensor
 
     def joined(self, shape: Shape, inputs: list[Tensor]) -> Tensor:
         return Tensor(shape, any(t.grad for t in inputs))
