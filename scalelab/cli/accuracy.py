@@ -39,9 +39,9 @@ def _render(title: str, headers: list[str], rows: list[list[str]], notes: list[s
     from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title=title, title_justify="left", header_style="bold")
-    for i, h in enumerate(headers):  # figures never split; only a source (prose) wraps
+    for i, h in enumerate(headers):  # figures never split; text columns wrap
         table.add_column(h, justify="left" if i == 0 or h in ("series", "source", "held out") else "right",
-                         overflow="fold", no_wrap=h != "source")
+                         overflow="fold", no_wrap=h not in ("series", "test", "source", "held out"))
     for r in rows:
         table.add_row(*(Text(c) for c in r))
     console = text_console()  # the width rule of every command (scalelab.report.table)

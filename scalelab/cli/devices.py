@@ -26,7 +26,7 @@ def _table(profiles) -> str:
     table = Table(title="scalelab device profiles", title_justify="left", header_style="bold")
     for header in ("name", "kind", "peak TFLOP/s by dtype", "bandwidth GB/s", "achievable compute / bandwidth",
                    "launch us", "description"):
-        table.add_column(header, overflow="fold", no_wrap=header != "description")  # only prose wraps
+        table.add_column(header, overflow="fold", no_wrap=header not in ("kind", "peak TFLOP/s by dtype", "description"))
     for p in profiles:
         peaks = ", ".join(f"{d} {f / 1e12:g}" for d, f in p.peak_flops.items())
         table.add_row(*(Text(c) for c in (

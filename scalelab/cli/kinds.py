@@ -93,7 +93,7 @@ def _table(infos: list[dict]) -> str:
         console.print(Text(f"{info['kind']}: {info['summary']}", style="bold"))  # a title would wrap at table width
         table = Table(header_style="bold")
         for header in ("parameter", "type", "default", "description"):
-            table.add_column(header, overflow="fold", no_wrap=header != "description")  # only prose wraps
+            table.add_column(header, overflow="fold", no_wrap=header == "parameter")  # names stay whole
         for p in info["parameters"]:
             # Text(): '[int > 0, int > 0]' is data, not rich markup
             table.add_row(*(Text(c) for c in (p["name"], p["type"], _default_text(p), p["description"])))

@@ -38,32 +38,28 @@ def zoo_rows() -> list[dict]:
 
 
 def _table(rows: list[dict]) -> str:
-    import io
-
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from scalelab.report.table import terminal_width
-
     from scalelab.analysis import CONVENTION
     from scalelab.report import human_count
+    from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title="scalelab zoo", title_justify="left", header_style="bold")
     for header, justify in (("name", "left"), ("input", "right"), ("params", "right"), ("MACs", "right"),
                             ("top-1 %", "right"), ("dataset", "left"), ("description", "left")):
-        table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "name")  # names stay whole
+        table.add_column(header, justify=justify, overflow="fold", no_wrap=header not in ("dataset", "description"))  # figures never split
     for r in rows:
         h, w = r["resolution"]
         text = r["description"]
         cells = (r["name"], f"{h}x{w}", human_count(r["params"]), human_count(r["macs"]),
                  "-" if r["top1"] is None else f"{r['top1']:.2f}", r["top1_dataset"] or "-", text[:70] + ("..." if len(text) > 70 else ""))
         table.add_row(*(Text(c) for c in cells))  # Text(): brackets in descriptions are not rich markup
-    console = Console(file=io.StringIO(), width=terminal_width(), color_system=None, highlight=False)
-    console.print(table)
-    console.print(Text(f"Inference params and MACs at the spec's input, batch 1. Convention: {CONVENTION}. "
-                  "top-1: the published accuracy on the dataset named in each spec's reference (its source is in --format json)."))
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+    console = text_console()  # the width rule of every command (scalelab.report.table)
+    print_whole(console, table)
+    print_prose(console, f"Inference params and MACs at the spec's input, batch 1. Convention: {CONVENTION}. top-1: the "
+                         "published accuracy on the dataset named in each spec's reference (its source is in --format json).")
+    return rendered(console)
 
 
 @app.command()

@@ -62,6 +62,22 @@ def print_prose(console, text: str) -> None:
     console.print(Text(text), soft_wrap=not wraps_prose())
 
 
+def print_whole(console, table) -> None:
+    """A rich table at the console's width, or wider where its unbreakable cells need it: a cell is
+    never cut, a column never squeezed away."""
+    from rich.measure import Measurement
+
+    wide = console.options.update_width(10_000)
+    for column in table.columns:  # rich would squeeze an unbreakable column below its cells' width
+        if column.no_wrap:
+            cells = [column.header, *column.cells]
+            column.min_width = max(Measurement.get(console, wide, cell).maximum for cell in cells)
+    need, width = Measurement.get(console, wide, table).minimum, console.width
+    console.width = max(width, need)  # print's own width can only narrow
+    console.print(table)
+    console.width = width
+
+
 def rendered(console) -> str:
     """What ``text_console`` collected, without trailing spaces."""
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
