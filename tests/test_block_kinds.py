@@ -259,15 +259,16 @@ def test_shapes_torch_cannot_build_are_refused_through_the_cli(tmp_path, blocks,
 
 
 def test_the_registry_lists_every_kind_under_its_own_name():
-    # every Block subclass with a kind literal, found by importing every module of the package
+    # every Block subclass with a kind literal, found by importing every module of the package; each
+    # lives in the module of scalelab.blocks.kinds named by its kind, the one place a kind is declared
     import importlib
     import pkgutil
 
     import scalelab.blocks
     from scalelab.blocks.base import Block
 
-    for info in pkgutil.iter_modules(scalelab.blocks.__path__):
-        importlib.import_module(f"scalelab.blocks.{info.name}")
+    for info in pkgutil.walk_packages(scalelab.blocks.__path__, "scalelab.blocks."):
+        importlib.import_module(info.name)
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
@@ -278,4 +279,26 @@ def test_the_registry_lists_every_kind_under_its_own_name():
                if sub.__module__.startswith("scalelab.blocks.") and "kind" in sub.model_fields
                and isinstance(sub.model_fields["kind"].default, str) and sub.model_fields["kind"].default != ""}
     assert {kind: KINDS[kind] for kind in KINDS} == defined
-    assert len(KINDS) == len(list(KINDS)) == 30 and "conv" in KINDS and "convv" not in KINDS
+    assert all(model.__module__ == f"scalelab.blocks.kinds.{kind}" for kind, model in defined.items())
+    assert len(KINDS) == len(list(KINDS)) == len(defined) and "conv" in KINDS and "convv" not in KINDS
+
+
+def test_a_kind_module_must_define_its_own_kind(monkeypatch):
+    import sys
+    import types
+    from typing import Literal
+
+    from scalelab.blocks import registry
+    from scalelab.blocks.base import Block
+
+    module = types.ModuleType("scalelab.blocks.kinds.misnamed")
+
+    class Other(Block):
+        kind: Literal["other"] = "other"
+
+    Other.__module__ = module.__name__
+    module.Other = Other
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(TypeError, match="scalelab.blocks.kinds.misnamed must define one Block model with kind "
+                                        "'misnamed', found 0"):
+        registry._model("misnamed")

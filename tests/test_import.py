@@ -238,7 +238,7 @@ def test_analysing_an_imported_spec_needs_no_torch(tmp_path, cli_fresh):
 
 
 def test_an_opaque_layer_refuses_every_face_that_needs_its_arithmetic():
-    from scalelab.blocks.opaque import Opaque
+    from scalelab.blocks.layers import Opaque
     from scalelab.errors import ScalelabError
 
     layer = Opaque("my.op", (4, 2, 2), 7)

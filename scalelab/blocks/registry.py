@@ -5,55 +5,39 @@ Building a kind's validation model is most of the cost of starting an analysis, 
 five kinds builds five, not thirty. ``AnyBlock`` validates a block by its ``kind`` as a tagged union
 would, with the same errors (``union_tag_invalid``, ``union_tag_not_found``) and locations.
 
-Adding a kind: write its module (a ``Block`` subclass with a ``kind`` literal and ``layers()``) and
-list it in ``_LOCATIONS``.
+Adding a kind is adding its module to ``scalelab/blocks/kinds/``, named by the kind: a ``Block``
+subclass with that ``kind`` literal and ``layers()``. The list of kinds is read from that folder,
+so a kind is declared once.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Iterator, Mapping
-from functools import partial
+from functools import cache, partial
 from importlib import import_module
 from typing import Annotated, Any
 
 from pydantic_core import PydanticCustomError, core_schema
 
+from scalelab.blocks import kinds as kinds_package
 from scalelab.blocks.base import Block
 from scalelab.limits import quote
 
-#: kind -> "module:Class" under scalelab.blocks
-_LOCATIONS: dict[str, str] = {
-    "conv": "conv:ConvBlock",
-    "linear": "linear:LinearBlock",
-    "maxpool": "maxpool:MaxPoolBlock",
-    "avgpool": "avgpool:AvgPoolBlock",
-    "global_avgpool": "global_avgpool:GlobalAvgPoolBlock",
-    "adaptive_avgpool": "adaptive_avgpool:AdaptiveAvgPoolBlock",
-    "batchnorm": "batchnorm:BatchNormBlock",
-    "lrn": "lrn:LRNBlock",
-    "activation": "activation:ActivationBlock",
-    "dropout": "dropout:DropoutBlock",
-    "flatten": "flatten:FlattenBlock",
-    "add": "add:AddBlock",
-    "concat": "concat:ConcatBlock",
-    "squeeze_excite": "squeeze_excite:SqueezeExciteBlock",
-    "residual": "residual:ResidualBlock",
-    "bottleneck": "bottleneck:BottleneckBlock",
-    "separable": "separable:SeparableBlock",
-    "mbconv": "mbconv:MBConvBlock",
-    "inception": "inception:InceptionBlock",
-    "aux_classifier": "aux_classifier:AuxClassifierBlock",
-    "fused_mbconv": "fused_mbconv:FusedMBConvBlock",
-    "wrap": "wrap:WrapBlock",
-    "layer_norm": "layer_norm:LayerNormBlock",
-    "layer_scale": "layer_scale:LayerScaleBlock",
-    "channel_linear": "channel_linear:ChannelLinearBlock",
-    "channel_shuffle": "channel_shuffle:ChannelShuffleBlock",
-    "channel_split": "channel_shuffle:ChannelSplitBlock",
-    "shuffle_unit": "shuffle_unit:ShuffleUnitBlock",
-    "opaque": "opaque:OpaqueBlock",
-    "opaque_merge": "opaque:OpaqueMergeBlock",
-}
+#: every block kind: the modules of scalelab.blocks.kinds, each named by the kind it defines
+_NAMES: tuple[str, ...] = tuple(sorted(m.name for m in pkgutil.iter_modules(kinds_package.__path__)))
+
+
+@cache
+def _model(kind: str) -> type[Block]:
+    """The one ``Block`` model that the module of ``kind`` defines with that ``kind`` literal."""
+    module = import_module(f"{kinds_package.__name__}.{kind}")
+    models = [value for value in vars(module).values()
+              if isinstance(value, type) and issubclass(value, Block) and value.__module__ == module.__name__
+              and value.model_fields["kind"].default == kind]
+    if len(models) != 1:
+        raise TypeError(f"{module.__name__} must define one Block model with kind '{kind}', found {len(models)}")
+    return models[0]
 
 
 #: kinds whose cost is unknown (an imported operation no block states)
@@ -64,17 +48,18 @@ class _Kinds(Mapping):
     """kind name -> block model; ``in``, ``len`` and iteration read the names only."""
 
     def __getitem__(self, kind: str) -> type[Block]:
-        module, _, name = _LOCATIONS[kind].partition(":")
-        return getattr(import_module(f"scalelab.blocks.{module}"), name)
+        if kind not in _NAMES:
+            raise KeyError(kind)
+        return _model(kind)
 
     def __contains__(self, kind: object) -> bool:
-        return kind in _LOCATIONS
+        return kind in _NAMES
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_LOCATIONS)
+        return iter(_NAMES)
 
     def __len__(self) -> int:
-        return len(_LOCATIONS)
+        return len(_NAMES)
 
 
 #: kind name -> block model
@@ -82,7 +67,7 @@ KINDS: Mapping[str, type[Block]] = _Kinds()
 
 
 def _tags() -> str:
-    return ", ".join(f"'{kind}'" for kind in _LOCATIONS)
+    return ", ".join(f"'{kind}'" for kind in _NAMES)
 
 
 def _validate_block(value: Any) -> Block:
@@ -95,7 +80,7 @@ def _validate_block(value: Any) -> Block:
     if kind is None:
         raise PydanticCustomError("union_tag_not_found", "Unable to extract tag using discriminator 'kind'",
                                   {"discriminator": "'kind'"})
-    if not isinstance(kind, str) or kind not in _LOCATIONS:
+    if not isinstance(kind, str) or kind not in _NAMES:
         raise PydanticCustomError(
             "union_tag_invalid",
             "Input tag '{tag}' found using 'kind' does not match any of the expected tags: {expected_tags}",
@@ -169,9 +154,9 @@ def with_block_definitions(schema: dict) -> dict:
     kinds' schemas (all added to ``$defs``), chosen by ``kind``."""
     from pydantic.json_schema import models_json_schema
 
-    models = [KINDS[kind] for kind in _LOCATIONS]
+    models = [KINDS[kind] for kind in _NAMES]
     _, kinds = models_json_schema([(cls, "validation") for cls in models], by_alias=True)
-    refs = {kind: f"#/$defs/{cls.__name__}" for kind, cls in zip(_LOCATIONS, models)}
+    refs = {kind: f"#/$defs/{cls.__name__}" for kind, cls in zip(_NAMES, models)}
     defs = {**schema.get("$defs", {}), **kinds["$defs"],
             "AnyBlock": {"oneOf": [{"$ref": ref} for ref in refs.values()],
                          "discriminator": {"propertyName": "kind", "mapping": refs}}}

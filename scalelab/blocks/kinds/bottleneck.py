@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from scalelab.blocks.base import Channels, PositiveInt, channels_of
 from scalelab.blocks.group_width import GroupWidth, group_width_field, groups_for
 from scalelab.blocks.layers import Node, Shape
-from scalelab.blocks.residual import ResidualKind
+from scalelab.blocks.kinds.residual import ResidualKind
 from scalelab.blocks.se_options import SE, SEGate, se_layers
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from scalelab.blocks.base import NormArgs, channels_of, conv_norm_act
 from scalelab.blocks.layers import Node, Shape, seq
-from scalelab.blocks.mbconv import InvertedResidualKind
+from scalelab.blocks.kinds.mbconv import InvertedResidualKind
 
 
 class FusedMBConvBlock(InvertedResidualKind):

@@ -11,7 +11,7 @@ from scalelab.blocks.base import (
 )
 from scalelab.blocks.layers import Dropout, Node, Parallel, Residual, Shape, ShapeError, seq, walk
 from scalelab.blocks.registry import BodyBlock
-from scalelab.blocks.squeeze_excite import SqueezeExciteBlock
+from scalelab.blocks.kinds.squeeze_excite import SqueezeExciteBlock
 
 SHORTCUT_HELP = (
     "identity: an identity shortcut where the body keeps the shape, none where it changes it "

@@ -24,6 +24,7 @@ from scalelab.blocks.layers.dropout import Dropout
 from scalelab.blocks.layers.linear import Linear
 from scalelab.blocks.layers.modern import ChannelLinear, ChannelShuffle, ChannelSlice, LayerNorm, LayerScale, chunks
 from scalelab.blocks.layers.norm import BatchNorm, LocalResponseNorm
+from scalelab.blocks.layers.opaque import Opaque
 from scalelab.blocks.layers.pool import AdaptiveAvgPool, Pool
 from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
 from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
@@ -32,6 +33,7 @@ __all__ = [
     "ACTIVATIONS", "DEVICE_KINDS", "KERNEL_CLASSES", "LatencyClass", "REGISTRY", "check_device", "latency_of", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
     "ChannelLinear", "ChannelShuffle", "ChannelSlice", "LayerNorm", "LayerScale", "chunks",
     "Dropout", "Flatten", "Gate", "InnerPeak", "LayerCost", "Linear", "LocalResponseNorm", "Merge", "MissingFace", "Node",
+    "Opaque",
     "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",
     "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "spatial", "walk",
 ]
