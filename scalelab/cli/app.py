@@ -54,9 +54,9 @@ class _Group(_PrefixedErrors):
     option would print the version and exit before the rest of the line is read)."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
+        _, extra, _ = self.make_parser(ctx).parse_args(args=list(args))  # the command and its arguments
         rest = super().parse_args(ctx, args)
         if ctx.params.get("version"):
-            extra = [*ctx._protected_args, *ctx.args]
             if extra:
                 ctx.fail(f"--version takes no value and no command, got {quote(' '.join(extra), 40)}")
             from scalelab import __version__

@@ -43,10 +43,12 @@ class FiniteFloat:
         self.low, self.high, self.open_low = low, high, open_low
 
     def _range(self) -> str:
-        if self.low is None:
-            return f"at most {_number(self.high)}"
-        lower = f"greater than {_number(self.low)}" if self.open_low else f"at least {_number(self.low)}"
-        return lower if self.high is None else f"{lower} and at most {_number(self.high)}"
+        parts = []
+        if self.low is not None:
+            parts.append(f"greater than {_number(self.low)}" if self.open_low else f"at least {_number(self.low)}")
+        if self.high is not None:
+            parts.append(f"at most {_number(self.high)}")
+        return " and ".join(parts)
 
     def __call__(self, value) -> float:
         if isinstance(value, bool):

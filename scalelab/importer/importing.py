@@ -8,8 +8,8 @@ from scalelab.errors import ScalelabError
 from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
 from scalelab.importer.heads import head_blocks, never_run
 from scalelab.importer.mapping import Mapped, map_graph
-from scalelab.importer.source import is_model_ref, load_model, model_code
-from scalelab.importer.trace import Traced, trace
+from scalelab.importer.source import load_model, model_code
+from scalelab.importer.trace import trace
 from scalelab.spec import Spec, parse_spec
 
 
@@ -63,7 +63,7 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
         raise ScalelabError(_unsupported_message(ref, mapped))
     names = block_names(mapped.drafts, traced)
     blocks, shapes = spec_blocks(mapped.drafts, names)
-    training_only, left = never_run(traced), {}
+    training_only, left = never_run(traced), dict[str, int]()
     if training_only:
         produced = {d.node: n for d, n in zip(mapped.drafts, names)}
         more, more_shapes, left = head_blocks(traced, produced, training_only, ref)

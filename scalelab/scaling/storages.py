@@ -58,7 +58,7 @@ def open_storage(url: Optional[str], heartbeat: int = DEFAULT_HEARTBEAT):
     is a ScalelabError naming it. ``heartbeat`` (seconds, 0 for none) applies to database storages."""
     import optuna
 
-    if is_memory(url):
+    if url is None or is_memory(url):
         return optuna.storages.InMemoryStorage()
     check_url(url)
     for attempt in range(_OPEN_ATTEMPTS):
