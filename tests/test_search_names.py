@@ -48,6 +48,9 @@ def test_the_winner_is_numbered_as_the_study_that_holds_it(tmp_path):
         for t in [report["winner"], *report["ranked"]]:
             assert t["study"] == f"{report['study']}-phi"
             assert (stored[t["number"]]["macs"], stored[t["number"]]["params"]) == (t["macs"], t["params"])
+        ties = report["ties"]["trials"]
+        assert ties and all(tie["study"] == f"{report['study']}-phi" and tie["number"] in stored for tie in ties)
+        assert report["winner"]["number"] not in {tie["number"] for tie in ties}
     md = (tmp_path / f"{report['study']}.md").read_text()
     assert f"| {report['winner']['number']} phi |" in md
     assert f"'N phi' is trial N of its companion study '{report['study']}-phi'" in md

@@ -89,7 +89,8 @@ def ensembles_section(result: "SearchResult") -> dict[str, Any]:
         t = best.get((k, n))
         rows.append({"models": k, "crops": n, "label": variants.label(k, n), "trial": None if t is None else t.number,
                      **({} if t is None else {key: t.as_dict()[key] for key in
-                                              ("macs", "params", "accuracy", "low", "high", "extrapolated", "pixels", "value")})})
+                                              ("macs", "params", "accuracy", "low", "high", "extrapolated", "pixels", "value")}),
+                     **({"study": t.study} if t is not None and t.study else {})})
     step_two = ("step 1 finds alpha, beta, gamma on single networks at phi = 1; step 2 (largest phi within the budgets, "
                 "then the refinement) runs once per (K, N), and the best of those wins")
     return {"ensembles": {
@@ -109,7 +110,8 @@ def ties(result: "SearchResult") -> Optional[dict]:
     if w.low is None:
         return None
     pool = result.ranked(top=10 ** 9)
-    overlapping = [t.number for t in pool if t is not result.winner and t.candidate.low is not None
+    overlapping = [{"number": t.number, **({"study": t.study} if t.study else {})} for t in pool
+                   if t is not result.winner and t.candidate.low is not None
                    and t.candidate.low <= w.high and t.candidate.high >= w.low]
     return {"count": len(overlapping), "of": len(pool) - 1, "trials": overlapping}
 
@@ -271,7 +273,8 @@ def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
         out += ["## One bigger network or an ensemble? (the best of each within the budgets)", ""]
         out += ["| ensemble | trial | MACs | params | top-1 (est.) [80%] |", "|---|---|---|---|---|"]
         out += [f"| {r['label']} | " + ("- | - | - | none within the budgets |" if r["trial"] is None else
-                f"{r['trial']} | {r['macs']:,} | {r['params']:,} | {_accuracy_cell(r)} |")
+                f"{trial_label(report, {'number': r['trial'], 'study': r.get('study')})} | {r['macs']:,} | "
+                f"{r['params']:,} | {_accuracy_cell(r)} |")
                 for r in report["ensembles"]["best"]] + [""]
     best = (report.get("ensembles") or {}).get("best", [])
     if any(t["extrapolated"] for t in report["ranked"]) or any(r.get("extrapolated") for r in best):
