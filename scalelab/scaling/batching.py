@@ -76,7 +76,7 @@ def write_trials(storage, study, trials: list) -> None:
         study.add_trials(trials)
         return
     try:
-        _write_in_one_transaction(storage, study._study_id, trials)
+        _write_in_one_transaction(storage, study._study_id, trials)  # noqa: SLF001  # Optuna's Study names its id only privately
     except ImportError:  # Optuna's table models moved: its public API, one transaction per trial
         study.add_trials(trials)
 

@@ -220,8 +220,7 @@ def scale_spec(
         path, message = describe_error(exc.errors(include_url=False)[0], data)
         raise ScalelabError(f"{data['name']}: {yaml_path(path)}: {message}") from None
     # entries keep their places, so an error in a scaled block points at the base's file and line
-    scaled._source = spec.source
-    return scaled
+    return scaled.located(spec.source)
 
 
 def _dump(model: BaseModel) -> dict:

@@ -273,8 +273,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise ScalelabError(_all_problems(source, exc.errors(include_url=False), data)) from None
-    spec._source = source
-    return spec
+    return spec.located(source)
 
 
 def zoo_dir() -> Path:

@@ -129,6 +129,12 @@ class Spec(_Strict):
         return self
 
     @property
-    def source(self):
+    def source(self) -> Any:
         """Where the spec came from (for error locations); None for specs built in code."""
         return self._source
+
+    def located(self, source: Any) -> "Spec":
+        """This spec, its errors located in ``source`` (a loaded file, or the spec it was scaled from,
+        whose entries keep their places)."""
+        self._source = source
+        return self
