@@ -213,7 +213,10 @@ def image_folder(value) -> Path:
     root = existing_folder(value)
     parts = [root / "train", root / "val"] if (root / "train").is_dir() and (root / "val").is_dir() else [root]
     for part in parts:
-        classes = sorted(p for p in part.iterdir() if p.is_dir())
+        try:
+            classes = sorted(p for p in part.iterdir() if p.is_dir())
+        except OSError as exc:
+            raise _refuse(f"{quote(str(part), 80)}: cannot read: {exc.strerror}") from None
         if len(classes) < 2:
             raise _refuse(f"{quote(str(part), 80)}: an image folder has one sub-folder per class, at least 2; "
                           f"found {len(classes)}")
