@@ -126,7 +126,7 @@ def predict_latency(network: Network, device: "str | Path | DeviceProfile", dtyp
     blocks = {b.name: predict_block(b.costs, profile, dtype, batch, b.name)
               for b in network.inference_blocks()}
     calibrated = " (calibrated)" if profile.calibration else ""
-    compute = (f"compute at {profile.achievable_compute:.0%} of peak {dtype} FLOP/s x class efficiency{_thin(profile)}, "
+    compute = (f"compute at {profile.achievable_compute:.0%} of peak {dtype} FLOP/s x kind efficiency{_thin(profile)}, "
                f"bytes at {profile.achievable_bandwidth:.0%} of {profile.memory_bandwidth / 1e9:.0f} GB/s")
     if profile.combine == "sum":
         method = f"fitted model on profile {profile.name}{_fitted(profile)}: per layer sum of {compute}, and {_overheads(profile)}"
@@ -159,7 +159,7 @@ def _overheads(profile: DeviceProfile) -> str:
     if not profile.overhead_us:
         return f"{profile.launch_overhead_us:g} us per kernel"
     own = ", ".join(f"{kind} {us:g}" for kind, us in profile.overhead_us.items())
-    return f"a fixed time per layer by latency class (us: {own}; others {profile.launch_overhead_us:g})"
+    return f"a fixed time per layer by kind (us: {own}; others {profile.launch_overhead_us:g})"
 
 
 def explain(prediction: LatencyPrediction, top: int = 5) -> Optional[str]:
