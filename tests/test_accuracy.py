@@ -439,7 +439,7 @@ def test_cli_lists_each_rows_protocol():
     assert [(r["name"], r["top1"]) for r in ten] == [("resnet34", 75.48)]  # He et al. 2016 Table 3: 24.52% error
     assert all(r["protocol"]["resolution"] == r["resolution"] for r in rows)
     table = " ".join(runner.invoke(app, ["accuracy", "-f", "markdown"]).output.split())
-    assert "| 10 crops, no pre-training, no distillation |" in table
+    assert "| 224 | 10 crops | He et al. 2016 Table 3" in table and "| 224 | 1 crop | Tan & Le 2019, Table 2 |" in table
 
 
 def test_the_no_reference_hint_names_each_commands_option():

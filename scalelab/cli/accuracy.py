@@ -40,7 +40,7 @@ def _render(title: str, headers: list[str], rows: list[list[str]], notes: list[s
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for i, h in enumerate(headers):  # figures never split; text columns wrap
-        table.add_column(h, justify="left" if i == 0 or h in ("series", "source", "held out") else "right",
+        table.add_column(h, justify="left" if i == 0 or h in ("series", "test", "source", "held out") else "right",
                          overflow="fold", no_wrap=h not in ("series", "test", "source", "held out"))
     for r in rows:
         table.add_row(*(Text(c) for c in r))
@@ -49,6 +49,14 @@ def _render(title: str, headers: list[str], rows: list[list[str]], notes: list[s
     for note in notes:
         print_prose(console, note)
     return rendered(console)
+
+
+def _test(protocol) -> str:
+    """A published row's protocol in a table cell: '10 crops', '1 crop, pre-trained on ImageNet-21k'."""
+    parts = ["1 crop" if protocol.crops == 1 else f"{protocol.crops} crops"]
+    parts += [f"pre-trained on {protocol.pretraining}"] if protocol.pretraining.lower() != "none" else []
+    parts += [f"distilled from {protocol.distillation}"] if protocol.distillation.lower() != "none" else []
+    return ", ".join(parts)
 
 
 def _published_text(fmt: Format) -> str:
@@ -60,8 +68,9 @@ def _published_text(fmt: Format) -> str:
         return json.dumps([{**r.model_dump(), "protocol": table.protocol_of(r).model_dump()} for r in table.rows],
                           indent=2, allow_nan=False)
     rows = [[r.name, r.series or "-", f"{r.top1:g}", human_count(r.macs), human_count(r.params), str(r.resolution),
-             table.protocol_of(r).describe().replace(f" at {r.resolution} px", ""), r.source] for r in table.rows]
-    notes = ["Published ImageNet-1k top-1, measured as 'test' says (crops averaged per image, at the input size). MACs = multiply-adds per image as each "
+             _test(table.protocol_of(r)), r.source] for r in table.rows]
+    notes = ["Published ImageNet-1k top-1, measured as 'test' says (crops averaged per image, at the input size; no "
+             "pre-training on other data and no distillation unless it says so). MACs = multiply-adds per image as each "
              "source gives them (the papers' 'FLOPs'). Series feed the scaling-law estimator: `scalelab accuracy "
              "--validate`; a series shares one protocol."]
     return _render("published accuracy", ["network", "series", "top-1 %", "MACs", "params", "input", "test", "source"],
