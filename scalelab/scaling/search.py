@@ -74,8 +74,8 @@ class SearchSettings:
     product_target: float = 2.0  # alpha * beta^2 * gamma^2 at phi = 1
     product_tolerance: float = 0.1
     phi_step: float = 0.0  # 0: continuous phi
-    #: "avoid": the direct search only accepts candidates whose accuracy estimate lies inside the
-    #: range the estimator was fitted on; "allow": extrapolated estimates count too (flagged)
+    #: "avoid": the search samples inside the range the scaling-law estimator was fitted on, where a
+    #: network in it meets the budgets (``scaling.fitted``); "allow": extrapolated estimates count too (flagged)
     extrapolation: Literal["avoid", "allow"] = "avoid"
     #: ensemble sizes and test-crop counts each candidate may also take (``scaling.variants``)
     ensembles: tuple[int, ...] = (1,)
