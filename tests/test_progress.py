@@ -93,3 +93,26 @@ def test_verify_and_import_show_what_they_are_doing(tmp_path, terminal):
     assert imported.exit_code == 0, imported.output
     assert f"importing {model}:net: building, tracing with torch.fx" in imported.stderr
     assert imported.stdout.startswith("name: ")  # the spec itself stays clean
+
+
+def test_calibrate_says_each_wait_for_a_quiet_machine(terminal, monkeypatch):
+    """Calibrate waits for other processes to leave the CPUs before measuring: each wait is a line
+    on the terminal, and the refusal says the time spent (4 checks of the stand-in clock's 0.5 s, 7 s
+    of waits)."""
+    from scalelab.analysis import noise
+
+    now = [0.0]
+
+    def busy(seconds=0.5):
+        now[0] += seconds
+        return 1.5
+
+    monkeypatch.setattr(noise, "idle_load", busy)
+    monkeypatch.setattr(noise, "_clock", lambda: now[0])
+    monkeypatch.setattr(noise, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
+    result = run("calibrate")
+    assert result.exit_code == 2, result.output
+    waits = [line for line in result.stderr.splitlines() if line.startswith("calibrate: other processes")]
+    assert waits == [f"calibrate: other processes kept 1.50 CPUs busy (limit 0.5); attempt {n} of 4 in {w} s"
+                     for n, w in ((2, 1), (3, 2), (4, 4))]
+    assert "after 4 attempts in 9 s (7 s of it waiting between attempts)" in result.stderr

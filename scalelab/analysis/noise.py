@@ -121,10 +121,20 @@ def until_quiet(attempt: Callable[[], tuple[T, Noise]], what: str, limits: Noise
                 f"in {_clock() - start:.0f} s ({waited:.0f} s of it waiting between attempts). Stop the competing "
                 f"work and run again, or pass --allow-noisy to keep a measurement marked noisy")
         wait = waits.pop(0)
-        if on_wait is not None:
-            on_wait(f"{what}: {' and '.join(problems)}; attempt {tries - len(waits)} of {tries} in {wait:g} s")
+        (on_wait or _notice)(f"{what}: {' and '.join(problems)}; attempt {tries - len(waits)} of {tries} in {wait:g} s")
         sleep(wait)
         waited += wait
+
+
+def _notice(text: str) -> None:
+    """A wait no bar shows (calibrate's): one line on stderr when it is a terminal (above a bar that
+    is drawn there), nothing when piped."""
+    import sys
+
+    from scalelab import progress
+
+    if progress.shown():
+        print(text, file=sys.stderr, flush=True)
 
 
 # looked up at each call, so that tests can stand in a clock for both
