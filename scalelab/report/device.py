@@ -123,6 +123,7 @@ def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, use_
     from scalelab.analysis.measure import measure_latency
 
     m = measure_latency(network, on, dtype, batch, use_cache=use_cache, allow_noisy=allow_noisy)
+    assert m.network is not None  # timed whole: measure_latency's default (whole=True)
     out.columns.append(Column("measured_ms", "Meas. ms", f"milliseconds, median {m.method}; the total row "
                               "sums the blocks timed alone, the row after it times the network whole",
                               lambda b, ctx: m.blocks[b.name].median_ms if b.name in m.blocks else None, _ms))
