@@ -103,7 +103,8 @@ def build_report(
 
     columns = tuple(default_columns() if columns is None else columns)
     if conditions is None:
-        conditions = Conditions(tuple(analysis.input_shape[1:]), analysis.batch)
+        _, height, width = analysis.input_shape  # (channels, height, width), as resolve() builds it
+        conditions = Conditions((height, width), analysis.batch)
     ctx = ReportContext(analysis, conditions)
     block_rows = [
         Row(b.name, b.kind, tuple(b.out_shape),
@@ -143,9 +144,11 @@ def _opaque_notes(analysis: "Analysis") -> list[str]:
     """Blocks of unknown cost make every MAC and op total a lower bound: say so in every report."""
     from scalelab.blocks.registry import OPAQUE_KINDS
 
-    opaque = [b for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]
+    opaque = [b.block for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]
     if not opaque:
         return []
-    ops = sorted({b.block.op for b in opaque})
+    from scalelab.blocks.kinds.opaque import OpaqueBlock  # loaded only now: a network holding one has loaded it
+
+    ops = sorted({block.op for block in opaque if isinstance(block, OpaqueBlock)})  # every opaque kind's class
     return [f"UNKNOWN COST: {len(opaque)} opaque block(s) ({', '.join(ops)}) have unknown MACs and ops, counted "
             "as none: MAC and op totals are lower bounds (parameters and shapes are exact)."]
