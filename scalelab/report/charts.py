@@ -59,9 +59,17 @@ class ScalingCurveChart:
     high: Optional[list[float]] = None
 
 
-def _value(trial: dict, key: str) -> Optional[float]:
+def _value(trial: dict, key: str) -> float:
     v = trial.get(key)
-    return None if v is None else float(v)
+    # macs and params are in every trial, latency_ms in every trial of a report with a device
+    assert v is not None, f"a trial without {key}"
+    return float(v)
+
+
+def _trial(point: Point) -> dict:
+    """The trial a point on the Pareto front was made from."""
+    assert isinstance(point.key, dict)  # every point below is made with its trial as the key
+    return point.key
 
 
 _METRIC_KEYS = {"macs": "macs", "params": "params", "latency": "latency_ms", "memory": "memory_bytes"}
@@ -113,7 +121,9 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
     # the direct search's trials and refinements; for the two-step method every network step 2 priced
     trials = report["trials"] + ([] if report.get("two_step") is None else report["two_step"]["phi_trials"])
     trials = trials + report.get("refined", [])
-    ok, bad, within = [], [], []
+    ok: list[tuple[float, float]] = []
+    bad: list[tuple[float, float]] = []
+    within: list[dict] = []
     for t in trials:
         inside = within_budgets(t, report["budgets"])
         (ok if inside else bad).append((_value(t, key), float(t["accuracy"])))
@@ -148,7 +158,7 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
         pareto_label=f"Pareto front: {'score' if proxy else 'accuracy'} vs {metric_name} (within budget)",
         budget_label="budget" if budget is None else f"budget {budget['text']}",
         chosen_interval=None if w.get("low") is None else (w["low"], w["high"]),
-        pareto_intervals=[(p.key.get("low"), p.key.get("high")) for p in front],
+        pareto_intervals=[(_trial(p).get("low"), _trial(p).get("high")) for p in front],
         x_unit="ms" if key == "latency_ms" else "count",
     )
 
@@ -182,7 +192,7 @@ def ensemble_chart(report: dict) -> EnsembleChart:
         within = [t for t in trials + report.get("refined", []) if within_budgets(t, report["budgets"])
                   and label(t.get("models", 1), t.get("crops", 1)) == name]
         for p in pareto_front(Point(float(t["macs"]), float(t["accuracy"]), t) for t in within):
-            t = p.key
+            t = _trial(p)
             low, high = (t["low"], t["high"]) if t.get("low") is not None else (t["accuracy"], t["accuracy"])
             points.append(Variant(name, t.get("models", 1), t.get("crops", 1), int(t["macs"]), int(t["params"]),
                                   float(t["accuracy"]), low, high, t.get("accuracy_method", ""), bool(t.get("extrapolated"))))

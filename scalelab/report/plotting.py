@@ -132,11 +132,17 @@ def _label_chosen_phi(chart: ScalingCurveChart, top, bottom) -> None:
     """Name the search's result on its phi line, at the curve's lowest value, clear of curves and legend."""
     from scalelab.report.labels import Label, place_labels
 
-    where, values = (top, chart.accuracy) if top is not None else (bottom, chart.params)
-    label = Label(chart.chosen_phi, min(values), f"this search's result: phi = {chart.chosen_phi:.2f}",
-                  color="tab:red", fontsize=8)
+    phi = chart.chosen_phi
+    assert phi is not None  # the caller labels a chosen phi only
+    if top is not None:
+        assert chart.accuracy is not None  # the top panel is drawn only when the curve has accuracy
+        where, values = top, chart.accuracy
+    else:
+        where, values = bottom, chart.params
+    label = Label(phi, min(values), f"this search's result: phi = {phi:.2f}", color="tab:red", fontsize=8)
     lines = [list(zip(chart.phi, values))]
     if top is not None and chart.low is not None:
+        assert chart.high is not None  # an interval has both ends or neither
         lines += [list(zip(chart.phi, chart.low)), list(zip(chart.phi, chart.high))]
     place_labels(where, [label], lines=lines, first="above-right")
 
