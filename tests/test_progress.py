@@ -7,17 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from scalelab.cli import app
+from test_cli_table import TINY  # conv, global pool, linear at 16 px: 3 blocks to time, and the network
 
 pytest.importorskip("torch")
-
-TINY = """\
-name: tiny
-input: {channels: 3, resolution: 16}
-blocks:
-  - {name: stem, kind: conv, out: 8, kernel: 3}
-  - {name: gap, kind: global_avgpool}
-  - {name: fc, kind: linear, out: 10}
-"""
 
 
 def run(*args):
