@@ -6,6 +6,8 @@ import math
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from scalelab.cli import app
@@ -447,3 +449,32 @@ def test_the_no_reference_hint_names_each_commands_option():
     with pytest.raises(ScalelabError) as info:
         estimate_accuracy(spec)
     assert "`scalelab scale --accuracy proxy`, `scalelab accuracy -m proxy`" in str(info.value)
+
+
+_VALUES = {  # YAML text of a value, and whether the field takes it
+    "crops": [("1", True), ("10", True), ("10000", True), ("0", False), ("-3", False), ("10001", False),
+              ("10.0", False), ("true", False), ("'10'", False), ("null", False)],
+    "resolution": [("224", True), ("1", True), ("0", False), ("224.5", False), ("[224, 224]", False), ("''", False)],
+    "pretraining": [("none", True), ("ImageNet-21k", True), ("JFT-300M", True), ("''", False), ("' '", False),
+                    ("'" + "x" * 101 + "'", False), ("[a]", False)],
+    "distillation": [("none", True), ("RegNetY-16GF", True), ("''", False), ("{teacher: x}", False)],
+}
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_any_protocol_loads_or_is_refused_naming_its_field(data):
+    chosen = {field: data.draw(st.sampled_from(values), label=field) for field, values in _VALUES.items()}
+    dropped = data.draw(st.sets(st.sampled_from(sorted(_VALUES)), max_size=1), label="left out")
+    body = ", ".join(f"{f}: {v}" for f, (v, _) in chosen.items() if f not in dropped)
+    text = (f"name: net\ninput: {{resolution: 32}}\nreference: {{top1: 50.0, source: a test, protocol: {{{body}}}}}\n"
+            "blocks: [{kind: conv, out: 8}]\n")
+    bad = sorted(f for f, (_, ok) in chosen.items() if not ok or f in dropped)
+    if not bad:
+        p = parse_spec(text).reference.protocol
+        assert p.crops == int(chosen["crops"][0]) and p.describe().startswith("1 crop" if p.crops == 1 else f"{p.crops} crops")
+        return
+    with pytest.raises(ScalelabError) as info:
+        parse_spec(text)
+    assert any(f"reference.protocol.{f}" in str(info.value) or (f in dropped and f in str(info.value)) for f in bad), \
+        str(info.value)
