@@ -33,7 +33,7 @@ class Check:
 
 
 def _layer_sum(analysis, layer: str, field: str) -> int:
-    return sum(getattr(c, field) for b in analysis.blocks if not b.training_only for c in b.layers if c.layer == layer)
+    return sum(getattr(c, field) for b in analysis.blocks if not b.training_only for c in b.layers if c.label == layer)
 
 
 def _shape_check(net, analysis, x) -> Check:

@@ -261,9 +261,8 @@ def test_analyze_json_imports_only_the_analysis_stack():
 def test_analyze_builds_only_the_block_kinds_the_spec_names():
     # resnet50: conv, maxpool, bottleneck (its residual base and SE options), global_avgpool, linear
     kinds = {m.rsplit(".", 1)[1] for m in _modules(["analyze", "resnet50", "--format", "json"])
-             if m.startswith("scalelab.blocks.") and m.count(".") == 2}
-    helpers = {"base", "registry", "layers", "group_width", "se_options", "residual"}
-    assert kinds - helpers == {"conv", "maxpool", "bottleneck", "global_avgpool", "linear"}
+             if m.startswith("scalelab.blocks.kinds.")}
+    assert kinds - {"residual"} == {"conv", "maxpool", "bottleneck", "global_avgpool", "linear"}
 
 
 def test_scale_writes_into_scalelab_reports_by_default(tmp_path, monkeypatch):

@@ -100,8 +100,8 @@ def test_cost_records_carry_their_layer():
     gate = L.Gate(L.seq(L.AdaptiveAvgPool((1, 1)), L.Conv(4, 4, (1, 1)), L.Activation("sigmoid")))
     costs = L.walk(L.seq(residual, gate), (4, 5, 5)).costs
     assert [c.node for c in costs[:4]] == [conv, bn, residual, act]
-    assert costs[2].layer == "add" and costs[2].node is residual
-    assert costs[-1].layer == "mul" and costs[-1].node is gate
+    assert costs[2].label == "add" and costs[2].node is residual
+    assert costs[-1].label == "mul" and costs[-1].node is gate
     assert [latency_class(c.node) for c in costs] == ["dense_conv", "norm", "elementwise", "elementwise",
                                                    "elementwise", "pointwise_conv", "elementwise", "elementwise"]
 

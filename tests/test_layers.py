@@ -68,7 +68,7 @@ def test_impossible_shapes_are_explained():
 def test_residual_gate_and_branches_add_their_own_ops():
     body = Conv(8, 8, (3, 3), padding=(1, 1))
     res = walk(Residual(body), (8, 4, 4))
-    assert res.out == (8, 4, 4) and res.costs[-1].layer == "add" and res.costs[-1].ops == 8 * 16
+    assert res.out == (8, 4, 4) and res.costs[-1].label == "add" and res.costs[-1].ops == 8 * 16
     gate = walk(Gate(Sequence((AdaptiveAvgPool((1, 1)), Conv(8, 8, (1, 1), bias=True)))), (8, 4, 4))
     assert gate.out == (8, 4, 4) and gate.costs[-1].ops == 8 * 16
     cat = walk(Parallel((Conv(3, 4, (1, 1)), Conv(3, 6, (1, 1)))), (3, 5, 5))

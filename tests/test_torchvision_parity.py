@@ -87,12 +87,12 @@ def test_fvcore_agrees(spec, builder, kwargs, params, macs, fvcore_counts):
     by_operator, total = fvcore_counts(builder, kwargs, 224)
     result = analyze(spec)
     layers = [layer for block in result.blocks if not block.training_only for layer in block.layers]
-    assert by_operator.get("conv", 0) == sum(c.macs for c in layers if c.layer == "conv")
-    assert by_operator.get("linear", 0) + by_operator.get("addmm", 0) == sum(c.macs for c in layers if c.layer == "linear")
+    assert by_operator.get("conv", 0) == sum(c.macs for c in layers if c.label == "conv")
+    assert by_operator.get("linear", 0) + by_operator.get("addmm", 0) == sum(c.macs for c in layers if c.label == "linear")
     assert by_operator.get("conv", 0) + by_operator.get("linear", 0) + by_operator.get("addmm", 0) == macs
 
-    batchnorm_ops = sum(c.ops for c in layers if c.layer == "batchnorm")
-    adaptive_pool_ops = sum(c.ops for c in layers if c.layer == "avgpool")  # these mirrors have no windowed avg pool
+    batchnorm_ops = sum(c.ops for c in layers if c.label == "batchnorm")
+    adaptive_pool_ops = sum(c.ops for c in layers if c.label == "avgpool")  # these mirrors have no windowed avg pool
     assert by_operator.get("batch_norm", 0) == batchnorm_ops
     assert by_operator.get("adaptive_avg_pool2d", 0) == adaptive_pool_ops
     assert set(by_operator) <= {"conv", "linear", "addmm", "batch_norm", "adaptive_avg_pool2d"}

@@ -31,7 +31,7 @@ A, B, C = 64 * 4 * 3 * 9, 64 * 6 * 4, 64 * 6 * 9  # MACs per sample: 6,912, 1,53
 
 
 def convs(result):
-    return [r for r in result.layers if r.layer == "conv"]
+    return [r for r in result.layers if r.label == "conv"]
 
 
 def test_by_hand_all_trained():
@@ -41,7 +41,7 @@ def test_by_hand_all_trained():
     assert [r.input_grad_needed for r in rows] == [False, True, True]
     assert [r.grad_input_macs for r in rows] == [0, 2 * B, 2 * C]
     assert [r.grad_weight_macs for r in rows] == [2 * A, 2 * B, 2 * C]
-    relu = [r for r in training_compute(CHAIN).layers if r.layer == "relu"]
+    relu = [r for r in training_compute(CHAIN).layers if r.label == "relu"]
     assert [r.total_macs for r in relu] == [0, 0, 0] and not relu[0].weights_trained
 
 
@@ -80,7 +80,7 @@ def torch_view(result) -> dict:
     convolution_backward, where torch counts a grouped conv's weight gradient ``groups`` times over
     (see ``Conv.train_macs``)."""
     conv = [r for r in result.layers if isinstance(r.node, Conv)]
-    linear = [r for r in result.layers if r.layer == "linear"]
+    linear = [r for r in result.layers if r.label == "linear"]
     view = {
         "aten.convolution": 2 * sum(r.forward_macs for r in conv),
         "aten.convolution_backward": 2 * sum(r.grad_input_macs + r.node.groups * r.grad_weight_macs for r in conv),
@@ -131,7 +131,7 @@ def test_frozen_prefix_equals_flop_counter():
     assert counted(network, 1, "layer1.1") == torch_view(result)
     assert result.grad_weight_macs("layer1.1") == 0 and result.grad_input_macs("layer1.1") == 0
     # layer2.0: its first conv and its projection shortcut read the frozen layer1.1's output
-    first = [(r.layer, r.input_grad_needed) for r in result.layers if r.block == "layer2.0" and r.layer == "conv"]
+    first = [(r.label, r.input_grad_needed) for r in result.layers if r.block == "layer2.0" and r.label == "conv"]
     assert first == [("conv", False), ("conv", True), ("conv", False)]
 
 

@@ -36,7 +36,7 @@ def test_a_real_mismatch_exits_1_and_names_it(monkeypatch):
 
     def one_mac_too_many(self, s, out):
         cost = honest(self, s, out)
-        return layers.LayerCost(cost.layer, cost.params, cost.macs + 1, cost.ops, cost.in_elems, cost.out_elems)
+        return layers.LayerCost(cost.label, cost.params, cost.macs + 1, cost.ops, cost.in_elems, cost.out_elems)
 
     monkeypatch.setattr(layers.Conv, "cost", one_mac_too_many)
     result = invoke("verify", "lenet5")

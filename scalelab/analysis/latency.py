@@ -44,7 +44,7 @@ def latency_class(node: object) -> LatencyClass:
 
 @dataclass(frozen=True)
 class LayerTime:
-    layer: str
+    label: str  # the cost label of the layer timed
     latency_class: LatencyClass
     compute_ms: float
     memory_ms: float
@@ -98,12 +98,12 @@ def _profile(device: "str | Path | DeviceProfile") -> DeviceProfile:
 def layer_time(cost: LayerCost, latency_class: LatencyClass, profile: DeviceProfile, dtype: str, batch: int,
                channels: Optional[int] = None) -> LayerTime:
     if latency_class is LatencyClass.FREE:
-        return LayerTime(cost.layer, latency_class, 0.0, 0.0, 0.0)
+        return LayerTime(cost.label, latency_class, 0.0, 0.0, 0.0)
     flops = batch * (2 * cost.macs + cost.ops)
     moved = dtype_bytes(dtype) * (cost.params + batch * (cost.in_elems + cost.out_elems))
     rate = profile.flops(dtype) * profile.achievable_compute * profile.class_efficiency(latency_class, channels)
     bandwidth = profile.memory_bandwidth * profile.achievable_bandwidth
-    return LayerTime(cost.layer, latency_class, 1e3 * flops / rate, 1e3 * moved / bandwidth,
+    return LayerTime(cost.label, latency_class, 1e3 * flops / rate, 1e3 * moved / bandwidth,
                      profile.class_overhead_us(latency_class) / 1e3, profile.combine)
 
 

@@ -33,7 +33,7 @@ class LayerTraining:
     """MACs of one layer in a training step, for the whole batch; zero for a gradient not computed."""
 
     block: str
-    layer: str  # the cost record's name (conv, linear, relu, ...)
+    label: str  # the layer's cost label (conv, linear, relu, ...)
     node: Primitive  # the layer's definition
     weights_trained: bool
     input_grad_needed: bool
@@ -75,7 +75,7 @@ class _ComputeWalk(TrainWalk):
     def layer(self, node: Primitive, x: Tensor, out_shape: Shape, trained: bool) -> Tensor:
         macs = node.train_macs(x.shape, out_shape)
         self.rows.append(LayerTraining(
-            self.block, node.cost(x.shape, out_shape).layer, node, trained, x.grad,
+            self.block, node.cost(x.shape, out_shape).label, node, trained, x.grad,
             self.batch * macs.forward,
             self.batch * macs.grad_input if x.grad else 0,
             self.batch * macs.grad_weight if trained else 0,

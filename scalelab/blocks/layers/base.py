@@ -23,7 +23,7 @@ states every face. Wiring nodes (``wiring.py``) define the same protocol recursi
 
 Four names, four concepts: a *block kind* is what a spec writes (``kind: maxpool``, scalelab.blocks);
 a *layer kind* is a primitive or wiring node here (``Pool.kind == "pool"``); a *cost label* names a
-cost record in reports (``LayerCost.layer``, such as ``"maxpool"``); a *latency class*
+cost record in reports (``LayerCost.label``, such as ``"maxpool"``); a *latency class*
 (``LatencyClass``) picks a device profile's efficiency and per-layer overhead.
 
 Shapes are per sample: ``(channels, height, width)`` for feature maps, ``(features,)`` for vectors.
@@ -120,7 +120,7 @@ class LayerCost:
     """Cost of one layer at one input shape, per sample; ``node`` is the layer it belongs to (for a
     residual's add, a concatenation or a gate's multiply: that wiring node)."""
 
-    layer: str
+    label: str  # the cost label reports show (conv, maxpool, relu, add, ...)
     params: int = 0
     macs: int = 0
     ops: int = 0
