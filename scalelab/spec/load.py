@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from scalelab.blocks import KINDS
 from scalelab.blocks.registry import INNER_BLOCK_ERROR
@@ -98,7 +98,8 @@ def _apply_defaults(obj: Any, defaults: dict) -> None:
         for item in obj:
             _apply_defaults(item, defaults)
     elif isinstance(obj, dict):
-        cls = KINDS.get(obj.get("kind")) if isinstance(obj.get("kind"), str) else None
+        kind = obj.get("kind")
+        cls = KINDS.get(kind) if isinstance(kind, str) else None
         if cls is not None and cls.takes_defaults:
             for key, value in defaults.items():
                 if key in cls.model_fields and value is not None:
@@ -118,7 +119,8 @@ def _boolean_number(obj: Any, path: tuple = ()) -> tuple | None:
         return next((p for i, item in enumerate(obj) if (p := _boolean_number(item, path + (i,)))), None)
     if not isinstance(obj, dict):
         return None
-    cls = KINDS.get(obj.get("kind")) if isinstance(obj.get("kind"), str) else None
+    kind = obj.get("kind")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
     fields = {(f.alias or name): f for name, f in cls.model_fields.items()} if cls else {}
     for key, value in obj.items():
         if isinstance(value, bool) and key in fields and not _admits_bool(fields[key].annotation):
@@ -131,6 +133,7 @@ def _boolean_number(obj: Any, path: tuple = ()) -> tuple | None:
 
 def _fields_of(raw: Any) -> list[str]:
     """The keys a mapping in the document may have, for 'did you mean' hints."""
+    model: type[BaseModel]
     if isinstance(raw, dict) and isinstance(raw.get("kind"), str) and raw["kind"] in KINDS:
         model = KINDS[raw["kind"]]
     elif isinstance(raw, dict) and "stage" in raw:

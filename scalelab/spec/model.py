@@ -97,7 +97,7 @@ class Stage(_Strict):
     repeat: Annotated[int, Strict(), Field(gt=0, le=MAX_REPEAT)] = 1
     stride: Optional[Pixels] = Field(None, description="stride of the first repeat; the rest use 1")
     scale_depth: bool = Field(True, description="whether depth scaling multiplies the repeats")
-    block: AnyBlock  # type: ignore[valid-type]
+    block: AnyBlock
 
 
 def _entry_tag(v: Any) -> str:
@@ -105,7 +105,7 @@ def _entry_tag(v: Any) -> str:
 
 
 Entry = Annotated[
-    Union[Annotated[Stage, Tag("stage")], Annotated[AnyBlock, Tag("block")]],  # type: ignore[valid-type]
+    Union[Annotated[Stage, Tag("stage")], Annotated[AnyBlock, Tag("block")]],
     Discriminator(_entry_tag),
 ]
 

@@ -22,6 +22,11 @@ from typing import Any, Iterator
 
 import yaml
 
+try:
+    from yaml import CSafeLoader as _SafeLoader  # libyaml's, in C
+except ImportError:  # a PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]  # the pure-Python twin
+
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_INT_CHARS, MAX_SPEC_BYTES, MAX_YAML_NODES, one_line, quote
 
@@ -76,7 +81,7 @@ def parse_yaml(text: str, filename: str, max_chars: int = MAX_SPEC_BYTES) -> tup
         loader.dispose()
 
 
-class _CheckedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+class _CheckedLoader(_SafeLoader):
     """libyaml's safe loader, checking each mapping and integer as it builds them (once per node,
     however many aliases point at it): cheaper than a walk of its own."""
 
@@ -145,8 +150,8 @@ def _syntax_error(exc: yaml.YAMLError, text: str, filename: str) -> ScalelabErro
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
         where = _where(mark, filename)
-    elif getattr(exc, "position", None) is not None:  # a reader error: a character YAML does not allow
-        where = _where_offset(text, min(exc.position, len(text)), filename)
+    elif (position := getattr(exc, "position", None)) is not None:  # a reader error: a character YAML does not allow
+        where = _where_offset(text, min(position, len(text)), filename)
     else:
         where = filename
     problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
