@@ -290,3 +290,35 @@ def test_one_bigger_network_or_an_ensemble_under_2gflops(tmp_path):
                 f"{best['10-crop']['macs'] / 1e10:.1f} G network {cell(best['10-crop'])}; two networks on ten crops "
                 f"{cell(best['x2 10-crop'])}; three on ten crops {cell(best['x3 10-crop'])}")
     assert not any(b["extrapolated"] for b in best.values())
+
+
+def test_depth_is_what_is_built():
+    from scalelab.scaling.accuracy import repeated_blocks
+    from scalelab.scaling.compound import depth_levels
+    from scalelab.spec import load_spec
+
+    b0 = load_spec("efficientnet_b0")
+    levels = depth_levels(b0, 0.25, 4.0)
+    blocks = ", ".join(str(lv.blocks) for lv in levels[:9])
+    assert said(f"B0's {levels[5].blocks} repeated blocks become {blocks}, ... blocks")
+    before, after = repeated_blocks(b0, 1.1)
+    assert said(f"depth x1.1 of B0 is {after} blocks, x{after / before:.2f}")
+    assert said(f"x{after / before:.3f} for {after} blocks")
+    # any multiplier in (1, 1.25] builds the same network
+    assert {repeated_blocks(b0, m)[1] for m in (1.01, 1.1, 1.2, 1.25)} == {after} != {repeated_blocks(b0, 1.26)[1]}
+
+
+def test_the_interval_far_from_the_data():
+    from scalelab.scaling.accuracy.intervals import calibration
+
+    low, high = calibration().interval(77.0, 4.0, 3.0, 3.0)
+    assert said(f"±{(high - low) / 2:.2f} at depth x4, width x3, resolution x3 from B0")
+
+
+def test_width_keeps_the_groups():
+    from scalelab.scaling.compound import scale_spec
+    from scalelab.spec import load_spec
+
+    base, wide = load_spec("resnext50_32x4d"), scale_spec(load_spec("resnext50_32x4d"), 1.0, 1.3)
+    mid, scaled = base.blocks[2].block.mid, wide.blocks[2].block.mid
+    assert scaled % 32 == 0 and said(f"({mid} x 1.3 = {mid * 1.3:.1f} -> {scaled})")
