@@ -17,6 +17,7 @@ timings are machine-dependent and never compared: the README quotes them as meas
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 from pathlib import Path
@@ -322,3 +323,25 @@ def test_width_keeps_the_groups():
     base, wide = load_spec("resnext50_32x4d"), scale_spec(load_spec("resnext50_32x4d"), 1.0, 1.3)
     mid, scaled = base.blocks[2].block.mid, wide.blocks[2].block.mid
     assert scaled % 32 == 0 and said(f"({mid} x 1.3 = {mid * 1.3:.1f} -> {scaled})")
+
+
+def test_the_convention_and_the_bounds():
+    from scalelab import limits
+    from scalelab.analysis import CONVENTION
+
+    assert said(f"> {CONVENTION}")
+
+    def power(n: int) -> str:
+        for base in (2, 10):
+            k = round(math.log(n, base))
+            if base ** k == n:
+                return f"{base}^{k}"
+        return str(n)
+
+    for what, bound in (("| channels, features, groups, classes", f"1 to {power(limits.MAX_CHANNELS)} |"),
+                        ("| repeats of a stage |", f"1 to {power(limits.MAX_REPEAT)} |"),
+                        ("| batch (`--batch`) |", f"1 to {power(limits.MAX_BATCH)} |"),
+                        ("| test crops (", f"1 to {power(limits.MAX_CROPS)} |"),
+                        ("| ensemble size (", f"1 to {limits.MAX_ENSEMBLE} |")):
+        row = next(line for line in README.splitlines() if line.startswith(what))
+        assert row.endswith(bound), row
