@@ -112,7 +112,9 @@ def scale(
     worker_of: Optional[int] = typer.Option(None, "--worker-of", parser=O.PID, hidden=True, help="Run trials only, for --workers."),
     accuracy: AccuracyMethod = typer.Option(AccuracyMethod.scaling_law, "--accuracy", help="How candidates' accuracy is obtained."),
     extrapolation: Extrapolation = typer.Option(Extrapolation.avoid, "--extrapolation", help=(
-        "avoid: accept only candidates whose accuracy estimate lies inside the estimator's fitted range; allow: accept all (flagged).")),
+        "avoid: search only networks whose scaling-law estimate lies inside the estimator's fitted range (where none "
+        "there meets the budgets, the whole ranges, and the output says so); allow: the whole ranges (extrapolated "
+        "estimates flagged).")),
     data: Optional[Path] = typer.Option(None, "--data", parser=O.DATA_FOLDER, help="Image folder (ImageFolder layout) for --accuracy train."),
     epochs: int = typer.Option(3, "--epochs", parser=O.EPOCHS, help="Training epochs per candidate for --accuracy train."),
     min_depth: float = typer.Option(0.25, "--min-depth", parser=O.DEPTH_MULTIPLIER, help="Smallest depth multiplier searched."),
