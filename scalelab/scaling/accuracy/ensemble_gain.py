@@ -133,7 +133,7 @@ class GainLaw:
     max_models: float
     max_crops: float
 
-    def ratio(self, models: int, crops: int) -> float:
+    def ratio(self, models: float, crops: float) -> float:
         return math.exp(-self.a * math.log(models) - self.b * math.log(crops))
 
     @property

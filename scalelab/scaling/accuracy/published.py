@@ -67,7 +67,9 @@ class Published(_Strict):
 
     def protocol_of(self, row: Row) -> Protocol:
         """How the row's top-1 was measured: its series' protocol, or its own."""
-        return (self.series[row.series].protocol if row.series else row.protocol).at(row.resolution)
+        protocol = self.series[row.series].protocol if row.series else row.protocol
+        assert protocol is not None  # _check: a row outside any series states its own
+        return protocol.at(row.resolution)
 
     def reference(self, row: Row) -> Reference:
         """The row as a spec's reference accuracy, to compare like for like."""
