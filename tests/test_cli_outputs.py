@@ -316,3 +316,25 @@ def test_every_error_has_the_same_prefix(args, message):
     assert_refused(result, message)
     assert "Error:" not in result.output
     assert [line for line in result.stderr.splitlines() if message in line][0].startswith("error: ")
+
+
+@pytest.mark.parametrize("command", [("zoo",), ("kinds", "mbconv"), ("devices",), ("accuracy",)])
+def test_a_listing_too_wide_for_the_terminal_cuts_no_name_or_figure(command):
+    """At 40 columns a listing is printed whole (wider) rather than squeezed: every spec name, device
+    name and figure appears intact; piped, its note is one line."""
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    narrow = CliRunner().invoke(app, list(command), env={"COLUMNS": "40"})
+    piped = CliRunner().invoke(app, list(command), env={"COLUMNS": None})
+    assert narrow.exit_code == piped.exit_code == 0, narrow.output
+    assert "…" not in narrow.stdout
+    if command == ("zoo",):
+        assert all(f"│ {name} " in narrow.stdout for name in ("efficientnet_b0", "resnet50", "mobilenet_v2"))
+        resnet50 = next(line for line in narrow.stdout.splitlines() if line.startswith("│ resnet50 "))
+        assert " 25.6M " in resnet50 and " 4.09G " in resnet50  # RESNET50_PARAMS and _MACS, whole
+    if command == ("devices",):
+        assert "│ a100 " in narrow.stdout and "│ 2039 " in narrow.stdout
+    note = piped.stdout.rstrip("\n").splitlines()[-1]
+    assert note.endswith(".") and len(note) > 100  # one line, however long

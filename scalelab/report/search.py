@@ -289,16 +289,18 @@ def _primary_label(report: dict) -> str:
 
 
 #: which candidate columns stay in a narrow terminal, most important first (by header's first word)
-PRIORITY = ("trial", "top-1", "proxy", "depth", "width", "res", "ensemble", "MACs", "params", "memory")
+PRIORITY = ("trial", "top-1", "proxy", "depth", "width", "res", "ensemble", "MACs", "params", "memory", "latency")
 
 
 def _rank(report: dict, header: str) -> int:
-    """Trial and accuracy first, then the budgets' own metrics, then the scaling, then the rest."""
+    """Trial and accuracy first, the budgets' own figures next, then the scaling, the other costs,
+    and the reward (or objective) last."""
     budgets = {"macs": "MACs", "params": "params", "memory": "memory", "latency": "ms"}
-    if any(budgets[b["metric"]] in header for b in report["budgets"]):
+    if any(budgets[b["metric"]] in header.split() for b in report["budgets"]):
         return 2
     first = header.split()[0]
-    return PRIORITY.index(first) if first in PRIORITY else len(PRIORITY) - (first == report["device"])
+    first = "latency" if first == report["device"] else first  # the latency column is named after the device
+    return PRIORITY.index(first) if first in PRIORITY else len(PRIORITY)
 
 
 def _table(title: str, rows: list[dict], cols):

@@ -26,6 +26,7 @@ from scalelab.report.formats import (FIXED_HEADERS, TRAINING_TOTAL, cells, notes
 from scalelab.report.rows import Report, Row
 
 DEFAULT_WIDTH = 100
+TEXT_MIN = 10  # a text column of a listing is never narrower than this
 
 #: Which columns stay when the terminal is narrow, most important first; unknown keys come last.
 PRIORITY = ("params", "macs", "predicted_ms", "measured_ms", "measured_cached", "training_bytes", "saved_bytes",
@@ -68,11 +69,16 @@ def print_whole(console, table) -> None:
     from rich.measure import Measurement
 
     wide = console.options.update_width(10_000)
+    spare = 0  # what text columns may give up by folding a long word (a name in a description)
     for column in table.columns:  # rich would squeeze an unbreakable column below its cells' width
-        if column.no_wrap:
-            cells = [column.header, *column.cells]
-            column.min_width = max(Measurement.get(console, wide, cell).maximum for cell in cells)
-    need, width = Measurement.get(console, wide, table).minimum, console.width
+        if column.no_wrap:  # its cells keep their width; its header may wrap at its words
+            column.min_width = max([Measurement.get(console, wide, column.header).minimum,
+                                    *(Measurement.get(console, wide, cell).maximum for cell in column.cells)])
+            column.no_wrap = False
+        else:
+            longest = max(Measurement.get(console, wide, cell).minimum for cell in [column.header, *column.cells])
+            spare += max(0, longest - TEXT_MIN)
+    need, width = Measurement.get(console, wide, table).minimum - spare, console.width
     console.width = max(width, need)  # print's own width can only narrow
     console.print(table)
     console.width = width
