@@ -267,7 +267,7 @@ def test_cli_lists_published_rows():
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert {"name": "vgg16", "top1": 71.592}.items() <= next(r for r in rows if r["name"] == "vgg16").items()
-    table = runner.invoke(app, ["accuracy"])
+    table = runner.invoke(app, ["accuracy"], env={"COLUMNS": "200"})  # wide enough for each source on one line
     assert "Tan & Le 2019, Table 2" in table.output and "Howard et al. 2017" in table.output
 
 

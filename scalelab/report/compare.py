@@ -131,12 +131,13 @@ def _title(c: Comparison) -> str:
 
 
 def _rich(c: Comparison):
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from scalelab.report.table import print_prose, print_whole, text_console
+
     headers, rows, ratio_headers, ratio_rows = _tables(c)
-    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
+    console = text_console()  # the width rule of every command (scalelab.report.table)
     tables = [(_title(c), headers, rows), (f"Ratios to {c.networks[0].name}", ratio_headers, ratio_rows)]
     if c.variants:
         tables.append(("Ensembles and crops", *_variant_rows(c)))
@@ -146,15 +147,16 @@ def _rich(c: Comparison):
             table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
         for r in rs:
             table.add_row(*(Text(x) for x in r))
-        console.print(table)
+        print_whole(console, table)
     for note in (*c.notes, _units(c)):
-        console.print(Text(note), soft_wrap=True)
+        print_prose(console, note)
     return console
 
 
 def to_table(c: Comparison) -> str:
-    text = _rich(c).file.getvalue()
-    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    from scalelab.report.table import rendered
+
+    return rendered(_rich(c))
 
 
 def _html_sections(c: Comparison) -> list[dict]:

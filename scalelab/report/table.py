@@ -69,12 +69,16 @@ def print_whole(console, table) -> None:
     from rich.measure import Measurement
 
     wide = console.options.update_width(10_000)
+    if Measurement.get(console, wide, table).maximum <= console.width:
+        console.print(table)
+        return
     spare = 0  # what text columns may give up by folding a long word (a name in a description)
     for column in table.columns:  # rich would squeeze an unbreakable column below its cells' width
-        if column.no_wrap:  # its cells keep their width; its header may wrap at its words
-            column.min_width = max([Measurement.get(console, wide, column.header).minimum,
-                                    *(Measurement.get(console, wide, cell).maximum for cell in column.cells)])
-            column.no_wrap = False
+        if column.no_wrap:  # its cells keep their width; its header is broken at its words to fit
+            header = str(column.header)
+            width = max([len(word) for word in header.split()] +
+                        [Measurement.get(console, wide, cell).maximum for cell in column.cells])
+            column.header, column.min_width = "\n".join(textwrap.wrap(header, width)) or header, width
         else:
             longest = max(Measurement.get(console, wide, cell).minimum for cell in [column.header, *column.cells])
             spare += max(0, longest - TEXT_MIN)
