@@ -132,16 +132,15 @@ def test_a_dead_workers_trials_are_run_again(storage, tmp_path):
     before its first heartbeat. Once silent for the grace period (3 x --heartbeat 2 s) both are failed, queued
     again and run; the study ends with the requested trials and nothing RUNNING."""
     from scalelab.scaling.storages import open_storage
+    from scalelab.scaling.workers import HEARTBEAT
 
     store = open_storage(storage, heartbeat=1)
     study = optuna.create_study(storage=store, study_name="d", direction="maximize")
-    orphans = []
-    for _ in range(2):
-        trial_id = store.create_new_trial(study._study_id)
-        store.set_trial_user_attr(trial_id, "worker", {"host": "elsewhere", "pid": 1, "sampler_seed": 0})
-        orphans.append(trial_id)
+    orphans = [study.ask() for _ in range(2)]
+    for trial in orphans:
+        trial.set_user_attr("worker", {"host": "elsewhere", "pid": 1, "sampler_seed": 0})
     started = time.monotonic()
-    store.record_heartbeat(orphans[0])
+    orphans[0].set_user_attr(HEARTBEAT, time.time())
     store.engine.dispose()
     res = subprocess.run(scale_args(storage, "d", 12, tmp_path / "r", "--method", "direct"), capture_output=True,
                          cwd=tmp_path, env=ENV, timeout=240)
@@ -152,6 +151,33 @@ def test_a_dead_workers_trials_are_run_again(storage, tmp_path):
     retried = {t.system_attrs.get("failed_trial") for t in study.trials}
     assert {0, 1} <= retried  # both orphans were queued again (RetryHeartbeatStaleTrialCallback)
     assert [t.state for t in study.trials[:2]] == [STATES.FAIL, STATES.FAIL]
+
+
+def test_two_workers_that_find_one_dead_trial_queue_it_once(storage):
+    """Both read the trial as RUNNING before either fails it: the storage lets one ``tell`` through."""
+    from scalelab.scaling.storages import open_storage
+    from scalelab.scaling.workers import fail_dead_trials
+
+    store = open_storage(storage, heartbeat=1)
+    first = optuna.create_study(storage=store, study_name="d", direction="maximize")
+    first.ask().set_user_attr("worker", {"host": "elsewhere", "pid": 1, "sampler_seed": 0})
+    second = optuna.load_study(study_name="d", storage=store)
+    seen = [s.get_trials(deepcopy=False) for s in (first, second)]
+    time.sleep(3.2)  # past the grace period, 3 x 1 s
+    assert [fail_dead_trials(s, trials, heartbeat=1) for s, trials in zip((first, second), seen)] == [1, 0]
+    states = [t.state for t in optuna.load_study(study_name="d", storage=store).trials]
+    assert states == [STATES.FAIL, STATES.WAITING]
+
+
+def test_a_long_trial_beats():
+    from scalelab.scaling.workers import HEARTBEAT, beating
+
+    study = optuna.create_study()
+    trial = study.ask()
+    with beating(trial, 1):
+        time.sleep(1.5)
+    study.tell(trial, 1.0)
+    assert time.time() - study.trials[0].user_attrs[HEARTBEAT] < 1.5
 
 
 def test_local_workers_share_one_study_and_stop_together(tmp_path):

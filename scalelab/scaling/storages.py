@@ -6,9 +6,9 @@
 - SQLite: write-ahead log, a long busy timeout, and ``BEGIN IMMEDIATE`` transactions, so writers
   queue for the lock instead of failing with "database is locked" (a deferred transaction that reads
   first and writes later cannot wait: SQLite refuses it at once when another process wrote meanwhile).
-- Heartbeats (Optuna's ``heartbeat_interval``/``grace_period``): a running trial whose worker stops
-  beating is failed by the next worker that looks, and ``RetryHeartbeatStaleTrialCallback`` queues it
-  again, so a killed worker loses nothing and leaves nothing RUNNING.
+- The storage carries its workers' heartbeat interval; ``scaling.workers`` beats and fails the trials
+  of dead workers through Optuna's public trial API, so a killed worker loses nothing and leaves
+  nothing RUNNING. Nothing here reaches into Optuna's private modules or its tables.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import random
 import socket
 import time
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from typing import Iterator, Optional
 
 from scalelab.errors import ScalelabError
@@ -55,7 +54,8 @@ def check_url(url: str) -> None:
 
 def open_storage(url: Optional[str], heartbeat: int = DEFAULT_HEARTBEAT):
     """An Optuna storage from a URL; 'memory' for a study that is not kept. A URL Optuna cannot open
-    is a ScalelabError naming it. ``heartbeat`` (seconds, 0 for none) applies to database storages."""
+    is a ScalelabError naming it. ``heartbeat`` (seconds, 0 for none): how often the running trials of
+    the workers on a database storage beat (kept on the storage as ``heartbeat``)."""
     import optuna
 
     if url is None or is_memory(url):
@@ -79,40 +79,13 @@ def open_storage(url: Optional[str], heartbeat: int = DEFAULT_HEARTBEAT):
 
 
 def _open_rdb(url: str, heartbeat: int):
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9: say it once, here
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _open_rdb_quietly(url, heartbeat)
-
-
-def _open_rdb_quietly(url: str, heartbeat: int):
-    import optuna
-
     sqlite = url.startswith("sqlite")
     kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}} if sqlite else {"pool_pre_ping": True}
-    beats = {}
-    if heartbeat > 0:
-        beats = {"heartbeat_interval": heartbeat, "grace_period": GRACE_FACTOR * heartbeat,
-                 "heartbeat_stale_trial_callback": _retry_without_worker(
-                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))}
-    storage = SharedStorage(url, engine_kwargs=kwargs, **beats)
+    storage = SharedStorage(url, engine_kwargs=kwargs)
+    storage.heartbeat = heartbeat
     if sqlite:
         _shared_sqlite(storage.engine)
     return storage
-
-
-def _retry_without_worker(retry):
-    """Optuna's retry callback copies the dead trial's attributes into the queued copy: the copy must
-    not carry the dead worker's name, or it would be taken for dead again once a live worker runs it."""
-
-    def callback(study, trial) -> None:
-        trial.user_attrs.pop("worker", None)  # ``trial`` is the callback's own deep copy
-        retry(study, trial)
-
-    return callback
 
 
 def _shared_sqlite(engine) -> None:
@@ -171,53 +144,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _dead_here(worker: object) -> bool:
-    """True for a worker of this machine whose process is gone (a pid reused since reads as alive)."""
-    if not isinstance(worker, dict) or worker.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(worker["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError, KeyError, TypeError, OverflowError):
-        return False
-    return False
-
-
 def _storage_class():
     import optuna
-    import sqlalchemy
 
     class _SharedStorage(optuna.storages.RDBStorage):
-        """Optuna's RDBStorage; its stale-trial check also catches the running trials Optuna's misses:
-        a worker killed between creating a trial and its first heartbeat leaves a trial with no
-        heartbeat at all (failed once it is older than the grace period), and a worker of this
-        machine whose process is gone is known dead at once."""
+        """Optuna's RDBStorage, and the heartbeat interval of the workers that use it (seconds, 0 for
+        none), which ``studies.open_study`` hands to each worker's sampler."""
 
-        _looked = -float("inf")
-
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            # Optuna looks before every trial; once per heartbeat interval is enough, as a trial is
-            # stale only after several intervals of silence (two fewer queries per trial)
-            if time.monotonic() - self._looked < (self.heartbeat_interval or 0):
-                return []
-            self._looked = time.monotonic()
-            stale = list(super()._get_stale_trial_ids(study_id))
-            running = [t for t in self.get_all_trials(study_id, deepcopy=False,
-                                                      states=(optuna.trial.TrialState.RUNNING,))
-                       if t._trial_id not in stale]
-            if not running:
-                return stale
-            with self.engine.connect() as db:
-                query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
-                    sqlalchemy.bindparam("ids", expanding=True))
-                beating = {row[0] for row in db.execute(query, {"ids": [t._trial_id for t in running]})}
-            cutoff = datetime.now() - timedelta(seconds=self.grace_period or 2 * (self.heartbeat_interval or 0))
-            for t in running:
-                silent = t._trial_id not in beating and t.datetime_start is not None and t.datetime_start < cutoff
-                if silent or _dead_here(t.user_attrs.get("worker")):
-                    stale.append(t._trial_id)
-            return stale
+        heartbeat = 0
 
     return _SharedStorage
 

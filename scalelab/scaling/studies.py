@@ -68,7 +68,8 @@ def open_study(storage, name: str, directions: list[str], fingerprint: dict, sam
     """Create the study, or continue the stored one of that name if it was made with the same
     settings (several workers may do this at once: the first creates it, the others load it). Each
     worker's sampler (``sampler_factory(seed)``) is seeded from ``seed`` and its first trial's number
-    (``workers.worker_seed``), so workers, and a resumed run, do not propose the same points again."""
+    (``workers.worker_seed``), so workers, and a resumed run, do not propose the same points again;
+    it carries the storage's heartbeat interval to ``workers.run_trials``."""
     import optuna
 
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
@@ -79,8 +80,8 @@ def open_study(storage, name: str, directions: list[str], fingerprint: dict, sam
         check_settings(name, stored, fingerprint)
     # the median pruner stops trials whose per-epoch accuracy (the train method) trails the others
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    return optuna.load_study(study_name=name, storage=storage, sampler=worker_sampler(sampler_factory, seed),
-                             pruner=pruner)
+    sampler = worker_sampler(sampler_factory, seed, heartbeat=getattr(storage, "heartbeat", 0))
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
 
 
 def check_settings(name: str, stored: dict, fingerprint: dict) -> None:
