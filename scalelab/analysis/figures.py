@@ -56,7 +56,7 @@ def network_figures(network: Network, *, batch: int = 1, dtype: str = "fp32", de
         latency = predict_latency(network, device, dtype, batch)
     ref = network.spec.reference
     return NetworkFigures(
-        network.spec.name, tuple(network.input_shape[1:]), batch, dtype, total.params, total.macs, total.ops,
+        network.spec.name, (network.input_shape[1], network.input_shape[2]), batch, dtype, total.params, total.macs, total.ops,
         memory.weight_bytes, memory.peak_bytes, training.total_bytes, optimizer,
         latency.total_ms if latency else None, latency.device if latency else None,
         latency.method if latency else None,

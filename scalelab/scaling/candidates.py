@@ -180,7 +180,9 @@ class Evaluator:
                          costs["memory_bytes"], *estimate[:4], blocks=after, depth_multiplier=depth,
                          low=estimate[4], high=estimate[5])
 
-    def _accuracy(self, spec: Spec, depth: float, width: float, trial: Any):
+    def _accuracy(self, spec: Spec, depth: float, width: float, trial: Any
+                  ) -> tuple[float, str, str, bool, Optional[float], Optional[float]]:
+        """(top-1 or proxy score, method, detail, extrapolated, 80% interval low, high)."""
         if self.accuracy_method == "train":
             from scalelab.scaling.train import train_accuracy
 
@@ -192,6 +194,7 @@ class Evaluator:
         estimate = estimate_accuracy(self.base, depth, width, spec.input.resolution[0], method=self.accuracy_method,
                                      **self.accuracy_options)
         value = estimate.top1 if estimate.top1 is not None else estimate.score  # the proxy gives a score
+        assert value is not None  # every method gives a top-1 or a score, or refuses
         return float(value), estimate.method, estimate.detail, bool(estimate.extrapolated), estimate.low, estimate.high
 
 

@@ -188,7 +188,8 @@ def scale_spec(
         pair = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
         if len(pair) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in pair):
             raise ScalelabError(f"resolution must be a positive number of pixels, got {resolution!r}")
-        size = tuple(round_resolution(v, 1.0, resolution_multiple) for v in pair)
+        rows, cols = (round_resolution(v, 1.0, resolution_multiple) for v in pair)
+        size = (rows, cols)
 
     channel_divisor = math.lcm(divisor, input_divisor(spec))
     entries = []

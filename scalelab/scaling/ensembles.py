@@ -60,6 +60,7 @@ def expand(name: str, macs: int, params: int, top1: Optional[float], how: Option
     out = []
     for k in ensembles:
         for n in crops:
+            estimate: tuple[Optional[float], Optional[float], Optional[float], str, bool]
             if top1 is None:
                 estimate = (None, None, None, "no top-1 known for this network", False)
             elif k == 1 and n == base_crops:
@@ -73,10 +74,10 @@ def expand(name: str, macs: int, params: int, top1: Optional[float], how: Option
 
 def pareto(points: list[Variant]) -> list[Variant]:
     """The variants no other beats on both MACs (fewer) and top-1 (higher), by MACs."""
-    known = sorted((v for v in points if v.top1 is not None), key=lambda v: (v.macs, -v.top1))
+    known = sorted(((v, v.top1) for v in points if v.top1 is not None), key=lambda vt: (vt[0].macs, -vt[1]))
     front, best = [], float("-inf")
-    for v in known:
-        if v.top1 > best:
+    for v, top1 in known:
+        if top1 > best:
             front.append(v)
-            best = v.top1
+            best = top1
     return front

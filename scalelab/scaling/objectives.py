@@ -10,7 +10,7 @@ With several budgets the reward multiplies one factor per budget.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Generic, Iterable, Literal, Sequence, TypeVar
 
 from scalelab.scaling.budget import Budget
 
@@ -42,21 +42,24 @@ def feasible(budgets: Sequence[Budget], metrics: dict) -> bool:
     return all(metrics[b.metric] <= b.limit for b in budgets)
 
 
+Key = TypeVar("Key")
+
+
 @dataclass(frozen=True)
-class Point:
-    """A candidate on the accuracy/cost plane, with whatever identifies it (a trial number)."""
+class Point(Generic[Key]):
+    """A candidate on the accuracy/cost plane, with whatever identifies it (a trial, a number)."""
 
     cost: float
     accuracy: float
-    key: object = None
+    key: Key
 
 
-def pareto_front(points: Iterable[Point]) -> list[Point]:
+def pareto_front(points: Iterable[Point[Key]]) -> list[Point[Key]]:
     """The points no other point beats on both axes (lower cost and higher accuracy), by cost.
 
     A point is dominated when another has cost <= and accuracy >= with at least one strict."""
     ordered = sorted(points, key=lambda p: (p.cost, -p.accuracy))
-    front: list[Point] = []
+    front: list[Point[Key]] = []
     best = float("-inf")
     for p in ordered:
         if p.accuracy > best:  # equal costs come best-first, so the rest of them are dominated

@@ -348,7 +348,8 @@ def _record_step_two(store, phi_name: str, settings: SearchSettings, two: StepTw
             "pixels": optuna.distributions.IntDistribution(1, 1 << 20),
             "models": optuna.distributions.IntDistribution(1, MAX_ENSEMBLE),
             "crops": optuna.distributions.IntDistribution(1, MAX_CROPS)}
-    frozen, records = [], []
+    frozen: list[optuna.trial.FrozenTrial] = []
+    records: list[TrialRecord] = []
     for params, c, ok in sorted(two.tried, key=lambda item: (item[1] is not two.winner, item[1].macs)):
         cons, _, reward = _score(c, settings)
         reward = c.accuracy if settings.objective == "pareto" else reward

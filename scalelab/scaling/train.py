@@ -42,8 +42,8 @@ def with_classes(spec: Spec, classes: int) -> Spec:
     """The spec with its last top-level linear block producing ``classes`` outputs."""
     from scalelab.spec.model import Stage
 
-    index = next((i for i in range(len(spec.blocks) - 1, -1, -1)
-                  if not isinstance(spec.blocks[i], Stage) and spec.blocks[i].kind == "linear"), None)
+    index = next((i for i, entry in reversed(list(enumerate(spec.blocks)))
+                  if not isinstance(entry, Stage) and entry.kind == "linear"), None)
     if index is None:
         raise ScalelabError(f"spec '{spec.name}': training needs a final linear classifier block to resize to "
                             f"the dataset's {classes} classes")

@@ -233,6 +233,7 @@ def step_two(evaluator: Evaluator, settings, levels: list[DepthLevel], best: Can
 def refine_winner(evaluator: Evaluator, settings, levels: list[DepthLevel], best: Candidate) -> StepTwo:
     """A direct search's best trial, refined the same way (its winner spends the budget too)."""
     ray = Ray(evaluator, settings, levels, (1.0, 1.0, 1.0), avoid_extrapolation=settings.extrapolation == "avoid")
+    assert best.depth_multiplier is not None  # every candidate a search evaluates records its multiplier
     start = (best.depth_multiplier, best.width, best.resolution)
     ray.tried[start] = (best, True)
     end, refinement = refine(ray, start, settings.space)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from scalelab.blocks import KINDS
 from scalelab.blocks.registry import INNER_BLOCK_ERROR
@@ -175,7 +176,7 @@ def _document_path(loc: tuple, data: Any) -> tuple:
     return tuple(out)
 
 
-def _describe(error: dict, data: Any) -> tuple[tuple, str]:
+def _describe(error: ErrorDetails, data: Any) -> tuple[tuple, str]:
     """One validation error -> (path of the offending node, message); a text where a number or a
     choice was expected gets a hint where YAML 1.1 would have read it as a number (``0100``, ``6_4``)."""
     loc, message = _describe_rule(error, data)
@@ -187,7 +188,7 @@ def _describe(error: dict, data: Any) -> tuple[tuple, str]:
     return loc, message
 
 
-def _describe_rule(error: dict, data: Any) -> tuple[tuple, str]:
+def _describe_rule(error: ErrorDetails, data: Any) -> tuple[tuple, str]:
     loc, kind = _document_path(tuple(error["loc"]), data), error["type"]
     if kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]

@@ -118,6 +118,7 @@ def _protocol_at(base: Spec, pixels: int) -> str:
     """The base reference's protocol with the scaled network's input size: the law scales error
     ratios, so an estimate keeps the crops, pre-training and distillation of the top-1 it scales."""
     ref = base.reference
+    assert ref is not None  # the estimators refused a base without a reference top-1 before
     if ref.protocol is None:
         return f"{ref.dataset}, protocol not stated by the spec"
     return f"{ref.dataset}, {ref.protocol.model_copy(update={'resolution': pixels}).describe()}"
@@ -128,6 +129,7 @@ def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> Accurac
     from scalelab.scaling.accuracy.scaling_law import fitted_law
 
     base_top1 = _base_top1(base, "scaling-law")
+    assert base.reference is not None  # _base_top1 refuses a base without one
     before, after = repeated_blocks(base, depth)
     # what depth scaling really builds: repeats round up per stage (no stages: depth changes nothing)
     d = after / before if before else 1.0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from scalelab.scaling.accuracy.scaling_law import Point, ScalingLaw, fit
 
@@ -114,7 +115,7 @@ def _quantile(residuals, scale: float) -> float:
     return conformal_quantile([abs(r.error) / (1 + r.distance / scale) for r in residuals])
 
 
-def calibrate(points: list[Point], law: ScalingLaw = None) -> Calibration:
+def calibrate(points: list[Point], law: Optional[ScalingLaw] = None) -> Calibration:
     law = law or fit(points)
     held = leave_one_series_out(points)
     mean_width = lambda scale: _quantile(held, scale) * sum(1 + r.distance / scale for r in held)  # noqa: E731

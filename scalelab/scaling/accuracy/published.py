@@ -77,6 +77,7 @@ class Published(_Strict):
 
     def multipliers(self, row: Row) -> tuple[float, float, float]:
         """(depth, width, resolution) of a series row relative to its series' base."""
+        assert row.series is not None  # multipliers exist only within a series
         base = self.base_of(row.series)
         return row.depth / base.depth, row.width / base.width, row.resolution / base.resolution
 

@@ -123,7 +123,8 @@ def _sigmoid(x: float) -> float:
 def _law(raw: list[float], ranges: dict) -> ScalingLaw:
     """The law from unconstrained parameters: s = sigmoid(a) in (0, 1), k = MAX_EXPONENT x sigmoid(b),
     so the optimiser needs no walls (Nelder-Mead stalls against them)."""
-    return ScalingLaw(*(Term(_sigmoid(raw[2 * i]), MAX_EXPONENT * _sigmoid(raw[2 * i + 1])) for i in range(3)), ranges)
+    depth, width, resolution = (Term(_sigmoid(raw[2 * i]), MAX_EXPONENT * _sigmoid(raw[2 * i + 1])) for i in range(3))
+    return ScalingLaw(depth, width, resolution, ranges)
 
 
 def _loss(raw: list[float], points: list[Point]) -> float:
