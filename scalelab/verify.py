@@ -8,8 +8,14 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalelab.errors import ScalelabError
+
+if TYPE_CHECKING:
+    from scalelab.analysis.costs import Analysis
+    from scalelab.spec.model import Spec
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ def _fvcore_checks(net, analysis, x) -> list[Check]:
     return checks
 
 
-def verify(spec, resolution=None) -> tuple[object, list[Check]]:
+def verify(spec: "str | Path | Spec", resolution: "int | tuple[int, int] | None" = None
+           ) -> tuple[Analysis, list[Check]]:
     """The analysis of ``spec`` and every cross-check against its built module (batch 1, eval mode)."""
     import torch
 

@@ -21,13 +21,24 @@ import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Hashable, Iterable
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, ContextManager, Optional, TypeVar
 
+from scalelab import progress
 from scalelab.analysis import timing_cache
 from scalelab.analysis.noise import LoadWindow, Noise, NoiseLimits, until_quiet
+from scalelab.blocks.layers import Shape
 from scalelab.errors import ScalelabError
-from scalelab.graph.network import Network
+from scalelab.graph.network import Network, ResolvedBlock
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+#: what names a callable timed in turns: a block's label, or a calibration network's index
+Label = TypeVar("Label", bound=Hashable)
 
 MEASURABLE = ("fp32", "fp16", "bf16")
 
@@ -50,10 +61,11 @@ class Timing:
 
 
 
-def drift(timings) -> float:
+def drift(timings: Iterable[Timing]) -> float:
     """How far repeated rounds disagree over several timings: the time-weighted excess of each
     one's typical round median over its kept figure (tiny blocks, whose runs jitter most, weigh
     least)."""
+    timings = list(timings)
     kept = sum(t.median_ms for t in timings)
     return sum(t.drift * t.median_ms for t in timings) / kept if kept > 0 else 0.0
 
@@ -70,7 +82,7 @@ def cache_file() -> Path:
     return timing_cache.cache_file()
 
 
-def _key(signature: str, shape, conditions: dict) -> str:
+def _key(signature: str, shape: object, conditions: dict) -> str:
     fixed = {k: v for k, v in conditions.items() if k != "load_average_1min"}  # recorded, not a key
     text = json.dumps([signature, shape, fixed], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -98,7 +110,7 @@ def conditions_for(device: str, dtype: str, batch: int, channels_last: bool) -> 
             "mode": "inference_mode, eval", "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
-def _run_once(fn, device: str) -> float:
+def _run_once(fn: Callable[[], object], device: str) -> float:
     """Milliseconds of one ``fn()``: CUDA events around it on a GPU, a monotonic clock on CPU."""
     import torch
 
@@ -120,7 +132,7 @@ def _summary(samples: list[float], kept: float, typical: Optional[float] = None)
     return Timing(kept, min(q1, kept), max(q3, kept), len(samples), min_ms=min(samples), drift=excess)
 
 
-def time_callable(fn, device: str, warmup: int = 3, min_repeats: int = 5, max_repeats: int = 50,
+def time_callable(fn: Callable[[], object], device: str, warmup: int = 3, min_repeats: int = 5, max_repeats: int = 50,
                   stable: float = 0.05, budget_s: float = 5.0) -> Timing:
     """Median and quartiles of ``fn()`` in milliseconds, repeating until stable (one callable alone:
     calibration's floors keep its ``min_ms``)."""
@@ -141,9 +153,9 @@ def time_callable(fn, device: str, warmup: int = 3, min_repeats: int = 5, max_re
     return _summary(samples, statistics.median(samples))
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], device: str, warmup: int = 3, burst: int = 5,
+def time_interleaved(fns: dict[Label, Callable[[], object]], device: str, warmup: int = 3, burst: int = 5,
                      min_rounds: int = 3, max_rounds: int = 10, stable: float = 0.05,
-                     budget_s: float = 5.0, on_round: Callable[[], None] = lambda: None) -> dict[str, Timing]:
+                     budget_s: float = 5.0, on_round: Callable[[], None] = lambda: None) -> dict[Label, Timing]:
     """Time several callables in turns: each round runs every callable ``burst`` times; a callable's
     figure is the lowest of its round medians. Stops after ``min_rounds`` once the rounds agree
     within ``stable`` (``drift``), or after ``max_rounds``, or when ``budget_s`` per callable is spent."""
@@ -154,8 +166,9 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: str, warmup: 
             fn()
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    medians: dict[str, list[float]] = {name: [] for name in fns}
+    samples: dict[Label, list[float]] = {name: [] for name in fns}
+    medians: dict[Label, list[float]] = {name: [] for name in fns}
+    timings: dict[Label, Timing] = {}
     start, limit = time.perf_counter(), budget_s * len(fns)
     for round_ in range(1, max_rounds + 1):
         for name, fn in fns.items():
@@ -169,7 +182,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: str, warmup: 
     return timings
 
 
-def _torch_dtype(dtype: str):
+def _torch_dtype(dtype: str) -> torch.dtype:
     import torch
 
     if dtype not in MEASURABLE:
@@ -177,7 +190,8 @@ def _torch_dtype(dtype: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
 
 
-def _prepare(module, shapes, batch: int, device: str, dtype: str, channels_last: bool):
+def _prepare(module: nn.Module, shapes: list[Shape], batch: int, device: str, dtype: str, channels_last: bool
+             ) -> tuple[nn.Module, list[torch.Tensor]]:
     """Module in eval mode on the device, and random inputs of the block's real shapes."""
     import torch
 
@@ -187,7 +201,7 @@ def _prepare(module, shapes, batch: int, device: str, dtype: str, channels_last:
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
 
-    def make(shape):
+    def make(shape: Shape) -> torch.Tensor:
         x = torch.randn(batch, *shape, device=device, dtype=tdtype)
         return x.contiguous(memory_format=fmt) if x.ndim == 4 else x
 
@@ -228,7 +242,7 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
         with torch.inference_mode(), bar(f"{what}: {len(todo)} timings, rounds", max_rounds, progress) as steps:
             attempts = iter(range(1, len(limits.backoff_s) + 2))
 
-            def attempt():
+            def attempt() -> tuple[dict[str, Timing], Noise]:
                 steps.say(f"{what}: {len(todo)} timings, attempt {next(attempts)}, rounds", max_rounds, restart=True)
                 with LoadWindow() as window:
                     timings = time_interleaved(fns, device, warmup=warmup, burst=burst, min_rounds=min_rounds,
@@ -251,30 +265,26 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
     return Measurement(conditions, {label: results[label] for label, b in work if b is not None}, whole_timing, method)
 
 
-def bar(what: str, total: int, shown: bool):
+def bar(what: str, total: int, shown: bool) -> ContextManager[progress.Steps]:
     """The timing rounds' progress on stderr (``scalelab.progress``), or none when ``shown`` is false."""
-    from contextlib import nullcontext
-
-    from scalelab import progress
-
     return progress.progress(what, total) if shown else nullcontext(progress.Steps())
 
 
-def _signature(network: Network, block) -> tuple[str, list]:
+def _signature(network: Network, block: Optional[ResolvedBlock]) -> tuple[str, list[Shape]]:
     """What a timing depends on: the layer tree(s) and input shape(s) timed."""
     if block is None:
         inference = network.inference_blocks()
         return repr([(b.name, b.inputs, b.layers) for b in inference]), [network.input_shape]
-    shapes = [block.in_shape] if type(block.block).arity == 1 else list(block.in_shape)
+    shapes = list(block.in_shape) if isinstance(block.in_shape, list) else [block.in_shape]  # a merge's: a list
     return repr(block.layers), shapes
 
 
-def _callables(network: Network, work, device: str, dtype: str, batch: int, channels_last: bool,
+def _callables(network: Network, work: list[tuple[str, Optional[ResolvedBlock]]], device: str, dtype: str, batch: int, channels_last: bool,
                progress: bool) -> dict[str, Callable[[], object]]:
     """Each block (or the whole network) built, on the device, with random inputs of its shapes."""
     from scalelab.build import Net, to_torch
 
-    fns = {}
+    fns: dict[str, Callable[[], object]] = {}
     with bar(f"measuring {network.spec.name}: building", len(work), progress) as steps:
         for label, block in work:
             _, shapes = _signature(network, block)

@@ -60,7 +60,7 @@ class LoadWindow:
         self.other_cpus = 0.0
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         wall = time.perf_counter() - self._wall
         end = _busy_and_own()
         if self._start is None or end is None or wall <= 0:

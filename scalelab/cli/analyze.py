@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -13,6 +13,9 @@ from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_RESOLUTION, quote
+
+if TYPE_CHECKING:
+    from scalelab.report.rows import Report
 from scalelab.output import check_output_file
 
 
@@ -71,7 +74,7 @@ def check_combinations(mode: Mode, optimizer: Optional[str], freeze_until: Optio
             raise ScalelabError(f"{option} applies only with {other}; add {other} or drop {option}")
 
 
-def select_columns(report, columns: Optional[str]):
+def select_columns(report: Report, columns: str) -> Report:
     """``--columns params,macs``: the report with those columns, in that order (JSON keys)."""
     import dataclasses
 

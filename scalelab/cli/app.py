@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -25,11 +26,15 @@ class _PrefixedErrors(TyperGroup):
     """click's own errors (an unknown option, a value its type refuses) take scalelab's prefix:
     click would print ``Error:``, scalelab's messages ``error:``."""
 
-    def main(self, *args, standalone_mode: bool = True, **extra):
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
+             complete_var: Optional[str] = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        given = (args, prog_name, complete_var)
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **extra)
+            return super().main(*given, standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
         try:
-            code = super().main(*args, standalone_mode=False, **extra)  # the exit code of a typer.Exit
+            # the exit code of a typer.Exit
+            code = super().main(*given, standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
         except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)

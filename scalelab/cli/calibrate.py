@@ -46,6 +46,7 @@ too large is written with a warning that every prediction from the profile repea
     limits = NoiseLimits(max_other_cpus=max_load, max_spread=max_spread)
     profile = run(device, name, networks=networks, limits=limits, allow_noisy=allow_noisy)
     c = profile.calibration
+    assert c is not None  # a calibrated profile records how it was fitted
     typer.echo(f"fitted on {c['synthetic_networks']} synthetic networks timed whole: median error "
                f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}, leave-one-out median "
                f"{c['held_out_median_error']:.1%}; competing load {c['competing_load_cpus']:.2f} CPUs", err=True)

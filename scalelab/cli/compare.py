@@ -81,6 +81,7 @@ def compare(
     if fmt == "chart":
         from scalelab.report.compare_plot import draw_comparison, draw_variants
 
+        assert output is not None  # the chart format comes from -o's extension only
         (draw_variants if variants else draw_comparison)(result, output)
         wrote(output)
         return

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable, Optional
+from typing import IO, Callable, Optional
 
 from scalelab.errors import ScalelabError
 
@@ -43,6 +43,7 @@ class LocalWorkers:
     def start(self) -> None:
         if not self.extra:
             return
+        assert PROGRAM_ARGS is not None  # checked when the pool was made
         args = [sys.executable, "-m", "scalelab", *PROGRAM_ARGS, "--workers", "1", "--worker-of", str(os.getpid())]
         for _ in range(self.extra):
             self.procs.append(subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -51,7 +52,7 @@ class LocalWorkers:
     def start_together(self, stop_requested: Callable[[], bool], wait_s: float = START_WAIT_S) -> None:
         """Wait until every helper's study is open (a ``READY`` line, or its end of output if it
         failed first), then let them all start: their standard input is closed."""
-        waiting = {proc.stdout.fileno(): proc for proc in self.procs}
+        waiting = {_stdout(proc).fileno(): proc for proc in self.procs}
         deadline = time.monotonic() + wait_s
         while waiting and not stop_requested() and time.monotonic() < deadline:
             readable, _, _ = select.select(list(waiting), [], [], 0.1)
@@ -100,3 +101,8 @@ def wait_for_start() -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, sys.stdout.fileno())  # nothing more is read from this pipe
     os.close(devnull)
+
+
+def _stdout(proc: subprocess.Popen) -> IO[bytes]:
+    assert proc.stdout is not None  # every helper is started with stdout=PIPE
+    return proc.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -150,7 +150,7 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
     if not folder.is_dir():
         raise ScalelabError(f"{folder}: folder does not exist")
     stem = report.stem
-    todo = []
+    todo: list[tuple[str, object, Path]] = []  # (chart kind, its data, its file)
     if chart in (Chart.accuracy, Chart.all):
         todo.append(("accuracy", accuracy_vs_cost(data, x.value, references), output or folder / f"{stem}-accuracy-vs-{x.value}.png"))
     if chart in (Chart.scaling, Chart.all):
@@ -163,7 +163,8 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
     from scalelab.report.compare_plot import draw_ensemble_chart
     from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
 
-    draw = {"accuracy": draw_accuracy_vs_cost, "scaling": draw_scaling_curves, "ensembles": draw_ensemble_chart}
+    draw: dict[str, Callable[[Any, Path], Path]] = {
+        "accuracy": draw_accuracy_vs_cost, "scaling": draw_scaling_curves, "ensembles": draw_ensemble_chart}
     for kind, chart_data, path in todo:  # every chart's data is computed before any file is written
         draw[kind](chart_data, path)
         wrote(path)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import typer
 
 from scalelab.cli.app import app, emit, friendly
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 
 class ListFormat(str, Enum):
@@ -46,8 +50,10 @@ def _table(rows: list[dict]) -> str:
     from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title="scalelab zoo", title_justify="left", header_style="bold")
-    for header, justify in (("name", "left"), ("input", "right"), ("params", "right"), ("MACs", "right"),
-                            ("top-1 %", "right"), ("dataset", "left"), ("description", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("name", "left"), ("input", "right"), ("params", "right"), ("MACs", "right"), ("top-1 %", "right"),
+        ("dataset", "left"), ("description", "left"))
+    for header, justify in columns:
         table.add_column(header, justify=justify, overflow="fold", no_wrap=header not in ("dataset", "description"))  # figures never split
     for r in rows:
         h, w = r["resolution"]

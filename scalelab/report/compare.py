@@ -11,10 +11,14 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from typing import Callable, Optional
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Callable, Optional
 
 from scalelab.analysis.figures import NetworkFigures
 from scalelab.report.units import human_bytes, human_count
+
+if TYPE_CHECKING:
+    from scalelab.scaling.ensembles import Variant
 
 
 def _ms(v) -> str:
@@ -75,7 +79,7 @@ class Comparison:
         return top1_difference(self.networks[0], fig)
 
 
-def comparison(networks: list[NetworkFigures], variants: list = ()) -> Comparison:
+def comparison(networks: list[NetworkFigures], variants: Sequence[Variant] = ()) -> Comparison:
     first = networks[0]
     notes = [
         f"Conditions: input {' / '.join(sorted({f'{h}x{w}' for h, w in (n.resolution for n in networks)}))}, "

@@ -129,6 +129,7 @@ def _shortcut_layers(node, inside: bool = False) -> set[int]:
     if not isinstance(node, L.Wiring):
         return {id(node)} if inside else set()
     found: set[int] = set()
+    assert dataclasses.is_dataclass(node)  # every wiring node is one
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
         short = inside or (isinstance(node, L.Residual) and f.name == "shortcut")

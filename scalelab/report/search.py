@@ -86,11 +86,12 @@ def ensembles_section(result: "SearchResult") -> dict[str, Any]:
         best.setdefault((t.candidate.models, t.candidate.crops), t)
     rows = []
     for k, n in variants.combinations(s):
-        t = best.get((k, n))
-        rows.append({"models": k, "crops": n, "label": variants.label(k, n), "trial": None if t is None else t.number,
-                     **({} if t is None else {key: t.as_dict()[key] for key in
+        found = best.get((k, n))
+        rows.append({"models": k, "crops": n, "label": variants.label(k, n),
+                     "trial": None if found is None else found.number,
+                     **({} if found is None else {key: found.as_dict()[key] for key in
                                               ("macs", "params", "accuracy", "low", "high", "extrapolated", "pixels", "value")}),
-                     **({"study": t.study} if t is not None and t.study else {})})
+                     **({"study": found.study} if found is not None and found.study else {})})
     step_two = ("step 1 finds alpha, beta, gamma on single networks at phi = 1; step 2 (largest phi within the budgets, "
                 "then the refinement) runs once per (K, N), and the best of those wins")
     return {"ensembles": {
@@ -107,12 +108,13 @@ def ties(result: "SearchResult") -> Optional[dict]:
     """Feasible candidates (distinct networks) whose 80% interval overlaps the winner's: the estimator
     cannot tell them from the winner. None where estimates carry no interval."""
     w = result.winner.candidate
-    if w.low is None:
+    if w.low is None or w.high is None:
         return None
     pool = result.ranked(top=10 ** 9)
+    low, high = w.low, w.high
     overlapping = [{"number": t.number, **({"study": t.study} if t.study else {})} for t in pool
-                   if t is not result.winner and t.candidate.low is not None
-                   and t.candidate.low <= w.high and t.candidate.high >= w.low]
+                   if t is not result.winner and t.candidate.low is not None and t.candidate.high is not None
+                   and t.candidate.low <= high and t.candidate.high >= low]
     return {"count": len(overlapping), "of": len(pool) - 1, "trials": overlapping}
 
 

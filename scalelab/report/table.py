@@ -145,8 +145,6 @@ def footer(report: Report, hidden: int) -> str:
 
 def to_table(report: Report, width: Optional[int] = None, explain_units: bool = False, fit: bool = True) -> str:
     """A plain-text table for a terminal (human units), at most ``width`` columns wide where it can be."""
-    from rich.text import Text
-
     width = width or terminal_width()
     shown = fit_columns(report, width) if fit else report
     hidden = len(report.columns) - len(shown.columns)
