@@ -31,7 +31,11 @@ from scalelab.blocks.layers import Primitive, Shape, check_device, elements
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT, Network
 
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+#: tf32 stores fp32; amp (autocast) keeps activations in fp16 (its weights: weight_bytes)
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "amp": 2}
+#: autocast keeps the fp32 weights and caches an fp16 copy of each for the forward
+#: (torch/csrc/autocast_mode.cpp, cached_cast: leaf tensors that require grad)
+WEIGHT_BYTES = {"amp": 4 + 2}
 OPTIMIZER_STATES = {"sgd": 0, "sgd-momentum": 1, "adam": 2}  # buffers per trainable weight
 #: exact search over execution orders visits at most this many sets of executed blocks
 EXACT_STATE_LIMIT = 200_000
@@ -41,6 +45,11 @@ def dtype_bytes(dtype: str) -> int:
     if dtype not in DTYPE_BYTES:
         raise ScalelabError(f"unknown dtype '{dtype}'{did_you_mean(dtype, DTYPE_BYTES)}; one of {', '.join(DTYPE_BYTES)}")
     return DTYPE_BYTES[dtype]
+
+
+def weight_bytes(dtype: str) -> int:
+    """Bytes per weight held: the dtype's, or under autocast the fp32 weight and its fp16 copy."""
+    return WEIGHT_BYTES.get(dtype, dtype_bytes(dtype))
 
 
 def _check_batch(batch: int) -> None:
@@ -144,7 +153,7 @@ def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
     at = dict(zip(order, alive))
     peak_at = max(range(len(order)), key=lambda i: alive[i])
     rows = {
-        b.name: BlockMemory(b.name, nbytes * sum(c.params for c in b.costs), batch * nbytes * elements(b.out_shape),
+        b.name: BlockMemory(b.name, weight_bytes(dtype) * sum(c.params for c in b.costs), batch * nbytes * elements(b.out_shape),
                             dag.inner[b.name], at[b.name])
         for b in dag.blocks
     }
@@ -318,8 +327,9 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
     check_device(device)
     rows = {}
     for b, walker in run_network(network, frozen, lambda b, trainable: _SavedWalk(trainable, batch, nbytes, device)):
-        weights = nbytes * sum(c.params for c in b.costs)
-        grads = weights if walker.trainable else 0
+        params = sum(c.params for c in b.costs)
+        weights = weight_bytes(dtype) * params
+        grads = (4 if dtype == "amp" else nbytes) * params if walker.trainable else 0  # autocast: fp32 gradients
         rows[b.name] = BlockTraining(b.name, walker.trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads,
                                      walker.bytes)
     return TrainingMemory(dtype, batch, optimizer, freeze_until, rows)

@@ -38,6 +38,24 @@ KernelClass = Annotated[LatencyClass, AfterValidator(_launches_kernel)]
 FALLBACK_CLASS = {LatencyClass.STRIDED_DEPTHWISE_CONV: LatencyClass.DEPTHWISE_CONV,
                   LatencyClass.NORM: LatencyClass.ELEMENTWISE}
 DATASHEET_FIGURES = ("peak_flops", "memory_bandwidth")
+#: issue 20's regimes: host-bound (batch <= 8), the transition between, device-bound (batch >= 64)
+Regime = Literal["host_bound", "transition", "device_bound"]
+REGIME_WORDS = {"host_bound": "host-bound regime, batch <= 8", "transition": "transition regime, batch 9-63",
+                "device_bound": "device-bound regime, batch >= 64"}
+#: the error a prediction carries where its profile records none (an unvalidated profile)
+UNVALIDATED_ERROR = 0.5
+
+
+class RegimeError(BaseModel):
+    """How wrong the profile's predictions are in one regime, and how that was found."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    stated: float = Field(gt=0, description="the error every prediction in this regime carries (fraction of the measured)")
+    median: Optional[float] = Field(None, ge=0, description="held-out median absolute error on published rows; none: no data")
+    rows: int = Field(0, ge=0, description="published rows the held-out error is over")
+    networks: int = Field(0, ge=0, description="networks among them")
+    basis: str = Field(description="how the error was obtained (or why there is no data)")
 
 
 class DeviceProfile(BaseModel):
@@ -59,6 +77,10 @@ class DeviceProfile(BaseModel):
     half_efficiency_channels: dict[KernelClass, float] = Field(
         default_factory=dict, description="per latency class, the output channels (features) at which a layer reaches half "
         "its kind's efficiency: efficiency x n / (n + this); thin matrix multiplies fill few vector registers")
+    host_us: float = Field(0.0, ge=0, description="time the host takes to issue one operation in eager PyTorch (Python, "
+                           "dispatcher, launch), microseconds; 0: no separate host (a CPU runs its ops itself)")
+    errors: dict[Regime, RegimeError] = Field(
+        default_factory=dict, description="held-out error per regime (host_bound, transition, device_bound)")
     combine: Literal["max", "sum"] = Field(
         "max", description="how a layer's compute and memory times combine: max (the roofline, for datasheet profiles) or "
         "sum (the linear form `scalelab calibrate` fits on whole networks)")
@@ -106,6 +128,19 @@ class DeviceProfile(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False, width=120)
+
+
+def regime_error(profile: DeviceProfile, regime: str) -> tuple[float, str]:
+    """The error a prediction in ``regime`` carries, and how it was obtained: the profile's held-out error
+    for the regime, else its calibration's leave-one-out error, else a wide default said to be one."""
+    found = profile.errors.get(regime)  # type: ignore[call-overload]
+    if found is not None:
+        return found.stated, f"{found.basis}; {REGIME_WORDS[regime]}"
+    c = profile.calibration or {}
+    if "held_out_median_error" in c:
+        return (max(float(c["held_out_median_error"]), 0.01),
+                f"leave-one-out median error on {c.get('synthetic_networks', 'its')} synthetic networks (calibrate)")
+    return UNVALIDATED_ERROR, f"profile {profile.name} records no held-out error: a wide default, not validated"
 
 
 def profiles_dir() -> Path:
