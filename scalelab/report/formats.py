@@ -1,4 +1,5 @@
-"""Rendering a ``Report``: Markdown, JSON and CSV here; the terminal table in ``table``, HTML in ``html``.
+"""Rendering a ``Report``: Markdown, JSON and CSV here; the terminal table in ``table``, HTML in ``html``
+(what all of them share is in ``layout``).
 
 Tables show human units (25.6M, 4.09G); JSON and CSV carry the exact integers. Every format states
 the spec and the conditions (resolution, batch, dtype); JSON, Markdown and HTML also the counting
@@ -12,61 +13,14 @@ import io
 import json
 from typing import Optional
 
+from scalelab.report.html import to_html
+from scalelab.report.layout import (FIXED_HEADERS, TRAINING_TOTAL, cells, notes, title, total_cells, total_label,
+                                    total_rows, training_caption)
 from scalelab.report.rows import Report, Row
+from scalelab.report.table import to_table
 from scalelab.report.units import human_shape
 
 FORMATS = ("table", "markdown", "json", "csv", "html")
-
-FIXED_HEADERS = ("Block", "Kind", "Output")
-
-
-def title(report: Report) -> str:
-    return f"scalelab analysis of {report.spec}"
-
-
-def cells(report: Report, row: Row) -> list[str]:
-    return [row.name, row.kind, human_shape(row.out_shape)] + [c.human(row.values.get(c.key)) for c in report.columns]
-
-
-def total_cells(report: Report, label: str, values: dict) -> list[str]:
-    return [label, "", ""] + [c.human(values.get(c.key)) if c.key in values else "" for c in report.columns]
-
-
-def total_label(report: Report) -> str:
-    """What the total row adds up: in training mode it is not an inference total."""
-    if report.mode != "train":
-        return "Total (inference)"
-    return "Total (main blocks)" if report.training_rows else "Total"
-
-
-def training_caption(report: Report) -> str:
-    if report.mode != "train":
-        return TRAINING_LABEL
-    return "Training-only blocks (trained too, not in the total above)"
-
-
-def total_rows(report: Report) -> list[tuple[str, dict]]:
-    """The total row, then the rows after it (such as the network timed whole)."""
-    return [(total_label(report), report.total), *report.extra_totals]
-
-
-def _units(report: Report) -> list[str]:
-    return [f"{c.header}: {c.unit}" for c in report.columns]
-
-
-def notes(report: Report) -> list[str]:
-    """Conditions, convention, units and the network-level figures, in words."""
-    return [
-        f"Conditions: {report.conditions.describe()}.",
-        f"Convention: {report.convention}.",
-        "Units: " + "; ".join(_units(report)) + ".",
-        *report.notes,
-    ]
-
-
-TRAINING_LABEL = "Training-only blocks (excluded from the inference total)"
-TRAINING_TOTAL = "Total (training-only blocks)"
-
 
 # --------------------------------------------------------------------------------------------------
 # Markdown
@@ -182,11 +136,7 @@ def render(report: Report, fmt: str, *, width: Optional[int] = None, fit: bool =
     """``fmt`` is one of FORMATS. ``width``, ``fit`` (drop columns to fit the width) and
     ``explain_units`` shape the terminal table; ``chart_svg`` is the chart the HTML report embeds."""
     if fmt == "table":
-        from scalelab.report.table import to_table
-
         return to_table(report, width=width, explain_units=explain_units, fit=fit)
     if fmt == "html":
-        from scalelab.report.html import to_html
-
         return to_html(report, chart_svg=chart_svg)
     return {"markdown": to_markdown, "json": to_json, "csv": to_csv}[fmt](report)

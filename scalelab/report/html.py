@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from scalelab.report.formats import (FIXED_HEADERS, TRAINING_TOTAL, cells, title, total_cells,
-                                     total_rows, training_caption)
+from scalelab.report.layout import (FIXED_HEADERS, TRAINING_TOTAL, cells, title, total_cells,
+                                    total_rows, training_caption)
 from scalelab.report.rows import Report
 from scalelab.report.units import human_shape
 

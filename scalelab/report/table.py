@@ -21,8 +21,8 @@ import sys
 import textwrap
 from typing import Optional
 
-from scalelab.report.formats import (FIXED_HEADERS, TRAINING_TOTAL, cells, notes, title,
-                                     total_cells, total_rows, training_caption)
+from scalelab.report.layout import (FIXED_HEADERS, TRAINING_TOTAL, cells, notes, title,
+                                    total_cells, total_rows, training_caption)
 from scalelab.report.rows import Report, Row
 
 DEFAULT_WIDTH = 100
