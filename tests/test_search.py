@@ -14,7 +14,7 @@ from scalelab.errors import ScalelabError
 from scalelab.scaling.budget import parse_budgets
 from scalelab.scaling.candidates import Evaluator
 from scalelab.scaling.compound import depth_levels, nearest_level, scale_spec
-from scalelab.scaling.objectives import Point, mnas_reward, pareto_front
+from scalelab.scaling.objectives import Objective, Point, mnas_reward, pareto_front
 from scalelab.scaling.search import SearchSettings, SearchSpace, run_search
 from scalelab.spec import load_spec
 
@@ -48,6 +48,24 @@ def test_pareto_front_by_hand():
     pts = [Point(1, 70, "a"), Point(2, 69, "dominated"), Point(2, 75, "b"), Point(3, 75, "same acc, dearer"),
            Point(4, 80, "c"), Point(0.5, 60, "d")]
     assert [p.key for p in pareto_front(pts)] == ["d", "a", "b", "c"]
+
+
+def test_each_objective_owns_its_directions_value_and_ranking():
+    budgets = tuple(parse_budgets(["400MFLOPs", "5Mparams"]))
+    c = {"macs": 800_000_000, "params": 4_000_000, "accuracy": 80.0}
+    c = type("C", (), {**c, "metrics": {"macs": c["macs"], "params": c["params"]}})()
+    reward = Objective("reward", budgets, "hard")
+    assert reward.directions == ["maximize"] and reward.prunable and reward.constrained
+    assert reward.value(c) == reward.score(c) == pytest.approx(40.0)  # twice the MACs budget: halved
+    assert reward.key(c) == (reward.score(c), -800_000_000)
+    assert not Objective("reward", budgets, "soft").constrained
+    pareto = Objective("pareto", budgets, "soft")
+    assert pareto.directions == ["maximize", "minimize"] and not pareto.prunable and pareto.constrained
+    assert pareto.value(c) == (80.0, 800_000_000.0) and pareto.score(c) == 80.0
+    assert pareto.key(c) == (80.0, -800_000_000)
+    assert (reward.default_method, pareto.default_method) == ("two-step", "direct")
+    with pytest.raises(ScalelabError, match="Pareto objective applies to the direct search"):
+        pareto.check_method("two-step")
 
 
 # -- the search --------------------------------------------------------------------------------

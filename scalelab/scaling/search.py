@@ -31,9 +31,9 @@ from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_CROPS, MAX_ENSEMBLE
 from scalelab.scaling import fitted, variants
 from scalelab.scaling.budget import Budget
-from scalelab.scaling.candidates import Candidate, CandidateError, Evaluator, evaluate_trial
+from scalelab.scaling.candidates import CandidateError, Evaluator, evaluate_trial
 from scalelab.scaling.compound import DepthLevel, depth_levels
-from scalelab.scaling.objectives import Constraint, Point, feasible, mnas_reward, pareto_front, violations
+from scalelab.scaling.objectives import Constraint, Objective, ObjectiveName, Point, feasible, pareto_front, violations
 from scalelab.scaling.storages import DEFAULT_HEARTBEAT
 from scalelab.scaling.studies import (
     SAMPLERS, TrialRecord, add_companion_trials, count_finished, make_sampler, open_storage, open_study, quiet_optuna,
@@ -43,7 +43,6 @@ from scalelab.scaling.two_step import StepTwo, phi_range, step_one_objective
 from scalelab.scaling.workers import run_trials
 
 Method = Literal["direct", "two-step"]
-Objective = Literal["reward", "pareto"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class SearchSpace:
 class SearchSettings:
     budgets: tuple[Budget, ...]
     method: Method = "direct"
-    objective: Objective = "reward"
+    objective: ObjectiveName = "reward"
     constraint: Constraint = "hard"
     soft_w: float = -0.07
     trials: int = 100
@@ -80,6 +79,11 @@ class SearchSettings:
     #: ensemble sizes and test-crop counts each candidate may also take (``scaling.variants``)
     ensembles: tuple[int, ...] = (1,)
     crops: tuple[int, ...] = (1,)
+
+    @property
+    def goal(self) -> Objective:
+        """What ``objective`` names, under these budgets."""
+        return Objective(self.objective, self.budgets, self.constraint, self.soft_w)
 
     def fingerprint(self, evaluator: Evaluator) -> dict[str, Any]:
         """What a stored study must agree with for this run to continue it."""
@@ -176,25 +180,22 @@ def run_search(
     settings.space.check()
     if settings.trials < 1:
         raise ScalelabError(f"--trials must be at least 1, got {settings.trials}")
-    if settings.objective == "pareto" and settings.method == "two-step":
-        raise ScalelabError("the Pareto objective applies to the direct search; the two-step method picks phi by the budget")
+    goal = settings.goal
+    goal.check_method(settings.method)
     check_reachable(evaluator, settings)
     quiet_optuna()
     store = open_storage(storage, heartbeat)
     name = study_name or default_study_name(evaluator, settings)
-    pareto = settings.objective == "pareto"
-    hard = settings.constraint == "hard" or pareto
-    directions = ["maximize", "minimize"] if pareto else ["maximize"]
     if settings.sampler not in SAMPLERS:
         raise ScalelabError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{settings.sampler}'")
     factory = lambda seed: make_sampler(settings.sampler, seed)  # noqa: E731
-    study = open_study(store, name, directions, settings.fingerprint(evaluator), factory, settings.seed)
+    study = open_study(store, name, goal.directions, settings.fingerprint(evaluator), factory, settings.seed)
     settings, avoidance = fitted.narrow(evaluator, settings)  # the fingerprint keeps the settings as given
     levels = depth_levels(evaluator.base, *settings.space.depth)
     if settings.method == "two-step":
         objective = step_one_objective(evaluator, settings, levels)
     else:
-        objective = _direct_objective(evaluator, settings, hard, levels)
+        objective = _direct_objective(evaluator, settings, levels)
 
     before = count_finished(study)
     ready()
@@ -248,11 +249,8 @@ def _direct_result(evaluator: Evaluator, settings: SearchSettings, levels, done:
         raise ScalelabError(f"none of the {len(done.records)} trials of study '{done.name}' met the budget{within}; "
                             f"run more trials (--trials), narrow the ranges{hint}{_failure_hint(done.failed)}")
     primary = settings.budgets[0].metric
-    if settings.objective == "pareto":
-        key = lambda t: (t.candidate.accuracy, -t.candidate.metrics[primary])  # noqa: E731
-    else:
-        key = lambda t: (t.value, -t.candidate.macs)  # noqa: E731
-    refined = variants.refine_best(evaluator, settings, levels, feasible_trials, key)
+    goal = settings.goal
+    refined = variants.refine_best(evaluator, settings, levels, feasible_trials, lambda t: goal.rank(t.value, t.candidate))
     records_refined = _record_step_two(done.store, f"{done.name}-refine", settings, refined, None)
     return SearchResult(settings, done.name, done.storage, done.records, records_refined[0],
                         _front(done.records, primary), done.new, failed=done.failed,
@@ -297,43 +295,31 @@ def default_study_name(evaluator: Evaluator, settings: SearchSettings) -> str:
     budgets = "_".join(b.text.replace(" ", "") + ("-hardware" if b.flops_convention == "hardware" and "flop" in
                                                    b.text.lower() else "") for b in settings.budgets)
     device = f"-{evaluator.device}" if evaluator.device else ""
-    mode = "pareto" if settings.objective == "pareto" else settings.constraint
-    return (f"{evaluator.base.name}-{settings.method}-{mode}-{budgets}{device}-{evaluator.accuracy_method}"
+    return (f"{evaluator.base.name}-{settings.method}-{settings.goal.label}-{budgets}{device}-{evaluator.accuracy_method}"
             + variants.study_suffix(settings))
 
 
-def _score(c: Candidate, settings: SearchSettings) -> tuple[list[float], bool, float]:
-    cons = violations(settings.budgets, c.metrics)
-    ok = feasible(settings.budgets, c.metrics)
-    usages = [b.usage(c.metrics[b.metric]) for b in settings.budgets]
-    return cons, ok, mnas_reward(c.accuracy, usages, settings.constraint, settings.soft_w)
-
-
-def _direct_objective(evaluator: Evaluator, settings: SearchSettings, hard: bool, levels: list[DepthLevel]):
+def _direct_objective(evaluator: Evaluator, settings: SearchSettings, levels: list[DepthLevel]):
     """Depth is one of the distinct networks the depth range builds (shallowest first), width and
     resolution log-uniform multipliers."""
     space = settings.space
-    primary = settings.budgets[0].metric
+    goal = settings.goal
 
     def objective(trial):
         d = levels[trial.suggest_int("depth_level", 0, len(levels) - 1)].multiplier
         w = trial.suggest_float("width", *space.width, log=True)
         r = trial.suggest_float("resolution", *space.resolution, log=True)
-        pruning = settings.objective != "pareto"  # Optuna prunes single-objective studies only
-        c = evaluate_trial(evaluator.variant(*variants.sample(trial, settings)), trial, d, w, r, pruning)
-        cons, ok, reward = _score(c, settings)
-        if hard:  # Optuna's constraint API: the sampler learns where the feasible region is
-            for budget, value in zip(settings.budgets, cons):
+        c = evaluate_trial(evaluator.variant(*variants.sample(trial, settings)), trial, d, w, r, goal.prunable)
+        ok = feasible(settings.budgets, c.metrics)
+        if goal.constrained:  # Optuna's constraint API: the sampler learns where the feasible region is
+            for budget, value in zip(settings.budgets, violations(settings.budgets, c.metrics)):
                 trial.set_constraint(budget.metric, value)
         if settings.extrapolation == "avoid":
             ok = ok and not c.extrapolated
-            if hard:
+            if goal.constrained:
                 trial.set_constraint("fitted_range", 1.0 if c.extrapolated else 0.0)
-        if settings.objective == "pareto":
-            record_trial(trial, c, settings.budgets, ok, c.accuracy)
-            return c.accuracy, float(c.metrics[primary])
-        record_trial(trial, c, settings.budgets, ok, reward)
-        return reward
+        record_trial(trial, c, settings.budgets, ok, goal.score(c))
+        return goal.value(c)
 
     return objective
 
@@ -351,8 +337,7 @@ def _record_step_two(store, phi_name: str, settings: SearchSettings, two: StepTw
     frozen: list[optuna.trial.FrozenTrial] = []
     records: list[TrialRecord] = []
     for params, c, ok in sorted(two.tried, key=lambda item: (item[1] is not two.winner, item[1].macs)):
-        cons, _, reward = _score(c, settings)
-        reward = c.accuracy if settings.objective == "pareto" else reward
+        cons, reward = violations(settings.budgets, c.metrics), settings.goal.score(c)
         usage = {bb.metric: bb.usage(c.metrics[bb.metric]) for bb in settings.budgets}
         attrs = {"macs": c.macs, "params": c.params, "accuracy": c.accuracy, "accuracy_method": c.accuracy_method,
                  "candidate": {**c.as_dict(), "feasible": ok, "value": reward, "usage": usage}}

@@ -172,28 +172,11 @@ def variant_candidate(c: Candidate, models: int, crops: int, costs: dict, base_c
                    network=network)
 
 
-def objective_key(settings):
-    """What the search maximises for a priced candidate: the MnasNet reward (fewer MACs break ties), or
-    for a Pareto search the accuracy (less of the first budget's cost breaks ties)."""
-    from scalelab.scaling.objectives import mnas_reward
-
-    primary = settings.budgets[0].metric
-    if settings.objective == "pareto":
-        return lambda c: (c.accuracy, -c.metrics[primary])
-
-    def reward(c: Candidate):
-        usages = [b.usage(c.metrics[b.metric]) for b in settings.budgets]
-        return mnas_reward(c.accuracy, usages, settings.constraint, settings.soft_w), -c.macs
-
-    return reward
-
-
 def _best_of(runs: list, settings):
     """Several step-2 runs (one per variant) as one: every network they priced, the best winner's."""
     from scalelab.scaling.two_step import StepTwo
 
-    key = objective_key(settings)
-    win = max(runs, key=lambda two: key(two.winner))
+    win = max(runs, key=lambda two: settings.goal.key(two.winner))
     tried = [(p, c, ok) for two in runs for p, c, ok in two.tried]
     return StepTwo(win.coefficients, win.phi, win.winner, tried, win.refinement)
 
