@@ -170,3 +170,15 @@ def test_training_only_heads_reported_apart():
     assert all(r["training_only"] for r in data["training_only_rows"])
     assert not any(r["training_only"] for r in data["rows"])
     assert "Training-only blocks (excluded from the inference total)" in run("analyze", "googlenet")
+
+
+def test_every_analyze_option_reaches_an_option_group():
+    """The command hands its options on as typed groups: an option no group takes would be ignored."""
+    import dataclasses
+    import inspect
+
+    from scalelab.cli import analyze as command
+
+    groups = (command.NetworkOptions, command.ViewOptions, command.FigureOptions, command.AdviceOptions)
+    taken = [f.name for group in groups for f in dataclasses.fields(group)]
+    assert sorted(taken) == sorted(inspect.signature(command.analyze).parameters)

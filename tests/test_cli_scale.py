@@ -298,3 +298,16 @@ def test_proxy_column_is_a_rank_only_score_and_estimates_show_their_interval():
     law = dict(candidate_columns({**base, "accuracy_method": "scaling-law"}))
     cell = law["top-1 (est.) [80%]"]({**row, "accuracy": 77.7, "low": 76.9, "high": 78.5})
     assert cell == "77.70 [76.9, 78.5]" and law["depth (built)"](row) == "1.438"
+
+
+def test_every_scale_option_reaches_an_option_group():
+    """The command hands its options on as typed groups: an option no group takes would be ignored."""
+    import dataclasses
+    import inspect
+
+    from scalelab.cli import scale_options as so
+    from scalelab.cli.scale import scale
+
+    groups = (so.ApplyOptions, so.PricingOptions, so.SearchOptions, so.StudyOptions, so.ReportOptions)
+    taken = {f.name for group in groups for f in dataclasses.fields(group)} | {"spec"}  # SPEC: the base, loaded first
+    assert taken == set(inspect.signature(scale).parameters)
