@@ -163,12 +163,16 @@ def test_breakdown_scales_with_batch_and_dtype():
 def test_breakdown_latency_follows_the_roofline_formula(resnet50):
     from scalelab.analysis.latency import predict_latency
 
-    prediction = predict_latency(resnet50.network, "t4", "fp32", 1)
+    from scalelab.devices import load_profile
+
+    t4 = load_profile("t4").model_copy(update={"host_us": 0.0})  # the device's roofline alone, no eager host
+    prediction = predict_latency(resnet50.network, t4, "fp32", 1)
     chart = block_breakdown(resnet50, ["latency"], latency=prediction)
-    # fc on the t4 profile (8.1 TFLOP/s fp32 at 55%, linear efficiency 0.7; 320 GB/s at 75%; 6 us a kernel):
-    # flops 2 x MACs + 1000 bias adds; bytes = 4 x (weights + 2048 inputs + 1000 outputs); flatten is free
-    compute_ms = 1e3 * (2 * FC_MACS + 1000) / (8.1e12 * 0.55 * 0.7)
-    memory_ms = 1e3 * 4 * (FC_PARAMS + 2048 + 1000) / (320e9 * 0.75)
+    # fc on the t4 profile (8.1 TFLOP/s fp32 at its achievable fraction x linear efficiency; 320 GB/s at its
+    # achievable fraction; 6 us a kernel): flops 2 x MACs + 1000 bias adds; bytes = 4 x (weights + 2048 inputs
+    # + 1000 outputs); flatten is free
+    compute_ms = 1e3 * (2 * FC_MACS + 1000) / (8.1e12 * t4.achievable_compute * t4.efficiency["linear"])
+    memory_ms = 1e3 * 4 * (FC_PARAMS + 2048 + 1000) / (320e9 * t4.achievable_bandwidth)
     assert panel(chart, "latency").values[-1] == pytest.approx(max(compute_ms, memory_ms) + 0.006, rel=1e-12)
     assert panel(chart, "latency").total == pytest.approx(prediction.total_ms)
     assert "on t4" in panel(chart, "latency").title

@@ -219,12 +219,17 @@ def test_hardware_convention_halves_the_budget(tmp_path):
 
 
 def test_latency_budget_on_a_device(tmp_path):
-    res = invoke("scale", "--budget", "2ms", "--device", "t4", "--trials", 15, "--storage", "memory",
+    res = invoke("scale", "--budget", "8ms", "--device", "t4", "--trials", 15, "--storage", "memory",
                  "--report-dir", tmp_path, "--format", "json", "--extrapolation", "allow")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     w = report["winner"]
-    assert w["latency_ms"] is not None and w["latency_ms"] <= 2.0
+    assert w["latency_ms"] is not None and w["latency_ms"] <= 8.0
+    from scalelab.devices import load_profile
+
+    assert report["latency_error"] == load_profile("t4").errors["host_bound"].stated  # batch 1: host-bound
+    markdown = (tmp_path / f"{report['study']}.md").read_text()
+    assert "Latency margin: the winner's" in markdown and "times the prediction's" in markdown
     assert math.isfinite(w["accuracy"])
     assert (tmp_path / f"{report['study']}-accuracy-vs-latency.png").exists()
 

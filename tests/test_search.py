@@ -207,13 +207,13 @@ def test_latency_and_memory_budgets_are_honoured(b0):
     from scalelab.analysis.memory import inference_memory
     from scalelab.graph import resolve
 
-    budgets = parse_budgets(["3ms", "80MB"])
+    budgets = parse_budgets(["8ms", "80MB"])  # batch 1 on the t4: host-bound, ~50 us an op (the base: 12 ms)
     ev = Evaluator(b0, budgets, device="t4")
     result = run_search(ev, settings_for(budgets, trials=15, extrapolation="allow"))
     for t in (t for t in result.trials if t.feasible):
         c = t.candidate
         net = resolve(scale_spec(b0, c.depth_multiplier, c.width, c.pixels))
-        assert predict_latency(net, "t4").total_ms == pytest.approx(c.latency_ms) and c.latency_ms <= 3.0
+        assert predict_latency(net, "t4").total_ms == pytest.approx(c.latency_ms) and c.latency_ms <= 8.0
         mem = inference_memory(net, "fp32", 1)
         assert mem.weight_bytes + mem.peak_bytes == c.memory_bytes <= 80_000_000
 

@@ -30,6 +30,7 @@ class NetworkFigures:
     top1_source: Optional[str] = None
     top1_dataset: Optional[str] = None
     top1_protocol: Optional[dict] = None  # how top1 was measured (``spec.model.Protocol``); None: not stated
+    latency_error: Optional[float] = None  # the profile's held-out error for the batch's regime (fraction)
 
     @property
     def inference_bytes(self) -> int:
@@ -59,7 +60,8 @@ def network_figures(network: Network, *, batch: int = 1, dtype: str = "fp32", de
         network.spec.name, (network.input_shape[1], network.input_shape[2]), batch, dtype, total.params, total.macs, total.ops,
         memory.weight_bytes, memory.peak_bytes, training.total_bytes, optimizer,
         latency.total_ms if latency else None, latency.device if latency else None,
-        latency.method if latency else None,
+        f"{latency.method}; each figure {latency.error_text}" if latency else None,
         ref.top1 if ref else None, ref.source if ref else None, ref.dataset if ref else None,
         ref.protocol.model_dump() if ref and ref.protocol else None,
+        latency.error if latency else None,
     )

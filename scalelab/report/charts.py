@@ -117,7 +117,8 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
     if key == "latency_ms" and report.get("device") is None:
         raise ScalelabError("a latency axis needs a search run with --device (the report has no predicted latency)")
     if key == "latency_ms":
-        label = f"predicted latency on {report['device']}, ms (log scale)"
+        error = f", ±{report['latency_error']:.0%}" if report.get("latency_error") else ""
+        label = f"predicted latency on {report['device']}, ms (log scale{error})"
     # the direct search's trials and refinements; for the two-step method every network step 2 priced
     trials = report["trials"] + ([] if report.get("two_step") is None else report["two_step"]["phi_trials"])
     trials = trials + report.get("refined", [])
@@ -347,7 +348,7 @@ def block_breakdown(analysis, metrics: "list[str] | tuple[str, ...]" = ("macs", 
         values = [sum(value(metric, b) for b in group) for group in groups]
         title, unit = BREAKDOWN_METRICS[metric]
         if metric == "latency":
-            title = f"predicted latency on {latency.device}, ms"
+            title = f"predicted latency on {latency.device}, ms (±{latency.error:.0%})"
         panels.append(BreakdownPanel(metric, title, unit, values, sum(values)))
     folded = [depth == 1 and g[0].stage is not None for g in groups]  # a stage row, as `analyze --depth 1`
     kinds = [f"{'/'.join(sorted({b.kind for b in g}))} x{len(g)}" if f else g[0].kind for g, f in zip(groups, folded)]
@@ -359,8 +360,8 @@ def block_breakdown(analysis, metrics: "list[str] | tuple[str, ...]" = ("macs", 
              f"({dtype}); bars are shares of the inference total.",
              f"Convention: {CONVENTION}."]
     if latency is not None and "latency" in metrics:
-        notes.append(f"Predicted latency ({latency.dtype}, batch {latency.batch}): {latency.total_ms:.3f} ms in all, "
-                     f"by {latency.method}.")
+        notes.append(f"Predicted latency ({latency.dtype}, batch {latency.batch}): {latency.total_ms:.3f} ms in all "
+                     f"{latency.error_text}, by {latency.method}.")
     skipped = [b.name for b in analysis.blocks if b.training_only]
     if skipped:
         notes.append(f"Training-only blocks left out (they do not run at inference): {', '.join(skipped)}.")

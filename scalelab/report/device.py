@@ -68,13 +68,17 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         from scalelab.analysis.latency import predict_latency
 
         prediction = predict_latency(network, device, dtype, batch)
-        out.columns.append(Column("predicted_ms", "Pred. ms", f"milliseconds, predicted by {prediction.method}",
+        out.columns.append(Column("predicted_ms", "Pred. ms", f"milliseconds, each {prediction.error_text}, predicted by "
+                                  f"{prediction.method}",
                                   lambda b, ctx: prediction.blocks[b.name].ms if b.name in prediction.blocks else None,
                                   _ms))
         out.notes.append(f"Predicted latency on {prediction.device} ({dtype}, batch {batch}): "
-                         f"{prediction.total_ms:.3f} ms, by {prediction.method}.")
+                         f"{prediction.total_ms:.3f} ms {prediction.error_text}, by {prediction.method}.")
+        low, high = prediction.band()
         out.data["predicted_latency"] = {"unit": "milliseconds", "device": prediction.device, "dtype": dtype,
-                                         "batch": batch, "total_ms": prediction.total_ms, "method": prediction.method}
+                                         "batch": batch, "total_ms": prediction.total_ms, "method": prediction.method,
+                                         "regime": prediction.regime, "error": prediction.error,
+                                         "error_basis": prediction.error_basis, "band_ms": [low, high]}
     if measure:
         measured = _measured(out, network, dtype, batch, measure_on, use_cache, allow_noisy)
         if prediction is not None:

@@ -47,6 +47,7 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
         "device": evaluator.device,
         "dtype": evaluator.dtype,
         "batch": evaluator.batch,
+        **_latency_error(evaluator),
         "accuracy_method": evaluator.accuracy_method,
         "accuracy_how": ACCURACY_HOW.get(evaluator.accuracy_method, evaluator.accuracy_method),
         "trials_total": len(result.trials),
@@ -186,6 +187,32 @@ def _md_table(rows: list[dict], cols) -> list[str]:
     return lines
 
 
+def _latency_error(evaluator: "Evaluator") -> dict[str, Any]:
+    """The device profile's held-out error for the search's batch (its regime), which every predicted latency carries."""
+    if not evaluator.device:
+        return {}
+    from scalelab.analysis.latency import regime
+    from scalelab.devices import load_profile
+    from scalelab.devices.profile import regime_error
+
+    error, basis = regime_error(load_profile(evaluator.device), regime(evaluator.batch))
+    return {"latency_error": error, "latency_error_basis": basis}
+
+
+def _latency_margin(report: dict) -> list[str]:
+    """Under a latency budget: how far below the limit the winner is, against the prediction's error."""
+    budget = next((b for b in report["budgets"] if b["metric"] == "latency"), None)
+    error = report.get("latency_error")
+    ms = report["winner"].get("latency_ms")
+    if budget is None or not error or ms is None:
+        return []
+    margin = 1 - ms / budget["limit"]
+    verdict = ("beyond the error: within the limit even at the error's edge" if ms * (1 + error) <= budget["limit"]
+               else "within the error: on the device it may exceed the limit")
+    return [f"Latency margin: the winner's {ms:.3f} ms is {margin:.1%} below the {budget['limit']:g} ms limit, "
+            f"{margin / error:.2f} times the prediction's ±{error:.0%} ({verdict})"]
+
+
 def summary_lines(report: dict) -> list[str]:
     """The conditions every output states."""
     w = report["winner"]
@@ -199,7 +226,10 @@ def summary_lines(report: dict) -> list[str]:
         f"{report['trials_new']} run now; sampler {report['sampler']}, seed {report['seed']})",
     ]
     if report["device"]:
-        lines.append(f"Latency: predicted on the '{report['device']}' device profile ({report['dtype']}, batch {report['batch']})")
+        lines.append(f"Latency: predicted on the '{report['device']}' device profile ({report['dtype']}, batch {report['batch']})"
+                     + (f"; each figure ±{report['latency_error']:.0%} ({report['latency_error_basis']})"
+                        if report.get("latency_error") else ""))
+        lines += _latency_margin(report)
     if report["two_step"]:
         ts = report["two_step"]
         lines.append(f"Two-step: alpha {ts['alpha']:.3f} (depth as blocks built), beta {ts['beta']:.3f}, gamma "
