@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scalelab.analysis import analyze
+from scalelab.blocks.registry import OPAQUE_KINDS
 from scalelab.errors import ScalelabError
 
 if TYPE_CHECKING:
@@ -115,8 +117,6 @@ def verify(spec: "str | Path | Spec", resolution: "int | tuple[int, int] | None"
     """The analysis of ``spec`` and every cross-check against its built module (batch 1, eval mode)."""
     import torch
 
-    from scalelab.analysis import analyze
-    from scalelab.blocks.registry import OPAQUE_KINDS
     from scalelab.build import build_module
 
     analysis = analyze(spec, resolution=resolution)

@@ -23,9 +23,13 @@ from typing import TYPE_CHECKING, Callable, Optional
 from scalelab.analysis.latency_fit import (
     COLUMNS, OVERHEAD_CLASSES, RATE_CLASSES, THIN_CLASSES, Row, features, fit, predict_seconds,
 )
-from scalelab.analysis.noise import NoiseLimits
+from scalelab.analysis.measure import conditions_for, drift, time_callable, time_interleaved
+from scalelab.analysis.noise import LoadWindow, Noise, NoiseLimits, idle_load, until_quiet
 from scalelab.blocks.layers import LatencyClass
 from scalelab.devices.profile import DeviceProfile
+from scalelab.devices.synthetic import COUNT, synthetic_specs
+from scalelab.errors import ScalelabError
+from scalelab.graph import resolve
 
 if TYPE_CHECKING:
     from scalelab.spec.model import Spec
@@ -45,8 +49,6 @@ MAX_HELD_OUT_ERROR = 0.25
 def _time(fn: Callable[[], object], device: str) -> float:
     """Seconds of the fastest of repeated runs of ``fn()``: other processes only ever slow a run
     down, so the fastest is the closest to what the machine does undisturbed."""
-    from scalelab.analysis.measure import time_callable
-
     # no early stop (stable=0): many short runs within the budget give the fastest a chance to be undisturbed
     return time_callable(fn, device, warmup=2, min_repeats=10, max_repeats=300, stable=0.0,
                          budget_s=TIME_BUDGET_S).min_ms / 1e3
@@ -121,10 +123,7 @@ def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: 
     median), again after a back-off while the machine is too noisy; keep each one's features."""
     import torch
 
-    from scalelab.analysis.measure import drift, time_interleaved
-    from scalelab.analysis.noise import LoadWindow, Noise, until_quiet
     from scalelab.build import build_module
-    from scalelab.graph import resolve
 
     device, fns, found = state["device"], {}, {}
     for i, spec in enumerate(specs):
@@ -148,8 +147,6 @@ def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: 
 def required_networks(specs: list) -> int:
     """Networks needed to fit the unknowns these networks exercise, with one to spare (so that each
     leave-one-out fit is still determined)."""
-    from scalelab.graph import resolve
-
     used = set()
     for spec in specs:
         found, _ = features(resolve(spec))
@@ -190,8 +187,6 @@ def _figures(state: dict) -> dict:
 
 def _check_quiet(limits: NoiseLimits, allow_noisy: bool) -> None:
     """Before any measuring: wait (with back-off) for other processes to leave the CPUs alone."""
-    from scalelab.analysis.noise import Noise, idle_load, until_quiet
-
     until_quiet(lambda: (None, Noise(idle_load(0.5), 0.0)), "calibrate", limits, allow_noisy)
 
 
@@ -225,8 +220,6 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     ``max_held_out_error`` is written with a warning that every prediction from it repeats."""
     import torch
 
-    from scalelab.devices.synthetic import COUNT, synthetic_specs
-    from scalelab.errors import ScalelabError
 
     limits = limits or NoiseLimits()
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -251,7 +244,6 @@ def _profile(state: dict, name: str, device: str, count: int, limits: NoiseLimit
     """The profile: fitted figures, their sources, and the conditions, errors and warnings."""
     import platform
 
-    from scalelab.analysis.measure import conditions_for
 
     conditions = conditions_for(device, "fp32", 1, False)
     conditions["host"] = platform.node()

@@ -18,7 +18,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
 from scalelab.analysis.figures import NetworkFigures, network_figures
+from scalelab.analysis.memory import training_memory
+from scalelab.blocks.layers import elements
 from scalelab.errors import ScalelabError
+from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
 
 if TYPE_CHECKING:
     from scalelab.scaling.accuracy.ensemble_gain import GainEstimate
@@ -70,7 +73,6 @@ class Ensemble:
         top1s = [m.top1 for m in self.members]
         if any(t is None for t in top1s):
             return None
-        from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
 
         return estimate_top1(sum(t for t in top1s if t is not None) / self.models, self.models, self.crops)
 
@@ -92,7 +94,6 @@ def ensemble_figures(networks: list, *, crops: int = 1, batch: int = 1, dtype: s
     """Per-member figures at batch x crops, and what they combine to."""
     if crops < 1:
         raise ScalelabError(f"--crops: at least 1, got {crops}")
-    from scalelab.analysis.memory import training_memory
 
     members = tuple(replace(network_figures(n, batch=batch * crops, dtype=dtype, device=device, optimizer=optimizer),
                             training_bytes=training_memory(n, dtype, batch, optimizer).total_bytes)
@@ -101,6 +102,5 @@ def ensemble_figures(networks: list, *, crops: int = 1, batch: int = 1, dtype: s
     if len(outputs) > 1:
         shapes = ", ".join(f"{n.spec.name}: {'x'.join(map(str, n.blocks[n.output].out_shape))}" for n in networks)
         raise ScalelabError(f"--ensemble: members must give outputs of one shape to be averaged; got {shapes}")
-    from scalelab.blocks.layers import elements
 
     return Ensemble(crops, batch, members, elements(next(iter(outputs))))

@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from scalelab.analysis import analyze
+from scalelab.analysis.latency import predict_latency
+from scalelab.analysis.memory import inference_memory, training_memory
 from scalelab.graph import Network
 
 
@@ -44,16 +47,11 @@ class NetworkFigures:
 def network_figures(network: Network, *, batch: int = 1, dtype: str = "fp32", device: Optional[str] = None,
                     optimizer: str = "sgd") -> NetworkFigures:
     """The figures of ``network`` at a batch and dtype; latency only when a device profile is named."""
-    from scalelab.analysis import analyze
-    from scalelab.analysis.memory import inference_memory, training_memory
-
     total = analyze(network, batch=batch).total
     memory = inference_memory(network, dtype, batch)
     training = training_memory(network, dtype, batch, optimizer)
     latency = None
     if device is not None:
-        from scalelab.analysis.latency import predict_latency
-
         latency = predict_latency(network, device, dtype, batch)
     ref = network.spec.reference
     return NetworkFigures(

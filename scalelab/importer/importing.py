@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
 from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
 from scalelab.importer.heads import head_blocks, never_run
@@ -38,8 +39,6 @@ def _unsupported_message(ref: str, mapped: Mapped) -> str:
 def _check(spec: Spec, shapes: dict[str, tuple], params: int, ref: str) -> None:
     """The spec must reproduce the module: every block's shape and the parameter count (inference
     and training-only blocks together)."""
-    from scalelab.analysis import analyze
-
     analysis = analyze(spec)
     for block in analysis.blocks:
         expected = shapes.get(block.name)

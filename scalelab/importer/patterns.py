@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING
 
+from scalelab.blocks import KINDS
 from scalelab.importer.table import activation_of, op_key, op_label, table
 from scalelab.importer.trace import Traced, scope_of, shape_of
 
@@ -80,8 +81,6 @@ def find_squeeze_excite(traced: Traced) -> tuple[dict, set]:
 
 
 def _has_kind(kind: str) -> bool:
-    from scalelab.blocks import KINDS
-
     return kind in KINDS
 
 

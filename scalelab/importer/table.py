@@ -14,6 +14,8 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from scalelab.blocks import KINDS
+from scalelab.blocks.layers import ACTIVATIONS
 from scalelab.importer.trace import shape_of
 
 ALIAS = "alias"
@@ -78,8 +80,6 @@ def _conv(c: Call) -> list[dict]:
 
 def needs_kind(kind: str) -> None:
     """Refuse an operation whose block kind this scalelab does not have."""
-    from scalelab.blocks import KINDS
-
     if kind not in KINDS:
         raise Unsupported(f"needs the '{kind}' block kind")
 
@@ -125,8 +125,6 @@ def _lrn(c: Call) -> list[dict]:
 
 def _activation(function: str) -> Callable[[Call], list[dict]]:
     def handler(c: Call) -> list[dict]:
-        from scalelab.blocks.layers import ACTIVATIONS
-
         if function not in ACTIVATIONS:
             raise Unsupported(f"needs the '{function}' activation")
         return [{"kind": "activation", "function": function}]

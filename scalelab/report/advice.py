@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from scalelab.errors import ScalelabError
+from scalelab.graph import resolve
 from scalelab.report import Column, human_bytes, human_count
+from scalelab.spec import load_spec
 
 
 @dataclass
@@ -109,8 +112,6 @@ def analyze_extra(network, spec: str, *, batch: int, dtype: Optional[str], devic
                   mode: str, freeze_until: Optional[str], crops: int, ensemble: Optional[str],
                   cache_features: bool = False, images: Optional[int] = None, epochs: Optional[int] = None) -> Extra:
     """Everything the advice options add to an analysis (empty when none is given)."""
-    from scalelab.errors import ScalelabError
-
     extra = Extra()
     if mode == "train":
         extra.add(training_extra(network, batch, freeze_until))
@@ -121,8 +122,6 @@ def analyze_extra(network, spec: str, *, batch: int, dtype: Optional[str], devic
         extra.add(transfer_extra(network, freeze_until, dtype or "fp32", images, epochs))
     if crops != 1 or ensemble is not None:
         from scalelab.analysis.ensemble import ensemble_figures, parse_ensemble
-        from scalelab.graph import resolve
-        from scalelab.spec import load_spec
 
         names = parse_ensemble(ensemble, spec)
         networks = [network if n == spec else resolve(load_spec(n), tuple(network.input_shape[1:])) for n in names]

@@ -7,8 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from scalelab.errors import ScalelabError
+from scalelab.analysis import CONVENTION
+from scalelab.analysis.memory import dtype_bytes
+from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.scaling.accuracy.published import published
+from scalelab.scaling.ensembles import Variant
 from scalelab.scaling.objectives import Point, pareto_front
+from scalelab.scaling.variants import label
 
 AXES = {
     "macs": ("macs", "MACs (multiply-adds, log scale)"),
@@ -83,8 +88,6 @@ def within_budgets(trial: dict, budgets: list[dict]) -> bool:
 
 def reference_points(x: str) -> list[Labelled]:
     """Published networks (ImageNet-1k single-crop top-1 with their MACs / params), one point per distinct row."""
-    from scalelab.scaling.accuracy.published import published
-
     key = AXES[x][0]
     if key not in ("macs", "params"):
         return []
@@ -180,9 +183,6 @@ class EnsembleChart:
 def ensemble_chart(report: dict) -> EnsembleChart:
     """Each (models, crops) group's Pareto front of top-1 against MACs per image, among the candidates
     within the budgets (the direct search's trials and refinements, or the networks step 2 priced)."""
-    from scalelab.scaling.ensembles import Variant
-    from scalelab.scaling.variants import label
-
     e = report.get("ensembles")
     if not e:
         raise ScalelabError("this report searched no ensembles or crops (run `scalelab scale` with --ensembles/--crops)")
@@ -210,8 +210,6 @@ def ensemble_chart(report: dict) -> EnsembleChart:
 
 
 def _variant_label(trial: dict) -> str:
-    from scalelab.scaling.variants import label
-
     return label(trial.get("models", 1), trial.get("crops", 1))
 
 
@@ -291,8 +289,6 @@ def parse_breakdown_metrics(text: str, with_latency: bool) -> list[str]:
         raise ScalelabError(f"--breakdown: name one or more of {', '.join(BREAKDOWN_METRICS)} (or all)")
     for name in names:
         if name not in BREAKDOWN_METRICS:
-            from scalelab.errors import did_you_mean
-
             raise ScalelabError(f"--breakdown: unknown metric '{name}'{did_you_mean(name, BREAKDOWN_METRICS)}; "
                                 f"one of {', '.join(BREAKDOWN_METRICS)} (or all)")
     if "latency" in names and not with_latency:
@@ -316,9 +312,6 @@ def block_breakdown(analysis, metrics: "list[str] | tuple[str, ...]" = ("macs", 
     """Per-block (depth 2) or per-stage (depth 1) MACs, parameters, output activation bytes and, from a
     ``LatencyPrediction`` of the same network, predicted latency. Inference blocks only: training-only
     heads do not run at inference and are named in a note instead."""
-    from scalelab.analysis import CONVENTION
-    from scalelab.analysis.memory import dtype_bytes
-
     if depth not in (1, 2):
         raise ScalelabError(f"depth must be 1 (one row per stage) or 2 (every block), got {depth}")
     unknown = [m for m in metrics if m not in BREAKDOWN_METRICS]

@@ -10,12 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
+from scalelab.analysis.ensemble import RULES
 from scalelab.analysis.figures import NetworkFigures
+from scalelab.report.html import render_page
+from scalelab.report.table import print_prose, print_whole, rendered, text_console
 from scalelab.report.units import human_bytes, human_count
+from scalelab.scaling.accuracy.ensemble_gain import fitted_gain
+from scalelab.scaling.accuracy.protocols import top1_difference
+from scalelab.scaling.ensembles import pareto
 
 if TYPE_CHECKING:
     from scalelab.scaling.ensembles import Variant
@@ -74,8 +80,6 @@ class Comparison:
 
     def top1_difference(self, fig: NetworkFigures):
         """Top-1 against the first network's, like for like where the protocols allow."""
-        from scalelab.scaling.accuracy.protocols import top1_difference
-
         return top1_difference(self.networks[0], fig)
 
 
@@ -92,17 +96,12 @@ def comparison(networks: list[NetworkFigures], variants: Sequence[Variant] = ())
     if any(n.latency_method for n in networks):
         notes.append(f"Latency: {networks[0].latency_method}.")
     if variants:
-        from scalelab.analysis.ensemble import RULES
-        from scalelab.scaling.accuracy.ensemble_gain import fitted_gain
-
         notes.append(f"Ensembles and crops: per image, by the rules: {RULES} Their top-1 (with 80% interval) by the "
                      f"ensemble-gain law: {fitted_gain().describe()}; '*' marks the variants on the accuracy-MACs Pareto front.")
     return Comparison(tuple(networks), tuple(notes), tuple(variants))
 
 
 def _variant_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    from scalelab.scaling.ensembles import pareto
-
     front = set(id(v) for v in pareto(list(c.variants)))
     headers = ["Variant", "Models", "Crops", "MACs/image", "Params", "Top-1 %", "80% interval", "Front"]
     rows = [[v.label, str(v.models), str(v.crops), human_count(v.macs), human_count(v.params), _top1(v.top1),
@@ -138,7 +137,6 @@ def _rich(c: Comparison):
     from rich.table import Table
     from rich.text import Text
 
-    from scalelab.report.table import print_prose, print_whole, text_console
 
     headers, rows, ratio_headers, ratio_rows = _tables(c)
     console = text_console()  # the width rule of every command (scalelab.report.table)
@@ -158,8 +156,6 @@ def _rich(c: Comparison):
 
 
 def to_table(c: Comparison) -> str:
-    from scalelab.report.table import rendered
-
     return rendered(_rich(c))
 
 
@@ -173,8 +169,6 @@ def _html_sections(c: Comparison) -> list[dict]:
     ratios = [[f.name, *(c.ratio(f, m.key) for m in c.metrics)] for f in c.networks]
     tables = [("Networks", headers, units, rows, values), (f"Ratios to {first}", ratio_headers, ratio_units, ratio_rows, ratios)]
     if c.variants:
-        from scalelab.scaling.ensembles import pareto
-
         front = {id(v) for v in pareto(list(c.variants))}
         variant_headers, variant_rows = _variant_rows(c)
         keys = [[v.label, v.models, v.crops, v.macs, v.params, v.top1, v.low, int(id(v) in front)]
@@ -191,7 +185,6 @@ def to_html(c: Comparison) -> str:
     """One self-contained page like `analyze`'s: sortable tables of the figures, the ratios and the
     variants, the chart `-o x.png` draws (inline SVG), the notes and the units."""
     from scalelab.report.compare_plot import comparison_svg
-    from scalelab.report.html import render_page
 
     return render_page("compare.html.j2", title=_title(c), first=c.networks[0].name, sections=_html_sections(c),
                        chart_svg=comparison_svg(c), notes=c.notes, units=[(m.header, m.unit) for m in c.metrics])

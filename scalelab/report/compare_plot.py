@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from scalelab.report.compare import Comparison
+from scalelab.report.plotting import DPI, _pyplot, figure_svg, save_and_close
+from scalelab.scaling.ensembles import pareto
 
 BAR_METRICS = ("params", "macs", "activation_peak_bytes", "training_bytes", "predicted_ms")
 
@@ -23,21 +25,16 @@ def accuracy_points(c: Comparison) -> list[tuple[str, float, float]]:
 
 
 def draw_comparison(c: Comparison, path: Path) -> Path:
-    from scalelab.report.plotting import save_and_close
-
     return save_and_close(_comparison_figure(c), path)
 
 
 def comparison_svg(c: Comparison) -> str:
     """The chart `compare -o x.png` draws, as an ``<svg>`` element for the HTML page."""
-    from scalelab.report.plotting import figure_svg
-
     return figure_svg(_variant_figure(*_variant_args(c)) if c.variants else _comparison_figure(c))
 
 
 def _comparison_figure(c: Comparison):
     from scalelab.report.labels import Label, place_labels
-    from scalelab.report.plotting import DPI, _pyplot
 
     plt = _pyplot()
     headers, groups = bar_groups(c)
@@ -88,15 +85,11 @@ def _variant_args(c: Comparison) -> tuple:
 def draw_variants(c: Comparison, path: Path) -> Path:
     """Top-1 against MACs per image for every network and its ensembles and crops, with 80% intervals
     and the Pareto front: where a single bigger network sits above an ensemble of the same cost."""
-    from scalelab.report.plotting import save_and_close
-
     return save_and_close(_variant_figure(*_variant_args(c)), path)
 
 
 def draw_ensemble_chart(chart, path: Path) -> Path:
     """A search's ``report.charts.EnsembleChart``: the best candidates of each (models, crops) searched."""
-    from scalelab.report.plotting import save_and_close
-
     return save_and_close(_variant_figure(chart.variants, chart.groups, "single networks (best within the budgets)",
                                           chart.y_label, title=chart.title, budget=chart.budget, notes=chart.notes), path)
 
@@ -108,9 +101,6 @@ def _variant_figure(variants: list, groups: list[str], singles_label: str, y_lab
     marker shape by ensemble size, hollow for multi-crop, 80% intervals, the Pareto front, the single
     networks joined by a dashed line, and optionally a budget (x, label) as a vertical line. ``compare``
     draws networks and their variants; ``scale`` the best candidates of each (models, crops) searched."""
-    from scalelab.report.plotting import DPI, _pyplot
-    from scalelab.scaling.ensembles import pareto
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 6.5), dpi=DPI)
     markers = {1: "o", 2: "s", 3: "^", 4: "D", 5: "v"}

@@ -7,6 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from scalelab.analysis.latency import predict_latency
+from scalelab.analysis.measure import measure_latency
+from scalelab.analysis.memory import best_order, inference_memory, training_memory
+from scalelab.devices import load_profile
 from scalelab.report import Column, human_bytes
 
 
@@ -27,9 +31,6 @@ class DeviceFigures:
 def device_figures(network, *, dtype: str, batch: int, device: Optional[str], measure: bool,
                    mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu",
                    use_cache: bool = True, allow_noisy: bool = False) -> DeviceFigures:
-    from scalelab.analysis.memory import best_order, inference_memory, training_memory
-    from scalelab.devices import load_profile
-
     out = DeviceFigures()
     memory = inference_memory(network, dtype, batch)
     out.columns.append(Column("weight_bytes", "Weights", f"bytes of weights at {dtype}",
@@ -65,8 +66,6 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         _training(out, training_memory(network, dtype, batch, optimizer, freeze_until, device=kind))
     prediction = None
     if device is not None:
-        from scalelab.analysis.latency import predict_latency
-
         prediction = predict_latency(network, device, dtype, batch)
         out.columns.append(Column("predicted_ms", "Pred. ms", f"milliseconds, each {prediction.error_text}, predicted by "
                                   f"{prediction.method}",
@@ -124,8 +123,6 @@ def _training(out: DeviceFigures, tm) -> None:
 
 def _measured(out: DeviceFigures, network, dtype: str, batch: int, on: str, use_cache: bool = True,
               allow_noisy: bool = False):
-    from scalelab.analysis.measure import measure_latency
-
     m = measure_latency(network, on, dtype, batch, use_cache=use_cache, allow_noisy=allow_noisy)
     assert m.network is not None  # timed whole: measure_latency's default (whole=True)
     out.columns.append(Column("measured_ms", "Meas. ms", f"milliseconds, median {m.method}; the total row "

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Optional
 
+from scalelab.analysis.trace import traced_layers
 from scalelab.blocks import layers as L
 from scalelab.errors import ScalelabError, did_you_mean
 
@@ -212,8 +213,6 @@ def _selected(network, focus: Optional[str]) -> list:
 
 def explain(network, focus: Optional[str] = None) -> Explanation:
     """The arithmetic of every block of ``network`` (or of the block or stage named ``focus``)."""
-    from scalelab.analysis.trace import traced_layers
-
     traces = {b.name: traced_layers(b.layers, b.in_shape) for b in network.blocks.values()}
     pairs = _find_pairs(network, traces)
     shown = []

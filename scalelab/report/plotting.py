@@ -8,6 +8,7 @@ from pathlib import Path
 
 from scalelab.output import write_atomic
 from scalelab.report.charts import AccuracyCostChart, BreakdownChart, ScalingCurveChart
+from scalelab.report.units import human_bytes, human_count
 
 DPI = 130  # figures are laid out at the resolution they are saved at: labels are placed in its pixels
 
@@ -170,8 +171,6 @@ def _label_references(ax, chart: AccuracyCostChart) -> None:
 
 
 def _format(value, unit: str) -> str:
-    from scalelab.report.units import human_bytes, human_count
-
     if unit == "bytes":
         return human_bytes(value)
     if unit == "ms":

@@ -99,7 +99,7 @@ def build_report(
 ) -> Report:
     """The rows and totals of an analysis; ``columns`` defaults to ``default_columns()``;
     ``notes`` and ``figures`` carry network-level results (words, and data with units)."""
-    from scalelab.analysis import CONVENTION
+    from scalelab.analysis import CONVENTION  # late: keeps `scalelab.report` (the listings' tables) free of the analysis stack
 
     columns = tuple(default_columns() if columns is None else columns)
     if conditions is None:
@@ -142,7 +142,7 @@ def _not_applicable(analysis: "Analysis") -> dict:
 
 def _opaque_notes(analysis: "Analysis") -> list[str]:
     """Blocks of unknown cost make every MAC and op total a lower bound: say so in every report."""
-    from scalelab.blocks.registry import OPAQUE_KINDS
+    from scalelab.blocks.registry import OPAQUE_KINDS  # late: as CONVENTION above
 
     opaque = [b.block for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]
     if not opaque:

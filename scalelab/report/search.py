@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from scalelab.analysis.costs import CONVENTION
+from scalelab.analysis.ensemble import RULES
+from scalelab.report.table import print_prose
 from scalelab.report.units import human_bytes, human_count
+from scalelab.scaling import variants
+from scalelab.scaling.accuracy.ensemble_gain import fitted_gain
+from scalelab.scaling.budget import FLOPS_CONVENTIONS
+from scalelab.scaling.variants import label
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalelab.scaling.candidates import Evaluator
@@ -21,9 +28,6 @@ ACCURACY_HOW = {
 
 def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optional[dict] = None,
                   top: int = 10) -> dict[str, Any]:
-    from scalelab.analysis.costs import CONVENTION
-    from scalelab.scaling.budget import FLOPS_CONVENTIONS
-
     s = result.settings
     conv = s.budgets[0].flops_convention
     return {
@@ -75,10 +79,6 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
 def ensembles_section(result: "SearchResult") -> dict[str, Any]:
     """What searching ensembles and crops adds to the report (nothing for single networks): the counts,
     how the budgets and the accuracy apply to a variant, and the best candidate of each (K, N)."""
-    from scalelab.analysis.ensemble import RULES
-    from scalelab.scaling import variants
-    from scalelab.scaling.accuracy.ensemble_gain import fitted_gain
-
     s = result.settings
     if not variants.searched(s):
         return {}
@@ -171,8 +171,6 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
 
 
 def _variant_label(t: dict) -> str:
-    from scalelab.scaling.variants import label
-
     return label(t.get("models", 1), t.get("crops", 1))
 
 
@@ -369,8 +367,6 @@ def _fitting_columns(report: dict, cols, console) -> tuple[list, int]:
 def print_table(report: dict, console) -> None:
     """The conditions, then the candidates and the Pareto front as tables that fit the console's width
     (the width rule of ``scalelab.report.table``; the Markdown and JSON reports keep every column)."""
-    from scalelab.report.table import print_prose
-
     for line in summary_lines(report):
         print_prose(console, line)
     cols = candidate_columns(report)

@@ -12,10 +12,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
 
+from scalelab.analysis.costs import analyze
+from scalelab.analysis.latency import predict_latency
+from scalelab.analysis.memory import inference_memory
+from scalelab.devices.profile import load_profile
 from scalelab.errors import ScalelabError
+from scalelab.scaling.accuracy import _base_top1, estimate_accuracy, repeated_blocks
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.compound import scale_spec
 from scalelab.scaling.rounding import round_resolution
+from scalelab.scaling.train import train_accuracy
 from scalelab.spec import Spec
 
 
@@ -97,8 +103,6 @@ class Evaluator:
         if self.device:
             self._profile = _load_device(self.device)
         if self.accuracy_method == "scaling-law" and self.base.reference is None:
-            from scalelab.scaling.accuracy import _base_top1
-
             _base_top1(self.base, "scaling-law")  # refuses now, not once per trial
 
     def variant(self, models: int, crops: int):
@@ -133,22 +137,16 @@ class Evaluator:
         return self._costs[key]
 
     def _price(self, spec: Spec) -> dict[str, Any]:
-        from scalelab.analysis.costs import analyze
-
         analysis = analyze(spec, batch=self.batch)
         total = analysis.total
         out: dict[str, Any] = {"macs": total.macs // self.batch, "params": total.params,
                                "activations": total.activations // self.batch,
                                "latency_ms": None, "memory_bytes": None}
         if self._profile is not None:
-            from scalelab.analysis.latency import predict_latency
-
             prediction = predict_latency(analysis.network, self._profile, dtype=self.dtype, batch=self.batch)
             out["latency_ms"] = float(prediction.total_ms)
             self.latency_method = prediction.method
         if any(b.metric == "memory" for b in self.budgets):
-            from scalelab.analysis.memory import inference_memory
-
             memory = inference_memory(analysis.network, self.dtype, self.batch)
             out["memory_bytes"] = int(memory.weight_bytes + memory.peak_bytes)
         return out
@@ -184,11 +182,8 @@ class Evaluator:
                   ) -> tuple[float, str, str, bool, Optional[float], Optional[float]]:
         """(top-1 or proxy score, method, detail, extrapolated, 80% interval low, high)."""
         if self.accuracy_method == "train":
-            from scalelab.scaling.train import train_accuracy
-
             result = train_accuracy(spec, trial=trial, **self.accuracy_options)
             return result.top1, "train", result.detail, False, None, None
-        from scalelab.scaling.accuracy import estimate_accuracy
 
         # the input size the network really gets, after rounding to pixels
         estimate = estimate_accuracy(self.base, depth, width, spec.input.resolution[0], method=self.accuracy_method,
@@ -211,13 +206,9 @@ def evaluate_trial(evaluator: Evaluator, trial: Any, depth: float, width: float,
 
 
 def _repeated_blocks(spec: Spec, depth: float) -> tuple[int, int]:
-    from scalelab.scaling.accuracy import repeated_blocks
-
     return repeated_blocks(spec, depth)
 
 
 def _load_device(name: str):
     """A device profile by name (``t4``) or path, loaded once per search."""
-    from scalelab.devices.profile import load_profile
-
     return load_profile(name)

@@ -15,6 +15,7 @@ from typing import Optional
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.scaling.compound import scale_spec
 from scalelab.spec.dump import spec_data
+from scalelab.spec.load import load_spec
 from scalelab.spec.model import Spec
 
 
@@ -55,8 +56,6 @@ def efficientnet(variant: str, base: Optional[Spec] = None, *, paper_resolution:
     """EfficientNet-B``n`` (``"b3"``, ``"B3"`` or ``"efficientnet_b3"``) from the B0 spec (default:
     the zoo's ``efficientnet_b0``): depth and width multipliers, the variant's resolution (torchvision's;
     ``paper_resolution=True`` gives B2 at 260) and its dropout rate."""
-    from scalelab.spec.load import load_spec
-
     key = _variant_key(variant)
     v = VARIANTS[key]
     base = base if base is not None else load_spec("efficientnet_b0")

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from scalelab.analysis.figures import NetworkFigures
+from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,6 @@ def expand(name: str, macs: int, params: int, top1: Optional[float], how: Option
     """Every (models, crops) combination of a network of ``macs`` per image and single-model ``top1``
     measured on ``base_crops`` views (obtained as ``how`` says; None: not known): the search's
     candidate expansion. The variant on ``base_crops`` views of one model is ``top1`` itself."""
-    from scalelab.scaling.accuracy.ensemble_gain import estimate_top1
-
     out = []
     for k in ensembles:
         for n in crops:

@@ -15,6 +15,8 @@ import dataclasses
 import math
 from typing import Optional
 
+from scalelab.scaling import variants
+from scalelab.scaling.accuracy.scaling_law import fitted_law
 from scalelab.scaling.candidates import CandidateError, Evaluator
 from scalelab.scaling.compound import depth_levels
 
@@ -29,8 +31,6 @@ def clamp(value: float, bounds: tuple[float, float]) -> float:
 
 
 def _fitted_ranges() -> dict:
-    from scalelab.scaling.accuracy.scaling_law import fitted_law
-
     return fitted_law().ranges
 
 
@@ -65,7 +65,6 @@ def narrow(evaluator: Evaluator, settings):
 
     ``--extrapolation avoid`` with the scaling-law estimator: the fitted range where a network in it
     meets every budget; otherwise the allowed ranges, searched as with ``--extrapolation allow``."""
-    from scalelab.scaling import variants
     from scalelab.scaling.search import _fmt_metric
 
     if not clamps(settings, evaluator):

@@ -19,6 +19,7 @@ from typing import Any
 
 from scalelab.errors import ScalelabError
 from scalelab.spec import Spec
+from scalelab.spec.model import Stage
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,6 @@ class TrainResult:
 
 def with_classes(spec: Spec, classes: int) -> Spec:
     """The spec with its last top-level linear block producing ``classes`` outputs."""
-    from scalelab.spec.model import Stage
-
     index = next((i for i, entry in reversed(list(enumerate(spec.blocks)))
                   if not isinstance(entry, Stage) and entry.kind == "linear"), None)
     if index is None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from scalelab.blocks import KINDS
-from scalelab.blocks.registry import INNER_BLOCK_ERROR
+from scalelab.blocks.registry import INNER_BLOCK_ERROR, with_block_definitions
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import MAX_CHANNELS, MAX_REPEAT, MAX_RESOLUTION, MAX_SPEC_BYTES, one_line, quote
 from scalelab.spec.model import Spec, Stage
@@ -321,8 +321,6 @@ def read_text(path: Path, max_bytes: int) -> str:
 
 def spec_schema() -> dict:
     """The JSON Schema of a spec, for editors."""
-    from scalelab.blocks.registry import with_block_definitions
-
     schema = with_block_definitions(TypeAdapter(Spec).json_schema(by_alias=True))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "scalelab network spec"

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.scaling.rounding import round_repeats
 from scalelab.spec import Spec
+from scalelab.spec.model import Stage
 
 METHODS = ("published", "scaling-law", "proxy")
 
@@ -85,9 +87,7 @@ def estimate_accuracy(
 
 
 def _published(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
-    from scalelab.scaling.accuracy.published import find_published
-
-    from scalelab.scaling.accuracy.published import published
+    from scalelab.scaling.accuracy.published import find_published, published
 
     row = find_published(base.name, depth, width, pixels, base.reference.top1 if base.reference else None)
     if row is None:
@@ -107,9 +107,6 @@ def _published(base: Spec, depth: float, width: float, pixels: int) -> AccuracyE
 def repeated_blocks(spec: Spec, depth: float = 1.0) -> tuple[int, int]:
     """(blocks before, blocks after) depth scaling by ``depth``: the repeats of the stages that scale
     in depth, summed, rounded up per stage as ``scale_spec`` does."""
-    from scalelab.scaling.rounding import round_repeats
-    from scalelab.spec.model import Stage
-
     stages = [e for e in spec.blocks if isinstance(e, Stage) and e.scale_depth]
     return sum(s.repeat for s in stages), sum(round_repeats(s.repeat, depth) for s in stages)
 

@@ -23,7 +23,9 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from scalelab.scaling.accuracy.scaling_law import Point, ScalingLaw, fit
+from scalelab.scaling.accuracy.cache import cached
+from scalelab.scaling.accuracy.published import published
+from scalelab.scaling.accuracy.scaling_law import Point, ScalingLaw, fit, fitted_law, series_points
 
 LEVEL = 0.8
 #: candidate distance scales L (ln units)
@@ -136,10 +138,6 @@ def jackknife_coverage(residuals, scale: float) -> float:
 def calibration() -> Calibration:
     """The intervals of the law fitted on every published scaling series (once per published table:
     ``cache``)."""
-    from scalelab.scaling.accuracy.cache import cached
-    from scalelab.scaling.accuracy.published import published
-    from scalelab.scaling.accuracy.scaling_law import fitted_law, series_points
-
     points = series_points(published())
 
     def compute() -> dict:

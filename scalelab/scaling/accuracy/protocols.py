@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from scalelab.scaling.accuracy.published import published
 from scalelab.spec.model import Protocol, Reference
 
 
@@ -38,8 +39,6 @@ def reference_of(figures) -> Optional[Reference]:
 
 def _published_as(name: str, like: Reference) -> Optional[Reference]:
     """A published top-1 of network ``name`` measured as ``like`` was, or None."""
-    from scalelab.scaling.accuracy.published import published
-
     table = published()
     for row in table.rows:
         found = table.reference(row)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 
 from scalelab.errors import ScalelabError
+from scalelab.scaling.accuracy import AccuracyEstimate
+from scalelab.scaling.compound import scale_spec
 from scalelab.spec import Spec
 
 
@@ -51,9 +53,6 @@ def proxy_estimate(base: Spec, depth: float, width: float, pixels: int, *, resol
                    batch: int = 1, seed: int = 0):
     """Score the scaled network at a small probe resolution: ``resolution_px`` times the
     resolution multiplier, so candidates keep their relative input sizes."""
-    from scalelab.scaling.accuracy import AccuracyEstimate
-    from scalelab.scaling.compound import scale_spec
-
     probe = max(8, int(round(resolution_px * pixels / base.input.resolution[0])))
     scaled = scale_spec(base, depth, width, probe)
     score = synflow(scaled, probe, batch, seed)

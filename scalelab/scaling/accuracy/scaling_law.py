@@ -31,6 +31,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+from scalelab.scaling.accuracy.cache import cached
 from scalelab.scaling.accuracy.published import Published, published
 
 DIMENSIONS = ("depth", "width", "resolution")
@@ -187,8 +188,6 @@ def fit(points: list[Point]) -> ScalingLaw:
 @functools.cache
 def fitted_law() -> ScalingLaw:
     """The law fitted on every published scaling series (once per published table: ``cache``)."""
-    from scalelab.scaling.accuracy.cache import cached
-
     points = series_points(published())
     raw = cached("scaling_law", lambda: {"raw": fit_raw(points)})["raw"]
     return _law(raw, _ranges(points))
