@@ -173,15 +173,20 @@ def nelder_mead(f, start: "np.ndarray", step: float = 0.5, iterations: int = 400
     return simplex[i], values[i]
 
 
-def held_out(rows: list[PublishedRow], base: DeviceProfile, table: dict) -> dict[str, list[float]]:
-    """Leave one network out: per regime, each row's absolute error under a fit on the other networks."""
-    errors: dict[str, list[float]] = {"host_bound": [], "transition": [], "device_bound": []}
+def held_out_predictions(rows: list[PublishedRow], base: DeviceProfile, table: dict) -> list[tuple[PublishedRow, float]]:
+    """Leave one network out: each row with its prediction (ms) by a fit on the other networks' rows."""
+    out = []
     for name in sorted({r.network for r in rows}):
-        x = fit([r for r in rows if r.network != name], base, table)
-        fitted = with_unknowns(base, x)
-        for r in rows:
-            if r.network == name:
-                errors[regime(r.batch)].append(abs(predict_ms(table[r.key], r.batch, base, fitted) / r.ms - 1))
+        fitted = with_unknowns(base, fit([r for r in rows if r.network != name], base, table))
+        out += [(r, predict_ms(table[r.key], r.batch, base, fitted)) for r in rows if r.network == name]
+    return out
+
+
+def held_out(rows: list[PublishedRow], base: DeviceProfile, table: dict) -> dict[str, list[float]]:
+    """Per regime, each row's absolute error (predicted / published - 1) under a fit on the other networks."""
+    errors: dict[str, list[float]] = {"host_bound": [], "transition": [], "device_bound": []}
+    for r, predicted in held_out_predictions(rows, base, table):
+        errors[regime(r.batch)].append(abs(predicted / r.ms - 1))
     return errors
 
 
