@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import median
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from scalelab.analysis.latency import predict_latency, regime
+from scalelab.analysis.latency import LatencyPrediction, LayerTime, predict_latency, regime
 from scalelab.analysis.latency_published import PublishedRow, network
 from scalelab.blocks.layers import KERNEL_CLASSES, LatencyClass
 from scalelab.devices import DeviceProfile
@@ -58,7 +58,7 @@ def ops_of(key: tuple[str, int, str], base: DeviceProfile) -> Ops:
     name, resolution, dtype = key
     one, two = (predict_latency(network(name, resolution), base, dtype, b) for b in (1, 2))
 
-    def kernels(p):
+    def kernels(p: LatencyPrediction) -> list[LayerTime]:
         return [t for b in p.blocks.values() for t in b.layers if t.latency_class is not LatencyClass.FREE]
     k1, k2 = kernels(one), kernels(two)
     classes = np.array([KERNEL_CLASSES.index(t.latency_class) for t in k1])
@@ -141,7 +141,7 @@ def fit(rows: list[PublishedRow], base: DeviceProfile, table: dict) -> dict:
     return dict(zip(names, np.exp(point).tolist()))
 
 
-def nelder_mead(f, start: "np.ndarray", step: float = 0.5, iterations: int = 400) -> "tuple[np.ndarray, float]":
+def nelder_mead(f: "Callable[[np.ndarray], float]", start: "np.ndarray", step: float = 0.5, iterations: int = 400) -> "tuple[np.ndarray, float]":
     """The downhill simplex (Nelder & Mead 1965, standard coefficients 1, 2, 0.5, 0.5)."""
     import numpy as np
 

@@ -174,8 +174,8 @@ _EXPLAIN_UNITS = typer.Option(False, "--explain-units", help=(
     "Terminal table: print the counting convention and each column's unit in full."))
 _DEVICE = typer.Option(None, "--device", metavar="PROFILE", parser=O.PROFILE, help="Add predicted latency on a device profile: a name "
                        "(`scalelab devices`) or a profile YAML (`scalelab calibrate`).")
-_DTYPE = typer.Option(None, "--dtype", metavar="DTYPE", parser=O.DTYPE, help="fp32, fp16, bf16 or int8: bytes and latency at this "
-                      "type; adds memory columns and the inference peak (default fp32).")
+_DTYPE = typer.Option(None, "--dtype", metavar="DTYPE", parser=O.DTYPE, help="fp32, tf32, fp16, bf16, int8 or amp (autocast): bytes and "
+                      "latency at this type; adds memory columns and the inference peak (default fp32).")
 _MEASURE = typer.Option(False, "--measure", help="Add latency measured here with torch (each block and the network).")
 _MEASURE_ON = typer.Option(None, "--measure-on", parser=O.DEVICE, metavar="DEVICE",
                            help="With --measure: cpu (default), or cuda / cuda:N.")

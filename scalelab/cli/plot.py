@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from scalelab.cli import options as O
+from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, friendly, wrote
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_REPORT_BYTES
@@ -86,7 +87,7 @@ def plot(
                                         help="Old name of --level (kept for one release)."),
     device: Optional[str] = typer.Option(None, "--device", parser=O.PROFILE, help=(
         "With --breakdown: device profile for predicted latency, a name (`scalelab devices`) or a profile YAML.")),
-    dtype: Optional[str] = typer.Option(None, "--dtype", parser=O.DTYPE, help="With --breakdown: fp32, fp16, bf16 or int8 for bytes and latency (default fp32)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", parser=O.DTYPE, help="With --breakdown: fp32, tf32, fp16, bf16, int8 or amp (autocast) for bytes and latency (default fp32)."),
     batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, help="With --breakdown: batch size (MACs, activations and latency scale with it)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="With --breakdown: input size overriding the spec's, 224 or HxW."),
 ) -> None:
@@ -115,7 +116,6 @@ def plot(
 def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], dtype: Optional[str], batch: int,
                resolution: Optional[str], output: Optional[Path], output_dir: Optional[Path]) -> None:
     from scalelab.analysis import analyze
-    from scalelab.cli.analyze import parse_resolution
     from scalelab.report.charts import block_breakdown, parse_breakdown_metrics
 
     metrics = parse_breakdown_metrics(metrics_text, with_latency=device is not None)

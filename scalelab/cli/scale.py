@@ -33,7 +33,7 @@ _BUDGET = typer.Option([], "--budget", "-b", metavar="BUDGET", parser=O.BUDGET, 
 _FLOPS_CONVENTION = typer.Option(FlopsConventionKind.paper, "--flops-convention", help=(
     "paper: 1 FLOP = 1 multiply-add (EfficientNet-B0 is 0.39B FLOPs); hardware: 1 multiply-add = 2 FLOPs."))
 _DEVICE = typer.Option(None, "--device", parser=O.PROFILE, help="Device profile for predicted latency (see `scalelab devices`).")
-_DTYPE = typer.Option("fp32", "--dtype", parser=O.DTYPE, help="Data type for latency and memory: fp32, fp16, bf16 or int8.")
+_DTYPE = typer.Option("fp32", "--dtype", parser=O.DTYPE, help="Data type for latency and memory: fp32, tf32, fp16, bf16, int8 or amp (autocast).")
 _BATCH = typer.Option(1, "--batch", parser=O.BATCH, help="Batch size for latency and memory.")
 _PHI = typer.Option(None, "--phi", parser=O.PHI, help="Apply compound scaling d=alpha^phi, w=beta^phi, r=gamma^phi.")
 _DEPTH = typer.Option(None, "--depth", parser=O.DEPTH_MULTIPLIER, help="Apply a depth multiplier (stage repeats, rounded up).")
