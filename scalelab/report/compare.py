@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from scalelab.analysis.ensemble import RULES
 from scalelab.analysis.figures import NetworkFigures
+from scalelab.report.compare_plot import comparison_svg
 from scalelab.report.html import render_page
 from scalelab.report.table import print_prose, print_whole, rendered, text_console
 from scalelab.report.units import human_bytes, human_count
@@ -184,8 +185,6 @@ def _html_sections(c: Comparison) -> list[dict]:
 def to_html(c: Comparison) -> str:
     """One self-contained page like `analyze`'s: sortable tables of the figures, the ratios and the
     variants, the chart `-o x.png` draws (inline SVG), the notes and the units."""
-    from scalelab.report.compare_plot import comparison_svg
-
     return render_page("compare.html.j2", title=_title(c), first=c.networks[0].name, sections=_html_sections(c),
                        chart_svg=comparison_svg(c), notes=c.notes, units=[(m.header, m.unit) for m in c.metrics])
 

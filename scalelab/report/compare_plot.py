@@ -4,11 +4,13 @@ published top-1 against MACs. matplotlib is imported inside the function (files 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from scalelab.report.compare import Comparison
 from scalelab.report.plotting import DPI, _pyplot, figure_svg, save_and_close
 from scalelab.scaling.ensembles import pareto
+
+if TYPE_CHECKING:  # compare draws its chart with comparison_svg: this side needs the type only
+    from scalelab.report.compare import Comparison
 
 BAR_METRICS = ("params", "macs", "activation_peak_bytes", "training_bytes", "predicted_ms")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import yaml
+
 from scalelab.spec.model import Spec
+from scalelab.spec.yaml_safe import SpecDumper
 
 
 def spec_data(spec: Spec) -> dict:
@@ -23,10 +26,6 @@ def spec_data(spec: Spec) -> dict:
 
 def spec_yaml(spec: Spec) -> str:
     """The spec as YAML, one block per line, as the zoo writes them."""
-    import yaml
-
-    from scalelab.spec.yaml_safe import SpecDumper
-
     data = spec_data(spec)
     head = yaml.dump({k: v for k, v in data.items() if k != "blocks"}, Dumper=SpecDumper, sort_keys=False, width=100)
     blocks = "".join("  - " + yaml.dump(b, Dumper=SpecDumper, default_flow_style=True, sort_keys=False, width=10**6)

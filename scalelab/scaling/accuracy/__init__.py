@@ -8,34 +8,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.scaling.accuracy.estimate import AccuracyEstimate
+from scalelab.scaling.accuracy.intervals import calibration
+from scalelab.scaling.accuracy.proxy import proxy_estimate
+from scalelab.scaling.accuracy.published import find_published, published
+from scalelab.scaling.accuracy.scaling_law import fitted_law
 from scalelab.scaling.rounding import round_repeats
 from scalelab.spec import Spec
 from scalelab.spec.model import Stage
 
 METHODS = ("published", "scaling-law", "proxy")
-
-
-@dataclass(frozen=True)
-class AccuracyEstimate:
-    top1: Optional[float]  # ImageNet top-1 in percent; None for the proxy (a score, not an accuracy)
-    method: str
-    detail: str  # how the number was obtained, in one sentence
-    extrapolated: bool = False  # the query lies outside the data the method was fitted on
-    score: Optional[float] = None  # the proxy's value (higher ranks higher)
-    #: 80% prediction interval of ``top1`` (scaling-law estimates; see ``intervals``), None otherwise
-    low: Optional[float] = None
-    high: Optional[float] = None
-
-    def text(self) -> str:
-        """'77.70 [76.22, 79.19]', or the bare number where there is no interval."""
-        if self.top1 is None:
-            return f"score {self.score:.3f} (rank only)"
-        interval = f" [{self.low:.2f}, {self.high:.2f}]" if self.low is not None else ""
-        return f"{self.top1:.2f}{interval}"
 
 
 def _pixels(base: Spec, resolution: Optional[int]) -> int:
@@ -78,8 +63,6 @@ def estimate_accuracy(
     if method == "published":
         return _published(base_spec, depth, width, pixels)
     if method == "proxy":
-        from scalelab.scaling.accuracy.proxy import proxy_estimate
-
         return proxy_estimate(base_spec, depth, width, pixels, **options)
     if options:
         raise ScalelabError(f"the scaling-law estimator takes no options, got {', '.join(options)}")
@@ -87,8 +70,6 @@ def estimate_accuracy(
 
 
 def _published(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
-    from scalelab.scaling.accuracy.published import find_published, published
-
     row = find_published(base.name, depth, width, pixels, base.reference.top1 if base.reference else None)
     if row is None:
         raise ScalelabError(
@@ -122,9 +103,6 @@ def _protocol_at(base: Spec, pixels: int) -> str:
 
 
 def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
-    from scalelab.scaling.accuracy.intervals import calibration
-    from scalelab.scaling.accuracy.scaling_law import fitted_law
-
     base_top1 = _base_top1(base, "scaling-law")
     assert base.reference is not None  # _base_top1 refuses a base without one
     before, after = repeated_blocks(base, depth)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from scalelab.errors import ScalelabError
-from scalelab.scaling.accuracy import AccuracyEstimate
+from scalelab.scaling.accuracy.estimate import AccuracyEstimate
 from scalelab.scaling.compound import scale_spec
 from scalelab.spec import Spec
 
