@@ -28,7 +28,7 @@ def __getattr__(name: str):
 
 def build_module(spec, resolution=None):
     """Build the ``torch.nn.Module`` of a spec (imports torch; the analysis path never does)."""
-    from scalelab.build import build_module as _build
+    from scalelab.build import build_module as _build  # torch: only when a module is built
 
     return _build(spec, resolution)
 

@@ -117,7 +117,7 @@ def verify(spec: "str | Path | Spec", resolution: "int | tuple[int, int] | None"
     """The analysis of ``spec`` and every cross-check against its built module (batch 1, eval mode)."""
     import torch
 
-    from scalelab.build import build_module
+    from scalelab.build import build_module  # torch: only when a module is built
 
     analysis = analyze(spec, resolution=resolution)
     opaque = [b.name for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]

@@ -123,7 +123,7 @@ def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: 
     median), again after a back-off while the machine is too noisy; keep each one's features."""
     import torch
 
-    from scalelab.build import build_module
+    from scalelab.build import build_module  # torch: only when a module is built
 
     device, fns, found = state["device"], {}, {}
     for i, spec in enumerate(specs):

@@ -282,7 +282,7 @@ def _signature(network: Network, block: Optional[ResolvedBlock]) -> tuple[str, l
 def _callables(network: Network, work: list[tuple[str, Optional[ResolvedBlock]]], device: str, dtype: str, batch: int, channels_last: bool,
                progress: bool) -> dict[str, Callable[[], object]]:
     """Each block (or the whole network) built, on the device, with random inputs of its shapes."""
-    from scalelab.build import Net, to_torch
+    from scalelab.build import Net, to_torch  # torch: only when a module is built
 
     fns: dict[str, Callable[[], object]] = {}
     with bar(f"measuring {network.spec.name}: building", len(work), progress) as steps:

@@ -134,7 +134,7 @@ def training_step(network: Network, optimizer: str = "sgd", batch: int = 1, free
     storages, captured with ``saved_tensors_hooks``; parameters and buffers excluded)."""
     import torch
 
-    from scalelab.build import Net
+    from scalelab.build import Net  # torch: only when a module is built
 
     torch.manual_seed(0)
     model = Net(network).train().to(device)

@@ -131,7 +131,7 @@ def _notice(text: str) -> None:
     is drawn there), nothing when piped."""
     import sys
 
-    from scalelab import progress
+    from scalelab import progress  # start-up: --help loads this module, not the progress display
 
     if progress.shown():
         print(text, file=sys.stderr, flush=True)

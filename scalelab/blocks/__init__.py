@@ -15,11 +15,11 @@ __all__ = ["AnyBlock", "Block", "KINDS"]
 
 def __getattr__(name: str) -> object:
     if name == "Block":
-        from scalelab.blocks.base import Block
+        from scalelab.blocks.base import Block  # PEP 562: importing the layers builds no block model
 
         return Block
     if name in ("AnyBlock", "KINDS"):
-        from scalelab.blocks import registry
+        from scalelab.blocks import registry  # PEP 562: importing the layers builds no block model
 
         return getattr(registry, name)
     raise AttributeError(f"module 'scalelab.blocks' has no attribute {name!r}")

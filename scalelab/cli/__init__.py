@@ -21,7 +21,7 @@ except KeyboardInterrupt:
 
 
 def main() -> None:
-    from scalelab.cli import local_workers
+    from scalelab.cli import local_workers  # only when run as the program, not on import
 
     local_workers.PROGRAM_ARGS = sys.argv[1:]  # what `scale --workers` repeats for its worker processes
     interrupts.main(app)

@@ -36,6 +36,7 @@ def _render(title: str, headers: list[str], rows: list[list[str]], notes: list[s
     from rich.table import Table
     from rich.text import Text
 
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -60,6 +61,7 @@ def _test(protocol) -> str:
 
 
 def _published_text(fmt: Format) -> str:
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report import human_count
     from scalelab.scaling.accuracy.published import published
 
@@ -80,6 +82,7 @@ def _published_text(fmt: Format) -> str:
 def validation_summary() -> dict:
     """Leave-one-out errors of the scaling-law estimator, per series, in top-1 points, and how often
     its 80% prediction intervals cover networks held out of the fit."""
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.scaling.accuracy.intervals import calibration, coverage, jackknife_coverage, leave_one_network_out
     from scalelab.scaling.accuracy.scaling_law import fitted_law, leave_one_out
 
@@ -138,6 +141,7 @@ def _validation_text(fmt: Format) -> str:
 
 
 def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[int], method: str, fmt: Format) -> str:
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.scaling.accuracy import estimate_accuracy
     from scalelab.spec import load_spec
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
 from typer.core import TyperGroup
 
+from scalelab import __version__
 from scalelab.errors import ScalelabError
 from scalelab.limits import quote
 from scalelab.output import write_atomic
@@ -64,8 +65,6 @@ class _Group(_PrefixedErrors):
         if ctx.params.get("version"):
             if extra:
                 ctx.fail(f"--version takes no value and no command, got {quote(' '.join(extra), 40)}")
-            from scalelab import __version__
-
             typer.echo(f"scalelab {__version__}")
             ctx.exit()
         return rest

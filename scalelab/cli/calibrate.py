@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from scalelab.analysis.noise import MAX_OTHER_CPUS, MAX_SPREAD
+from scalelab.analysis.noise import MAX_OTHER_CPUS, MAX_SPREAD, NoiseLimits
 from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.output import check_output_file
@@ -40,7 +40,7 @@ On a busy machine it waits and measures again (back-off), then refuses (exit 2) 
 competing load and the disagreement of repeated rounds; a fit whose leave-one-out error is \
 too large is written with a warning that every prediction from the profile repeats."""
     check_output_file(output)  # before minutes of measuring
-    from scalelab.analysis.noise import NoiseLimits
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.analysis.calibrate import calibrate as run
 
     limits = NoiseLimits(max_other_cpus=max_load, max_spread=max_spread)

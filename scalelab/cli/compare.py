@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from scalelab.cli import options as O
+from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, emit, friendly, wrote
 from scalelab.errors import ScalelabError
 from scalelab.output import check_output_file
@@ -58,8 +59,8 @@ def compare(
     priced as ensembles and on test crops; -o chart.png then draws top-1 against MACs for all of them, showing where
     one bigger network beats an ensemble of smaller ones.
     """
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.analysis.figures import network_figures
-    from scalelab.cli.analyze import parse_resolution
     from scalelab.graph import resolve
     from scalelab.report.compare import comparison, render
     from scalelab.spec import load_spec
@@ -73,12 +74,14 @@ def compare(
                                optimizer=optimizer) for s in specs]
     variants = []
     if ensembles is not None or crops is not None:
+        # start-up: the command's own modules load when it runs, not with --help
         from scalelab.scaling.ensembles import variants as expand
 
         counts = list(ensembles or (1,)), list(crops or (1,))
         variants = [v for f in figures for v in expand(f, *counts)]
     result = comparison(figures, variants)
     if fmt == "chart":
+        # start-up: the command's own modules load when it runs, not with --help
         from scalelab.report.compare_plot import draw_comparison, draw_variants
 
         assert output is not None  # the chart format comes from -o's extension only

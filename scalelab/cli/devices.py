@@ -21,6 +21,7 @@ def _table(profiles) -> str:
     from rich.table import Table
     from rich.text import Text
 
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title="scalelab device profiles", title_justify="left", header_style="bold")
@@ -47,6 +48,7 @@ def devices(
     format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json (every figure, with units and sources)."),
 ) -> None:
     """List the device profiles usable with `analyze --device` (or check one profile file)."""
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.devices import load_profile, profile_names
 
     profiles = [load_profile(profile)] if profile else [load_profile(n) for n in profile_names()]

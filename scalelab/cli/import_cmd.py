@@ -11,9 +11,11 @@ from typing import Optional
 import typer
 
 from scalelab.cli import options as O
+from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
 from scalelab.output import check_output_file
+
 
 class SpecFormat(str, Enum):
     yaml = "yaml"
@@ -27,8 +29,6 @@ MODEL_HELP = ("The model: package.module:callable (torchvision.models:resnet50) 
 
 def input_shape(resolution: Optional[str], input_size: Optional[str]) -> tuple[int, int, int]:
     """(channels, height, width) from --resolution 224 / 224x160 or --input 3x224x224 (default 3x224x224)."""
-    from scalelab.cli.analyze import parse_resolution
-
     if resolution is not None and input_size is not None:
         raise ScalelabError("give --resolution or --input, not both")
     if input_size is not None:
@@ -78,14 +78,14 @@ def import_(
     format = SpecFormat(O.output_format(output, format and format.value, BY_SUFFIX, SpecFormat.yaml.value))
     check_output_file(output)
     shape = input_shape(resolution, input_size)
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.importer import import_model
-
     from scalelab.progress import progress
 
     with progress(f"importing {model}: building, tracing with torch.fx and checking every block"):
         imported = import_model(model, shape, allow_unsupported=allow_unsupported)
     if format is SpecFormat.json:
-        from scalelab.spec import spec_data
+        from scalelab.spec import spec_data  # start-up: the command's own modules load when it runs, not with --help
 
         emit(json.dumps(spec_data(imported.spec), indent=2), output)
     else:

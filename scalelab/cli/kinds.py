@@ -9,7 +9,8 @@ from typing import Any, Optional
 import typer
 
 from scalelab.cli import options as O
-from scalelab.cli.app import app, emit, friendly, fail
+from scalelab.cli.app import app, emit, fail, friendly
+from scalelab.errors import did_you_mean
 from scalelab.limits import MAX_CHANNELS, MAX_RESOLUTION
 
 COMMON = ("kind", "name", "from", "training_only", "scale_width")
@@ -23,6 +24,7 @@ class ListFormat(str, Enum):
 
 def type_text(prop: dict[str, Any]) -> str:
     """A short type for a JSON-schema property: int > 0, [int, int], 'same' | 'valid' | [int, int], ..."""
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.blocks.registry import BLOCK_SCHEMA
 
     if "anyOf" in prop:
@@ -86,6 +88,7 @@ def _table(infos: list[dict]) -> str:
     from rich.table import Table
     from rich.text import Text
 
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     console = text_console()  # the width rule of every command (scalelab.report.table)
@@ -110,8 +113,7 @@ def kinds(
     format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """List the block kinds with a one-line summary and their parameters (type, default, meaning)."""
-    from scalelab.blocks import KINDS
-    from scalelab.errors import did_you_mean
+    from scalelab.blocks import KINDS  # start-up: the command's own modules load when it runs, not with --help
 
     names = sorted(KINDS) if kind is None else [kind]
     if kind is not None and kind not in KINDS:

@@ -22,6 +22,7 @@ from scalelab.errors import ScalelabError
 from scalelab.limits import (
     MAX_BATCH, MAX_CHANNELS, MAX_COUNT_CHOICES, MAX_CROPS, MAX_ENSEMBLE, MAX_REPEAT, MAX_RESOLUTION, quote,
 )
+from scalelab.scaling.storages import check_url
 
 
 def _refuse(message: str) -> Exception:
@@ -166,6 +167,7 @@ def ensemble_members(value) -> str:
 
 def optimizer(value) -> str:
     """An optimizer the training-memory model knows (sgd, sgd-momentum, adam)."""
+    # start-up: options load with every command; analysis only when parsed
     from scalelab.analysis.memory import OPTIMIZER_STATES
 
     if value not in OPTIMIZER_STATES:
@@ -184,6 +186,7 @@ def _checked(check, value: str) -> str:
 
 def dtype(value) -> str:
     """A data type the memory and latency models know (fp32, fp16, bf16, int8)."""
+    # start-up: options load with every command; analysis only when parsed
     from scalelab.analysis.memory import dtype_bytes
 
     return _checked(dtype_bytes, str(value))
@@ -191,8 +194,6 @@ def dtype(value) -> str:
 
 def storage_url(value) -> str:
     """`scale --storage`: 'memory', or a database URL that can be shared and resumed."""
-    from scalelab.scaling.storages import check_url
-
     return _checked(check_url, Text("a storage URL such as sqlite:///studies.db, or memory", MAX_PATH_BYTES)(value))
 
 

@@ -48,6 +48,7 @@ def read_report(path: Path) -> dict:
     if not isinstance(report, dict) or report.get("report") != "scalelab scale":
         raise ScalelabError(f"{path}: not a report of `scalelab scale` (its JSON report is REPORT_DIR/<study>.json); "
                             f"for a per-block chart of a spec add --breakdown macs,params,activations")
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report.search_schema import check_search_report
 
     check_search_report(report, str(path))
@@ -115,6 +116,7 @@ def plot(
 
 def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], dtype: Optional[str], batch: int,
                resolution: Optional[str], output: Optional[Path], output_dir: Optional[Path]) -> None:
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.analysis import analyze
     from scalelab.report.charts import block_breakdown, parse_breakdown_metrics
 
@@ -126,12 +128,14 @@ def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], 
         typer.echo(f"warning: {warning}", err=True)
     latency = None
     if device is not None:
+        # start-up: the command's own modules load when it runs, not with --help
         from scalelab.analysis.latency import predict_latency
 
         latency = predict_latency(analysis.network, device, dtype or "fp32", batch)
     data = block_breakdown(analysis, metrics, depth=depth, dtype=dtype or "fp32", latency=latency)
     path = output or (output_dir or Path(".")) / f"{analysis.name}-breakdown.png"
 
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report.plotting import draw_breakdown
 
     draw_breakdown(data, path)
@@ -140,6 +144,7 @@ def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], 
 
 def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], output_dir: Optional[Path],
                    references: bool) -> None:
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report.charts import accuracy_vs_cost, scaling_curves
 
     data = read_report(report)
@@ -156,10 +161,12 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
     if chart in (Chart.scaling, Chart.all):
         todo.append(("scaling", scaling_curves(data), output or folder / f"{stem}-scaling-curves.png"))
     if chart == Chart.ensembles or (chart == Chart.all and data.get("ensembles")):
+        # start-up: the command's own modules load when it runs, not with --help
         from scalelab.report.charts import ensemble_chart
 
         todo.append(("ensembles", ensemble_chart(data), output or folder / f"{stem}-ensembles-vs-macs.png"))
 
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.report.compare_plot import draw_ensemble_chart
     from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
 

@@ -23,6 +23,6 @@ def schema(
     Point an editor's YAML language server at it to validate specs as you type.
     """
     check_output_file(output)
-    from scalelab.spec import spec_schema
+    from scalelab.spec import spec_schema  # start-up: the command's own modules load when it runs, not with --help
 
     emit(json.dumps(spec_schema(), indent=2), output)

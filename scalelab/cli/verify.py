@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from scalelab.cli import options as O
+from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, friendly
 
 
@@ -28,10 +29,9 @@ def verify(
     (torch), and the MACs (FlopCounterMode, fvcore's conv and linear counts). Prints one agreement
     table with each difference explained; exits 1 on a real mismatch.
     """
-    from scalelab.cli.analyze import parse_resolution
-    from scalelab.verify import checks_table, verify as run_checks
-
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.progress import progress
+    from scalelab.verify import checks_table, verify as run_checks
 
     with progress(f"verifying {spec}: building the module, running it and counting with torch and fvcore"):
         analysis, checks = run_checks(spec, parse_resolution(resolution))

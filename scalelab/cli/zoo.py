@@ -21,6 +21,7 @@ class ListFormat(str, Enum):
 
 def zoo_rows() -> list[dict]:
     """Name, input, inference params and MACs, and published accuracy of every zoo spec."""
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.analysis import analyze
     from scalelab.spec import load_spec, zoo_names
 
@@ -45,6 +46,7 @@ def _table(rows: list[dict]) -> str:
     from rich.table import Table
     from rich.text import Text
 
+    # start-up: the command's own modules load when it runs, not with --help
     from scalelab.analysis import CONVENTION
     from scalelab.report import human_count
     from scalelab.report.table import print_prose, print_whole, rendered, text_console

@@ -33,7 +33,7 @@ def _ms(v) -> str:
 
 def ensemble_extra(ens, batch: int) -> Extra:
     """The combined per-image figures of an ensemble and/or multi-crop, with each member's."""
-    from scalelab.analysis.ensemble import RULES
+    from scalelab.analysis.ensemble import RULES  # start-up: analyze loads these only when the advice is asked for
 
     total = ens.total()
     # counts are whole multiples of the batch; bytes and latency are for the batch of batch x crops images
@@ -71,6 +71,7 @@ def ensemble_extra(ens, batch: int) -> Extra:
 
 def training_extra(network, batch: int, freeze_until: Optional[str]) -> Extra:
     """Per-block backward and training-step MACs, and the totals of one step."""
+    # start-up: analyze loads these only when the advice is asked for
     from scalelab.analysis.training import RULE, training_compute
 
     tc = training_compute(network, batch, freeze_until)
@@ -92,7 +93,7 @@ def training_extra(network, batch: int, freeze_until: Optional[str]) -> Extra:
 
 
 def transfer_extra(network, freeze_until: Optional[str], dtype: str, images: Optional[int], epochs: Optional[int]) -> Extra:
-    from scalelab.analysis.transfer import transfer_costs
+    from scalelab.analysis.transfer import transfer_costs  # networkx: only when asked for transfer costs
 
     t = transfer_costs(network, freeze_until, dtype, images, epochs)
     data = t.as_dict()
@@ -121,6 +122,7 @@ def analyze_extra(network, spec: str, *, batch: int, dtype: Optional[str], devic
                                 "--cache-features")
         extra.add(transfer_extra(network, freeze_until, dtype or "fp32", images, epochs))
     if crops != 1 or ensemble is not None:
+        # start-up: analyze loads these only when the advice is asked for
         from scalelab.analysis.ensemble import ensemble_figures, parse_ensemble
 
         names = parse_ensemble(ensemble, spec)

@@ -36,7 +36,7 @@ def comparison_svg(c: Comparison) -> str:
 
 
 def _comparison_figure(c: Comparison):
-    from scalelab.report.labels import Label, place_labels
+    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
 
     plt = _pyplot()
     headers, groups = bar_groups(c)
@@ -153,7 +153,7 @@ def _variant_text(v) -> str:
 
 def _label_variants(ax, variants: list, colors: dict) -> None:
     """Name every ensemble, multi-crop and extrapolated point, clear of the markers and error bars."""
-    from scalelab.report.labels import Label, place_labels
+    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
 
     drawn = [v for v in variants if v.top1 is not None]
     named = [v for v in drawn if not v.single or v.extrapolated]

@@ -131,7 +131,7 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
 
 def _label_chosen_phi(chart: ScalingCurveChart, top, bottom) -> None:
     """Name the search's result on its phi line, at the curve's lowest value, clear of curves and legend."""
-    from scalelab.report.labels import Label, place_labels
+    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
 
     phi = chart.chosen_phi
     assert phi is not None  # the caller labels a chosen phi only
@@ -151,7 +151,7 @@ def _label_chosen_phi(chart: ScalingCurveChart, top, bottom) -> None:
 def _label_references(ax, chart: AccuracyCostChart) -> None:
     """Name each published network next to its point (one label per name), clear of the other labels,
     the legend, the chosen network's star and, where possible, the trials and the front."""
-    from scalelab.report.labels import Label, place_labels
+    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
 
     seen, labels = set(), []
     for p in sorted(chart.references, key=lambda p: (p.x, p.y, p.label)):
@@ -241,7 +241,7 @@ def figure_svg(fig) -> str:
 
 def _label_bars(ax, panel, positions: list[int]) -> None:
     """Each bar's value and share, right of its end where there is room, never on a bar."""
-    from scalelab.report.labels import Label, place_labels
+    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
 
     labels = [Label(value, y, f"{_format(value, panel.unit)} ({share:.1f}%)")
               for y, value, share in zip(positions, panel.values, panel.shares)]

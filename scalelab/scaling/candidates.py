@@ -111,6 +111,7 @@ class Evaluator:
         if models == 1 and crops == 1:
             return self
         if (models, crops) not in self._variants:
+            # loop: variants imports candidates (variants.py to change; see issue 21)
             from scalelab.scaling.variants import VariantEvaluator
 
             self._variants[models, crops] = VariantEvaluator(self, models, crops)

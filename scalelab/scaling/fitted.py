@@ -65,7 +65,7 @@ def narrow(evaluator: Evaluator, settings):
 
     ``--extrapolation avoid`` with the scaling-law estimator: the fitted range where a network in it
     meets every budget; otherwise the allowed ranges, searched as with ``--extrapolation allow``."""
-    from scalelab.scaling.search import _fmt_metric
+    from scalelab.scaling.search import _fmt_metric  # loop: search imports fitted (_fmt_metric lives in search.py)
 
     if not clamps(settings, evaluator):
         return settings, ""

@@ -115,7 +115,7 @@ def train_accuracy(
         raise ScalelabError(f"epochs must be at least 1, got {epochs}")
     import torch
 
-    from scalelab.build import build_module
+    from scalelab.build import build_module  # torch: only when a module is built
 
     tx, ty, vx, vy, classes = load_images(str(data), tuple(spec.input.resolution), spec.input.channels, val_fraction)
     torch.manual_seed(seed)

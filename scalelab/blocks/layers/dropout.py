@@ -61,7 +61,7 @@ class Dropout(Primitive):
 
     def torch_module(self) -> nn.Module:
         if self.stochastic_depth:
-            from scalelab.blocks.layers.torch_modules import StochasticDepth
+            from scalelab.blocks.layers.torch_modules import StochasticDepth  # torch: only when a module is built
 
             return StochasticDepth(self.p)
         from torch import nn

@@ -67,7 +67,7 @@ class LayerNorm(Primitive):
         return LatencyClass.NORM, None
 
     def torch_module(self) -> nn.Module:
-        from scalelab.blocks.layers.modern_torch import LayerNorm2d
+        from scalelab.blocks.layers.modern_torch import LayerNorm2d  # torch: only when a module is built
 
         return LayerNorm2d(self.channels, self.eps)
 
@@ -108,7 +108,7 @@ class ChannelLinear(Primitive):
         return LatencyClass.POINTWISE_CONV, self.out_ch
 
     def torch_module(self) -> nn.Module:
-        from scalelab.blocks.layers.modern_torch import ChannelLinear as Module
+        from scalelab.blocks.layers.modern_torch import ChannelLinear as Module  # torch: only when a module is built
 
         return Module(self.in_ch, self.out_ch, self.bias)
 
@@ -144,7 +144,7 @@ class LayerScale(Primitive):
         return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self) -> nn.Module:
-        from scalelab.blocks.layers.modern_torch import LayerScale as Module
+        from scalelab.blocks.layers.modern_torch import LayerScale as Module  # torch: only when a module is built
 
         return Module(self.channels, self.init)
 
@@ -178,7 +178,7 @@ class ChannelSlice(Primitive):
         return LatencyClass.FREE, None
 
     def torch_module(self) -> nn.Module:
-        from scalelab.blocks.layers.modern_torch import ChannelSlice as Module
+        from scalelab.blocks.layers.modern_torch import ChannelSlice as Module  # torch: only when a module is built
 
         return Module(self.start, self.stop)
 
@@ -214,6 +214,6 @@ class ChannelShuffle(Primitive):
         return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self) -> nn.Module:
-        from scalelab.blocks.layers.modern_torch import ChannelShuffle as Module
+        from scalelab.blocks.layers.modern_torch import ChannelShuffle as Module  # torch: only when a module is built
 
         return Module(self.groups)

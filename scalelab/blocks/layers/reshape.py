@@ -73,6 +73,6 @@ class ZeroPadShortcut(Primitive):
         return LatencyClass.ELEMENTWISE, None
 
     def torch_module(self) -> nn.Module:
-        from scalelab.blocks.layers.torch_modules import ZeroPadShortcut as Module
+        from scalelab.blocks.layers.torch_modules import ZeroPadShortcut as Module  # torch: only when a module is built
 
         return Module(self.stride, self.out_ch)

@@ -144,7 +144,7 @@ class Residual(Wiring):
     def module(self) -> nn.Module:
         from torch import nn
 
-        from scalelab.blocks.layers.torch_modules import Residual as Module
+        from scalelab.blocks.layers.torch_modules import Residual as Module  # torch: only when a module is built
 
         short = definition(self.shortcut).module() if self.shortcut is not None else nn.Identity()
         post = definition(self.post).module() if self.post is not None else nn.Identity()
@@ -185,7 +185,7 @@ class Parallel(Wiring):
         return walker.joined(merged("concat", [t.shape for t in outs]), outs)  # cat keeps only sizes
 
     def module(self) -> nn.Module:
-        from scalelab.blocks.layers.torch_modules import Parallel as Module
+        from scalelab.blocks.layers.torch_modules import Parallel as Module  # torch: only when a module is built
 
         return Module([definition(b).module() for b in self.branches])
 
@@ -218,7 +218,7 @@ class Gate(Wiring):
         return walker.product(x, walker.run(self.body, x))  # x * g keeps both factors
 
     def module(self) -> nn.Module:
-        from scalelab.blocks.layers.torch_modules import Gate as Module
+        from scalelab.blocks.layers.torch_modules import Gate as Module  # torch: only when a module is built
 
         return Module(definition(self.body).module())
 
@@ -248,7 +248,7 @@ class Merge(Wiring):
         return walker.joined(merged(self.op, [t.shape for t in xs]), xs)  # add and cat keep only sizes
 
     def module(self) -> nn.Module:
-        from scalelab.blocks.layers.torch_modules import Merge as Module
+        from scalelab.blocks.layers.torch_modules import Merge as Module  # torch: only when a module is built
 
         return Module(self.op)
 

@@ -22,7 +22,7 @@ def synflow(spec: Spec, resolution: int = 64, batch: int = 1, seed: int = 0) -> 
     running statistics, so the score does not depend on the batch). Deterministic for a seed."""
     import torch
 
-    from scalelab.build import build_module
+    from scalelab.build import build_module  # torch: only when a module is built
 
     if resolution < 1 or batch < 1:
         raise ScalelabError(f"proxy resolution and batch must be positive, got {resolution} and {batch}")
