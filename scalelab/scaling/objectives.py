@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from scalelab.scaling.candidates import Candidate
 
 Constraint = Literal["hard", "soft"]
+#: an Optuna study direction, one per value a trial reports
+Direction = Literal["maximize", "minimize"]
 ObjectiveName = Literal["reward", "pareto"]
 
 HARD_EXPONENTS = (0.0, -1.0)
@@ -66,7 +68,7 @@ class Objective:
         return self.name == "pareto"
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return ["maximize", "minimize"] if self._pareto else ["maximize"]
 
     @property

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 from scalelab.errors import ScalelabError
 from scalelab.scaling.budget import Budget
 from scalelab.scaling.candidates import Candidate
+from scalelab.scaling.objectives import Direction
 from scalelab.scaling.storages import exclusive, open_storage  # noqa: F401  (open_storage re-exported)
 from scalelab.scaling.workers import count_done, worker_sampler
 
@@ -63,7 +64,7 @@ OPTIONS = {
 }
 
 
-def open_study(storage, name: str, directions: list[str], fingerprint: dict, sampler_factory: Callable[[int], Any],
+def open_study(storage, name: str, directions: Sequence[Direction], fingerprint: dict, sampler_factory: Callable[[int], Any],
                seed: int = 0):
     """Create the study, or continue the stored one of that name if it was made with the same
     settings (several workers may do this at once: the first creates it, the others load it). Each
