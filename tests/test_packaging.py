@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -68,12 +69,11 @@ def _imported_packages(tree: Path) -> set[str]:
                 found |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"scalelab", "__future__"}
+    # _typeshed: the type checkers' own stubs, imported only under TYPE_CHECKING
+    return found - set(sys.stdlib_module_names) - {"scalelab", "__future__", "_typeshed"}
 
 
 def test_every_imported_package_is_declared():
-    import tomllib
-
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {re.split(r"[<>=\[ ]", d)[0].lower().replace("-", "_") for d in project["dependencies"]}
     distribution = {"yaml": "pyyaml"}  # import name -> distribution name, where they differ
@@ -88,10 +88,15 @@ def readme_commands() -> list[str]:
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
-def test_readme_opens_with_the_two_setup_commands():
-    setup, tests = readme_commands()[:2]
+def test_readme_opens_with_the_setup_test_and_check_commands():
+    setup, tests, checks = readme_commands()
     assert setup == "pip install -e '.[test]' && scalelab analyze specs/resnet50.yaml"
     assert tests == "python -m pytest"
+    assert checks == "ruff check scalelab && mypy"
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "SLF001" in config["tool"]["ruff"]["lint"]["select"]  # other libraries' internals stay theirs
+    strict = [o for o in config["tool"]["mypy"]["overrides"] if o.get("disallow_untyped_defs")]
+    assert strict and set(strict[0]["module"]) == {"scalelab.blocks.*", "scalelab.analysis.*"}
     first_block = (ROOT / "README.md").read_text().index("```bash")
     assert first_block < (ROOT / "README.md").read_text().index("\n## ")  # before any section
 
@@ -100,5 +105,6 @@ def test_ci_script_runs_the_readme_commands():
     script = (ROOT / ".ci" / "run").read_text()
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
     assert "README.md" in script and "python3 -m venv" in script
+    assert 'CHECKS="${COMMANDS[2]:-}"' in script and 'bash -euo pipefail -c "$CHECKS"' in script
     result = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
