@@ -73,6 +73,9 @@ def test_devices_lists_them():
     assert rows[0]["units"]["memory_bandwidth"] == "bytes/s" and rows[0]["sources"]["peak_flops"]
     table = runner.invoke(app, ["devices"])
     assert table.exit_code == 0 and "jetson_orin_nano" in table.output
+    t4 = [r for r in rows if r["name"] == "t4"][0]
+    assert f"{t4['errors']['host_bound']['median']:.1%} / {t4['errors']['device_bound']['median']:.1%}" in table.output
+    assert "±50% stated / ±50% stated" in table.output  # h100, l4, jetson: no published data
 
 
 def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
