@@ -119,8 +119,8 @@ def test_a_model_file_that_exits_on_import_is_an_error_too(here, monkeypatch):
 # Options that were accepted and should not be
 
 @pytest.mark.parametrize("args,fragments", [
-    (SEARCH + ["--dtype", "fp64"], ["--dtype", "unknown dtype 'fp64'", "one of fp32, fp16, bf16, int8"]),
-    (["analyze", "resnet18", "--dtype", ""], ["--dtype", "unknown dtype ''", "one of fp32, fp16, bf16, int8"]),
+    (SEARCH + ["--dtype", "fp64"], ["--dtype", "unknown dtype 'fp64'", "one of fp32, tf32, fp16, bf16, int8, amp"]),
+    (["analyze", "resnet18", "--dtype", ""], ["--dtype", "unknown dtype ''", "one of fp32, tf32, fp16, bf16, int8, amp"]),
     (["compare", "resnet18", "resnet34", "--dtype", "fp64"], ["--dtype", "unknown dtype 'fp64'"]),
     (["compare", "resnet18", "resnet34", "--optimizer", "lamb"], ["--optimizer", "sgd, sgd-momentum, adam", "'lamb'"]),
     (["accuracy", "-m", "bogus"], ["--method", "'bogus' is not one of 'published', 'scaling-law', 'proxy'"]),
