@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from scalelab.analysis.costs import CONVENTION
 from scalelab.analysis.ensemble import RULES
+from scalelab.analysis.latency import regime
+from scalelab.devices import load_profile
+from scalelab.devices.profile import regime_error
 from scalelab.report.table import print_prose
 from scalelab.report.units import human_bytes, human_count
 from scalelab.scaling import variants
@@ -189,10 +192,6 @@ def _latency_error(evaluator: "Evaluator") -> dict[str, Any]:
     """The device profile's held-out error for the search's batch (its regime), which every predicted latency carries."""
     if not evaluator.device:
         return {}
-    from scalelab.analysis.latency import regime
-    from scalelab.devices import load_profile
-    from scalelab.devices.profile import regime_error
-
     error, basis = regime_error(load_profile(evaluator.device), regime(evaluator.batch))
     return {"latency_error": error, "latency_error_basis": basis}
 
