@@ -129,7 +129,8 @@ def write(args, rows, beats, load) -> None:
     lines += [
         "", "One worker in-process on SQLite, trials per second: "
         f"{beats[0]:.1f} without heartbeats, {beats[5]:.1f} with a 5 s heartbeat "
-        f"(x{beats[5] / beats[0]:.2f}: a heartbeat thread and its first write per trial, the stale-trial check).", "",
+        f"(x{beats[5] / beats[0]:.2f}: a heartbeat user attribute written while a trial runs, the dead-trial check "
+        f"on the trial list the quota reads).", "",
         "Reading: every row ends with exactly the requested complete trials (the total is study-wide). A trial "
         "of the analytic search takes milliseconds, so the storage and the cores bound the rate. SQLite lets one "
         "writer in at a time (workers queue for its lock), so extra workers on one SQLite file gain nothing and "
