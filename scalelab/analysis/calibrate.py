@@ -24,7 +24,8 @@ from scalelab.analysis.latency_fit import (
     COLUMNS, OVERHEAD_CLASSES, RATE_CLASSES, THIN_CLASSES, Row, features, fit, predict_seconds,
 )
 from scalelab.analysis.measure import conditions_for, drift, time_callable, time_interleaved
-from scalelab.analysis.noise import LoadWindow, Noise, NoiseLimits, idle_load, until_quiet
+from scalelab.analysis import noise as machine_load  # its load probe looked up at each call: tests stand in a busy one
+from scalelab.analysis.noise import LoadWindow, Noise, NoiseLimits, until_quiet
 from scalelab.blocks.layers import LatencyClass
 from scalelab.devices.profile import DeviceProfile
 from scalelab.devices.synthetic import COUNT, synthetic_specs
@@ -187,7 +188,7 @@ def _figures(state: dict) -> dict:
 
 def _check_quiet(limits: NoiseLimits, allow_noisy: bool) -> None:
     """Before any measuring: wait (with back-off) for other processes to leave the CPUs alone."""
-    until_quiet(lambda: (None, Noise(idle_load(0.5), 0.0)), "calibrate", limits, allow_noisy)
+    until_quiet(lambda: (None, Noise(machine_load.idle_load(0.5), 0.0)), "calibrate", limits, allow_noisy)
 
 
 def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool, progress: bool) -> None:

@@ -26,18 +26,21 @@ def _table(profiles) -> str:
 
     table = Table(title="scalelab device profiles", title_justify="left", header_style="bold")
     for header in ("name", "kind", "peak TFLOP/s by dtype", "bandwidth GB/s", "achievable compute / bandwidth",
-                   "launch us", "host us", "held-out error host / device", "description"):
-        table.add_column(header, overflow="fold", no_wrap=header not in ("kind", "peak TFLOP/s by dtype", "description"))
+                   "launch / host us", "held-out error host / device", "description"):
+        # the pairs may wrap between their two figures, never inside one
+        wraps = ("kind", "peak TFLOP/s by dtype", "achievable compute / bandwidth", "launch / host us",
+                 "held-out error host / device", "description")
+        table.add_column(header, overflow="fold", no_wrap=header not in wraps)
     for p in profiles:
         peaks = ", ".join(f"{d} {f / 1e12:g}" for d, f in p.peak_flops.items())
         table.add_row(*(Text(c) for c in (
             p.name, p.kind, peaks, f"{p.memory_bandwidth / 1e9:g}",
-            f"{p.achievable_compute:.0%} / {p.achievable_bandwidth:.0%}", f"{p.launch_overhead_us:g}", f"{p.host_us:g}",
+            f"{p.achievable_compute:.0%} / {p.achievable_bandwidth:.0%}", f"{p.launch_overhead_us:g} / {p.host_us:g}",
             _errors(p), p.description)))
     console = text_console()  # the width rule of every command (scalelab.report.table)
     print_whole(console, table)
     print_prose(console, "Peak FLOP/s count 2 FLOPs per multiply-add (datasheet convention). Datasheet figures and "
-                         "their sources are in --format json. Host us: the host's time per operation in eager PyTorch (0: "
+                         "their sources are in --format json. Launch / host us: the device's fixed time per kernel, and the host's time per operation in eager PyTorch (0: "
                          "no separate host). Achievable fractions, host us and efficiencies are fitted on published "
                          "PyTorch-eager measurements where a profile's sources say 'fitted', else typical values; "
                          "`scalelab calibrate` measures them on this machine. Held-out error: the median error on published "
@@ -52,7 +55,8 @@ def _errors(p) -> str:
         e = p.errors.get(regime)
         if e is None:
             return "-"
-        return f"{e.median:.1%}" if e.median is not None else f"±{e.stated:.0%} stated"
+        # a no-break space inside a stated figure: the cell wraps between the two figures only
+        return f"{e.median:.1%}" if e.median is not None else f"±{e.stated:.0%}\u00a0stated"
     return f"{one('host_bound')} / {one('device_bound')}"
 
 
