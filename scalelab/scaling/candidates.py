@@ -22,6 +22,7 @@ from scalelab.scaling.budget import Budget
 from scalelab.scaling.compound import scale_spec
 from scalelab.scaling.rounding import round_resolution
 from scalelab.scaling.train import train_accuracy
+from scalelab.scaling.variants import VariantEvaluator
 from scalelab.spec import Spec
 
 
@@ -111,9 +112,6 @@ class Evaluator:
         if models == 1 and crops == 1:
             return self
         if (models, crops) not in self._variants:
-            # loop: variants imports candidates (variants.py to change; see issue 21)
-            from scalelab.scaling.variants import VariantEvaluator
-
             self._variants[models, crops] = VariantEvaluator(self, models, crops)
         return self._variants[models, crops]
 

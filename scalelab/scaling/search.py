@@ -39,7 +39,7 @@ from scalelab.scaling.studies import (
     SAMPLERS, TrialRecord, add_companion_trials, count_finished, make_sampler, open_storage, open_study, quiet_optuna,
     read_records, record_trial,
 )
-from scalelab.scaling.two_step import StepTwo, phi_range, step_one_objective
+from scalelab.scaling.two_step import StepTwo, phi_range, refine_best, step_one_objective, step_two_variants
 from scalelab.scaling.workers import run_trials
 
 Method = Literal["direct", "two-step"]
@@ -232,7 +232,7 @@ def _two_step_result(evaluator: Evaluator, settings: SearchSettings, levels, don
     if not step1:
         raise ScalelabError(f"no trial of study '{done.name}' could be built at alpha*beta^2*gamma^2 = "
                             f"{settings.product_target:g} +- {settings.product_tolerance:g}{_failure_hint(done.failed)}")
-    two = variants.step_two_variants(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
+    two = step_two_variants(evaluator, settings, levels, max(step1, key=lambda t: t.value).candidate)
     phi_trials = _record_step_two(done.store, f"{done.name}-phi", settings, two,
                                   phi_range(two.coefficients, settings.space, fitted.clamps(settings, evaluator)))
     # step 1's trials sit at phi = 1; the candidates under the budget are the networks step 2 priced
@@ -250,7 +250,7 @@ def _direct_result(evaluator: Evaluator, settings: SearchSettings, levels, done:
                             f"run more trials (--trials), narrow the ranges{hint}{_failure_hint(done.failed)}")
     primary = settings.budgets[0].metric
     goal = settings.goal
-    refined = variants.refine_best(evaluator, settings, levels, feasible_trials, lambda t: goal.rank(t.value, t.candidate))
+    refined = refine_best(evaluator, settings, levels, feasible_trials, lambda t: goal.rank(t.value, t.candidate))
     records_refined = _record_step_two(done.store, f"{done.name}-refine", settings, refined, None)
     return SearchResult(settings, done.name, done.storage, done.records, records_refined[0],
                         _front(done.records, primary), done.new, failed=done.failed,

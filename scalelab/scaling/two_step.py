@@ -25,6 +25,7 @@ from scalelab.scaling.compound import DepthLevel, nearest_level
 from scalelab.scaling.fitted import clamp, clamps
 from scalelab.scaling.objectives import feasible
 from scalelab.scaling.studies import record_trial
+from scalelab.scaling.variants import combinations, label, searched
 
 #: the resolution refinement's step, in pixels (EfficientNet's resolutions are multiples of 8 or 4)
 PIXEL_STEP = 8
@@ -239,3 +240,44 @@ def refine_winner(evaluator: Evaluator, settings, levels: list[DepthLevel], best
     end, refinement = refine(ray, start, settings.space)
     tried = [({"width": point[1], "pixels": c.pixels}, c, ok) for point, (c, ok) in ray.tried.items() if c is not None]
     return StepTwo(None, None, ray.tried[end][0], tried, refinement)
+
+
+# --------------------------------------------------------------------------------------------------
+# Ensembles and crops: step 2 and the refinement once per (K, N) searched (scalelab.scaling.variants)
+
+
+def _best_of(runs: list, settings):
+    """Several step-2 runs (one per variant) as one: every network they priced, the best winner's."""
+    win = max(runs, key=lambda two: settings.goal.key(two.winner))
+    tried = [(p, c, ok) for two in runs for p, c, ok in two.tried]
+    return StepTwo(win.coefficients, win.phi, win.winner, tried, win.refinement)
+
+
+def step_two_variants(evaluator: Evaluator, settings, levels, best: Candidate):
+    """The two-step method's step 2 for every (K, N) searched: the largest phi within the budgets and
+    the refinement, per variant; the winner is the best of their winners by the search's objective. A
+    variant that no phi brings within the budgets is left out; all of them: the first one's reason."""
+    if not searched(settings):
+        return step_two(evaluator, settings, levels, best)
+    done, refused = [], []
+    for k, n in combinations(settings):
+        try:
+            done.append(step_two(evaluator.variant(k, n), settings, levels, best))
+        except ScalelabError as exc:
+            refused.append(f"{label(k, n)}: {exc}")
+    if not done:
+        raise ScalelabError(f"no ensemble or crop count searched fits the budgets; {refused[0]}")
+    return _best_of(done, settings)
+
+
+def refine_best(evaluator: Evaluator, settings, levels, feasible: list, key):
+    """The direct search's refinement (``two_step.refine_winner``) of its best trial by ``key``; when
+    ensembles or crops are searched, of the best trial of each (K, N), so that every variant spends the
+    budget before they are compared, and the winner is the best refined network."""
+    if not searched(settings):
+        return refine_winner(evaluator, settings, levels, max(feasible, key=key).candidate)
+    groups: dict = {}
+    for t in sorted(feasible, key=key, reverse=True):
+        groups.setdefault((t.candidate.models, t.candidate.crops), t)
+    runs = [refine_winner(evaluator.variant(*kn), settings, levels, t.candidate) for kn, t in groups.items()]
+    return _best_of(runs, settings)

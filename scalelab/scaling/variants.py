@@ -23,10 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scalelab.analysis.ensemble import ensemble_figures
 from scalelab.errors import ScalelabError
-from scalelab.scaling.candidates import Candidate, Evaluator
+from scalelab.graph import resolve
+from scalelab.scaling.ensembles import expand
+if TYPE_CHECKING:  # candidates builds a VariantEvaluator: at run time, variants needs nothing of it
+    from scalelab.scaling.candidates import Candidate, Evaluator
 
 #: accuracy methods whose figure is an ImageNet top-1 the ensemble-gain law can raise
 GAIN_METHODS = ("scaling-law", "published")
@@ -119,9 +123,6 @@ class VariantEvaluator:
             out = {"macs": k * n * single["macs"], "params": k * single["params"],
                    "activations": k * n * single["activations"], "latency_ms": None, "memory_bytes": None}
             if single["latency_ms"] is not None or single["memory_bytes"] is not None:
-                from scalelab.analysis.ensemble import ensemble_figures
-                from scalelab.graph import resolve
-
                 ev = self.inner
                 total = ensemble_figures([resolve(spec)] * k, crops=n, batch=ev.batch, dtype=ev.dtype,
                                          device=ev.device if single["latency_ms"] is not None else None).total()
@@ -150,8 +151,6 @@ def variant_candidate(c: Candidate, models: int, crops: int, costs: dict, base_c
     """Candidate ``c`` (one network, one crop) as an ensemble of ``models`` on ``crops`` crops, its top-1
     by the ensemble-gain law (``scaling.ensembles.expand``) from the network's estimate, which is
     measured as the base's reference is: on ``base_crops`` views."""
-    from scalelab.scaling.ensembles import expand
-
     def gained(top1):
         return expand("", c.macs, c.params, top1, None, [models], [crops], base_crops)[0]
 
@@ -170,46 +169,3 @@ def variant_candidate(c: Candidate, models: int, crops: int, costs: dict, base_c
                    accuracy_method=f"{c.accuracy_method} + ensemble-gain", accuracy_detail=detail,
                    extrapolated=c.extrapolated or v.extrapolated, low=low, high=high, models=models, crops=crops,
                    network=network)
-
-
-def _best_of(runs: list, settings):
-    """Several step-2 runs (one per variant) as one: every network they priced, the best winner's."""
-    from scalelab.scaling.two_step import StepTwo
-
-    win = max(runs, key=lambda two: settings.goal.key(two.winner))
-    tried = [(p, c, ok) for two in runs for p, c, ok in two.tried]
-    return StepTwo(win.coefficients, win.phi, win.winner, tried, win.refinement)
-
-
-def step_two_variants(evaluator: Evaluator, settings, levels, best: Candidate):
-    """The two-step method's step 2 for every (K, N) searched: the largest phi within the budgets and
-    the refinement, per variant; the winner is the best of their winners by the search's objective. A
-    variant that no phi brings within the budgets is left out; all of them: the first one's reason."""
-    from scalelab.scaling.two_step import step_two
-
-    if not searched(settings):
-        return step_two(evaluator, settings, levels, best)
-    done, refused = [], []
-    for k, n in combinations(settings):
-        try:
-            done.append(step_two(evaluator.variant(k, n), settings, levels, best))
-        except ScalelabError as exc:
-            refused.append(f"{label(k, n)}: {exc}")
-    if not done:
-        raise ScalelabError(f"no ensemble or crop count searched fits the budgets; {refused[0]}")
-    return _best_of(done, settings)
-
-
-def refine_best(evaluator: Evaluator, settings, levels, feasible: list, key):
-    """The direct search's refinement (``two_step.refine_winner``) of its best trial by ``key``; when
-    ensembles or crops are searched, of the best trial of each (K, N), so that every variant spends the
-    budget before they are compared, and the winner is the best refined network."""
-    from scalelab.scaling.two_step import refine_winner
-
-    if not searched(settings):
-        return refine_winner(evaluator, settings, levels, max(feasible, key=key).candidate)
-    groups: dict = {}
-    for t in sorted(feasible, key=key, reverse=True):
-        groups.setdefault((t.candidate.models, t.candidate.crops), t)
-    runs = [refine_winner(evaluator.variant(*kn), settings, levels, t.candidate) for kn, t in groups.items()]
-    return _best_of(runs, settings)
