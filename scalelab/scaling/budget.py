@@ -118,6 +118,12 @@ def _parse_budget(text: str, flops_convention: FlopsConvention) -> Budget:
     raise _bad(text, f"unknown unit '{unit}'")
 
 
+def metric_text(metric: str, value: float) -> str:
+    """A cost in a budget's metric, as messages write it (391,000,000 MACs; 2.1 ms)."""
+    return {"macs": f"{value:,.0f} MACs", "params": f"{value:,.0f} parameters",
+            "latency": f"{value:.3g} ms", "memory": f"{value:,.0f} bytes"}[metric]
+
+
 def parse_budgets(texts: "str | Iterable[str]", flops_convention: FlopsConvention = "paper") -> list[Budget]:
     """Several budgets at once: repeated options and/or comma-separated (``400MFLOPs,5Mparams``).
     At most one budget per metric."""

@@ -17,6 +17,7 @@ from typing import Optional
 
 from scalelab.scaling import variants
 from scalelab.scaling.accuracy.scaling_law import fitted_law
+from scalelab.scaling.budget import metric_text
 from scalelab.scaling.candidates import CandidateError, Evaluator
 from scalelab.scaling.compound import depth_levels
 
@@ -65,8 +66,6 @@ def narrow(evaluator: Evaluator, settings):
 
     ``--extrapolation avoid`` with the scaling-law estimator: the fitted range where a network in it
     meets every budget; otherwise the allowed ranges, searched as with ``--extrapolation allow``."""
-    from scalelab.scaling.search import _fmt_metric  # loop: search imports fitted (_fmt_metric lives in search.py)
-
     if not clamps(settings, evaluator):
         return settings, ""
     box = fitted_space(evaluator, settings.space)
@@ -82,7 +81,7 @@ def narrow(evaluator: Evaluator, settings):
     over = [b for b in settings.budgets if b.metric in floor and floor[b.metric] > b.limit]
     if over:
         why = (f"the smallest network inside {fitted}, width x{box.width[0]:.3g} at {floor['pixels']} px with the "
-               f"fewest blocks, needs {_fmt_metric(over[0].metric, floor[over[0].metric])}, over {over[0].text}")
+               f"fewest blocks, needs {metric_text(over[0].metric, floor[over[0].metric])}, over {over[0].text}")
         return dataclasses.replace(settings, extrapolation="allow"), _unmet(why)
     return (dataclasses.replace(settings, space=box),
             f"--extrapolation avoid: every candidate searched lies inside {fitted}")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_CROPS, MAX_ENSEMBLE
 from scalelab.scaling import fitted, variants
-from scalelab.scaling.budget import Budget
+from scalelab.scaling.budget import Budget, metric_text
 from scalelab.scaling.candidates import CandidateError, Evaluator, evaluate_trial
 from scalelab.scaling.compound import DepthLevel, depth_levels
 from scalelab.scaling.objectives import Constraint, Objective, ObjectiveName, Point, feasible, pareto_front, violations
@@ -147,14 +147,9 @@ def check_reachable(evaluator: Evaluator, settings: SearchSettings) -> dict[str,
         raise ScalelabError(
             f"budget {b.describe()} is impossible: the smallest scaling allowed (depth x{space.depth[0]:g}, "
             f"width x{space.width[0]:g}, resolution {floor['pixels']}{variants.words(cheapest)}) already needs "
-            f"{_fmt_metric(b.metric, floor[b.metric])}; raise the budget or lower --min-depth/--min-width/--min-resolution"
+            f"{metric_text(b.metric, floor[b.metric])}; raise the budget or lower --min-depth/--min-width/--min-resolution"
         )
     return floor
-
-
-def _fmt_metric(metric: str, value: float) -> str:
-    return {"macs": f"{value:,.0f} MACs", "params": f"{value:,.0f} parameters",
-            "latency": f"{value:.3g} ms", "memory": f"{value:,.0f} bytes"}[metric]
 
 
 def run_search(
