@@ -1,4 +1,5 @@
-"""Thin typer commands, one file per command; heavy imports happen inside the commands."""
+"""The command line: one file per command, each imported only when its command runs (the table in
+``cli/commands.py`` lists them for `scalelab --help`); heavy libraries load inside the commands."""
 
 import os
 import sys
@@ -11,18 +12,15 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 if "--worker-of" in sys.argv:  # a `scale --workers` helper: the process that started it says what was kept
     interrupts.silence()
-interrupts.install()  # before the commands' imports: a Ctrl-C during start-up exits 130 with one line too
+interrupts.install()  # before typer's import: a Ctrl-C during start-up exits 130 with one line too
 try:
-    from scalelab.cli import accuracy, analyze, calibrate, compare, devices, explain, kinds, plot, scale, schema, zoo  # noqa: F401,E402  (each registers its command)
-    from scalelab.cli import import_cmd, verify  # noqa: F401,E402
+    from scalelab.cli import local_workers  # noqa: E402
     from scalelab.cli.app import app  # noqa: E402
 except KeyboardInterrupt:
     interrupts.report_and_exit()
 
 
 def main() -> None:
-    from scalelab.cli import local_workers  # only when run as the program, not on import
-
     local_workers.PROGRAM_ARGS = sys.argv[1:]  # what `scale --workers` repeats for its worker processes
     interrupts.main(app)
 

@@ -14,6 +14,13 @@ from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
 from scalelab.output import check_output_file
+from scalelab.report import human_count
+from scalelab.report.table import print_prose, print_whole, rendered, text_console
+from scalelab.scaling.accuracy import estimate_accuracy
+from scalelab.scaling.accuracy.intervals import calibration, coverage, jackknife_coverage, leave_one_network_out
+from scalelab.scaling.accuracy.published import published
+from scalelab.scaling.accuracy.scaling_law import fitted_law, leave_one_out
+from scalelab.spec import load_spec
 
 
 class Method(str, Enum):
@@ -35,9 +42,6 @@ def _render(title: str, headers: list[str], rows: list[list[str]], notes: list[s
         return "\n".join(lines + [""] + notes) + "\n"
     from rich.table import Table
     from rich.text import Text
-
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for i, h in enumerate(headers):  # figures never split; text columns wrap
@@ -61,10 +65,6 @@ def _test(protocol) -> str:
 
 
 def _published_text(fmt: Format) -> str:
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report import human_count
-    from scalelab.scaling.accuracy.published import published
-
     table = published()
     if fmt is Format.json:
         return json.dumps([{**r.model_dump(), "protocol": table.protocol_of(r).model_dump()} for r in table.rows],
@@ -82,10 +82,6 @@ def _published_text(fmt: Format) -> str:
 def validation_summary() -> dict:
     """Leave-one-out errors of the scaling-law estimator, per series, in top-1 points, and how often
     its 80% prediction intervals cover networks held out of the fit."""
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.scaling.accuracy.intervals import calibration, coverage, jackknife_coverage, leave_one_network_out
-    from scalelab.scaling.accuracy.scaling_law import fitted_law, leave_one_out
-
     held = leave_one_out()
     series: dict[str, list] = {}
     for h in held:
@@ -141,10 +137,6 @@ def _validation_text(fmt: Format) -> str:
 
 
 def _estimate_text(spec: str, depth: float, width: float, resolution: Optional[int], method: str, fmt: Format) -> str:
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.scaling.accuracy import estimate_accuracy
-    from scalelab.spec import load_spec
-
     estimate = estimate_accuracy(load_spec(spec), depth, width, resolution, method=method)
     if fmt is Format.json:
         return json.dumps(estimate.__dict__, indent=2, allow_nan=False)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterator, MutableMapping, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from scalelab import __version__
+from scalelab.cli.commands import COMMANDS
 from scalelab.errors import ScalelabError
 from scalelab.limits import quote
 from scalelab.output import write_atomic
@@ -55,9 +59,74 @@ def _show(exc: typer.TyperException) -> None:
         typer.echo(PREFIX + line, err=True)
 
 
+class _Commands(MutableMapping[str, Any]):
+    """The group's commands by name (click commands): every command of the table
+    (``cli.commands.COMMANDS``) is listed, and its module imported the first time the command is
+    looked up, so that a command loads only what it uses and `scalelab --help` none of them."""
+
+    def __init__(self, built: MutableMapping[str, Any]):
+        self._built = dict(built)  # commands already made (their modules imported)
+        self._names = list(dict.fromkeys([*COMMANDS, *built]))
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = _load(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+        self._names += [] if name in self._names else [name]
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _load(name: str) -> Any:
+    """Import the module of command ``name`` (it registers the command on ``app``) and make its
+    click command as typer makes every command."""
+    import_module(f"scalelab.cli.{COMMANDS[name][0]}")  # importlib: the table names the module
+    infos = [i for i in app.registered_commands
+             if i.callback is not None and (i.name or typer.main.get_command_name(i.callback.__name__)) == name]
+    if not infos:
+        raise RuntimeError(f"scalelab.cli.{COMMANDS[name][0]} declares no command '{name}' (cli/commands.py)")
+    return typer.main.get_command_from_info(infos[0], pretty_exceptions_short=app.pretty_exceptions_short,
+                                            rich_markup_mode=app.rich_markup_mode)
+
+
 class _Group(_PrefixedErrors):
-    """``--version`` stands alone: a command or value after it is refused, not ignored (an eager
+    """The commands load on use (``_Commands``), and their one-line help comes from the table.
+    ``--version`` stands alone: a command or value after it is refused, not ignored (an eager
     option would print the version and exit before the rest of the line is read)."""
+
+    def __init__(self, **attrs: Any):
+        super().__init__(**attrs)
+        self.commands = _Commands(self.commands)
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(self.commands)  # their names only: typer's own would load every command
+
+    def format_commands(self, ctx, formatter) -> None:
+        """click's command list, with each command's help from the table: no command module loads."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][1]))
+            elif not self.commands[name].hidden:  # a command registered outside the table
+                rows.append((name, self.commands[name].get_short_help_str(10**6)))
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)  # click's room for the help
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, _shortened(text, limit)) for name, text in rows])
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         _, extra, _ = self.make_parser(ctx).parse_args(args=list(args))  # the command and its arguments
@@ -68,6 +137,13 @@ class _Group(_PrefixedErrors):
             typer.echo(f"scalelab {__version__}")
             ctx.exit()
         return rest
+
+
+def _shortened(text: str, limit: int) -> str:
+    """A one-line help cut to ``limit`` characters at a word, as click cuts it."""
+    if len(text) <= limit:
+        return text
+    return "..." if limit < 3 else textwrap.shorten(text, limit, placeholder="...", break_on_hyphens=False)
 
 
 app = typer.Typer(

@@ -8,11 +8,16 @@ from typing import Optional
 
 import typer
 
+from scalelab.analysis.figures import network_figures
 from scalelab.cli import options as O
-from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, emit, friendly, wrote
 from scalelab.errors import ScalelabError
+from scalelab.graph import resolve
 from scalelab.output import check_output_file
+from scalelab.report.compare import comparison, render
+from scalelab.report.compare_plot import draw_comparison, draw_variants
+from scalelab.scaling.ensembles import variants as expand
+from scalelab.spec import load_spec
 
 
 class CompareFormat(str, Enum):
@@ -59,31 +64,19 @@ def compare(
     priced as ensembles and on test crops; -o chart.png then draws top-1 against MACs for all of them, showing where
     one bigger network beats an ensemble of smaller ones.
     """
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.analysis.figures import network_figures
-    from scalelab.graph import resolve
-    from scalelab.report.compare import comparison, render
-    from scalelab.spec import load_spec
-
     if len(specs) < 2:
         raise ScalelabError(f"compare needs at least two networks, got {len(specs)}")
     check_output_file(output)
     fmt = O.output_format(output, format and format.value, BY_SUFFIX, "table")
-    size = parse_resolution(resolution)
+    size = O.parse_resolution(resolution)
     figures = [network_figures(resolve(load_spec(s), size), batch=batch, dtype=dtype, device=device,
                                optimizer=optimizer) for s in specs]
     variants = []
     if ensembles is not None or crops is not None:
-        # start-up: the command's own modules load when it runs, not with --help
-        from scalelab.scaling.ensembles import variants as expand
-
         counts = list(ensembles or (1,)), list(crops or (1,))
         variants = [v for f in figures for v in expand(f, *counts)]
     result = comparison(figures, variants)
     if fmt == "chart":
-        # start-up: the command's own modules load when it runs, not with --help
-        from scalelab.report.compare_plot import draw_comparison, draw_variants
-
         assert output is not None  # the chart format comes from -o's extension only
         (draw_variants if variants else draw_comparison)(result, output)
         wrote(output)

@@ -10,6 +10,8 @@ import typer
 
 from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
+from scalelab.devices import load_profile, profile_names
+from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
 
 class ListFormat(str, Enum):
@@ -20,9 +22,6 @@ class ListFormat(str, Enum):
 def _table(profiles) -> str:
     from rich.table import Table
     from rich.text import Text
-
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title="scalelab device profiles", title_justify="left", header_style="bold")
     for header in ("name", "kind", "peak TFLOP/s by dtype", "bandwidth GB/s", "achievable compute / bandwidth",
@@ -67,9 +66,6 @@ def devices(
     format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json (every figure, with units and sources)."),
 ) -> None:
     """List the device profiles usable with `analyze --device` (or check one profile file)."""
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.devices import load_profile, profile_names
-
     profiles = [load_profile(profile)] if profile else [load_profile(n) for n in profile_names()]
     if format is ListFormat.json:
         rows = [{**p.model_dump(exclude_none=True),

@@ -9,10 +9,13 @@ from typing import Optional
 import typer
 
 from scalelab.cli import options as O
-from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
+from scalelab.graph import resolve
 from scalelab.output import check_output_file
+from scalelab.report.explain import explain as run_explain
+from scalelab.report.explain import render
+from scalelab.spec import load_spec
 
 #: ``-o FILE`` picks the format from the file's extension
 BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".txt": "text"}
@@ -41,14 +44,9 @@ def explain(
 
     Each layer reads output positions × filters × filter size, e.g. 28 × 28 × 32 × (5 × 5 × 192) = 120,422,400, then block and spec totals. A depthwise conv followed by a pointwise 1x1 conv is set against the dense conv it replaces, with the ratio 1/n_c' + 1/f² (Howard et al. 2017).
     """
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.graph import resolve
-    from scalelab.report.explain import explain as run_explain, render
-    from scalelab.spec import load_spec
-
     if block_arg is not None and block is not None and block_arg != block:
         raise ScalelabError(f"explain: block '{block_arg}' and --block '{block}' disagree; give one")
     check_output_file(output)
     fmt = O.output_format(output, format and format.value, BY_SUFFIX, "text")
-    network = resolve(load_spec(spec), parse_resolution(resolution))
+    network = resolve(load_spec(spec), O.parse_resolution(resolution))
     emit(render(run_explain(network, block or block_arg), fmt), output)

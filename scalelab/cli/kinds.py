@@ -8,10 +8,13 @@ from typing import Any, Optional
 
 import typer
 
+from scalelab.blocks import KINDS
+from scalelab.blocks.registry import BLOCK_SCHEMA
 from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, fail, friendly
 from scalelab.errors import did_you_mean
 from scalelab.limits import MAX_CHANNELS, MAX_RESOLUTION
+from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
 COMMON = ("kind", "name", "from", "training_only", "scale_width")
 SIZE_BOUNDS = (MAX_CHANNELS, MAX_RESOLUTION)
@@ -24,9 +27,6 @@ class ListFormat(str, Enum):
 
 def type_text(prop: dict[str, Any]) -> str:
     """A short type for a JSON-schema property: int > 0, [int, int], 'same' | 'valid' | [int, int], ..."""
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.blocks.registry import BLOCK_SCHEMA
-
     if "anyOf" in prop:
         parts = [type_text(p) for p in prop["anyOf"] if p.get("type") != "null"]
         text = " | ".join(parts)
@@ -88,9 +88,6 @@ def _table(infos: list[dict]) -> str:
     from rich.table import Table
     from rich.text import Text
 
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report.table import print_prose, print_whole, rendered, text_console
-
     console = text_console()  # the width rule of every command (scalelab.report.table)
     for info in infos:
         console.print(Text(f"{info['kind']}: {info['summary']}", style="bold"))  # a title would wrap at table width
@@ -113,8 +110,6 @@ def kinds(
     format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """List the block kinds with a one-line summary and their parameters (type, default, meaning)."""
-    from scalelab.blocks import KINDS  # start-up: the command's own modules load when it runs, not with --help
-
     names = sorted(KINDS) if kind is None else [kind]
     if kind is not None and kind not in KINDS:
         raise fail(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}; `scalelab kinds` lists them")

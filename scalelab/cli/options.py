@@ -257,6 +257,20 @@ def output_format(output: Optional[Path], given: Optional[str], by_suffix: dict[
     return given
 
 
+def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
+    """``--resolution``: '224' -> (224, 224); '224x160' -> (224, 160) (height x width)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX,]\s*(\d{1,9})\s*)?", text)
+    if not match:
+        raise ScalelabError(f"--resolution: expected a size such as 224 or 224x160 (height x width), got {quote(text, 40)}")
+    h = int(match.group(1))
+    w = int(match.group(2)) if match.group(2) else h
+    if not (1 <= h <= MAX_RESOLUTION and 1 <= w <= MAX_RESOLUTION):
+        raise ScalelabError(f"--resolution: sizes must be between 1 and {MAX_RESOLUTION:,}, got '{text}'")
+    return (h, w)
+
+
 def torch_device(value) -> str:
     """Where torch runs: cpu, cuda or cuda:N. CUDA is checked here (torch is imported only then)."""
     text = str(value).strip()

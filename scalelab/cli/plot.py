@@ -10,12 +10,23 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from scalelab.analysis import analyze
+from scalelab.analysis.latency import predict_latency
 from scalelab.cli import options as O
-from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, friendly, wrote
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_REPORT_BYTES
 from scalelab.output import check_output_file
+from scalelab.report.charts import (
+    accuracy_vs_cost,
+    block_breakdown,
+    ensemble_chart,
+    parse_breakdown_metrics,
+    scaling_curves,
+)
+from scalelab.report.compare_plot import draw_ensemble_chart
+from scalelab.report.plotting import draw_accuracy_vs_cost, draw_breakdown, draw_scaling_curves
+from scalelab.report.search_schema import check_search_report
 
 
 class Chart(str, Enum):
@@ -48,9 +59,6 @@ def read_report(path: Path) -> dict:
     if not isinstance(report, dict) or report.get("report") != "scalelab scale":
         raise ScalelabError(f"{path}: not a report of `scalelab scale` (its JSON report is REPORT_DIR/<study>.json); "
                             f"for a per-block chart of a spec add --breakdown macs,params,activations")
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report.search_schema import check_search_report
-
     check_search_report(report, str(path))
     return report
 
@@ -116,27 +124,17 @@ def plot(
 
 def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], dtype: Optional[str], batch: int,
                resolution: Optional[str], output: Optional[Path], output_dir: Optional[Path]) -> None:
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.analysis import analyze
-    from scalelab.report.charts import block_breakdown, parse_breakdown_metrics
-
     metrics = parse_breakdown_metrics(metrics_text, with_latency=device is not None)
     if output is None and output_dir is not None and not output_dir.is_dir():
         raise ScalelabError(f"{output_dir}: folder does not exist")
-    analysis = analyze(spec, resolution=parse_resolution(resolution), batch=batch)
+    analysis = analyze(spec, resolution=O.parse_resolution(resolution), batch=batch)
     for warning in analysis.network.warnings:
         typer.echo(f"warning: {warning}", err=True)
     latency = None
     if device is not None:
-        # start-up: the command's own modules load when it runs, not with --help
-        from scalelab.analysis.latency import predict_latency
-
         latency = predict_latency(analysis.network, device, dtype or "fp32", batch)
     data = block_breakdown(analysis, metrics, depth=depth, dtype=dtype or "fp32", latency=latency)
     path = output or (output_dir or Path(".")) / f"{analysis.name}-breakdown.png"
-
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report.plotting import draw_breakdown
 
     draw_breakdown(data, path)
     wrote(path)
@@ -144,9 +142,6 @@ def _breakdown(spec: str, metrics_text: str, depth: int, device: Optional[str], 
 
 def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], output_dir: Optional[Path],
                    references: bool) -> None:
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report.charts import accuracy_vs_cost, scaling_curves
-
     data = read_report(report)
     if output is not None and chart == Chart.all:
         raise ScalelabError("--output names one file: choose --chart accuracy (the default) or --chart scaling, "
@@ -161,14 +156,7 @@ def _report_charts(report: Path, chart: Chart, x: Axis, output: Optional[Path], 
     if chart in (Chart.scaling, Chart.all):
         todo.append(("scaling", scaling_curves(data), output or folder / f"{stem}-scaling-curves.png"))
     if chart == Chart.ensembles or (chart == Chart.all and data.get("ensembles")):
-        # start-up: the command's own modules load when it runs, not with --help
-        from scalelab.report.charts import ensemble_chart
-
         todo.append(("ensembles", ensemble_chart(data), output or folder / f"{stem}-ensembles-vs-macs.png"))
-
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.report.compare_plot import draw_ensemble_chart
-    from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
 
     draw: dict[str, Callable[[Any, Path], Path]] = {
         "accuracy": draw_accuracy_vs_cost, "scaling": draw_scaling_curves, "ensembles": draw_ensemble_chart}

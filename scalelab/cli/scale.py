@@ -24,6 +24,7 @@ from scalelab.cli.scale_search import check_worker_of, search
 from scalelab.errors import ScalelabError
 from scalelab.output import check_output_file
 from scalelab.scaling.storages import DEFAULT_HEARTBEAT, GRACE_FACTOR
+from scalelab.spec import load_spec
 
 # The options, in the order `scale --help` lists them
 _SPEC = typer.Argument(None, parser=O.SPEC, help=f"Base spec file or zoo name (default: {DEFAULT_BASE}).")
@@ -163,8 +164,6 @@ def scale(
 
 def _run(parsed: dict[str, Any]) -> None:
     """Check what applies to both modes, then apply the scaling or run the search."""
-    from scalelab.spec import load_spec  # the spec models (pydantic) load when a command runs (start-up)
-
     interrupts.reset()
     apply, pricing, study = pick(ApplyOptions, parsed), pick(PricingOptions, parsed), pick(StudyOptions, parsed)
     check_output_file(apply.output)

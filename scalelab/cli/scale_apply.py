@@ -7,18 +7,16 @@ import json
 
 import typer
 
+from scalelab.analysis.costs import CONVENTION, analyze
 from scalelab.cli.app import emit
 from scalelab.cli.scale_options import ApplyOptions, OutputFormat
 from scalelab.errors import ScalelabError
-
-# scalelab's spec, analysis and scaling modules load when the command runs, not when `scalelab --help`
-# imports every command (start-up)
+from scalelab.scaling.accuracy import estimate_accuracy
+from scalelab.scaling.compound import compound_coefficients, scale_compound, scale_spec
+from scalelab.spec.dump import spec_yaml
 
 
 def apply_scaling(base, options: ApplyOptions) -> None:
-    from scalelab.analysis.costs import CONVENTION, analyze
-    from scalelab.spec.dump import spec_yaml
-
     scaled, d, w, how = _scaled(base, options)
     total = analyze(scaled).total
     estimate = _estimate(base, d, w, scaled.input.resolution[0])
@@ -41,8 +39,6 @@ def apply_scaling(base, options: ApplyOptions) -> None:
 
 def _scaled(base, o: ApplyOptions):
     """The scaled spec, its depth and width multipliers, and how it was scaled, in words."""
-    from scalelab.scaling.compound import compound_coefficients, scale_compound, scale_spec
-
     if o.phi is not None:
         d, w, _ = compound_coefficients(o.phi, o.alpha, o.beta, o.gamma)
         scaled = scale_compound(base, o.phi, o.alpha, o.beta, o.gamma, divisor=o.divisor,
@@ -54,8 +50,6 @@ def _scaled(base, o: ApplyOptions):
 
 
 def _estimate(base, d: float, w: float, pixels: int) -> dict:
-    from scalelab.scaling.accuracy import estimate_accuracy
-
     try:
         e = estimate_accuracy(base, d, w, pixels)
     except ScalelabError as exc:

@@ -10,7 +10,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -22,17 +21,25 @@ from scalelab.cli.scale_options import (
 )
 from scalelab.errors import ScalelabError
 from scalelab.output import FileSet, OutputFolder, write_atomic
-
-# scalelab's scaling and report modules load when the command runs, not when `scalelab --help` imports
-# every command (start-up)
+from scalelab.report.charts import accuracy_vs_cost, ensemble_chart, scaling_curves
+from scalelab.report.compare_plot import draw_ensemble_chart
+from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
+from scalelab.report.search import print_table, search_report, to_markdown
+from scalelab.report.table import rendered, text_console
+from scalelab.scaling.budget import parse_budgets
+from scalelab.scaling.candidates import Evaluator
+from scalelab.scaling.curves import search_curve
+from scalelab.scaling.objectives import Objective
+from scalelab.scaling.search import SearchSettings, SearchSpace, check_reachable, open_storage, run_search
+from scalelab.spec.dump import spec_yaml
 
 
 @dataclass(frozen=True)
 class _Run:
     """One search as this command runs it."""
 
-    evaluator: Any  # scaling.candidates.Evaluator
-    settings: Any  # scaling.search.SearchSettings
+    evaluator: Evaluator
+    settings: SearchSettings
     study: StudyOptions
     storage: str  # the study's storage URL, the default resolved
     crew: LocalWorkers
@@ -46,8 +53,6 @@ def check_worker_of(pid: int) -> None:
 
 
 def search(base, pricing: PricingOptions, options: SearchOptions, study: StudyOptions, report: ReportOptions) -> None:
-    from scalelab.scaling.search import check_reachable, open_storage
-
     evaluator = _evaluator(base, pricing)
     settings = _settings(options, tuple(evaluator.budgets))
     settings.space.check()
@@ -63,9 +68,6 @@ def search(base, pricing: PricingOptions, options: SearchOptions, study: StudyOp
 
 
 def _evaluator(base, pricing: PricingOptions):
-    from scalelab.scaling.budget import parse_budgets
-    from scalelab.scaling.candidates import Evaluator
-
     budgets = parse_budgets(pricing.budget, pricing.flops_convention.value)
     options: dict = {}
     if pricing.accuracy == AccuracyMethod.train:
@@ -80,9 +82,6 @@ def _evaluator(base, pricing: PricingOptions):
 
 
 def _settings(o: SearchOptions, budgets: tuple):
-    from scalelab.scaling.objectives import Objective
-    from scalelab.scaling.search import SearchSettings, SearchSpace
-
     method = o.method or Method(Objective(o.objective.value, budgets).default_method)
     return SearchSettings(
         budgets, method.value, o.objective.value, o.constraint.value, o.reward_exponent, o.trials, o.seed, o.sampler.value,
@@ -93,9 +92,6 @@ def _settings(o: SearchOptions, budgets: tuple):
 
 
 def _search(run: _Run, options: ReportOptions) -> None:
-    from scalelab.report.search import search_report
-    from scalelab.scaling.curves import search_curve
-
     result = _run_workers(run)
     if result is None:  # a --workers helper: the process that started it reports
         return
@@ -124,9 +120,6 @@ def _search(run: _Run, options: ReportOptions) -> None:
 
 def _print(report: dict, storage: str, format: OutputFormat) -> None:
     """The report on stdout: JSON, or the tables and how to inspect the study."""
-    from scalelab.report.search import print_table
-    from scalelab.report.table import rendered, text_console
-
     if format == OutputFormat.json:
         emit(json.dumps(report, indent=1, allow_nan=False), None)
         return
@@ -150,9 +143,6 @@ def _write_report_set(report: dict, evaluator, options: ReportOptions, stem: str
                       spec_path: Path) -> dict[str, str]:
     """Render the JSON and Markdown reports, the winning spec and the charts into a staging folder, then
     move them into place JSON first: an interrupted run never leaves old and new files mixed."""
-    from scalelab.report.search import to_markdown
-    from scalelab.spec.dump import spec_yaml
-
     report_dir = options.report_dir
     with FileSet(report_dir) as files:
         chart_files = _draw_charts(report, evaluator, files, stem) if options.charts else {}
@@ -170,10 +160,6 @@ def _write_report_set(report: dict, evaluator, options: ReportOptions, stem: str
 
 def _draw_charts(report: dict, evaluator, files: FileSet, stem: str) -> dict[str, str]:
     """The charts, drawn into the staging folder; their file names by what they show."""
-    from scalelab.report.charts import accuracy_vs_cost, ensemble_chart, scaling_curves
-    from scalelab.report.compare_plot import draw_ensemble_chart
-    from scalelab.report.plotting import draw_accuracy_vs_cost, draw_scaling_curves
-
     chart_files: dict[str, str] = {}
     for x in ["macs", "params"] + (["latency"] if evaluator.device else []):
         name = f"{stem}-accuracy-vs-{x}.png"
@@ -192,8 +178,6 @@ def _draw_charts(report: dict, evaluator, files: FileSet, stem: str) -> dict[str
 def _run_workers(run: _Run):
     """Run this process's share of the trials, with the local worker processes (``--workers``), until
     the study holds its trials; None for a helper worker, or after a Ctrl-C (which exits 130)."""
-    from scalelab.scaling.search import run_search
-
     crew, study = run.crew, run.study
     interrupts.keep(f"the finished trials {_kept_in(run.storage)}; run the same command again to continue the study")
     result = None

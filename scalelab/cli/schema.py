@@ -11,6 +11,7 @@ import typer
 from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.output import check_output_file
+from scalelab.spec import spec_schema
 
 
 @app.command()
@@ -23,6 +24,4 @@ def schema(
     Point an editor's YAML language server at it to validate specs as you type.
     """
     check_output_file(output)
-    from scalelab.spec import spec_schema  # start-up: the command's own modules load when it runs, not with --help
-
     emit(json.dumps(spec_schema(), indent=2), output)

@@ -9,8 +9,10 @@ from typing import Optional
 import typer
 
 from scalelab.cli import options as O
-from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, friendly
+from scalelab.progress import progress
+from scalelab.verify import checks_table
+from scalelab.verify import verify as run_checks
 
 
 class VerifyFormat(str, Enum):
@@ -29,12 +31,8 @@ def verify(
     (torch), and the MACs (FlopCounterMode, fvcore's conv and linear counts). Prints one agreement
     table with each difference explained; exits 1 on a real mismatch.
     """
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.progress import progress
-    from scalelab.verify import checks_table, verify as run_checks
-
     with progress(f"verifying {spec}: building the module, running it and counting with torch and fvcore"):
-        analysis, checks = run_checks(spec, parse_resolution(resolution))
+        analysis, checks = run_checks(spec, O.parse_resolution(resolution))
     if format is VerifyFormat.json:
         typer.echo(json.dumps({"spec": analysis.name, "input": list(analysis.input_shape),
                                "agrees": all(c.agrees for c in checks),

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from scalelab.analysis import CONVENTION, analyze
 from scalelab.cli.app import app, emit, friendly
+from scalelab.report import human_count
+from scalelab.report.table import print_prose, print_whole, rendered, text_console
+from scalelab.spec import load_spec, zoo_names
 
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
@@ -21,10 +25,6 @@ class ListFormat(str, Enum):
 
 def zoo_rows() -> list[dict]:
     """Name, input, inference params and MACs, and published accuracy of every zoo spec."""
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.analysis import analyze
-    from scalelab.spec import load_spec, zoo_names
-
     rows = []
     for name in zoo_names():
         spec = load_spec(name)
@@ -45,11 +45,6 @@ def zoo_rows() -> list[dict]:
 def _table(rows: list[dict]) -> str:
     from rich.table import Table
     from rich.text import Text
-
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.analysis import CONVENTION
-    from scalelab.report import human_count
-    from scalelab.report.table import print_prose, print_whole, rendered, text_console
 
     table = Table(title="scalelab zoo", title_justify="left", header_style="bold")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
