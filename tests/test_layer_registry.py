@@ -151,6 +151,7 @@ EXAMPLES = {
     "batchnorm": [L.BatchNorm(4), (4, 5, 5)],
     "lrn": [L.LocalResponseNorm(5), (8, 5, 5)],
     "activation": [L.Activation("silu"), (4, 5, 5)],
+    "prelu": [L.PReLU(4), (4, 5, 5)],
     "pool": [L.Pool("max", (3, 3), (2, 2), (1, 1)), (4, 9, 9)],
     "pool/avg": [L.Pool("avg", (3, 3), (2, 2), (1, 1), ceil_mode=True), (4, 8, 8)],
     "adaptive_avgpool": [L.AdaptiveAvgPool((2, 2)), (4, 6, 6)],

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from scalelab.blocks.layers import (
     ACTIVATIONS,
+    FUNCTIONS,
     Activation as ActivationLayer,
     BatchNorm,
     Conv,
@@ -45,7 +46,8 @@ def pair_schema(minimum: int, maximum: int = MAX_RESOLUTION) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [number, pair]})
 
 
-_FUNCTIONS = tuple(ACTIVATIONS)
+_FUNCTIONS = tuple(ACTIVATIONS)  # what an ``activation:`` field names; an activation block takes every one
+_EVERY_FUNCTION = tuple(FUNCTIONS)
 
 # Field types. Integers are strict (``true``, 2.0 and "2" are refused, not read as numbers) and
 # bounded (scalelab.limits). ``scale: width`` marks channel counts that width scaling multiplies.
@@ -82,10 +84,15 @@ InputNames = Annotated[
 Norm = Literal["batchnorm", "layernorm", "none"]
 if TYPE_CHECKING:  # the literals are built from the activation table at run time: to a type checker, names
     ActivationFunction = str
+    AnyActivationFunction = str
     ActivationName = str
 else:
     ActivationFunction = Annotated[
         Literal[_FUNCTIONS], BeforeValidator(_activation_alias), WithJsonSchema({"enum": [*_FUNCTIONS, "swish"]}),
+    ]
+    AnyActivationFunction = Annotated[
+        Literal[_EVERY_FUNCTION], BeforeValidator(_activation_alias),
+        WithJsonSchema({"enum": [*_EVERY_FUNCTION, "swish"]}),
     ]
     ActivationName = Annotated[
         Literal[(*_FUNCTIONS, "none")], BeforeValidator(_activation_alias),
@@ -108,8 +115,11 @@ class Block(BaseModel):
     training_only: bool = Field(False, description="Exclude from inference cost (e.g. auxiliary classifiers).")
     scale_width: bool = Field(True, description="Whether width scaling multiplies this block's channels.")
 
-    #: how many inputs the block takes: 1, or None for any number of at least two (merges)
+    #: how many inputs the block takes: 1, 0 for a source (a learned tensor), or None for any number of
+    #: at least two (merges)
     arity: ClassVar[Optional[int]] = 1
+    #: whether the block gives several outputs (views), named ``<block>.0``, ``<block>.1``, ... in ``from:``
+    several_outputs: ClassVar[bool] = False
     #: whether the spec's ``defaults`` (norm, activation, norm_eps) fill this kind's parameters
     takes_defaults: ClassVar[bool] = True
     #: one line for ``scalelab kinds``

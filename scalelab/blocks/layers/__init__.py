@@ -15,6 +15,7 @@ Counting convention (stated in every report):
 """
 
 from scalelab.blocks.layers.activation import ACTIVATIONS, Activation
+from scalelab.blocks.layers.activation import FUNCTIONS, PReLU, arguments as activation_arguments
 from scalelab.blocks.layers.base import (
     DEVICE_KINDS, KERNEL_CLASSES, REGISTRY, InnerPeak, LatencyClass, LayerCost, MissingFace, Primitive, Saved, Shape,
     ShapeError, TrainMacs, UnknownLayer, Walk, check_device, definition, latency_of, elements, fmt_shape, register, spatial,
@@ -37,3 +38,4 @@ __all__ = [
     "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",
     "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "spatial", "walk",
 ]
+__all__ += ["FUNCTIONS", "PReLU", "activation_arguments"]
