@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Analysis": "scalelab.analysis",
-    "analyze": "scalelab.analysis",
+    "analyze": "scalelab.api",  # a spec, or a torch module imported first
     "ScalelabError": "scalelab.errors",
     "Spec": "scalelab.spec",
     "load_spec": "scalelab.spec",

@@ -63,6 +63,13 @@ class Analysis:
     def training_only_total(self) -> Cost:
         return sum((b.cost for b in self.blocks if b.training_only), Cost())
 
+    def _repr_html_(self) -> str:
+        """The HTML report's tables, shown when a notebook displays an analysis."""
+        from scalelab.report import build_report  # late: the report package builds on this module
+        from scalelab.report.html import to_html_tables
+
+        return to_html_tables(build_report(self))
+
 
 def block_cost(costs: list[LayerCost], out_shape: Shape, batch: int) -> Cost:
     """Sum a block's layer costs; MACs, ops and activations scale with the batch, params do not."""

@@ -1,5 +1,7 @@
 """`scalelab analyze SPEC`: the per-block cost report. The command hands each part of the work the
-options it uses, as a typed group (``groups.pick``)."""
+options it uses, as a typed group (``groups.pick``). SPEC may name a PyTorch model instead
+(``timm:NAME``, ``package.module:callable``, ``file.py:callable``): it is imported first, and only
+then is torch imported."""
 
 from __future__ import annotations
 
@@ -7,19 +9,30 @@ import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
 
+from scalelab.analysis.costs import Analysis
+from scalelab.analysis.memory import dtype_bytes
+from scalelab.api import analyze as run_analysis
+from scalelab.api import import_ref
 from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
 from scalelab.cli.groups import pick
-from scalelab.errors import ScalelabError
+from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.importer.source import is_model_ref
 from scalelab.limits import MAX_RESOLUTION, quote
 from scalelab.output import check_output_file
-
-if TYPE_CHECKING:
-    from scalelab.report.rows import Report
+from scalelab.progress import progress
+from scalelab.report import Conditions, build_report, default_columns
+from scalelab.report.advice import Extra, analyze_extra
+from scalelab.report.charts import block_breakdown
+from scalelab.report.device import device_figures
+from scalelab.report.formats import render
+from scalelab.report.plotting import breakdown_svg
+from scalelab.report.rows import Report
+from scalelab.report.table import terminal_width
 
 
 class ReportFormat(str, Enum):
@@ -136,8 +149,6 @@ def check_combinations(figures: FigureOptions) -> None:
 
 def select_columns(report: Report, columns: str) -> Report:
     """``--columns params,macs``: the report with those columns, in that order (JSON keys)."""
-    from scalelab.errors import did_you_mean
-
     by_key = {c.key: c for c in report.columns}
     keys = [k.strip() for k in columns.split(",") if k.strip()]
     if not keys:
@@ -245,42 +256,36 @@ def _run(parsed: dict[str, Any]) -> None:
         raise ScalelabError("--wide and --explain-units shape the terminal table; other formats carry every column "
                             "and the units already")
     network = pick(NetworkOptions, parsed)
-    analysis = _analysis(network)
+    analysis, extra = _analysis(network)
     for warning in analysis.network.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    extra = _advice(analysis, network, figures, pick(AdviceOptions, parsed))
+    extra.add(_advice(analysis, network, figures, pick(AdviceOptions, parsed)))
     report = _report(analysis, view.depth or view.level, figures, extra)
     if view.columns is not None:
         report = select_columns(report, view.columns)
     chart = _breakdown_svg(analysis, report) if fmt == "html" else None
-    from scalelab.report.formats import render
-    from scalelab.report.table import terminal_width
-
     fit = fmt == "table" and view.output is None and not view.wide and view.columns is None  # a file gets every column
     width = terminal_width() if view.output is None else 100
     emit(render(report, fmt, width=width, fit=fit, explain_units=view.explain_units, chart_svg=chart), view.output)
 
 
-def _analysis(network: NetworkOptions):
-    """The analysis of SPEC, or of a PyTorch model imported at the resolution asked (torch only then)."""
-    from scalelab.analysis import analyze as run_analysis
-    from scalelab.importer.source import is_model_ref
-
-    spec, size = network.spec, parse_resolution(network.resolution)
-    if is_model_ref(spec):
-        from scalelab.importer import import_model
-        from scalelab.progress import progress
-
-        with progress(f"importing {spec}: building, tracing with torch.fx and checking every block"):
-            spec, size = import_model(spec, (3, *(size or (224, 224)))).spec, None
-    return run_analysis(spec, resolution=size, batch=network.batch)
+def _analysis(network: NetworkOptions) -> tuple[Analysis, Extra]:
+    """The analysis of SPEC, or of the PyTorch model it names, imported at the resolution asked or
+    else at its own input size (torch only then), with what the report says of that import."""
+    size = parse_resolution(network.resolution)
+    if not is_model_ref(network.spec):
+        return run_analysis(network.spec, resolution=size, batch=network.batch), Extra()
+    with progress(f"importing {network.spec}: building, tracing and checking every block"):
+        imported, shape, origin = import_ref(network.spec, resolution=size)
+    note = (f"Imported from {network.spec} at {'x'.join(map(str, shape))} ({origin}): the spec's parameters and "
+            f"every block's output shape were checked against the module's.")
+    data = {"imported": {"model": network.spec, "input": list(shape), "input_from": origin}}
+    return run_analysis(imported.spec, batch=network.batch), Extra(notes=[note], data=data)
 
 
 def _advice(analysis, network: NetworkOptions, figures: FigureOptions, advice: AdviceOptions):
     """What the advice options (training compute, cached features, crops, ensembles) add; SPEC as
     written is the one an --ensemble of copies repeats."""
-    from scalelab.report.advice import analyze_extra
-
     return analyze_extra(analysis.network, network.spec, batch=network.batch, dtype=figures.dtype, device=figures.device,
                          optimizer=figures.optimizer or "sgd", mode=figures.mode.value, freeze_until=figures.freeze_until,
                          crops=advice.crops, ensemble=advice.ensemble, cache_features=advice.cache_features,
@@ -288,16 +293,10 @@ def _advice(analysis, network: NetworkOptions, figures: FigureOptions, advice: A
 
 
 def _report(analysis, level: int, figures: FigureOptions, extra):
-    """The report's rows and columns; ``extra``: what the advice options add."""
-    from scalelab.report import build_report, default_columns
-
+    """The report's rows and columns; ``extra``: what the import and the advice options add."""
     if not figures.asked:
         return build_report(analysis, depth=level, columns=[*default_columns(), *extra.columns], notes=extra.notes,
                             figures=extra.data)
-    from scalelab.analysis.memory import dtype_bytes
-    from scalelab.report import Conditions
-    from scalelab.report.device import device_figures
-
     dtype = figures.dtype or "fp32"
     on_device = device_figures(analysis.network, dtype=dtype, batch=analysis.batch, device=figures.device,
                             mode=figures.mode.value, optimizer=figures.optimizer or "sgd",
@@ -310,9 +309,6 @@ def _report(analysis, level: int, figures: FigureOptions, extra):
 
 
 def _breakdown_svg(analysis, report) -> str:
-    """The per-block breakdown chart the HTML report embeds (matplotlib, imported only here)."""
-    from scalelab.report.charts import block_breakdown
-    from scalelab.report.plotting import breakdown_svg
-
+    """The per-block breakdown chart the HTML report embeds (plotting imports matplotlib when it draws)."""
     return breakdown_svg(block_breakdown(analysis, ("macs", "params", "activations"), depth=report.depth,
                                          dtype=report.conditions.dtype))

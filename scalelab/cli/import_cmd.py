@@ -10,11 +10,14 @@ from typing import Optional
 
 import typer
 
+from scalelab.api import import_ref
 from scalelab.cli import options as O
 from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
 from scalelab.output import check_output_file
+from scalelab.progress import progress
+from scalelab.spec import spec_data
 
 
 class SpecFormat(str, Enum):
@@ -23,21 +26,22 @@ class SpecFormat(str, Enum):
 
 
 BY_SUFFIX = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
-MODEL_HELP = ("The model: package.module:callable (torchvision.models:resnet50) or path/to/file.py:callable; "
-              "called with no arguments, it must return a torch.nn.Module.")
+MODEL_HELP = ("The model: package.module:callable (torchvision.models:resnet50), path/to/file.py:callable "
+              "(called with no arguments, it must return a torch.nn.Module) or timm:NAME (timm.create_model(NAME), "
+              "where timm is installed).")
 
 
-def input_shape(resolution: Optional[str], input_size: Optional[str]) -> tuple[int, int, int]:
-    """(channels, height, width) from --resolution 224 / 224x160 or --input 3x224x224 (default 3x224x224)."""
+def input_shape(resolution: Optional[str], input_size: Optional[str]) -> "tuple[int, int, int] | None":
+    """(channels, height, width) from --input 3x224x224, or None: then the model's own input size
+    (timm's pretrained_cfg), else 3x224x224, with --resolution 224 / 224x160 replacing height and width."""
     if resolution is not None and input_size is not None:
         raise ScalelabError("give --resolution or --input, not both")
-    if input_size is not None:
-        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", input_size)
-        if not match or min(int(g) for g in match.groups()) < 1:
-            raise ScalelabError(f"--input: expected channels x height x width such as 3x224x224, got '{input_size}'")
-        return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
-    h, w = parse_resolution(resolution) or (224, 224)
-    return (3, h, w)
+    if input_size is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", input_size)
+    if not match or min(int(g) for g in match.groups()) < 1:
+        raise ScalelabError(f"--input: expected channels x height x width such as 3x224x224, got '{input_size}'")
+    return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
 
 
 def import_summary(imported) -> str:
@@ -59,8 +63,10 @@ def import_summary(imported) -> str:
 @friendly
 def import_(
     model: str = typer.Argument(..., parser=O.MODEL, help=MODEL_HELP),
-    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="Input size: 224 or HxW such as 224x160 (3 channels)."),
-    input_size: Optional[str] = typer.Option(None, "--input", parser=O.INPUT, help="Input as channels x height x width, e.g. 1x28x28."),
+    resolution: Optional[str] = typer.Option(None, "--resolution", "-r", help="Input size: 224 or HxW such as 224x160 "
+                                             "(channels: the model's, else 3)."),
+    input_size: Optional[str] = typer.Option(None, "--input", parser=O.INPUT, help="Input as channels x height x width, "
+                                             "e.g. 1x28x28 (default: a timm model's pretrained_cfg input_size, else 3x224x224)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", parser=O.OUTPUT, help="Write the spec to this .yaml (or .json) "
                                           "file, atomically; without it the spec goes to stdout."),
     format: Optional[SpecFormat] = typer.Option(None, "--format", "-f", help="yaml or json (default: by the -o "
@@ -77,16 +83,10 @@ def import_(
         raise ScalelabError(f"-o {output}: a spec is written as .yaml, .yml or .json")
     format = SpecFormat(O.output_format(output, format and format.value, BY_SUFFIX, SpecFormat.yaml.value))
     check_output_file(output)
-    shape = input_shape(resolution, input_size)
-    # start-up: the command's own modules load when it runs, not with --help
-    from scalelab.importer import import_model
-    from scalelab.progress import progress
-
+    shape, size = input_shape(resolution, input_size), parse_resolution(resolution)
     with progress(f"importing {model}: building, tracing with torch.fx and checking every block"):
-        imported = import_model(model, shape, allow_unsupported=allow_unsupported)
+        imported, _, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported)
     if format is SpecFormat.json:
-        from scalelab.spec import spec_data  # start-up: the command's own modules load when it runs, not with --help
-
         emit(json.dumps(spec_data(imported.spec), indent=2), output)
     else:
         emit(imported.text, output)

@@ -1,7 +1,9 @@
-"""MODEL strings -> the ``nn.Module`` they name: ``package.module:callable`` or ``path/to/file.py:callable``."""
+"""MODEL strings -> the ``nn.Module`` they name: ``package.module:callable``, ``path/to/file.py:callable``
+or ``timm:NAME`` (``timm.create_model(NAME, pretrained=False)``), and the input a module is imported at."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -10,6 +12,9 @@ from pathlib import Path
 from typing import Iterator
 
 from scalelab.errors import ScalelabError
+
+#: the input of a module that states none (timm models state theirs in ``pretrained_cfg``)
+DEFAULT_INPUT = (3, 224, 224)
 
 
 def is_model_ref(text: str) -> bool:
@@ -54,13 +59,25 @@ def _load_module(dotted: str, ref: str):
         raise ScalelabError(f"{ref}: importing '{dotted}' failed: {type(exc).__name__}: {exc}") from None
 
 
-def load_model(ref: str):
-    """Call the callable ``ref`` names with no arguments; return the ``nn.Module`` in eval mode."""
-    from torch import nn
+def _timm_model(name: str, ref: str):
+    """``timm:NAME``: the model timm's registry builds under NAME, without pretrained weights."""
+    try:
+        import timm  # only for timm:NAME; timm imports torch
+    except ImportError:
+        raise ScalelabError(f"{ref}: timm is not installed; install it with `pip install timm`, or name the model "
+                            f"as package.module:callable") from None
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        raise ScalelabError(f"{ref}: timm has no model '{name}'{hint} (`timm.list_models()` lists them all)")
+    try:
+        return timm.create_model(name, pretrained=False)
+    except Exception as exc:  # the model's own code failed; say where, not a traceback
+        raise ScalelabError(f"{ref}: timm.create_model('{name}') failed: {type(exc).__name__}: {exc}") from None
 
-    where, sep, attr = ref.rpartition(":")
-    if not sep or not where or not attr:
-        raise ScalelabError(f"'{ref}': a model is named module.path:callable or path/to/file.py:callable")
+
+def _call_factory(ref: str, where: str, attr: str):
+    """The object ``where:attr`` returns when called with no arguments."""
     owner = _load_file(Path(where), ref) if where.endswith(".py") else _load_module(where, ref)
     factory = owner
     for part in attr.split("."):
@@ -70,9 +87,48 @@ def load_model(ref: str):
     if not callable(factory):
         raise ScalelabError(f"{ref}: '{attr}' is not callable")
     try:
-        model = factory()
+        return factory()
     except Exception as exc:
         raise ScalelabError(f"{ref}: calling {attr}() failed: {type(exc).__name__}: {exc}") from None
+
+
+def load_model(ref: str):
+    """The ``nn.Module`` ``ref`` names, in eval mode: ``timm:NAME`` built by timm, otherwise the
+    callable ``ref`` names called with no arguments."""
+    from torch import nn  # the importer's path only; analysing a spec never imports torch
+
+    where, sep, attr = ref.rpartition(":")
+    if not sep or not where or not attr:
+        raise ScalelabError(f"'{ref}': a model is named module.path:callable, path/to/file.py:callable or timm:NAME")
+    model = _timm_model(attr, ref) if where == "timm" else _call_factory(ref, where, attr)
     if not isinstance(model, nn.Module):
         raise ScalelabError(f"{ref}: {attr}() returned a {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
+
+
+def stated_input(model) -> "tuple[int, int, int] | None":
+    """The input size a model states for itself: timm's ``pretrained_cfg["input_size"]``
+    (mobilevit_xxs 3x256x256, nfnet_f0 3x192x192), or None."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    if isinstance(size, (tuple, list)) and len(size) == 3 and all(isinstance(d, int) and d > 0 for d in size):
+        return (size[0], size[1], size[2])
+    return None
+
+
+def model_input(model, input_shape: "tuple[int, int, int] | None" = None,
+                resolution: "int | tuple[int, int] | None" = None,
+                default: "tuple[int, int, int] | None" = DEFAULT_INPUT) -> tuple[int, int, int]:
+    """(channels, height, width) a module is imported at: ``input_shape`` if given, else the size the
+    model states (``stated_input``), else ``default``; ``resolution`` (224 or (height, width))
+    replaces the height and width, as it replaces a spec's."""
+    shape = input_shape or stated_input(model) or default
+    if shape is None:
+        raise ScalelabError(f"{type(model).__name__}: give the input as input_shape=(channels, height, width); "
+                            f"this module does not state one (timm models do, in pretrained_cfg)")
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ScalelabError(f"input_shape: expected (channels, height, width) of positive integers, got {shape!r}")
+    if resolution is not None:
+        h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+        return (shape[0], h, w)
+    return (shape[0], shape[1], shape[2])

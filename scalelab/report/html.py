@@ -1,5 +1,6 @@
 """The HTML report: one self-contained page (no network access needed), rendered with Jinja2;
-``render_page`` renders the other pages (``scalelab compare``) with the same styles and sorting.
+``render_page`` renders the other pages (``scalelab compare``) with the same styles and sorting, and
+``to_html_tables`` the report's tables alone (an analysis shown in a notebook).
 
 A ``<table>`` per section with numbers right-aligned and every column sortable (a few lines of
 inline JavaScript; the exact integer is each cell's sort key), the totals, the conditions, the
@@ -16,6 +17,7 @@ from scalelab.report.rows import Report
 from scalelab.report.units import human_shape
 
 TEMPLATE = "report.html.j2"
+NOTEBOOK_TEMPLATE = "notebook.html.j2"
 
 
 def _sort_key(value) -> str:
@@ -49,12 +51,25 @@ def render_page(template: str, **context) -> str:
     return env.get_template(template).render(**context)
 
 
-def to_html(report: Report, chart_svg: Optional[str] = None) -> str:
+def _sections(report: Report) -> list[dict]:
     sections = [_section(report, "Blocks" if report.depth > 1 else "Stages", report.rows, total_rows(report))]
     if report.training_rows:
         sections.append(_section(report, training_caption(report), report.training_rows,
                                  [(TRAINING_TOTAL, report.training_total)]))
+    return sections
+
+
+def to_html(report: Report, chart_svg: Optional[str] = None) -> str:
     h, w = report.conditions.resolution
     return render_page(
-        TEMPLATE, title=title(report), report=report, total_label=total_rows(report)[0][0], sections=sections, chart_svg=chart_svg,
-        input=f"{h}x{w}", units=[(c.header, c.unit) for c in report.columns], human_shape=human_shape)
+        TEMPLATE, title=title(report), report=report, total_label=total_rows(report)[0][0], sections=_sections(report),
+        chart_svg=chart_svg, input=f"{h}x{w}", units=[(c.header, c.unit) for c in report.columns],
+        human_shape=human_shape)
+
+
+def to_html_tables(report: Report) -> str:
+    """The report's tables and totals as an HTML fragment, for a notebook (``Analysis._repr_html_``):
+    the same tables as the page, without the page's styles, which would restyle the notebook."""
+    h, w = report.conditions.resolution
+    return render_page(NOTEBOOK_TEMPLATE, title=title(report), report=report, sections=_sections(report),
+                       input=f"{h}x{w}")
