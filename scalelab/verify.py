@@ -49,8 +49,11 @@ def _shape_check(net, analysis, x) -> Check:
 
     with torch.no_grad():
         outputs = net.forward_all(x)
-    wrong = [f"{b.name}: {tuple(b.out_shape)} vs {tuple(outputs[b.name].shape[1:])}"
-             for b in analysis.blocks if tuple(outputs[b.name].shape[1:]) != tuple(b.out_shape)]
+    # every tensor a block gives: its output, or each of its several outputs (block.0, block.1, ...)
+    expected = {t: shape for b in analysis.network.blocks.values()
+                for t, shape in zip(b.tensors(), b.outputs or [b.out_shape])}
+    wrong = [f"{t}: {tuple(shape)} vs {tuple(outputs[t].shape[1:])}"
+             for t, shape in expected.items() if tuple(outputs[t].shape[1:]) != tuple(shape)]
     n = len(analysis.blocks)
     return Check("block output shapes", f"{n} blocks", f"{n - len(wrong)} equal", "built module, forward pass",
                  not wrong, "; ".join(wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""))

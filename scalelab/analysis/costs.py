@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from scalelab.blocks.layers import LayerCost, Shape, elements
+from scalelab.blocks.layers import LayerCost, Shape
 from scalelab.graph import Network, resolve
 from scalelab.spec import Spec, load_spec
 
@@ -71,13 +71,14 @@ class Analysis:
         return to_html_tables(build_report(self))
 
 
-def block_cost(costs: list[LayerCost], out_shape: Shape, batch: int) -> Cost:
-    """Sum a block's layer costs; MACs, ops and activations scale with the batch, params do not."""
+def block_cost(costs: list[LayerCost], out_elems: int, batch: int) -> Cost:
+    """Sum a block's layer costs; MACs, ops and activations (``out_elems`` per sample: none for a
+    source, whose tensor is a weight) scale with the batch, params do not."""
     return Cost(
         params=sum(c.params for c in costs),
         macs=batch * sum(c.macs for c in costs),
         ops=batch * sum(c.ops for c in costs),
-        activations=batch * elements(out_shape),
+        activations=batch * out_elems,
     )
 
 
@@ -92,7 +93,7 @@ def analyze(
     else:
         network = resolve(spec if isinstance(spec, Spec) else load_spec(spec), resolution)
     rows = tuple(
-        BlockCost(b.name, b.kind, b.stage, b.out_shape, block_cost(b.costs, b.out_shape, batch),
+        BlockCost(b.name, b.kind, b.stage, b.out_shape, block_cost(b.costs, b.out_elems, batch),
                   b.training_only, tuple(b.costs))
         for b in network.blocks.values()
     )

@@ -9,7 +9,10 @@ its output; the block's contribution is its inner peak (``scalelab.analysis.bloc
 elements its layers hold at once, e.g. an inverted residual's expanded tensors, or the finished
 branch outputs of an inception module). The bytes alive while ``b`` runs are the tensors kept for
 later blocks plus that inner peak; the network peak is the largest such sum. A block whose output is
-a view or its input itself (flatten, eval dropout) shares its input's storage, counted once.
+a view or its input itself (flatten, eval dropout) shares its input's storage, counted once; so do
+the several outputs of a split or unbind (views of its input: the storage lives until the last block
+taking any of them has run). A source block (a learned tensor expanded to the batch) holds no
+activation memory: its bytes are weight bytes (a buffer's are in neither, as batchnorm's statistics).
 Weights are counted apart (``weight_bytes``). Measured against torch in ``benchmarks/memory.md``.
 
 Training model (per inner layer, from what torch's autograd keeps for backward): weights, a gradient
@@ -98,13 +101,16 @@ class _Dag:
         self.size = {INPUT: scale * elements(network.input_shape)}
         self.inner = {}  # bytes a block's layers hold at their peak
         self.storage = {INPUT: INPUT}  # tensor -> the tensor whose storage it uses
-        self.inputs = {b.name: list(dict.fromkeys(b.inputs)) for b in self.blocks}
+        # the blocks each one takes from: a several-output block's outputs are views of one storage
+        self.inputs = {b.name: list(dict.fromkeys(b.sources)) for b in self.blocks}
         for b in self.blocks:
             inner = inner_peak(b.layers, b.in_shape)
             self.inner[b.name] = scale * inner.peak_elems
             self.size[b.name] = scale * inner.out_elems
-            # a view (flatten, eval dropout) shares its single input's storage
-            self.storage[b.name] = b.name if inner.out_elems else self.storage[self.inputs[b.name][0]]
+            # a view (flatten, eval dropout) shares its single input's storage; a source has its own, of no
+            # activation bytes (a view of a weight)
+            view = not inner.out_elems and self.inputs[b.name]
+            self.storage[b.name] = self.storage[self.inputs[b.name][0]] if view else b.name
         self.consumers: dict[str, set[str]] = {t: set() for t in self.size}
         for name, ins in self.inputs.items():
             for t in ins:
@@ -153,7 +159,7 @@ def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
     at = dict(zip(order, alive))
     peak_at = max(range(len(order)), key=lambda i: alive[i])
     rows = {
-        b.name: BlockMemory(b.name, weight_bytes(dtype) * sum(c.params for c in b.costs), batch * nbytes * elements(b.out_shape),
+        b.name: BlockMemory(b.name, weight_bytes(dtype) * sum(c.params for c in b.costs), batch * nbytes * b.out_elems,
                             dag.inner[b.name], at[b.name])
         for b in dag.blocks
     }

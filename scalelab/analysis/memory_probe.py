@@ -4,7 +4,7 @@ memory of one real training step.
 CPU (and any device): a ``TorchDispatchMode`` sees every tensor an operator returns during the pass;
 each new storage is counted once, from its creation until a weakref finalizer reports it freed.
 Parameters and buffers exist before the pass and are never counted; views share their base's
-storage and add nothing. Memory an operator uses internally and frees before returning (im2col
+storage and add nothing (a view of a parameter, as a source block's expanded tensor, included). Memory an operator uses internally and frees before returning (im2col
 buffers, a decomposed operator's intermediates) is not seen. The input is created inside the pass,
 so it is counted, and held by the caller until the forward returns, as in any ``model(x)`` call.
 
@@ -30,10 +30,13 @@ if TYPE_CHECKING:  # torch is imported where a module runs, never by the analysi
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def _live_bytes_mode() -> Any:  # a TorchDispatchMode subclass, defined once torch is imported
+def _live_bytes_mode(weights: "nn.Module | None" = None) -> Any:  # a TorchDispatchMode subclass, defined once torch is imported
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
+
+    # the storages of the module's parameters and buffers: a view of one is no new activation
+    state = {t.untyped_storage().data_ptr() for t in [*weights.parameters(), *weights.buffers()]} if weights else set()
 
     class LiveBytes(TorchDispatchMode):
         """Bytes of the storages created while the mode is active and still alive; their peak."""
@@ -53,7 +56,7 @@ def _live_bytes_mode() -> Any:  # a TorchDispatchMode subclass, defined once tor
 
         def _track(self, storage: torch.UntypedStorage) -> None:
             key = id(storage)  # torch keeps one Python object per live storage
-            if key in self.sizes or storage.nbytes() == 0:
+            if key in self.sizes or storage.nbytes() == 0 or storage.data_ptr() in state:
                 return
             self.sizes[key] = storage.nbytes()
             self.live += storage.nbytes()
@@ -66,12 +69,13 @@ def _live_bytes_mode() -> Any:  # a TorchDispatchMode subclass, defined once tor
     return LiveBytes()
 
 
-def dispatch_peak(run: Callable[[], object]) -> int:
-    """Peak bytes of tensors created by ``run()`` and alive at once (its result is dropped at the end)."""
+def dispatch_peak(run: Callable[[], object], weights: "nn.Module | None" = None) -> int:
+    """Peak bytes of tensors created by ``run()`` and alive at once (its result is dropped at the end),
+    views of the parameters and buffers of ``weights`` apart."""
     import torch
 
     with torch.inference_mode():
-        mode = _live_bytes_mode()
+        mode = _live_bytes_mode(weights)
         with mode:
             result = run()
             del result
@@ -84,7 +88,7 @@ def block_peaks(net: Net, input_shape: Sequence[int], batch: int = 1) -> dict[st
     import torch
 
     net = net.eval()
-    mode = _live_bytes_mode()
+    mode = _live_bytes_mode(net)
     peaks: dict[str, int] = {}
 
     def start(module: nn.Module, args: object) -> None:
@@ -115,7 +119,7 @@ def inference_peak(module: nn.Module, input_shape: Sequence[int], batch: int = 1
     module = module.eval().to(device=device, dtype=torch_dtype)
     shape = (batch, *input_shape)
     if not str(device).startswith("cuda"):
-        return dispatch_peak(lambda: module(torch.randn(shape, dtype=torch_dtype, device=device)))
+        return dispatch_peak(lambda: module(torch.randn(shape, dtype=torch_dtype, device=device)), module)
     with torch.inference_mode():
         module(torch.randn(shape, dtype=torch_dtype, device=device))  # warm-up: cuDNN picks its algorithms
         torch.cuda.synchronize(device)

@@ -3,7 +3,9 @@
 A tensor needs a gradient when its input did or when the layer that made it has trained weights
 (the network input needs none). Wiring nodes call back ``run``, ``joined`` (add, cat: the result
 needs a gradient if any input does) and ``product`` (a gate's multiply); each primitive goes to
-``primitive``, which the consumers (training memory, training compute) extend.
+``primitive``, which the consumers (training memory, training compute) extend. A source (a learned
+tensor) goes to ``source``: a view of a weight, it holds no activation storage, and needs a gradient
+when it trains. The outputs of a split are views sharing its input's storage.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class TrainWalk:
     def keep(self, t: Tensor) -> None:
         """Autograd keeps ``t`` for backward (nothing to do unless memory is counted)."""
 
+    def source(self, node: Primitive, trainable: bool) -> Tensor:
+        """A learned tensor (or a buffer) expanded to the batch: its storage is the weight's."""
+        return Tensor(node.out_shape(()), trainable and self.trainable, Storage(0))
+
     def primitive(self, node: Primitive, x: Tensor) -> Tensor:
         out_shape = node.out_shape(x.shape)
         trained = node.has_weights and self.trainable
@@ -83,5 +89,7 @@ def run_network(network: Network, frozen: Collection[str], walker_for: Callable[
     for b in network.blocks.values():
         walker = walker_for(b, b.name not in frozen)
         ins = [tensors[i] for i in b.inputs]
-        tensors[b.name] = walker.run(b.layers, ins[0] if type(b.block).arity == 1 else ins)
+        out = tensors[b.name] = walker.run(b.layers, ins[0] if type(b.block).arity == 1 else ins)
+        for name, shape in zip(b.tensors(), b.outputs):  # several outputs: views of what the block gives
+            tensors[name] = Tensor(shape, out.grad, out.storage)
         yield b, walker

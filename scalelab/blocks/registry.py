@@ -103,8 +103,13 @@ def _inner_problem(block: Block, place: str) -> tuple[str, str] | None:
     it takes the previous block's output only and runs with its host, so it cannot join inputs,
     name them, be training-only, or have a name of its own (nothing refers to it)."""
     only = f"a {place} block takes the previous one's output only"
+    if type(block).arity == 0:
+        return "kind", f"{only}; '{block.kind}' takes no input: put it before the host, as a block of its own"
     if type(block).arity != 1:
         return "kind", f"{only}; '{block.kind}' joins two or more inputs: put it after the host, as a block of its own"
+    if type(block).several_outputs:
+        return "kind", (f"{only} and gives it one; '{block.kind}' gives several outputs: put it after the host, as "
+                        f"a block of its own")
     if block.inputs is not None:
         return "from", f"{only}; 'from' cannot name its inputs (got {quote(block.inputs)})"
     if "training_only" in block.model_fields_set:

@@ -1,5 +1,10 @@
 """Spec -> DAG of resolved blocks, with shapes propagated through it.
 
+A block's inputs are tensors: a block's output, a stage's (its last block's), or one output of a
+block with several outputs (``split``, ``unbind``), named ``<block>.<n>``. An exact block name
+wins; ``name.N`` names output N of a several-output block ``name`` (a block or stage of that name
+beside it is refused by the unique-name check). A source block (``param``) takes no input.
+
 The execution order comes from the standard library's ``graphlib``; ``Network.graph``, the networkx
 DiGraph of the blocks for graph algorithms, is built on first use. Importing networkx costs more
 than a whole analysis (see benchmarks/analyze.md), so the analysis path does not pay for it.
@@ -8,12 +13,13 @@ than a whole analysis (see benchmarks/analyze.md), so the analysis path does not
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Optional
 
 from scalelab.blocks import Block
-from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, elements, fmt_shape, walk
+from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, definition, elements, fmt_shape, walk
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import MAX_CHANNELS, MAX_ELEMENTS, MAX_RESOLUTION
 from scalelab.spec.load import located_error, yaml_path
@@ -23,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
 
 INPUT = "input"
+#: ``block.N``: output N of a block with several outputs (no leading zeros: one name per output)
+OUTPUT_NAME = re.compile(r"(.+)\.(0|[1-9][0-9]*)")
 
 
 @dataclass
@@ -39,6 +47,10 @@ class ResolvedBlock:
     layers: Node = None  # type: ignore[assignment]  # resolve() sets it: every block of a Network has its layers
     costs: list[LayerCost] = field(default_factory=list)
     index: int = 0  #: place in the spec, after stages are unrolled (1 = first block)
+    #: the block giving each input (``inputs`` names tensors: ``split1.0`` is given by ``split1``)
+    sources: list[str] = field(default_factory=list)
+    #: each output's shape for a block with several outputs (``out_shape`` is then the tensor they view)
+    outputs: tuple[Shape, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -47,6 +59,20 @@ class ResolvedBlock:
     @property
     def training_only(self) -> bool:
         return self.block.training_only
+
+    @property
+    def source(self) -> bool:
+        """Whether the block takes no input (a learned tensor: one for the whole batch)."""
+        return type(self.block).arity == 0
+
+    @property
+    def out_elems(self) -> int:
+        """Activation elements per sample of its output: none for a source (it holds weights)."""
+        return 0 if self.source else elements(self.out_shape)
+
+    def tensors(self) -> list[str]:
+        """The names of the tensors it gives: its own, or ``name.0``, ``name.1``, ... for several."""
+        return [f"{self.name}.{i}" for i in range(len(self.outputs))] if self.outputs else [self.name]
 
 
 @dataclass
@@ -69,7 +95,7 @@ class Network:
         graph.add_node(INPUT)
         for b in sorted(self.blocks.values(), key=lambda b: b.index):
             graph.add_node(b.name, index=b.index, block=b)
-        graph.add_edges_from((src, b.name) for b in self.blocks.values() for src in b.inputs)
+        graph.add_edges_from((src, b.name) for b in self.blocks.values() for src in b.sources)
         return graph
 
     @property
@@ -117,6 +143,12 @@ def _expand(spec: Spec, warnings: list[str]) -> list[ResolvedBlock]:
             if entry.block.inputs:
                 raise located_error(spec.source, ("blocks", i, "block", "from"),
                                     "a stage's block cannot name its inputs; give the stage's first block 'from' in a block of its own")
+            kind = type(entry.block)
+            if kind.arity == 0 or kind.several_outputs:
+                what = "takes no input" if kind.arity == 0 else "gives several outputs"
+                raise located_error(spec.source, ("blocks", i, "block", "kind"),
+                                    f"a stage repeats its block, each repeat on the previous one's output; a "
+                                    f"'{entry.block.kind}' block {what}: write it as a block of its own")
             inner = getattr(entry.block, "stride", None)
             if "stride" in entry.block.model_fields_set and inner not in (1, (1, 1), [1, 1]):
                 applied = (f"the stage's stride {entry.stride} replaces it on the first repeat"
@@ -160,6 +192,14 @@ def _check_unique(spec: Spec, blocks: list[ResolvedBlock]) -> None:
             raise located_error(spec.source, path, f"{what} name '{name}'{note} is used twice: {first[name]}; "
                                 f"names are unique across blocks and stages")
         first[name] = f"the {what} at {yaml_path(path[:2])} has it too"
+    several = {b.name: b for b in blocks if type(b.block).several_outputs}
+    for name, path, what, note in _named(blocks) if several else ():
+        match = OUTPUT_NAME.fullmatch(name)
+        owner = several.get(match[1]) if match else None
+        if match and owner is not None:
+            raise located_error(spec.source, path, f"{what} name '{name}'{note} also names output {match[2]} of the "
+                                f"'{owner.kind}' block '{owner.name}' at {yaml_path(owner.path[:2])}; names are "
+                                f"unique across blocks, stages and outputs: rename one of them")
 
 
 def _ramp_drop_path(spec: Spec, blocks: list[ResolvedBlock]) -> None:
@@ -178,25 +218,28 @@ def _ramp_drop_path(spec: Spec, blocks: list[ResolvedBlock]) -> None:
 
 
 def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> None:
-    """Give every block its inputs: the blocks named in from:, else the previous inference block."""
+    """Give every block its inputs: the tensors named in from:, else the previous inference block's
+    output (a source takes none), and the block that gives each one."""
     names = {INPUT}
     previous = INPUT
     for i, b in enumerate(blocks, start=1):
         names.add(b.name)
         b.index = i
-        if not b.inputs:
+        if type(b.block).arity == 0:
+            if b.inputs:
+                raise located_error(spec.source, b.path + ("from",), f"a '{b.kind}' block takes no input (it is a "
+                                    f"source, the same tensor for every sample); leave 'from' out")
+        elif not b.inputs:
             b.inputs = [previous]
         if not b.training_only:
             previous = b.name
     ends = stage_ends(blocks)
+    several = {b.name: b for b in blocks if type(b.block).several_outputs}
     training_only = {b.name for b in blocks if b.training_only}
     for b in blocks:
         b.inputs = [src if src in names else ends.get(src, src) for src in b.inputs]  # a stage: its last block
-        for src in b.inputs:
-            if src not in names:
-                hint = did_you_mean(src, [*names, *ends])
-                raise located_error(spec.source, b.path + ("from",),
-                                    f"block '{b.name}' takes input from unknown block or stage '{src}'{hint}")
+        b.sources = [_source_of(spec, b, src, names, ends, several) for src in b.inputs]
+        for src in b.sources:
             if src in training_only and not b.training_only:
                 raise located_error(spec.source, b.path + ("from",),
                                     f"block '{b.name}' takes input from training-only block '{src}', whose cost the "
@@ -210,13 +253,35 @@ def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> None:
                                 f"a '{b.kind}' block takes one input, got {len(b.inputs)}; join them with add or concat first")
 
 
+def _source_of(spec: Spec, b: ResolvedBlock, src: str, names: set[str], ends: dict[str, str],
+               several: dict[str, ResolvedBlock]) -> str:
+    """The block that gives tensor ``src`` to ``b``: ``src`` itself, or ``name`` for ``name.N``, output N
+    of a block with several outputs; an error for an unknown name or a several-output block named whole."""
+    where = b.path + ("from",) if b.block.inputs else b.path
+    if src in several:
+        owner = several[src]
+        said = "takes input from" if b.block.inputs else "would take the output of the previous block,"
+        raise located_error(spec.source, where, f"block '{b.name}' {said} '{src}', a '{owner.kind}' block with several "
+                            f"outputs; name one of them with from: {src}.0, {src}.1, ...")
+    if src in names:
+        return src
+    match = OUTPUT_NAME.fullmatch(src)
+    if match and match[1] in several:
+        return match[1]
+    if match and match[1] in names:
+        hint = f" ('{match[1]}' has one output: name it '{match[1]}')"
+    else:
+        hint = did_you_mean(src, [*names, *ends])
+    raise located_error(spec.source, where, f"block '{b.name}' takes input from unknown block or stage '{src}'{hint}")
+
+
 def _order(spec: Spec, blocks: list[ResolvedBlock]) -> list[ResolvedBlock]:
     """Topological order, ties broken by spec order (a lexicographical topological sort)."""
     import heapq
     from graphlib import CycleError, TopologicalSorter
 
     by_name = {b.name: b for b in blocks}
-    sorter = TopologicalSorter({b.name: b.inputs for b in blocks})
+    sorter = TopologicalSorter({b.name: b.sources for b in blocks})
     try:
         sorter.prepare()
     except CycleError as exc:
@@ -286,7 +351,7 @@ def _whole_heads(ordered: list[ResolvedBlock], skipped: dict[str, str]) -> dict[
         return name
 
     for b in ordered:
-        for src in b.inputs if b.training_only else ():
+        for src in b.sources if b.training_only else ():
             if src in head_of:
                 head_of[root(src)] = root(b.name)
     failed: dict[str, str] = {}
@@ -297,6 +362,52 @@ def _whole_heads(ordered: list[ResolvedBlock], skipped: dict[str, str]) -> dict[
         if first is not None:
             skipped.setdefault(b.name, f"it belongs to the head whose block '{first}' does not fit")
     return {b.name: skipped[b.name] for b in ordered if b.name in skipped}
+
+
+def _input_shape(spec: Spec, b: ResolvedBlock, src: str, shapes: dict[str, Shape],
+                 outputs: dict[str, tuple[Shape, ...]]) -> Shape:
+    """The shape of tensor ``src``: a block's output, or output N of a block with several."""
+    if src in shapes:
+        return shapes[src]
+    owner, _, n = src.rpartition(".")  # _wire resolved every other name
+    pieces = outputs[owner]
+    if int(n) >= len(pieces):
+        named = f" ({owner}.0 to {owner}.{len(pieces) - 1})" if len(pieces) > 1 else f" ({owner}.0)" if pieces else ""
+        raise located_error(spec.source, b.path + ("from",), f"block '{b.name}' takes output {n} of '{owner}', which "
+                            f"has {len(pieces)} output{'' if len(pieces) == 1 else 's'}{named}")
+    return pieces[int(n)]
+
+
+def _propagate(spec: Spec, ordered: list[ResolvedBlock], input_shape: Shape) -> dict[str, str]:
+    """Give every block its input and output shapes and its costs, in execution order; return the
+    training-only blocks that cannot take their input (name -> why)."""
+    shapes: dict[str, Shape] = {INPUT: input_shape}
+    outputs: dict[str, tuple[Shape, ...]] = {}
+    skipped: dict[str, str] = {}
+    for b in ordered:
+        missing = next((s for s in b.sources if s in skipped), None) if skipped else None
+        if missing is not None:  # only training-only blocks take input from training-only ones
+            skipped[b.name] = f"its input '{missing}' is not applicable"
+            continue
+        ins = [_input_shape(spec, b, s, shapes, outputs) for s in b.inputs]
+        b.in_shape = ins[0] if type(b.block).arity == 1 else ins
+        try:
+            b.layers = b.block.layers(b.in_shape)  # type: ignore[arg-type]  # one shape, or a merge's list (arity)
+            result = walk(b.layers, b.in_shape)
+            if type(b.block).several_outputs:
+                b.outputs = definition(b.layers).pieces(b.in_shape)  # type: ignore[union-attr]  # a SeveralOutputs layer
+        except ShapeError as exc:
+            got = " and ".join(fmt_shape(s) for s in ins)
+            if b.training_only:
+                skipped[b.name] = f"it cannot take input {got}: {exc}"
+                continue
+            raise located_error(spec.source, b.path,
+                                f"block '{b.name}' ({b.kind}) cannot take input {got}: {exc}") from None
+        b.out_shape, b.costs = result.out, result.costs
+        _check_size(spec, b)
+        shapes[b.name] = b.out_shape
+        outputs[b.name] = b.outputs
+    return skipped
 
 
 def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Network:
@@ -320,33 +431,16 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
     _ramp_drop_path(spec, blocks)
     _wire(spec, blocks)
     ordered = _order(spec, blocks)
-    shapes: dict[str, Shape] = {INPUT: input_shape}
-    skipped: dict[str, str] = {}
-    for b in ordered:
-        missing = next((s for s in b.inputs if s in skipped), None) if skipped else None
-        if missing is not None:  # only training-only blocks take input from training-only ones
-            skipped[b.name] = f"its input '{missing}' is not applicable"
-            continue
-        ins = [shapes[s] for s in b.inputs]
-        b.in_shape = ins[0] if type(b.block).arity == 1 else ins
-        try:
-            b.layers = b.block.layers(b.in_shape)  # type: ignore[arg-type]  # one shape, or a merge's list (arity)
-            result = walk(b.layers, b.in_shape)
-        except ShapeError as exc:
-            got = " and ".join(fmt_shape(s) for s in ins)
-            if b.training_only:
-                skipped[b.name] = f"it cannot take input {got}: {exc}"
-                continue
-            raise located_error(spec.source, b.path,
-                                f"block '{b.name}' ({b.kind}) cannot take input {got}: {exc}") from None
-        b.out_shape, b.costs = result.out, result.costs
-        _check_size(spec, b)
-        shapes[b.name] = b.out_shape
+    skipped = _propagate(spec, ordered, input_shape)
     inference = [b for b in ordered if not b.training_only]
     if not inference:
         raise located_error(spec.source, ("blocks",), "every block is training-only; nothing computes the output")
     output = inference[-1].name
-    used = {src for b in ordered for src in b.inputs}
+    if inference[-1].outputs:
+        raise located_error(spec.source, inference[-1].path, f"the network ends on block '{output}', a "
+                            f"'{inference[-1].kind}' block with several outputs; end it on one of them (a block "
+                            f"taking from: {output}.0, ...)")
+    used = {src for b in ordered for src in b.sources}
     for b in inference:
         if b.name not in used and b.name != output:
             warnings.append(_warning(spec, b.path, f"block '{b.name}' ({b.kind}): nothing uses its output (a dead "

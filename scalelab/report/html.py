@@ -36,6 +36,9 @@ def _section(report: Report, caption: str, rows, totals) -> dict:
 
 
 def _elements(shape) -> int:
+    """Elements of a shape, or of every output of a block with several (a tuple of shapes)."""
+    if shape and isinstance(shape[0], tuple):
+        return sum(_elements(s) for s in shape)
     count = 1
     for d in shape:
         count *= d

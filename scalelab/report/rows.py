@@ -23,7 +23,7 @@ DEPTH_BLOCKS = 2
 class Row:
     name: str  #: block name, or stage name for a collapsed stage
     kind: str  #: block kind, or 'bottleneck x3' for a collapsed stage
-    out_shape: tuple[int, ...]
+    out_shape: tuple  #: the output's shape, or a tuple of shapes for a block with several outputs
     values: dict[str, Optional[Number]]
     blocks: tuple[str, ...]  #: the blocks this row covers
     stage: Optional[str] = None
@@ -106,8 +106,9 @@ def build_report(
         _, height, width = analysis.input_shape  # (channels, height, width), as resolve() builds it
         conditions = Conditions((height, width), analysis.batch)
     ctx = ReportContext(analysis, conditions)
+    blocks = analysis.network.blocks
     block_rows = [
-        Row(b.name, b.kind, tuple(b.out_shape),
+        Row(b.name, b.kind, blocks[b.name].outputs or tuple(b.out_shape),
             {c.key: c.value(b, ctx) for c in columns if c.share_of is None and c.value is not None},
             (b.name,), b.stage, b.training_only)
         for b in analysis.blocks

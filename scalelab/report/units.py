@@ -49,4 +49,14 @@ def human_percent(value: "float | None") -> str:
 
 
 def human_shape(shape: tuple) -> str:
-    return "x".join(str(d) for d in shape)
+    """'64x56x56'; several outputs (a tuple of shapes) as '32x56x56*2, 64x56x56' (equal neighbours
+    counted)."""
+    if not shape or not isinstance(shape[0], tuple):
+        return "x".join(str(d) for d in shape)
+    runs: list[list] = []
+    for s in shape:
+        if runs and runs[-1][0] == s:
+            runs[-1][1] += 1
+        else:
+            runs.append([s, 1])
+    return ", ".join(human_shape(s) + (f"*{n}" if n > 1 else "") for s, n in runs)
