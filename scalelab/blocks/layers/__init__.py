@@ -26,6 +26,7 @@ from scalelab.blocks.layers.linear import Linear
 from scalelab.blocks.layers.modern import ChannelLinear, ChannelShuffle, ChannelSlice, LayerNorm, LayerScale, chunks
 from scalelab.blocks.layers.norm import BatchNorm, LocalResponseNorm
 from scalelab.blocks.layers.opaque import Opaque
+from scalelab.blocks.layers.plumbing import Param, Split, Unbind
 from scalelab.blocks.layers.pool import AdaptiveAvgPool, Pool
 from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
 from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
@@ -39,3 +40,4 @@ __all__ = [
     "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "spatial", "walk",
 ]
 __all__ += ["FUNCTIONS", "PReLU", "activation_arguments"]
+__all__ += ["Param", "Split", "Unbind"]
