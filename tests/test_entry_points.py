@@ -171,6 +171,17 @@ def build():
 """
 
 
+def test_analyze_timm_name_takes_the_training_options_at_the_models_input():
+    result = invoke("analyze", "timm:resnet10t", "--mode", "train", "-f", "json")  # as the README shows
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["imported"]["input"] == [3, 176, 176] and report["conditions"]["resolution"] == [176, 176]
+    torch.manual_seed(0)
+    params, macs = reference(timm.create_model("resnet10t", pretrained=False), (3, 176, 176))
+    assert (report["total"]["params"], report["total"]["macs"]) == (params, macs)
+    assert report["total"]["gradient_bytes"] == 4 * params  # every parameter trained, fp32
+
+
 def test_analyze_a_file_callable_takes_the_same_options(tmp_path):
     path = tmp_path / "tiny.py"
     path.write_text(MODEL_FILE)
