@@ -210,8 +210,12 @@ def test_a_misspelled_latency_class_is_an_error(misspelled):
 
 def test_every_primitive_kind_has_an_example():
     primitives = {k for k, cls in L.REGISTRY.items() if issubclass(cls, L.Primitive)}
-    # an opaque layer stands for an operation of unknown cost: no module to compare (tests/test_import.py)
-    assert {name.split("/")[0] for name in EXAMPLES} == primitives - {"opaque"}
+    # an opaque layer stands for an operation of unknown cost: no module to compare (tests/test_import.py);
+    # a source takes no input and a split gives a tuple: tests/test_sources_and_outputs.py checks their faces
+    from tensor_examples import JOINS, SINGLE  # tests/test_tensor_ops.py checks the tensor operations' faces
+
+    examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS]}
+    assert examples == primitives - {"opaque", "param", "split", "unbind"}
 
 
 @pytest.mark.parametrize("trained,input_grad", [(True, True), (True, False), (False, True)])

@@ -21,14 +21,19 @@ from scalelab.blocks.layers.base import (
     ShapeError, TrainMacs, UnknownLayer, Walk, check_device, definition, latency_of, elements, fmt_shape, register, spatial,
 )
 from scalelab.blocks.layers.conv import Conv
+from scalelab.blocks.layers.copies import Cat, Contiguous, Pad, Roll, Stack
 from scalelab.blocks.layers.dropout import Dropout
+from scalelab.blocks.layers.elementwise import Binary, Unary
 from scalelab.blocks.layers.linear import Linear
 from scalelab.blocks.layers.modern import ChannelLinear, ChannelShuffle, ChannelSlice, LayerNorm, LayerScale, chunks
 from scalelab.blocks.layers.norm import BatchNorm, LocalResponseNorm
 from scalelab.blocks.layers.opaque import Opaque
 from scalelab.blocks.layers.plumbing import Param, Split, Unbind
 from scalelab.blocks.layers.pool import AdaptiveAvgPool, Pool
+from scalelab.blocks.layers.reduction import Reduce, Softmax
+from scalelab.blocks.layers.resample import Interpolate
 from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
+from scalelab.blocks.layers.views import Expand, Permute, Reshape, Select, Slice
 from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
 
 __all__ = [
@@ -39,5 +44,7 @@ __all__ = [
     "Parallel", "Pool", "Primitive", "Residual", "Saved", "Sequence", "Shape", "ShapeError", "TrainMacs", "UnknownLayer",
     "Walk", "Wiring", "ZeroPadShortcut", "definition", "elements", "fmt_shape", "peak", "register", "seq", "spatial", "walk",
 ]
+__all__ += ["Binary", "Cat", "Contiguous", "Expand", "Interpolate", "Pad", "Permute", "Reduce", "Reshape", "Roll",
+            "Select", "Slice", "Softmax", "Stack", "Unary"]
 __all__ += ["FUNCTIONS", "PReLU", "activation_arguments"]
 __all__ += ["Param", "Split", "Unbind"]
