@@ -55,7 +55,8 @@ def _shape_check(net, analysis, x) -> Check:
     wrong = [f"{t}: {tuple(shape)} vs {tuple(outputs[t].shape[1:])}"
              for t, shape in expected.items() if tuple(outputs[t].shape[1:]) != tuple(shape)]
     n = len(analysis.blocks)
-    return Check("block output shapes", f"{n} blocks", f"{n - len(wrong)} equal", "built module, forward pass",
+    counted = f"{n} blocks" if len(expected) == n else f"{n} blocks, {len(expected)} outputs"
+    return Check("block output shapes", counted, f"{len(expected) - len(wrong)} equal", "built module, forward pass",
                  not wrong, "; ".join(wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""))
 
 
