@@ -178,3 +178,19 @@ def test_a_broadcast_that_cannot_be_is_refused_with_both_shapes(tmp_path):
                     "  - {name: z, kind: binary, op: add, from: [input, w]}\n")
     assert_refused(invoke("analyze", spec), "bad.yaml:7", "block 'z' (binary) cannot take input 3x4x4 and 2x8",
                    "cannot broadcast 3x4x4 and 2x8 (sizes 2 and 4 meet at axis 1 of the result)")
+
+
+def test_the_readme_example_has_the_shapes_it_states():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"\*\*Tensor operations\*\*.*?```yaml\n(.*?)```", readme, re.S)[1]
+    network = resolve(parse_spec(f"name: readme\ninput: {{channels: 64, resolution: 7}}\nblocks:\n{example}"))
+    shapes = {n: b.out_shape for n, b in network.blocks.items()}
+    assert shapes == {"tokens": (64, 49), "t": (49, 64), "centre": (49, 1), "diff": (49, 64), "attn": (49, 64)}
+    for line in example.splitlines():  # a comment states the block's output: its first shape after any ->
+        name, comment = re.search(r"name: (\w+)", line)[1], line.partition("#")[2].rpartition("->")[2]
+        stated = re.findall(r"\d+(?:x\d+)+", comment)
+        assert not stated or stated[0] == "x".join(map(str, shapes[name])), line
+    assert sum(c.ops for c in network.blocks["attn"].costs) == 5 * 49 * 64
