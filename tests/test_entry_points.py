@@ -171,10 +171,14 @@ def build():
 """
 
 
-def test_analyze_timm_name_takes_the_training_options_at_the_models_input():
+def test_analyze_timm_name_takes_the_training_options_at_the_models_input(tmp_path):
     result = invoke("analyze", "timm:resnet10t", "--mode", "train", "-f", "json")  # as the README shows
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
+    spec = tmp_path / "resnet10t.yaml"
+    assert invoke("import", "timm:resnet10t", "-o", spec).exit_code == 0
+    of_spec = json.loads(invoke("analyze", spec, "--mode", "train", "-f", "json").output)
+    assert {k: v for k, v in report.items() if k != "imported"} == of_spec  # the imported spec's report, and a note
     assert report["imported"]["input"] == [3, 176, 176] and report["conditions"]["resolution"] == [176, 176]
     torch.manual_seed(0)
     params, macs = reference(timm.create_model("resnet10t", pretrained=False), (3, 176, 176))

@@ -163,7 +163,8 @@ def select_columns(report: Report, columns: str) -> Report:
 # The options, in the order `analyze --help` lists them
 _SPEC = typer.Argument(..., metavar="SPEC", parser=O.SPEC, help=(
     "Spec file (YAML) or zoo name, e.g. resnet50 (see `scalelab zoo`), "
-    "or a PyTorch model as module:callable or file.py:callable, imported on the fly."))
+    "or a PyTorch model as module:callable, file.py:callable or timm:NAME, imported on the fly at its own input "
+    "size (timm's pretrained_cfg; else 3x224x224)."))
 _FORMAT = typer.Option(None, "--format", "-f", help=(
     "table (human units; the default), markdown, json or csv (exact integers), html (a self-contained page). "
     "With -o, taken from the file's extension."))
@@ -171,7 +172,7 @@ _OUTPUT = typer.Option(None, "--output", "-o", parser=O.OUTPUT, metavar="FILE", 
     "Write the report to this file, in the format its extension names (.json .csv .md .html .txt); "
     "atomically: nothing is written on failure."))
 _RESOLUTION = typer.Option(None, "--resolution", "-r", metavar="SIZE",
-                           help="Input size overriding the spec's: 224 or HxW such as 224x160.")
+                           help="Input size overriding the spec's (or the model's): 224 or HxW such as 224x160.")
 _BATCH = typer.Option(1, "--batch", "-b", parser=O.BATCH, metavar="N", help="Batch size (MACs, ops and activations scale with it).")
 _LEVEL = typer.Option(2, "--level", "-l", min=1, max=2, metavar="1|2", help="Rows: 1 = one row per stage, 2 = every block.")
 _DEPTH = typer.Option(None, "--depth", "-d", min=1, max=2, hidden=True,
