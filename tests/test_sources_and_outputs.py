@@ -293,3 +293,26 @@ def test_an_exact_block_name_wins_over_an_output_name():
                                  "  - {name: x.1, kind: conv, out: 4}\n"
                                  "  - {name: y, kind: conv, out: 2, from: x.1}\n"))
     assert network.blocks["y"].sources == ["x.1"] and network.blocks["y"].in_shape == (4, 8, 8)
+
+
+def test_the_readme_example_gives_the_shapes_and_parameters_it_states():
+    """README, 'The spec', 'Sources and several outputs': each comment's last shape is the block's
+    Output as the report writes it; the param's parameters are as stated."""
+    import re
+    from pathlib import Path
+
+    from scalelab.report import build_report
+    from scalelab.report.units import human_shape
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Sources and several outputs.**"):]
+    snippet = section[section.index("```yaml\n") + 8: section.index("```\n", section.index("```yaml\n") + 8)]
+    spec = "name: readme\ninput: {channels: 192, resolution: 14}\nblocks:\n" + snippet
+    rows = {r.name: r for r in build_report(analyze(parse_spec(spec))).rows}
+    lines = [line for line in snippet.splitlines() if "#" in line]
+    assert len(lines) == 6
+    for line in lines:
+        name = re.search(r"name: (\w+)", line)[1]
+        shown = re.findall(r"\d+(?:x\d+)+(?:\*\d+)?", line.split("#")[1])[-1]
+        assert human_shape(rows[name].out_shape) == shown, line
+    assert f"{rows['pos'].values['params']:,} parameters" in snippet
