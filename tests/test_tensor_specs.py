@@ -194,3 +194,10 @@ def test_the_readme_example_has_the_shapes_it_states():
         stated = re.findall(r"\d+(?:x\d+)+", comment)
         assert not stated or stated[0] == "x".join(map(str, shapes[name])), line
     assert sum(c.ops for c in network.blocks["attn"].costs) == 5 * 49 * 64
+
+
+def test_analysing_tensor_kinds_imports_no_torch(cli_fresh, tmp_path):
+    spec = tmp_path / "tensor_ops.yaml"
+    spec.write_text(SPEC)
+    out, heavy = cli_fresh(["analyze", str(spec), "--mode", "train", "--format", "json"])
+    assert '"name": "spread"' in out and heavy == []
