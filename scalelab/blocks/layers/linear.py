@@ -1,4 +1,4 @@
-"""Fully connected layer: every face."""
+"""Fully connected layer over the last axis of an input of any rank: every face."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, fmt_shape, register,
+    LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, fmt_shape, fresh_output,
+    register,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
@@ -16,7 +17,10 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path impo
 @register
 @dataclass(frozen=True)
 class Linear(Primitive):
-    """Fully connected layer on a vector. MACs = in * out."""
+    """Fully connected layer over the last axis (torch's nn.Linear): every leading axis is kept, each
+    row of ``in_features`` maps to ``out_features``. MACs = (output elements) * in, bias excluded;
+    one add per output element for the bias. The input is taken to be contiguous, as scalelab's
+    tensors are unless a ``contiguous`` copy says otherwise: torch folds it into a matrix by a view."""
 
     kind = "linear"
     has_weights = True
@@ -26,31 +30,31 @@ class Linear(Primitive):
     bias: bool = True
 
     def out_shape(self, s: Shape) -> Shape:
-        if len(s) != 1 or s[0] != self.in_features:
-            raise ShapeError(f"linear expects a vector of {self.in_features}, got {fmt_shape(s)}")
-        return (self.out_features,)
+        if not s or s[-1] != self.in_features:
+            raise ShapeError(f"linear expects {self.in_features} features on the last axis, got {fmt_shape(s)}")
+        return (*s[:-1], self.out_features)
 
     def cost(self, s: Shape, out: Shape) -> LayerCost:
+        n = elements(out)
         return LayerCost(
             "linear",
             params=self.in_features * self.out_features + (self.out_features if self.bias else 0),
-            macs=self.in_features * self.out_features,
-            ops=self.out_features if self.bias else 0,
-            in_elems=self.in_features,
-            out_elems=self.out_features,
+            macs=n * self.in_features,
+            ops=n if self.bias else 0,
+            in_elems=elements(s),
+            out_elems=n,
             node=self,
         )
 
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
-        """Forward x W^T, input gradient g W, weight gradient g^T x: in * out each, per sample."""
-        macs = self.in_features * self.out_features
+        """Forward x W^T, input gradient g W, weight gradient g^T x: rows * in * out each, per sample."""
+        macs = elements(out) * self.in_features
         return TrainMacs(forward=macs, grad_input=macs, grad_weight=macs)
 
     def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
         return Saved(input=weights_trained)  # the input gradient needs only the weight
 
-    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        return InnerPeak(out, self.out_features, self.out_features)
+    inner_peak = fresh_output  # addmm (or mm and an in-place bias add) writes the output only
 
     def latency(self) -> tuple[LatencyClass, int]:
         return LatencyClass.LINEAR, self.out_features
