@@ -316,3 +316,16 @@ def test_the_readme_example_gives_the_shapes_and_parameters_it_states():
         shown = re.findall(r"\d+(?:x\d+)+(?:\*\d+)?", line.split("#")[1])[-1]
         assert human_shape(rows[name].out_shape) == shown, line
     assert f"{rows['pos'].values['params']:,} parameters" in snippet
+
+
+def test_explain_writes_out_sources_and_outputs(tmp_path):
+    spec = tmp_path / "plumbing.yaml"
+    spec.write_text(NETWORK)
+    result = invoke("explain", spec)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    at = lines.index("block pos (param), no input -> 8x6")
+    assert lines[at + 1:at + 4] == ["  param 1x8x6 (a learned tensor)", "    params  1 × 8 × 6 = 48",
+                                    "  block total: MACs 0; params 48; other ops 0"]
+    assert "  param 96 (a buffer: no parameters)" in lines
+    assert "block u (unbind), 5x8x6 -> 8x6*5" in lines and "block sp (split), 8x8x8 -> 3x8x8, 5x8x8" in lines

@@ -28,6 +28,11 @@ class _Recorder(TrainWalk):
         self.seen.append(Traced(node, x.shape, out_shape, node.cost(x.shape, out_shape)))
         return super().layer(node, x, out_shape, trained)
 
+    def source(self, node: Primitive, trainable: bool) -> Tensor:
+        out = super().source(node, trainable)
+        self.seen.append(Traced(node, (), out.shape, node.cost((), out.shape)))  # a source: no input
+        return out
+
 
 def traced_layers(node: Node, shape: "Shape | list[Shape]") -> list[Traced]:
     """Every primitive of ``node`` on input ``shape``, in execution order (joins are not listed)."""

@@ -22,6 +22,7 @@ from typing import Optional
 from scalelab.analysis.trace import traced_layers
 from scalelab.blocks import layers as L
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.report.units import human_shape
 
 TIMES = " × "
 FORMULA = ("MACs of a layer = output positions × filters × filter size, i.e. H' × W' × n_c' × (f × f × n_c / groups) "
@@ -155,6 +156,11 @@ def _line(traced, shortcut: bool = False) -> Optional[LayerLine]:
     elif isinstance(layer, L.BatchNorm):
         line = LayerLine(f"batchnorm {layer.channels}", 0, None, None, 0,
                          f"2 × {layer.channels}")
+    elif isinstance(layer, L.Param):
+        shape = L.fmt_shape(layer.shape) or "scalar"
+        if not layer.trainable:
+            return LayerLine(f"param {shape} (a buffer: no parameters)", 0, None, None, 0, None)
+        line = LayerLine(f"param {shape} (a learned tensor)", 0, None, None, 0, product(*layer.shape) or "1")
     else:
         return None
     label = f"{line.layer} (projection shortcut)" if shortcut else line.layer
@@ -218,9 +224,10 @@ def explain(network, focus: Optional[str] = None) -> Explanation:
     shown = []
     for b in _selected(network, focus):
         fmt_in = " + ".join(L.fmt_shape(s) for s in b.in_shape) if isinstance(b.in_shape, list) else L.fmt_shape(b.in_shape)
+        fmt_out = human_shape(b.outputs) if b.outputs else L.fmt_shape(b.out_shape)  # several: '8x8*9'
         shortcut = _shortcut_layers(b.layers)
         lines = [line for t in traces[b.name] if (line := _line(t, id(t.layer) in shortcut)) is not None]
-        shown.append(BlockLines(b.name, b.kind, fmt_in, L.fmt_shape(b.out_shape), b.training_only, lines,
+        shown.append(BlockLines(b.name, b.kind, fmt_in or "no input", fmt_out, b.training_only, lines,
                                 sum(c.macs for c in b.costs), sum(c.params for c in b.costs),
                                 sum(c.ops for c in b.costs), pairs.get(b.name, [])))
     inference = [b for b in shown if not b.training_only]
