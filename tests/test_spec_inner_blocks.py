@@ -32,12 +32,13 @@ MERGES = sorted(kind for kind in KINDS if KINDS[kind].arity not in (0, 1))
 
 
 def test_the_merge_kinds_are_the_ones_expected():
-    assert MERGES == ["add", "concat", "opaque_merge"]
+    assert MERGES == ["add", "binary", "cat", "concat", "opaque_merge", "stack"]
 
 
 @pytest.mark.parametrize("kind", MERGES)
 def test_a_merge_inside_a_branch_is_refused_at_its_kind(tmp_path, kind):
     inner = f"{{kind: {kind}, op: x, shape: [4]}}" if kind.startswith("opaque") else f"{{kind: {kind}}}"
+    inner = f"{{kind: {kind}, op: add}}" if kind == "binary" else inner  # its one required field
     text = _inception(inner)
     spec = tmp_path / "t.yaml"
     spec.write_text(text)

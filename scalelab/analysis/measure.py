@@ -276,6 +276,8 @@ def _signature(network: Network, block: Optional[ResolvedBlock]) -> tuple[str, l
         inference = network.inference_blocks()
         return repr([(b.name, b.inputs, b.layers) for b in inference]), [network.input_shape]
     shapes = list(block.in_shape) if isinstance(block.in_shape, list) else [block.in_shape]  # a merge's: a list
+    if block.source:
+        shapes = [network.input_shape]  # a source takes the network input for its batch size, as in the Net
     return repr(block.layers), shapes
 
 
