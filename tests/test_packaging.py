@@ -58,27 +58,49 @@ def test_installed_layout_finds_the_zoo_by_name(wheel, tmp_path):
     assert "<table" in (tmp_path / "r.html").read_text()  # the template ships with the package
 
 
-def _imported_packages(tree: Path) -> set[str]:
-    """Top-level third-party modules imported anywhere in ``tree`` (at any depth of the code)."""
+def _names(node) -> set[str]:
+    """Top-level modules an import statement names."""
+    import ast
+
+    if isinstance(node, ast.Import):
+        return {a.name.split(".")[0] for a in node.names}
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        return {node.module.split(".")[0]}
+    return set()
+
+
+def _imported_packages(tree: Path, guarded_only: bool = False) -> set[str]:
+    """Top-level third-party modules imported anywhere in ``tree`` (at any depth of the code); with
+    ``guarded_only``, those imported in a ``try`` whose ``except ImportError`` handles their absence."""
     import ast
 
     found = set()
     for path in tree.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
+            if not guarded_only:
+                found |= _names(node)
+            elif isinstance(node, ast.Try) and any(
+                    isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                    for h in node.handlers):
+                found |= {name for statement in node.body for name in _names(statement)}
     # _typeshed: the type checkers' own stubs, imported only under TYPE_CHECKING
     return found - set(sys.stdlib_module_names) - {"scalelab", "__future__", "_typeshed"}
 
 
+def _distributions(requirements) -> set[str]:
+    return {re.split(r"[<>=\[ ]", d)[0].lower().replace("-", "_") for d in requirements}
+
+
 def test_every_imported_package_is_declared():
+    """A package the code imports is a dependency, or an optional one (timm, for timm:NAME): declared
+    in an extra and imported only where its absence is handled (one message saying how to install it)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {re.split(r"[<>=\[ ]", d)[0].lower().replace("-", "_") for d in project["dependencies"]}
+    declared = _distributions(project["dependencies"])
+    extras = _distributions(d for group in project["optional-dependencies"].values() for d in group)
     distribution = {"yaml": "pyyaml"}  # import name -> distribution name, where they differ
     missing = {m for m in _imported_packages(ROOT / "scalelab") if distribution.get(m, m) not in declared}
-    assert missing == set()
+    assert missing == {"timm"}
+    assert missing <= _imported_packages(ROOT / "scalelab", guarded_only=True) and missing <= extras
 
 
 def readme_commands() -> list[str]:
