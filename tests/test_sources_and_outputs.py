@@ -329,3 +329,14 @@ def test_explain_writes_out_sources_and_outputs(tmp_path):
                                     "  block total: MACs 0; params 48; other ops 0"]
     assert "  param 96 (a buffer: no parameters)" in lines
     assert "block u (unbind), 5x8x6 -> 8x6*5" in lines and "block sp (split), 8x8x8 -> 3x8x8, 5x8x8" in lines
+
+
+@pytest.mark.parametrize("freeze_until, cached", [("u", ("u",)), ("pos", ("u", "pos"))])
+def test_cached_features_are_the_outputs_read_and_no_weight(freeze_until, cached):
+    """Frozen through u, the trained blocks read u.0, u.4 and u.2 (8x6 each): three of its five
+    outputs are cached; a frozen param is a weight, the same for every image, and adds nothing."""
+    from scalelab.analysis.transfer import transfer_costs
+
+    t = transfer_costs(_network(), freeze_until)
+    assert t.cached_blocks == cached
+    assert t.cached_feature_bytes_per_image == 4 * 3 * 8 * 6

@@ -61,8 +61,16 @@ class Transfer:
 
 def cached_blocks(network: Network, frozen: set[str]) -> list[str]:
     """Frozen blocks whose output a trained block reads, in execution order."""
-    read = {src for b in network.blocks.values() if b.name not in frozen for src in b.inputs}
+    read = {src for b in network.blocks.values() if b.name not in frozen for src in b.sources}
     return [name for name in network.blocks if name in frozen and name in read]
+
+
+def cached_elements(network: Network, frozen: set[str]) -> int:
+    """Elements per image of the frozen tensors a trained block reads: each output of a split that
+    is read, nothing for a source (a weight, the same for every image)."""
+    read = {t for b in network.blocks.values() if b.name not in frozen for t in b.inputs}
+    return sum(elements(shape) for b in network.blocks.values() if b.name in frozen and not b.source
+               for t, shape in zip(b.tensors(), b.outputs or [b.out_shape]) if t in read)
 
 
 def transfer_costs(network: Network, freeze_until: Optional[str], dtype: str = "fp32",
@@ -82,7 +90,7 @@ def transfer_costs(network: Network, freeze_until: Optional[str], dtype: str = "
     step = training_compute(network, 1, freeze_until)
     return Transfer(
         freeze_until, dtype, tuple(cached),
-        dtype_bytes(dtype) * sum(elements(network.blocks[c].out_shape) for c in cached),
+        dtype_bytes(dtype) * cached_elements(network, frozen),
         sum(step.blocks[n].forward_macs for n in needed),
         step.trained_macs(),  # a trained block reading a frozen output computes no gradient into it
         step.total_macs,
