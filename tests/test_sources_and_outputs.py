@@ -340,3 +340,14 @@ def test_cached_features_are_the_outputs_read_and_no_weight(freeze_until, cached
     t = transfer_costs(_network(), freeze_until)
     assert t.cached_blocks == cached
     assert t.cached_feature_bytes_per_image == 4 * 3 * 8 * 6
+
+
+def test_scalars_per_sample_are_refused_where_they_cannot_join(tmp_path):
+    """unbind of a vector gives one value per sample: add takes them, concat has no axis to join."""
+    text = ("name: t\ninput: {channels: 3, resolution: 4}\nblocks:\n  - {name: g, kind: global_avgpool}\n"
+            "  - {name: f, kind: flatten}\n  - {name: u, kind: unbind, dim: 0}\n")
+    network = resolve(parse_spec(text + "  - {name: s, kind: add, from: [u.0, u.2]}\n"))
+    assert network.blocks["u"].outputs == ((), (), ()) and network.blocks["s"].out_shape == ()
+    _refused(tmp_path, text + "  - {name: c, kind: concat, from: [u.0, u.1]}\n",
+             "t.yaml:7:5: blocks[3]: block 'c' (concat) cannot take input a scalar and a scalar: cannot concatenate "
+             "a scalar per sample")

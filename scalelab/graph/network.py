@@ -397,12 +397,12 @@ def _propagate(spec: Spec, ordered: list[ResolvedBlock], input_shape: Shape) -> 
             if type(b.block).several_outputs:
                 b.outputs = definition(b.layers).pieces(b.in_shape)  # type: ignore[union-attr]  # a SeveralOutputs layer
         except ShapeError as exc:
-            got = " and ".join(fmt_shape(s) for s in ins)
+            got = "input " + " and ".join(fmt_shape(s) or "a scalar" for s in ins) if ins else "its shape"
             if b.training_only:
-                skipped[b.name] = f"it cannot take input {got}: {exc}"
+                skipped[b.name] = f"it cannot take {got}: {exc}"
                 continue
             raise located_error(spec.source, b.path,
-                                f"block '{b.name}' ({b.kind}) cannot take input {got}: {exc}") from None
+                                f"block '{b.name}' ({b.kind}) cannot take {got}: {exc}") from None
         b.out_shape, b.costs = result.out, result.costs
         _check_size(spec, b)
         shapes[b.name] = b.out_shape

@@ -43,6 +43,8 @@ def merged(op: str, shapes: list[Shape]) -> Shape:
             if s != first:
                 raise ShapeError(f"cannot add {fmt_shape(first)} and {fmt_shape(s)}")
         return first
+    if any(not s for s in shapes):  # one value per sample (an unbind's output) has no axis to join along
+        raise ShapeError("cannot concatenate a scalar per sample; stack such inputs")
     for s in shapes[1:]:
         if len(s) != len(first) or s[1:] != first[1:]:
             raise ShapeError(f"cannot concatenate {fmt_shape(first)} and {fmt_shape(s)} along channels")
