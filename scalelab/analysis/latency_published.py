@@ -18,8 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 
+from scalelab.graph import resolve
 from scalelab.graph.network import Network
-from scalelab.spec import Spec
+from scalelab.scaling.efficientnet import efficientnet
+from scalelab.spec import Spec, parse_spec
+from scalelab.spec.load import load_spec, zoo_path
 
 #: the GPU names the sources use -> the shipped profile
 GPUS = {"T4": "t4", "A100": "a100", "RTX 4090": "rtx4090"}
@@ -76,8 +79,6 @@ def all_rows() -> list[PublishedRow]:
 
 def _zoo(name: str) -> Callable[[], Spec]:
     def build() -> Spec:
-        from scalelab.spec.load import load_spec
-
         return load_spec(name)
     return build
 
@@ -86,9 +87,6 @@ def _resnext101(se: bool) -> Spec:
     """ResNeXt-101 32x4d (Xie et al. 2017: stages 3, 4, 23, 3) from the zoo's ResNeXt-50 32x4d; with
     ``se``, SE-ResNeXt (Hu et al. 2018, reduction 16), its squeeze-excite after the grouped conv, where
     scalelab's bottleneck puts it (the paper's is after the last 1x1: the same kernels, on fewer channels)."""
-    from scalelab.spec import parse_spec
-    from scalelab.spec.load import zoo_path
-
     text = zoo_path("resnext50_32x4d").read_text(encoding="utf-8").replace("repeat: 6,", "repeat: 23,")
     if se:
         text = text.replace("groups: 32}", "groups: 32, se: 0.0625}")
@@ -97,16 +95,12 @@ def _resnext101(se: bool) -> Spec:
 
 def _efficientnet(variant: str) -> Callable[[], Spec]:
     def build() -> Spec:
-        from scalelab.scaling.efficientnet import efficientnet
-
         return efficientnet(variant)
     return build
 
 
 def builder(name: str) -> Optional[Callable[[], Spec]]:
     """How to build a published network's spec; None where scalelab cannot build it."""
-    from scalelab.spec.load import zoo_path
-
     special = {"resnext101-32x4d": lambda: _resnext101(False), "se-resnext101-32x4d": lambda: _resnext101(True),
                "efficientnet-b0": _zoo("efficientnet_b0"), "efficientnet-b4": _efficientnet("b4"),
                "efficientnet_b4": _efficientnet("b4")}
@@ -118,8 +112,6 @@ def builder(name: str) -> Optional[Callable[[], Spec]]:
 
 @lru_cache(maxsize=None)
 def network(name: str, resolution: int) -> Network:
-    from scalelab.graph import resolve
-
     build = builder(name)
     assert build is not None, name
     return resolve(build(), resolution)

@@ -18,6 +18,7 @@ import unicodedata
 from pathlib import Path
 from typing import Optional
 
+from scalelab.analysis.memory import OPTIMIZER_STATES, dtype_bytes
 from scalelab.errors import ScalelabError
 from scalelab.limits import (
     MAX_BATCH, MAX_CHANNELS, MAX_COUNT_CHOICES, MAX_CROPS, MAX_ENSEMBLE, MAX_REPEAT, MAX_RESOLUTION, quote,
@@ -167,9 +168,6 @@ def ensemble_members(value) -> str:
 
 def optimizer(value) -> str:
     """An optimizer the training-memory model knows (sgd, sgd-momentum, adam)."""
-    # start-up: options load with every command; analysis only when parsed
-    from scalelab.analysis.memory import OPTIMIZER_STATES
-
     if value not in OPTIMIZER_STATES:
         raise _refuse(f"expected one of {', '.join(OPTIMIZER_STATES)}, got {quote(value, 40)}")
     return str(value)
@@ -186,9 +184,6 @@ def _checked(check, value: str) -> str:
 
 def dtype(value) -> str:
     """A data type the memory and latency models know (fp32, fp16, bf16, int8)."""
-    # start-up: options load with every command; analysis only when parsed
-    from scalelab.analysis.memory import dtype_bytes
-
     return _checked(dtype_bytes, str(value))
 
 

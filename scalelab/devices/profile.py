@@ -21,6 +21,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from scalelab.blocks.layers.base import KERNEL_CLASSES, LatencyClass
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import MAX_SPEC_BYTES, quote
+from scalelab.spec.load import SourceMap, located_error, read_text
+from scalelab.spec.yaml_safe import parse_yaml
 
 ComputeDtype = Literal["fp32", "tf32", "fp16", "bf16", "int8"]
 
@@ -165,9 +167,6 @@ def _boolean(data: dict) -> Optional[tuple]:
 
 def parse_profile(text: str, filename: str = "<profile>") -> DeviceProfile:
     """Validate profile text; errors name file:line:col, the YAML path, the rule and the value."""
-    from scalelab.spec.load import SourceMap, located_error
-    from scalelab.spec.yaml_safe import parse_yaml
-
     root, data = parse_yaml(text, filename)
     source = SourceMap(filename, root)
     if not isinstance(data, dict):
@@ -210,6 +209,4 @@ def load_profile(name_or_path: "str | Path") -> DeviceProfile:
             raise ScalelabError(f"{name_or_path}: no such device profile file or name{hint}; "
                                 f"`scalelab devices` lists them")
         path = profiles_dir() / f"{name}.yaml"
-    from scalelab.spec.load import read_text
-
     return parse_profile(read_text(path, MAX_SPEC_BYTES), str(path))

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from scalelab.analysis.ensemble import RULES, ensemble_figures, parse_ensemble
+from scalelab.analysis.training import RULE, training_compute
 from scalelab.errors import ScalelabError
 from scalelab.graph import resolve
 from scalelab.report import Column, human_bytes, human_count
@@ -33,8 +35,6 @@ def _ms(v) -> str:
 
 def ensemble_extra(ens, batch: int) -> Extra:
     """The combined per-image figures of an ensemble and/or multi-crop, with each member's."""
-    from scalelab.analysis.ensemble import RULES  # start-up: analyze loads these only when the advice is asked for
-
     total = ens.total()
     # counts are whole multiples of the batch; bytes and latency are for the batch of batch x crops images
     per_image = {"params": total["params"], **{k: total[k] // batch for k in ("macs", "other_ops", "averaging_ops")}}
@@ -71,9 +71,6 @@ def ensemble_extra(ens, batch: int) -> Extra:
 
 def training_extra(network, batch: int, freeze_until: Optional[str]) -> Extra:
     """Per-block backward and training-step MACs, and the totals of one step."""
-    # start-up: analyze loads these only when the advice is asked for
-    from scalelab.analysis.training import RULE, training_compute
-
     tc = training_compute(network, batch, freeze_until)
 
     def per_block(attr):
@@ -122,9 +119,6 @@ def analyze_extra(network, spec: str, *, batch: int, dtype: Optional[str], devic
                                 "--cache-features")
         extra.add(transfer_extra(network, freeze_until, dtype or "fp32", images, epochs))
     if crops != 1 or ensemble is not None:
-        # start-up: analyze loads these only when the advice is asked for
-        from scalelab.analysis.ensemble import ensemble_figures, parse_ensemble
-
         names = parse_ensemble(ensemble, spec)
         networks = [network if n == spec else resolve(load_spec(n), tuple(network.input_shape[1:])) for n in names]
         extra.add(ensemble_extra(ensemble_figures(networks, crops=crops, batch=batch, dtype=dtype or "fp32",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from scalelab.report.plotting import DPI, _pyplot, figure_svg, save_and_close
+from scalelab.report.plotting import DPI, _pyplot, figure_svg, label_tools, save_and_close
 from scalelab.scaling.ensembles import pareto
 
 if TYPE_CHECKING:  # compare draws its chart with comparison_svg: this side needs the type only
@@ -36,7 +36,7 @@ def comparison_svg(c: Comparison) -> str:
 
 
 def _comparison_figure(c: Comparison):
-    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
+    Label, place_labels = label_tools()
 
     plt = _pyplot()
     headers, groups = bar_groups(c)
@@ -153,7 +153,7 @@ def _variant_text(v) -> str:
 
 def _label_variants(ax, variants: list, colors: dict) -> None:
     """Name every ensemble, multi-crop and extrapolated point, clear of the markers and error bars."""
-    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
+    Label, place_labels = label_tools()
 
     drawn = [v for v in variants if v.top1 is not None]
     named = [v for v in drawn if not v.single or v.extrapolated]

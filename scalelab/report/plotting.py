@@ -22,6 +22,14 @@ def _pyplot():
     return plt
 
 
+def label_tools():
+    """``Label`` and ``place_labels`` of ``report.labels``, loaded by the first chart that places
+    labels: the placer computes with numpy, which a report without charts never imports."""
+    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
+
+    return Label, place_labels
+
+
 def save_figure(fig, path: Path, laid_out: bool = False) -> None:
     """Render to memory, then write atomically: a failed draw leaves no partial chart. A figure
     ``laid_out`` already (drawn once without rendering) gets its tight box from the artists' extents;
@@ -131,7 +139,7 @@ def draw_scaling_curves(chart: ScalingCurveChart, path: Path) -> Path:
 
 def _label_chosen_phi(chart: ScalingCurveChart, top, bottom) -> None:
     """Name the search's result on its phi line, at the curve's lowest value, clear of curves and legend."""
-    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
+    Label, place_labels = label_tools()
 
     phi = chart.chosen_phi
     assert phi is not None  # the caller labels a chosen phi only
@@ -151,7 +159,7 @@ def _label_chosen_phi(chart: ScalingCurveChart, top, bottom) -> None:
 def _label_references(ax, chart: AccuracyCostChart) -> None:
     """Name each published network next to its point (one label per name), clear of the other labels,
     the legend, the chosen network's star and, where possible, the trials and the front."""
-    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
+    Label, place_labels = label_tools()
 
     seen, labels = set(), []
     for p in sorted(chart.references, key=lambda p: (p.x, p.y, p.label)):
@@ -241,7 +249,7 @@ def figure_svg(fig) -> str:
 
 def _label_bars(ax, panel, positions: list[int]) -> None:
     """Each bar's value and share, right of its end where there is room, never on a bar."""
-    from scalelab.report.labels import Label, place_labels  # numpy: only when a chart places labels
+    Label, place_labels = label_tools()
 
     labels = [Label(value, y, f"{_format(value, panel.unit)} ({share:.1f}%)")
               for y, value, share in zip(positions, panel.values, panel.shares)]

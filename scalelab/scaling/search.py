@@ -30,6 +30,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 from scalelab.errors import ScalelabError
 from scalelab.limits import MAX_CROPS, MAX_ENSEMBLE
 from scalelab.scaling import fitted, variants
+from scalelab.scaling.batching import BatchedStudy, batches
 from scalelab.scaling.budget import Budget, metric_text
 from scalelab.scaling.candidates import CandidateError, Evaluator, evaluate_trial
 from scalelab.scaling.compound import DepthLevel, depth_levels
@@ -256,8 +257,6 @@ def _optimize(study, store, url: Optional[str], objective, target: int, progress
               stop_requested: Callable[[], bool]) -> None:
     """Run trials until the study holds ``target`` (``workers.run_trials``); with a private SQLite file
     (``url``; None for a study shared by workers) in an in-memory copy written back in batches."""
-    from scalelab.scaling.batching import BatchedStudy, batches
-
     if not batches(url):
         run_trials(study, objective, target, catch=(ScalelabError,), progress=progress, callbacks=callbacks,
                    stop_requested=stop_requested)
