@@ -230,6 +230,20 @@ def test_the_report_names_every_output():
     assert human_shape(rows["pos"].out_shape) == "8x6"
 
 
+def test_json_and_csv_give_every_output(tmp_path):
+    import csv
+    import io
+    import json
+
+    spec = tmp_path / "plumbing.yaml"
+    spec.write_text(NETWORK)
+    rows = {r["name"]: r for r in json.loads(invoke("analyze", spec, "--format", "json").stdout)["rows"]}
+    assert rows["sp"]["out_shape"] == [[3, 8, 8], [5, 8, 8]] and rows["u"]["out_shape"] == [[8, 6]] * 5
+    assert rows["pos"]["out_shape"] == [8, 6] and rows["pos"]["activation_elements"] == 0
+    table = {r["name"]: r for r in csv.DictReader(io.StringIO(invoke("analyze", spec, "--format", "csv").stdout))}
+    assert table["sp"]["out_shape"] == "3x8x8, 5x8x8" and table["u"]["out_shape"] == "8x6*5"
+
+
 # --------------------------------------------------------------------------------------------------
 # Bad input: one located message, exit 2
 
