@@ -365,3 +365,71 @@ def test_scalars_per_sample_are_refused_where_they_cannot_join(tmp_path):
     _refused(tmp_path, text + "  - {name: c, kind: concat, from: [u.0, u.1]}\n",
              "t.yaml:7:5: blocks[3]: block 'c' (concat) cannot take input a scalar and a scalar: cannot concatenate "
              "a scalar per sample")
+
+
+# A ViT-like front with the tensor operations: a class token joined to the patch tokens, a position
+# embedding added, a layer scale multiplied (a product keeps both factors: the scale is a weight), a
+# bias expanded over the tokens, a split of the features, an unbind of the tokens
+TOKENS = """
+name: tokens
+input: {channels: 3, resolution: 8}
+blocks:
+  - {name: patch, kind: conv, out: 16, kernel: 4, stride: 4, padding: valid, norm: none, activation: none, bias: true}
+  - {name: flat, kind: reshape, shape: [16, -1]}
+  - {name: t, kind: permute, dims: [1, 0]}
+  - {name: cls, kind: param, shape: [1, 1, 16], batch_axis: 0}
+  - {name: x, kind: cat, dim: 0, from: [cls, t]}
+  - {name: pos, kind: param, shape: [1, 5, 16], batch_axis: 0}
+  - {name: xp, kind: binary, op: add, from: [x, pos]}
+  - {name: gamma, kind: param, shape: [16]}
+  - {name: scaled, kind: binary, op: mul, from: [xp, gamma]}
+  - {name: bias, kind: param, shape: [1, 16]}
+  - {name: wide, kind: expand, shape: [5, 16]}
+  - {name: shifted, kind: binary, op: add, from: [scaled, wide]}
+  - {name: qkv, kind: split, dim: -1, sizes: [4, 4, 8]}
+  - {name: m, kind: binary, op: mul, from: [qkv.0, qkv.1]}
+  - {name: mc, kind: cat, dim: -1, from: [m, qkv.2]}
+  - {name: u, kind: unbind, dim: 0}
+  - {name: s, kind: binary, op: add, from: [u.0, u.4]}
+  - {name: fc, kind: linear, out: 10}
+"""
+
+
+def test_tokens_agree_with_the_built_module():
+    from scalelab.verify import verify
+
+    analysis, checks = verify(parse_spec(TOKENS))
+    assert all(c.agrees for c in checks), checks
+    blocks = analysis.network.blocks
+    assert blocks["x"].out_shape == (5, 16) and blocks["qkv"].outputs == ((5, 4), (5, 4), (5, 8))
+    assert blocks["u"].outputs == ((12,),) * 5 and blocks["fc"].out_shape == (10,)
+    # by hand: patch 3*16*16 + 16; cls 16, pos 80, gamma 16, bias 16; fc 12*10 + 10
+    assert analysis.total.params == 784 + 16 + 80 + 16 + 16 + 130
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_tokens_inference_memory_equals_what_torch_holds(batch):
+    from scalelab.analysis.memory_probe import block_peaks, inference_peak
+    from scalelab.build import build_module
+
+    network = resolve(parse_spec(TOKENS))
+    model = inference_memory(network, batch=batch)
+    assert {n: b.alive_bytes for n, b in model.blocks.items()} == block_peaks(build_module(network), network.input_shape, batch)
+    assert model.peak_bytes == inference_peak(build_module(network), network.input_shape, batch)
+
+
+@pytest.mark.parametrize("freeze_until", [None, "x", "gamma"])
+def test_tokens_training_memory_and_compute_equal_a_real_step(freeze_until):
+    from test_train_compute import counted
+
+    from scalelab.analysis.memory_probe import training_step
+    from scalelab.analysis.train_compute import training_compute
+    from scalelab.analysis.train_walk import frozen_prefix
+
+    network = resolve(parse_spec(TOKENS))
+    model = training_memory(network, batch=4, optimizer="sgd-momentum", freeze_until=freeze_until)
+    real = training_step(network, "sgd-momentum", batch=4, freeze_until=freeze_until)
+    assert (model.weight_bytes, model.gradient_bytes, model.optimizer_bytes, model.saved_bytes) == \
+        (real["weight_bytes"], real["gradient_bytes"], real["optimizer_bytes"], real["saved_bytes"])
+    result = training_compute(network, batch=2, frozen=frozen_prefix(network, freeze_until))
+    assert sum(counted(network, 2, freeze_until).values()) == 2 * result.total_macs()
