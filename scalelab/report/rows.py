@@ -8,12 +8,15 @@ Training-only blocks (auxiliary heads) get rows and a total of their own, outsid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, cast
 
+from scalelab.analysis.costs import CONVENTION
+from scalelab.blocks.registry import OPAQUE_KINDS
 from scalelab.report.columns import Column, Conditions, Number, ReportContext, default_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalelab.analysis import Analysis
+    from scalelab.blocks.kinds.opaque import OpaqueBlock
 
 DEPTH_STAGES = 1
 DEPTH_BLOCKS = 2
@@ -99,8 +102,6 @@ def build_report(
 ) -> Report:
     """The rows and totals of an analysis; ``columns`` defaults to ``default_columns()``;
     ``notes`` and ``figures`` carry network-level results (words, and data with units)."""
-    from scalelab.analysis import CONVENTION  # late: keeps `scalelab.report` (the listings' tables) free of the analysis stack
-
     columns = tuple(default_columns() if columns is None else columns)
     if conditions is None:
         _, height, width = analysis.input_shape  # (channels, height, width), as resolve() builds it
@@ -143,13 +144,9 @@ def _not_applicable(analysis: "Analysis") -> dict:
 
 def _opaque_notes(analysis: "Analysis") -> list[str]:
     """Blocks of unknown cost make every MAC and op total a lower bound: say so in every report."""
-    from scalelab.blocks.registry import OPAQUE_KINDS  # late: as CONVENTION above
-
     opaque = [b.block for b in analysis.network.blocks.values() if b.kind in OPAQUE_KINDS]
     if not opaque:
         return []
-    from scalelab.blocks.kinds.opaque import OpaqueBlock  # loaded only now: a network holding one has loaded it
-
-    ops = sorted({block.op for block in opaque if isinstance(block, OpaqueBlock)})  # every opaque kind's class
+    ops = sorted({cast("OpaqueBlock", block).op for block in opaque})  # every opaque kind's class is one
     return [f"UNKNOWN COST: {len(opaque)} opaque block(s) ({', '.join(ops)}) have unknown MACs and ops, counted "
             "as none: MAC and op totals are lower bounds (parameters and shapes are exact)."]
