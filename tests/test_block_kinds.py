@@ -177,9 +177,10 @@ STRATEGIES = {
 def test_every_kind_has_a_strategy():
     from modern_strategies import STRATEGIES as MODERN  # tests/test_modern_kinds.py runs those
     from tensor_strategies import STRATEGIES as TENSOR  # tests/test_tensor_specs.py runs those
+    from plumbing_strategies import STRATEGIES as PLUMBING  # tests/test_sources_and_outputs.py runs those
 
     # opaque kinds stand for operations of unknown cost: nothing to build or count (tests/test_import.py)
-    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) == set(KINDS) - {"opaque", "opaque_merge"}
+    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) | set(PLUMBING) == set(KINDS) - {"opaque", "opaque_merge"}
 
 
 def _check(kind, params, shape, count_params, flop_counter_macs):

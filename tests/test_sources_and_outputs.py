@@ -433,3 +433,32 @@ def test_tokens_training_memory_and_compute_equal_a_real_step(freeze_until):
         (real["weight_bytes"], real["gradient_bytes"], real["optimizer_bytes"], real["saved_bytes"])
     result = training_compute(network, batch=2, frozen=frozen_prefix(network, freeze_until))
     assert sum(counted(network, 2, freeze_until).values()) == 2 * result.total_macs()
+
+
+@pytest.mark.parametrize("kind", ["param", "split", "unbind"])
+def test_each_kind_counts_and_shapes_as_its_built_module(kind):
+    """tests/test_block_kinds.py's check for these kinds: parameters, MACs (none) and every output
+    shape of the module built from the block's layers, over hypothesis' examples."""
+    from plumbing_strategies import STRATEGIES
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from scalelab.blocks import KINDS
+    from scalelab.build import to_torch
+
+    @settings(max_examples=40, deadline=None)
+    @given(STRATEGIES[kind])
+    def check(example):
+        _, params, shape = example
+        block = KINDS[kind].model_validate(params)
+        tree = block.layers(shape)
+        walked = L.walk(tree, shape)
+        module = to_torch(tree).eval()
+        with FlopCounterMode(display=False) as counter:
+            out = module(torch.randn(2, *(shape or (3,))))  # a source reads only the batch size
+        outs = list(out) if block.several_outputs else [out]
+        expected = list(tree.pieces(shape)) if block.several_outputs else [walked.out]
+        assert [tuple(o.shape) for o in outs] == [(2, *s) for s in expected]
+        assert sum(c.params for c in walked.costs) == sum(p.numel() for p in module.parameters())
+        assert counter.get_total_flops() == 0 == sum(c.macs for c in walked.costs)
+
+    check()
