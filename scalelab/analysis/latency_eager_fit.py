@@ -26,9 +26,10 @@ from statistics import median
 from typing import TYPE_CHECKING, Callable
 
 from scalelab.analysis.latency import LatencyPrediction, LayerTime, predict_latency, regime
-from scalelab.analysis.latency_published import PublishedRow, network
+from scalelab.analysis.latency_published import PublishedRow, all_rows, network, usable
 from scalelab.blocks.layers import KERNEL_CLASSES, LatencyClass
-from scalelab.devices import DeviceProfile
+from scalelab.devices import DeviceProfile, load_profile, profile_names
+from scalelab.devices.profile import RegimeError, parse_profile, profiles_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -217,8 +218,6 @@ def _round(value: float) -> float:
 
 def regime_errors(errors: dict[str, list[float]], rows: list[PublishedRow], what: str) -> dict:
     """Per regime: stated error, held-out median, rows, networks and how it was found (or that there is no data)."""
-    from scalelab.devices.profile import RegimeError
-
     out = {}
     for name, values in errors.items():
         kept = [r for r in rows if regime(r.batch) == name]
@@ -272,9 +271,6 @@ def _fitted_sources(x: dict, rows: list[PublishedRow], sources: str) -> dict:
 def shipped_profiles() -> dict[str, DeviceProfile]:
     """Every shipped GPU profile refitted: t4 and a100 (small and large batch), rtx4090 (large batch only),
     then the others (no published eager data), host_us borrowed from the t4 and a100 fits."""
-    from scalelab.analysis.latency_published import all_rows, usable
-    from scalelab.devices import load_profile, profile_names
-
     rows, _ = usable(all_rows())
     out = {}
     for name in ("t4", "a100"):
@@ -324,8 +320,6 @@ def profile_text(original: str, profile: DeviceProfile) -> str:
 
 def main() -> None:
     """python -m scalelab.analysis.latency_eager_fit: refit and rewrite the shipped GPU profiles."""
-    from scalelab.devices.profile import parse_profile, profiles_dir
-
     for name, profile in shipped_profiles().items():
         path = profiles_dir() / f"{name}.yaml"
         text = profile_text(path.read_text(encoding="utf-8"), profile)
