@@ -34,6 +34,7 @@ def check_faces(layer, shape, trained, input_grad, *, batch=3, module=None, grad
     shapes = _as_list(shape)
     grads = tuple(input_grad) if isinstance(input_grad, tuple) else (input_grad,) * len(shapes)
     out = layer.out_shape(shape)
+    trained = trained and layer.has_weights
     module = (module or layer.torch_module()).train()
     for p in module.parameters():
         p.requires_grad_(trained)

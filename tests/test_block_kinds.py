@@ -178,9 +178,10 @@ def test_every_kind_has_a_strategy():
     from modern_strategies import STRATEGIES as MODERN  # tests/test_modern_kinds.py runs those
     from tensor_strategies import STRATEGIES as TENSOR  # tests/test_tensor_specs.py runs those
     from plumbing_strategies import STRATEGIES as PLUMBING  # tests/test_sources_and_outputs.py runs those
+    from compute_strategies import STRATEGIES as COMPUTE  # tests/test_compute_specs.py runs those
 
     # opaque kinds stand for operations of unknown cost: nothing to build or count (tests/test_import.py)
-    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) | set(PLUMBING) == set(KINDS) - {"opaque", "opaque_merge"}
+    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) | set(COMPUTE) | set(PLUMBING) == set(KINDS) - {"opaque", "opaque_merge"}
 
 
 def _check(kind, params, shape, count_params, flop_counter_macs):
@@ -242,8 +243,8 @@ def test_hand_worked_block_counts(kind, params, shape, expected_params, expected
 
 
 @pytest.mark.parametrize("blocks, message", [
-    # BatchNorm2d takes feature maps only; a vector after a linear layer is refused, not mis-built
-    ("[{kind: linear, out: 8}, {kind: batchnorm}]", "batchnorm needs a (channels, height, width) feature map"),
+    # the channel-wise layer norm (LayerNorm2d) takes feature maps only; a vector is refused, not mis-built
+    ("[{kind: linear, out: 8}, {kind: layer_norm}]", "layer_norm needs a (channels, height, width) feature map"),
     # torch's reflection padding must be smaller than the map
     ("[{kind: conv, out: 4, kernel: 5, padding: 2, padding_mode: reflect}]", "reflect padding 2x2 is too large for a 2x2 map"),
 ])

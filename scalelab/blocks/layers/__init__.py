@@ -15,6 +15,7 @@ Counting convention (stated in every report):
 """
 
 from scalelab.blocks.layers.activation import ACTIVATIONS, Activation
+from scalelab.blocks.layers.norm_axes import GroupNorm, InstanceNorm, RMSNorm, TrailingLayerNorm
 from scalelab.blocks.layers.activation import FUNCTIONS, PReLU, arguments as activation_arguments
 from scalelab.blocks.layers.base import (
     DEVICE_KINDS, KERNEL_CLASSES, REGISTRY, InnerPeak, LatencyClass, LayerCost, MissingFace, Primitive, Saved, Shape,
@@ -48,3 +49,4 @@ __all__ += ["Binary", "Cat", "Contiguous", "Expand", "Interpolate", "Pad", "Perm
             "Select", "Slice", "Softmax", "Stack", "Unary"]
 __all__ += ["FUNCTIONS", "PReLU", "activation_arguments"]
 __all__ += ["Param", "Split", "Unbind"]
+__all__ += ["GroupNorm", "InstanceNorm", "RMSNorm", "TrailingLayerNorm"]

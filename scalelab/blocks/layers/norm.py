@@ -1,4 +1,5 @@
-"""Normalisation layers: batch normalisation and AlexNet's local response normalisation."""
+"""Normalisation layers: batch normalisation (of any rank, channels first) and AlexNet's local
+response normalisation. Group, instance, RMS and trailing-axes layer norms are in ``norm_axes``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, elements, fresh_output, no_macs,
-    register, spatial,
+    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, elements, fmt_shape, fresh_output,
+    no_macs, register, spatial,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
@@ -19,8 +20,9 @@ STAT_BYTES = 4  # batchnorm keeps its batch mean and inverse std in fp32, per ch
 @register
 @dataclass(frozen=True)
 class BatchNorm(Primitive):
-    """Batch normalisation over channels: 2 parameters per channel; at inference it folds into
-    a scale and a shift, 2 ops per element (fvcore's eval-mode count)."""
+    """Batch normalisation over channels, the first per-sample axis: (C,), (C, L) or (C, H, W), as
+    torch's BatchNorm1d and BatchNorm2d. 2 parameters per channel; at inference it folds into a scale
+    and a shift, 2 ops per element (fvcore's eval-mode count)."""
 
     kind = "batchnorm"
     has_weights = True
@@ -30,7 +32,9 @@ class BatchNorm(Primitive):
     momentum: float = 0.1
 
     def out_shape(self, s: Shape) -> Shape:
-        spatial(s, "batchnorm")  # the built module is BatchNorm2d, which takes feature maps only
+        if not 1 <= len(s) <= 3:  # BatchNorm1d takes (C,) and (C, L), BatchNorm2d (C, H, W)
+            raise ShapeError(f"batchnorm takes (channels,), (channels, length) or (channels, height, width), "
+                             f"got {fmt_shape(s)}")
         if s[0] != self.channels:
             raise ShapeError(f"batchnorm expects {self.channels} channels, got {s[0]}")
         return s
@@ -51,9 +55,9 @@ class BatchNorm(Primitive):
         return LatencyClass.NORM, None
 
     def torch_module(self) -> nn.Module:
-        from torch import nn
+        from scalelab.blocks.layers.norm_torch import BatchNorm  # torch: only when a module is built
 
-        return nn.BatchNorm2d(self.channels, self.eps, self.momentum)
+        return BatchNorm(self.channels, self.eps, self.momentum)
 
 
 @register

@@ -1,0 +1,74 @@
+"""Hypothesis strategies for the compute, norm and activation block kinds at any rank: (kind, params,
+input shape or list of shapes) examples, run by tests/test_compute_specs.py as tests/test_block_kinds.py
+runs the others."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from scalelab.blocks.layers import ACTIVATIONS
+
+SHAPES = st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple)
+CHANNELS_FIRST = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)  # (C,), (C, L), (C, H, W)
+
+
+@st.composite
+def linear(draw):
+    shape = draw(SHAPES)
+    params = {"kind": "linear", "out": draw(st.integers(1, 6)), "bias": draw(st.booleans()), "flatten": False,
+              "activation": draw(st.sampled_from(["none", *ACTIVATIONS]))}
+    return "linear", params, shape
+
+
+@st.composite
+def activation(draw):
+    fn, extra = draw(st.sampled_from([
+        ("leaky_relu", {"negative_slope": 0.3}), ("elu", {"alpha": 0.7}), ("celu", {"alpha": 1.5}),
+        ("gelu", {"approximate": "tanh"}), ("hardtanh", {"min_val": -0.2, "max_val": 0.4}),
+        ("softplus", {"beta": 3.0}), ("threshold", {"threshold": 0.0, "value": 2.0}), ("prelu", {}),
+        ("prelu", {"per_channel": True, "init": 0.5}), ("mish", {}), ("softsign", {}), ("glu", {"dim": 0}),
+    ]))
+    shape = draw(SHAPES)
+    if fn == "glu":
+        shape = (2 * shape[0], *shape[1:])
+    return "activation", {"kind": "activation", "function": fn, **extra}, shape
+
+
+@st.composite
+def batchnorm(draw):
+    return "batchnorm", {"kind": "batchnorm"}, draw(CHANNELS_FIRST)
+
+
+@st.composite
+def group_norm(draw):
+    groups = draw(st.integers(1, 3))
+    shape = draw(CHANNELS_FIRST)
+    shape = (groups * draw(st.integers(1, 3)), *shape[1:])
+    params = {"kind": "group_norm", "groups": groups, "affine": draw(st.booleans()), "norm_eps": 1e-6}
+    return "group_norm", params, shape
+
+
+@st.composite
+def instance_norm(draw):
+    shape = draw(st.lists(st.integers(2, 5), min_size=2, max_size=3).map(tuple))
+    return "instance_norm", {"kind": "instance_norm", "affine": draw(st.booleans())}, shape
+
+
+@st.composite
+def trailing_norm(draw, kind):
+    shape = draw(SHAPES)
+    params = {"kind": kind, "trailing": draw(st.integers(1, len(shape))), "affine": draw(st.booleans())}
+    if kind == "layer_norm" and draw(st.booleans()):
+        params["bias"] = False
+    return kind, params, shape
+
+
+STRATEGIES = {
+    "linear": linear(),
+    "activation": activation(),
+    "batchnorm": batchnorm(),
+    "group_norm": group_norm(),
+    "instance_norm": instance_norm(),
+    "layer_norm": trailing_norm("layer_norm"),
+    "rms_norm": trailing_norm("rms_norm"),
+}
