@@ -80,3 +80,25 @@ def torchvision_model():
         return cache[key]
 
     return get
+
+
+def _reference_macs(module, x) -> int:
+    """The reference figure an import must equal: FlopCounterMode's total / 2 for one eval-mode
+    forward pass, with grad enabled and the math attention kernel (under no_grad, or with the fused
+    CPU kernels, FlopCounterMode counts scaled_dot_product_attention and nn.MultiheadAttention's
+    fast path as zero)."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        module(x)
+    total = counter.get_total_flops()
+    assert total % 2 == 0
+    return total // 2
+
+
+@pytest.fixture(scope="session")
+def reference_macs():
+    """``reference_macs(module, x)``: the MACs an imported spec must count (see _reference_macs)."""
+    return _reference_macs

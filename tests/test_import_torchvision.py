@@ -14,6 +14,7 @@ from scalelab import analyze
 from scalelab.blocks import KINDS
 from scalelab.errors import ScalelabError
 from scalelab.importer import import_module
+from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
 
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
 #: the block kinds ShuffleNetV2 (channel split and shuffle) and ConvNeXt (layer norm over channels,
@@ -55,7 +56,7 @@ def _module_shapes(model, x) -> dict:
 
 
 @pytest.mark.parametrize("name", PARAMS)
-def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, flop_counter_macs):
+def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, reference_macs, run_fresh, tmp_path):
     model = _build(name)
     size = 299 if name == "inception_v3" else 224
     kinds, ops = next((need for prefix, need in NEEDS.items() if name.startswith(prefix)), (set(), ()))
@@ -74,10 +75,10 @@ def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, flop_counte
     assert result.total.params == sum(p.numel() for p in model.parameters()) - head_params
     assert result.training_only_total.params == head_params  # imported as training-only blocks
     x = torch.zeros(1, 3, size, size)
-    assert result.total.macs == flop_counter_macs(model, x)
+    assert result.total.macs == reference_macs(model, x)
     if heads:  # in training mode the heads run too (batch 2: batchnorm needs more than one value)
         model.train()
-        train_macs = flop_counter_macs(model, torch.zeros(2, 3, size, size)) // 2
+        train_macs = reference_macs(model, torch.zeros(2, 3, size, size)) // 2
         model.eval()
         assert train_macs == result.total.macs + result.training_only_total.macs
     shapes = _module_shapes(model, x)
@@ -87,3 +88,7 @@ def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, flop_counte
     as_torch = [(b.name, tuple(b.out_shape) if shapes[b.name] == tuple(b.out_shape) or len(b.out_shape) != 3
                  else (*b.out_shape[1:], b.out_shape[0])) for b in named]
     assert as_torch == [(b.name, shapes[b.name]) for b in named]
+    assert_reanalysed_without_torch(imported, tmp_path, run_fresh, sum(p.numel() for p in model.parameters()),
+                                    result.total.macs)
+    torch.manual_seed(1)
+    assert_rebuilt_module_computes_the_same(imported, model, torch.randn(2, 3, size, size))

@@ -3,14 +3,11 @@ read the one before it, and only the fields that differ from each kind's default
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import defaultdict
 
 from scalelab.blocks import KINDS
-from scalelab.importer.mapping import Draft, spec_shape
-from scalelab.importer.trace import Traced
-
-if TYPE_CHECKING:  # pragma: no cover
-    from torch import fx
+from scalelab.importer.capture import Captured
+from scalelab.importer.mapping import Draft
 
 INPUT = "input"
 
@@ -19,31 +16,46 @@ def _parent(name: str) -> str:
     return name.rpartition(".")[0]
 
 
-def _group_name(members: list[str], traced: Traced) -> str:
+class _Modules:
+    """The source module's named modules: which are leaves, which children a parent has."""
+
+    def __init__(self, cap: Captured) -> None:
+        self.children = {n: {f"{n}.{c}" if n else c for c, _ in m.named_children()} for n, m in cap.root.named_modules()}
+
+    def leaf(self, scope: str) -> bool:
+        return bool(scope) and scope in self.children and not self.children[scope]
+
+
+def _base(d: Draft, modules: _Modules, several: set) -> str:
     """The module that consists of exactly the folded members (torchvision's Conv2dNormActivation,
-    SqueezeExcitation), else the first member (a ResNet's conv1 with its bn1 and relu)."""
+    SqueezeExcitation), else the first member's module if it is a leaf running this one operator,
+    else the scope and the operator (``layer1.0.add``)."""
+    members = list(dict.fromkeys(d.members))
     parents = {_parent(m) for m in members}
-    if len(parents) == 1 and len(members) > 1:
+    if len(members) > 1 and len(parents) == 1 and all(modules.leaf(m) for m in members):
         parent = parents.pop()
-        children = {f"{parent}.{c}" if parent else c for c, _ in traced.submodule(parent).named_children()}
-        if parent and children == set(members):
+        if parent and modules.children.get(parent) == set(members):
             return parent
-    return members[0]
+    if modules.leaf(d.scope) and d.scope not in several and (not members or members[0] == d.scope):
+        return d.scope
+    return f"{d.scope}.{d.label}" if d.scope else d.label
 
 
-def block_names(drafts: list[Draft], traced: Traced) -> list[str]:
+def block_names(drafts: list[Draft], cap: Captured) -> list[str]:
     """One unique name per draft: qualified module names where there are modules, else the scope
-    the operation ran in and its name (``layer1.0.add``)."""
+    the operator ran in and its name; a leaf module running several operators gives
+    ``module.operator`` blocks."""
+    modules = _Modules(cap)
+    labels = defaultdict(set)
+    for d in drafts:
+        if d.members:
+            labels[d.members[0]].add(d.label)
+    several = {scope for scope, seen in labels.items() if len(seen) > 1}
     names, used = [], {INPUT}
     for d in drafts:
-        if d.members and not d.label:
-            base = _group_name(d.members, traced)
-        elif d.members and _group_name(d.members, traced) != d.members[0]:
-            base = _group_name(d.members, traced)  # torchvision's SqueezeExcitation module
-        else:
-            base = f"{d.scope}.{d.label}" if d.scope else d.label
-            if d.scope.rpartition(".")[2] == d.label:
-                base = d.scope  # a module that is one function call (torchvision's StochasticDepth)
+        base = _base(d, modules, several)
+        if base not in d.members and base in modules.children and base not in {_parent(m) for m in d.members}:
+            base = f"{base}_op"  # an operator named like a module that is not this block
         name, n = base, 1
         while name in used:
             n += 1
@@ -68,16 +80,23 @@ def _trim(fields: dict) -> dict:
     return {"kind": kind, **{k: v for k, v in fields.items() if k != "kind" and not _is_default(kind, k, v)}}
 
 
-def spec_blocks(drafts: list[Draft], names: list[str], entry: str = INPUT,
-                training_only: bool = False) -> tuple[list[dict], dict[str, tuple]]:
-    """The spec's block list, and the module's output shape of every block that ends a draft.
-    ``entry`` is the block the traced input comes from; training-only blocks name every input
-    (the default input, the previous block, skips training-only blocks)."""
-    produced: dict[fx.Node, str] = {}  # traced node -> name of the block whose output it is
-    blocks, shapes = [], {}
+def spec_shape(cap: Captured, d: Draft) -> tuple:
+    """The draft's output shape per sample as the spec states it: channels first."""
+    shape = cap.shape_of(d.node)
+    return (shape[-1], *shape[:-1]) if d.channels_last else shape  # type: ignore[index,return-value]  # a tensor node
+
+
+def spec_blocks(drafts: list[Draft], names: list[str], cap: Captured, entry: str = INPUT,
+                training_only: bool = False) -> tuple[list[dict], dict[str, tuple], list[tuple[list[str], list[str]]]]:
+    """The spec's block list, the module's output shape of every block that ends a draft, and for
+    each draft its blocks' names with the source state they hold. ``entry`` is the block the
+    captured input comes from; training-only blocks name every input."""
+    produced: dict = {}  # captured node -> name of the block whose output it is
+    blocks, shapes, held = [], {}, []
     previous = entry
     for d, name in zip(drafts, names):
         sources = [produced.get(n, entry) for n in d.inputs]
+        chain_names = []
         for i, fields in enumerate(d.chain):
             block_name = name if i == len(d.chain) - 1 else f"{name}.{fields['kind']}"
             block: dict[str, object] = {"name": block_name}
@@ -89,10 +108,12 @@ def spec_blocks(drafts: list[Draft], names: list[str], entry: str = INPUT,
             if training_only:
                 block["training_only"] = True
             blocks.append(block)
+            chain_names.append(block_name)
             previous = block_name
         produced[d.node] = name
-        shapes[name] = spec_shape(d.node, d.channels_last)
-    return blocks, shapes
+        shapes[name] = spec_shape(cap, d)
+        held.append((chain_names, list(d.state)))
+    return blocks, shapes, held
 
 
 def blocks_yaml(head: dict, blocks: list[dict]) -> str:

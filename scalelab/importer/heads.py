@@ -1,25 +1,19 @@
-"""Modules that never run in eval mode (GoogLeNet's and Inception v3's auxiliary classifiers):
-found by the parameters the eval-mode trace never reads, placed by a training-mode trace (which
-node feeds them), and imported as training-only blocks. Training-only blocks are left out of the
-inference totals and reported apart, as the zoo's GoogLeNet does."""
+"""Modules that never run in eval mode (GoogLeNet's and Inception v3's auxiliary classifiers): found
+by the parameters the eval-mode capture never reads, placed by one training-mode run (which module's
+output feeds them, seen by forward hooks), captured on their own and imported as training-only
+blocks. Training-only blocks are left out of the inference totals and reported apart, as the zoo's
+GoogLeNet does."""
 
 from __future__ import annotations
 
-from scalelab.importer.emit import block_names, spec_blocks
-from scalelab.importer.mapping import map_graph
-from scalelab.importer.trace import Traced, shape_of, trace
+from scalelab.importer.capture import Captured, scope_of
 
 
-def never_run(traced: Traced) -> dict[str, int]:
-    """Modules whose parameters the eval-mode trace never reads, outermost first -> their parameters."""
-    used: set[str] = set()
-    for node in traced.nodes():
-        if node.op == "call_module":
-            used.update(f"{node.target}.{n}" for n, _ in traced.submodule(node.target).named_parameters())
-        elif node.op == "get_attr":
-            used.add(str(node.target))
+def never_run(cap: Captured) -> dict[str, int]:
+    """Modules whose parameters the eval-mode capture never reads, outermost first -> their parameters."""
+    used = {name for node, name in cap.state.items() if node in cap.live}
     dead: dict[str, int] = {}
-    for name, p in traced.root.named_parameters():
+    for name, p in cap.root.named_parameters():
         if name in used:
             continue
         owner = name.rpartition(".")[0]
@@ -29,42 +23,60 @@ def never_run(traced: Traced) -> dict[str, int]:
     return dead
 
 
-def _feeding_nodes(model, heads: set[str]) -> dict:
-    """Head -> the node feeding it in a training-mode trace where each head is one leaf call."""
-    from torch import fx
+def _feeding_modules(cap: Captured, heads: set[str]) -> dict[str, str]:
+    """Head -> the module whose output the head reads, in one training-mode run at batch 2."""
+    import torch
 
-    class HeadsAsLeaves(fx.Tracer):
-        def is_leaf_module(self, m, qualname):
-            return qualname in heads or super().is_leaf_module(m, qualname)
+    model, kept = cap.root, []
+    made: dict[int, str] = {}
+    fed: dict[str, "int | None"] = {}
+    modules = dict(model.named_modules())
 
+    def produced(name):
+        def hook(module, args, output):
+            made.setdefault(id(output), name)  # the innermost module that returned this tensor
+            kept.append(output)  # alive to the end, so that no other tensor takes its id
+        return hook
+
+    def feeds(name):
+        def hook(module, args):
+            fed[name] = id(args[0]) if args else None
+        return hook
+
+    handles = [m.register_forward_hook(produced(n)) for n, m in modules.items() if n and n not in heads]
+    handles += [modules[h].register_forward_pre_hook(feeds(h)) for h in heads if h in modules]
+    buffers = {n: b.clone() for n, b in model.named_buffers()}  # the run moves batch norm's statistics
     try:
         model.train()
-        graph = HeadsAsLeaves().trace(model)
-    except Exception:  # the training path does not trace: the heads stay reported, not imported
+        with torch.no_grad():
+            model(torch.zeros(2, *cap.input_shape))
+    except Exception:  # the training path does not run: the heads stay reported, not imported
         return {}
     finally:
         model.eval()
-    return {n.target: n.args[0] for n in graph.nodes
-            if n.op == "call_module" and n.target in heads and n.args and hasattr(n.args[0], "op")}
+        for h in handles:
+            h.remove()
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(buffers[n])
+    return {h: made[i] for h, i in fed.items() if i in made}
 
 
-def head_blocks(traced: Traced, produced: dict, heads: dict[str, int], ref: str) -> tuple[list, dict, dict]:
-    """Training-only blocks for each head that can be placed and expressed exactly; the heads left
-    over (reported in the description only) with their parameters."""
-    feeding = _feeding_nodes(traced.root, set(heads))
-    eval_nodes = {n.name: n for n in traced.nodes()}
-    blocks, shapes, left = [], {}, dict(heads)
-    for head, train_node in feeding.items():
-        node = eval_nodes.get(train_node.name)  # both traces name nodes alike up to the first head
-        if node is None or node.op != train_node.op or node.target != train_node.target or node not in produced:
-            continue
-        sub = trace(traced.root.get_submodule(head), shape_of(node), f"{ref}: {head}")  # type: ignore[arg-type]  # produced: a tensor
-        mapped = map_graph(sub)
-        if mapped.problems:
-            continue
-        names = [f"{head}.{n}" for n in block_names(mapped.drafts, sub)]
-        more, more_shapes = spec_blocks(mapped.drafts, names, entry=produced[node], training_only=True)
-        blocks += more
-        shapes.update(more_shapes)
-        del left[head]
-    return blocks, shapes, left
+def _output_node(cap: Captured, module: str):
+    """The node a module's call returns: the last node in its scope read from outside it."""
+    inside = lambda n: scope_of(n) == module or scope_of(n).startswith(module + ".")  # noqa: E731
+    out = None
+    for node in cap.nodes():
+        if node in cap.live and inside(node) and any(not inside(u) for u in node.users):
+            out = node
+    return out
+
+
+def head_inputs(cap: Captured, heads: dict[str, int]) -> dict[str, object]:
+    """Head -> the eval-mode node feeding it, for each head that a training-mode run places."""
+    found = {}
+    for head, module in _feeding_modules(cap, set(heads)).items():
+        node = _output_node(cap, module)
+        if node is not None:
+            found[head] = node
+    return found

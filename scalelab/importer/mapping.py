@@ -1,7 +1,9 @@
-"""Traced graph -> block drafts: every tensor node is mapped through the table, then the usual
-patterns are folded into the block kinds that state them exactly:
-conv + batchnorm + activation -> ``conv``; linear or add + activation -> one block;
-pool, 1x1 conv, activation, 1x1 conv, gate, product -> ``squeeze_excite``."""
+"""Captured graph -> block drafts: every node on the sample's path is mapped through the table (or a
+pattern), then conv + batchnorm + activation, and linear or add + activation, fold into one block.
+
+Nodes whose inputs all derive from parameters, buffers or constants (no batch axis) are weight-side:
+they make no block of their own. A parameter belongs to the first block that reads it, directly or
+through weight-side nodes, so that the spec counts each exactly once."""
 
 from __future__ import annotations
 
@@ -10,26 +12,32 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from scalelab.importer.capture import BatchMerged, Captured, scope_of
+from scalelab.importer.ops_activation import folds
 from scalelab.importer.patterns import channel_split, find_channel_shuffle, find_squeeze_excite, permute_layout
-from scalelab.importer.table import ALIAS, Call, Unsupported, op_key, op_label, table, takes_channels_last
-from scalelab.importer.trace import Traced, scope_of, shape_of
+from scalelab.importer.table import ALIAS, PASSIVE, Call, Unsupported, handler_of, label
+
+#: operators whose first output is the result and the others are statistics nobody reads in eval
+FIRST_OUTPUT = ("_native_batch_norm_legit_no_training", "max_pool2d_with_indices")
 
 
 @dataclass
 class Draft:
-    """A block to be: its fields (a chain when one operation needs several blocks), the traced node
-    whose output it produces, the nodes feeding it, and the modules folded into it."""
+    """A block to be: its fields (a chain when one operator needs several blocks), the captured node
+    whose output it produces, the nodes feeding it, the module scopes folded into it, and the source
+    state (parameters, buffers) it holds, in the order it reads them."""
 
     chain: list[dict]
     node: Any
     inputs: list
     members: list[str] = field(default_factory=list)
-    label: str = ""  # operation name, for blocks of functions (add, cat, ...)
-    opaque: str = ""  # the unsupported operation this block stands for, if any
-    scope: str = ""  # the module the first operation ran in
-    channels_last: bool = False  # the traced output is (height, width, channels)
+    label: str = ""
+    opaque: str = ""  # the unsupported operator this block stands for, if any
+    state: list[str] = field(default_factory=list)
+    channels_last: bool = False  # the captured output is (height, width, channels)
+    scope: str = ""  # the module the first operator ran in
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.scope = scope_of(self.node)
 
 
@@ -46,158 +54,180 @@ class Mapped:
     problems: list[Problem]
 
     def unsupported_summary(self) -> list[tuple[str, int, list[str], str]]:
-        """(operation, count, places, detail) per unsupported operation, most frequent first."""
-        counts = Counter(p.label for p in self.problems)
+        """(operator, count, places, detail) per unsupported operator, most frequent first."""
         out = []
-        for label, count in counts.most_common():
-            places = list(dict.fromkeys(p.where or "<top level>" for p in self.problems if p.label == label))
-            detail = next(p.detail for p in self.problems if p.label == label)
-            out.append((label, count, places, detail))
+        for name, count in Counter(p.label for p in self.problems).most_common():
+            places = list(dict.fromkeys(p.where or "<top level>" for p in self.problems if p.label == name))
+            detail = next(p.detail for p in self.problems if p.label == name)
+            out.append((name, count, places, detail))
         return out
 
 
-def tensor_inputs(node) -> list:
-    """The tensor-valued nodes a node reads, in argument order (lists such as cat's included)."""
-    found: list = []
-
-    def visit(a):
-        if isinstance(a, (list, tuple)):
-            for x in a:
-                visit(x)
-        elif hasattr(a, "op") and a.op != "get_attr" and shape_of(a) is not None:
-            found.append(a)
-
-    visit(list(node.args) + list(node.kwargs.values()))
-    return found
+def short_label(node) -> str:
+    packet = getattr(node.target, "_overloadpacket", None)
+    name = packet.__name__ if packet is not None else getattr(node.target, "__name__", "op")
+    return str(name).strip("_")
 
 
-def _handler(node, traced: Traced):
-    return table().get(op_key(node, traced.module))
+def _sample_side(cap: Captured) -> set:
+    """Nodes that depend on the input (the rest derive from parameters, buffers and constants)."""
+    side = {n for n in cap.nodes() if n.op == "placeholder" and n not in cap.state}
+    for n in cap.nodes():
+        if n.op == "call_function" and any(a in side for a in n.all_input_nodes):
+            side.add(n)
+    return side
 
 
-def _sole_user(node):
-    users = list(node.users)
-    return users[0] if len(users) == 1 else None
+class _Walk:
+    """The state of one pass over the graph."""
+
+    def __init__(self, cap: Captured) -> None:
+        self.cap = cap
+        self.drafts: list[Draft] = []
+        self.problems: list[Problem] = []
+        self.alias: dict = {}
+        self.several: dict = {}  # node with several outputs -> (label, inputs, parts or None)
+        self.last: set = set()  # nodes whose output is a channels-last feature map
+        self.side = _sample_side(cap)
+        self.owned: set = set()  # state placeholders a block holds already
+
+    def inputs(self, node) -> list:
+        return [self.alias.get(a, a) for a in node.all_input_nodes if a in self.side]
+
+    def state_of(self, node) -> list[str]:
+        """The source state ``node`` reads, directly or through weight-side nodes, not held yet."""
+        seen, order, todo = set(), [], list(node.all_input_nodes)
+        while todo:
+            n = todo.pop(0)
+            if n in seen or n in self.side:
+                continue
+            seen.add(n)
+            if n in self.cap.state:
+                order.append(n)
+            else:
+                todo.extend(n.all_input_nodes)
+        fresh = [n for n in order if n not in self.owned]
+        self.owned.update(fresh)
+        return [self.cap.state[n] for n in fresh]
+
+    def problem(self, node, detail: str) -> str:
+        name = label(node.target)
+        self.problems.append(Problem(name, scope_of(node), detail))
+        return name
+
+    def opaque(self, node, name: str, inputs: list, state: list[str]) -> list[dict]:
+        """An opaque block: the shape and the parameters are known, the arithmetic is not."""
+        params = sum(int(p.numel()) for n, p in _named_state(self.cap) if n in state and n in self.cap.trainable)
+        try:
+            shape = self.cap.shape_of(node) or ()
+        except BatchMerged:
+            shape = ()
+        kind = "opaque_merge" if len(inputs) > 1 else "opaque"
+        return [{"kind": kind, "op": name, "shape": list(shape) or [1], "params": params}]
 
 
-# --------------------------------------------------------------------------------------------------
-# Mapping and folding
+def _named_state(cap: Captured):
+    yield from cap.root.named_parameters()
+    yield from cap.root.named_buffers()
 
 
-def _several(node) -> bool:
-    """Whether the node yields several tensors (chunk, split): no block has several outputs."""
-    meta = node.meta.get("tensor_meta")
-    return isinstance(meta, (tuple, list)) and not hasattr(meta, "shape")  # TensorMetadata is a tuple too
-
-
-def _part_of_several(node) -> bool:
-    return node.target is operator.getitem and hasattr(node.args[0], "op") and _several(node.args[0])
-
-
-def _label(node, traced: Traced) -> str:
-    return op_label(op_key(node, traced.module))
-
-
-def _short_label(node) -> str:
-    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "op")
-    return str(name).strip("_").replace("iadd", "add")
-
-
-def spec_shape(node, channels_last: bool) -> tuple:
-    """The node's shape per sample as a spec states it: channels first."""
-    shape = shape_of(node)
-    return (shape[-1], *shape[:-1]) if channels_last else shape  # type: ignore[index,return-value]  # a tensor node
-
-
-def _opaque(node, label: str, inputs: list, traced: Traced, channels_last: bool = False) -> list[dict]:
-    """An opaque block: the shape and parameters are known, the arithmetic is not."""
-    params = sum(p.numel() for p in traced.submodule(node.target).parameters()) if node.op == "call_module" else 0
-    params += sum(traced.module.get_parameter(a.target).numel() for a in [*node.args, *node.kwargs.values()]
-                  if hasattr(a, "op") and a.op == "get_attr" and _is_parameter(traced, a.target))
-    kind = "opaque_merge" if len(inputs) > 1 else "opaque"
-    return [{"kind": kind, "op": label, "shape": list(spec_shape(node, channels_last)), "params": params}]
-
-
-def _is_parameter(traced: Traced, target: str) -> bool:
-    try:
-        traced.module.get_parameter(target)
-        return True
-    except AttributeError:
-        return False
-
-
-def _map_node(node, traced: Traced, problems: list[Problem], channels_last: bool = False):
+def _map_node(walk: _Walk, node, channels_last: bool):
     """The node's block chain, ALIAS, or (after recording the problem) None."""
-    module = traced.submodule(node.target) if node.op == "call_module" else None
-    handler = _handler(node, traced)
+    handler = handler_of(node.target)
     try:
         if handler is None:
             raise Unsupported("no spec block computes it")
-        if channels_last and not takes_channels_last(handler):
-            raise Unsupported("on a feature map permuted to channels-last")
-        return handler(Call(node, module, channels_last))
+        return handler(Call(node, walk.cap, channels_last))
     except Unsupported as exc:
-        problems.append(Problem(_label(node, traced), scope_of(node), str(exc)))
+        walk.problem(node, str(exc))
         return None
 
 
-def map_graph(traced: Traced) -> Mapped:
-    """Every tensor node to a draft or an alias of its input; an operation no block states becomes
-    a problem and an opaque draft (the caller refuses, or keeps them when told to)."""
-    drafts: list[Draft] = []
-    problems: list[Problem] = []
-    alias: dict = {}
-    several: dict = {}  # node with several outputs -> (its label, its inputs, chunks along channels or None)
-    last: set = set()  # nodes whose output is a channels-last feature map
+def _add(walk: _Walk, node, chain: "list | None", inputs: list, state: list[str], channels_last: bool,
+         opaque: str = "") -> None:
+    if chain is None:
+        opaque = label(node.target)
+        chain = walk.opaque(node, opaque, inputs, state)
+    walk.drafts.append(Draft(chain, node, inputs, [scope_of(node)], short_label(node), opaque, state, channels_last))
+
+
+def _visit(walk: _Walk, node, patterns: dict) -> None:
+    cap = walk.cap
+    inputs = walk.inputs(node)
+    channels_last = any(n in walk.last for n in node.all_input_nodes)
+    if node in patterns:
+        fields, x, members, inner = patterns[node]
+        state = [name for n in [*inner, node] for name in walk.state_of(n)]
+        walk.drafts.append(Draft([fields], node, [walk.alias.get(x, x)], members, fields["kind"], "", state))
+    elif node.target is operator.getitem:
+        _part(walk, node)
+    elif isinstance(node.meta.get("val"), (list, tuple)) and short_label(node) not in FIRST_OUTPUT:
+        parts = channel_split(node, cap)
+        if parts is None:
+            walk.problem(node, "no block has several outputs")
+        walk.several[node] = (label(node.target), inputs, parts, walk.state_of(node))
+    elif (layout := permute_layout(node, cap, channels_last)) is not None:
+        walk.alias[node] = inputs[0]  # between channels-first and channels-last: no arithmetic
+        if layout == "last":
+            walk.last.add(node)
+    else:
+        state = walk.state_of(node)
+        chain = _map_node(walk, node, channels_last)
+        if channels_last:
+            walk.last.add(node)
+        if chain == ALIAS:
+            walk.alias[node] = inputs[0]
+            return
+        _add(walk, node, chain, inputs, state, channels_last)
+
+
+def _part(walk: _Walk, node) -> None:
+    """One output of an operator with several: the result of a FIRST_OUTPUT operator, a channel
+    split's piece, or an opaque block like its producer."""
+    producer = node.args[0]
+    if short_label(producer) in FIRST_OUTPUT:
+        if node.args[1] == 0:
+            walk.alias[node] = walk.alias.get(producer, producer)
+        return
+    name, sources, parts, state = walk.several[producer]
+    index = node.args[1]
+    if parts is not None:
+        chain = [{"kind": "channel_split", "parts": parts, "take": index}]
+        walk.drafts.append(Draft(chain, node, sources, [], f"{short_label(producer)}{index}"))
+    else:
+        walk.drafts.append(Draft(walk.opaque(node, name, sources, state), node, sources, [],
+                                 f"{short_label(producer)}{index}", name, list(state)))
+        state.clear()  # the first part holds the producer's parameters
+
+
+def _first_output_producer(walk: _Walk, node) -> None:
+    state = walk.state_of(node)
+    chain = _map_node(walk, node, any(n in walk.last for n in node.all_input_nodes))
+    _add(walk, node, chain, walk.inputs(node), state, False)
+
+
+def map_graph(cap: Captured) -> Mapped:
+    """Every node on the sample's path to a draft or an alias of its input; an operator no block
+    states becomes a problem and an opaque draft (the caller refuses, or keeps them when told to)."""
+    walk = _Walk(cap)
     patterns, absorbed = {}, set()
     for find in (find_squeeze_excite, find_channel_shuffle):
-        found, inside = find(traced)
+        found, inside = find(cap)
         patterns.update(found)
         absorbed |= inside
-    for node in traced.nodes():
-        if node.op in ("placeholder", "output", "get_attr") or node in absorbed:
-            continue  # pattern internals and constants
-        inputs = [alias.get(n, n) for n in tensor_inputs(node)]
-        channels_last = any(n in last for n in tensor_inputs(node))
-        if node in patterns:
-            fields, x, members = patterns[node]
-            drafts.append(Draft([fields], node, [alias.get(x, x)], members, fields["kind"]))
-        elif _part_of_several(node):  # one output of a chunk or split
-            drafts.append(_part(node, several[node.args[0]], traced))
-        elif shape_of(node) is None:
-            if _several(node):
-                parts = channel_split(node)
-                if parts is None:
-                    problems.append(Problem(_label(node, traced), scope_of(node), "no block has several outputs"))
-                several[node] = (_label(node, traced), inputs, parts)
-        elif (layout := permute_layout(node, channels_last)) is not None:
-            alias[node] = inputs[0]  # a permute between channels-first and channels-last moves no arithmetic
-            if layout == "last":
-                last.add(node)
-        else:
-            result = _map_node(node, traced, problems, channels_last)
-            if channels_last:
-                last.add(node)
-            if result == ALIAS:
-                alias[node] = inputs[0]
-                continue
-            members = [str(node.target)] if node.op == "call_module" else []
-            label = "" if members else _short_label(node)
-            unknown = _label(node, traced) if result is None else ""
-            if unknown:
-                result = _opaque(node, unknown, inputs, traced, channels_last)
-            drafts.append(Draft(result, node, inputs, members, label, opaque=unknown, channels_last=channels_last))
-    return Mapped(_fold(drafts), problems)
-
-
-def _part(node, producer: tuple, traced: Traced) -> Draft:
-    """A block for one output of a chunk: a channel split, or opaque like its producer."""
-    label, sources, parts = producer
-    index = node.args[1]
-    name = f"{_short_label(node.args[0])}{index}"
-    if parts is not None:
-        return Draft([{"kind": "channel_split", "parts": parts, "take": index}], node, sources, label=name)
-    return Draft(_opaque(node, label, sources, traced), node, sources, label=name, opaque=label)
+    for node in cap.nodes():
+        if node.op != "call_function" or node not in cap.live or node in absorbed or node not in walk.side:
+            continue
+        if node.target in PASSIVE and node.target is not operator.getitem:
+            continue  # sizes, tuple parts
+        if short_label(node) in FIRST_OUTPUT:
+            _first_output_producer(walk, node)
+            last = walk.drafts[-1]
+            walk.alias[node] = node  # its getitem 0 reads this draft
+            last.node = node
+            continue
+        _visit(walk, node, patterns)
+    return Mapped(_fold(walk.drafts), walk.problems)
 
 
 #: block kinds with an activation field an activation after them folds into
@@ -207,27 +237,37 @@ TAKES_ACTIVATION = ("conv", "linear", "add", "channel_linear")
 def _fold(drafts: list[Draft]) -> list[Draft]:
     """Absorb a batchnorm into the conv before it, and an activation into the conv, linear or add
     before it, when the earlier output feeds nothing else."""
-    by_node = {d.node: d for d in drafts}
+    by_input: dict = {}
+    for d in drafts:
+        if len(d.inputs) == 1:
+            by_input.setdefault(d.inputs[0], []).append(d)
     removed: set = set()
     for d in drafts:
-        if id(d) in removed or len(d.chain) != 1:
+        if id(d) in removed or len(d.chain) != 1 or d.opaque:
             continue
         fields = d.chain[0]
         for step in ("norm", "activation"):
-            user = _sole_user(d.node)
-            nxt = by_node.get(user)
-            if nxt is None or len(nxt.chain) != 1 or nxt.inputs != [d.node]:
+            readers = by_input.get(d.node, [])
+            if len(readers) != 1 or _users(d.node) != 1 or len(readers[0].chain) != 1 or readers[0].opaque:
                 continue
-            kind = nxt.chain[0]["kind"]
-            if step == "norm" and kind == "batchnorm" and fields["kind"] == "conv" and fields["norm"] == "none":
-                fields.update(norm="batchnorm", norm_eps=nxt.chain[0]["norm_eps"])
-            elif step == "activation" and kind == "activation" and fields["kind"] in TAKES_ACTIVATION \
+            nxt, nfields = readers[0], readers[0].chain[0]
+            if step == "norm" and nfields["kind"] == "batchnorm" and fields["kind"] == "conv" and fields["norm"] == "none":
+                fields.update(norm="batchnorm", norm_eps=nfields["norm_eps"])
+            elif step == "activation" and folds(nfields) and fields["kind"] in TAKES_ACTIVATION \
                     and fields.get("activation", "none") == "none":
-                fields["activation"] = nxt.chain[0]["function"]
+                fields["activation"] = folds(nfields)
             else:
                 continue
             removed.add(id(nxt))
             d.members += nxt.members
-            by_node[nxt.node] = d
+            d.state += nxt.state
             d.node = nxt.node  # readers of the absorbed output now read the folded block
     return [d for d in drafts if id(d) not in removed]
+
+
+def _users(node) -> int:
+    """Readers of a node's output, seen through the FIRST_OUTPUT operators' tuple."""
+    users = list(node.users)
+    if short_label(node) in FIRST_OUTPUT:
+        users = [u for g in users if g.args[1] == 0 for u in g.users]
+    return len(users)

@@ -1,0 +1,199 @@
+"""Capturing a module with ``torch.export``: one eval-mode forward pass at the given input shape, as
+ATen operators (the default IR), with a dynamic batch so that the batch axis of every tensor can be
+told apart from the others (it is the only axis whose size is the batch symbol).
+
+Operators the table has no entry for are decomposed (``run_decompositions`` with the default table
+less every operator the table knows), so that every node ends at an entry or is refused by name.
+Higher-order wrapper nodes (``wrap_with_set_grad_enabled``, ``wrap_with_autocast``) are inlined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import operator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from scalelab.errors import ScalelabError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import fx, nn
+
+#: the first example batch: a batch of 2 keeps export from specialising the batch to 1
+EXAMPLE_BATCH = 2
+
+
+class BatchMerged(Exception):
+    """A tensor whose batch axis is merged into another axis (per sample it cannot be stated)."""
+
+
+@dataclass
+class Captured:
+    """An exported graph with what the importer reads from it: which placeholder is which parameter or
+    buffer (by its state-dict name), and the module it came from."""
+
+    graph: fx.Graph
+    root: nn.Module
+    input_shape: tuple[int, ...]  # per sample
+    state: dict[Any, str]  # placeholder node -> the source's parameter or buffer name
+    trainable: set[str]  # the names of parameters (the rest of ``state`` are buffers and constants)
+    batch: Any = None  # the batch size's symbol
+    live: set = field(default_factory=set)  # nodes the output depends on (and in-place writes)
+
+    def nodes(self):
+        return self.graph.nodes
+
+    def batch_axis(self, node) -> "int | None":
+        """The axis of the node's tensor that is the batch, or None (a tensor of parameters, a constant).
+        Raises BatchMerged if the batch is merged into an axis."""
+        shape = _val_shape(node)
+        if shape is None:
+            return None
+        axis = None
+        for i, d in enumerate(shape):
+            if isinstance(d, int) or not getattr(d, "node", None):
+                continue
+            expr = d.node.expr
+            if expr == self.batch:
+                axis = i
+            elif self.batch in getattr(expr, "free_symbols", ()):
+                raise BatchMerged(f"axis {i} of size {expr} merges the batch into another axis")
+        return axis
+
+    def shape_of(self, node) -> "tuple[int, ...] | None":
+        """The node's shape per sample (batch axis removed), or None if it is not one tensor."""
+        shape = _val_shape(node)
+        if shape is None:
+            return None
+        axis = self.batch_axis(node)
+        return tuple(int(d) for i, d in enumerate(shape) if i != axis)
+
+    def full_shape(self, node) -> "tuple[int, ...] | None":
+        """The node's shape with the batch axis kept as -1."""
+        shape = _val_shape(node)
+        if shape is None:
+            return None
+        axis = self.batch_axis(node)
+        return tuple(-1 if i == axis else int(d) for i, d in enumerate(shape))
+
+
+def _val_shape(node) -> "tuple | None":
+    val = getattr(node, "meta", {}).get("val")
+    return tuple(val.shape) if val is not None and hasattr(val, "shape") and hasattr(val, "dtype") else None
+
+
+def scope_of(node) -> str:
+    """The qualified name of the innermost module the node ran in ('' at the top level)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return str(next(reversed(stack.values()))[0]) if stack else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _quiet_torch():
+    """torch logs a traceback for a shape it cannot compute before raising; the refusal says it in one line."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export(model, input_shape: tuple[int, ...], ref: str):
+    import torch
+    from torch.export import Dim, export
+
+    size = "x".join(map(str, input_shape))
+    try:
+        with _quiet_torch():
+            return export(model, (torch.zeros(EXAMPLE_BATCH, *input_shape),),
+                          dynamic_shapes=({0: Dim("batch", min=2)},), strict=False)
+    except Exception as exc:  # data-dependent control flow, a batch fixed by the code, or no run at all
+        failure = exc
+    try:
+        with torch.no_grad():
+            model(torch.zeros(EXAMPLE_BATCH, *input_shape))  # a plain run says clearly what fails
+    except Exception as exc:
+        raise ScalelabError(f"{ref}: the module cannot run on a {size} input: {type(exc).__name__}: "
+                            f"{_first_line(exc)}") from None
+    raise ScalelabError(f"{ref}: torch.export cannot capture this module at {size}: "
+                        f"{type(failure).__name__}: {_first_line(failure)}") from None
+
+
+def _decompose(program, known: Callable[[Any], bool]):
+    """Decompose only the operators the table has no entry for (to the core ATen set)."""
+    from torch.export import default_decompositions
+
+    unknown = {n.target for n in program.graph.nodes if n.op == "call_function" and not known(n.target)}
+    if not unknown:
+        return program
+    table = default_decompositions()
+    for op in list(table.keys()):
+        if known(op):
+            del table[op]
+    return program.run_decompositions(table)
+
+
+def _inline_wrappers(graph_module) -> None:
+    """Replace each higher-order wrapper node (a submodule run under a grad mode or autocast) by the
+    nodes of its submodule, so that the table sees the operators inside."""
+    wrappers = [n for n in graph_module.graph.nodes if n.op == "call_function"
+                and getattr(n.target, "__name__", None) in ("wrap_with_set_grad_enabled", "wrap_with_autocast")]
+    for node in wrappers:
+        skip = 1 if node.target.__name__ == "wrap_with_set_grad_enabled" else 4
+        sub = getattr(graph_module, node.args[skip].target)
+        operands = node.args[skip + 1:]
+        env = dict(zip([p for p in sub.graph.nodes if p.op == "placeholder"], operands))
+        outputs: list = []
+        with graph_module.graph.inserting_before(node):
+            for inner in sub.graph.nodes:
+                if inner.op == "placeholder":
+                    continue
+                if inner.op == "output":
+                    outputs = [env[o] if hasattr(o, "op") else o for o in inner.args[0]]
+                    continue
+                env[inner] = graph_module.graph.node_copy(inner, lambda n: env[n])
+        for user in list(node.users):
+            if user.target is operator.getitem:
+                user.replace_all_uses_with(outputs[user.args[1]])
+                graph_module.graph.erase_node(user)
+        graph_module.graph.erase_node(node)
+    if wrappers:
+        _inline_wrappers(graph_module)  # wrappers nested in wrappers
+
+
+def _live(graph) -> set:
+    """Nodes the output depends on, and in-place operators with their inputs (they write a tensor
+    something reads)."""
+    live, todo = set(), [n for n in graph.nodes if n.op == "output"]
+    while todo:
+        n = todo.pop()
+        if n in live:
+            continue
+        live.add(n)
+        todo.extend(n.all_input_nodes)
+    return live
+
+
+def capture(model, input_shape: tuple[int, ...], ref: str, known: Callable[[Any], bool]) -> Captured:
+    """Export ``model`` in eval mode at a dynamic batch of ``input_shape`` inputs; decompose the
+    operators ``known`` rejects."""
+    model.eval()
+    program = _decompose(_export(model, input_shape, ref), known)
+    graph_module = program.graph_module
+    _inline_wrappers(graph_module)
+    signature = program.graph_signature
+    names = {**signature.inputs_to_parameters, **signature.inputs_to_buffers,
+             **signature.inputs_to_lifted_tensor_constants}
+    state = {n: names[n.name] for n in graph_module.graph.nodes if n.op == "placeholder" and n.name in names}
+    user = [n for n in graph_module.graph.nodes if n.op == "placeholder" and n.name in signature.user_inputs]
+    batch = _val_shape(user[0])[0].node.expr  # type: ignore[index]  # the input is a tensor
+    return Captured(graph_module.graph, model, tuple(input_shape), state,
+                    set(signature.inputs_to_parameters.values()), batch, _live(graph_module.graph))

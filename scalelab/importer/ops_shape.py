@@ -1,0 +1,151 @@
+"""Table entries for pooling, reshaping, dropout, identities and merges (add, cat, layer scale)."""
+
+from __future__ import annotations
+
+import math
+
+from scalelab.importer.ops_compute import pair, short
+from scalelab.importer.table import ALIAS, Call, Unsupported, needs_kind
+
+
+def _pool_fields(kind: str, kernel, stride, padding, ceil_mode) -> dict:
+    kernel = pair(kernel)
+    stride = pair(stride) if stride not in (None, [], ()) else kernel
+    return {"kind": kind, "kernel": short(kernel), "stride": short(stride), "padding": short(pair(padding)),
+            "ceil_mode": bool(ceil_mode)}
+
+
+def _feature_map(c: Call) -> None:
+    c.batch_first()
+    if len(c.in_shape) != 3 or c.channels_last:
+        raise Unsupported(f"pooling over a {'x'.join(map(str, c.in_shape))} sample")
+
+
+def _max_pool(c: Call) -> list[dict]:
+    """aten.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode) (and _with_indices)."""
+    _feature_map(c)
+    if pair(c.arg("dilation", 1)) != (1, 1):
+        raise Unsupported("max pooling with dilation")
+    return [_pool_fields("maxpool", c.arg("kernel_size"), c.arg("stride"), c.arg("padding", 0), c.arg("ceil_mode"))]
+
+
+def _avg_pool(c: Call) -> list[dict]:
+    """aten.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)."""
+    _feature_map(c)
+    if c.arg("divisor_override") is not None:
+        raise Unsupported("average pooling with a divisor override")
+    fields = _pool_fields("avgpool", c.arg("kernel_size"), c.arg("stride"), c.arg("padding", 0), c.arg("ceil_mode"))
+    return [{**fields, "count_include_pad": bool(c.arg("count_include_pad", True))}]
+
+
+def _adaptive_avg_pool(c: Call) -> list[dict]:
+    _feature_map(c)
+    size = c.out_shape[1:]
+    return [{"kind": "global_avgpool"}] if size == (1, 1) else [{"kind": "adaptive_avgpool", "size": short(size)}]
+
+
+def _mean(c: Call) -> list[dict]:
+    """aten.mean.dim(input, dim, keepdim): over height and width of a feature map."""
+    _feature_map(c)
+    rank = c.rank()
+    dims = c.arg("dim")
+    dims = {d % rank for d in ([dims] if isinstance(dims, int) else dims or ())}
+    if dims != {2, 3}:
+        raise Unsupported("a mean over axes other than height and width")
+    pool = {"kind": "global_avgpool"}
+    return [pool] if c.arg("keepdim", False) else [pool, {"kind": "flatten"}]
+
+
+def _flatten(c: Call):
+    """aten.flatten.using_ints(input, start_dim, end_dim): all but the batch."""
+    c.batch_first()
+    rank = c.rank()
+    start, end = c.arg("start_dim", 0) % rank, c.arg("end_dim", -1) % rank
+    if start != 1 or end != rank - 1:
+        if start == end:
+            return ALIAS
+        raise Unsupported(f"flatten of axes {start} to {end} (only all but the batch)")
+    return ALIAS if len(c.in_shape) == 1 else [{"kind": "flatten"}]
+
+
+def _view(c: Call):
+    """aten.view / reshape / _unsafe_view: exact only as a flatten of each sample (or no change)."""
+    c.batch_first()
+    if c.out_shape == c.in_shape:
+        return ALIAS
+    if c.out_shape == (math.prod(c.in_shape),) and not c.channels_last:
+        return [{"kind": "flatten"}]
+    raise Unsupported(f"a reshape of {'x'.join(map(str, c.in_shape))} to {'x'.join(map(str, c.out_shape))}")
+
+
+def _dropout(c: Call) -> list[dict]:
+    """aten.dropout(input, p, train) in eval: an identity stated as the dropout the model trains with."""
+    return [{"kind": "dropout", "p": float(c.arg("p", 0.5))}]
+
+
+def _identity(c: Call):
+    return ALIAS
+
+
+def _add(c: Call) -> list[dict]:
+    """aten.add.Tensor(self, other, alpha): two tensors of one shape."""
+    c.batch_first()
+    other = c.arg("other")
+    if not hasattr(other, "op") or c.arg("alpha", 1) != 1 or other in c.cap.state:
+        raise Unsupported("addition of a constant, a parameter or a scaled tensor")
+    if c.shape(other) != c.in_shape:
+        raise Unsupported("addition with broadcasting")
+    return [{"kind": "add"}]
+
+
+def _cat(c: Call):
+    """aten.cat(tensors, dim): along the channels of feature maps."""
+    c.batch_first()
+    tensors = c.arg("tensors")
+    if c.channels_last or c.arg("dim", 0) % c.rank(tensors[0]) != 1:
+        raise Unsupported(f"concatenation along axis {c.arg('dim', 0)} (only channels)")
+    return ALIAS if len(tensors) == 1 else [{"kind": "concat"}]
+
+
+def _mul(c: Call) -> list[dict]:
+    """aten.mul.Tensor: a product with a learned per-channel parameter is layer scale (CaiT, ConvNeXt)."""
+    c.batch_first()
+    a, b = c.arg("self"), c.arg("other")
+    params = [t for t in (a, b) if t in c.cap.state]
+    tensors = [t for t in (a, b) if hasattr(t, "op") and t not in params]
+    if len(params) == 1 and len(tensors) == 1:
+        out = c.out_shape
+        channels = out[-1] if c.channels_last else out[0]
+        per_channel = (channels,) if c.channels_last else (channels, 1, 1)
+        if c.shape(params[0]) == per_channel and c.shape(tensors[0]) == out:
+            needs_kind("layer_scale")
+            return [{"kind": "layer_scale"}]
+    raise Unsupported("an element-wise product outside a squeeze-excite or layer-scale pattern")
+
+
+def _refused(why: str):
+    """An operator the table knows (so it is not decomposed) but states only inside a pattern."""
+    def handler(c: Call):
+        raise Unsupported(why)
+    return handler
+
+
+def entries() -> dict:
+    import torch
+
+    aten = torch.ops.aten
+    return {
+        aten.max_pool2d.default: _max_pool, aten.max_pool2d_with_indices.default: _max_pool,
+        aten.avg_pool2d.default: _avg_pool, aten.adaptive_avg_pool2d.default: _adaptive_avg_pool,
+        aten.mean.dim: _mean, aten.flatten.using_ints: _flatten,
+        aten.view.default: _view, aten.reshape.default: _view, getattr(aten, "_unsafe_view").default: _view,
+        aten.dropout.default: _dropout, aten.dropout_.default: _dropout, aten.feature_dropout.default: _dropout,
+        aten.feature_dropout_.default: _dropout, aten.alpha_dropout.default: _dropout,
+        aten.clone.default: _identity, aten.contiguous.default: _identity, aten.alias.default: _identity,
+        aten.detach.default: _identity, aten.detach_.default: _identity,
+        aten.add.Tensor: _add, aten.add_.Tensor: _add, aten.cat.default: _cat,
+        aten.mul.Tensor: _mul,
+        aten.permute.default: _refused("a permute other than to channels-last and back"),
+        aten.transpose.int: _refused("a transpose outside a channel shuffle"),
+        aten.chunk.default: _refused("no block has several outputs"),
+    }

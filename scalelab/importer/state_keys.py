@@ -1,0 +1,38 @@
+"""Which source state-dict entry each parameter and buffer of the module built from the spec holds,
+so that the source's weights load into the rebuilt module (``Imported.state_keys``)."""
+
+from __future__ import annotations
+
+from scalelab.errors import ScalelabError
+
+TRACKED = "num_batches_tracked"  # batch norm's counter: read by no operator, kept beside its statistics
+
+
+def state_keys(spec, held: list[tuple[list[str], list[str]]], source: dict, ref: str) -> "tuple[str | None, ...]":
+    """The source key of every entry of ``build_module(spec).state_dict()``, in its order (None where
+    the source has no such entry). ``held`` gives each draft's block names and the source state it
+    reads, in order. Built on the meta device: no memory for the weights."""
+    import torch
+
+    from scalelab.build import build_module  # torch: the spec's module is built
+
+    with torch.device("meta"):
+        net = build_module(spec)
+    owner = {name: i for i, name in enumerate(net.names)}
+    keys: list = []
+    for names, state in held:
+        built = [(f"blocks.{owner[n]}.{k}", t) for n in names for k, t in net.blocks[owner[n]].state_dict().items()]
+        pending = list(state)
+        for key, tensor in built:
+            if key.endswith(TRACKED):
+                stats = [k for k in keys if k and k.endswith("running_var")]
+                keys.append(stats[-1].removesuffix("running_var") + TRACKED if stats else None)
+                continue
+            if not pending or tuple(source[pending[0]].shape) != tuple(tensor.shape):
+                raise ScalelabError(f"{ref}: the spec's module holds {key} {tuple(tensor.shape)} where the source "
+                                    f"holds {pending[:1] or 'nothing'}; the import is not exact, please report this module")
+            keys.append(pending.pop(0))
+        if pending:
+            raise ScalelabError(f"{ref}: {', '.join(pending)} of the source have no place in blocks {', '.join(names)}; "
+                                f"the import is not exact, please report this module")
+    return tuple(k if k in source else None for k in keys)
