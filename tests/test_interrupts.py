@@ -110,8 +110,7 @@ def test_ctrl_c_after_a_chart_is_drafted_names_only_files_in_place(tmp_path, mon
     """A Ctrl-C while the report set is drawn (into its staging folder): the drafts are deleted on
     the way out, so the line names none of them, only what exists whole (the study)."""
     from scalelab import interrupts
-    from scalelab.cli import app
-    from scalelab.report import plotting
+    from scalelab.cli import app, scale_search
 
     drawn = []
 
@@ -120,8 +119,8 @@ def test_ctrl_c_after_a_chart_is_drafted_names_only_files_in_place(tmp_path, mon
         drawn.append(Path(path))
         os.kill(os.getpid(), signal.SIGINT)  # the real signal, through scalelab's handler
 
-    real_draw = plotting.draw_scaling_curves
-    monkeypatch.setattr(plotting, "draw_scaling_curves", draw_then_ctrl_c)
+    real_draw = scale_search.draw_scaling_curves
+    monkeypatch.setattr(scale_search, "draw_scaling_curves", draw_then_ctrl_c)  # the name the command calls
     handler = signal.getsignal(signal.SIGINT)
     args = ["scale", "--budget", "400MFLOPs", "--method", "direct", "--extrapolation", "allow", "--trials", "12",
             "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "k", "--report-dir", str(tmp_path / "r")]
