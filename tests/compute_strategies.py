@@ -63,7 +63,20 @@ def trailing_norm(draw, kind):
     return kind, params, shape
 
 
+@st.composite
+def conv1d(draw):
+    groups = draw(st.integers(1, 3))
+    shape = (groups * draw(st.integers(1, 3)), draw(st.integers(3, 12)))
+    params = {"kind": "conv1d", "out": groups * draw(st.integers(1, 3)), "kernel": draw(st.integers(1, 5)),
+              "stride": draw(st.integers(1, 3)), "dilation": draw(st.integers(1, 2)), "groups": groups,
+              "padding": draw(st.sampled_from(["same", "valid", 0, 1, 2])),
+              "padding_mode": draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])),
+              "norm": draw(st.sampled_from(["batchnorm", "none"])), "activation": draw(st.sampled_from(["relu", "none"]))}
+    return "conv1d", params, shape
+
+
 STRATEGIES = {
+    "conv1d": conv1d(),
     "linear": linear(),
     "activation": activation(),
     "batchnorm": batchnorm(),

@@ -55,3 +55,11 @@ def test_the_kind_on_tokens_builds_what_torch_runs():
     with FlopCounterMode(display=False) as counter:
         net(x)
     assert counter.get_total_flops() == 2 * 2 * sum(c.macs for b in network.blocks.values() for c in b.costs)
+
+
+def test_explain_states_a_linear_over_rows():
+    from scalelab.report.explain import explain, to_text
+
+    network = _net("{channels: 3, resolution: 4}", ["{name: fc, kind: linear, out: 6, flatten: false}"])
+    text = to_text(explain(network))
+    assert "linear 4 -> 6 on 12 rows" in text and "12 × 4 × 6 = 288" in text and "12 rows × 4 inputs × 6 outputs" in text

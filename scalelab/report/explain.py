@@ -102,27 +102,34 @@ class Explanation:
 
 
 def _conv_line(conv: L.Conv, out: tuple) -> LayerLine:
-    oc, oh, ow = out
+    oc, *sizes = out  # a conv over 1, 2 or 3 spatial axes
     per_group = conv.in_ch // conv.groups
-    kh, kw = conv.kernel
+    kernel = "x".join(map(str, conv.kernel))
     group_note = f" (groups {conv.groups}: each filter sees {per_group} of the {conv.in_ch} channels)" if conv.groups > 1 else ""
     bias = f" + {oc}" if conv.bias else ""
     return LayerLine(
-        layer=f"conv {kh}x{kw}, {conv.in_ch} -> {oc}" + (f", stride {conv.stride[0]}" if conv.stride != (1, 1) else "")
+        layer=f"conv {kernel}, {conv.in_ch} -> {oc}" + (f", stride {conv.stride[0]}" if max(conv.stride) > 1 else "")
         + (f", groups {conv.groups}" if conv.groups > 1 else ""),
         macs=0, params=0,  # filled from the walked cost by the caller
-        macs_formula=f"{product(oh, ow, oc)} × ({product(kh, kw, per_group)})",
-        factors=f"{oh} × {ow} output positions, {oc} filters, each {kh} × {kw} × {per_group} (f × f × n_c"
+        macs_formula=f"{product(*sizes, oc)} × ({product(*conv.kernel, per_group)})",
+        factors=f"{' × '.join(map(str, sizes))} output positions, {oc} filters, each "
+                f"{' × '.join(map(str, conv.kernel))} × {per_group} (f × f × n_c"
                 + (" / groups" if conv.groups > 1 else "") + f"){group_note}",
-        params_formula=f"{product(kh, kw, per_group, oc)}{bias}",
+        params_formula=f"{product(*conv.kernel, per_group, oc)}{bias}",
     )
+
+
+def _rows(out: tuple) -> int:
+    """The rows a linear layer maps (every axis but the last: 1 for a vector)."""
+    return math.prod(out[:-1])
 
 
 def _factors(layer, out: tuple) -> tuple[int, ...]:
     """The factors the MACs line multiplies, which must give the walked cost."""
     if isinstance(layer, L.Conv):
-        return (out[1], out[2], out[0], *layer.kernel, layer.in_ch // layer.groups)
-    return (layer.in_features, layer.out_features)
+        return (*out[1:], out[0], *layer.kernel, layer.in_ch // layer.groups)
+    rows = (_rows(out),) if _rows(out) > 1 else ()
+    return (*rows, layer.in_features, layer.out_features)
 
 
 def _shortcut_layers(node, inside: bool = False) -> set[int]:
@@ -149,10 +156,12 @@ def _line(traced, shortcut: bool = False) -> Optional[LayerLine]:
         line = _conv_line(layer, traced.out_shape)
     elif isinstance(layer, L.Linear):
         bias = f" + {layer.out_features}" if layer.bias else ""
-        line = LayerLine(f"linear {layer.in_features} -> {layer.out_features}", 0,
-                         product(layer.in_features, layer.out_features),
-                         f"{layer.in_features} inputs × {layer.out_features} outputs", 0,
-                         f"{product(layer.in_features, layer.out_features)}{bias}")
+        rows = _rows(traced.out_shape)
+        on_rows = f" on {rows} rows" if rows > 1 else ""
+        line = LayerLine(f"linear {layer.in_features} -> {layer.out_features}{on_rows}", 0,
+                         product(*_factors(layer, traced.out_shape)),
+                         (f"{rows} rows × " if rows > 1 else "") + f"{layer.in_features} inputs × {layer.out_features} outputs",
+                         0, f"{product(layer.in_features, layer.out_features)}{bias}")
     elif isinstance(layer, L.BatchNorm):
         line = LayerLine(f"batchnorm {layer.channels}", 0, None, None, 0,
                          f"2 × {layer.channels}")

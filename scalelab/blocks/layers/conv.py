@@ -1,12 +1,13 @@
-"""2-D convolution: every face."""
+"""Convolution over 1, 2 or 3 spatial axes (Conv1d, Conv2d, Conv3d): every face."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 from scalelab.blocks.layers.base import (
-    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, register, spatial,
+    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, fmt_shape, register,
     window_out,
 )
 
@@ -23,39 +24,62 @@ _PAD_LIMIT = {"reflect": lambda pad, size: pad < size, "circular": lambda pad, s
 @register
 @dataclass(frozen=True)
 class Conv(Primitive):
-    """2-D convolution. MACs = out_h * out_w * out * (in / groups) * kh * kw."""
+    """Convolution over the spatial axes after the channels: as many as the kernel has sizes
+    (1: (C, L) as Conv1d, 2: (C, H, W) as Conv2d, 3: Conv3d).
+    MACs = output elements * (in / groups) * prod(kernel)."""
 
     kind = "conv"
     has_weights = True
 
     in_ch: int
     out_ch: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...] = ()  # () here: 1 per axis
+    padding: tuple[int, ...] = ()  # () here: 0 per axis
+    dilation: tuple[int, ...] = ()  # () here: 1 per axis
     groups: int = 1
     bias: bool = False
     padding_mode: PaddingMode = "zeros"
 
-    def out_shape(self, s: Shape) -> Shape:
-        c, h, w = spatial(s, "conv")
-        if c != self.in_ch:
-            raise ShapeError(f"conv expects {self.in_ch} input channels, got {c}")
+    def __post_init__(self) -> None:
+        axes = len(self.kernel)
+        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1)):
+            if getattr(self, name) == ():
+                object.__setattr__(self, name, (default,) * axes)
+        if not 1 <= axes <= 3 or any(len(v) != axes for v in (self.stride, self.padding, self.dilation)):
+            raise ValueError(f"a conv's kernel, stride, padding and dilation give one size per spatial axis "
+                             f"(1 to 3), got {self.kernel}, {self.stride}, {self.padding}, {self.dilation}")
+
+    def _sizes(self, s: Shape) -> Shape:
+        """The spatial sizes of input ``s``, checked against the channels and the padding mode."""
+        if len(s) != len(self.kernel) + 1:
+            layout = ["(channels, length)", "(channels, height, width)", "(channels, depth, height, width)"]
+            raise ShapeError(f"a {len(self.kernel)}-d conv needs a {layout[len(self.kernel) - 1]} input, got {fmt_shape(s)}")
+        if s[0] != self.in_ch:
+            raise ShapeError(f"conv expects {self.in_ch} input channels, got {s[0]}")
+        sizes = s[1:]
         limit = _PAD_LIMIT.get(self.padding_mode)
-        if limit and not all(limit(p, n) for p, n in zip(self.padding, (h, w))):
-            raise ShapeError(f"{self.padding_mode} padding {self.padding[0]}x{self.padding[1]} is too large for a {h}x{w} map")
-        oh = window_out(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0])
-        ow = window_out(w, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1])
-        if oh < 1 or ow < 1:
+        if limit and not all(limit(p, n) for p, n in zip(self.padding, sizes)):
+            raise ShapeError(f"{self.padding_mode} padding {fmt_shape(self.padding)} is too large for a {fmt_shape(sizes)} map")
+        return sizes
+
+    def out_shape(self, s: Shape) -> Shape:
+        sizes = self._sizes(s)
+        out = tuple(window_out(n, k, st, p, d)
+                    for n, k, st, p, d in zip(sizes, self.kernel, self.stride, self.padding, self.dilation))
+        if min(out) < 1:
             raise ShapeError(
-                f"a {self.kernel[0]}x{self.kernel[1]} conv (padding {self.padding[0]}, dilation "
-                f"{self.dilation[0]}) does not fit a {h}x{w} map"
+                f"a {fmt_shape(self.kernel)} conv (padding {self.padding[0]}, dilation "
+                f"{self.dilation[0]}) does not fit a {fmt_shape(sizes)} map"
             )
-        return (self.out_ch, oh, ow)
+        return (self.out_ch, *out)
 
     def _per_out(self) -> int:
-        return (self.in_ch // self.groups) * self.kernel[0] * self.kernel[1]
+        return (self.in_ch // self.groups) * math.prod(self.kernel)
+
+    def _padded(self, s: Shape) -> int:
+        """Elements of the input padded on every side (other padding modes pad into a new tensor)."""
+        return s[0] * math.prod(n + 2 * p for n, p in zip(s[1:], self.padding))
 
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         weights = self.out_ch * self._per_out()
@@ -89,28 +113,27 @@ class Conv(Primitive):
         gradient (circular padding is slices and a cat, which keep only sizes)."""
         if self.padding_mode == "zeros":
             return Saved(input=True)
-        c, h, w = s
-        padded = c * (h + 2 * self.padding[0]) * (w + 2 * self.padding[1])
-        return Saved(input=input_grad and self.padding_mode in ("reflect", "replicate"), per_sample_elements=padded)
+        return Saved(input=input_grad and self.padding_mode in ("reflect", "replicate"),
+                     per_sample_elements=self._padded(s))
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         n = elements(out)
         if self.padding_mode == "zeros":
             return InnerPeak(out, n, n)
-        c, h, w = s  # nn.Conv2d first pads its input into a new tensor (F.pad), alive with the output
-        return InnerPeak(out, n, c * (h + 2 * self.padding[0]) * (w + 2 * self.padding[1]) + n)
+        return InnerPeak(out, n, self._padded(s) + n)  # nn.ConvNd first pads its input into a new tensor (F.pad)
 
     def latency(self) -> tuple[LatencyClass, int]:
         if self.groups == 1:
-            kind = LatencyClass.POINTWISE_CONV if self.kernel == (1, 1) else LatencyClass.DENSE_CONV
+            kind = LatencyClass.POINTWISE_CONV if max(self.kernel) == 1 else LatencyClass.DENSE_CONV
         elif self.groups != self.in_ch:
             kind = LatencyClass.GROUPED_CONV
         else:
-            kind = LatencyClass.DEPTHWISE_CONV if self.stride == (1, 1) else LatencyClass.STRIDED_DEPTHWISE_CONV
+            kind = LatencyClass.DEPTHWISE_CONV if max(self.stride) == 1 else LatencyClass.STRIDED_DEPTHWISE_CONV
         return kind, self.out_ch
 
     def torch_module(self) -> nn.Module:
         from torch import nn
 
-        return nn.Conv2d(self.in_ch, self.out_ch, self.kernel, self.stride, self.padding, self.dilation,
-                         self.groups, self.bias, self.padding_mode)
+        module: Callable[..., nn.Module] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[len(self.kernel) - 1]  # sizes match its rank
+        return module(self.in_ch, self.out_ch, self.kernel, self.stride, self.padding, self.dilation,
+                      self.groups, self.bias, self.padding_mode)
