@@ -14,7 +14,7 @@ from scalelab.spec import parse_spec
 
 torch = pytest.importorskip("torch")
 
-from scalelab.analysis.measure import measure_latency  # noqa: E402
+from scalelab.analysis.measure import Rounds, measure_latency  # noqa: E402
 
 TINY = resolve(parse_spec("""
 name: tiny
@@ -32,7 +32,7 @@ blocks:
 
 #: no noise limits: these tests are about what is measured and cached, on however busy a machine
 ANY_LOAD = NoiseLimits(max_other_cpus=math.inf, max_spread=math.inf, backoff_s=())
-FAST = dict(warmup=1, burst=1, min_rounds=3, max_rounds=3, progress=False, limits=ANY_LOAD)
+FAST = dict(rounds=Rounds(warmup=1, burst=1, min_rounds=3, max_rounds=3), progress=False, limits=ANY_LOAD)
 
 
 def cached_rows(path) -> list[tuple]:
@@ -71,6 +71,33 @@ def test_unmeasurable_dtype():
         measure_latency(TINY, dtype="int8", use_cache=False, **FAST)
 
 
+def test_amp_on_cpu_is_autocast_to_bf16(tmp_path, monkeypatch):
+    """--dtype amp: fp32 weights and inputs, run under CPU autocast to bfloat16 (torch's own: a conv's
+    output comes out in bf16 inside the timed call)."""
+    from scalelab.analysis import measure
+
+    seen = {}
+    timed = measure.time_interleaved
+
+    def spy(fns, device, **kw):
+        for label, fn in fns.items():
+            seen[label] = (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), fn().dtype)
+        return timed(fns, device, **kw)
+
+    monkeypatch.setattr(measure, "time_interleaved", spy)
+    m = measure_latency(TINY, dtype="amp", use_cache=False, cache_path=tmp_path / "c.sqlite", **FAST)
+    assert m.conditions["dtype"] == "amp" and m.conditions["autocast"] == "bfloat16"
+    assert "autocast to bfloat16" in m.method and m.network.median_ms > 0
+    assert len(seen) == len(TINY.blocks) + 1 and all(s[:2] == (True, torch.bfloat16) for s in seen.values())
+    assert seen["stem"][2] == seen["fc"][2] == seen["(network)"][2] == torch.bfloat16  # conv, linear: autocast's
+    assert not torch.is_autocast_enabled("cpu")  # only while timing
+
+
+def test_tf32_on_cpu_is_refused_in_one_message():
+    with pytest.raises(ScalelabError, match="cannot measure tf32 on cpu: TF32 is a tensor-core format"):
+        measure_latency(TINY, dtype="tf32", use_cache=False, **FAST)
+
+
 def test_analyze_measure_through_the_cli(tmp_path, monkeypatch):
     import json
 
@@ -92,3 +119,19 @@ def test_analyze_measure_through_the_cli(tmp_path, monkeypatch):
     assert m["unit"] == "milliseconds" and m["conditions"]["device"] == "cpu" and m["network_median_ms"] > 0
     assert isinstance(m["noisy"], bool) and m["competing_load_cpus"] >= 0
     assert (tmp_path / "scalelab" / "latency.sqlite").exists()
+
+
+def test_analyze_measure_amp_and_tf32_through_the_cli(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\ninput: {channels: 3, resolution: 8}\nblocks:\n  - {name: a, kind: conv, out: 4}\n")
+    amp = CliRunner().invoke(app, ["analyze", str(spec), "--measure", "--allow-noisy", "--dtype", "amp", "-f", "json"])
+    assert amp.exit_code == 0, amp.output
+    assert '"autocast": "bfloat16"' in amp.stdout
+    tf32 = CliRunner().invoke(app, ["analyze", str(spec), "--measure", "--dtype", "tf32"])
+    assert tf32.exit_code == 2 and "Traceback" not in tf32.output
+    assert "cannot measure tf32 on cpu" in tf32.output

@@ -9,10 +9,15 @@ and the fit are in ``scalelab.analysis.latency_fit``; what is measured here (tor
     supported), the bandwidth of batchnorm and ReLU over in-cache activation sizes (bytes read plus
     written over the time beyond their fixed cost), and each layer kind's fixed cost on tiny inputs
     (nothing but the module call, dispatch and thread fork/join left);
-  * each synthetic network whole (built with ``scalelab.build``, eval, inference_mode, warm-up,
-    median of runs until stable, ``scalelab.analysis.measure.time_callable``).
-The profile reports the fit's own error on the synthetic set and its leave-one-out error (each
-network predicted by a fit on the others): the second is what to expect on unseen networks.
+  * each synthetic network whole (built with ``scalelab.build``, eval, inference_mode, warm-up, short
+    interleaved rounds until each network's lowest round median has settled,
+    ``scalelab.analysis.measure.time_interleaved``);
+  * then, to validate, real networks of the zoo (``VALIDATION``, never fitted on) timed the same way
+    and predicted by the fitted profile.
+The profile reports the fit's own error on the synthetic set, its leave-one-out error (each network
+predicted by a fit on the others) and the error on the real networks: the last is what predictions
+on the profile carry. Competing load makes it wait and at last refuse; an idle machine's jitter
+only makes it measure more (``scalelab.analysis.noise``).
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from typing import TYPE_CHECKING, Callable, Optional
 from scalelab.analysis.latency_fit import (
     COLUMNS, OVERHEAD_CLASSES, RATE_CLASSES, THIN_CLASSES, Row, features, fit, predict_seconds,
 )
-from scalelab.analysis.measure import conditions_for, drift, time_callable, time_interleaved
+from scalelab.analysis.measure import conditions_for, drift, time_callable, time_interleaved, unsettled
 from scalelab.analysis import noise as machine_load  # its load probe looked up at each call: tests stand in a busy one
-from scalelab.analysis.noise import LoadWindow, Noise, NoiseLimits, until_quiet
+from scalelab.analysis.noise import SETTLE, Noise, NoiseLimits, until_quiet
 from scalelab.blocks.layers import LatencyClass
 from scalelab.devices.profile import DeviceProfile
 from scalelab.devices.synthetic import COUNT, synthetic_specs
@@ -42,6 +47,10 @@ GRID = [(32, 112), (64, 56), (128, 28), (256, 14), (512, 7), (24, 112), (56, 56)
 TINY = [(8, 1), (16, 2), (32, 4)]
 TIME_BUDGET_S = 0.1  # per floor measurement: many short runs give the fastest a chance to be undisturbed
 NETWORK_BUDGET_S = 0.8  # per synthetic network
+#: zoo networks the fitted profile is validated on (timed whole, never fitted on): dense, grouped, depthwise,
+#: squeeze-excite and multi-branch, all quick on a CPU
+VALIDATION = ("resnet18", "mobilenet_v2", "efficientnet_b0", "shufflenet_v2_x1_0", "regnet_y_400mf", "googlenet")
+VALIDATION_BUDGET_S = 1.5  # per validation network
 #: a profile whose leave-one-out median error exceeds this is written with a warning (README,
 #: "Measuring on a busy machine"); quiet machines fit the synthetic set to well under it
 MAX_HELD_OUT_ERROR = 0.25
@@ -119,30 +128,36 @@ def _bandwidth(state: dict) -> None:
     state["memory_bandwidth"] = statistics.median(rates)
 
 
-def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool) -> None:
-    """Time the synthetic networks whole, interleaved (``time_interleaved``: each one's lowest round
-    median), again after a back-off while the machine is too noisy; keep each one's features."""
+def _timed_whole(networks: list, device: str, limits: NoiseLimits, allow_noisy: bool, budget_s: float
+                 ) -> tuple[list[float], Noise, int]:
+    """Seconds of each resolved network timed whole, interleaved (``time_interleaved``: each one's lowest
+    round median, short rounds until settled), again after a back-off while other processes compete."""
     import torch
 
     from scalelab.build import build_module  # torch: only when a module is built
 
-    device, fns, found = state["device"], {}, {}
-    for i, spec in enumerate(specs):
-        network = resolve(spec)
+    fns = {}
+    for i, network in enumerate(networks):
         module = build_module(network).eval().to(device)
         x = torch.randn(1, *network.input_shape, device=device)
         fns[i] = (lambda m, v: lambda: m(v))(module, x)
-        found[i] = features(network)
 
     def attempt() -> tuple[dict, Noise]:
-        with LoadWindow() as window:
-            timings = time_interleaved(fns, device, warmup=3, burst=3, min_rounds=3, max_rounds=12,
-                                       stable=0.03, budget_s=NETWORK_BUDGET_S)
-        return timings, Noise(window.other_cpus, drift(timings.values()))
+        with machine_load.LoadWindow() as window:
+            timings = time_interleaved(fns, device, warmup=3, burst=2, min_rounds=6, max_rounds=40,
+                                       stable=SETTLE, budget_s=budget_s)
+        return timings, Noise(window.other_cpus, unsettled(timings.values()), drift(timings.values()))
 
     timings, noise = until_quiet(attempt, "calibrate", limits, allow_noisy)
-    state["rows"] = [(*found[i], timings[i].median_ms / 1e3) for i in fns]
-    state["noise"] = noise
+    return [timings[i].median_ms / 1e3 for i in fns], noise, timings[0].rounds  # interleaved: every one has as many rounds
+
+
+def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool) -> None:
+    """Time the synthetic networks whole; keep each one's features and what the measurement saw."""
+    networks = [resolve(spec) for spec in specs]
+    seconds, noise, rounds = _timed_whole(networks, state["device"], limits, allow_noisy, NETWORK_BUDGET_S)
+    state["rows"] = [(*features(network), t) for network, t in zip(networks, seconds)]
+    state["noise"], state["rounds"] = noise, rounds
 
 
 def required_networks(specs: list) -> int:
@@ -191,8 +206,9 @@ def _check_quiet(limits: NoiseLimits, allow_noisy: bool) -> None:
     until_quiet(lambda: (None, Noise(machine_load.idle_load(0.5), 0.0)), "calibrate", limits, allow_noisy)
 
 
-def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool, progress: bool) -> None:
-    """The floors, then the synthetic networks, with a progress bar on stderr."""
+def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool, progress: bool,
+             validation: tuple[str, ...], max_held_out_error: float) -> None:
+    """The floors, the synthetic networks, the fit, then the validation, with a progress bar on stderr."""
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -200,6 +216,9 @@ def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: b
     steps = [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth),
              (f"{len(specs)} synthetic networks, interleaved", lambda st: _networks(st, specs, limits, allow_noisy)),
              ("fit", _fit)]
+    if validation:
+        steps.append((f"validation on {len(validation)} zoo networks",
+                      lambda st: _validate(st, validation, limits, allow_noisy, max_held_out_error)))
     with Progress(TextColumn("calibrating: {task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task("", total=len(steps))
@@ -209,18 +228,35 @@ def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: b
             bar.advance(task)
 
 
+def _validate(state: dict, names: tuple[str, ...], limits: NoiseLimits, allow_noisy: bool,
+              max_held_out_error: float) -> None:
+    """Time real networks of the zoo (never fitted on) whole and predict them with the fitted profile:
+    per network the signed error (predicted / measured - 1)."""
+    from scalelab.analysis.latency import predict_latency
+    from scalelab.spec.load import load_spec
+
+    fitted = _profile(state, "validating", state["device"], len(state["rows"]), limits, max_held_out_error)
+    networks = [resolve(load_spec(name)) for name in names]
+    seconds, noise, _ = _timed_whole(networks, state["device"], limits, allow_noisy, VALIDATION_BUDGET_S)
+    state["validation"] = {name: predict_latency(network, fitted, "fp32", 1).total_ms / (1e3 * t) - 1
+                           for name, network, t in zip(names, networks, seconds)}
+    state["validation_noise"] = noise
+
+
 def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True,
               networks: Optional[int] = None, limits: Optional[NoiseLimits] = None, allow_noisy: bool = False,
-              max_held_out_error: float = MAX_HELD_OUT_ERROR) -> DeviceProfile:
+              max_held_out_error: float = MAX_HELD_OUT_ERROR, validation: tuple[str, ...] = VALIDATION
+              ) -> DeviceProfile:
     """Measure ``device`` and return a profile whose figures all come from the measurement, fitted on the
-    first ``networks`` synthetic networks (default: the whole set; fewer fit less well, for quick checks).
+    first ``networks`` synthetic networks (default: the whole set; fewer fit less well, for quick checks)
+    and validated on the zoo networks ``validation`` (none: not validated).
 
     Refused (``ScalelabError``) before any measuring when too few networks are asked for the unknowns
-    they exercise; refused (``NoisyMachine``) when the machine stays too busy to measure, unless
-    ``allow_noisy`` (the profile is then marked noisy). A fit whose leave-one-out median error exceeds
-    ``max_held_out_error`` is written with a warning that every prediction from it repeats."""
+    they exercise; refused (``NoisyMachine``) when other processes keep the machine too busy to measure,
+    unless ``allow_noisy`` (the profile is then marked noisy); an idle machine's jitter only makes it
+    measure more. A fit whose leave-one-out or validation median error exceeds ``max_held_out_error``
+    is written with a warning that every prediction from it repeats."""
     import torch
-
 
     limits = limits or NoiseLimits()
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -236,36 +272,71 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     if not device.startswith("cuda"):
         _check_quiet(limits, allow_noisy)  # other processes share the CPU, not a GPU
     state: dict = {"device": device}
-    _measure(state, specs, limits, allow_noisy, progress)
+    _measure(state, specs, limits, allow_noisy, progress, validation, max_held_out_error)
     return _profile(state, name, device, count, limits, max_held_out_error)
 
 
-def _profile(state: dict, name: str, device: str, count: int, limits: NoiseLimits, max_held_out_error: float
-             ) -> DeviceProfile:
-    """The profile: fitted figures, their sources, and the conditions, errors and warnings."""
+def _conditions(state: dict, device: str, count: int) -> dict:
+    """What the profile records of its measurement: the fit's errors, the validation's, and the noise."""
     import platform
-
 
     conditions = conditions_for(device, "fp32", 1, False)
     conditions["host"] = platform.node()
     conditions["synthetic_networks"] = count
     conditions["fit_median_error"] = round(statistics.median(state["fit_errors"]), 4)
     conditions["fit_max_error"] = round(max(state["fit_errors"]), 4)
-    held_out = round(statistics.median(state["held_out_errors"]), 4)
-    conditions["held_out_median_error"] = held_out
-    noise = state["noise"]
-    conditions["competing_load_cpus"] = round(noise.other_cpus, 3)
-    conditions["round_disagreement"] = round(noise.spread, 4)
-    warnings = [f"measured on a noisy machine ({'; '.join(noise.problems(limits))})"] if noise.problems(limits) else []
-    if held_out > max_held_out_error:
-        warnings.append(f"leave-one-out median error {held_out:.0%} exceeds the {max_held_out_error:.0%} limit")
-    if warnings:
-        conditions["warning"] = "UNRELIABLE PROFILE: " + "; ".join(warnings) + ": predictions from it may be far off"
-    figures = _figures(state)
+    conditions["held_out_median_error"] = round(statistics.median(state["held_out_errors"]), 4)
+    if "validation" in state:
+        conditions["validation_median_error"] = round(statistics.median(abs(e) for e in state["validation"].values()), 4)
+        conditions["validation_errors"] = {k: round(v, 4) for k, v in state["validation"].items()}
+    noises = [state["noise"]] + ([state["validation_noise"]] if "validation_noise" in state else [])
+    conditions["competing_load_cpus"] = round(max(n.other_cpus for n in noises), 3)
+    conditions["kept_figure_unsettled"] = round(max(n.spread for n in noises), 4)  # the stability of what was kept
+    conditions["settle_tolerance"] = SETTLE
+    conditions["timing_rounds"] = state.get("rounds", 0)
+    conditions["round_disagreement"] = round(max(n.disagreement for n in noises), 4)
+    return conditions
+
+
+def _warning(conditions: dict, noises: list[Noise], limits: NoiseLimits, max_held_out_error: float) -> Optional[str]:
+    problems = [p for n in noises for p in n.problems(limits)]
+    warnings = [f"measured on a noisy machine ({'; '.join(problems)})"] if problems else []
+    for key, what in (("held_out_median_error", "leave-one-out median error"),
+                      ("validation_median_error", "median error on the held-out zoo networks")):
+        if conditions.get(key, 0.0) > max_held_out_error:
+            warnings.append(f"{what} {conditions[key]:.0%} exceeds the {max_held_out_error:.0%} limit")
+    return "UNRELIABLE PROFILE: " + "; ".join(warnings) + ": predictions from it may be far off" if warnings else None
+
+
+def _validation_error(conditions: dict) -> dict:
+    """The error predictions at small batch carry: the median over the held-out zoo networks."""
+    from scalelab.analysis.latency_eager_fit import stated
+    from scalelab.devices.profile import RegimeError
+
+    if "validation_median_error" not in conditions:
+        return {}
+    errors, median = conditions["validation_errors"], conditions["validation_median_error"]
+    basis = (f"median error {median:.1%} over {len(errors)} zoo networks timed whole on this machine at batch 1 and "
+             f"never fitted on ({', '.join(errors)}; calibrate's validation)")
+    return {"host_bound": RegimeError(stated=round(stated(median), 4), median=median, rows=len(errors), networks=len(errors),
+                                      basis=basis)}
+
+
+def _profile(state: dict, name: str, device: str, count: int, limits: NoiseLimits, max_held_out_error: float
+             ) -> DeviceProfile:
+    """The profile: fitted figures, their sources, and the conditions, errors and warnings."""
+    conditions = _conditions(state, device, count)
+    noises = [state["noise"]] + ([state["validation_noise"]] if "validation_noise" in state else [])
+    warning = _warning(conditions, noises, limits, max_held_out_error)
+    if warning:
+        conditions["warning"] = warning
+    held_out = conditions["held_out_median_error"]
+    validated = (f", median error on {len(conditions['validation_errors'])} held-out zoo networks "
+                 f"{conditions['validation_median_error']:.1%}") if "validation_errors" in conditions else ""
     how = f"measured by `scalelab calibrate` on {conditions['device_name']} ({device}, {conditions['threads']} threads, torch {conditions['torch']})"
     fitted = (f"{how}: non-negative least squares (relative error) of per-layer time = flops / rate x (1 + half / n) + "
               f"bytes / bandwidth + fixed cost, summed over layers, on {count} synthetic networks timed whole "
-              f"(median error of the fit {conditions['fit_median_error']:.1%}, leave-one-out {held_out:.1%})")
+              f"(median error of the fit {conditions['fit_median_error']:.1%}, leave-one-out {held_out:.1%}{validated})")
     return DeviceProfile(
         name=name,
         description=f"calibrated: {conditions['device_name']} ({device}, {conditions['threads']} threads)",
@@ -274,7 +345,8 @@ def _profile(state: dict, name: str, device: str, count: int, limits: NoiseLimit
         achievable_compute=1.0,
         achievable_bandwidth=1.0,
         combine="sum",
-        **figures,
+        **_figures(state),
+        errors=_validation_error(conditions),
         sources={"peak_flops": f"{how}: fastest square matrix multiply (the floor of every fitted time per FLOP)",
                  "efficiency": f"{fitted}: fitted rate over peak",
                  "half_efficiency_channels": f"{how}: fitted with the efficiency",

@@ -30,6 +30,7 @@ from scalelab.analysis.latency_published import PublishedRow, all_rows, network,
 from scalelab.blocks.layers import KERNEL_CLASSES, LatencyClass
 from scalelab.devices import DeviceProfile, load_profile, profile_names
 from scalelab.devices.profile import RegimeError, parse_profile, profiles_dir
+from scalelab.graph.network import Network
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,11 +54,11 @@ class Ops:
     overhead: "np.ndarray"
 
 
-def ops_of(key: tuple[str, int, str], base: DeviceProfile) -> Ops:
+def ops_of(key: tuple[str, int, str], base: DeviceProfile, networks: "Callable[[str, int], Network]" = network) -> Ops:
     import numpy as np
 
     name, resolution, dtype = key
-    one, two = (predict_latency(network(name, resolution), base, dtype, b) for b in (1, 2))
+    one, two = (predict_latency(networks(name, resolution), base, dtype, b) for b in (1, 2))
 
     def kernels(p: LatencyPrediction) -> list[LayerTime]:
         return [t for b in p.blocks.values() for t in b.layers if t.latency_class is not LatencyClass.FREE]
@@ -191,8 +192,10 @@ def held_out(rows: list[PublishedRow], base: DeviceProfile, table: dict) -> dict
     return errors
 
 
-def table_for(rows: list[PublishedRow], base: DeviceProfile) -> dict:
-    return {key: ops_of(key, base) for key in {r.key for r in rows}}
+def table_for(rows: list[PublishedRow], base: DeviceProfile, networks: "Callable[[str, int], Network]" = network) -> dict:
+    """Each row's (network, resolution, dtype) on ``base``; ``networks`` resolves a name at a resolution
+    (default: the published networks' builders; ``calibrate --from-table`` passes its own)."""
+    return {key: ops_of(key, base, networks) for key in {r.key for r in rows}}
 
 
 def stated(median_error: float) -> float:
@@ -234,13 +237,14 @@ def regime_errors(errors: dict[str, list[float]], rows: list[PublishedRow], what
 
 
 def fit_profile(base: DeviceProfile, rows: list[PublishedRow], sources: str,
-                borrowed_host_us: "float | None" = None) -> DeviceProfile:
+                borrowed_host_us: "float | None" = None, networks: "Callable[[str, int], Network]" = network
+                ) -> DeviceProfile:
     """The profile with its unknowns fitted on ``rows`` (all of them) and its held-out error per regime;
     host_us borrowed where no row is below batch 64 (the host cost is invisible at large batch)."""
     errors: dict[str, list[float]] = {"host_bound": [], "transition": [], "device_bound": []}
     x: dict = {}
     if rows:
-        table = table_for(rows, base)
+        table = table_for(rows, base, networks)
         if all(r.batch >= 64 for r in rows):
             base = base.model_copy(update={"host_us": borrowed_host_us or 0.0})
         x = fit(rows, base, table)

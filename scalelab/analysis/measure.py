@@ -1,15 +1,16 @@
 """Measured latency: each block built alone at its real input shape, and the whole network, timed
 with torch on CPU or CUDA. torch is imported inside the functions only.
 
-Method (robust to a busy machine): warm-up runs, then rounds in which every block to be timed runs a
-short burst in turn (interleaved, so that a burst of competing work hits several blocks a little
-rather than one block a lot). A block's figure is the lowest of its round medians: one slow run
-cannot move a median, and competing work only ever raises a round's. Rounds go on until the runs'
-inter-quartile range is within ``stable`` of that figure or the time budget is spent. The competing
-load and the spread are recorded (``scalelab.analysis.noise``); a noisy measurement is repeated
-after a back-off and refused if it stays noisy, unless the caller accepts it marked noisy. Results
-are cached (``scalelab.analysis.timing_cache``) keyed by (layer tree, input shape, device, dtype,
-batch, threads, channels_last, torch version).
+Method (robust to a busy machine and to an idle one that jitters): warm-up runs, then short rounds
+in which every block to be timed runs a short burst in turn (interleaved, so that a burst of
+competing work hits several blocks a little rather than one block a lot). A block's figure is the
+lowest of its round medians: one slow run cannot move a median, and competing work or jitter only
+ever raises a round's. Rounds go on until that kept figure has settled (the lowest round median of
+the odd rounds and that of the even rounds agree within ``stable``, ``scalelab.analysis.noise``) or
+the time budget is spent. The competing load and how far the kept figure still moves are recorded;
+under competing load the measurement is repeated after a back-off and refused if the load stays,
+unless the caller accepts it marked noisy. Results are cached (``scalelab.analysis.timing_cache``)
+keyed by (layer tree, input shape, device, dtype, batch, threads, channels_last, torch version).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from collections.abc import Hashable, Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional, TypeVar
 
 from scalelab import progress
 from scalelab.analysis import timing_cache
-from scalelab.analysis.noise import LoadWindow, Noise, NoiseLimits, until_quiet
+from scalelab.analysis import noise as machine_load  # its LoadWindow looked up at each call: tests stand in a load
+from scalelab.analysis.noise import SETTLE, Noise, NoiseLimits, until_quiet
 from scalelab.blocks.layers import Shape
 from scalelab.errors import ScalelabError
 from scalelab.graph.network import Network, ResolvedBlock
@@ -40,7 +42,10 @@ if TYPE_CHECKING:
 #: what names a callable timed in turns: a block's label, or a calibration network's index
 Label = TypeVar("Label", bound=Hashable)
 
-MEASURABLE = ("fp32", "fp16", "bf16")
+MEASURABLE = ("fp32", "fp16", "bf16", "amp", "tf32")
+#: what autocast computes in under --dtype amp: fp16 on a GPU (as timm's and NVIDIA's AMP tables), bf16 on a CPU
+#: (torch's CPU autocast has no fp16 kernels worth timing)
+AUTOCAST = {"cuda": "float16", "cpu": "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class Timing:
     other_cpus: float = 0.0  # CPUs other processes kept busy while this was measured
     noisy: bool = False  # measured beyond the noise limits and kept anyway
     drift: float = 0.0  # how far the typical round median lies above the kept figure (fraction)
+    unsettled: float = 0.0  # how far the kept figure moves between the odd and the even rounds (fraction)
+    rounds: int = 0
 
     @property
     def spread_ms(self) -> float:
@@ -68,6 +75,22 @@ def drift(timings: Iterable[Timing]) -> float:
     timings = list(timings)
     kept = sum(t.median_ms for t in timings)
     return sum(t.drift * t.median_ms for t in timings) / kept if kept > 0 else 0.0
+
+
+def unsettled(timings: Iterable[Timing]) -> float:
+    """How far the kept figures still move between halves of the rounds, time-weighted (as ``drift``)."""
+    timings = list(timings)
+    kept = sum(t.median_ms for t in timings)
+    return sum(t.unsettled * t.median_ms for t in timings) / kept if kept > 0 else 0.0
+
+
+def split_half(medians: list[float]) -> float:
+    """How far the lowest round median of the odd rounds and that of the even rounds disagree, as a
+    fraction of the lowest of all: small once more rounds no longer lower the kept figure. One
+    round cannot tell: 1.0."""
+    if len(medians) < 2 or min(medians) <= 0:
+        return 1.0
+    return abs(min(medians[0::2]) - min(medians[1::2])) / min(medians)
 
 
 @dataclass(frozen=True)
@@ -126,10 +149,13 @@ def _run_once(fn: Callable[[], object], device: str) -> float:
     return 1e3 * (time.perf_counter() - t0)
 
 
-def _summary(samples: list[float], kept: float, typical: Optional[float] = None) -> Timing:
+def _summary(samples: list[float], kept: float, typical: Optional[float] = None,
+             medians: Optional[list[float]] = None) -> Timing:
     q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive") if len(samples) > 1 else (samples * 3)
     excess = (typical / kept - 1) if typical is not None and kept > 0 else 0.0
-    return Timing(kept, min(q1, kept), max(q3, kept), len(samples), min_ms=min(samples), drift=excess)
+    rounds = len(medians) if medians else 0
+    return Timing(kept, min(q1, kept), max(q3, kept), len(samples), min_ms=min(samples), drift=excess,
+                  unsettled=split_half(medians) if medians else 0.0, rounds=rounds)
 
 
 def time_callable(fn: Callable[[], object], device: str, warmup: int = 3, min_repeats: int = 5, max_repeats: int = 50,
@@ -153,12 +179,14 @@ def time_callable(fn: Callable[[], object], device: str, warmup: int = 3, min_re
     return _summary(samples, statistics.median(samples))
 
 
-def time_interleaved(fns: dict[Label, Callable[[], object]], device: str, warmup: int = 3, burst: int = 5,
-                     min_rounds: int = 3, max_rounds: int = 10, stable: float = 0.05,
+def time_interleaved(fns: dict[Label, Callable[[], object]], device: str, warmup: int = 3, burst: int = 3,
+                     min_rounds: int = 6, max_rounds: int = 40, stable: float = SETTLE,
                      budget_s: float = 5.0, on_round: Callable[[], None] = lambda: None) -> dict[Label, Timing]:
     """Time several callables in turns: each round runs every callable ``burst`` times; a callable's
-    figure is the lowest of its round medians. Stops after ``min_rounds`` once the rounds agree
-    within ``stable`` (``drift``), or after ``max_rounds``, or when ``budget_s`` per callable is spent."""
+    figure is the lowest of its round medians. Stops after ``min_rounds`` once the kept figures have
+    settled within ``stable`` (``unsettled``: odd against even rounds), or after ``max_rounds``, or
+    when ``budget_s`` per callable is spent. Many short rounds give jitter many chances to leave a
+    round alone."""
     import torch
 
     for fn in fns.values():
@@ -176,18 +204,54 @@ def time_interleaved(fns: dict[Label, Callable[[], object]], device: str, warmup
             samples[name] += runs
             medians[name].append(statistics.median(runs))
         on_round()
-        timings = {name: _summary(samples[name], min(medians[name]), statistics.median(medians[name])) for name in fns}
-        if round_ >= min_rounds and (drift(timings.values()) <= stable or time.perf_counter() - start > limit):
+        timings = {name: _summary(samples[name], min(medians[name]), statistics.median(medians[name]), medians[name])
+                   for name in fns}
+        if round_ >= min_rounds and (unsettled(timings.values()) <= stable or time.perf_counter() - start > limit):
             break
     return timings
 
 
 def _torch_dtype(dtype: str) -> torch.dtype:
+    """The dtype of the module's weights and inputs: amp (autocast) and tf32 keep fp32 tensors."""
     import torch
 
     if dtype not in MEASURABLE:
         raise ScalelabError(f"cannot measure in {dtype}: measured latency supports {', '.join(MEASURABLE)}")
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype, torch.float32)
+
+
+def check_precision(device: str, dtype: str) -> None:
+    """Refuse, before anything is built, a precision torch cannot run on ``device``."""
+    _torch_dtype(dtype)
+    if dtype == "tf32" and not device.startswith("cuda"):
+        raise ScalelabError("cannot measure tf32 on cpu: TF32 is a tensor-core format of NVIDIA GPUs (Ampere and "
+                            "later) and a CPU has no such mode; measure fp32 on cpu, or tf32 with --measure-on cuda")
+
+
+def precision(device: str, dtype: str) -> ContextManager[object]:
+    """What runs the timed modules in ``dtype``: autocast for amp (fp16 on a GPU, bf16 on a CPU: fp32
+    weights, the casts autocast adds included in the time), TF32 matrix multiplies and convolutions
+    for tf32 (restored afterwards), nothing for the others."""
+    import torch
+
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    if dtype == "amp":
+        return torch.autocast(kind, dtype=getattr(torch, AUTOCAST[kind]))
+    if dtype == "tf32":
+        return _tf32()
+    return nullcontext()
+
+
+@contextmanager
+def _tf32() -> Iterator[None]:
+    import torch
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def _prepare(module: nn.Module, shapes: list[Shape], batch: int, device: str, dtype: str, channels_last: bool
@@ -209,25 +273,37 @@ def _prepare(module: nn.Module, shapes: list[Shape], batch: int, device: str, dt
     return module, inputs
 
 
+@dataclass(frozen=True)
+class Rounds:
+    """How ``measure_latency`` times: warm-up runs, runs per block in a round, rounds, settle tolerance."""
+
+    warmup: int = 3
+    burst: int = 3
+    min_rounds: int = 6
+    max_rounds: int = 30
+    stable: float = SETTLE
+
+
 def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", batch: int = 1, *,
                     blocks: bool = True, whole: bool = True, channels_last: bool = False,
-                    warmup: int = 3, burst: int = 5, min_rounds: int = 3, max_rounds: int = 10,
-                    stable: float = 0.05, use_cache: bool = True, cache_path: Optional[Path] = None,
+                    rounds: Rounds = Rounds(), use_cache: bool = True, cache_path: Optional[Path] = None,
                     progress: bool = True, limits: NoiseLimits = NoiseLimits(),
                     allow_noisy: bool = False) -> Measurement:
     """Measure each inference block alone at its input shape and/or the whole network.
 
     Timings found clean in the cache are served from it (marked ``cached``); the rest are measured
-    together, interleaved, and measured again after a back-off while the machine is too noisy
-    (``NoisyMachine`` if it stays so, unless ``allow_noisy``: then kept and marked ``noisy``)."""
+    together, interleaved, until settled, and measured again (after a back-off under competing load)
+    while noisy (``NoisyMachine`` if it stays so, unless ``allow_noisy``: then kept and marked ``noisy``)."""
     import torch
 
     if batch < 1:
         raise ScalelabError(f"batch must be at least 1, got {batch}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ScalelabError(f"--measure on {device}: CUDA is not available here; use cpu")
-    _torch_dtype(dtype)
+    check_precision(device, dtype)
     conditions = conditions_for(device, dtype, batch, channels_last)
+    if dtype == "amp":
+        conditions["autocast"] = AUTOCAST["cuda" if device.startswith("cuda") else "cpu"]
     path = cache_path or cache_file()
     inference = network.inference_blocks()
     work = ([(b.name, b) for b in inference] if blocks else []) + ([("(network)", None)] if whole else [])
@@ -237,32 +313,47 @@ def measure_latency(network: Network, device: str = "cpu", dtype: str = "fp32", 
     todo = [(label, block) for label, block in work if label not in results]
     noise = Noise(0.0, 0.0)
     if todo:
-        fns = _callables(network, todo, device, dtype, batch, channels_last, progress)
-        what = f"measuring {network.spec.name}"
-        with torch.inference_mode(), bar(f"{what}: {len(todo)} timings, rounds", max_rounds, progress) as steps:
-            attempts = iter(range(1, len(limits.backoff_s) + 2))
-
-            def attempt() -> tuple[dict[str, Timing], Noise]:
-                steps.say(f"{what}: {len(todo)} timings, attempt {next(attempts)}, rounds", max_rounds, restart=True)
-                with LoadWindow() as window:
-                    timings = time_interleaved(fns, device, warmup=warmup, burst=burst, min_rounds=min_rounds,
-                                               max_rounds=max_rounds, stable=stable, on_round=steps.advance)
-                return timings, Noise(window.other_cpus, drift(timings.values()))
-
-            fresh, noise = until_quiet(attempt, what, limits, allow_noisy, on_wait=steps.say)
+        fresh, noise = _measure(network, todo, conditions, rounds, progress, limits, allow_noisy)
         noisy = bool(noise.problems(limits))
         fresh = {label: replace(t, other_cpus=noise.other_cpus, noisy=noisy) for label, t in fresh.items()}
         results.update(fresh)
         if use_cache:
             entries = {keys[label]: {k: v for k, v in asdict(t).items() if k != "cached"} for label, t in fresh.items()}
-            timing_cache.store(path, entries, noisy, noise.other_cpus, {keys[label]: t.drift for label, t in fresh.items()})
+            timing_cache.store(path, entries, noisy, noise.other_cpus,
+                               {keys[label]: t.unsettled for label, t in fresh.items()})
     whole_timing = results.pop("(network)", None)
+    autocast = f", autocast to {conditions['autocast']}" if "autocast" in conditions else ""
     method = (f"measured with torch {conditions['torch']} on {conditions['device_name']} ({device}, "
-              f"{conditions['threads']} threads): after {warmup} warm-up runs, rounds of {burst} runs per block in "
-              f"turn; each figure is the lowest round median, spread = inter-quartile range of the runs; blocks "
-              f"timed alone at their input shapes; competing load {noise.other_cpus:.2f} CPUs, rounds "
-              f"disagreeing by {noise.spread:.0%}" + (" (NOISY: beyond the limits, kept on request)" if noise.problems(limits) else ""))
+              f"{conditions['threads']} threads{autocast}): after {rounds.warmup} warm-up runs, rounds of {rounds.burst} "
+              f"runs per block in turn until each block's lowest round median, its figure, settles (odd and even "
+              f"rounds within {rounds.stable:.0%}); spread = inter-quartile range of the runs; blocks timed alone at "
+              f"their input shapes; competing load {noise.other_cpus:.2f} CPUs, kept figures settled to "
+              f"{noise.spread:.1%}, rounds disagreeing by {noise.disagreement:.0%}"
+              + (" (NOISY: beyond the limits, kept on request)" if noise.problems(limits) else ""))
     return Measurement(conditions, {label: results[label] for label, b in work if b is not None}, whole_timing, method)
+
+
+def _measure(network: Network, todo: list[tuple[str, Optional[ResolvedBlock]]], conditions: dict, rounds: Rounds,
+             shown: bool, limits: NoiseLimits, allow_noisy: bool) -> tuple[dict[str, Timing], Noise]:
+    """Build what is to be timed and time it, interleaved, until the machine lets it be measured cleanly."""
+    import torch
+
+    device, dtype = conditions["device"], conditions["dtype"]
+    fns = _callables(network, todo, device, dtype, conditions["batch"], conditions["channels_last"], shown)
+    what = f"measuring {network.spec.name}"
+    with torch.inference_mode(), precision(device, dtype), bar(f"{what}: {len(todo)} timings, rounds",
+                                                                rounds.max_rounds, shown) as steps:
+        attempts = iter(range(1, len(limits.backoff_s) + 2))
+
+        def attempt() -> tuple[dict[str, Timing], Noise]:
+            steps.say(f"{what}: {len(todo)} timings, attempt {next(attempts)}, rounds", rounds.max_rounds, restart=True)
+            with machine_load.LoadWindow() as window:
+                timings = time_interleaved(fns, device, warmup=rounds.warmup, burst=rounds.burst,
+                                           min_rounds=rounds.min_rounds, max_rounds=rounds.max_rounds,
+                                           stable=rounds.stable, on_round=steps.advance)
+            return timings, Noise(window.other_cpus, unsettled(timings.values()), drift(timings.values()))
+
+        return until_quiet(attempt, what, limits, allow_noisy, on_wait=steps.say)
 
 
 def bar(what: str, total: int, shown: bool) -> ContextManager[progress.Steps]:
