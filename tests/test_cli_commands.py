@@ -17,8 +17,6 @@ import scalelab.cli
 from scalelab.cli.commands import COMMANDS
 
 COMMAND_MODULES = {f"scalelab.cli.{module}" for module, _ in COMMANDS.values()}
-#: a command module that still imports another command's module: import_cmd takes parse_resolution from analyze
-ALSO_LOADS = {"import": {"scalelab.cli.analyze"}}
 
 
 def _fresh(code: str) -> str:
@@ -64,7 +62,7 @@ def test_the_table_agrees_with_the_commands_the_modules_declare():
 def test_a_command_loads_its_own_module_only(name):
     text, modules = _run_and_list_modules([name, "--help"])
     assert f"Usage: scalelab {name} [OPTIONS]" in " ".join(text.split())
-    assert modules & COMMAND_MODULES == {f"scalelab.cli.{COMMANDS[name][0]}", *ALSO_LOADS.get(name, ())}
+    assert modules & COMMAND_MODULES == {f"scalelab.cli.{COMMANDS[name][0]}"}
 
 
 def test_an_unknown_command_is_refused_with_the_nearest_names():

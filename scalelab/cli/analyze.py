@@ -5,7 +5,6 @@ then is torch imported."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -22,7 +21,6 @@ from scalelab.cli.app import app, emit, friendly
 from scalelab.cli.groups import pick
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.importer.source import is_model_ref
-from scalelab.limits import MAX_RESOLUTION, quote
 from scalelab.output import check_output_file
 from scalelab.progress import progress
 from scalelab.report import Conditions, build_report, default_columns
@@ -118,20 +116,6 @@ def choose_format(fmt: Optional[ReportFormat], output: Optional[Path]) -> str:
         raise ScalelabError(f"--output {output}: analyze writes reports ({', '.join(EXTENSION_FORMATS)}); for a chart "
                             f"use `scalelab plot SPEC --breakdown macs,params -o {output.name}`")
     return O.output_format(output, fmt and fmt.value, EXTENSION_FORMATS, ReportFormat.table.value)
-
-
-def parse_resolution(text: Optional[str]) -> "tuple[int, int] | None":
-    """'224' -> (224, 224); '224x160' -> (224, 160) (height x width)."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX,]\s*(\d{1,9})\s*)?", text)
-    if not match:
-        raise ScalelabError(f"--resolution: expected a size such as 224 or 224x160 (height x width), got {quote(text, 40)}")
-    h = int(match.group(1))
-    w = int(match.group(2)) if match.group(2) else h
-    if not (1 <= h <= MAX_RESOLUTION and 1 <= w <= MAX_RESOLUTION):
-        raise ScalelabError(f"--resolution: sizes must be between 1 and {MAX_RESOLUTION:,}, got '{text}'")
-    return (h, w)
 
 
 def check_combinations(figures: FigureOptions) -> None:
@@ -273,7 +257,7 @@ def _run(parsed: dict[str, Any]) -> None:
 def _analysis(network: NetworkOptions) -> tuple[Analysis, Extra]:
     """The analysis of SPEC, or of the PyTorch model it names, imported at the resolution asked or
     else at its own input size (torch only then), with what the report says of that import."""
-    size = parse_resolution(network.resolution)
+    size = O.parse_resolution(network.resolution)
     if not is_model_ref(network.spec):
         return run_analysis(network.spec, resolution=size, batch=network.batch), Extra()
     with progress(f"importing {network.spec}: building, tracing and checking every block"):

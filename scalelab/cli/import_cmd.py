@@ -12,7 +12,6 @@ import typer
 
 from scalelab.api import import_ref
 from scalelab.cli import options as O
-from scalelab.cli.analyze import parse_resolution
 from scalelab.cli.app import app, emit, friendly
 from scalelab.errors import ScalelabError
 from scalelab.output import check_output_file
@@ -83,7 +82,7 @@ def import_(
         raise ScalelabError(f"-o {output}: a spec is written as .yaml, .yml or .json")
     format = SpecFormat(O.output_format(output, format and format.value, BY_SUFFIX, SpecFormat.yaml.value))
     check_output_file(output)
-    shape, size = input_shape(resolution, input_size), parse_resolution(resolution)
+    shape, size = input_shape(resolution, input_size), O.parse_resolution(resolution)
     with progress(f"importing {model}: building, tracing with torch.fx and checking every block"):
         imported, _, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported)
     if format is SpecFormat.json:
