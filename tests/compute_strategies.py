@@ -75,7 +75,17 @@ def conv1d(draw):
     return "conv1d", params, shape
 
 
+@st.composite
+def matmul(draw):
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    lead = draw(st.lists(st.integers(1, 3), max_size=2))
+    a = (*[d if draw(st.booleans()) else 1 for d in lead], n, k) if draw(st.booleans()) else (k,)
+    b = (*lead[draw(st.integers(0, len(lead))):], k, m) if draw(st.booleans()) else (k,)
+    return "matmul", {"kind": "matmul"}, [a, b]
+
+
 STRATEGIES = {
+    "matmul": matmul(),
     "conv1d": conv1d(),
     "linear": linear(),
     "activation": activation(),

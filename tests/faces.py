@@ -52,11 +52,11 @@ def check_faces(layer, shape, trained, input_grad, *, batch=3, module=None, grad
 
     counter = FlopCounterMode(display=False)
     with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = module(*xs)
+        y = module(xs) if isinstance(shape, list) else module(xs[0])  # several inputs: one list
     assert tuple(y.shape[1:]) == out
     cost = layer.cost(shape, out)
     assert cost.params == sum(p.numel() for p in module.parameters())
-    macs = layer.train_macs(shape, out)
+    macs = layer.grad_macs(shape, grads) if isinstance(shape, list) else layer.train_macs(shape, out)
     assert 2 * batch * macs.forward == counter.get_total_flops() == 2 * batch * cost.macs
     if trained or any(grads):
         face = layer.saved(shape, out, trained, grads if len(shapes) > 1 else grads[0], "cpu")
@@ -69,7 +69,8 @@ def check_faces(layer, shape, trained, input_grad, *, batch=3, module=None, grad
     module.eval()  # the inputs are made inside the counted pass, so they are counted once
 
     def run():
-        return module(*[make(s) for s in shapes])
+        fresh = [make(s) for s in shapes]
+        return module(fresh) if isinstance(shape, list) else module(fresh[0])
 
     peak = dispatch_peak(run)
     assert peak == 4 * batch * (sum(L.elements(s) for s in shapes) + layer.inner_peak(shape, out).peak_elems)

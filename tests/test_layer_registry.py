@@ -220,8 +220,9 @@ def test_every_primitive_kind_has_an_example():
     # an opaque layer stands for an operation of unknown cost: no module to compare (tests/test_import.py);
     # a source takes no input and a split gives a tuple: tests/test_sources_and_outputs.py checks their faces
     from tensor_examples import JOINS, SINGLE  # tests/test_tensor_ops.py checks the tensor operations' faces
+    from compute_examples import SEVERAL  # tests/test_compute_matmul.py and _attention.py check theirs
 
-    examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS]}
+    examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS, *SEVERAL]}
     assert examples == primitives - {"opaque", "param", "split", "unbind"}
 
 

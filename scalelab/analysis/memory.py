@@ -314,6 +314,20 @@ class _SavedWalk(TrainWalk):
         self.bytes += self.batch * (saved.per_sample_bytes + self.nbytes * saved.per_sample_elements) + saved.fixed_bytes
         return out
 
+    def several(self, node: Primitive, xs: list[Tensor], out_shape: Shape) -> Tensor:
+        out = super().several(node, xs, out_shape)
+        if not out.grad:
+            return out
+        saved = node.saved([t.shape for t in xs], out_shape, False, tuple(t.grad for t in xs),  # type: ignore[arg-type]  # its shapes, each input's need
+                           self.device)
+        for t, keep in zip(xs, saved.inputs):
+            if keep:
+                self.keep(t)
+        if saved.output:
+            self.keep(out)
+        self.bytes += self.batch * (saved.per_sample_bytes + self.nbytes * saved.per_sample_elements) + saved.fixed_bytes
+        return out
+
 
 def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optimizer: str = "sgd",
                     freeze_until: Optional[str] = None, device: str = "cpu") -> TrainingMemory:

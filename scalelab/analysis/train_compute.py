@@ -82,6 +82,13 @@ class _ComputeWalk(TrainWalk):
         ))
         return super().layer(node, x, out_shape, trained)
 
+    def several(self, node: Primitive, xs: list[Tensor], out_shape: Shape) -> Tensor:
+        shapes, grads = [t.shape for t in xs], tuple(t.grad for t in xs)
+        macs = node.grad_macs(shapes, grads)  # type: ignore[attr-defined]  # every primitive of several inputs has it
+        self.rows.append(LayerTraining(self.block, node.cost(shapes, out_shape).label, node, False, any(grads),  # type: ignore[arg-type]
+                                       self.batch * macs.forward, self.batch * macs.grad_input, 0))
+        return super().several(node, xs, out_shape)
+
 
 def training_compute(network: Network, batch: int = 1, frozen: Collection[str] = ()) -> TrainingCompute:
     """Per-layer MACs of one training step of ``batch`` samples, every block run in execution order

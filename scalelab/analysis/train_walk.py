@@ -67,6 +67,11 @@ class TrainWalk:
     def layer(self, node: Primitive, x: Tensor, out_shape: Shape, trained: bool) -> Tensor:
         return Tensor(out_shape, x.grad or trained)
 
+    def several(self, node: Primitive, xs: list[Tensor], out_shape: Shape) -> Tensor:
+        """A primitive of several inputs and no weights (matmul, attention), recorded when an input
+        needs a gradient; its ``grad_macs`` and ``saved`` faces take each input's own need."""
+        return Tensor(out_shape, any(t.grad for t in xs))
+
 
 def frozen_prefix(network: Network, freeze_until: Optional[str]) -> set[str]:
     """The blocks whose weights do not train: ``freeze_until`` (a block, or a stage: its last block)

@@ -149,6 +149,7 @@ class Saved:
     per_sample_bytes: int = 0  # further tensors of a fixed width (int64 indices, bool masks), bytes per sample
     fixed_bytes: int = 0  # tensors whose size does not depend on the batch (batchnorm's fp32 statistics)
     view: bool = False  # the output is a view of the input: same storage, saved once
+    inputs: tuple[bool, ...] = ()  # a layer of several inputs (matmul, attention): which of them it keeps
 
 
 @dataclass(frozen=True)
