@@ -272,3 +272,51 @@ def test_an_opaque_layer_refuses_every_face_that_needs_its_arithmetic():
     for face in faces:
         with pytest.raises(ScalelabError, match="opaque layer my.op: its .* is unknown"):
             face()
+
+
+class Gated(nn.Module):
+    """y = relu(conv(x)); y * sigmoid(conv1x1(y)): a gate with no pooling (it once ended in IndexError)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.gate = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return y * torch.sigmoid(self.gate(y))
+
+
+class Attending(nn.Module):
+    """A conv stem, nn.MultiheadAttention over the positions and a LayerNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.norm = nn.LayerNorm(16)
+
+    def forward(self, x):
+        t = self.stem(x).flatten(2).transpose(1, 2)
+        return self.norm(self.attn(t, t, t)[0])
+
+
+def test_a_gated_module_imports_exactly(tmp_path, run_fresh, reference_macs):
+    model = Gated().eval()
+    imported = import_module(model, (3, 32, 32), name="gated")
+    result = analyze(imported.spec)
+    # by hand: conv 3*8*9 + 8, gate 8*8 + 8; MACs 1024 positions * (8*27 + 8*8)
+    assert result.total.params == 224 + 72 == sum(p.numel() for p in model.parameters())
+    assert result.total.macs == 1024 * (8 * 27 + 8 * 8) == reference_macs(model, torch.zeros(1, 3, 32, 32))
+    assert [b.kind for b in result.blocks] == ["conv", "conv", "binary"]
+    assert_reanalysed_without_torch(imported, tmp_path, run_fresh, 296, result.total.macs)
+    assert_rebuilt_module_computes_the_same(imported, model, torch.randn(2, 3, 32, 32))
+
+
+def test_allow_unsupported_keeps_the_parameters_of_attention_exact():
+    model = Attending().eval()
+    imported = import_module(model, (3, 16, 16), name="attending", allow_unsupported=True)
+    result = analyze(imported.spec)
+    # by hand: stem 3*16*9 + 16; in_proj 3*16*16 + 48, out_proj 16*16 + 16; norm 2*16
+    assert result.total.params == 448 + 816 + 272 + 32 == sum(p.numel() for p in model.parameters())
+    assert imported.opaque and result.blocks[-1].out_shape == (64, 16)

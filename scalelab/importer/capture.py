@@ -66,8 +66,12 @@ class Captured:
         shape = _val_shape(node)
         if shape is None:
             return None
-        axis = self.batch_axis(node)
-        return tuple(int(d) for i, d in enumerate(shape) if i != axis)
+        try:
+            axis = self.batch_axis(node)
+        except BatchMerged:  # per sample, an axis of size batch * k holds k
+            axis = None
+        return tuple(int(d) if isinstance(d, int) else int(d.node.expr.subs(self.batch, 1))
+                     for i, d in enumerate(shape) if i != axis)
 
     def full_shape(self, node) -> "tuple[int, ...] | None":
         """The node's shape with the batch axis kept as -1."""

@@ -53,8 +53,8 @@ def block_names(drafts: list[Draft], cap: Captured) -> list[str]:
     several = {scope for scope, seen in labels.items() if len(seen) > 1}
     names, used = [], {INPUT}
     for d in drafts:
-        base = _base(d, modules, several)
-        if base not in d.members and base in modules.children and base not in {_parent(m) for m in d.members}:
+        base = d.fixed_name or _base(d, modules, several)
+        if not d.fixed_name and base not in d.members and base in modules.children and base not in {_parent(m) for m in d.members}:
             base = f"{base}_op"  # an operator named like a module that is not this block
         name, n = base, 1
         while name in used:
@@ -80,10 +80,12 @@ def _trim(fields: dict) -> dict:
     return {"kind": kind, **{k: v for k, v in fields.items() if k != "kind" and not _is_default(kind, k, v)}}
 
 
-def spec_shape(cap: Captured, d: Draft) -> tuple:
+def spec_shape(cap: Captured, d: Draft) -> "tuple | None":
     """The draft's output shape per sample as the spec states it: channels first."""
     shape = cap.shape_of(d.node)
-    return (shape[-1], *shape[:-1]) if d.channels_last else shape  # type: ignore[index,return-value]  # a tensor node
+    if shape is None or not d.channels_last:
+        return shape
+    return (shape[-1], *shape[:-1])
 
 
 def spec_blocks(drafts: list[Draft], names: list[str], cap: Captured, entry: str = INPUT,
@@ -111,7 +113,10 @@ def spec_blocks(drafts: list[Draft], names: list[str], cap: Captured, entry: str
             chain_names.append(block_name)
             previous = block_name
         produced[d.node] = name
-        shapes[name] = spec_shape(cap, d)
+        produced.update({g: f"{name}.{i}" for g, i in d.parts.items()})
+        shape = spec_shape(cap, d)
+        if shape is not None and not d.fixed_name:
+            shapes[name] = shape
         held.append((chain_names, list(d.state)))
     return blocks, shapes, held
 

@@ -15,6 +15,8 @@ from typing import Any
 from scalelab.importer.capture import BatchMerged, Captured, scope_of
 from scalelab.importer.ops_activation import folds
 from scalelab.importer.patterns import channel_split, find_channel_shuffle, find_squeeze_excite, permute_layout
+from scalelab.importer.ops_tensor import OPERANDS, split_outputs
+from scalelab.importer.params import operand_param
 from scalelab.importer.table import ALIAS, PASSIVE, Call, Unsupported, handler_of, label
 
 #: operators whose first output is the result and the others are statistics nobody reads in eval
@@ -36,9 +38,11 @@ class Draft:
     state: list[str] = field(default_factory=list)
     channels_last: bool = False  # the captured output is (height, width, channels)
     scope: str = ""  # the module the first operator ran in
+    parts: dict = field(default_factory=dict)  # getitem node -> which output of this block it is
+    fixed_name: str = ""  # a param block: the parameter's own name
 
     def __post_init__(self) -> None:
-        self.scope = scope_of(self.node)
+        self.scope = self.scope or scope_of(self.node)
 
 
 @dataclass
@@ -90,6 +94,8 @@ class _Walk:
         self.last: set = set()  # nodes whose output is a channels-last feature map
         self.side = _sample_side(cap)
         self.owned: set = set()  # state placeholders a block holds already
+        self.split_drafts: dict = {}  # split or unbind node -> its draft
+        self.params: dict = {}  # weight-side operand node -> its param draft
 
     def inputs(self, node) -> list:
         return [self.alias.get(a, a) for a in node.all_input_nodes if a in self.side]
@@ -138,7 +144,7 @@ def _map_node(walk: _Walk, node, channels_last: bool):
         if handler is None:
             raise Unsupported("no spec block computes it")
         return handler(Call(node, walk.cap, channels_last))
-    except Unsupported as exc:
+    except (Unsupported, BatchMerged) as exc:
         walk.problem(node, str(exc))
         return None
 
@@ -162,10 +168,7 @@ def _visit(walk: _Walk, node, patterns: dict) -> None:
     elif node.target is operator.getitem:
         _part(walk, node)
     elif isinstance(node.meta.get("val"), (list, tuple)) and short_label(node) not in FIRST_OUTPUT:
-        parts = channel_split(node, cap)
-        if parts is None:
-            walk.problem(node, "no block has several outputs")
-        walk.several[node] = (label(node.target), inputs, parts, walk.state_of(node))
+        _several(walk, node, inputs, channels_last)
     elif (layout := permute_layout(node, cap, channels_last)) is not None:
         walk.alias[node] = inputs[0]  # between channels-first and channels-last: no arithmetic
         if layout == "last":
@@ -178,7 +181,56 @@ def _visit(walk: _Walk, node, patterns: dict) -> None:
         if chain == ALIAS:
             walk.alias[node] = inputs[0]
             return
+        if chain and OPERANDS in chain[0]:
+            chain[0] = dict(chain[0])
+            operands = _operands(walk, node, chain[0].pop(OPERANDS))
+            if operands is None:
+                chain = None
+            inputs = operands or inputs
+            held = {name for o in operands or () if o in walk.params for name in walk.params[o].state}
+            state = [name for name in state if name not in held]  # the param blocks hold them
         _add(walk, node, chain, inputs, state, channels_last)
+
+
+def _operands(walk: _Walk, node, operands: list) -> "list | None":
+    """The inputs of a block that reads tensors in order, a parameter among them (as a ``param``
+    block, made at its first use); None (a problem recorded) where an operand is computed from
+    parameters."""
+    inputs = []
+    for operand in operands:
+        if operand in walk.side:
+            inputs.append(walk.alias.get(operand, operand))
+            continue
+        if operand not in walk.params:
+            try:
+                fields, source = operand_param(walk.cap, node, operand)
+            except Unsupported as exc:
+                walk.problem(node, str(exc))
+                return None
+            walk.owned.add(source)
+            name = walk.cap.state[source]
+            walk.params[operand] = Draft([fields], operand, [], [], "param", state=[name], fixed_name=name)
+            walk.drafts.append(walk.params[operand])
+        inputs.append(operand)
+    return inputs
+
+
+def _several(walk: _Walk, node, inputs: list, channels_last: bool) -> None:
+    """An operator with several outputs: chunks of channels as ``channel_split`` blocks (one per
+    output), split and unbind as one block whose outputs are named ``block.N``, else opaque parts."""
+    parts = channel_split(node, walk.cap)
+    chain = None
+    if parts is None and short_label(node) in ("split", "split_with_sizes", "chunk", "unbind") and not channels_last:
+        try:
+            chain = split_outputs(Call(node, walk.cap))
+        except Unsupported as exc:
+            walk.problem(node, str(exc))
+    elif parts is None:
+        walk.problem(node, "no block has several outputs")
+    if chain is not None:
+        walk.drafts.append(Draft(chain, node, inputs, [scope_of(node)], short_label(node)))
+        walk.split_drafts[node] = walk.drafts[-1]
+    walk.several[node] = (label(node.target), inputs, parts, walk.state_of(node))
 
 
 def _part(walk: _Walk, node) -> None:
@@ -191,6 +243,9 @@ def _part(walk: _Walk, node) -> None:
         return
     name, sources, parts, state = walk.several[producer]
     index = node.args[1]
+    if producer in walk.split_drafts:
+        walk.split_drafts[producer].parts[node] = index
+        return
     if parts is not None:
         chain = [{"kind": "channel_split", "parts": parts, "take": index}]
         walk.drafts.append(Draft(chain, node, sources, [], f"{short_label(producer)}{index}"))
@@ -226,7 +281,11 @@ def map_graph(cap: Captured) -> Mapped:
             walk.alias[node] = node  # its getitem 0 reads this draft
             last.node = node
             continue
-        _visit(walk, node, patterns)
+        try:
+            _visit(walk, node, patterns)
+        except BatchMerged as exc:  # a matcher met a tensor whose batch is merged into an axis
+            walk.problem(node, str(exc))
+            _add(walk, node, None, walk.inputs(node), walk.state_of(node), False)
     return Mapped(_fold(walk.drafts), walk.problems)
 
 

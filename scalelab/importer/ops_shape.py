@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from scalelab.importer.ops_compute import pair, short
+from scalelab.importer import ops_tensor
 from scalelab.importer.table import ALIAS, Call, Unsupported, needs_kind
 
 
@@ -45,13 +46,13 @@ def _adaptive_avg_pool(c: Call) -> list[dict]:
 
 
 def _mean(c: Call) -> list[dict]:
-    """aten.mean.dim(input, dim, keepdim): over height and width of a feature map."""
-    _feature_map(c)
+    """aten.mean.dim(input, dim, keepdim): over height and width of a feature map a global pool,
+    else a reduction."""
     rank = c.rank()
     dims = c.arg("dim")
     dims = {d % rank for d in ([dims] if isinstance(dims, int) else dims or ())}
-    if dims != {2, 3}:
-        raise Unsupported("a mean over axes other than height and width")
+    if dims != {2, 3} or len(c.in_shape) != 3 or c.channels_last or c.cap.batch_axis(c.node.args[0]) != 0:
+        return ops_tensor.REDUCE_MEAN(c)
     pool = {"kind": "global_avgpool"}
     return [pool] if c.arg("keepdim", False) else [pool, {"kind": "flatten"}]
 
@@ -88,28 +89,23 @@ def _identity(c: Call):
 
 
 def _add(c: Call) -> list[dict]:
-    """aten.add.Tensor(self, other, alpha): two tensors of one shape."""
-    c.batch_first()
-    other = c.arg("other")
-    if not hasattr(other, "op") or c.arg("alpha", 1) != 1 or other in c.cap.state:
-        raise Unsupported("addition of a constant, a parameter or a scaled tensor")
-    if c.shape(other) != c.in_shape:
-        raise Unsupported("addition with broadcasting")
-    return [{"kind": "add"}]
+    """aten.add.Tensor(self, other, alpha): two samples of one shape are the zoo's ``add``; anything
+    else (broadcasting, a parameter, a number, alpha) a binary or unary block."""
+    a, b = c.arg("self"), c.arg("other")
+    same = all(hasattr(t, "op") and t not in c.cap.state and c.cap.batch_axis(t) == 0 for t in (a, b))
+    if same and c.arg("alpha", 1) == 1 and c.shape(a) == c.shape(b):
+        return [{"kind": "add"}]
+    return ops_tensor.BINARY_ADD(c)
 
 
 def _cat(c: Call):
-    """aten.cat(tensors, dim): along the channels of feature maps."""
-    c.batch_first()
     tensors = c.arg("tensors")
-    if c.channels_last or c.arg("dim", 0) % c.rank(tensors[0]) != 1:
-        raise Unsupported(f"concatenation along axis {c.arg('dim', 0)} (only channels)")
-    return ALIAS if len(tensors) == 1 else [{"kind": "concat"}]
+    return ALIAS if len(tensors) == 1 else ops_tensor.cat(c)
 
 
 def _mul(c: Call) -> list[dict]:
-    """aten.mul.Tensor: a product with a learned per-channel parameter is layer scale (CaiT, ConvNeXt)."""
-    c.batch_first()
+    """aten.mul.Tensor: a product with a learned per-channel parameter is layer scale (CaiT, ConvNeXt),
+    any other a binary or unary block."""
     a, b = c.arg("self"), c.arg("other")
     params = [t for t in (a, b) if t in c.cap.state]
     tensors = [t for t in (a, b) if hasattr(t, "op") and t not in params]
@@ -117,10 +113,10 @@ def _mul(c: Call) -> list[dict]:
         out = c.out_shape
         channels = out[-1] if c.channels_last else out[0]
         per_channel = (channels,) if c.channels_last else (channels, 1, 1)
-        if c.shape(params[0]) == per_channel and c.shape(tensors[0]) == out:
+        if c.shape(params[0]) == per_channel and c.shape(tensors[0]) == out and c.cap.batch_axis(tensors[0]) == 0:
             needs_kind("layer_scale")
             return [{"kind": "layer_scale"}]
-    raise Unsupported("an element-wise product outside a squeeze-excite or layer-scale pattern")
+    return ops_tensor.BINARY_MUL(c)
 
 
 def _refused(why: str):
@@ -147,5 +143,4 @@ def entries() -> dict:
         aten.mul.Tensor: _mul,
         aten.permute.default: _refused("a permute other than to channels-last and back"),
         aten.transpose.int: _refused("a transpose outside a channel shuffle"),
-        aten.chunk.default: _refused("no block has several outputs"),
     }

@@ -42,11 +42,11 @@ def _se_chain(gate, x, cap: Captured) -> "list | None":
     """The nodes pool, conv, act, conv, gate if ``gate`` computes squeeze-excite weights of ``x``."""
     chain = [gate]
     for _ in range(4):
-        if not chain[-1].args or not hasattr(chain[-1].args[0], "op"):
+        if chain[-1].op != "call_function" or not chain[-1].args or not hasattr(chain[-1].args[0], "op"):
             return None
         chain.append(chain[-1].args[0])
     gate_act, conv2, act, conv1, pool = chain
-    if pool.args[0] is not x or any(len(n.users) != 1 for n in chain):
+    if pool.op != "call_function" or not pool.args or pool.args[0] is not x or any(len(n.users) != 1 for n in chain):
         return None
     pooled = _is(pool, "adaptive_avg_pool2d") or (_is(pool, "mean") and Call(pool, cap).arg("keepdim", False)
                                                   and {d % 4 for d in Call(pool, cap).arg("dim")} == {2, 3})

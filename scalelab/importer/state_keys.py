@@ -28,7 +28,7 @@ def state_keys(spec, held: list[tuple[list[str], list[str]]], source: dict, ref:
                 stats = [k for k in keys if k and k.endswith("running_var")]
                 keys.append(stats[-1].removesuffix("running_var") + TRACKED if stats else None)
                 continue
-            if not pending or tuple(source[pending[0]].shape) != tuple(tensor.shape):
+            if not pending or source[pending[0]].numel() != tensor.numel():  # a param block may hold a view
                 raise ScalelabError(f"{ref}: the spec's module holds {key} {tuple(tensor.shape)} where the source "
                                     f"holds {pending[:1] or 'nothing'}; the import is not exact, please report this module")
             keys.append(pending.pop(0))

@@ -91,10 +91,10 @@ Handler = Callable[[Call], Any]
 
 
 def _table() -> dict:
-    from scalelab.importer import ops_activation, ops_compute, ops_shape
+    from scalelab.importer import ops_activation, ops_compute, ops_shape, ops_tensor
 
     table: dict = {}
-    for module in (ops_compute, ops_activation, ops_shape):
+    for module in (ops_tensor, ops_compute, ops_activation, ops_shape):
         table.update(module.entries())
     return table
 

@@ -1,0 +1,40 @@
+"""A parameter read as a tensor operand (a layer scale ``x * gamma``, a bias added by hand, a class
+token) becomes a ``param`` block: the tensor as the operation reads it, after any views of the
+parameter (``gamma.reshape(1, -1, 1, 1)``), its axis that lines up with the batch marked."""
+
+from __future__ import annotations
+
+from scalelab.importer.capture import Captured
+from scalelab.importer.table import Unsupported, needs_kind
+
+#: views of a parameter that only change its shape: the param block holds the viewed shape
+RESHAPES = ("view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "unflatten", "alias", "detach")
+
+
+def _source(cap: Captured, operand):
+    """The parameter or buffer ``operand`` is, through views that only reshape it."""
+    node = operand
+    while node not in cap.state:
+        packet = getattr(getattr(node, "target", None), "_overloadpacket", None)
+        if node.op != "call_function" or packet is None or packet.__name__ not in RESHAPES:
+            raise Unsupported("an operand is computed from parameters (weight-side computation)")
+        node = node.args[0]
+    return node
+
+
+def operand_param(cap: Captured, reader, operand) -> tuple[dict, object]:
+    """The param block's fields for ``operand`` as ``reader`` reads it, and the placeholder it is."""
+    needs_kind("param")
+    source = _source(cap, operand)
+    shape = [int(d) for d in operand.meta["val"].shape]
+    out = cap.full_shape(reader) or ()
+    batch = cap.batch_axis(reader)
+    fields: dict = {"kind": "param", "shape": shape or [1], "trainable": cap.state[source] in cap.trainable}
+    if batch is not None and batch >= len(out) - len(shape):
+        axis = batch - (len(out) - len(shape))
+        if shape[axis] != 1:
+            raise Unsupported("a parameter operand spans the batch axis")
+        fields["batch_axis"] = axis
+    if not shape:
+        raise Unsupported("a 0-d parameter operand")
+    return fields, source
