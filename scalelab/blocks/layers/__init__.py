@@ -15,9 +15,9 @@ Counting convention (stated in every report):
 """
 
 from scalelab.blocks.layers.activation import ACTIVATIONS, Activation
+from scalelab.blocks.layers.activation import FUNCTIONS, PReLU, arguments as activation_arguments
 from scalelab.blocks.layers.matmul import Matmul
 from scalelab.blocks.layers.norm_axes import GroupNorm, InstanceNorm, RMSNorm, TrailingLayerNorm
-from scalelab.blocks.layers.activation import FUNCTIONS, PReLU, arguments as activation_arguments
 from scalelab.blocks.layers.base import (
     DEVICE_KINDS, KERNEL_CLASSES, REGISTRY, InnerPeak, LatencyClass, LayerCost, MissingFace, Primitive, Saved, Shape,
     ShapeError, TrainMacs, UnknownLayer, Walk, check_device, definition, latency_of, elements, fmt_shape, register, spatial,
