@@ -110,3 +110,7 @@ def test_the_registry_example(name):
 
     layer, shapes = SEVERAL[name]
     check_faces(layer, shapes, False, True)
+
+
+def test_matmul_is_a_matrix_product_to_a_device():
+    assert L.latency_of(L.Matmul()) == (L.LatencyClass.LINEAR, None)

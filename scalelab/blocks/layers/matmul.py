@@ -108,8 +108,8 @@ class Matmul(Primitive):
         n = elements(out)  # in inference mode no broadcast copy is made (measured): the output only
         return InnerPeak(out, n, n)
 
-    def latency(self) -> tuple[LatencyClass, int]:
-        return LatencyClass.LINEAR, 0  # a batched matrix product; no fixed width
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.LINEAR, None  # a batched matrix product: no fixed width for the thin-kernel rule
 
     def train(self, walker: TrainWalk, xs: list[Tensor]) -> Tensor:  # type: ignore[override]
         return walker.several(self, xs, self.out_shape([t.shape for t in xs]))
