@@ -20,7 +20,7 @@ from scalelab.importer.params import operand_param
 from scalelab.importer.table import ALIAS, PASSIVE, Call, Unsupported, handler_of, label
 
 #: operators whose first output is the result and the others are statistics nobody reads in eval
-FIRST_OUTPUT = ("_native_batch_norm_legit_no_training", "max_pool2d_with_indices")
+FIRST_OUTPUT = ("native_batch_norm_legit_no_training", "max_pool2d_with_indices")  # as short_label writes them
 
 
 @dataclass
