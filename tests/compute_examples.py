@@ -5,4 +5,5 @@ from scalelab.blocks import layers as L
 
 SEVERAL = {
     "matmul": [L.Matmul(), [(2, 5, 4), (2, 4, 3)]],
+    "attention": [L.Attention(), [(2, 5, 4), (2, 7, 4), (2, 7, 6)]],
 }

@@ -16,6 +16,7 @@ Counting convention (stated in every report):
 
 from scalelab.blocks.layers.activation import ACTIVATIONS, Activation
 from scalelab.blocks.layers.activation import FUNCTIONS, PReLU, arguments as activation_arguments
+from scalelab.blocks.layers.attention import Attention
 from scalelab.blocks.layers.matmul import Matmul
 from scalelab.blocks.layers.norm_axes import GroupNorm, InstanceNorm, RMSNorm, TrailingLayerNorm
 from scalelab.blocks.layers.base import (
@@ -51,4 +52,4 @@ __all__ += ["Binary", "Cat", "Contiguous", "Expand", "Interpolate", "Pad", "Perm
 __all__ += ["FUNCTIONS", "PReLU", "activation_arguments"]
 __all__ += ["Param", "Split", "Unbind"]
 __all__ += ["GroupNorm", "InstanceNorm", "RMSNorm", "TrailingLayerNorm"]
-__all__ += ["Matmul"]
+__all__ += ["Attention", "Matmul"]

@@ -1,7 +1,7 @@
-"""Matrix products of two or three inputs, every face: ``matmul`` (torch.matmul on per-sample shapes)
-and scaled dot-product ``attention`` (the math kernel). Their torch modules are in ``matmul_torch``.
+"""The matrix product of two inputs, ``matmul`` (torch.matmul on per-sample shapes), every face; its
+torch module is in ``matmul_torch`` (scaled dot-product attention is ``attention``).
 
-Both take their inputs' shapes as a list. Their training walk (``train``) states which inputs autograd
+It takes its inputs' shapes as a list. Its training walk (``train``) states which inputs autograd
 keeps and which gradients it computes from each input's own need for one: the gradient of one factor
 of a product needs the other factor."""
 
