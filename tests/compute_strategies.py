@@ -84,7 +84,18 @@ def matmul(draw):
     return "matmul", {"kind": "matmul"}, [a, b]
 
 
+@st.composite
+def attention(draw):
+    lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    n_q, n_k, e, ev = (draw(st.integers(1, 5)) for _ in range(4))
+    params = {"kind": "attention", "causal": draw(st.booleans())}
+    if draw(st.booleans()):
+        params["scale"] = draw(st.floats(0.05, 2.0))
+    return "attention", params, [(*lead, n_q, e), (*lead, n_k, e), (*lead, n_k, ev)]
+
+
 STRATEGIES = {
+    "attention": attention(),
     "matmul": matmul(),
     "conv1d": conv1d(),
     "linear": linear(),
