@@ -177,3 +177,53 @@ def test_a_vit_attention_spec_equals_plain_torch(causal):
         assert saved == _saved_bytes(plain, x) == training_step(network, batch=3)["saved_bytes"]
     # by hand: patch 48*16*16, qkv 16*16*48, scores and mixing 2*16*16*(8+8), proj 16*16*16
     assert result.total.macs == 48 * 16 * 16 + 16 * 16 * 48 + 2 * 16 * 16 * 16 + 16 * 16 * 16
+
+
+def _attending(causal=False, mask=False):
+    """Attention over the rows of each channel: q, k and v from three convolutions of the input."""
+    from torch import nn
+
+    class Attending(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+            self.v = nn.Conv2d(3, 4, 3, stride=(1, 2), padding=1)
+
+        def forward(self, x):
+            import torch.nn.functional as F
+
+            q, k, v = self.q(x), self.k(x), self.v(x)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=(q[0, 0] > 0) if mask else None,
+                                                  is_causal=causal, scale=0.5)
+
+    return Attending().eval()
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_a_module_calling_scaled_dot_product_attention_imports_exactly(causal, tmp_path, run_fresh, count_params,
+                                                                        reference_macs):
+    torch = pytest.importorskip("torch")
+    from import_checks import assert_reanalysed_without_torch, assert_rebuilt_module_computes_the_same
+
+    from scalelab.api import analyze
+    from scalelab.importer import import_module
+
+    model = _attending(causal)
+    imported = import_module(model, (3, 8, 8), name="attending")
+    block = next(b for b in imported.spec.blocks if b.kind == "attention")
+    assert (block.causal, block.scale) == (causal, 0.5)
+    result = analyze(imported.spec)
+    macs = reference_macs(model, torch.zeros(1, 3, 8, 8))
+    # by hand: q 4*27*64, k 4*3*64, v 4*27*32; attention 4 heads (channels) x L 8 x S 8 x (E 8 + Ev 4)
+    assert result.total.macs == macs == 4 * 27 * 64 + 4 * 3 * 64 + 4 * 27 * 32 + 4 * 8 * 8 * (8 + 4)
+    assert result.total.params == count_params(model)
+    assert_reanalysed_without_torch(imported, tmp_path, run_fresh, result.total.params, macs)
+    assert_rebuilt_module_computes_the_same(imported, model, torch.randn(2, 3, 8, 8))
+
+
+def test_attention_with_a_mask_is_refused_by_name():
+    pytest.importorskip("torch")
+    from scalelab.importer import import_module
+
+    with pytest.raises(ScalelabError, match=r"aten.scaled_dot_product_attention.default x1 \(attention with a mask"):
+        import_module(_attending(mask=True), (3, 8, 8), name="masked")

@@ -1,7 +1,9 @@
-"""Table entries for the operators that hold parameters: convolution, linear, batch and layer norm."""
+"""Table entries for the operators that hold parameters (convolution, linear, batch and layer norm)
+and scaled dot-product attention."""
 
 from __future__ import annotations
 
+from scalelab.importer.ops_tensor import OPERANDS
 from scalelab.importer.table import Call, Unsupported, needs_kind
 
 
@@ -77,10 +79,25 @@ def _layer_norm(c: Call) -> list[dict]:
     return [{"kind": "layer_norm", "norm_eps": float(c.arg("eps", 1e-5))}]
 
 
+def _attention(c: Call) -> list[dict]:
+    """aten.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
+    enable_gqa) without a mask, dropout or grouped heads: q, k, v with the same leading axes."""
+    c.batch_first()
+    needs_kind("attention")
+    if c.arg("attn_mask") is not None or c.arg("dropout_p", 0.0) or c.arg("enable_gqa", False):
+        raise Unsupported("attention with a mask, dropout or grouped-query heads")
+    qkv = [c.arg(name) for name in ("query", "key", "value")]
+    if len({c.shape(t)[:-2] for t in qkv}) != 1:
+        raise Unsupported("attention of q, k and v with different leading axes")
+    scale = c.arg("scale")
+    return [{"kind": "attention", OPERANDS: qkv, **({"causal": True} if c.arg("is_causal", False) else {}),
+             **({"scale": float(scale)} if scale is not None else {})}]
+
+
 def entries() -> dict:
     import torch
 
     aten = torch.ops.aten
     return {aten.conv2d.default: _conv2d, aten.conv2d.padding: _conv2d, aten.linear.default: _linear,
             aten.batch_norm.default: _batch_norm, getattr(aten, "_native_batch_norm_legit_no_training").default: _batch_norm,
-            aten.layer_norm.default: _layer_norm}
+            aten.layer_norm.default: _layer_norm, aten.scaled_dot_product_attention.default: _attention}
