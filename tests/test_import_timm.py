@@ -34,8 +34,11 @@ FAMILIES = {
     "convnext": ["convnext_atto", "convnextv2_atto"],
     "others": ["gernet_s", "selecsls42b", "vgg11"],
 }
-#: the models this scalelab imports exactly (measured: tests/test_import_timm.py -m slow)
-EXACT = {"resnet18", "resnet10t", "resnet26t", "resnet50d", "seresnet50", "res2net50_26w_4s", "regnetx_002"}
+#: the models this scalelab imports exactly (parameters and MACs measured against the module)
+EXACT = {"resnet18", "resnet10t", "resnet26t", "resnet50d", "seresnet50", "res2net50_26w_4s", "regnetx_002",
+         "regnety_002", "regnetz_b16", "efficientnet_b0", "mobilenetv2_100", "mobilenetv3_small_100",
+         "mobilenetv4_conv_small", "mixnet_s", "lcnet_050", "densenet121", "inception_v3", "inception_v4",
+         "xception41", "dla34", "hrnet_w18_small", "cspresnet50", "cspdarknet53"}
 DEFAULT_RUN = {"resnet10t", "regnetx_002", "ecaresnet50d"}
 MODELS = [m for models in FAMILIES.values() for m in models]
 PARAMS = [pytest.param(m, marks=() if m in DEFAULT_RUN else pytest.mark.slow) for m in MODELS]
