@@ -227,3 +227,16 @@ def test_attention_with_a_mask_is_refused_by_name():
 
     with pytest.raises(ScalelabError, match=r"aten.scaled_dot_product_attention.default x1 \(attention with a mask"):
         import_module(_attending(mask=True), (3, 8, 8), name="masked")
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_a_vit_attention_specs_inference_memory_equals_what_torch_holds(causal):
+    pytest.importorskip("torch")
+    from scalelab.analysis.memory import inference_memory
+    from scalelab.analysis.memory_probe import block_peaks, inference_peak
+    from scalelab.build import build_module
+
+    network = resolve(parse_spec(_vit(causal)))
+    model = inference_memory(network, batch=3)
+    assert {n: b.alive_bytes for n, b in model.blocks.items()} == block_peaks(build_module(network), network.input_shape, 3)
+    assert model.peak_bytes == inference_peak(build_module(network), network.input_shape, 3)
