@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("latency.md"))
     parser.add_argument("--gpu-profiles", action="store_true",
                         help="only rewrite the section on the GPU profiles' held-out errors (no measurement)")
-    parser.add_argument("--max-rounds", type=int, default=10)
+    parser.add_argument("--max-rounds", type=int, default=30)
     parser.add_argument("--allow-noisy", action="store_true", help="keep timings of a busy machine, marked noisy")
     parser.add_argument("--max-load", type=float, default=1.3, help="wait (up to 2 min) for a 1-minute load below this")
     args = parser.parse_args()
@@ -196,10 +196,10 @@ def main() -> None:
 
     import torch
 
-    from scalelab.analysis.latency import predict_latency
-    from scalelab.analysis.measure import measure_latency
-    from scalelab.devices import load_profile
     from scalelab.analysis.calibrate import calibrate
+    from scalelab.analysis.latency import predict_latency
+    from scalelab.analysis.measure import Rounds, measure_latency
+    from scalelab.devices import load_profile
 
     torch.set_num_threads(args.threads)
     for _ in range(24):  # other processes slow and scatter multi-threaded timings: wait up to 2 minutes for quiet
@@ -210,11 +210,12 @@ def main() -> None:
     started = time.time()
     profile = load_profile(args.profile) if args.profile else calibrate(args.device, name="bench-calibrated",
                                                                                    allow_noisy=args.allow_noisy)
+    calibrate_s = None if args.profile else time.time() - started
     rows = []
     for name, resolution, width in NETWORKS:
         label, network = build(name, resolution, width)
-        m = measure_latency(network, args.device, args.dtype, max_rounds=args.max_rounds, use_cache=False,
-                            allow_noisy=args.allow_noisy)
+        m = measure_latency(network, args.device, args.dtype, rounds=Rounds(max_rounds=args.max_rounds),
+                            use_cache=False, allow_noisy=args.allow_noisy)
         p = predict_latency(network, profile, args.dtype)
         block_errors = [ape(p.blocks[b].ms, t.median_ms) for b, t in m.blocks.items()]
         rows.append({
@@ -231,7 +232,8 @@ def main() -> None:
     rho = spearman([r["measured"] for r in rows], [r["predicted"] for r in rows])
     rho_fast = spearman([r["fastest"] for r in rows], [r["predicted"] for r in rows])
     errors = [r["error"] for r in rows]
-    write_report(args, rows, profile, (rho, rho_fast), errors, load_before, load_after, time.time() - started)
+    write_report(args, rows, profile, (rho, rho_fast), errors, (load_before, load_after),
+                 (time.time() - started, calibrate_s))
     print(f"Spearman {rho:.3f} (fastest runs {rho_fast:.3f}); median error per network {statistics.median(errors):.0%} "
           f"(fastest runs {statistics.median(r['fastest_error'] for r in rows):.0%}); wrote {args.output}")
 
@@ -254,17 +256,27 @@ def _calibration_lines(profile) -> list[str]:
         return [f"Profile {profile.name}: {profile.description} (not fitted on synthetic networks)."]
     held = (f", leave-one-out median error {c['held_out_median_error']:.1%} (each synthetic network predicted by a "
             "fit on the others)") if "held_out_median_error" in c else ""
-    return [f"The profile is calibrated by `scalelab.analysis.calibrate` on {c['synthetic_networks']} synthetic networks "
-            "(`scalelab.devices.synthetic`: a fixed, seeded set of small dense, grouped and inverted-residual networks "
-            "at random widths, kernels, strides and resolutions) timed whole; per layer kind the rate, the thin-layer "
-            "slowdown and the fixed cost, and the bandwidth, are fitted by non-negative least squares on relative "
-            f"error, above floors measured on single layers. Fit error on the synthetic set: median "
-            f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}{held}. The networks below are never used "
-            "in the fit; they only evaluate it."]
+    lines = [f"The profile is calibrated by `scalelab.analysis.calibrate` on {c['synthetic_networks']} synthetic networks "
+             "(`scalelab.devices.synthetic`: a fixed, seeded set of small dense, grouped and inverted-residual networks "
+             "at random widths, kernels, strides and resolutions) timed whole; per layer kind the rate, the thin-layer "
+             "slowdown and the fixed cost, and the bandwidth, are fitted by non-negative least squares on relative "
+             f"error, above floors measured on single layers. Fit error on the synthetic set: median "
+             f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}{held}. The networks below are never used "
+             "in the fit; they only evaluate it."]
+    if "validation_errors" in c:
+        each = ", ".join(f"{k} {v:+.1%}" for k, v in c["validation_errors"].items())
+        lines += ["", f"Calibrate's own validation on zoo networks never fitted on (timed during calibration): median "
+                      f"error {c['validation_median_error']:.1%} ({each})."]
+    if "kept_figure_unsettled" in c:
+        lines += ["", f"Calibration timings: competing load {c['competing_load_cpus']:.2f} CPUs, kept figures settled to "
+                      f"{c['kept_figure_unsettled']:.1%} (tolerance {c['settle_tolerance']:.0%}) after "
+                      f"{c['timing_rounds']} rounds, rounds disagreeing by {c['round_disagreement']:.0%}"
+                      + (f"; {c['warning']}" if "warning" in c else "") + "."]
+    return lines
 
 
-def write_report(args, rows, profile, rhos, errors, load_before, load_after, seconds) -> None:
-    c, (rho, rho_fast) = rows[0]["conditions"], rhos
+def write_report(args, rows, profile, rhos, errors, loads, seconds) -> None:
+    c, (rho, rho_fast), (load_before, load_after) = rows[0]["conditions"], rhos, loads
     fast_errors = [r["fastest_error"] for r in rows]
     family = {}  # signed error (predicted / measured - 1) per family: a bias shows as a shared sign
     for r in rows:
@@ -283,7 +295,8 @@ def write_report(args, rows, profile, rhos, errors, load_before, load_after, sec
         f"Machine load (1/5/15-minute load average) before: {', '.join(f'{v:.2f}' for v in load_before)}; after: "
         f"{', '.join(f'{v:.2f}' for v in load_after)} (other processes shared the {os.cpu_count()} cores: "
         "a load above the thread count makes multi-threaded timings slower and noisier). Run time "
-        f"{seconds:.0f} s.",
+        f"{seconds[0]:.0f} s" + (f", of it calibrate {seconds[1]:.0f} s (validation included)." if seconds[1] else
+                                 " (the profile was given)."),
         "",
         f"**Spearman rank correlation across networks: {rho:.3f}** (target >= 0.9). "
         f"**Median absolute percentage error per network: {statistics.median(errors):.1%}** (target <= 25%).",
