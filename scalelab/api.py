@@ -47,7 +47,7 @@ def analyze(
     """The cost of every block of a network, at a resolution and batch.
 
     ``model`` is a spec (a ``Spec``, a spec file's path or a zoo name) or a ``torch.nn.Module``. A
-    module is imported as ``scalelab import`` does (traced in eval mode, each block checked against
+    module is imported as ``scalelab import`` does (captured in eval mode, each block checked against
     it; its training mode is restored afterwards) at the per-sample input ``input_shape``
     ``(channels, height, width)``, or when that is not given, at the size timm's models state in
     ``pretrained_cfg["input_size"]``; any other module needs ``input_shape``. ``resolution`` (224 or
@@ -83,7 +83,7 @@ def import_ref(ref: str, input_shape: "tuple[int, int, int] | None" = None,
     ``file.py:callable``) at ``input_shape``, else the size the model states, else 3x224x224, with
     ``resolution`` replacing height and width. Returns the import, the input it was imported at and
     where that input came from, in words."""
-    from scalelab.importer import import_module  # torch: the module is built and traced
+    from scalelab.importer import import_module  # torch: the module is built and captured
 
     with model_code(ref):
         model = load_model(ref)

@@ -83,7 +83,7 @@ def test_verify_and_import_show_what_they_are_doing(tmp_path, terminal):
     model.write_text("import torch\n\ndef net():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n")
     imported = run("import", f"{model}:net", "-r", "16")
     assert imported.exit_code == 0, imported.output
-    assert f"importing {model}:net: building, tracing with torch.fx" in imported.stderr
+    assert f"importing {model}:net: building, capturing with torch.export" in imported.stderr
     assert imported.stdout.startswith("name: ")  # the spec itself stays clean
 
 

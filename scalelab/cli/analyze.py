@@ -260,7 +260,7 @@ def _analysis(network: NetworkOptions) -> tuple[Analysis, Extra]:
     size = O.parse_resolution(network.resolution)
     if not is_model_ref(network.spec):
         return run_analysis(network.spec, resolution=size, batch=network.batch), Extra()
-    with progress(f"importing {network.spec}: building, tracing and checking every block"):
+    with progress(f"importing {network.spec}: building, capturing and checking every block"):
         imported, shape, origin = import_ref(network.spec, resolution=size)
     note = (f"Imported from {network.spec} at {'x'.join(map(str, shape))} ({origin}): the spec's parameters and "
             f"every block's output shape were checked against the module's.")

@@ -19,9 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scale": ("scale", "Search the best compound scaling of a network under a budget, or apply one scaling."),
     "schema": ("schema", "Print the JSON Schema (draft 2020-12) of a network spec."),
     "zoo": ("zoo", "List the zoo specs (usable by name anywhere a spec is expected) with params and MACs."),
-    "import": ("import_cmd", "Import a PyTorch module as a spec: traced with torch.fx in eval mode, each operation "
-                             "mapped to a block (conv + batchnorm + activation, add, concat, squeeze-excite, ...), "
-                             "named by the module's qualified names."),
+    "import": ("import_cmd", "Import a PyTorch module as a spec: captured with torch.export in eval mode, each ATen "
+                             "operator mapped to a block (conv + batchnorm + activation, add, concat, squeeze-excite, "
+                             "tensor operations, ...), named by the module's qualified names."),
     "verify": ("verify", "Build the spec's torch module and cross-check every block's output shape, the parameters "
                          "(torch), and the MACs (FlopCounterMode, fvcore's conv and linear counts)."),
 }

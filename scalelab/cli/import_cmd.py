@@ -73,17 +73,18 @@ def import_(
     allow_unsupported: bool = typer.Option(False, "--allow-unsupported", help="Import operations no block kind "
                                            "states as opaque blocks (parameters and shapes kept, cost unknown)."),
 ) -> None:
-    """Import a PyTorch module as a spec: traced with torch.fx in eval mode, each operation mapped to
-    a block (conv + batchnorm + activation, add, concat, squeeze-excite, ...), named by the module's
-    qualified names. The spec's parameters and every block's output shape are checked against the
-    module. An operation no block states is refused (exit 2) with where and how often it occurs.
+    """Import a PyTorch module as a spec: captured with torch.export in eval mode, each ATen operator
+    mapped to a block (conv + batchnorm + activation, add, concat, squeeze-excite, tensor operations,
+    ...), named by the module's qualified names. The spec's parameters and every block's output shape
+    are checked against the module. An operator no block states is refused (exit 2) with where and how
+    often it occurs.
     """
     if output is not None and output.suffix.lower() not in BY_SUFFIX:
         raise ScalelabError(f"-o {output}: a spec is written as .yaml, .yml or .json")
     format = SpecFormat(O.output_format(output, format and format.value, BY_SUFFIX, SpecFormat.yaml.value))
     check_output_file(output)
     shape, size = input_shape(resolution, input_size), O.parse_resolution(resolution)
-    with progress(f"importing {model}: building, tracing with torch.fx and checking every block"):
+    with progress(f"importing {model}: building, capturing with torch.export and checking every block"):
         imported, _, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported)
     if format is SpecFormat.json:
         emit(json.dumps(spec_data(imported.spec), indent=2), output)

@@ -1,6 +1,6 @@
 """``scalelab import``: a PyTorch module -> a spec whose analysis equals the module.
 
-The module is traced with torch.fx in eval mode, every node is mapped to spec blocks through one
+The module is captured with torch.export in eval mode, every node is mapped to spec blocks through one
 table (``scalelab.importer.table``), the usual patterns are folded (``mapping``), and the spec is
 checked against the module before it is returned (``importing``): every block's output shape and
 the parameter count. torch is imported only here, never on the analysis path. Names load on first
