@@ -133,20 +133,34 @@ def inference_peak(module: nn.Module, input_shape: Sequence[int], batch: int = 1
 def training_step(network: Network, optimizer: str = "sgd", batch: int = 1, freeze_until: str | None = None,
                   device: str = "cpu") -> dict[str, int]:
     """Bytes torch keeps over one real training step (forward, backward, optimizer step) of the
-    network built from ``network``: parameters, gradients, optimizer state (Adam's one-element step
-    counters apart, as ``step_counter_bytes``) and the tensors autograd saves for backward (distinct
-    storages, captured with ``saved_tensors_hooks``; parameters and buffers excluded)."""
+    network built from ``network`` (see ``module_training_step``), the blocks up to ``freeze_until``
+    frozen."""
     import torch
 
     from scalelab.build import Net  # torch: only when a module is built
 
     torch.manual_seed(0)
-    model = Net(network).train().to(device)
+    model = Net(network)
     if freeze_until is not None:
         names = list(network.blocks)
         for name in names[: names.index(freeze_until) + 1]:
             for p in model.block(name).parameters():
                 p.requires_grad_(False)
+    return module_training_step(model, network.input_shape, optimizer, batch, device)
+
+
+def module_training_step(model: nn.Module, input_shape: Sequence[int], optimizer: str = "sgd", batch: int = 1,
+                         device: str = "cpu") -> dict[str, int]:
+    """Bytes torch keeps over one real training step of any ``model`` (a scalelab-built module or
+    the original one a spec was imported from) on a random ``(batch, *input_shape)`` input, the
+    parameters that do not require grad frozen: parameters, gradients, optimizer state (Adam's
+    one-element step counters apart, as ``step_counter_bytes``) and the tensors autograd saves for
+    backward (distinct storages, captured with ``saved_tensors_hooks``; parameters and buffers
+    excluded)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = model.train().to(device)
     state = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     saved: dict[int, int] = {}
 
@@ -160,7 +174,7 @@ def training_step(network: Network, optimizer: str = "sgd", batch: int = 1, free
     opt = {"sgd": lambda: torch.optim.SGD(trainable, lr=0.1),
            "sgd-momentum": lambda: torch.optim.SGD(trainable, lr=0.1, momentum=0.9),
            "adam": lambda: torch.optim.Adam(trainable)}[optimizer]()
-    x = torch.randn(batch, *network.input_shape, device=device)
+    x = torch.randn(batch, *input_shape, device=device)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = model(x)  # a tuple in training when auxiliary heads exist
         loss = sum(o.sum() for o in out) if isinstance(out, tuple) else out.sum()  # sum saves nothing
