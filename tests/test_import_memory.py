@@ -109,3 +109,14 @@ def test_in_place_leaky_relu_saves_less_than_the_spec_states():
         assert _probe_training(module, batch) == spec
         for m in in_place:
             m.inplace = True
+
+
+def test_the_readme_names_the_models_checked():
+    """The README's memory section names exactly the models that hold to the byte here."""
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    start = readme.index("for timm's ", readme.index("- *Imported models* are checked against the original module"))
+    claim = " ".join(readme[start + len("for timm's "): readme.index(" the inference peak", start)].split())
+    assert re.split(r",? and |, ", claim) == [p if isinstance(p, str) else p.values[0] for p in EXACT]
