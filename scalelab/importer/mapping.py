@@ -98,7 +98,8 @@ class _Walk:
         self.params: dict = {}  # weight-side operand node -> its param draft
 
     def inputs(self, node) -> list:
-        return [self.alias.get(a, a) for a in node.all_input_nodes if a in self.side]
+        """The sample-side tensors ``node`` reads (not the sizes a view reads from its input)."""
+        return [self.alias.get(a, a) for a in node.all_input_nodes if a in self.side and not _is_size(a)]
 
     def state_of(self, node) -> list[str]:
         """The source state ``node`` reads, directly or through weight-side nodes, not held yet."""
@@ -130,6 +131,11 @@ class _Walk:
             shape = ()
         kind = "opaque_merge" if len(inputs) > 1 else "opaque"
         return [{"kind": kind, "op": name, "shape": list(shape) or [1], "params": params}]
+
+
+def _is_size(node) -> bool:
+    val = node.meta.get("val")
+    return val is not None and not hasattr(val, "shape") and not isinstance(val, (list, tuple))
 
 
 def _named_state(cap: Captured):

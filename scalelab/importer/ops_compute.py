@@ -1,5 +1,5 @@
-"""Table entries for the operators that hold parameters (convolution, linear, batch and layer norm)
-and scaled dot-product attention."""
+"""Table entries for the operators that hold parameters (convolution, linear, the norms), matrix
+products and scaled dot-product attention."""
 
 from __future__ import annotations
 
@@ -42,17 +42,43 @@ def _conv2d(c: Call) -> list[dict]:
              "norm": "none", "activation": "none"}]
 
 
-def _linear(c: Call) -> list[dict]:
-    """aten.linear(input, weight, bias): over a vector, or over the channels of a channels-last map."""
+def _conv1d(c: Call) -> list[dict]:
+    """aten.conv1d(input, weight, bias, stride, padding, dilation, groups) on (channels, length)."""
     c.batch_first()
+    if len(c.in_shape) != 2:
+        raise Unsupported(f"a 1-d convolution over a {len(c.in_shape)}-d sample")
+    needs_kind("conv1d")
+    c.state("weight")
+    weight = c.shape(c.arg("weight"))
+    kernel, dilation = weight[2], _one(c.arg("dilation", 1))
+    padding = c.arg("padding", 0)
+    if padding == "same" and dilation * (kernel - 1) % 2:
+        raise Unsupported("'same' padding with an even kernel pads unevenly")
+    if padding not in ("same", "valid"):
+        padding = "same" if _one(padding) * 2 == dilation * (kernel - 1) else _one(padding)
+    return [{"kind": "conv1d", "out": weight[0], "kernel": kernel, "stride": _one(c.arg("stride", 1)),
+             "padding": padding, "dilation": dilation, "groups": c.arg("groups", 1),
+             "bias": c.state("bias") is not None, "norm": "none", "activation": "none"}]
+
+
+def _one(v) -> int:
+    return v if isinstance(v, int) else int(v[0])
+
+
+def _linear(c: Call) -> list[dict]:
+    """aten.linear(input, weight, bias): over the last axis of any rank (the batch on another axis),
+    or over the channels of a channels-last map."""
     c.state("weight")
     out, bias = c.shape(c.arg("weight"))[0], c.state("bias") is not None
     if c.channels_last and len(c.in_shape) == 3:  # ConvNeXt's pointwise MLP
+        c.batch_first()
         needs_kind("channel_linear")
         return [{"kind": "channel_linear", "out": out, "bias": bias}]
-    if len(c.in_shape) != 1:
-        raise Unsupported(f"linear over the last axis of a {'x'.join(map(str, c.in_shape))} sample")
-    return [{"kind": "linear", "out": out, "bias": bias}]
+    if c.cap.batch_axis(c.node.args[0]) == c.rank() - 1:
+        raise Unsupported("linear over the batch axis")
+    if c.channels_last:
+        raise Unsupported("linear over a channels-last map other than its channels")
+    return [{"kind": "linear", "out": out, "bias": bias, **({"flatten": False} if len(c.in_shape) == 3 else {})}]
 
 
 def _batch_norm(c: Call) -> list[dict]:
@@ -62,21 +88,81 @@ def _batch_norm(c: Call) -> list[dict]:
     names = [c.state(k) for k in ("weight", "bias", "running_mean", "running_var")]
     if None in names or c.arg("training", False):
         raise Unsupported("batch norm without scale, shift or running statistics")
-    if len(c.in_shape) != 3:
+    if len(c.in_shape) not in (1, 2, 3) or c.channels_last:
         raise Unsupported(f"batch norm over a {len(c.in_shape)}-d sample")
     return [{"kind": "batchnorm", "norm_eps": float(c.arg("eps", 1e-5))}]
 
 
 def _layer_norm(c: Call) -> list[dict]:
     """aten.layer_norm(input, normalized_shape, weight, bias, eps): over the channels of a
-    channels-last map (ConvNeXt's LayerNorm and LayerNorm2d)."""
-    c.batch_first()
+    channels-last map (ConvNeXt's LayerNorm and LayerNorm2d), or over the trailing axes."""
     shape = tuple(c.arg("normalized_shape"))
-    affine = c.state("weight") is not None and c.state("bias") is not None
-    if not (c.channels_last and len(c.in_shape) == 3 and shape == c.in_shape[-1:] and affine):
-        raise Unsupported("layer norm other than over the channels of each position, with scale and shift")
+    weight, bias = c.state("weight") is not None, c.state("bias") is not None
+    eps = float(c.arg("eps", 1e-5))
     needs_kind("layer_norm")
-    return [{"kind": "layer_norm", "norm_eps": float(c.arg("eps", 1e-5))}]
+    if c.channels_last:
+        c.batch_first()
+        if len(c.in_shape) != 3 or shape != c.in_shape[-1:] or not (weight and bias):
+            raise Unsupported("layer norm other than over the channels of each position, with scale and shift")
+        return [{"kind": "layer_norm", "norm_eps": eps}]
+    _trailing(c, len(shape))
+    if bias and not weight:
+        raise Unsupported("layer norm with a shift and no scale")
+    return [{"kind": "layer_norm", "norm_eps": eps, "trailing": len(shape), "affine": weight, "bias": bias and weight}]
+
+
+def _trailing(c: Call, n: int) -> None:
+    """Refuse a norm over trailing axes that include the batch's."""
+    batch = c.cap.batch_axis(c.node.args[0])
+    if batch is not None and batch >= c.rank() - n:
+        raise Unsupported("a norm over the batch axis")
+
+
+def _rms_norm(c: Call) -> list[dict]:
+    """aten.rms_norm(input, normalized_shape, weight, eps)."""
+    needs_kind("rms_norm")
+    n = len(c.arg("normalized_shape"))
+    _trailing(c, n)
+    eps = c.arg("eps")
+    return [{"kind": "rms_norm", "trailing": n, "affine": c.state("weight") is not None,
+             **({"norm_eps": float(eps)} if eps is not None else {})}]
+
+
+def _group_norm(c: Call) -> list[dict]:
+    """aten.group_norm(input, num_groups, weight, bias, eps, cudnn_enabled), channels on axis 1."""
+    c.batch_first()
+    needs_kind("group_norm")
+    weight, bias = c.state("weight"), c.state("bias")
+    if (weight is None) != (bias is None):
+        raise Unsupported("group norm with only one of scale and shift")
+    return [{"kind": "group_norm", "groups": c.arg("num_groups"), "norm_eps": float(c.arg("eps", 1e-5)),
+             "affine": weight is not None}]
+
+
+def _instance_norm(c: Call) -> list[dict]:
+    """aten.instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum,
+    eps, cudnn_enabled) with the statistics of each sample (torch's default, no running statistics)."""
+    c.batch_first()
+    needs_kind("instance_norm")
+    weight, bias = c.state("weight"), c.state("bias")
+    if not c.arg("use_input_stats", True) or c.state("running_mean") is not None or (weight is None) != (bias is None):
+        raise Unsupported("instance norm with running statistics or only one of scale and shift")
+    return [{"kind": "instance_norm", "norm_eps": float(c.arg("eps", 1e-5)), "affine": weight is not None}]
+
+
+def _matmul(c: Call) -> list[dict]:
+    """aten.matmul / mm / bmm (self, other): torch.matmul on per-sample operands; each operand's batch
+    axis must line up with the output's (a parameter operand becomes a ``param`` block)."""
+    needs_kind("matmul")
+    a, b = c.arg("self"), c.arg("mat2", c.arg("other"))
+    out_rank, out_batch = c.rank(c.node), c.cap.batch_axis(c.node)
+    for t in (a, b):
+        batch = c.cap.batch_axis(t)
+        if batch is not None and out_rank - c.rank(t) + batch != out_batch:
+            raise Unsupported("a product whose operands hold the batch on different axes")
+    if c.channels_last:
+        raise Unsupported("a product of a channels-last feature map")
+    return [{"kind": "matmul", OPERANDS: [a, b]}]
 
 
 def _attention(c: Call) -> list[dict]:
@@ -100,4 +186,7 @@ def entries() -> dict:
     aten = torch.ops.aten
     return {aten.conv2d.default: _conv2d, aten.conv2d.padding: _conv2d, aten.linear.default: _linear,
             aten.batch_norm.default: _batch_norm, getattr(aten, "_native_batch_norm_legit_no_training").default: _batch_norm,
-            aten.layer_norm.default: _layer_norm, aten.scaled_dot_product_attention.default: _attention}
+            aten.layer_norm.default: _layer_norm, aten.conv1d.default: _conv1d, aten.conv1d.padding: _conv1d,
+            aten.rms_norm.default: _rms_norm, aten.group_norm.default: _group_norm,
+            aten.instance_norm.default: _instance_norm, aten.matmul.default: _matmul, aten.mm.default: _matmul,
+            aten.bmm.default: _matmul, aten.scaled_dot_product_attention.default: _attention}

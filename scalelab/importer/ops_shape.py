@@ -1,8 +1,6 @@
-"""Table entries for pooling, reshaping, dropout, identities and merges (add, cat, layer scale)."""
+"""Table entries for pooling, flatten, dropout, identities and merges (add, cat, layer scale)."""
 
 from __future__ import annotations
-
-import math
 
 from scalelab.importer.ops_compute import pair, short
 from scalelab.importer import ops_tensor
@@ -69,16 +67,6 @@ def _flatten(c: Call):
     return ALIAS if len(c.in_shape) == 1 else [{"kind": "flatten"}]
 
 
-def _view(c: Call):
-    """aten.view / reshape / _unsafe_view: exact only as a flatten of each sample (or no change)."""
-    c.batch_first()
-    if c.out_shape == c.in_shape:
-        return ALIAS
-    if c.out_shape == (math.prod(c.in_shape),) and not c.channels_last:
-        return [{"kind": "flatten"}]
-    raise Unsupported(f"a reshape of {'x'.join(map(str, c.in_shape))} to {'x'.join(map(str, c.out_shape))}")
-
-
 def _dropout(c: Call) -> list[dict]:
     """aten.dropout(input, p, train) in eval: an identity stated as the dropout the model trains with."""
     return [{"kind": "dropout", "p": float(c.arg("p", 0.5))}]
@@ -119,13 +107,6 @@ def _mul(c: Call) -> list[dict]:
     return ops_tensor.BINARY_MUL(c)
 
 
-def _refused(why: str):
-    """An operator the table knows (so it is not decomposed) but states only inside a pattern."""
-    def handler(c: Call):
-        raise Unsupported(why)
-    return handler
-
-
 def entries() -> dict:
     import torch
 
@@ -134,13 +115,10 @@ def entries() -> dict:
         aten.max_pool2d.default: _max_pool, aten.max_pool2d_with_indices.default: _max_pool,
         aten.avg_pool2d.default: _avg_pool, aten.adaptive_avg_pool2d.default: _adaptive_avg_pool,
         aten.mean.dim: _mean, aten.flatten.using_ints: _flatten,
-        aten.view.default: _view, aten.reshape.default: _view, getattr(aten, "_unsafe_view").default: _view,
         aten.dropout.default: _dropout, aten.dropout_.default: _dropout, aten.feature_dropout.default: _dropout,
         aten.feature_dropout_.default: _dropout, aten.alpha_dropout.default: _dropout,
-        aten.clone.default: _identity, aten.contiguous.default: _identity, aten.alias.default: _identity,
+        aten.alias.default: _identity,
         aten.detach.default: _identity, aten.detach_.default: _identity,
         aten.add.Tensor: _add, aten.add_.Tensor: _add, aten.cat.default: _cat,
         aten.mul.Tensor: _mul,
-        aten.permute.default: _refused("a permute other than to channels-last and back"),
-        aten.transpose.int: _refused("a transpose outside a channel shuffle"),
     }

@@ -91,10 +91,10 @@ Handler = Callable[[Call], Any]
 
 
 def _table() -> dict:
-    from scalelab.importer import ops_activation, ops_compute, ops_shape, ops_tensor
+    from scalelab.importer import ops_activation, ops_compute, ops_shape, ops_tensor, ops_views
 
     table: dict = {}
-    for module in (ops_tensor, ops_compute, ops_activation, ops_shape):
+    for module in (ops_tensor, ops_compute, ops_activation, ops_shape, ops_views):
         table.update(module.entries())
     return table
 
