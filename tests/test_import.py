@@ -320,3 +320,107 @@ def test_allow_unsupported_keeps_the_parameters_of_attention_exact():
     # by hand: stem 3*16*9 + 16; in_proj 3*16*16 + 48, out_proj 16*16 + 16; norm 2*16
     assert result.total.params == 448 + 816 + 272 + 32 == sum(p.numel() for p in model.parameters())
     assert imported.opaque and result.blocks[-1].out_shape == (64, 16)
+
+
+def _imports_exactly(model, shape, tmp_path, run_fresh, reference_macs, params: int):
+    """``model`` imports with ``params`` parameters (worked out by hand, equal to the module's) and
+    the reference MACs; its YAML re-analysed without torch and its rebuilt module agree."""
+    model = model.eval()
+    imported = import_module(model, shape, name=type(model).__name__.lower())
+    result = analyze(imported.spec)
+    macs = reference_macs(model, torch.zeros(1, *shape))
+    assert result.total.params == params == sum(p.numel() for p in model.parameters())
+    assert result.total.macs == macs
+    assert_reanalysed_without_torch(imported, tmp_path, run_fresh, params, macs)
+    assert_rebuilt_module_computes_the_same(imported, model, torch.randn(2, *shape))
+    return result
+
+
+class TokenMixer(nn.Module):
+    """A feature map to tokens (flatten of two axes, transpose), linear and layer norm over the last
+    axis, heads by reshape and permute, matmul, softmax, the heads merged back (a reshape torch
+    copies), slices and a selected token, RMS norm and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 2, stride=2)
+        self.proj = nn.Linear(8, 16)
+        self.norm = nn.LayerNorm(16)
+        self.rms = nn.RMSNorm(8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        t = self.norm(self.proj(self.stem(x).flatten(2).transpose(1, 2)))  # (B, 16, 16)
+        b, n, _ = t.shape
+        q = t.reshape(b, n, 2, 8).permute(0, 2, 1, 3)  # (B, 2, 16, 8)
+        o = (q @ q.transpose(-2, -1)).softmax(-1) @ q
+        o = o.transpose(1, 2).reshape(b, n, 16)[:, 1:, ::2]  # (B, 15, 8)
+        return self.head(self.rms(o.select(1, 0)))
+
+
+def test_tokens_views_products_and_norms_over_trailing_axes_import_exactly(tmp_path, run_fresh, reference_macs):
+    # by hand: stem 3*8*4 + 8; proj 8*16 + 16; norm 2*16; rms 8; head 8*5 + 5
+    result = _imports_exactly(TokenMixer(), (3, 8, 8), tmp_path, run_fresh, reference_macs,
+                              104 + 144 + 32 + 8 + 45)
+    kinds = [b.kind for b in result.blocks]
+    for kind in ("reshape", "permute", "matmul", "softmax", "contiguous", "slice", "select", "rms_norm"):
+        assert kind in kinds, kind
+    assert kinds.count("matmul") == 2 and kinds.count("contiguous") == 1  # only the merge of heads copies
+    # by hand: stem 16 positions * 8 * 12; proj 16 * 8 * 16; two products 2 heads * 16 * 16 * 8; head 8 * 5
+    assert result.total.macs == 1536 + 2048 + 2 * 4096 + 40
+
+
+class MapNorms(nn.Module):
+    """Group and instance norm on feature maps, ECA's channel attention (a Conv1d over the pooled
+    channels, views, expand_as), a roll, batch norm on (C, L) and (C,), and a stack."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.gn = nn.GroupNorm(2, 8)
+        self.inorm = nn.InstanceNorm2d(8, affine=True)
+        self.eca = nn.Conv1d(1, 1, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm1d(8)
+        self.bn0 = nn.BatchNorm1d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.inorm(self.gn(self.conv(x)))
+        y = self.eca(x.mean((2, 3)).view(x.shape[0], 1, -1)).view(x.shape[0], -1, 1, 1).sigmoid()
+        x = torch.roll(x * y.expand_as(x), shifts=(1, -2), dims=(2, 3))
+        v = self.bn0(self.bn1(x.flatten(2)).amax(-1))  # (B, 8, 64) then (B, 8)
+        h = self.fc(v)
+        return torch.stack([h, h.neg()], dim=1)
+
+
+def test_group_instance_and_batch_norms_eca_roll_and_stack_import_exactly(tmp_path, run_fresh, reference_macs):
+    # by hand: conv 3*8*9 + 8; gn 16; inorm 16; eca 3; bn1, bn0 16 each; fc 8*4 + 4
+    result = _imports_exactly(MapNorms(), (3, 8, 8), tmp_path, run_fresh, reference_macs,
+                              224 + 16 + 16 + 3 + 32 + 36)
+    kinds = [b.kind for b in result.blocks]
+    for kind in ("group_norm", "instance_norm", "conv1d", "expand", "roll", "batchnorm", "stack"):
+        assert kind in kinds, kind
+    # by hand: conv 64 positions * 8 * 27; eca 8 positions * 3; fc 8 * 4
+    assert result.total.macs == 13824 + 24 + 32
+
+
+class Products(nn.Module):
+    """mm and bmm with a parameter operand, a class token expanded to the batch and concatenated."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(12, 6))
+        self.m = nn.Parameter(torch.randn(6, 5))
+        self.cls = nn.Parameter(torch.randn(1, 1, 5))
+
+    def forward(self, x):
+        t = x.flatten(1)  # (B, 12)
+        y = torch.mm(t, self.w).view(-1, 1, 6)  # (B, 1, 6)
+        z = torch.bmm(y.expand(-1, 3, -1), self.m.expand(y.shape[0], -1, -1))  # (B, 3, 5)
+        return torch.cat([self.cls.expand(x.shape[0], -1, -1), z], dim=1)
+
+
+def test_mm_bmm_and_an_expanded_class_token_import_exactly(tmp_path, run_fresh, reference_macs):
+    result = _imports_exactly(Products(), (3, 2, 2), tmp_path, run_fresh, reference_macs, 72 + 30 + 5)
+    assert [b.kind for b in result.blocks].count("matmul") == 2
+    assert result.total.macs == 12 * 6 + 3 * 6 * 5  # by hand

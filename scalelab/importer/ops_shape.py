@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scalelab.importer.ops_compute import pair, short
-from scalelab.importer import ops_tensor
+from scalelab.importer import ops_tensor, ops_views
 from scalelab.importer.table import ALIAS, Call, Unsupported, needs_kind
 
 
@@ -56,14 +56,14 @@ def _mean(c: Call) -> list[dict]:
 
 
 def _flatten(c: Call):
-    """aten.flatten.using_ints(input, start_dim, end_dim): all but the batch."""
-    c.batch_first()
+    """aten.flatten.using_ints(input, start_dim, end_dim): all but the batch is the zoo's flatten,
+    any other run of axes a reshape (a view, or a copy where torch copies)."""
     rank = c.rank()
     start, end = c.arg("start_dim", 0) % rank, c.arg("end_dim", -1) % rank
-    if start != 1 or end != rank - 1:
-        if start == end:
-            return ALIAS
-        raise Unsupported(f"flatten of axes {start} to {end} (only all but the batch)")
+    if start == end:
+        return ALIAS
+    if start != 1 or end != rank - 1 or c.cap.batch_axis(c.node.args[0]) != 0:
+        return ops_views.RESHAPE(c)
     return ALIAS if len(c.in_shape) == 1 else [{"kind": "flatten"}]
 
 

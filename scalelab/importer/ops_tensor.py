@@ -118,15 +118,20 @@ def split(c: Call, sizes: list[int]) -> list[dict]:
     return [{"kind": "split", "dim": sample_dim(c, c.node.args[0], c.arg("dim", 0)), "sizes": sizes}]
 
 
-def _pad(c: Call) -> list[dict]:
-    """aten.constant_pad_nd(input, pad, value): the trailing axes, never the batch's."""
-    needs_kind("pad")
-    pad = list(c.arg("pad"))
-    batch = c.cap.batch_axis(c.node.args[0])
-    if batch is not None and batch >= c.rank() - len(pad) // 2:
-        raise Unsupported("it pads the batch axis")
-    value = c.arg("value", 0)
-    return [{"kind": "pad", "pad": pad, **({"value": float(value)} if value else {})}]
+def _pad(mode: "str | None"):
+    """aten.constant_pad_nd(input, pad, value), aten.pad(input, pad, mode, value) and the
+    reflection and replication pads: the trailing axes, never the batch's."""
+    def handler(c: Call) -> list[dict]:
+        needs_kind("pad")
+        pad = list(c.arg("pad", c.arg("padding")))
+        batch = c.cap.batch_axis(c.node.args[0])
+        if batch is not None and batch >= c.rank() - len(pad) // 2:
+            raise Unsupported("it pads the batch axis")
+        value = c.arg("value", 0) or 0
+        how = mode or c.arg("mode", "constant")
+        return [{"kind": "pad", "pad": pad, **({"mode": how} if how != "constant" else {}),
+                 **({"value": float(value)} if value else {})}]
+    return handler
 
 
 def _interpolate(mode: str):
@@ -163,9 +168,12 @@ def entries() -> dict:
         aten.sum.dim_IntList: _reduce("sum"), aten.amax.default: _reduce("amax"), aten.amin.default: _reduce("amin"),
         aten.softmax.int: _softmax(False), aten.log_softmax.int: _softmax(True),
         getattr(aten, "_softmax").default: _softmax(False), getattr(aten, "_log_softmax").default: _softmax(True),
-        aten.constant_pad_nd.default: _pad,
+        aten.constant_pad_nd.default: _pad("constant"), aten.pad.default: _pad(None),
         aten.upsample_nearest2d.vec: _interpolate("nearest"), aten.upsample_bilinear2d.vec: _interpolate("bilinear"),
     })
+    for n in (1, 2, 3):
+        for name, mode in (("reflection", "reflect"), ("replication", "replicate")):
+            table[getattr(aten, f"{name}_pad{n}d").default] = _pad(mode)
     for several in (aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default, aten.unbind.int):
         table[several] = _several  # known, so not decomposed; the mapping states their outputs (split_outputs)
     return table

@@ -165,6 +165,9 @@ def _contiguous(c: Call):
     return [{"kind": "contiguous"}]
 
 
+RESHAPE = _reshape(True)
+
+
 def entries() -> dict:
     import torch
 

@@ -22,6 +22,11 @@ def _source(cap: Captured, operand):
     return node
 
 
+def short_name(node) -> str:
+    packet = getattr(node.target, "_overloadpacket", None)
+    return packet.__name__ if packet is not None else ""
+
+
 def operand_param(cap: Captured, reader, operand) -> tuple[dict, object]:
     """The param block's fields for ``operand`` as ``reader`` reads it, and the placeholder it is."""
     needs_kind("param")
@@ -30,7 +35,8 @@ def operand_param(cap: Captured, reader, operand) -> tuple[dict, object]:
     out = cap.full_shape(reader) or ()
     batch = cap.batch_axis(reader)
     fields: dict = {"kind": "param", "shape": shape or [1], "trainable": cap.state[source] in cap.trainable}
-    if batch is not None and batch >= len(out) - len(shape):
+    matrix = 2 if short_name(reader) in ("mm", "bmm", "matmul") else 0  # a product's last two axes are its matrix
+    if batch is not None and len(out) - len(shape) <= batch < len(out) - matrix:
         axis = batch - (len(out) - len(shape))
         if shape[axis] != 1:
             raise Unsupported("a parameter operand spans the batch axis")
