@@ -10,7 +10,11 @@ exact difference:
 - timm's ``forward_features`` writes ``x = self.blocks(x)``, so its local ``x`` (the stem's output)
   stays alive while every block runs; the spec's blocks free it after its last reader;
 - timm's activations work in place (``nn.LeakyReLU(inplace=True)``): torch then saves the output
-  for backward where the spec's out-of-place activation saves its input beside the output.
+  for backward where the spec's out-of-place activation saves its input beside the output, and in
+  inference writes no second tensor;
+- a ResNet-T/D stem ends ``conv1`` (a Sequential) with a conv whose norm and activation are
+  ``bn1`` and ``act1``: one conv block in the spec, which keeps its input until the norm has run,
+  where ``conv1`` has already returned and freed it.
 """
 
 import pytest
@@ -109,6 +113,46 @@ def test_in_place_leaky_relu_saves_less_than_the_spec_states():
         assert _probe_training(module, batch) == spec
         for m in in_place:
             m.inplace = True
+
+
+@pytest.mark.slow
+def test_in_place_relu_writes_no_second_tensor():
+    """VGG's ReLU(inplace=True) after each conv: the same module with ``inplace`` cleared peaks
+    exactly where the spec does; as written, lower. Training is exact either way (ReLU saves its
+    output, which the next conv or pool saves too)."""
+    from scalelab.analysis.memory import inference_memory
+    from scalelab.analysis.memory_probe import inference_peak
+
+    module, network = _imported("vgg11")
+    in_place = [m for m in module.modules() if getattr(m, "inplace", False) is True]
+    assert in_place and all(type(m).__name__ == "ReLU" for m in in_place)
+    for batch in BATCHES:
+        peak = inference_memory(network, batch=batch).peak_bytes
+        assert inference_peak(module, network.input_shape, batch) < peak
+        for m in in_place:
+            m.inplace = False
+        assert inference_peak(module, network.input_shape, batch) == peak
+        for m in in_place:
+            m.inplace = True
+    for batch in TRAIN_BATCHES:
+        assert _training(network, batch) == _probe_training(module, batch)
+
+
+@pytest.mark.slow
+def test_a_tiered_stem_frees_its_last_input_before_the_norm():
+    """resnet10t: ``conv1`` is conv (24), bn, relu, conv (32), bn, relu, conv (64); ``bn1`` and
+    ``act1`` follow outside it. The spec's block ``conv1.6`` (that conv, bn1, act1) holds its input,
+    32 channels at 32x32 (fp32), while the norm runs, at the network's peak; torch has freed it."""
+    from scalelab.analysis.memory import inference_memory
+    from scalelab.analysis.memory_probe import inference_peak
+
+    module, network = _imported("resnet10t")
+    for batch in BATCHES:
+        model = inference_memory(network, batch=batch)
+        assert model.peak_block == "conv1.6"
+        assert inference_peak(module, network.input_shape, batch) == model.peak_bytes - batch * 32 * 32 * 32 * 4
+    for batch in TRAIN_BATCHES:
+        assert _training(network, batch) == _probe_training(module, batch)
 
 
 def test_the_readme_names_the_models_checked():
