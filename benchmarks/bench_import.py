@@ -1,9 +1,11 @@
-"""Import speed: `scalelab import` of a torchvision model as a whole process, next to fvcore
-counting the same module in a process of its own.
+"""Import speed: `scalelab import` of a torchvision or timm model as a whole process, next to
+fvcore counting the same module in a process of its own.
 
-Both processes import torch and torchvision and build the model; scalelab then traces it with
-torch.fx, propagates shapes on fake tensors, maps it to a spec and checks parameters and shapes
-(a spec that analyses exactly); fvcore traces it with torch.jit and counts. Ratios come from one run.
+Both processes import torch and the model's library and build the model; scalelab then captures it
+with torch.export (ATen operators, a dynamic batch), maps every operator to a spec block and checks
+parameters and shapes (a spec that analyses exactly); fvcore traces it with torch.jit and counts.
+The two jobs alternate round by round, so that load from other processes falls on both alike; the
+ratios come from one run.
 
 Writes benchmarks/import.md. Run: python benchmarks/bench_import.py [--quick]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -21,24 +24,43 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LOAD_BEFORE = os.getloadavg()
 RESULTS = HERE / "import.md"
-MODELS = ("resnet50", "efficientnet_b0")
+#: (library, model): scalelab imports ``torchvision.models:NAME`` or ``timm:NAME``
+MODELS = (("torchvision", "resnet50"), ("torchvision", "efficientnet_b0"), ("timm", "resnet50d"))
+INPUT = (3, 224, 224)
+COVERAGE = "## Which test models import exactly"  # bench_import_coverage.py's section of import.md
 
 sys.path.insert(0, str(HERE))
 import bench_analyze as analyze_bench  # noqa: E402  (the whole-process measure, shared)
 
 _FVCORE_JOB = (
-    "import sys, torch, torchvision\n"
+    "import sys, torch\n"
     "from fvcore.nn import FlopCountAnalysis\n"
-    "m = getattr(torchvision.models, sys.argv[1])().eval()\n"
-    "a = FlopCountAnalysis(m, torch.zeros(1, 3, 224, 224))\n"
+    "library, name = sys.argv[1:3]\n"
+    "if library == 'timm':\n"
+    "    import timm; m = timm.create_model(name, pretrained=False).eval()\n"
+    "else:\n"
+    "    import torchvision; m = getattr(torchvision.models, name)().eval()\n"
+    "a = FlopCountAnalysis(m, torch.zeros(1, *map(int, sys.argv[3].split('x'))))\n"
     "a.unsupported_ops_warnings(False); a.uncalled_modules_warnings(False)\n"
     "print(a.total())\n"
 )
 
 
-def whole_process(command: list[str], runs: int) -> tuple[float, float, float]:
-    """Median and fastest wall time (s) and median peak RSS (MiB) over fresh processes of this tree."""
-    return analyze_bench.whole_process(command, runs, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def one_process(command: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MiB) of one fresh process of this tree."""
+    seconds, _, rss = analyze_bench.whole_process(command, 1, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return seconds, rss
+
+
+def interleaved(commands: list[list[str]], runs: int) -> list[tuple[float, float, float]]:
+    """Median and fastest wall time and median peak RSS of each command, the commands run in turn
+    round by round."""
+    measured: list[list[tuple[float, float]]] = [[] for _ in commands]
+    for _ in range(runs):
+        for command, into in zip(commands, measured):
+            into.append(one_process(command))
+    return [(statistics.median(t for t, _ in m), min(t for t, _ in m), statistics.median(r for _, r in m))
+            for m in measured]
 
 
 def seconds(s: float) -> str:
@@ -50,9 +72,10 @@ def conditions() -> list[str]:
 
     return [
         f"{os.cpu_count()} logical cores, Python {sys.version.split()[0]}, torch {version('torch')}, "
-        f"torchvision {version('torchvision')}, fvcore {version('fvcore')}",
+        f"torchvision {version('torchvision')}, timm {version('timm')}, fvcore {version('fvcore')}",
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average before the run "
-        f"{LOAD_BEFORE[0]:.1f} (1 min) on {os.cpu_count()} cores: other processes share the CPU when it exceeds 0",
+        f"{LOAD_BEFORE[0]:.1f} and after it {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores: other "
+        "processes share the CPU when it exceeds 0",
     ]
 
 
@@ -64,12 +87,14 @@ def main() -> None:
     runs = 2 if args.quick else 5
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model in MODELS:
-            print(model, "...", flush=True)
-            ours = whole_process([sys.executable, "-m", "scalelab", "import", f"torchvision.models:{model}",
-                                  "-o", str(Path(tmp) / f"{model}.yaml")], runs)
-            fv = whole_process([sys.executable, "-c", _FVCORE_JOB, model], runs)
-            rows.append((model, ours, fv))
+        for library, model in MODELS:
+            print(library, model, "...", flush=True)
+            size = "x".join(map(str, INPUT))
+            ref = f"timm:{model}" if library == "timm" else f"torchvision.models:{model}"
+            ours, fv = interleaved([
+                [sys.executable, "-m", "scalelab", "import", ref, "--input", size, "-o", str(Path(tmp) / f"{model}.yaml")],
+                [sys.executable, "-c", _FVCORE_JOB, library, model, size]], runs)
+            rows.append((f"{model} ({library})", ours, fv))
     lines = [
         "# Import speed: `scalelab import` vs fvcore on the same module",
         "",
@@ -77,11 +102,12 @@ def main() -> None:
         "",
         *[f"- {c}" for c in conditions()],
         "",
-        f"Whole processes at 224x224, median of {runs} (fastest in brackets); peak RSS of the process. Both "
-        "import torch and torchvision and build the model. `scalelab import` then traces with torch.fx, maps "
-        "every operation to a spec block, checks the spec's parameters and every block's shape against the "
-        "module, and writes the spec; fvcore traces with torch.jit and counts. After the import, analysing "
-        "the spec needs no torch (see benchmarks/analyze.md).",
+        f"Whole processes at {'x'.join(map(str, INPUT[1:]))}, median of {runs} (fastest in brackets), the two jobs "
+        "alternating round by round; peak RSS of the process. Both import torch and the model's library "
+        "(torchvision or timm) and build the model. `scalelab import` then captures it with torch.export in "
+        "eval mode (ATen operators, a dynamic batch), maps every operator to a spec block, checks the spec's "
+        "parameters and every block's shape against the module, and writes the spec; fvcore traces with "
+        "torch.jit and counts. After the import, analysing the spec needs no torch (see benchmarks/analyze.md).",
         "",
         "| model | `scalelab import` | fvcore `FlopCountAnalysis` | import / fvcore (time) | peak RSS import | peak RSS fvcore |",
         "|---|---:|---:|---:|---:|---:|",
@@ -89,7 +115,10 @@ def main() -> None:
     for model, ours, fv in rows:
         lines.append(f"| {model} | {seconds(ours[0])} ({seconds(ours[1])}) | {seconds(fv[0])} ({seconds(fv[1])}) | "
                      f"{ours[0] / fv[0]:.2f}x | {ours[2]:.0f} MiB | {fv[2]:.0f} MiB |")
-    args.output.write_text("\n".join(lines) + "\n")
+    # the coverage table (bench_import_coverage.py) follows in the same file: keep it
+    kept = args.output.read_text() if args.output.exists() else ""
+    kept = kept[kept.find(COVERAGE):] if COVERAGE in kept else ""
+    args.output.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
     print("\n".join(lines))
 
 
