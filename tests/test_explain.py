@@ -116,3 +116,37 @@ def test_a_projection_shortcut_is_labelled_as_the_shortcut():
     stride = invoke("explain", "resnet18", "layer2.0").stdout  # basic block, strided projection
     assert "conv 1x1, 64 -> 128, stride 2 (projection shortcut)" in stride
     assert "conv 3x3, 64 -> 128, stride 2\n" in stride
+
+
+ATTENTION_SPEC = """\
+name: tiny_attention
+input: {channels: 3, resolution: 8}
+blocks:
+  - {name: embed, kind: conv, out: 16, kernel: 1, norm: none, activation: none}
+  - {name: tokens, kind: reshape, shape: [16, 64]}
+  - {name: rows, kind: permute, dims: [1, 0]}
+  - {name: qkv, kind: linear, out: 48, flatten: false}
+  - {name: heads, kind: reshape, shape: [64, 3, 2, 8]}
+  - {name: split_heads, kind: permute, dims: [1, 2, 0, 3]}
+  - {name: q_k_v, kind: unbind, dim: 0}
+  - {name: attend, kind: attention, from: [q_k_v.0, q_k_v.1, q_k_v.2]}
+  - {name: k_t, kind: permute, dims: [0, 2, 1], from: q_k_v.1}
+  - {name: scores, kind: matmul, from: [q_k_v.0, k_t]}
+"""
+
+
+def test_attention_and_matmul_show_their_products_and_block_totals(tmp_path):
+    """2 heads, 64 tokens, width 8: attention is q·k (64 x 64 x 8) and the weighted sum (64 x 64 x 8)
+    per head; q @ k^T alone is 2 x 64 x 8 x 64."""
+    assert (2 * 64 * 64 * (8 + 8), 2 * 64 * 8 * 64) == (131_072, 65_536)
+    spec = tmp_path / "tiny_attention.yaml"
+    spec.write_text(ATTENTION_SPEC)
+    result = invoke("explain", spec)
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "2 × 64 × 64 × (8 + 8) = 131,072" in text
+    assert "block total: MACs 131,072; params 0" in text
+    assert "2 × 64 × 8 × 64 = 65,536" in text
+    assert "block total: MACs 65,536; params 0" in text
+    # the spec total is the sum of the block totals: 3 x 16 per position, 16 x 48 per token, then the two
+    assert "MACs 3,072 + 49,152 + 131,072 + 65,536 = 248,832" in text

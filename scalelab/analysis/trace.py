@@ -14,7 +14,7 @@ from scalelab.blocks.layers import LayerCost, Node, Primitive, Shape
 @dataclass(frozen=True)
 class Traced:
     layer: Primitive
-    in_shape: Shape
+    in_shape: "Shape | list[Shape]"  # a list for a primitive of several inputs (matmul, attention)
     out_shape: Shape
     cost: LayerCost
 
@@ -27,6 +27,11 @@ class _Recorder(TrainWalk):
     def layer(self, node: Primitive, x: Tensor, out_shape: Shape, trained: bool) -> Tensor:
         self.seen.append(Traced(node, x.shape, out_shape, node.cost(x.shape, out_shape)))
         return super().layer(node, x, out_shape, trained)
+
+    def several(self, node: Primitive, xs: list[Tensor], out_shape: Shape) -> Tensor:
+        shapes = [t.shape for t in xs]
+        self.seen.append(Traced(node, shapes, out_shape, node.cost(shapes, out_shape)))  # type: ignore[arg-type]  # several inputs' shapes
+        return super().several(node, xs, out_shape)
 
     def source(self, node: Primitive, trainable: bool) -> Tensor:
         out = super().source(node, trainable)

@@ -21,6 +21,8 @@ from typing import Optional
 
 from scalelab.analysis.trace import traced_layers
 from scalelab.blocks import layers as L
+from scalelab.blocks.layers.attention import Sizes as AttentionSizes
+from scalelab.blocks.layers.matmul import Operands as MatmulOperands
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.report.units import human_shape
 
@@ -165,6 +167,10 @@ def _line(traced, shortcut: bool = False) -> Optional[LayerLine]:
     elif isinstance(layer, L.BatchNorm):
         line = LayerLine(f"batchnorm {layer.channels}", 0, None, None, 0,
                          f"2 × {layer.channels}")
+    elif isinstance(layer, L.Matmul):
+        line = _matmul_line(traced.in_shape)
+    elif isinstance(layer, L.Attention):
+        line = _attention_line(layer, traced.in_shape)
     elif isinstance(layer, L.Param):
         shape = L.fmt_shape(layer.shape) or "scalar"
         if not layer.trainable:
@@ -174,7 +180,25 @@ def _line(traced, shortcut: bool = False) -> Optional[LayerLine]:
         return None
     label = f"{line.layer} (projection shortcut)" if shortcut else line.layer
     return LayerLine(label, cost.macs, line.macs_formula and f"{line.macs_formula} = {n(cost.macs)}",
-                     line.factors, cost.params, f"{line.params_formula} = {n(cost.params)}" + _param_note(layer))
+                     line.factors, cost.params,
+                     line.params_formula and f"{line.params_formula} = {n(cost.params)}" + _param_note(layer))
+
+
+def _matmul_line(shapes: list) -> LayerLine:
+    o = MatmulOperands.of(shapes)
+    lead = (math.prod(o.lead),) if o.lead else ()
+    where = f"{math.prod(o.lead)} products of " if o.lead else ""
+    return LayerLine(f"matmul {' @ '.join(L.fmt_shape(x) for x in shapes)}", 0, product(*lead, o.rows, o.inner, o.cols),
+                     f"{where}{o.rows} rows × {o.inner} inner × {o.cols} columns", 0, None)
+
+
+def _attention_line(layer, shapes: list) -> LayerLine:
+    z = AttentionSizes.of(shapes)
+    causal = ", causal" if layer.causal else ""
+    return LayerLine(f"attention, {z.heads} heads of {z.L} queries over {z.S} keys{causal}", 0,
+                     f"{product(z.heads, z.L, z.S)} × ({z.E} + {z.Ev})",
+                     f"{z.heads} heads × {z.L} queries × {z.S} keys, each a q·k product of width {z.E} and a "
+                     f"weighted sum of values of width {z.Ev} (the math kernel's two matrix products)", 0, None)
 
 
 def _param_note(layer) -> str:
@@ -278,7 +302,7 @@ def _block_lines(b: BlockLines) -> list[str]:
 def _total_lines(e: Explanation) -> list[str]:
     what = "total of the shown blocks" if e.focus else "spec total (inference)"
     return [f"{what}: MACs {sum_text(e.total_macs)}", f"{' ' * len(what)}  params {sum_text(e.total_params)}",
-            f"{' ' * len(what)}  other ops {n(e.total_other_ops)} (norm, activation, pooling, add: counted apart)"]
+            f"{' ' * len(what)}  other ops {n(e.total_other_ops)} (norms, activations, pooling, element-wise, reductions, softmax, copies: counted apart)"]
 
 
 def _title(b: BlockLines) -> str:
