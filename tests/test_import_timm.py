@@ -35,10 +35,13 @@ FAMILIES = {
     "others": ["gernet_s", "selecsls42b", "vgg11"],
 }
 #: the models this scalelab imports exactly (parameters and MACs measured against the module)
-EXACT = {"resnet18", "resnet10t", "resnet26t", "resnet50d", "seresnet50", "res2net50_26w_4s", "regnetx_002",
-         "regnety_002", "regnetz_b16", "efficientnet_b0", "mobilenetv2_100", "mobilenetv3_small_100",
-         "mobilenetv4_conv_small", "mixnet_s", "lcnet_050", "densenet121", "inception_v3", "inception_v4",
-         "xception41", "dla34", "hrnet_w18_small", "cspresnet50", "cspdarknet53"}
+EXACT = {"resnet18", "resnet10t", "resnet26t", "resnet50d", "wide_resnet50_2", "seresnet50", "ecaresnet50d",
+         "skresnet18", "resnest14d", "res2net50_26w_4s", "regnetx_002", "regnety_002", "regnetz_b16",
+         "efficientnet_b0", "tf_efficientnet_b0", "mobilenetv2_100", "mobilenetv3_small_100",
+         "mobilenetv4_conv_small", "mixnet_s", "ghostnet_100", "rexnet_100", "lcnet_050", "densenet121",
+         "inception_v3", "inception_v4", "xception41", "dla34", "dpn68", "hrnet_w18_small", "cspresnet50",
+         "cspdarknet53", "darknet53", "ese_vovnet19b_dw", "repvgg_a0", "mobileone_s0", "convnext_atto",
+         "convnextv2_atto", "gernet_s", "selecsls42b", "vgg11"}
 DEFAULT_RUN = {"resnet10t", "regnetx_002", "ecaresnet50d"}
 MODELS = [m for models in FAMILIES.values() for m in models]
 PARAMS = [pytest.param(m, marks=() if m in DEFAULT_RUN else pytest.mark.slow) for m in MODELS]

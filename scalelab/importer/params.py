@@ -12,11 +12,13 @@ RESHAPES = ("view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten"
 
 
 def _source(cap: Captured, operand):
-    """The parameter or buffer ``operand`` is, through views that only reshape it."""
+    """The parameter or buffer ``operand`` is, through views that only reshape it (and a product by 1:
+    ``addcmul``'s decomposition scales its first factor by its ``value``)."""
     node = operand
     while node not in cap.state:
         packet = getattr(getattr(node, "target", None), "_overloadpacket", None)
-        if node.op != "call_function" or packet is None or packet.__name__ not in RESHAPES:
+        times_one = packet is not None and packet.__name__ == "mul" and len(node.args) == 2 and node.args[1] == 1
+        if node.op != "call_function" or packet is None or not (packet.__name__ in RESHAPES or times_one):
             raise Unsupported("an operand is computed from parameters (weight-side computation)")
         node = node.args[0]
     return node
