@@ -108,8 +108,12 @@ def test_every_problem_is_shown_located_up_to_ten():
 
 
 def test_activation_choices_match_the_kinds_listing():
+    from scalelab.blocks.layers import ACTIVATIONS
+
     message = error_of(HEAD + "  - {name: a, kind: conv, out: 8, activation: swishh}\n")
-    assert "'hardswish', 'gelu', 'swish' or 'none'" in message and "did you mean 'swish'?" in message
+    choices = message.partition("must be one of ")[2].partition(" (got")[0]
+    assert set(choices.replace(" or ", ", ").split(", ")) == {f"'{a}'" for a in (*ACTIVATIONS, "swish", "none")}
+    assert choices.endswith("'swish' or 'none'") and "did you mean 'swish'?" in message
 
 
 # --------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def test_short_and_long_forms_are_both_valid():
 
 @pytest.mark.parametrize("block", [
     "{kind: conv, out: 0}", "{kind: conv, out: 8, kernel: 0}", "{kind: conv, out: 8, kernel: [3, 3, 3]}",
-    "{kind: conv, out: 8, activation: mish}", "{kind: convolution, out: 8}", "{kind: conv, out: 8, strid: 2}",
+    "{kind: conv, out: 8, activation: mishh}", "{kind: convolution, out: 8}", "{kind: conv, out: 8, strid: 2}",
     "{kind: maxpool, kernel: 2, padding: -1}",
 ])
 def test_schema_and_loader_both_refuse(block):

@@ -1,9 +1,5 @@
-"""Spec -> DAG of resolved blocks, with shapes propagated through it.
-
-A block's inputs are tensors: a block's output, a stage's (its last block's), or one output of a
-block with several outputs (``split``, ``unbind``), named ``<block>.<n>``. An exact block name
-wins; ``name.N`` names output N of a several-output block ``name`` (a block or stage of that name
-beside it is refused by the unique-name check). A source block (``param``) takes no input.
+"""Spec -> DAG of resolved blocks, with shapes propagated through it. Stages are expanded here;
+the wiring (names, inputs, order) is ``scalelab.graph.wiring``'s.
 
 The execution order comes from the standard library's ``graphlib``; ``Network.graph``, the networkx
 DiGraph of the blocks for graph algorithms, is built on first use. Importing networkx costs more
@@ -13,7 +9,6 @@ than a whole analysis (see benchmarks/analyze.md), so the analysis path does not
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Optional
@@ -21,16 +16,14 @@ from typing import TYPE_CHECKING, Optional
 from scalelab.blocks import Block
 from scalelab.blocks.layers import LayerCost, Node, Shape, ShapeError, definition, elements, fmt_shape, walk
 from scalelab.errors import ScalelabError, did_you_mean
+from scalelab.graph.wiring import INPUT, check_unique, order, stage_ends, wire
 from scalelab.limits import MAX_CHANNELS, MAX_ELEMENTS, MAX_RESOLUTION
-from scalelab.spec.load import located_error, yaml_path
+from scalelab.spec.load import located_error
 from scalelab.spec.model import Spec, Stage
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
 
-INPUT = "input"
-#: ``block.N``: output N of a block with several outputs (no leading zeros: one name per output)
-OUTPUT_NAME = re.compile(r"(.+)\.(0|[1-9][0-9]*)")
 
 
 @dataclass
@@ -118,11 +111,6 @@ class Network:
         raise ScalelabError(f"{what}: no block or stage named '{name}'{did_you_mean(name, [*self.blocks, *ends])}")
 
 
-def stage_ends(blocks) -> dict[str, str]:
-    """Stage name -> its last block: where a block is expected, a stage means its output."""
-    return {b.stage: b.name for b in blocks if b.stage is not None}
-
-
 def _with_stride(block: Block, stride: int) -> Block:
     if "stride" not in type(block).model_fields:
         return block
@@ -170,38 +158,6 @@ def _expand(spec: Spec, warnings: list[str]) -> list[ResolvedBlock]:
     return blocks
 
 
-def _named(blocks: list[ResolvedBlock]):
-    """(name, path of the node that gives it, 'block' or 'stage', a note) for every stage and block,
-    in spec order."""
-    for b in blocks:
-        if b.stage is not None:
-            if b.name == f"{b.stage}.0":
-                yield b.stage, b.path + ("stage",), "stage", ""
-            yield b.name, b.path, "block", f" (of stage '{b.stage}')"
-        elif b.block.name is None:
-            yield b.name, b.path, "block", " (its default: kind and count)"
-        else:
-            yield b.name, b.path + ("name",), "block", ""
-
-
-def _check_unique(spec: Spec, blocks: list[ResolvedBlock]) -> None:
-    """One name, one thing: from: and ``explain -k`` never have to choose between a block and a stage."""
-    first: dict[str, str] = {INPUT: "it names the network's input"}
-    for name, path, what, note in _named(blocks):
-        if name in first:
-            raise located_error(spec.source, path, f"{what} name '{name}'{note} is used twice: {first[name]}; "
-                                f"names are unique across blocks and stages")
-        first[name] = f"the {what} at {yaml_path(path[:2])} has it too"
-    several = {b.name: b for b in blocks if type(b.block).several_outputs}
-    for name, path, what, note in _named(blocks) if several else ():
-        match = OUTPUT_NAME.fullmatch(name)
-        owner = several.get(match[1]) if match else None
-        if match and owner is not None:
-            raise located_error(spec.source, path, f"{what} name '{name}'{note} also names output {match[2]} of the "
-                                f"'{owner.kind}' block '{owner.name}' at {yaml_path(owner.path[:2])}; names are "
-                                f"unique across blocks, stages and outputs: rename one of them")
-
-
 def _ramp_drop_path(spec: Spec, blocks: list[ResolvedBlock]) -> None:
     """Give each stage block with a ``drop_path`` its rate on the spec's stochastic-depth ramp."""
     ramp = spec.stochastic_depth
@@ -215,92 +171,6 @@ def _ramp_drop_path(spec: Spec, blocks: list[ResolvedBlock]) -> None:
                                 "drop_path is set by the spec's stochastic_depth ramp; leave it out here")
         data = b.block.model_dump(by_alias=True, exclude_unset=True)
         b.block = type(b.block).model_validate({**data, "drop_path": ramp.rate * i / steps})
-
-
-def _wire(spec: Spec, blocks: list[ResolvedBlock]) -> None:
-    """Give every block its inputs: the tensors named in from:, else the previous inference block's
-    output (a source takes none), and the block that gives each one."""
-    names = {INPUT}
-    previous = INPUT
-    for i, b in enumerate(blocks, start=1):
-        names.add(b.name)
-        b.index = i
-        if type(b.block).arity == 0:
-            if b.inputs:
-                raise located_error(spec.source, b.path + ("from",), f"a '{b.kind}' block takes no input (it is a "
-                                    f"source, the same tensor for every sample); leave 'from' out")
-        elif not b.inputs:
-            b.inputs = [previous]
-        if not b.training_only:
-            previous = b.name
-    ends = stage_ends(blocks)
-    several = {b.name: b for b in blocks if type(b.block).several_outputs}
-    training_only = {b.name for b in blocks if b.training_only}
-    for b in blocks:
-        b.inputs = [src if src in names else ends.get(src, src) for src in b.inputs]  # a stage: its last block
-        b.sources = [_source_of(spec, b, src, names, ends, several) for src in b.inputs]
-        for src in b.sources:
-            if src in training_only and not b.training_only:
-                raise located_error(spec.source, b.path + ("from",),
-                                    f"block '{b.name}' takes input from training-only block '{src}', whose cost the "
-                                    f"inference total leaves out; mark '{b.name}' training_only too, or feed it "
-                                    f"from inference blocks")
-        arity = type(b.block).arity
-        if arity is None and len(b.inputs) < 2:
-            raise located_error(spec.source, b.path, f"a '{b.kind}' block joins two or more inputs; name them with from:")
-        if arity == 1 and len(b.inputs) != 1:
-            raise located_error(spec.source, b.path + ("from",),
-                                f"a '{b.kind}' block takes one input, got {len(b.inputs)}; join them with add or concat first")
-
-
-def _source_of(spec: Spec, b: ResolvedBlock, src: str, names: set[str], ends: dict[str, str],
-               several: dict[str, ResolvedBlock]) -> str:
-    """The block that gives tensor ``src`` to ``b``: ``src`` itself, or ``name`` for ``name.N``, output N
-    of a block with several outputs; an error for an unknown name or a several-output block named whole."""
-    where = b.path + ("from",) if b.block.inputs else b.path
-    if src in several:
-        owner = several[src]
-        said = "takes input from" if b.block.inputs else "would take the output of the previous block,"
-        raise located_error(spec.source, where, f"block '{b.name}' {said} '{src}', a '{owner.kind}' block with several "
-                            f"outputs; name one of them with from: {src}.0, {src}.1, ...")
-    if src in names:
-        return src
-    match = OUTPUT_NAME.fullmatch(src)
-    if match and match[1] in several:
-        return match[1]
-    if match and match[1] in names:
-        hint = f" ('{match[1]}' has one output: name it '{match[1]}')"
-    else:
-        hint = did_you_mean(src, [*names, *ends])
-    raise located_error(spec.source, where, f"block '{b.name}' takes input from unknown block or stage '{src}'{hint}")
-
-
-def _order(spec: Spec, blocks: list[ResolvedBlock]) -> list[ResolvedBlock]:
-    """Topological order, ties broken by spec order (a lexicographical topological sort)."""
-    import heapq
-    from graphlib import CycleError, TopologicalSorter
-
-    by_name = {b.name: b for b in blocks}
-    sorter = TopologicalSorter({b.name: b.sources for b in blocks})
-    try:
-        sorter.prepare()
-    except CycleError as exc:
-        cycle = exc.args[1][:-1]  # each node feeds the next; the list closes on its first node
-        start = min(range(len(cycle)), key=lambda i: by_name[cycle[i]].index)
-        cycle = cycle[start:] + cycle[:start]
-        raise located_error(spec.source, by_name[cycle[0]].path,
-                            "from: makes a cycle: " + " -> ".join(cycle + [cycle[0]])) from None
-    index = {INPUT: 0, **{b.name: b.index for b in blocks}}
-    ready = [(index[n], n) for n in sorter.get_ready()]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        _, name = heapq.heappop(ready)
-        order.append(name)
-        sorter.done(name)
-        for n in sorter.get_ready():
-            heapq.heappush(ready, (index[n], n))
-    return [by_name[n] for n in order if n != INPUT]
 
 
 def _widest(node: object) -> int:
@@ -427,10 +297,10 @@ def resolve(spec: Spec, resolution: "int | tuple[int, int] | None" = None) -> Ne
                             f"elements a tensor of one sample may have (README, 'Bounds')")
     warnings: list[str] = []
     blocks = _expand(spec, warnings)
-    _check_unique(spec, blocks)
+    check_unique(spec, blocks)
     _ramp_drop_path(spec, blocks)
-    _wire(spec, blocks)
-    ordered = _order(spec, blocks)
+    wire(spec, blocks)
+    ordered = order(spec, blocks)
     skipped = _propagate(spec, ordered, input_shape)
     inference = [b for b in ordered if not b.training_only]
     if not inference:
