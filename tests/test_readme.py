@@ -345,3 +345,70 @@ def test_the_convention_and_the_bounds():
                         ("| ensemble size (", f"1 to {limits.MAX_ENSEMBLE} |")):
         row = next(line for line in README.splitlines() if line.startswith(what))
         assert row.endswith(bound), row
+
+
+# ---------------------------------------------------------------- the import section's claims
+
+
+@pytest.mark.slow
+def test_analyze_a_torchvision_model_at_another_resolution(reference_macs):
+    """`scalelab analyze torchvision.models:resnet50 -r 160`: the module's own parameters and reference
+    MACs at 160x160, the import noted in the JSON."""
+    import torch
+    import torchvision
+
+    report = _json("analyze", "torchvision.models:resnet50", "-r", "160", "--format", "json")
+    model = torchvision.models.resnet50().eval()
+    assert report["imported"]["input"] == [3, 160, 160]
+    assert report["total"]["params"] == sum(p.numel() for p in model.parameters())
+    assert report["total"]["macs"] == reference_macs(model, torch.zeros(1, 3, 160, 160))
+
+
+def test_a_region_under_no_grad_or_autocast_is_entered(reference_macs):
+    """Wrapper nodes (a region under torch.no_grad() or autocast) are entered: their operators are
+    counted as any other."""
+    import torch
+    from torch import nn
+
+    from scalelab import analyze
+    from scalelab.importer import import_module
+
+    class Regions(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4)
+
+        def forward(self, x):
+            with torch.no_grad():
+                y = self.conv(x).relu()
+            with torch.autocast("cpu", enabled=False):
+                y = y.mean((2, 3))
+            return self.fc(y)
+
+    model = Regions().eval()
+    result = analyze(import_module(model, (3, 16, 16), name="regions").spec)
+    assert said("wrapper nodes (a region run under `torch.no_grad()` or autocast) are entered")
+    assert result.total.params == 8 * 3 * 9 + 8 + 8 * 4 + 4
+    assert result.total.macs == 16 * 16 * 8 * 27 + 8 * 4 == reference_macs(model, torch.zeros(1, 3, 16, 16))
+
+
+def test_a_weight_computed_from_parameters_is_refused_by_name():
+    """A weight-standardised conv (NFNet's): the weight is computed from a parameter, which no spec
+    states, so the import refuses the conv by name instead of counting it as a plain one."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from scalelab.errors import ScalelabError
+    from scalelab.importer import import_module
+
+    class StandardisedConv(nn.Conv2d):
+        def forward(self, x):
+            w = self.weight
+            w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.var((1, 2, 3), keepdim=True, unbiased=False) + 1e-5).sqrt()
+            return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+    with pytest.raises(ScalelabError) as info:
+        import_module(nn.Sequential(StandardisedConv(3, 8, 3, padding=1), nn.ReLU()).eval(), (3, 16, 16), name="ws")
+    assert said("a weight so computed has no spec form, and the import refuses it by name")
+    assert "aten.conv2d.default x1 (its weight is computed, not a parameter)" in str(info.value)
