@@ -395,7 +395,6 @@ def test_a_region_under_no_grad_or_autocast_is_entered(reference_macs):
 def test_a_weight_computed_from_parameters_is_refused_by_name():
     """A weight-standardised conv (NFNet's): the weight is computed from a parameter, which no spec
     states, so the import refuses the conv by name instead of counting it as a plain one."""
-    import torch
     import torch.nn.functional as F
     from torch import nn
 
