@@ -1,0 +1,110 @@
+"""timm attention and hybrid models and every torchvision transformer (vit_*, swin_*, maxvit_t): each
+either imports exactly (parameters equal sum(p.numel()), MACs equal conftest's reference_macs, the
+YAML re-analysed without torch, the rebuilt module computing the same outputs) or is refused naming
+exactly the operators in REFUSED, so that a change in either direction is seen. One small model runs
+by default; ``-m slow`` runs them all."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import torchvision
+
+from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
+from scalelab import analyze
+from scalelab.errors import ScalelabError
+from scalelab.importer import import_module
+from scalelab.importer.capture import BatchMerged
+
+timm = pytest.importorskip("timm")
+
+#: timm attention and hybrid models, each at its pretrained_cfg input size
+TIMM = ["vit_tiny_patch16_224", "deit_tiny_patch16_224", "levit_128s", "mobilevit_xxs", "efficientformer_l1",
+        "coatnet_nano_rw_224", "edgenext_xx_small", "fastvit_t8", "efficientvit_b0", "swin_tiny_patch4_window7_224"]
+#: every torchvision transformer -> the image side it is built for and run at: ViT takes its image size
+#: as an argument (a few patches a side keeps the slow list quick); Swin pads to its windows but is run
+#: at 224 where its shifted windows are real; MaxViT's partitions need 224
+TORCHVISION = {"vit_b_16": 64, "vit_b_32": 64, "vit_l_16": 64, "vit_l_32": 64, "vit_h_14": 56,
+               "swin_t": 224, "swin_s": 224, "swin_b": 224, "swin_v2_t": 224, "swin_v2_s": 224, "swin_v2_b": 224,
+               "maxvit_t": 224}
+TRANSFORMERS = ("vit_", "swin_", "maxvit")
+#: library:model -> the exact set of operators its refusal names (the reason, as the refusal gives it)
+REFUSED: dict[str, set[str]] = {
+    # LeViT's attention runs on (B*H*W)-merged batch-norm rows, matmuls on channels-last maps, and adds
+    # a relative position bias gathered from a parameter by an index buffer (weight-side computation)
+    "timm:levit_128s": {"aten._native_batch_norm_legit_no_training.default", "aten.matmul.default",
+                        "aten.add.Tensor", "aten.transpose.int", "aten._unsafe_view.default",
+                        "aten.linear.default"},
+    # the attention bias of the last stage's one attention block is gathered from a parameter
+    "timm:efficientformer_l1": {"aten.add.Tensor"},
+}
+#: models whose import ends in an exception other than ScalelabError (a defect of the importer) -> its type
+CRASH: dict[str, type] = {"timm:mobilevit_xxs": BatchMerged}
+DEFAULT_RUN = {"timm:vit_tiny_patch16_224"}
+
+
+def _param(key: str):
+    marks = [] if key in DEFAULT_RUN else [pytest.mark.slow]
+    if key in CRASH:
+        marks.append(pytest.mark.xfail(raises=CRASH[key], strict=True,
+                                      reason=f"the importer raises {CRASH[key].__name__} instead of refusing"))
+    return pytest.param(key, marks=marks)
+
+
+PARAMS = [_param(f"timm:{m}") for m in TIMM] + [_param(f"torchvision:{m}") for m in TORCHVISION]
+
+
+def _build(key: str):
+    library, name = key.split(":")
+    torch.manual_seed(0)
+    if library == "timm":
+        model = timm.create_model(name, pretrained=False).eval()
+        return model, tuple(model.pretrained_cfg["input_size"])
+    side = TORCHVISION[name]
+    kwargs = {"image_size": side} if name.startswith("vit_") else {}
+    return getattr(torchvision.models, name)(weights=None, **kwargs).eval(), (3, side, side)
+
+
+def _refused_operators(message: str) -> set[str]:
+    """The operators a refusal names, one per line as '  OPERATOR xCOUNT (why) at PLACES'."""
+    return set(re.findall(r"^  (\S+) x\d+ \(", message, re.M))
+
+
+def test_the_lists_cover_eight_timm_models_and_every_torchvision_transformer():
+    from test_import_torchvision import MODELS as TORCHVISION_CNNS
+
+    assert len(set(TIMM)) == len(TIMM) >= 8
+    every = set(torchvision.models.list_models(module=torchvision.models))
+    assert {m for m in every if m.startswith(TRANSFORMERS)} == set(TORCHVISION)
+    assert set(TORCHVISION_CNNS) | set(TORCHVISION) == every  # every classification model is on a list
+    assert set(REFUSED) | set(CRASH) <= {f"timm:{m}" for m in TIMM} | {f"torchvision:{m}" for m in TORCHVISION}
+
+
+def test_a_refusal_lists_each_operator_once():
+    message = ("m: 3 operation(s) cannot be stated as spec blocks, so their cost is unknown:\n"
+               "  aten.add.Tensor x2 (an operand is computed from parameters (weight-side computation)) at a, b\n"
+               "  aten.matmul.default x1 (a product of a channels-last feature map) at c\n"
+               "nothing was imported; --allow-unsupported imports them as opaque blocks of unknown cost")
+    assert _refused_operators(message) == {"aten.add.Tensor", "aten.matmul.default"}
+
+
+@pytest.mark.parametrize("key", PARAMS)
+def test_attention_model_imports_exactly_or_is_refused_by_name(key, reference_macs, run_fresh, tmp_path):
+    model, size = _build(key)
+    name = key.split(":")[1]
+    if key in REFUSED:
+        with pytest.raises(ScalelabError) as info:
+            import_module(model, size, name=name)
+        assert "cannot be stated as spec blocks" in str(info.value), str(info.value)
+        assert _refused_operators(str(info.value)) == REFUSED[key], str(info.value)
+        return
+    imported = import_module(model, size, name=name)
+    result = analyze(imported.spec)
+    params = sum(p.numel() for p in model.parameters())
+    assert result.total.params == params
+    assert result.total.macs == reference_macs(model, torch.zeros(1, *size))
+    assert_reanalysed_without_torch(imported, tmp_path, run_fresh, params, result.total.macs)
+    torch.manual_seed(1)
+    assert_rebuilt_module_computes_the_same(imported, model, torch.randn(2, *size))
