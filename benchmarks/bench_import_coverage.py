@@ -223,23 +223,34 @@ def main() -> None:
     parser.add_argument("--lists", default="timm,torchvision", help="which lists to run (comma-separated)")
     parser.add_argument("--models", help="only these models (comma-separated)")
     parser.add_argument("--table-only", action="store_true", help="write the table from the results file")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results file to add to")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(*args.one)), flush=True)
         return
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = args.results
     if not args.table_only:
         wanted = set(args.models.split(",")) if args.models else None
         for library in args.lists.split(","):
-            for family, models in lists()[library].items():
-                for name in models:
-                    if wanted is not None and name not in wanted:
-                        continue
-                    results[f"{library}:{name}"] = run_model(library, name)
-                    print(library, family, name, results[f"{library}:{name}"], flush=True)
-                    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    write_section(REPORT, HEADING, table(results))
-    print(table(results))
+            for family, name in round_robin(lists()[library]):
+                if wanted is not None and name not in wanted:
+                    continue
+                row = run_model(library, name)
+                print(library, family, name, row, flush=True)
+                # read again before writing: another chunk may be running into the same file
+                done = json.loads(results.read_text()) if results.exists() else {}
+                results.write_text(json.dumps({**done, f"{library}:{name}": row}, indent=1, sort_keys=True) + "\n")
+    held = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    write_section(REPORT, HEADING, table(held))
+    print(table(held))
+
+
+def round_robin(families: dict[str, list[str]]):
+    """(family, model) taking one model of each family in turn, so that a run cut short covers every family."""
+    for i in range(max(map(len, families.values()), default=0)):
+        for family, models in families.items():
+            if i < len(models):
+                yield family, models[i]
 
 
 if __name__ == "__main__":
