@@ -24,7 +24,7 @@ def _conv2d(c: Call) -> list[dict]:
     c.batch_first()
     if len(c.in_shape) != 3:
         raise Unsupported(f"a convolution over a {len(c.in_shape)}-d sample")
-    c.state("weight")
+    c.weight()
     weight = c.shape(c.arg("weight"))  # a parameter: no batch axis
     kernel, dilation = pair(weight[2:]), pair(c.arg("dilation", 1))
     padding = c.arg("padding", 0)
@@ -48,7 +48,7 @@ def _conv1d(c: Call) -> list[dict]:
     if len(c.in_shape) != 2:
         raise Unsupported(f"a 1-d convolution over a {len(c.in_shape)}-d sample")
     needs_kind("conv1d")
-    c.state("weight")
+    c.weight()
     weight = c.shape(c.arg("weight"))
     kernel, dilation = weight[2], _one(c.arg("dilation", 1))
     padding = c.arg("padding", 0)
@@ -68,7 +68,7 @@ def _one(v) -> int:
 def _linear(c: Call) -> list[dict]:
     """aten.linear(input, weight, bias): over the last axis of any rank (the batch on another axis),
     or over the channels of a channels-last map."""
-    c.state("weight")
+    c.weight()
     out, bias = c.shape(c.arg("weight"))[0], c.state("bias") is not None
     if c.channels_last and len(c.in_shape) == 3:  # ConvNeXt's pointwise MLP
         c.batch_first()

@@ -76,6 +76,14 @@ class Call:
             raise Unsupported(f"its {name} is computed, not a parameter")
         return self.cap.state[value]
 
+    def weight(self) -> str:
+        """The learned weight of a conv or linear call: a buffer (a fixed filter) is refused, the
+        spec's layers learn theirs."""
+        name = self.state("weight")
+        if name not in self.cap.trainable:
+            raise Unsupported("its weight is a buffer (a fixed filter), not a parameter")
+        return name
+
     def batch_first(self) -> None:
         """Refuse a call whose tensors do not hold the batch on axis 0 (the spec's layout)."""
         for n in [*self.node.all_input_nodes, self.node]:
