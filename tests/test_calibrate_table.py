@@ -124,3 +124,14 @@ def test_refusals(tmp_path, cache, args, fragments):
     bad.write_text(f"{HEADER}\nresnet18,224,100.0,1.0,1\nresnet50,224,100.0,1.0,0\n", encoding="utf-8")
     result = invoke("calibrate", *[a.format(t=table, bad=bad) for a in args])
     assert_refused(result, *fragments)
+
+
+def test_comment_lines_and_pretrained_tags(tmp_path, cache):
+    # timm's names may carry a pretrained tag, which never changes the network; '#' lines are comments
+    table = tmp_path / "tagged.csv"
+    write_table(table)
+    text = table.read_text(encoding="utf-8").replace("\nresnet50,224,", "\nresnet50.a1_in1k,224,")
+    table.write_text("# a citation line\n" + text, encoding="utf-8")
+    result = invoke("calibrate", "--from-table", table, "--device", "rtx4090")
+    assert result.exit_code == 0, result.output
+    assert "on 6 rows of tagged.csv (6 networks, amp)" in result.output and "  skipped: {}" in result.output
