@@ -1,9 +1,10 @@
 """Import coverage: the share of each test list that `scalelab import` states exactly, by family.
 
-The lists are the tests' own: the timm CNN families of tests/test_import_timm.py (every dict of
-family -> models in it, read without running it) and every classification model of the installed
-torchvision (tests/test_import_torchvision.py's list plus the transformers it leaves out), a
-torchvision family being the module that defines its builder. Each model is imported in a process
+The lists are the tests' own: the timm families of tests/test_import_timm.py and
+tests/test_import_attention.py (every dict of family -> models in them, read without running them)
+and every classification model of the installed torchvision (tests/test_import_torchvision.py's
+list plus the transformers it leaves out), a torchvision family being the module that defines its
+builder. Each model is imported in a process
 of its own, with a timeout, at 3x128x128 where the model runs at that size (else at its own input:
 timm's pretrained_cfg, torchvision's 3x224x224). Exact means what the tests mean: the spec's
 parameters equal sum(p.numel()) and its MACs equal FlopCounterMode's total / 2 for one eval-mode
@@ -38,8 +39,16 @@ TIMEOUT_S = 300
 
 
 def timm_families() -> dict[str, list[str]]:
-    """Every top-level ``NAME = {family: [models]}`` of tests/test_import_timm.py, merged in order."""
-    tree = ast.parse((ROOT / "tests" / "test_import_timm.py").read_text())
+    """Every top-level ``NAME = {family: [models]}`` of tests/test_import_timm.py and
+    tests/test_import_attention.py (the attention and hybrid models), merged in order."""
+    families: dict[str, list[str]] = {}
+    for test in ("test_import_timm.py", "test_import_attention.py"):
+        families.update(_families_of(ROOT / "tests" / test))
+    return families
+
+
+def _families_of(path: Path) -> dict[str, list[str]]:
+    tree = ast.parse(path.read_text())
     families: dict[str, list[str]] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
