@@ -16,6 +16,7 @@ from scalelab.errors import ScalelabError
 from scalelab.importer import import_module
 from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
 
+#: the transformers, on tests/test_import_attention.py's list (which checks the two lists hold every model)
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
 #: the block kinds ShuffleNetV2 (channel split and shuffle) and ConvNeXt (layer norm over channels,
 #: channels-last linear, GELU, layer scale) need, and the operations named when a kind is missing
