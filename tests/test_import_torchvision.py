@@ -2,7 +2,9 @@
 parameters equal sum(p.numel()) (the heads that never run in eval imported as training-only blocks),
 its MACs equal FlopCounterMode's total / 2, and each block named after a module has that module's
 output shape (forward hooks on the real module). Where this scalelab lacks a block kind a model
-needs, the import is refused naming the operations. A handful runs by default; ``-m slow`` runs them all."""
+needs, the import is refused naming the operations. A handful runs by default and the rest are marked
+slow, so the default run and ``-m slow`` together cover every model; ``-m "slow or not slow"`` runs all
+of them at once."""
 
 from __future__ import annotations
 
