@@ -19,7 +19,7 @@ def _saved_bytes(face, shapes, out, grads, batch):
     kept_inputs = getattr(face, "inputs", ()) or (face.input,) * len(shapes)  # several inputs: which it keeps
     n_in = sum(L.elements(s) for s, keep in zip(shapes, kept_inputs) if keep)
     return (batch * (4 * (n_in + L.elements(out) * face.output + face.per_sample_elements) + face.per_sample_bytes)
-            + face.fixed_bytes)
+            + face.fixed_bytes + 4 * face.fixed_elements)
 
 
 def check_faces(layer, shape, trained, input_grad, *, batch=3, module=None, grad_weight_factor=1, inputs=None):

@@ -23,10 +23,11 @@ class Cost:
     macs: int = 0
     ops: int = 0
     activations: int = 0
+    weight_ops: int = 0  # ops on the weights alone (weight standardisation): once per pass, not per sample
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.params + other.params, self.macs + other.macs, self.ops + other.ops,
-                    self.activations + other.activations)
+                    self.activations + other.activations, self.weight_ops + other.weight_ops)
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,13 @@ class Analysis:
 
 def block_cost(costs: list[LayerCost], out_elems: int, batch: int) -> Cost:
     """Sum a block's layer costs; MACs, ops and activations (``out_elems`` per sample: none for a
-    source, whose tensor is a weight) scale with the batch, params do not."""
+    source, whose tensor is a weight) scale with the batch, params and weight ops do not."""
     return Cost(
         params=sum(c.params for c in costs),
         macs=batch * sum(c.macs for c in costs),
         ops=batch * sum(c.ops for c in costs),
         activations=batch * out_elems,
+        weight_ops=sum(c.weight_ops for c in costs),
     )
 
 

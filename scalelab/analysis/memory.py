@@ -311,7 +311,8 @@ class _SavedWalk(TrainWalk):
             self.keep(x)
         if saved.output:
             self.keep(out)
-        self.bytes += self.batch * (saved.per_sample_bytes + self.nbytes * saved.per_sample_elements) + saved.fixed_bytes
+        self.bytes += self.batch * (saved.per_sample_bytes + self.nbytes * saved.per_sample_elements) + saved.fixed_bytes \
+            + self.nbytes * saved.fixed_elements
         return out
 
     def several(self, node: Primitive, xs: list[Tensor], out_shape: Shape) -> Tensor:
@@ -325,7 +326,8 @@ class _SavedWalk(TrainWalk):
                 self.keep(t)
         if saved.output:
             self.keep(out)
-        self.bytes += self.batch * (saved.per_sample_bytes + self.nbytes * saved.per_sample_elements) + saved.fixed_bytes
+        self.bytes += self.batch * (saved.per_sample_bytes + self.nbytes * saved.per_sample_elements) + saved.fixed_bytes \
+            + self.nbytes * saved.fixed_elements
         return out
 
 

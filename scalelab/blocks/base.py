@@ -23,7 +23,7 @@ from scalelab.blocks.layers import (
     spatial,
     walk,
 )
-from scalelab.blocks.layers.conv import PaddingMode
+from scalelab.blocks.layers.conv import PaddingMode, WeightStd
 from scalelab.limits import MAX_CHANNELS, MAX_NAME_CHARS, MAX_RESOLUTION
 
 
@@ -184,9 +184,11 @@ def conv_norm_act(
     dilation: tuple[int, int] = (1, 1),
     bias: bool | None = None,
     padding_mode: PaddingMode = "zeros",
+    standardize: "WeightStd | None" = None,
 ) -> Node:
     """Conv, then optional batchnorm, then optional activation. The conv has a bias only when no
-    norm follows (a bias before batchnorm is cancelled by its mean), unless ``bias`` says otherwise."""
+    norm follows (a bias before batchnorm is cancelled by its mean), unless ``bias`` says otherwise;
+    ``standardize``: the conv's weight is standardised before each pass."""
     if groups < 1 or in_ch % groups or out_ch % groups:
         raise ShapeError(f"groups={groups} must divide both {in_ch} input and {out_ch} output channels")
     conv = Conv(
@@ -199,6 +201,7 @@ def conv_norm_act(
         groups,
         bias=(norm == "none") if bias is None else bias,
         padding_mode=padding_mode,
+        standardize=standardize,
     )
     return seq(conv, norm_layer(norm, out_ch, norm_eps), act_layer(activation))
 

@@ -130,6 +130,11 @@ def build_report(
     spec = analysis.network.spec
     unknown = _opaque_notes(analysis)
     notes, figures = (*unknown, *notes), {**({"unknown_cost": unknown[0]} if unknown else {}), **(figures or {})}
+    weight_ops = analysis.total.weight_ops
+    if weight_ops:  # apart from the ops columns, which are per-sample work times the batch
+        notes = (*notes, f"WEIGHT OPS: {weight_ops:,} ops on the weights alone (weight standardisation), once per "
+                         "forward pass whatever the batch, are not in the ops column or its total.")
+        figures = {**figures, "weight_ops": weight_ops}
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
                   finish(inference), total, finish(training), training_total,
                   (*analysis.network.notes, *notes), {**_not_applicable(analysis), **(figures or {})}, mode,

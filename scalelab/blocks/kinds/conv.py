@@ -1,6 +1,6 @@
 from typing import Literal, Optional, Self
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scalelab.blocks.base import (
     ActivationName, Block, Channels, Norm, Padding, Pair, PositiveInt, Real, channels_of, conv_norm_act,
@@ -8,6 +8,18 @@ from scalelab.blocks.base import (
 )
 from scalelab.blocks.group_width import GroupWidth, group_width_field, groups_for
 from scalelab.blocks.layers import Node, Shape
+from scalelab.blocks.layers.conv import WeightStd
+
+
+class WeightStandardization(BaseModel):
+    """The weight normalised per output channel before each pass (timm's StdConv2d; with ``gain``,
+    ScaledStdConv2d: times a learned gain per output channel and gamma / sqrt(fan-in))."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    eps: Real = Field(1e-6, gt=0, description="added to each filter's variance")
+    gain: bool = Field(False, description="a learned gain per output channel (counted as parameters)")
+    gamma: Real = Field(1.0, description="with gain: the weight is scaled by gain * gamma / sqrt(fan-in)")
 
 
 class ConvBlock(Block):
@@ -28,6 +40,8 @@ class ConvBlock(Block):
     norm: Norm = "batchnorm"
     norm_eps: Real = Field(1e-5, gt=0)
     activation: ActivationName = "relu"
+    weight_standardization: Optional[WeightStandardization] = Field(
+        None, description="standardise the weight before each pass: {eps, gain, gamma} (NFNet, BiT)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -40,6 +54,7 @@ class ConvBlock(Block):
     def layers(self, inp: Shape) -> Node:
         in_ch = channels_of(inp, self.kind)
         groups = in_ch if self.depthwise else groups_for(in_ch, self.groups, self.group_width)
+        ws = self.weight_standardization
         return conv_norm_act(
             in_ch,
             in_ch if self.out is None else self.out,
@@ -53,4 +68,5 @@ class ConvBlock(Block):
             dilation=self.dilation,
             bias=self.bias,
             padding_mode=self.padding_mode,
+            standardize=WeightStd(ws.eps, ws.gain, ws.gamma) if ws else None,
         )

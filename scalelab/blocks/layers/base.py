@@ -126,6 +126,7 @@ class LayerCost:
     ops: int = 0
     in_elems: int = 0
     out_elems: int = 0
+    weight_ops: int = 0  # ops on the weights alone (weight standardisation): once per pass, whatever the batch
     node: "Node | None" = field(default=None, kw_only=True, compare=False, repr=False)
 
 
@@ -148,6 +149,7 @@ class Saved:
     per_sample_elements: int = 0  # further tensors in the activation dtype, elements per sample
     per_sample_bytes: int = 0  # further tensors of a fixed width (int64 indices, bool masks), bytes per sample
     fixed_bytes: int = 0  # tensors whose size does not depend on the batch (batchnorm's fp32 statistics)
+    fixed_elements: int = 0  # such tensors in the activation dtype (a standardised weight)
     view: bool = False  # the output is a view of the input: same storage, saved once
     inputs: tuple[bool, ...] = ()  # a layer of several inputs (matmul, attention): which of them it keeps
 

@@ -1,4 +1,5 @@
-"""Convolution over 1, 2 or 3 spatial axes (Conv1d, Conv2d, Conv3d): every face."""
+"""Convolution over 1, 2 or 3 spatial axes (Conv1d, Conv2d, Conv3d), optionally of a standardised
+weight (timm's StdConv2d and ScaledStdConv2d): every face."""
 
 from __future__ import annotations
 
@@ -20,6 +21,26 @@ PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 # torch's limits: reflection needs padding < size, circular padding may wrap only once
 _PAD_LIMIT = {"reflect": lambda pad, size: pad < size, "circular": lambda pad, size: pad <= size}
 
+STAT_BYTES = 4  # batch norm's mean and inverse deviation are fp32 whatever the weight's dtype
+
+
+@dataclass(frozen=True)
+class WeightStd:
+    """Weight standardisation: before each forward pass every output channel's filter is normalised to
+    zero mean and unit variance (biased, plus ``eps``), as ``F.batch_norm`` in training mode on the
+    weight reshaped to (1, out, fan-in) computes it; with ``gain`` it is then scaled by a learned gain
+    per output channel times ``gamma / sqrt(fan-in)`` (ScaledStdConv2d). It runs once per pass on the
+    weights, whatever the batch: its ops are weight ops, apart from the per-sample ones."""
+
+    eps: float = 1e-6
+    gain: bool = False
+    gamma: float = 1.0
+
+    def weight_ops(self, out_ch: int, weights: int) -> int:
+        """The project's mean-and-variance norm count per weight element: 4 (mean, variance,
+        normalise), 5 with the gain; and one multiply per output channel for gain * scale."""
+        return weights * (5 if self.gain else 4) + (out_ch if self.gain else 0)
+
 
 @register
 @dataclass(frozen=True)
@@ -40,6 +61,7 @@ class Conv(Primitive):
     groups: int = 1
     bias: bool = False
     padding_mode: PaddingMode = "zeros"
+    standardize: "WeightStd | None" = None
 
     def __post_init__(self) -> None:
         axes = len(self.kernel)
@@ -83,13 +105,15 @@ class Conv(Primitive):
 
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         weights = self.out_ch * self._per_out()
+        std = self.standardize
         return LayerCost(
             "conv",
-            params=weights + (self.out_ch if self.bias else 0),
+            params=weights + (self.out_ch if self.bias else 0) + (self.out_ch if std and std.gain else 0),
             macs=elements(out) * self._per_out(),
             ops=elements(out) if self.bias else 0,  # one add per output for the bias
             in_elems=elements(s),
             out_elems=elements(out),
+            weight_ops=std.weight_ops(self.out_ch, weights) if std else 0,
             node=self,
         )
 
@@ -117,6 +141,8 @@ class Conv(Primitive):
                      per_sample_elements=self._padded(s))
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        """Per sample: a standardised weight is a temporary of the weight's size, the same for any
+        batch, so it is no per-sample activation and is not in this figure (memory counts weights apart)."""
         n = elements(out)
         if self.padding_mode == "zeros":
             return InnerPeak(out, n, n)
@@ -134,6 +160,13 @@ class Conv(Primitive):
     def torch_module(self) -> nn.Module:
         from torch import nn
 
+        if self.standardize is not None:
+            from scalelab.blocks.layers.conv_torch import std_conv  # torch: only when a module is built
+
+            std = self.standardize
+            return std_conv(len(self.kernel), self.in_ch, self.out_ch, self.kernel, self.stride, self.padding,
+                            self.dilation, self.groups, self.bias, self.padding_mode,
+                            eps=std.eps, gain=std.gain, gamma=std.gamma)
         module: Callable[..., nn.Module] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[len(self.kernel) - 1]  # sizes match its rank
         return module(self.in_ch, self.out_ch, self.kernel, self.stride, self.padding, self.dilation,
                       self.groups, self.bias, self.padding_mode)
