@@ -18,6 +18,7 @@ from scalelab.importer.patterns import channel_split, find_channel_shuffle, find
 from scalelab.importer.ops_tensor import OPERANDS, split_outputs
 from scalelab.importer.params import operand_param
 from scalelab.importer.table import ALIAS, PASSIVE, Call, Unsupported, handler_of, label
+from scalelab.importer.weight_side import STATE
 
 #: operators whose first output is the result and the others are statistics nobody reads in eval
 FIRST_OUTPUT = ("native_batch_norm_legit_no_training", "max_pool2d_with_indices")  # as short_label writes them
@@ -187,6 +188,10 @@ def _visit(walk: _Walk, node, patterns: dict) -> None:
         if chain == ALIAS:
             walk.alias[node] = inputs[0]
             return
+        if chain and STATE in chain[0]:  # a block whose state reads in its module's order, not the graph's
+            chain[0] = dict(chain[0])
+            order = chain[0].pop(STATE)
+            state = [n for n in order if n in state] + [n for n in state if n not in order]
         if chain and OPERANDS in chain[0]:
             chain[0] = dict(chain[0])
             operands = _operands(walk, node, chain[0].pop(OPERANDS))

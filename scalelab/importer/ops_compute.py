@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from scalelab.importer.ops_tensor import OPERANDS
 from scalelab.importer.table import Call, Unsupported, needs_kind
+from scalelab.importer.weight_side import standardised
 
 
 def pair(v) -> tuple[int, int]:
@@ -20,11 +21,14 @@ def short(p: tuple[int, ...]) -> "int | list[int]":
 
 
 def _conv2d(c: Call) -> list[dict]:
-    """aten.conv2d(input, weight, bias, stride, padding, dilation, groups); padding may be 'same'/'valid'."""
+    """aten.conv2d(input, weight, bias, stride, padding, dilation, groups); padding may be 'same'/'valid';
+    the weight a parameter or standardised from one (weight_side.py)."""
     c.batch_first()
     if len(c.in_shape) != 3:
         raise Unsupported(f"a convolution over a {len(c.in_shape)}-d sample")
-    c.weight()
+    std = standardised(c)
+    if std is None:
+        c.weight()
     weight = c.shape(c.arg("weight"))  # a parameter: no batch axis
     kernel, dilation = pair(weight[2:]), pair(c.arg("dilation", 1))
     padding = c.arg("padding", 0)
@@ -39,7 +43,7 @@ def _conv2d(c: Call) -> list[dict]:
     return [{"kind": "conv", "out": weight[0], "kernel": short(kernel), "stride": short(pair(c.arg("stride", 1))),
              "padding": "same" if padding == same else short(padding), "dilation": short(dilation),
              "groups": c.arg("groups", 1), "bias": c.state("bias") is not None, "padding_mode": "zeros",
-             "norm": "none", "activation": "none"}]
+             "norm": "none", "activation": "none", **(std or {})}]
 
 
 def _conv1d(c: Call) -> list[dict]:

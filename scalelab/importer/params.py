@@ -36,13 +36,11 @@ def operand_param(cap: Captured, reader, operand) -> tuple[dict, object]:
     shape = [int(d) for d in operand.meta["val"].shape]
     out = cap.full_shape(reader) or ()
     batch = cap.batch_axis(reader)
-    fields: dict = {"kind": "param", "shape": shape or [1], "trainable": cap.state[source] in cap.trainable}
+    fields: dict = {"kind": "param", "shape": shape, "trainable": cap.state[source] in cap.trainable}
     matrix = 2 if short_name(reader) in ("mm", "bmm", "matmul") else 0  # a product's last two axes are its matrix
     if batch is not None and len(out) - len(shape) <= batch < len(out) - matrix:
         axis = batch - (len(out) - len(shape))
         if shape[axis] != 1:
             raise Unsupported("a parameter operand spans the batch axis")
         fields["batch_axis"] = axis
-    if not shape:
-        raise Unsupported("a 0-d parameter operand")
     return fields, source

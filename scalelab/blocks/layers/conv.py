@@ -134,11 +134,26 @@ class Conv(Primitive):
         """torch's convolution node keeps its input whenever it is recorded, even with a frozen weight
         (measured: tests/test_layer_registry.py). Other padding modes pad first (F.pad): the conv
         keeps the padded copy, and a reflection or replication pad keeps its input when that needs a
-        gradient (circular padding is slices and a cat, which keep only sizes)."""
+        gradient (circular padding is slices and a cat, which keep only sizes).
+
+        A standardised weight is a tensor of its own, which the conv keeps; when the weights train,
+        the standardisation is recorded too: batch norm keeps its fp32 mean and inverse deviation per
+        output channel and, with a gain, the gain * scale it multiplies by (its input is a view of the
+        weight, which is no activation)."""
+        extra = self._std_saved(weights_trained)
         if self.padding_mode == "zeros":
-            return Saved(input=True)
+            return Saved(input=True, **extra)
         return Saved(input=input_grad and self.padding_mode in ("reflect", "replicate"),
-                     per_sample_elements=self._padded(s))
+                     per_sample_elements=self._padded(s), **extra)
+
+    def _std_saved(self, weights_trained: bool) -> dict:
+        std = self.standardize
+        if std is None:
+            return {}
+        weights = self.out_ch * self._per_out()
+        if not weights_trained:
+            return {"fixed_elements": weights}
+        return {"fixed_elements": weights + (self.out_ch if std.gain else 0), "fixed_bytes": 2 * STAT_BYTES * self.out_ch}
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
         """Per sample: a standardised weight is a temporary of the weight's size, the same for any
