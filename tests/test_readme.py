@@ -393,8 +393,9 @@ def test_a_region_under_no_grad_or_autocast_is_entered(reference_macs):
 
 
 def test_a_weight_computed_from_parameters_is_refused_by_name():
-    """A weight-standardised conv (NFNet's): the weight is computed from a parameter, which no spec
-    states, so the import refuses the conv by name instead of counting it as a plain one."""
+    """A weight standardised by hand rather than as timm's StdConv2d (batch norm on the weight): the
+    weight is computed from a parameter in a way no spec states, so the import refuses the conv by
+    name instead of counting it as a plain one (timm's form: tests/test_weight_standardization.py)."""
     import torch.nn.functional as F
     from torch import nn
 
@@ -409,5 +410,5 @@ def test_a_weight_computed_from_parameters_is_refused_by_name():
 
     with pytest.raises(ScalelabError) as info:
         import_module(nn.Sequential(StandardisedConv(3, 8, 3, padding=1), nn.ReLU()).eval(), (3, 16, 16), name="ws")
-    assert said("a weight so computed has no spec form, and the import refuses it by name")
+    assert said("a weight computed any other way has no spec form, and the import refuses it by name")
     assert "aten.conv2d.default x1 (its weight is computed, not a parameter)" in str(info.value)

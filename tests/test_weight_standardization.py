@@ -130,3 +130,22 @@ def test_a_weight_computed_another_way_is_still_refused():
 
     with pytest.raises(ScalelabError, match=r"aten.conv2d.default x1 \(its weight is computed, not a parameter\)"):
         import_module(nn.Sequential(Doubled(3, 4, 3)).eval(), (3, 8, 8), name="doubled")
+
+
+def test_the_readme_example_states_a_scaled_standardised_stem():
+    """The README's spec line, analysed: the conv's parameters with its 16 gains, and its weight ops."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from scalelab.spec import Spec
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    line = re.search(r"  - \{name: stem, kind: conv, out: 16.*?\n.*?weight_standardization.*?\}\}", readme).group(0)
+    blocks = yaml.safe_load(line)
+    spec = Spec.model_validate({"name": "ws", "input": {"channels": 3, "resolution": 32}, "blocks": blocks})
+    total = analyze(spec, batch=2).total
+    assert total.params == 16 * 27 + 16 + 16
+    assert total.weight_ops == 16 * 27 * 5 + 16
+    assert total.macs == 2 * 16 * 16 * 16 * 27

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,8 +14,7 @@ class _Standardised:
     gain) and ScaledStdConv2d (gain) compute it, so that their state dicts load and the outputs agree:
     ``weight``, ``bias`` (when any) and ``gain`` (when any), in that order."""
 
-    weight: nn.Parameter
-    bias: "nn.Parameter | None"
+    weight: torch.Tensor  # nn.ConvNd's, the sibling base
 
     def standardise(self, eps: float, gain: bool, gamma: float) -> None:
         self.eps = eps
@@ -41,7 +42,7 @@ class StdConv3d(_Standardised, nn.Conv3d):
     pass
 
 
-def std_conv(axes: int, *args, eps: float, gain: bool, gamma: float) -> nn.Module:
+def std_conv(axes: int, *args: Any, eps: float, gain: bool, gamma: float) -> nn.Module:
     """A standardised Conv1d, Conv2d or Conv3d (by ``axes``) with nn.ConvNd's positional arguments."""
     module = (StdConv1d, StdConv2d, StdConv3d)[axes - 1](*args)
     module.standardise(eps, gain, gamma)
