@@ -53,6 +53,9 @@ REFUSED: dict[str, set[str]] = {
     # nn.MultiheadAttention reshapes q, k and v to (L, B*heads, d): the batch axis merged into the heads
     "torchvision:vit_b_16": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
     "torchvision:vit_b_32": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
+    "torchvision:vit_l_16": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
+    "torchvision:vit_l_32": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
+    "torchvision:vit_h_14": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
     # Swin's windows are cut from the channels-last (H, W, C) map and stacked on the batch (B*windows,
     # tokens, C): views, permutes and slices of a channels-last map, the batch merged into the windows in
     # the products, softmax and bias adds, and the shifted windows' roll
