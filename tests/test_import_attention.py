@@ -35,6 +35,16 @@ TORCHVISION = {"vit_b_16": 64, "vit_b_32": 64, "vit_l_16": 64, "vit_l_32": 64, "
                "swin_t": 224, "swin_s": 224, "swin_b": 224, "swin_v2_t": 224, "swin_v2_s": 224, "swin_v2_b": 224,
                "maxvit_t": 224}
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
+VIT = {"aten.view.default", "aten.transpose.int", "aten.linear.default"}
+#: Swin's windows are cut from the channels-last (H, W, C) map and stacked on the batch (B*windows,
+#: tokens, C): views, permutes and slices of a channels-last map, the batch merged into the windows in
+#: the products, softmax and bias adds, and the shifted windows' roll
+SWIN = {"aten.view.default", "aten.select.int", "aten.permute.default", "aten.linear.default", "aten.transpose.int",
+        "aten.matmul.default", "aten.slice.Tensor", "aten._unsafe_view.default", "aten.add.Tensor",
+        "aten.softmax.int", "aten.roll.default"}
+#: Swin V2 as Swin, and: qkv's bias built from q's and v's with k's zeroed (a linear whose bias is
+#: computed), cosine attention's normalise (expand, sum) and its logit scale (exp of a clamped parameter)
+SWIN_V2 = SWIN | {"aten.expand.default", "aten.sum.dim_IntList", "aten.mul.Tensor"}
 #: library:model -> the exact set of operators its refusal names (the reason, as the refusal gives it)
 REFUSED: dict[str, set[str]] = {
     # LeViT's attention runs on (B*H*W)-merged batch-norm rows, matmuls on channels-last maps, and adds
@@ -51,23 +61,9 @@ REFUSED: dict[str, set[str]] = {
     "timm:edgenext_xx_small": {"aten.cumsum.default", "aten.div.Tensor", "aten.full.default",
                                "aten._to_copy.default", "aten.bitwise_not.default"},
     # nn.MultiheadAttention reshapes q, k and v to (L, B*heads, d): the batch axis merged into the heads
-    "torchvision:vit_b_16": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
-    "torchvision:vit_b_32": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
-    "torchvision:vit_l_16": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
-    "torchvision:vit_l_32": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
-    "torchvision:vit_h_14": {"aten.view.default", "aten.transpose.int", "aten.linear.default"},
-    # Swin's windows are cut from the channels-last (H, W, C) map and stacked on the batch (B*windows,
-    # tokens, C): views, permutes and slices of a channels-last map, the batch merged into the windows in
-    # the products, softmax and bias adds, and the shifted windows' roll
-    "torchvision:swin_t": {"aten.view.default", "aten.select.int", "aten.permute.default", "aten.linear.default",
-                           "aten.transpose.int", "aten.matmul.default", "aten.slice.Tensor",
-                           "aten._unsafe_view.default", "aten.add.Tensor", "aten.softmax.int", "aten.roll.default"},
-    # Swin V2 as Swin, and: qkv's bias built from q's and v's with k's zeroed (a linear whose bias is
-    # computed), cosine attention's normalise (expand, sum) and its logit scale (exp of a clamped parameter)
-    "torchvision:swin_v2_t": {"aten.view.default", "aten.select.int", "aten.slice.Tensor", "aten.permute.default",
-                              "aten.linear.default", "aten.expand.default", "aten.transpose.int",
-                              "aten.matmul.default", "aten._unsafe_view.default", "aten.sum.dim_IntList",
-                              "aten.add.Tensor", "aten.mul.Tensor", "aten.softmax.int", "aten.roll.default"},
+    **{f"torchvision:{m}": VIT for m in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")},
+    **{f"torchvision:{m}": SWIN for m in ("swin_t", "swin_s", "swin_b")},
+    **{f"torchvision:{m}": SWIN_V2 for m in ("swin_v2_t", "swin_v2_s", "swin_v2_b")},
     # MaxViT keeps the batch apart in its (B, windows, tokens, C) partitions, but its attention's
     # matmuls of rank 5 decompose to bmm over the batch merged with windows and heads (view, unsafe view,
     # bmm), and its relative position bias is gathered from a parameter by an index buffer
