@@ -1,10 +1,9 @@
 """`scalelab import` on every classification CNN of the installed torchvision: the imported spec's
 parameters equal sum(p.numel()) (the heads that never run in eval imported as training-only blocks),
 its MACs equal FlopCounterMode's total / 2, and each block named after a module has that module's
-output shape (forward hooks on the real module). Where this scalelab lacks a block kind a model
-needs, the import is refused naming the operations. A handful runs by default and the rest are marked
-slow, so the default run and ``-m slow`` together cover every model; ``-m "slow or not slow"`` runs all
-of them at once."""
+output shape (forward hooks on the real module). Every one imports exactly: none is refused. A
+handful runs by default and the rest are marked slow, so the default run and ``-m slow`` together
+cover every model; ``-m "slow or not slow"`` runs all of them at once."""
 
 from __future__ import annotations
 
@@ -13,18 +12,11 @@ import torch
 import torchvision
 
 from scalelab import analyze
-from scalelab.blocks import KINDS
-from scalelab.errors import ScalelabError
 from scalelab.importer import import_module
 from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
 
 #: the transformers, on tests/test_import_attention.py's list (which checks the two lists hold every model)
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
-#: the block kinds ShuffleNetV2 (channel split and shuffle) and ConvNeXt (layer norm over channels,
-#: channels-last linear, GELU, layer scale) need, and the operations named when a kind is missing
-NEEDS = {"shufflenet_v2": ({"channel_split", "channel_shuffle"}, ("Tensor.chunk", "torch.transpose", "Tensor.view")),
-         "convnext": ({"layer_norm", "channel_linear", "layer_scale"}, ("torch.nn.LayerNorm", "torch.nn.Linear",
-                                                                        "torch.nn.GELU", "operator.mul"))}
 #: heads that run only in training, by model
 TRAINING_ONLY = {"googlenet": {"aux1", "aux2"}, "inception_v3": {"AuxLogits"}}
 DEFAULT_RUN = {"resnet18", "squeezenet1_1", "googlenet", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5"}
@@ -59,17 +51,9 @@ def _module_shapes(model, x) -> dict:
 
 
 @pytest.mark.parametrize("name", PARAMS)
-def test_torchvision_cnn_imports_exactly_or_is_refused_by_name(name, reference_macs, run_fresh, tmp_path):
+def test_torchvision_cnn_imports_exactly(name, reference_macs, run_fresh, tmp_path):
     model = _build(name)
     size = 299 if name == "inception_v3" else 224
-    kinds, ops = next((need for prefix, need in NEEDS.items() if name.startswith(prefix)), (set(), ()))
-    refused = ops if not kinds <= set(KINDS) else None
-    if refused:
-        with pytest.raises(ScalelabError) as info:
-            import_module(model, (3, size, size), name=name)
-        assert "cannot be stated as spec blocks" in str(info.value)
-        assert all(op in str(info.value) for op in refused), str(info.value)
-        return
     imported = import_module(model, (3, size, size), name=name)
     result = analyze(imported.spec)
     heads = TRAINING_ONLY.get(name, set())
