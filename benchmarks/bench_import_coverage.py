@@ -183,7 +183,8 @@ def table(results: dict) -> str:
              "size, else at its own input (timm's `pretrained_cfg`, torchvision's 3x224x224). Exact: the spec's "
              "parameters (training-only heads included) equal `sum(p.numel())` and its MACs equal "
              "FlopCounterMode's total / 2 (one eval-mode forward pass, grad enabled, the math attention kernel), "
-             "as the tests check. Refused: the import "
+             "as the tests check (the figures only: the tests' round trips, the YAML re-analysed without torch "
+             "and the rebuilt module's outputs, are not run here). Refused: the import "
              "names operators no block states (the first is shown, +N the others); it counts none of them as "
              "zero. Other: an error, a crash, an inexact figure or a timeout.", "",
              "| list | family | models | exact | refused (first operator) | other |", "|---|---|---:|---:|---|---|"]
