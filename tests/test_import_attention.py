@@ -76,7 +76,7 @@ REFUSED: dict[str, set[str]] = {
 CRASH: dict[str, type] = {"timm:mobilevit_xxs": BatchMerged, "timm:swin_tiny_patch4_window7_224": KeyError}
 #: models imported with exact figures whose module rebuilt from the YAML cannot run -> what it says: timm's
 #: attention reshapes (B, heads, N, d) transposed to (B, N, C), a copy the spec states as a view
-NOT_REBUILT = {"timm:vit_tiny_patch16_224": "is a copy, not a view", "timm:deit_tiny_patch16_224": "is a copy, not a view"}
+NOT_REBUILT: dict[str, str] = {}
 DEFAULT_RUN = {"timm:vit_tiny_patch16_224"}
 
 

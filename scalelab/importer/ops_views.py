@@ -18,8 +18,12 @@ def _fmt(shape) -> str:
 
 
 def _strided(c: Call, node):
-    """An empty meta tensor with the node's sizes and strides at the example batch: torch's own
-    rules then say whether it is contiguous and whether a reshape of it is a view."""
+    """An empty meta tensor with the node's sizes and strides at the example batch, as the module
+    built from the spec lays it out: torch's own rules then say whether it is contiguous and whether
+    a reshape of it is a view. The captured strides are the source's, except where its kernel's
+    layout is not the spec's: attention's output is contiguous as its math kernel writes it (the
+    capture's fake kernel writes it transposed, the real one does not), and a transpose or permute of
+    it follows from that."""
     import torch  # the importer runs torch
 
     val = node.meta["val"]
@@ -27,8 +31,13 @@ def _strided(c: Call, node):
     def concrete(d) -> int:
         return int(d) if isinstance(d, int) else int(d.node.expr.subs(c.cap.batch, EXAMPLE_BATCH))
 
-    return torch.empty_strided([concrete(d) for d in val.shape], [concrete(d) for d in val.stride()],
-                               device="meta")
+    sizes = [concrete(d) for d in val.shape]
+    aten = torch.ops.aten
+    if node.target is aten.scaled_dot_product_attention.default:
+        return torch.empty(sizes, device="meta")
+    if node.target in (aten.transpose.int, aten.permute.default) and hasattr(node.args[0], "meta"):
+        return node.target(_strided(c, node.args[0]), *node.args[1:])
+    return torch.empty_strided(sizes, [concrete(d) for d in val.stride()], device="meta")
 
 
 def _not_contiguous(c: Call, node) -> bool:
