@@ -202,7 +202,7 @@ def fit_table(path: Path, base: DeviceProfile, name: str, dtype: str = "amp", co
                    "imported": imported, "skipped": skipped, "fit_median_error": round(statistics.median(errors), 4),
                    "fit_max_error": round(max(errors), 4)}
     # the fitted figures' source names the user's table, not the published rows shipped with scalelab
-    sources = {k: v.replace("; scalelab/devices/published)", f"; {path})") for k, v in fitted.sources.items()}
+    sources = {k: v.replace(f"({source}; scalelab/devices/published)", f"({path})") for k, v in fitted.sources.items()}
     profile = fitted.model_copy(update={"name": name, "calibration": calibration, "sources": sources, "description":
                                         f"{base.description}; unknowns fitted on {path.name} (calibrate --from-table)"})
     return FromTable(profile, kept, skipped, errors, imported)
