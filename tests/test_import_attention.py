@@ -18,7 +18,6 @@ from import_checks import assert_rebuilt_module_computes_the_same, assert_reanal
 from scalelab import analyze
 from scalelab.errors import ScalelabError
 from scalelab.importer import import_module
-from scalelab.importer.capture import BatchMerged
 
 timm = pytest.importorskip("timm")
 
@@ -69,13 +68,20 @@ REFUSED: dict[str, set[str]] = {
     # bmm), and its relative position bias is gathered from a parameter by an index buffer
     "torchvision:maxvit_t": {"aten._unsafe_view.default", "aten.view.default", "aten.bmm.default",
                              "aten.add.Tensor"},
+    # MobileViT unfolds the feature map into patches stacked on the batch (B*4 sequences of tokens)
+    "timm:mobilevit_xxs": {"aten.add.Tensor", "aten.layer_norm.default", "aten.linear.default",
+                           "aten.permute.default", "aten.reshape.default", "aten.scaled_dot_product_attention.default",
+                           "aten.transpose.int", "aten.unbind.int"},
+    # timm's Swin cuts windows from a channels-last map and stacks them on the batch (B*64 windows);
+    # its shifted windows roll the channels-last map
+    "timm:swin_tiny_patch4_window7_224": {"aten._unsafe_view.default", "aten.add.Tensor", "aten.layer_norm.default",
+                                          "aten.linear.default", "aten.matmul.default", "aten.permute.default",
+                                          "aten.roll.default", "aten.softmax.int", "aten.transpose.int",
+                                          "aten.unbind.int", "aten.view.default"},
 }
 #: models whose import ends in an exception other than ScalelabError (a defect of the importer) -> its type
-#: (MobileViT: the channel-shuffle matcher meets its unfold's batch merged into the patches; timm's Swin:
-#: the parts of qkv's unbind on windows stacked on the batch are read from a producer never recorded)
-CRASH: dict[str, type] = {"timm:mobilevit_xxs": BatchMerged, "timm:swin_tiny_patch4_window7_224": KeyError}
-#: models imported with exact figures whose module rebuilt from the YAML cannot run -> what it says: timm's
-#: attention reshapes (B, heads, N, d) transposed to (B, N, C), a copy the spec states as a view
+CRASH: dict[str, type] = {}
+#: models imported with exact figures whose module rebuilt from the YAML cannot run -> what it says
 NOT_REBUILT: dict[str, str] = {}
 DEFAULT_RUN = {"timm:vit_tiny_patch16_224"}
 

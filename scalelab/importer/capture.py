@@ -58,8 +58,15 @@ class Captured:
             if expr == self.batch:
                 axis = i
             elif self.batch in getattr(expr, "free_symbols", ()):
-                raise BatchMerged(f"axis {i} of size {expr} merges the batch into another axis")
+                raise BatchMerged(f"axis {i} of size {self._in_batches(expr)} merges the batch into another axis")
         return axis
+
+    def _in_batches(self, expr) -> str:
+        """A size the batch is merged into, as the user reads it: ``12 x batch``, not the capture's symbol."""
+        per_sample = expr / self.batch
+        if getattr(per_sample, "is_Integer", False):
+            return f"{per_sample} x batch"
+        return str(expr.subs(self.batch, type(self.batch)("batch")))  # a sympy Symbol named for the user
 
     def shape_of(self, node) -> "tuple[int, ...] | None":
         """The node's shape per sample (batch axis removed), or None if it is not one tensor."""

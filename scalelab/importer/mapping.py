@@ -229,12 +229,15 @@ def _operands(walk: _Walk, node, operands: list) -> "list | None":
 def _several(walk: _Walk, node, inputs: list, channels_last: bool) -> None:
     """An operator with several outputs: chunks of channels as ``channel_split`` blocks (one per
     output), split and unbind as one block whose outputs are named ``block.N``, else opaque parts."""
-    parts = channel_split(node, walk.cap)
+    try:
+        parts = channel_split(node, walk.cap)
+    except BatchMerged:  # pieces of a tensor whose batch is merged into an axis: not channels
+        parts = None
     chain = None
     if parts is None and short_label(node) in ("split", "split_with_sizes", "chunk", "unbind") and not channels_last:
         try:
             chain = split_outputs(Call(node, walk.cap))
-        except Unsupported as exc:
+        except (Unsupported, BatchMerged) as exc:  # each part is then an opaque block like its producer
             walk.problem(node, str(exc))
     elif parts is None:
         walk.problem(node, "no block has several outputs")

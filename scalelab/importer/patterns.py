@@ -5,7 +5,7 @@ channels-first and channels-last maps (ConvNeXt)."""
 from __future__ import annotations
 
 from scalelab.blocks import KINDS
-from scalelab.importer.capture import Captured, scope_of
+from scalelab.importer.capture import BatchMerged, Captured, scope_of
 from scalelab.importer.ops_activation import folds
 from scalelab.importer.table import Call, Unsupported, handler_of
 
@@ -66,8 +66,12 @@ def find_squeeze_excite(cap: Captured) -> tuple[dict, set]:
         if not _is(node, "mul") or len(node.args) != 2:
             continue
         for gate, x in (node.args, node.args[::-1]):
-            chain = _se_chain(gate, x, cap) if hasattr(gate, "op") and hasattr(x, "op") else None
-            if chain and cap.batch_axis(x) == 0:
+            try:
+                chain = _se_chain(gate, x, cap) if hasattr(gate, "op") and hasattr(x, "op") else None
+                per_sample = bool(chain) and cap.batch_axis(x) == 0
+            except BatchMerged:  # a product on a tensor whose batch is merged into an axis: no gate
+                continue
+            if chain and per_sample:
                 pool, conv1, act, _, gate_act = chain
                 fields = {"kind": "squeeze_excite", "squeeze": cap.shape_of(conv1.args[1])[0],  # type: ignore[index]  # a weight
                           "activation": activation_of(act, cap), "gate": activation_of(gate_act, cap)}
@@ -109,7 +113,10 @@ def find_channel_shuffle(cap: Captured) -> tuple[dict, set]:
     if "channel_shuffle" not in KINDS:
         return found, absorbed  # left to the table, which refuses the view and transpose by name
     for node in cap.nodes():
-        match = _shuffle(node, cap)
+        try:
+            match = _shuffle(node, cap)
+        except BatchMerged:  # a view of a tensor whose batch is merged into an axis: no shuffle
+            continue
         if match:
             x, groups, inner = match
             found[node] = ({"kind": "channel_shuffle", "groups": groups}, x, [], inner[::-1])
