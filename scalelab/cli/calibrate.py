@@ -62,14 +62,13 @@ def calibrate(
     Floors first (matrix-multiply peak, in-cache bandwidth, each layer kind's fixed cost on tiny \
 inputs), then a fixed, seeded set of synthetic networks timed whole; per layer kind the rate, \
 the thin-layer slowdown and the fixed cost, and the bandwidth, are fitted to them by non-negative \
-least squares on relative error. Then real networks of the zoo, never fitted on, are timed and \
-predicted. The fit's error, its leave-one-out error and the error on the zoo networks are printed \
-and recorded in the profile.
+least squares on relative error; zoo networks it never fitted on are timed and predicted. The fit's, \
+its leave-one-out and the zoo networks' errors are printed and recorded in the profile.
 
 Other processes' load makes it wait and measure again (back-off), then refuse (exit 2); an idle \
 machine's jitter only makes it measure more, in short interleaved rounds, until every kept timing \
-has settled. A fit whose leave-one-out or zoo error is too large is written with a warning that \
-every prediction from the profile repeats.
+has settled. A fit whose leave-one-out or zoo error is too large is written with a warning every \
+prediction from the profile repeats.
 
 With --from-table FILE.csv --device NAME it measures nothing: it fits NAME's unknowns (host time \
 per operation, achievable fractions, depthwise and grouped efficiencies) on a published table, each \
