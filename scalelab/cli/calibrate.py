@@ -40,7 +40,7 @@ def calibrate(
                                           "once they are spent (beyond: measure again, then refuse)."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy",
                                      help="Keep a measurement that stays beyond the limits, marked noisy in the profile."),
-    from_table: Optional[Path] = typer.Option(None, "--from-table", metavar="FILE.csv",
+    from_table: Optional[Path] = typer.Option(None, "--from-table", parser=O.TABLE, metavar="FILE.csv",
                                               help="Fit a GPU profile on a published benchmark table (timm's results CSV) "
                                                    "instead of measuring this machine; needs --device."),
     base: Optional[str] = typer.Option(None, "--device", parser=O.PROFILE,

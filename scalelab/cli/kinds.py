@@ -95,8 +95,10 @@ def _table(infos: list[dict]) -> str:
         for header in ("parameter", "type", "default", "description"):
             table.add_column(header, overflow="fold", no_wrap=header == "parameter")  # names stay whole
         for p in info["parameters"]:
-            # Text(): '[int > 0, int > 0]' is data, not rich markup
-            table.add_row(*(Text(c) for c in (p["name"], p["type"], _default_text(p), p["description"])))
+            # Text(): '[int > 0, int > 0]' is data, not rich markup; a type's alternatives one per line,
+            # so a narrow column breaks between them, never inside one
+            kind = p["type"].replace(" | ", "\n| ")
+            table.add_row(*(Text(c) for c in (p["name"], kind, _default_text(p), p["description"])))
         print_whole(console, table)
     print_prose(console, "Every kind also takes: name, from (input block names), training_only, scale_width. "
                          "`scalelab schema` prints the full JSON Schema.")

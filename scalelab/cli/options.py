@@ -290,6 +290,14 @@ def existing_folder(value) -> Path:
     return path
 
 
+def existing_file(value) -> Path:
+    """A file that exists (a table to read), checked before any work starts."""
+    path = Path(value)
+    if not path.is_file():
+        raise _refuse(f"{quote(str(value), 80)}: " + ("not a file" if path.exists() else "no such file"))
+    return path
+
+
 #: a multiplier of depth or width: above 0, at most the bound of what it multiplies
 DEPTH_MULTIPLIER = FiniteFloat(0, MAX_REPEAT, open_low=True)
 WIDTH_MULTIPLIER = FiniteFloat(0, MAX_CHANNELS, open_low=True)
@@ -317,6 +325,7 @@ DEVICE = torch_device
 DATA_FOLDER = image_folder
 DTYPE = dtype
 OUTPUT = output_file
+TABLE = existing_file
 FOLDER = output_folder
 OPTIMIZER = optimizer
 SPEC = spec_ref
