@@ -8,6 +8,7 @@ from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
 from scalelab.importer.capture import Captured, capture
 from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
+from scalelab.importer.fold import fold_spec
 from scalelab.importer.heads import head_inputs, never_run
 from scalelab.importer.mapping import Mapped, map_graph
 from scalelab.importer.source import load_model, model_code
@@ -95,9 +96,10 @@ def _description(ref: str, input_shape, mapped: Mapped, training_only: dict, lef
 
 
 def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name: str = "imported",
-                  ref: "str | None" = None, allow_unsupported: bool = False) -> Imported:
+                  ref: "str | None" = None, allow_unsupported: bool = False, fold: bool = True) -> Imported:
     """Import an ``nn.Module`` (captured at a batch of ``input_shape`` inputs) as a spec. Operators
-    no block states are refused, or with ``allow_unsupported`` kept as opaque blocks of unknown cost."""
+    no block states are refused, or with ``allow_unsupported`` kept as opaque blocks of unknown cost.
+    ``fold``: regions the zoo's block kinds state exactly become those blocks, like blocks stages."""
     ref = ref or name
     cap = capture(model, input_shape, ref, known)
     mapped = map_graph(cap)
@@ -116,6 +118,11 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
     text = blocks_yaml(head, blocks)
     spec = parse_spec(text, f"<{ref}>")  # exactly what reading the written file gives
     _check(spec, shapes, total - sum(left.values()), ref)
+    if fold and not mapped.problems:
+        blocks, shapes, held = fold_spec(spec, blocks, shapes, held)
+        text = blocks_yaml(head, blocks)
+        spec = parse_spec(text, f"<{ref}>")
+        _check(spec, shapes, total - sum(left.values()), ref)
     keys = () if mapped.problems or left else state_keys(spec, held, model.state_dict(), ref)
     return Imported(spec, text, shapes, total, training_only, tuple(left), mapped.unsupported_summary(), keys)
 

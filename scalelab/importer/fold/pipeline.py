@@ -1,0 +1,55 @@
+"""Folding an imported spec: the flat blocks become the zoo's block kinds where a kind states a
+region exactly, then runs of like blocks become stages. Every figure stays as it was: a block
+replaces a region only when it states the region's layers one for one."""
+
+from __future__ import annotations
+
+from scalelab.graph import INPUT, resolve
+from scalelab.importer.fold.items import Item, flat_items, tensor_shapes
+from scalelab.importer.fold.regions import fold_regions
+from scalelab.importer.fold.residual import bottleneck, group_widths, residual
+from scalelab.importer.fold.stages import Stage, stages
+from scalelab.spec import Spec
+
+#: tried in order on every region; the first that states it exactly folds it
+FOLDERS = [residual, bottleneck]
+
+
+def _block(item: Item, previous: str) -> dict:
+    block: dict = {"name": item.name}
+    if item.training_only or item.inputs != [previous]:
+        block["from"] = item.inputs[0] if len(item.inputs) == 1 else item.inputs
+    block.update(item.fields)
+    if item.training_only:
+        block["training_only"] = True
+    return block
+
+
+def _written(entries: list, shapes: dict[str, tuple]) -> tuple[list[dict], dict, list]:
+    """The blocks, the module's shape of each named block, and each block's source state."""
+    blocks, out_shapes, held, previous = [], {}, [], INPUT
+    for entry in entries:
+        if isinstance(entry, Stage):
+            blocks.append(entry.line())
+            for name, item in zip(entry.names(), entry.items):
+                held.append(([name], item.state))
+                if item.source_name in shapes:
+                    out_shapes[name] = shapes[item.source_name]
+            previous = entry.names()[-1]
+            continue
+        blocks.append(_block(entry, previous))
+        held.append(([entry.name], entry.state))
+        if entry.source_name in shapes:
+            out_shapes[entry.name] = shapes[entry.source_name]
+        previous = entry.name
+    return blocks, out_shapes, held
+
+
+def fold_spec(spec: Spec, blocks: list[dict], shapes: dict[str, tuple], held: list) -> tuple[list[dict], dict, list]:
+    """The folded blocks of a flat imported ``spec`` (written as ``blocks``), the module's output
+    shape of each block, and the source state each holds (as ``spec_blocks`` gives them)."""
+    network = resolve(spec)
+    items = flat_items(network, blocks, held)
+    items = fold_regions(items, FOLDERS, tensor_shapes(network))
+    group_widths(items)
+    return _written(stages(items), shapes)
