@@ -24,7 +24,7 @@ def test_every_registered_kind_defines_every_face():
     primitives = [cls for cls in L.REGISTRY.values() if issubclass(cls, L.Primitive)]
     wiring = [cls for cls in L.REGISTRY.values() if issubclass(cls, L.Wiring)]
     assert len(primitives) + len(wiring) == len(L.REGISTRY)
-    assert {c.kind for c in wiring} == {"sequence", "residual", "parallel", "gate", "merge"}
+    assert {c.kind for c in wiring} == {"sequence", "residual", "parallel", "gate", "merge", "unpack"}
     for cls in primitives:
         missing = [f for f in FACES if getattr(cls, f) is getattr(L.Primitive, f)]
         assert missing == [], f"{cls.kind} lacks {missing}"
@@ -171,6 +171,7 @@ EXAMPLES = {
     "layerscale": [L.LayerScale(4, 0.5), (4, 5, 5)],
     "channel_slice": [L.ChannelSlice(1, 3), (4, 5, 5)],
     "channel_shuffle": [L.ChannelShuffle(2), (4, 5, 5)],
+    "layerscale_trailing": [L.TrailingLayerScale(5, 0.5), (4, 5)],
 }
 
 

@@ -38,6 +38,8 @@ from scalelab.blocks.layers.resample import Interpolate
 from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
 from scalelab.blocks.layers.views import Expand, Permute, Reshape, Select, Slice
 from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
+from scalelab.blocks.layers.token_scale import TrailingLayerScale
+from scalelab.blocks.layers.unpack import Unpack
 
 __all__ = [
     "ACTIVATIONS", "DEVICE_KINDS", "KERNEL_CLASSES", "LatencyClass", "REGISTRY", "check_device", "latency_of", "Activation", "AdaptiveAvgPool", "BatchNorm", "Conv",
@@ -52,4 +54,4 @@ __all__ += ["Binary", "Cat", "Contiguous", "Expand", "Interpolate", "Pad", "Perm
 __all__ += ["FUNCTIONS", "PReLU", "activation_arguments"]
 __all__ += ["Param", "Split", "Unbind"]
 __all__ += ["GroupNorm", "InstanceNorm", "RMSNorm", "TrailingLayerNorm"]
-__all__ += ["Attention", "Matmul"]
+__all__ += ["Attention", "Matmul", "TrailingLayerScale", "Unpack"]

@@ -116,9 +116,10 @@ class Attention(Primitive):
 
     def train(self, walker: TrainWalk, xs: list[Tensor]) -> Tensor:  # type: ignore[override]
         q, k, v = xs
-        if len(v.shape) > 2 and v.storage.elems > elements(v.shape):
+        if elements(v.shape[:-2]) > 1 and v.storage.elems > elements(v.shape):
             # v is a view into a larger tensor (unbind of a fused qkv projection): torch copies it to
-            # fold its leading axes for the batched product, and keeps that copy, not the larger tensor
+            # fold its leading axes with the batch for the batched product, and keeps that copy, not the
+            # larger tensor (measured; one head folds as a view, so torch keeps the larger tensor)
             v = type(v)(v.shape, v.grad)  # a tensor of its own storage
         return walker.several(self, [q, k, v], self.out_shape([t.shape for t in xs]))
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path impo
     from torch import nn
 
     from scalelab.analysis.train_walk import Tensor, TrainWalk
+    from scalelab.blocks.layers.unpack import Unpack
 
 
 def walk(node: Node, shape: "Shape | list[Shape]") -> Walk:
@@ -258,7 +259,7 @@ class Merge(Wiring):
         return LatencyClass.ELEMENTWISE, None
 
 
-Node = Union["Primitive", Sequence, Residual, Parallel, Gate, Merge]
+Node = Union["Primitive", Sequence, Residual, Parallel, Gate, Merge, "Unpack"]
 
 
 def seq(*items: "Node | None") -> Sequence:

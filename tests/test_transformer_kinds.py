@@ -1,0 +1,280 @@
+"""The transformer kinds (patch_embed, self_attention, mlp, transformer, token_pool) against torch:
+over a spread of parameters each built block matches its analysis; small ViT/DeiT networks equal
+timm's (parameters, the reference MACs, outputs with timm's weights loaded), post- and pre-norm
+blocks equal torch's nn.TransformerEncoderLayer; the unpack node and the token layer scale face
+by face; memory against the torch probe; hand-worked counts; bad input refused in one message."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from test_block_kinds import _check
+from transformer_strategies import STRATEGIES
+
+from scalelab import analyze
+from scalelab.analysis.memory import inference_memory, training_memory
+from scalelab.analysis.memory_probe import block_peaks, dispatch_peak, inference_peak, training_step
+from scalelab.blocks import KINDS
+from scalelab.blocks.layers import Attention, Unbind, Unpack, elements, walk
+from scalelab.graph import resolve
+from scalelab.spec import parse_spec
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+def test_analytic_counts_match_the_built_module(kind, count_params, flop_counter_macs):
+    @settings(max_examples=15, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+    @given(STRATEGIES[kind])
+    def run(example):
+        kind, params, shape = example
+        _check(kind, params, shape, count_params, flop_counter_macs)
+
+    run()
+
+
+def vit_spec(embed: int = 96, head_dim: int = 32, depth: int = 2, patch: int = 8, resolution: int = 32,
+             block: str = "", embed_extra: str = "", pool: str = "norm: before") -> str:
+    return (f"name: small_vit\ninput: {{channels: 3, resolution: {resolution}}}\nblocks:\n"
+            f"  - {{name: embed, kind: patch_embed, out: {embed}, patch: {patch}{embed_extra}}}\n"
+            f"  - {{stage: encoder, repeat: {depth}, block: {{kind: transformer, head_dim: {head_dim}{block}}}}}\n"
+            f"  - {{name: pool, kind: token_pool, {pool}}}\n"
+            f"  - {{name: head, kind: linear, out: 10}}\n")
+
+
+def load_in_order(built, source_state: dict) -> None:
+    """Load ``source_state`` into ``built`` key by key in order, every shape equal (the built blocks
+    hold the same tensors in the same order as the source's state dict, given that order)."""
+    keys = list(built.state_dict())
+    assert len(keys) == len(source_state)
+    pairs = list(zip(keys, source_state.items()))
+    assert [tuple(built.state_dict()[k].shape) for k, _ in pairs] == [tuple(t.shape) for _, (_, t) in pairs]
+    built.load_state_dict({k: t for k, (_, t) in pairs})
+
+
+def timm_in_spec_order(model) -> dict:
+    """timm's state dict with its learned tokens and position embedding moved after the patch
+    embedding's conv, where the spec's patch_embed holds them."""
+    state = dict(model.state_dict())
+    tokens = {k: state.pop(k) for k in ("cls_token", "dist_token", "pos_embed") if k in state}
+    conv = {k: state.pop(k) for k in ("patch_embed.proj.weight", "patch_embed.proj.bias")}
+    return {**conv, **tokens, **state}
+
+
+TIMM_CASES = {
+    # name: (timm.create_model keyword arguments beyond the shared ones, the spec's block / embed / pool text)
+    "deit": ({}, "", "", "norm: before"),
+    "layer_scale": ({"init_values": 1e-5}, ", layer_scale: 1.0e-5", "", "norm: before"),
+    "no_qkv_bias": ({"qkv_bias": False, "mlp_ratio": 2.0}, ", qkv_bias: false, mlp_ratio: 2", "", "norm: before"),
+    # mean of the patch tokens (the class token left out), then fc_norm
+    "mean_pool": ({"global_pool": "avg"}, "", "", "mode: mean, skip: 1, norm: after"),
+    "no_class_token": ({"global_pool": "avg", "class_token": False}, "", ", class_token: false", "mode: mean, norm: after"),
+}
+
+
+@pytest.mark.parametrize("case", list(TIMM_CASES))
+def test_a_small_vit_equals_timm(case, reference_macs):
+    """Parameters, the reference MACs (FlopCounterMode / 2, grad enabled, math kernel) and outputs
+    with timm's randomly initialised weights loaded."""
+    timm = pytest.importorskip("timm")
+    from scalelab.build import build_module
+
+    kwargs, block, embed_extra, pool = TIMM_CASES[case]
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=96, depth=2, num_heads=3,
+                              num_classes=10, **kwargs).eval()
+    spec = parse_spec(vit_spec(block=block, embed_extra=embed_extra, pool=pool))
+    analysis = analyze(spec)
+    x = torch.randn(2, 3, 32, 32)
+    assert analysis.total.params == sum(p.numel() for p in model.parameters())
+    assert analysis.total.macs == reference_macs(model, x[:1])
+    built = build_module(resolve(spec)).eval()
+    load_in_order(built, timm_in_spec_order(model))
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_distillation_token_equals_timm_deit_distilled():
+    """DeiT's distilled tokens: class, distillation, then the patches, each position embedded."""
+    timm = pytest.importorskip("timm")
+    from scalelab.build import build_module
+
+    torch.manual_seed(0)
+    model = timm.create_model("deit_tiny_distilled_patch16_224", img_size=32, patch_size=8, embed_dim=64, depth=1,
+                              num_heads=2, num_classes=10).eval()
+    spec = parse_spec("name: distilled\ninput: {channels: 3, resolution: 32}\nblocks:\n"
+                      "  - {name: embed, kind: patch_embed, out: 64, patch: 8, distill_token: true}\n"
+                      "  - {stage: encoder, repeat: 1, block: {kind: transformer, head_dim: 32}}\n"
+                      "  - {name: norm, kind: layer_norm, trailing: 1, norm_eps: 1.0e-6}\n")
+    built = build_module(resolve(spec)).eval()
+    state = {k: t for k, t in timm_in_spec_order(model).items() if not k.startswith(("head.", "head_dist."))}
+    load_in_order(built, state)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model.forward_features(x)
+        torch.testing.assert_close(built(x), expected, atol=1e-5, rtol=1e-5)
+    assert tuple(expected.shape[1:]) == analyze(spec).blocks[-1].out_shape == (18, 64)
+
+
+@pytest.mark.parametrize("norm_position", ["pre", "post"])
+def test_a_block_equals_torch_transformer_encoder_layer(norm_position):
+    """torch's encoder layer (nn.MultiheadAttention: its in_proj is the fused qkv, out_proj the
+    projection) in post-norm (its default) and pre-norm (norm_first) form."""
+    from scalelab.build import to_torch
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(48, 4, 80, dropout=0.0, activation="gelu", layer_norm_eps=1e-6,
+                                             batch_first=True, norm_first=norm_position == "pre").eval()
+    block = KINDS["transformer"].model_validate({"kind": "transformer", "heads": 4, "mlp_hidden": 80,
+                                                 "norm_position": norm_position})
+    built = to_torch(block.layers((7, 48))).eval()
+    ours = list(built.state_dict())
+    theirs = ["self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+              "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias"]
+    norms = ["norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+    if norm_position == "pre":  # each norm comes first in its half
+        theirs = norms[:2] + theirs[:4] + norms[2:] + theirs[4:]
+    else:  # each norm follows its half's add
+        theirs = theirs[:4] + norms[:2] + theirs[4:] + norms[2:]
+    source = layer.state_dict()
+    built.load_state_dict({k: source[s] for k, s in zip(ours, theirs, strict=True)})
+    x = torch.randn(3, 7, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), layer(x), atol=1e-5, rtol=1e-5)
+
+
+def test_leading_axes_attend_apart():
+    """(patches, tokens, features): each patch's tokens attend among themselves, as timm's Attention
+    on the patches stacked on the batch (MobileViT)."""
+    pytest.importorskip("timm")
+    from timm.models.vision_transformer import Attention as TimmAttention
+
+    from scalelab.build import to_torch
+
+    torch.manual_seed(0)
+    attention = TimmAttention(24, num_heads=3, qkv_bias=True).eval()
+    block = KINDS["self_attention"].model_validate({"kind": "self_attention", "head_dim": 8, "residual": False,
+                                                    "norm_position": "post"})
+    tree = block.layers((4, 5, 24))
+    assert walk(tree, (4, 5, 24)).out == (4, 5, 24)
+    built = to_torch(tree).eval()
+    keys = list(built.state_dict())
+    source = attention.state_dict()
+    built.load_state_dict({**dict(zip(keys[:4], source.values(), strict=True)),
+                           keys[4]: torch.ones(24), keys[5]: torch.zeros(24)})  # the post norm: identity affine
+    x = torch.randn(2, 4, 5, 24)
+    with torch.no_grad():
+        expected = torch.nn.functional.layer_norm(attention(x.reshape(8, 5, 24)), (24,), eps=1e-6).reshape(2, 4, 5, 24)
+        torch.testing.assert_close(built(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_unpack_hands_the_pieces_to_attention():
+    """Unpack(unbind, attention): the children's costs, torch's output, and the eval inner peak the
+    dispatch-mode probe counts (the pieces are views; only the attention output is new)."""
+    node = Unpack(Unbind(0), Attention())
+    shape = (3, 2, 5, 4)
+    w = walk(node, shape)
+    assert w.out == (2, 5, 4)
+    assert [c.label for c in w.costs] == ["unbind", "attention"]
+    assert w.costs[1] == Attention().cost([(2, 5, 4)] * 3, (2, 5, 4))
+    module = node.module().eval()
+    x = torch.randn(2, *shape)
+    q, k, v = x.unbind(1)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), torch.softmax(q @ k.transpose(-1, -2) / 2, -1) @ v)
+    peak = dispatch_peak(lambda: module(torch.randn(2, *shape)))
+    assert peak == 4 * 2 * (elements(shape) + node.peak(shape).peak_elems)
+
+
+MEMORY = """
+name: memory
+input: {channels: 3, resolution: 16}
+blocks:
+  - {name: embed, kind: patch_embed, out: 32, patch: 4, distill_token: true}
+  - {name: pre, kind: transformer, head_dim: 8, layer_scale: 0.1}
+  - {name: post, kind: transformer, heads: 2, norm_position: post, mlp_hidden: 40}
+  - {name: attn, kind: self_attention, heads: 1}
+  - {name: ffn, kind: mlp, mlp_ratio: 2, activation: silu, layer_scale: 0.5}
+  - {name: pool, kind: token_pool, mode: mean, skip: 2, norm: after}
+  - {name: fc, kind: linear, out: 10}
+"""
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_inference_memory_equals_what_torch_holds(batch):
+    """Per block and at the peak, the score matrix included (CPU: the dispatch-mode count)."""
+    from scalelab.build import build_module
+
+    network = resolve(parse_spec(MEMORY))
+    model = inference_memory(network, batch=batch)
+    assert {n: b.alive_bytes for n, b in model.blocks.items()} == block_peaks(build_module(network),
+                                                                              network.input_shape, batch)
+    assert model.peak_bytes == inference_peak(build_module(network), network.input_shape, batch)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_memory_equals_one_real_step(optimizer):
+    """Weights, gradients, optimizer state and the tensors the math kernel saves (the score matrix).
+    Stochastic depth is left out: its one random factor per sample is not modelled (Dropout.saved)."""
+    network = resolve(parse_spec(MEMORY))
+    model = training_memory(network, batch=3, optimizer=optimizer)
+    real = training_step(network, optimizer, batch=3)
+    assert (model.weight_bytes, model.gradient_bytes, model.optimizer_bytes, model.saved_bytes) == (
+        real["weight_bytes"], real["gradient_bytes"], real["optimizer_bytes"], real["saved_bytes"])
+
+
+def test_hand_worked_transformer_block():
+    """8 features in 2 heads of 4 over 5 tokens, MLP 32: two norms (2 * 16), qkv 8*24 + 24, projection
+    8*8 + 8, fc1 8*32 + 32, fc2 32*8 + 8 parameters; MACs: qkv 5*8*24, per head q k^T and probs v
+    5*5*4 each, projection 5*8*8, fc1 5*8*32, fc2 5*32*8."""
+    block = KINDS["transformer"].model_validate({"kind": "transformer", "head_dim": 4})
+    costs = walk(block.layers((5, 8)), (5, 8)).costs
+    assert sum(c.params for c in costs) == 32 + 8 * 24 + 24 + 8 * 8 + 8 + 8 * 32 + 32 + 32 * 8 + 8
+    assert sum(c.macs for c in costs) == 5 * 8 * 24 + 2 * 2 * 5 * 5 * 4 + 5 * 8 * 8 + 5 * 8 * 32 + 5 * 32 * 8
+
+
+def test_hand_worked_patch_embedding():
+    """16x16 patches of a 3x224x224 image to 192 features: 196 patches and a class token, so
+    197 x 192; conv 192*3*256 + 192, class token 192, positions 197*192 parameters; 196*192*768 MACs."""
+    result = walk(KINDS["patch_embed"].model_validate({"kind": "patch_embed", "out": 192}).layers((3, 224, 224)),
+                  (3, 224, 224))
+    costs = result.costs
+    assert result.out == (197, 192)
+    assert sum(c.params for c in costs) == 192 * 3 * 256 + 192 + 192 + 197 * 192
+    assert sum(c.macs for c in costs) == 196 * 192 * 3 * 256
+
+
+@pytest.mark.parametrize("block, message", [
+    ("{kind: transformer, head_dim: 24}", "'transformer': 64 features are not a whole number of heads of head_dim: 24"),
+    ("{kind: self_attention, heads: 3}", "'self_attention': 64 features do not split into heads: 3"),
+    ("{kind: transformer, heads: 2, head_dim: 32}", "give the heads as head_dim (features per head) or as heads"),
+    ("{kind: mlp, mlp_ratio: 2, mlp_hidden: 8}", "give the MLP's hidden width as mlp_ratio or as mlp_hidden"),
+    ("{kind: token_pool, mode: class, skip: 1}", "skip leaves tokens out of a mean"),
+    ("{kind: token_pool, mode: mean, skip: 17}", "skip 17 leaves none of the 17 tokens"),
+])
+def test_bad_transformer_input_is_one_message(tmp_path, block, message):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: bad\ninput: {channels: 3, resolution: 32}\nblocks:\n"
+                    f"  - {{kind: patch_embed, out: 64, patch: 8}}\n  - {block}\n")
+    result = CliRunner().invoke(app, ["analyze", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_a_feature_map_is_no_token_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: bad\ninput: {channels: 3, resolution: 8}\nblocks:\n  - {kind: flatten}\n"
+                    "  - {kind: transformer}\n")
+    result = CliRunner().invoke(app, ["analyze", str(spec)])
+    assert result.exit_code == 2
+    assert "'transformer' needs tokens (tokens, features), got 192" in " ".join(result.output.split())
