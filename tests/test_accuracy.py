@@ -120,8 +120,8 @@ def test_leave_one_out_meets_the_target_on_the_efficientnet_series():
     errors = [abs(h.predicted - h.actual) for h in held]
     assert sum(errors) / len(errors) <= 1.0
     assert max(errors) <= 1.0
-    # every published series is held out, point by point
-    assert {h.series for h in leave_one_out()} == set(published().series)
+    # every published CNN series is held out, point by point (the transformer series feed a law of their own)
+    assert {h.series for h in leave_one_out()} == set(published().in_family("cnn"))
 
 
 def test_scaling_law_estimates():

@@ -16,7 +16,7 @@ import math
 from typing import Optional
 
 from scalelab.scaling import variants
-from scalelab.scaling.accuracy.scaling_law import fitted_law
+from scalelab.scaling.accuracy import law_of
 from scalelab.scaling.budget import metric_text
 from scalelab.scaling.candidates import CandidateError, Evaluator
 from scalelab.scaling.compound import depth_levels
@@ -31,8 +31,9 @@ def clamp(value: float, bounds: tuple[float, float]) -> float:
     return min(max(value, bounds[0]), bounds[1])
 
 
-def _fitted_ranges() -> dict:
-    return fitted_law().ranges
+def _fitted_ranges(base) -> dict:
+    """The multipliers the base's law was fitted on (its family's and protocol's: ``law_of``)."""
+    return law_of(base).ranges
 
 
 def _pixel_bounds(base_px: int, multiple: int, low: float, high: float) -> Optional[tuple[float, float]]:
@@ -44,7 +45,7 @@ def _pixel_bounds(base_px: int, multiple: int, low: float, high: float) -> Optio
 
 def fitted_space(evaluator: Evaluator, space):
     """``space`` narrowed to the estimator's fitted range; None where the two do not meet."""
-    ranges = _fitted_ranges()
+    ranges = _fitted_ranges(evaluator.base)
     levels = [lv for lv in depth_levels(evaluator.base, *space.depth)
               if ranges["depth"][0] * (1 - 1e-9) <= lv.ratio <= ranges["depth"][1] * (1 + 1e-9)]
     width = (max(space.width[0], ranges["width"][0]), min(space.width[1], ranges["width"][1]))
@@ -55,8 +56,8 @@ def fitted_space(evaluator: Evaluator, space):
     return dataclasses.replace(space, depth=(levels[0].multiplier, levels[-1].multiplier), width=width, resolution=pixels)
 
 
-def describe_range() -> str:
-    r = _fitted_ranges()
+def describe_range(base) -> str:
+    r = _fitted_ranges(base)
     return (f"depth x{r['depth'][0]:.3g}-x{r['depth'][1]:.3g} as blocks built, width x{r['width'][0]:.3g}-"
             f"x{r['width'][1]:.3g}, resolution x{r['resolution'][0]:.3g}-x{r['resolution'][1]:.3g}")
 
@@ -69,7 +70,7 @@ def narrow(evaluator: Evaluator, settings):
     if not clamps(settings, evaluator):
         return settings, ""
     box = fitted_space(evaluator, settings.space)
-    fitted = f"the range the accuracy estimator was fitted on ({describe_range()})"
+    fitted = f"the range the accuracy estimator was fitted on ({describe_range(evaluator.base)})"
     if box is None:
         why = "the allowed ranges (--min-/--max-depth, width, resolution) lie outside " + fitted
         return dataclasses.replace(settings, extrapolation="allow"), _unmet(why)

@@ -3,6 +3,9 @@
 - ``published``: the documented top-1 of exactly this network (``published.yaml``), else an error.
 - ``scaling-law`` (default): fitted on the published scaling series (see ``scaling_law``), with an
   80% prediction interval (``intervals``) whose coverage ``scalelab accuracy --validate`` reports.
+  A transformer (``family``) gets the law fitted on the transformer series measured as its reference
+  is (``transformer_law``), with the leave-one-series-out errors as they are; a hybrid, or a
+  protocol with too few series, is refused: the CNN law never stands in.
 - ``proxy``: a zero-cost score of the built module (synflow), for ranking only: no top-1.
 """
 
@@ -12,11 +15,14 @@ from typing import Optional
 
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.scaling.accuracy.estimate import AccuracyEstimate
+from scalelab.scaling.accuracy.family import network_family
 from scalelab.scaling.accuracy.intervals import calibration
 from scalelab.scaling.accuracy.proxy import proxy_estimate
 from scalelab.scaling.accuracy.published import find_published, published
-from scalelab.scaling.accuracy.scaling_law import fitted_law
+from scalelab.scaling.accuracy.scaling_law import ScalingLaw, fitted_law
+from scalelab.scaling.accuracy.transformer_law import FamilyLaw, family_law, refuse_family
 from scalelab.scaling.rounding import round_repeats
+from scalelab.scaling.transformer import built_width
 from scalelab.spec import Spec
 from scalelab.spec.model import Stage
 
@@ -102,14 +108,34 @@ def _protocol_at(base: Spec, pixels: int) -> str:
     return f"{ref.dataset}, {ref.protocol.model_copy(update={'resolution': pixels}).describe()}"
 
 
+def law_of(base: Spec) -> "ScalingLaw | FamilyLaw":
+    """The law that estimates scalings of ``base``: the CNN law, or its family's law for its
+    reference's protocol; a ScalelabError where there is none."""
+    family = network_family(base)
+    if family == "cnn":
+        return fitted_law()
+    about = f"scalings of {base.name}"
+    if family != "transformer":
+        raise refuse_family(family, about)
+    if base.reference is None or base.reference.protocol is None:
+        raise ScalelabError(
+            f"no estimate for {about}: transformer series differ by pre-training and distillation, and the "
+            f"{family} law is fitted within one protocol, so the spec's reference must state its protocol "
+            "(`reference: {top1: ..., source: ..., protocol: {crops, resolution, pretraining, distillation}}`)")
+    return family_law(family, base.reference.protocol, about)
+
+
 def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> AccuracyEstimate:
     base_top1 = _base_top1(base, "scaling-law")
     assert base.reference is not None  # _base_top1 refuses a base without one
+    fitted = law_of(base)
     before, after = repeated_blocks(base, depth)
+    if isinstance(fitted, FamilyLaw):
+        return _family_estimate(base, fitted, depth, width, pixels, (before, after))
     # what depth scaling really builds: repeats round up per stage (no stages: depth changes nothing)
     d = after / before if before else 1.0
     r = pixels / base.input.resolution[0]
-    law = fitted_law()
+    law = fitted
     top1 = law.predict(base_top1, d, width, r)
     beyond = law.beyond(d, width, r)
     low, high = calibration().interval(top1, d, width, r)
@@ -125,4 +151,30 @@ def _scaling_law(base: Spec, depth: float, width: float, pixels: int) -> Accurac
     return AccuracyEstimate(top1, "scaling-law", detail, extrapolated=bool(beyond), low=low, high=high)
 
 
-__all__ = ["AccuracyEstimate", "METHODS", "estimate_accuracy", "repeated_blocks"]
+def _family_estimate(base: Spec, fam: FamilyLaw, depth: float, width: float, pixels: int,
+                     blocks: tuple[int, int]) -> AccuracyEstimate:
+    """The estimate of a family's law: its held-out errors as they are, the interval spanning them."""
+    assert base.reference is not None and base.reference.protocol is not None  # law_of refused otherwise
+    before, after = blocks
+    d, r = (after / before if before else 1.0), pixels / base.input.resolution[0]
+    embed = built_width(base, width)
+    # what width scaling really builds: the embedding width in whole heads (192 x1.1 stays 192)
+    w = embed[1] / embed[0] if embed else width
+    widths = f" (embedding width {embed[0]} -> {embed[1]} in whole heads, built width x{w:.3g})" if embed else ""
+    top1 = fam.law.predict(base.reference.top1, d, w, r)
+    low, high = fam.interval(top1, d, w, r)
+    beyond = fam.law.beyond(d, w, r)
+    detail = (f"{fam.family} scaling-law estimate from {base.name}'s reference top-1 {base.reference.top1:g} "
+              f"({base.reference.source}) at depth multiplier x{depth:g} ({before} -> {after} blocks, built depth "
+              f"x{d:.3g}), width x{width:g}{widths}, resolution {pixels}px (x{r:.3g}), the built multipliers read by "
+              f"the law; law fitted on the {len(fam.series)} "
+              f"{fam.family} series measured as the reference is ({', '.join(fam.series)}: {_protocol_at(base, pixels)}), "
+              f"never on the CNN series; leave-one-series-out errors, predicted minus published top-1: {fam.errors()}; "
+              f"interval [{low:.2f}, {high:.2f}] at least as wide as the largest of them, wider away from the fitted multipliers "
+              "(too few series to calibrate its coverage, so none is claimed)")
+    if beyond:
+        detail += "; EXTRAPOLATED: " + "; ".join(beyond)
+    return AccuracyEstimate(top1, "scaling-law", detail, extrapolated=bool(beyond), low=low, high=high)
+
+
+__all__ = ["AccuracyEstimate", "METHODS", "estimate_accuracy", "law_of", "repeated_blocks"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 from importlib import resources
-from typing import Optional
+from typing import Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,6 +16,8 @@ from scalelab.spec.model import Protocol, Reference
 
 #: every row's top-1 is measured on the ImageNet-1k validation set
 DATASET = "ImageNet-1k"
+#: the network families whose series each fit a law of their own (``accuracy.family``)
+Family = Literal["cnn", "transformer"]
 
 
 class _Strict(BaseModel):
@@ -39,6 +41,7 @@ class Series(_Strict):
     about: str
     source: str
     protocol: TableProtocol = Field(description="shared by every row: a law fitted on a series compares like for like")
+    family: Family = Field("cnn", description="the networks whose law the series feeds: one law never mixes families")
 
 
 class Row(_Strict):
@@ -58,6 +61,9 @@ class Row(_Strict):
 class Published(_Strict):
     series: dict[str, Series]
     rows: list[Row]
+
+    def in_family(self, family: str) -> dict[str, Series]:
+        return {name: s for name, s in self.series.items() if s.family == family}
 
     def members(self, series: str) -> list[Row]:
         return [r for r in self.rows if r.series == series]

@@ -17,7 +17,7 @@ term saturates, spreading a cost increase over all three dimensions beats puttin
 the product rewards balanced, compound scaling and penalises lopsided scalings without a separate
 penalty. The error is relative to the base's, so one law transfers across families.
 
-The six numbers are fitted jointly by least squares in top-1 points on every published scaling
+The six numbers are fitted jointly by least squares in top-1 points on every published CNN scaling
 series (EfficientNet B0-B7 as in the paper and as torchvision trains it, MobileNet v1 width and
 resolution, MobileNet v2 width, ResNet depth). Exponents are kept below 2: the depth data alone
 cannot pin its exponent, and unbounded it runs to a step at x1 that would make any depth below x1
@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Iterable, Optional
 
 from scalelab.scaling.accuracy.cache import cached
 from scalelab.scaling.accuracy.published import Published, published
@@ -98,9 +99,10 @@ class ScalingLaw:
         return f"error = base error x {factors}, with d, w, r the depth (blocks), width and resolution multipliers"
 
 
-def series_points(table: Published) -> list[Point]:
+def series_points(table: Published, family: str = "cnn", series: Optional[Iterable[str]] = None) -> list[Point]:
+    """The points of a family's series (of ``series`` only, where given), relative to their bases."""
     points = []
-    for name in table.series:
+    for name in series if series is not None else table.in_family(family):
         base = table.base_of(name)
         for row in table.members(name):
             if row is not base:
