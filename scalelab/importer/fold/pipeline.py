@@ -5,14 +5,17 @@ replaces a region only when it states the region's layers one for one."""
 from __future__ import annotations
 
 from scalelab.graph import INPUT, resolve
+from scalelab.importer.fold.inverted import fused_mbconv, mbconv
 from scalelab.importer.fold.items import Item, flat_items, tensor_shapes
 from scalelab.importer.fold.regions import fold_regions
 from scalelab.importer.fold.residual import bottleneck, group_widths, residual
 from scalelab.importer.fold.stages import Stage, stages
 from scalelab.spec import Spec
 
-#: tried in order on every region; the first that states it exactly folds it
-FOLDERS = [residual, bottleneck]
+#: tried in order on every region, the deepest first: blocks that others hold
+INNER: list = []
+#: then on every region, the widest first; the first that states it exactly folds it
+BLOCKS = [residual, bottleneck, mbconv, fused_mbconv]
 
 
 def _block(item: Item, previous: str) -> dict:
@@ -50,6 +53,8 @@ def fold_spec(spec: Spec, blocks: list[dict], shapes: dict[str, tuple], held: li
     shape of each block, and the source state each holds (as ``spec_blocks`` gives them)."""
     network = resolve(spec)
     items = flat_items(network, blocks, held)
-    items = fold_regions(items, FOLDERS, tensor_shapes(network))
+    shapes_of = tensor_shapes(network)
+    items = fold_regions(items, INNER, shapes_of, deepest=True)
+    items = fold_regions(items, BLOCKS, shapes_of, deepest=False)
     group_widths(items)
     return _written(stages(items), shapes)
