@@ -78,11 +78,11 @@ def _analyze_module(model: "nn.Module", resolution: "int | tuple[int, int] | Non
 
 def import_ref(ref: str, input_shape: "tuple[int, int, int] | None" = None,
                resolution: "tuple[int, int] | None" = None, allow_unsupported: bool = False,
-               ) -> "tuple[Imported, tuple[int, int, int], str]":
+               fold: bool = True) -> "tuple[Imported, tuple[int, int, int], str]":
     """Import the module a MODEL string names (``timm:NAME``, ``package.module:callable``,
     ``file.py:callable``) at ``input_shape``, else the size the model states, else 3x224x224, with
     ``resolution`` replacing height and width. Returns the import, the input it was imported at and
-    where that input came from, in words."""
+    where that input came from, in words. ``fold``: into the zoo's block kinds and stages."""
     from scalelab.importer import import_module  # torch: the module is built and captured
 
     with model_code(ref):
@@ -90,7 +90,7 @@ def import_ref(ref: str, input_shape: "tuple[int, int, int] | None" = None,
         shape = model_input(model, input_shape, resolution, default=DEFAULT_INPUT)
         origin = _input_origin(model, input_shape, resolution)
         name = ref.rpartition(":")[2].rpartition(".")[2]
-        imported = import_module(model, shape, name=name, ref=ref, allow_unsupported=allow_unsupported)
+        imported = import_module(model, shape, name=name, ref=ref, allow_unsupported=allow_unsupported, fold=fold)
     return imported, shape, origin
 
 

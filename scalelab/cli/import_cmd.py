@@ -72,11 +72,14 @@ def import_(
                                                 "extension, else yaml)."),
     allow_unsupported: bool = typer.Option(False, "--allow-unsupported", help="Import operations no block kind "
                                            "states as opaque blocks (parameters and shapes kept, cost unknown)."),
+    no_fold: bool = typer.Option(False, "--no-fold", help="Keep one primitive block per operator, wired with from: "
+                                 "(by default regions fold into the zoo's block kinds and stages)."),
 ) -> None:
     """Import a PyTorch module as a spec: captured with torch.export in eval mode, each ATen operator
     mapped to a block (conv + batchnorm + activation, add, concat, squeeze-excite, tensor operations,
-    ...), named by the module's qualified names. The spec's parameters and every block's output shape
-    are checked against the module. An operator no block states is refused (exit 2) with where and how
+    ...), named by the module's qualified names; regions that a zoo block kind states exactly fold into
+    it (residual, bottleneck, mbconv, ...) and runs of like blocks into stages. The spec's parameters
+    and every block's output shape are checked against the module. An operator no block states is refused (exit 2) with where and how
     often it occurs.
     """
     if output is not None and output.suffix.lower() not in BY_SUFFIX:
@@ -85,7 +88,7 @@ def import_(
     check_output_file(output)
     shape, size = input_shape(resolution, input_size), O.parse_resolution(resolution)
     with progress(f"importing {model}: building, capturing with torch.export and checking every block"):
-        imported, _, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported)
+        imported, _, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported, fold=not no_fold)
     if format is SpecFormat.json:
         emit(json.dumps(spec_data(imported.spec), indent=2), output)
     else:

@@ -8,7 +8,7 @@ from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
 from scalelab.importer.capture import Captured, capture
 from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
-from scalelab.importer.fold import fold_spec
+from scalelab.importer.fold import fold_spec, same_figures
 from scalelab.importer.heads import head_inputs, never_run
 from scalelab.importer.mapping import Mapped, map_graph
 from scalelab.importer.source import load_model, model_code
@@ -121,7 +121,7 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
     if fold and not mapped.problems:
         blocks, shapes, held = fold_spec(spec, blocks, shapes, held)
         text = blocks_yaml(head, blocks)
-        spec = parse_spec(text, f"<{ref}>")
+        spec = same_figures(spec, parse_spec(text, f"<{ref}>"), ref)
         _check(spec, shapes, total - sum(left.values()), ref)
     keys = () if mapped.problems or left else state_keys(spec, held, model.state_dict(), ref)
     return Imported(spec, text, shapes, total, training_only, tuple(left), mapped.unsupported_summary(), keys)

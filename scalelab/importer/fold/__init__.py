@@ -2,6 +2,6 @@
 primitive blocks under one module prefix become one block where a kind states their layers
 exactly, and runs of like blocks become stages. torch only where a layer's state is counted."""
 
-from scalelab.importer.fold.pipeline import fold_spec
+from scalelab.importer.fold.pipeline import fold_spec, same_figures
 
-__all__ = ["fold_spec"]
+__all__ = ["fold_spec", "same_figures"]

@@ -4,6 +4,8 @@ replaces a region only when it states the region's layers one for one."""
 
 from __future__ import annotations
 
+from scalelab.analysis import analyze
+from scalelab.errors import ScalelabError
 from scalelab.graph import INPUT, resolve
 from scalelab.importer.fold.inverted import fused_mbconv, mbconv
 from scalelab.importer.fold.items import Item, flat_items, tensor_shapes
@@ -58,3 +60,17 @@ def fold_spec(spec: Spec, blocks: list[dict], shapes: dict[str, tuple], held: li
     items = fold_regions(items, BLOCKS, shapes_of, deepest=False)
     group_widths(items)
     return _written(stages(items), shapes)
+
+
+def _figures(spec: Spec) -> tuple:
+    result = analyze(spec)
+    return tuple((t.params, t.macs, t.ops, t.weight_ops) for t in (result.total, result.training_only_total))
+
+
+def same_figures(flat: Spec, folded: Spec, ref: str) -> Spec:
+    """``folded``, once its totals (parameters, MACs, other ops, weight ops; the training-only blocks'
+    apart) are the flat spec's: folding restates blocks, it never changes a figure."""
+    if _figures(flat) != _figures(folded):
+        raise ScalelabError(f"{ref}: folding changed the spec's totals; --no-fold imports it flat; "
+                            f"please report this module")
+    return folded
