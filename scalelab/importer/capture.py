@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -25,7 +26,25 @@ EXAMPLE_BATCH = 2
 
 
 class BatchMerged(Exception):
-    """A tensor whose batch axis is merged into another axis (per sample it cannot be stated)."""
+    """A tensor whose batch axis is merged into another axis in a way no per-sample reading keeps."""
+
+
+#: operators that only give their input a new shape (a merge of the batch into an axis starts here)
+VIEWS = ("view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "unflatten")
+#: operators that only reorder their input's axes (a merged axis moves whole)
+MOVES = ("permute", "transpose", "t")
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a tensor holds the batch: on ``axis``, alone (``merged`` 1) or merged with ``merged``
+    per-sample entries, ``before`` of them outside the batch (the axis's index is
+    ``(outer * batch + b) * inner + i`` with ``outer < before``; nn.MultiheadAttention's (L, B*h, d)
+    has before 1, its (L*B, E) before L). Per sample, a merged axis is an axis of ``merged`` entries."""
+
+    axis: int
+    merged: int = 1
+    before: int = 1
 
 
 @dataclass
@@ -40,6 +59,8 @@ class Captured:
     trainable: set[str]  # the names of parameters (the rest of ``state`` are buffers and constants)
     batch: Any = None  # the batch size's symbol
     live: set = field(default_factory=set)  # nodes the output depends on (and in-place writes)
+    places: dict = field(default_factory=dict)  # node -> Place, None, or why its batch cannot be placed
+    layouts: dict = field(default_factory=dict)  # node -> its tensor as the spec's module lays it out
 
     def nodes(self):
         return self.graph.nodes
@@ -47,21 +68,33 @@ class Captured:
     def batch_axis(self, node) -> "int | None":
         """The axis of the node's tensor that is the batch, or None (a tensor of parameters, a constant).
         Raises BatchMerged if the batch is merged into an axis."""
-        shape = _val_shape(node)
-        if shape is None:
-            return None
-        axis = None
-        for i, d in enumerate(shape):
-            if isinstance(d, int) or not getattr(d, "node", None):
-                continue
-            expr = d.node.expr
-            if expr == self.batch:
-                axis = i
-            elif self.batch in getattr(expr, "free_symbols", ()):
-                raise BatchMerged(f"axis {i} of size {self._in_batches(expr)} merges the batch into another axis")
-        return axis
+        place = self.place(node)
+        if place is not None and place.merged > 1:
+            raise BatchMerged(f"axis {place.axis} of size {place.merged} x batch merges the batch into another axis")
+        return place.axis if place is not None else None
 
-    def _in_batches(self, expr) -> str:
+    def place(self, node) -> "Place | None":
+        """Where the node's tensor holds the batch (None: nowhere). Raises BatchMerged where the batch
+        is merged into an axis in a way that cannot be told apart per sample."""
+        if node not in self.places:
+            for n in self.graph.nodes:  # in graph order: a place derives from the inputs' places
+                if n not in self.places:
+                    self.places[n] = _place(self, n)
+        place = self.places.get(node)
+        if isinstance(place, str):
+            raise BatchMerged(place)
+        return place
+
+    def outer(self, node) -> int:
+        """How many per-sample elements precede the batch in the tensor's row-major order (a reshape
+        is per sample exactly when it keeps this number)."""
+        place = self.place(node)
+        shape = _val_shape(node)
+        if place is None or shape is None:
+            raise BatchMerged("no axis holds the batch")
+        return math.prod(int(d) for d in shape[:place.axis]) * place.before
+
+    def in_batches(self, expr) -> str:
         """A size the batch is merged into, as the user reads it: ``12 x batch``, not the capture's symbol."""
         per_sample = expr / self.batch
         if getattr(per_sample, "is_Integer", False):
@@ -80,6 +113,10 @@ class Captured:
         return tuple(int(d) if isinstance(d, int) else int(d.node.expr.subs(self.batch, 1))
                      for i, d in enumerate(shape) if i != axis)
 
+    def torch_shape(self, node) -> "tuple | None":
+        """The node's shape as torch holds it, batch included (sizes of the batch as symbols)."""
+        return _val_shape(node)
+
     def full_shape(self, node) -> "tuple[int, ...] | None":
         """The node's shape with the batch axis kept as -1."""
         shape = _val_shape(node)
@@ -87,6 +124,49 @@ class Captured:
             return None
         axis = self.batch_axis(node)
         return tuple(-1 if i == axis else int(d) for i, d in enumerate(shape))
+
+
+def _place(cap: Captured, node) -> "Place | str | None":
+    """A node's Place from its shape and, for an axis the batch is merged into, its inputs' places;
+    a string says why none can be given."""
+    shape = _val_shape(node)
+    if shape is None:
+        return None
+    found: list[Place] = []
+    for i, d in enumerate(shape):
+        expr = getattr(getattr(d, "node", None), "expr", None)
+        if expr is None or cap.batch not in getattr(expr, "free_symbols", ()):
+            continue
+        per_sample = expr / cap.batch
+        if not getattr(per_sample, "is_Integer", False):
+            return f"axis {i} of size {cap.in_batches(expr)} merges the batch into another axis"
+        found.append(Place(i, int(per_sample)))
+    if len(found) != 1:
+        return None if not found else "two axes hold the batch"
+    place = found[0]
+    return place if place.merged == 1 else _merged(cap, node, place, shape)
+
+
+def _merged(cap: Captured, node, place: Place, shape) -> "Place | str":
+    """The factor of a merged axis before the batch: set where a reshape merges it (from the input's
+    outer elements), kept where a permute moves it or an operation reads it in line."""
+    why = f"axis {place.axis} of size {place.merged} x batch merges the batch into another axis"
+    packet = getattr(getattr(node, "target", None), "_overloadpacket", None)
+    name = packet.__name__ if packet is not None else ""
+    sources = [a for a in node.all_input_nodes if isinstance(cap.places.get(a), Place)]
+    if name in VIEWS and node.args[0] in sources:
+        prefix = math.prod(int(d) for d in shape[:place.axis])
+        outer = cap.outer(node.args[0])
+        if outer % prefix or place.merged % (outer // prefix):
+            return f"a reshape that splits the batch: {why}"
+        return Place(place.axis, place.merged, outer // prefix)
+    rank = len(shape)
+    for source in sources:
+        theirs = cap.places[source]
+        aligned = name in MOVES or rank - place.axis == len(_val_shape(source) or ()) - theirs.axis
+        if theirs.merged == place.merged and aligned:
+            return Place(place.axis, place.merged, theirs.before)
+    return why
 
 
 def _val_shape(node) -> "tuple | None":

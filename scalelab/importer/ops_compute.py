@@ -70,15 +70,17 @@ def _one(v) -> int:
 
 
 def _linear(c: Call) -> list[dict]:
-    """aten.linear(input, weight, bias): over the last axis of any rank (the batch on another axis),
-    or over the channels of a channels-last map."""
+    """aten.linear(input, weight, bias): over the last axis of any rank (the batch on another axis,
+    alone or merged into one: nn.MultiheadAttention's (L*B, E)), or over the channels of a
+    channels-last map."""
     c.weight()
     out, bias = c.shape(c.arg("weight"))[0], c.state("bias") is not None
     if c.channels_last and len(c.in_shape) == 3:  # ConvNeXt's pointwise MLP
         c.batch_first()
         needs_kind("channel_linear")
         return [{"kind": "channel_linear", "out": out, "bias": bias}]
-    if c.cap.batch_axis(c.node.args[0]) == c.rank() - 1:
+    place = c.place(c.node.args[0])
+    if place is not None and place.axis == c.rank() - 1:
         raise Unsupported("linear over the batch axis")
     if c.channels_last:
         raise Unsupported("linear over a channels-last map other than its channels")

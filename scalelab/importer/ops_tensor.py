@@ -19,15 +19,16 @@ BINARY_ATEN = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "maximum"
 
 
 def sample_dim(c: Call, node, dim: int) -> int:
-    """A torch axis of ``node`` as a per-sample axis; the batch axis itself is refused."""
+    """A torch axis of ``node`` as a per-sample axis; the batch axis itself (or an axis the batch is
+    merged into) is refused."""
     rank = c.rank(node)
     dim %= rank
-    batch = c.cap.batch_axis(node)
-    if batch is None:
+    place = c.place(node)
+    if place is None:
         return dim
-    if dim == batch:
-        raise Unsupported("it acts on the batch axis")
-    return dim - (dim > batch)
+    if dim == place.axis:
+        raise Unsupported("it acts on the batch axis" if place.merged == 1 else "it acts on an axis the batch is merged into")
+    return dim - (dim > place.axis and place.merged == 1)  # a merged axis stays, per sample, an axis
 
 
 def _unary(op: str):

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import sys
 
-from scalelab.importer.capture import EXAMPLE_BATCH
+from scalelab.importer.capture import EXAMPLE_BATCH, MOVES, VIEWS
+from scalelab.importer.params import short_name
 from scalelab.importer.ops_tensor import OPERANDS, sample_dim
 from scalelab.importer.table import ALIAS, Call, Unsupported, needs_kind
 
@@ -17,65 +18,125 @@ def _fmt(shape) -> str:
     return "x".join(map(str, shape)) or "a scalar"
 
 
-def _strided(c: Call, node):
-    """An empty meta tensor with the node's sizes and strides at the example batch, as the module
-    built from the spec lays it out: torch's own rules then say whether it is contiguous and whether
-    a reshape of it is a view. The captured strides are the source's, except where its kernel's
+def _laid_out(c: Call, node):
+    """An empty meta tensor with the node's per-sample sizes behind an example batch, laid out as the
+    module built from the spec lays it out: torch's own rules then say whether it is contiguous and
+    whether a reshape of it is a view. Memoised on the capture: each layout derives from its input's."""
+    memo = c.cap.layouts
+    if node not in memo:
+        memo[node] = _layout(Call(node, c.cap))
+    return memo[node]
+
+
+def _layout(c: Call):
+    """Where the batch is the first axis of both, the source's strides, except where its kernel's
     layout is not the spec's: attention's output is contiguous as its math kernel writes it (the
-    capture's fake kernel writes it transposed, the real one does not), and a transpose or permute of
-    it follows from that."""
+    capture's fake kernel writes it transposed, the real one does not). Elsewhere (the batch moved or
+    merged into an axis) the spec's own: a permute, select or slice is a view of its input, a reshape
+    a view where torch can view it, an element-wise operation keeps its input's layout, and any other
+    operation writes a contiguous tensor."""
     import torch  # the importer runs torch
 
-    val = node.meta["val"]
-
-    def concrete(d) -> int:
-        return int(d) if isinstance(d, int) else int(d.node.expr.subs(c.cap.batch, EXAMPLE_BATCH))
-
-    sizes = [concrete(d) for d in val.shape]
-    aten = torch.ops.aten
-    if node.target is aten.scaled_dot_product_attention.default:
+    node, val = c.node, c.node.meta["val"]
+    name = short_name(node)
+    x = node.args[0] if node.args and hasattr(node.args[0], "op") and c.cap.torch_shape(node.args[0]) else None
+    source = [_concrete(c, d) for d in val.shape]
+    if node.target is torch.ops.aten.scaled_dot_product_attention.default:
+        return torch.empty(source, device="meta")
+    if name in MOVES and x is not None:
+        return _laid_out(c, x).permute(0, *[d + 1 for d in _sample_dims(c, x, _torch_dims(c, node))])
+    if c.place(node) is None or (_first(c, node) and (x is None or _first(c, x))):
+        return torch.empty_strided(source, [_concrete(c, d) for d in val.stride()], device="meta")
+    sizes = [EXAMPLE_BATCH, *c.out_shape]
+    if x is None or name in ("clone", "contiguous"):
         return torch.empty(sizes, device="meta")
-    if node.target in (aten.transpose.int, aten.permute.default) and hasattr(node.args[0], "meta"):
-        return node.target(_strided(c, node.args[0]), *node.args[1:])
-    return torch.empty_strided(sizes, [concrete(d) for d in val.stride()], device="meta")
+    t = _laid_out(c, x)
+    if name in VIEWS:
+        try:
+            return t.view(sizes)
+        except RuntimeError:  # a reshape that copies writes a contiguous tensor
+            return torch.empty(sizes, device="meta")
+    if name == "select":
+        return t.select(sample_dim(c, x, c.arg("dim")) + 1, c.arg("index"))
+    if name == "slice":
+        index = (slice(None),) * (sample_dim(c, x, c.arg("dim", 0)) + 1)
+        return t[(*index, slice(c.arg("start"), c.arg("end"), c.arg("step", 1)))]
+    if c.shape(x) == c.out_shape and name not in WRITES:
+        return torch.empty_like(t)
+    return torch.empty(sizes, device="meta")
+
+
+#: operators that write a fresh contiguous output even where it has its input's shape
+WRITES = ("linear", "matmul", "bmm", "mm", "layer_norm", "rms_norm", "group_norm", "conv2d", "conv1d",
+          "batch_norm", "_native_batch_norm_legit_no_training", "scaled_dot_product_attention", "cat", "stack")
+
+
+def _concrete(c: Call, d) -> int:
+    return int(d) if isinstance(d, int) else int(d.node.expr.subs(c.cap.batch, EXAMPLE_BATCH))
+
+
+def _first(c: Call, node) -> bool:
+    """Whether the batch is the tensor's first axis, alone (its layout is then the spec's)."""
+    place = c.place(node)
+    return place is not None and place.axis == 0 and place.merged == 1
+
+
+def _torch_dims(c: Call, node) -> list[int]:
+    """The order of axes a permute, transpose or t node gives its input's."""
+    rank = c.rank(node)
+    name = short_name(node)
+    if name == "permute":
+        return [d % rank for d in Call(node, c.cap).arg("dims")]
+    dims = list(range(rank))
+    if name == "transpose":
+        a, b = (d % rank for d in node.args[1:3])
+        dims[a], dims[b] = dims[b], dims[a]
+        return dims
+    return dims[::-1]
+
+
+def _sample_dims(c: Call, x, dims: list[int]) -> list[int]:
+    """A permute of the full tensor as per-sample axes: the batch's own axis left out, an axis the
+    batch is merged into moved whole (per sample it is an axis)."""
+    place = c.place(x)
+    if place is None or place.merged > 1:
+        return dims
+    return [d - (d > place.axis) for d in dims if d != place.axis]
 
 
 def _not_contiguous(c: Call, node) -> bool:
-    return not _strided(c, node).is_contiguous()
+    return not _laid_out(c, node).is_contiguous()
 
 
-def _copies(c: Call, node, out_node) -> bool:
-    """Whether torch's reshape of ``node`` to ``out_node``'s shape copies (it cannot view it)."""
-    out = [int(d) if isinstance(d, int) else int(d.node.expr.subs(c.cap.batch, EXAMPLE_BATCH))
-           for d in out_node.meta["val"].shape]
+def _copies(c: Call, node) -> bool:
+    """Whether a reshape of ``node`` to the call's per-sample shape copies (torch cannot view it)."""
     try:
-        _strided(c, node).view(out)
+        _laid_out(c, node).view(EXAMPLE_BATCH, *c.out_shape)
     except RuntimeError:
         return True
     return False
 
 
-def _reshape(copy: bool):
+def _reshape(c: Call):
     """aten.view / reshape / _unsafe_view / unsqueeze / squeeze: a feature map flattened whole is
-    the zoo's ``flatten``; any other new shape a ``reshape``, after a ``contiguous`` copy where torch
-    copies. The axes before the batch must hold the same elements before and after (else the
-    reshape mixes samples)."""
-    def handler(c: Call):
-        x = c.node.args[0]
-        if c.out_shape == c.in_shape:
-            return ALIAS
-        if c.channels_last:
-            raise Unsupported("a reshape of a channels-last feature map")
-        full_in, full_out = c.cap.full_shape(x) or (), c.cap.full_shape(c.node) or ()
-        b_in, b_out = c.cap.batch_axis(x), c.cap.batch_axis(c.node)
-        if b_in is None or b_out is None or math.prod(full_in[:b_in]) != math.prod(full_out[:b_out]):
-            raise Unsupported(f"a reshape of {_fmt(c.in_shape)} to {_fmt(c.out_shape)} that moves the batch axis")
-        chain = [{"kind": "contiguous"}] if copy and _copies(c, x, c.node) else []
-        if not chain and b_in == b_out == 0 and len(c.in_shape) == 3 and c.out_shape == (math.prod(c.in_shape),):
-            return [{"kind": "flatten"}]
-        needs_kind("reshape")
-        return [*chain, {"kind": "reshape", "shape": list(c.out_shape)}]
-    return handler
+    the zoo's ``flatten``; any other new shape a ``reshape``, after a ``contiguous`` copy where the
+    spec's module would copy (a view in the source may read a layout the spec's is not). The
+    per-sample elements before the batch must be as many before and after (else the reshape mixes
+    samples): so a reshape may merge the batch into an axis (nn.MultiheadAttention's (L, B*h, d))
+    and split it out again, each a reshape per sample."""
+    x = c.node.args[0]
+    if c.place(x) is None or c.place(c.node) is None or c.cap.outer(x) != c.cap.outer(c.node):
+        raise Unsupported(f"a reshape of {_fmt(c.in_shape)} to {_fmt(c.out_shape)} that moves the batch axis")
+    if c.out_shape == c.in_shape:
+        return ALIAS
+    if c.channels_last:
+        raise Unsupported("a reshape of a channels-last feature map")
+    chain = [{"kind": "contiguous"}] if _copies(c, x) else []
+    if not chain and _first(c, x) and _first(c, c.node) and len(c.in_shape) == 3 \
+            and c.out_shape == (math.prod(c.in_shape),):
+        return [{"kind": "flatten"}]
+    needs_kind("reshape")
+    return [*chain, {"kind": "reshape", "shape": list(c.out_shape)}]
 
 
 def _permuted(c: Call, dims: list[int]):
@@ -83,9 +144,7 @@ def _permuted(c: Call, dims: list[int]):
     x = c.node.args[0]
     if c.channels_last:
         raise Unsupported("a permute of a channels-last feature map")
-    rank, b_in = c.rank(x), c.cap.batch_axis(x)
-    dims = [d % rank for d in dims]
-    sample = [d - (b_in is not None and d > b_in) for d in dims if d != b_in]
+    sample = _sample_dims(c, x, [d % c.rank(x) for d in dims])
     if sample == sorted(sample):
         return ALIAS
     needs_kind("permute")
@@ -97,11 +156,7 @@ def _permute(c: Call):
 
 
 def _transpose(c: Call):
-    rank = c.rank()
-    dims = list(range(rank))
-    a, b = c.arg("dim0") % rank, c.arg("dim1") % rank
-    dims[a], dims[b] = dims[b], dims[a]
-    return _permuted(c, dims)
+    return _permuted(c, _torch_dims(c, c.node))
 
 
 def _expand(c: Call):
@@ -174,7 +229,7 @@ def _contiguous(c: Call):
     return [{"kind": "contiguous"}]
 
 
-RESHAPE = _reshape(True)
+RESHAPE = _reshape
 
 
 def entries() -> dict:
@@ -182,16 +237,15 @@ def entries() -> dict:
 
     aten = torch.ops.aten
     table: dict = {
-        aten.view.default: _reshape(False), aten.reshape.default: _reshape(True),
-        getattr(aten, "_unsafe_view").default: _reshape(False),
-        aten.unsqueeze.default: _reshape(False),
+        aten.view.default: _reshape, aten.reshape.default: _reshape,
+        getattr(aten, "_unsafe_view").default: _reshape, aten.unsqueeze.default: _reshape,
         aten.permute.default: _permute, aten.transpose.int: _transpose,
-        aten.t.default: lambda c: _permuted(c, list(range(c.rank()))[::-1]),
+        aten.t.default: _transpose,
         aten.expand.default: _expand, aten.slice.Tensor: _slice, aten.select.int: _select,
         aten.roll.default: _roll, aten.stack.default: _stack,
         aten.contiguous.default: _contiguous, aten.clone.default: _contiguous,
     }
     for overload in ("default", "dim", "dims"):
         if overload in aten.squeeze.overloads():
-            table[getattr(aten.squeeze, overload)] = _reshape(False)
+            table[getattr(aten.squeeze, overload)] = _reshape
     return table

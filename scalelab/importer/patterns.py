@@ -141,7 +141,10 @@ def permute_layout(node, cap: Captured, channels_last: bool) -> "str | None":
     if not _is(node, "permute"):
         return None
     dims = [d % 4 for d in Call(node, cap).arg("dims")]
-    if cap.batch_axis(node.args[0]) != 0 or len(cap.shape_of(node.args[0]) or ()) != 3:
+    try:
+        if cap.batch_axis(node.args[0]) != 0 or len(cap.shape_of(node.args[0]) or ()) != 3:
+            return None
+    except BatchMerged:  # a permute of a tensor whose batch is merged into an axis moves it whole
         return None
     if dims == [0, 2, 3, 1] and not channels_last:
         return "last"

@@ -54,6 +54,13 @@ class Call:
             raise Unsupported("an input is not a tensor")
         return shape
 
+    def place(self, node):
+        """Where ``node``'s tensor holds the batch (capture.Place, or None), refused where it cannot be told."""
+        try:
+            return self.cap.place(node)
+        except BatchMerged as exc:
+            raise Unsupported(str(exc)) from None
+
     @property
     def in_shape(self) -> tuple[int, ...]:
         return self.shape(self.node.args[0])
@@ -64,7 +71,7 @@ class Call:
 
     def rank(self, node=None) -> int:
         """The rank of the tensor as torch holds it, batch included."""
-        return len(self.cap.full_shape(node if node is not None else self.node.args[0]) or ())
+        return len(self.cap.torch_shape(node if node is not None else self.node.args[0]) or ())
 
     def state(self, name: str) -> "str | None":
         """The source's name of the parameter or buffer an argument is, None if the argument is None.
