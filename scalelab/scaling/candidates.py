@@ -9,6 +9,7 @@ cannot be built raises ``CandidateError`` naming the base's file, the scaling an
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -22,6 +23,7 @@ from scalelab.scaling.budget import Budget
 from scalelab.scaling.compound import scale_spec
 from scalelab.scaling.rounding import round_resolution
 from scalelab.scaling.train import train_accuracy
+from scalelab.scaling.transformer import patch_multiple
 from scalelab.scaling.variants import VariantEvaluator
 from scalelab.spec import Spec
 
@@ -105,6 +107,9 @@ class Evaluator:
             self._profile = _load_device(self.device)
         if self.accuracy_method == "scaling-law" and self.base.reference is None:
             _base_top1(self.base, "scaling-law")  # refuses now, not once per trial
+        # a patch embedding sees whole patches only (scale_spec rounds the input to them): every
+        # input size the search prices, refines and reports is one
+        self.resolution_multiple = math.lcm(self.resolution_multiple, patch_multiple(self.base))
 
     def variant(self, models: int, crops: int):
         """This evaluator pricing ensembles of ``models`` networks on ``crops`` test crops instead

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import typing
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from pydantic import BaseModel
@@ -183,12 +184,14 @@ def note(spec: Spec, width: float, size: tuple[int, int], divisor: int) -> str:
     network without an embedding width or patch tokens. ``spec`` is the base (with head widths)."""
     parts = []
     before, widths = _embed_width(spec), head_widths(spec)
+    heads_of = f"the head width{'s' if len(widths) > 1 else ''} {', '.join(map(str, sorted(widths)))}"
     if before is not None and width != 1.0:
         after = round_channels(before, width, divisor)
         heads = f", heads {before // min(widths)} -> {after // min(widths)}" if len(widths) == 1 else ""
         parts.append(f"embedding width {before} -> {after} in whole heads (a multiple of {divisor}, the lcm of the "
-                     f"channel divisor and the head width{'s' if len(widths) > 1 else ''} {', '.join(map(str, sorted(widths)))}"
-                     f"{heads})")
+                     f"channel divisor and {heads_of}{heads})")
+    elif widths and width != 1.0:
+        parts.append(f"channels in whole heads (multiples of {divisor}, the lcm of the channel divisor and {heads_of})")
     old, new = tokens(spec, spec.input.resolution), tokens(spec, size)
     if old is not None and new is not None and old != new:
         embed = _patch_embed(spec)
@@ -208,3 +211,34 @@ def built_width(spec: Spec, width: float, divisor: int = 8) -> Optional[tuple[in
     if before is None:
         return None
     return before, round_channels(before, width, embed_divisor(spec, divisor)) if width != 1.0 else before
+
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A spec ready for channel scaling (``prepare``): what ``scale_spec`` scales, the divisor its
+    channel counts round to, and the base with its heads as head widths (for the description)."""
+
+    spec: Spec
+    divisor: int
+    base: Spec
+    width: float
+
+    def note(self, size: tuple[int, int]) -> str:
+        return note(self.base, self.width, size, self.divisor)
+
+
+def prepare(spec: Spec, width: float, divisor: int) -> Prepared:
+    """``spec`` ready for channel scaling by ``width``, for ``scale_spec``.
+
+    A spec without attention heads comes back as it is, with ``divisor``. Otherwise its heads are
+    given as head widths, its embedding widths are already scaled in whole heads, and every other
+    channel count (a Swin stem's conv) rounds to a multiple of the head widths too, so that each
+    layer downstream still splits into whole heads."""
+    base = with_head_widths(spec) if width != 1.0 else spec
+    if width == 1.0 or not head_widths(base):
+        return Prepared(base, divisor, base, width)
+    embed = embed_divisor(base, divisor)
+    entries = [entry.model_copy(update={"block": scale_embeds(entry.block, width, embed)}) if isinstance(entry, Stage)
+               else scale_embeds(entry, width, embed) for entry in base.blocks]
+    return Prepared(base.model_copy(update={"blocks": entries}), embed, base, width)
