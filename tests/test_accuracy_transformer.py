@@ -245,3 +245,36 @@ def test_cli_refusal_is_one_message_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["accuracy", str(path), "--width", "2"])
     assert result.exit_code == 2
     assert "no estimate for scalings of tiny_vit" in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- the README's figures
+
+
+def said(text: str) -> bool:
+    """Whether the README says ``text`` (whitespace, line breaks included, as one space)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return " ".join(text.split()) in " ".join(readme.split())
+
+
+def _errors(law: FamilyLaw, series: str) -> str:
+    return ", ".join(f"{r.error:+.2f}" for r in law.held if r.series == series)
+
+
+def test_the_readme_states_the_transformer_laws_errors_and_estimates():
+    deit = load_spec("deit_tiny_patch16_224")
+    law = law_of(deit)
+    assert isinstance(law, FamilyLaw)
+    for series, label in (("deit", "DeiT-S, B, B at 384 (from DeiT-Ti)"), ("swin", "Swin-S, B, B at 384 (paper)"),
+                          ("swin_torchvision", "Swin-S, B (torchvision weights)")):
+        assert said(f"| {label} | {_errors(law, series)} |"), series
+    assert said(f"spans at least ±{law.largest:.2f} points")
+    small = estimate_accuracy(deit, 1.0, 2.0)
+    row = find_published("deit_tiny_patch16_224", 1.0, 2.0, 224, base_top1=72.2)
+    assert said(f"DeiT-Ti at width x2 estimates {small.text()} (DeiT-S: {row.top1:g})")
+    pre = law_of(parse_spec(tiny_vit("{crops: 1, resolution: 32, pretraining: ImageNet-21k, distillation: none}")))
+    assert said(f"the errors are {_errors(pre, 'swin_in21k')} (Swin) and {_errors(pre, 'vit_in21k')} (ViT)")
+    large = estimate_accuracy(load_spec("vit_b_16"), 2.0, 1024 / 768)
+    measured = next(r.top1 for r in published().rows if r.name == "vit_l_16")
+    assert said(f"estimates {large.top1:.2f}, where torchvision's ViT-L/16 measures {measured:g}")

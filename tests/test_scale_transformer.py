@@ -256,3 +256,24 @@ def test_vit_attention_is_timed_as_matrix_products():
         assert timed.device_ms == pytest.approx(_by_hand(gpu, linear, cost.macs, cost.ops, cost.in_elems + cost.out_elems))
         assert 0 < prediction.total_ms < float("inf")
     assert predict_latency(analyze(load_spec("swin_t")).network, "t4").total_ms > 0
+
+
+# ---------------------------------------------------------------- the README's figures
+
+
+def said(text: str) -> bool:
+    """Whether the README says ``text`` (whitespace, line breaks included, as one space)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return " ".join(text.split()) in " ".join(readme.split())
+
+
+def test_the_readme_states_what_transformer_scaling_builds(deit):
+    small = analyze(scale_spec(deit, 1.0, 2.0)).total
+    assert said(f"384 wide in 6 heads, {small.params:,} parameters and {small.macs:,} MACs")  # = timm's, tested above
+    assert _embed(scale_spec(deit, 1.0, 1.1)) == 192 and said("width x1.1 builds DeiT-Ti again (192 x 1.1 rounds to 192)")
+    assert scale_spec(load_spec("swin_t"), 1.0, 1.5).blocks[0].out == 160 and said("96 x 1.5 -> 160, 5 heads of 32")
+    assert scale_spec(deit, 1.0, 1.0, 250).input.resolution[0] == 256 and said("(250 -> 256 px with patches of 16)")
+    tokens = (288 // 16) ** 2 + 1
+    assert said(f"At 288 px DeiT-Ti has {tokens} tokens instead of 197, so its attention's matmuls grow "
+                f"x{(tokens / 197) ** 2:.3g} and the rest x{tokens / 197:.3g}")
+    assert said(f"DeiT-Ti ({analyze(deit).total.macs / 1e9:.3g} G MACs)")
