@@ -16,6 +16,7 @@ from scalelab.analysis.memory import inference_memory, training_memory
 from scalelab.analysis.memory_probe import block_peaks, dispatch_peak, inference_peak, training_step
 from scalelab.blocks import KINDS
 from scalelab.blocks.layers import Attention, Unbind, Unpack, elements, walk
+from scalelab.errors import ScalelabError
 from scalelab.graph import resolve
 from scalelab.spec import parse_spec
 
@@ -278,3 +279,55 @@ def test_a_feature_map_is_no_token_input(tmp_path):
     result = CliRunner().invoke(app, ["analyze", str(spec)])
     assert result.exit_code == 2
     assert "'transformer' needs tokens (tokens, features), got 192" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("kernel", ["math", "fused"])
+@pytest.mark.parametrize("batch", [2, 3])
+def test_training_memory_by_kernel_equals_timm(kernel, batch):
+    """One real step of timm's module with each kernel forced (fused: flash attention, on CPU): the
+    analysis of the same network with that kernel keeps the same bytes, the math kernel's score
+    matrix included, the fused kernel's log-sum-exp instead."""
+    timm = pytest.importorskip("timm")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from scalelab.analysis.memory_probe import module_training_step
+
+    model = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=96, depth=2, num_heads=3,
+                              num_classes=10)
+    network = resolve(parse_spec(vit_spec()))
+    figures = training_memory(network, batch=batch, attention_kernel=kernel)
+    with sdpa_kernel(SDPBackend.MATH if kernel == "math" else SDPBackend.FLASH_ATTENTION):
+        real = module_training_step(model, (3, 32, 32), batch=batch)
+    assert figures.saved_bytes == real["saved_bytes"]
+    assert figures.attention_kernel == kernel
+
+
+def test_the_fused_kernel_keeps_the_log_sum_exp_not_the_scores():
+    """Per attention: the math kernel keeps probabilities (heads x L x S), scaled q and k^T and a copy
+    of v; the fused kernel keeps the qkv projection's output (q, k, v are views of it) and one fp32
+    log-sum-exp per query and head. 3 heads of 32 over 17 tokens, batch 2, one block: the difference."""
+    network = resolve(parse_spec(vit_spec(depth=1)))
+    math, fused = (training_memory(network, batch=2, attention_kernel=k).saved_bytes for k in ("math", "fused"))
+    h, n, d = 3, 17, 96
+    assert math - fused == 2 * 4 * ((h * n * n + 3 * n * d) - (3 * n * d + h * n))
+
+
+def test_the_report_states_the_kernel(tmp_path):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    spec = tmp_path / "vit.yaml"
+    spec.write_text(vit_spec())
+    runner = CliRunner()
+    math = runner.invoke(app, ["analyze", str(spec), "--mode", "train", "-f", "markdown"])
+    fused = runner.invoke(app, ["analyze", str(spec), "--mode", "train", "--attention-kernel", "fused", "-f", "json"])
+    assert "attention run by the math kernel (sdpa_kernel(SDPBackend.MATH)), which keeps the score matrix" in \
+        " ".join(math.output.split())
+    assert '"attention_kernel": "fused"' in fused.output
+    cnn = runner.invoke(app, ["analyze", "resnet18", "--mode", "train", "-f", "markdown"])
+    assert "attention run by" not in cnn.output
+    alone = runner.invoke(app, ["analyze", str(spec), "--attention-kernel", "fused"])
+    assert alone.exit_code == 2 and "--attention-kernel applies only with --mode train" in alone.output
+    with pytest.raises(ScalelabError, match="unknown attention kernel 'flash'; one of math, fused"):
+        training_memory(resolve(parse_spec(vit_spec())), attention_kernel="flash")

@@ -74,19 +74,21 @@ def test_vit_b_16_is_torchvisions_published_figures():
     assert result.total.macs == 17_563_828_224
 
 
-def test_deit_tiny_training_step_equals_timm_and_the_analysis():
-    """One real training step (batch 2, Adam): the analysis, the built spec and timm's own module with
-    the math attention kernel forced keep the same bytes (the score matrix saved for backward)."""
+@pytest.mark.parametrize("kernel", ["math", "fused"])
+def test_deit_tiny_training_step_equals_timm_and_the_analysis(kernel):
+    """One real training step (batch 2, Adam): the analysis, the built spec (math kernel only: its
+    module forces it) and timm's own module with the kernel forced (fused: flash attention on CPU)
+    keep the same bytes: the score matrix saved for backward, or the log-sum-exp instead."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     timm = pytest.importorskip("timm")
     network = resolve(load_spec("deit_tiny_patch16_224"))
-    model = training_memory(network, batch=2, optimizer="adam")
-    built = training_step(network, "adam", batch=2)
-    with sdpa_kernel(SDPBackend.MATH):
+    model = training_memory(network, batch=2, optimizer="adam", attention_kernel=kernel)
+    with sdpa_kernel(SDPBackend.MATH if kernel == "math" else SDPBackend.FLASH_ATTENTION):
         source = module_training_step(timm.create_model("deit_tiny_patch16_224"), (3, 224, 224), "adam", batch=2)
+    reals = [source, training_step(network, "adam", batch=2)] if kernel == "math" else [source]
     figures = (model.weight_bytes, model.gradient_bytes, model.optimizer_bytes, model.saved_bytes)
-    for real in (built, source):
+    for real in reals:
         assert figures == (real["weight_bytes"], real["gradient_bytes"], real["optimizer_bytes"], real["saved_bytes"])
 
 

@@ -19,6 +19,8 @@ Training model (per inner layer, from what torch's autograd keeps for backward):
 per trainable weight, optimizer state (SGD none, SGD with momentum one buffer, Adam two buffers per
 trainable weight), and the activations saved for backward. Each layer's ``saved`` face says what it keeps;
 a tensor saved by two layers (a conv's output is the batchnorm's saved input) is counted once.
+Attention keeps what its kernel keeps (``ATTENTION_KERNELS``): eager PyTorch's math kernel the score
+matrix, the fused kernels (flash, memory-efficient) only their log-sum-exp.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, Optional
 
 from scalelab.analysis.block_memory import inner_peak
 from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
-from scalelab.blocks.layers import Primitive, Shape, check_device, elements
+from scalelab.blocks.layers import Attention, Primitive, Shape, check_device, elements
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT, Network
 
@@ -40,6 +42,10 @@ DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "amp": 2}
 #: (torch/csrc/autocast_mode.cpp, cached_cast: leaf tensors that require grad)
 WEIGHT_BYTES = {"amp": 4 + 2}
 OPTIMIZER_STATES = {"sgd": 0, "sgd-momentum": 1, "adam": 2}  # buffers per trainable weight
+#: the kernels attention may run by in training -> what the report says each keeps for backward
+ATTENTION_KERNELS = {"math": "the math kernel (sdpa_kernel(SDPBackend.MATH)), which keeps the score matrix",
+                     "fused": "a fused kernel (flash or memory-efficient), which keeps its log-sum-exp, not the "
+                              "score matrix"}
 #: exact search over execution orders visits at most this many sets of executed blocks
 EXACT_STATE_LIMIT = 200_000
 
@@ -276,6 +282,7 @@ class TrainingMemory:
     optimizer: str
     freeze_until: Optional[str]
     blocks: dict[str, BlockTraining] = field(repr=False)
+    attention_kernel: Optional[str] = None  # the kernel attention's saved tensors assume; None: no attention
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(b, attr) for b in self.blocks.values())
@@ -291,9 +298,10 @@ class _SavedWalk(TrainWalk):
     """Walk a block's layer tree as torch runs it, charging what autograd keeps for backward (each
     layer's ``saved`` face on ``device``) to the block; a tensor kept twice is paid once."""
 
-    def __init__(self, trainable: bool, batch: int, nbytes: int, device: str) -> None:
+    def __init__(self, trainable: bool, batch: int, nbytes: int, device: str, attention_kernel: str = "math") -> None:
         super().__init__(trainable)
         self.batch, self.nbytes, self.device = batch, nbytes, device
+        self.attention_kernel = attention_kernel
         self.bytes = 0  # saved bytes charged to this block (the first layer keeping a tensor pays)
 
     def keep(self, t: Tensor) -> None:
@@ -319,8 +327,11 @@ class _SavedWalk(TrainWalk):
         out = super().several(node, xs, out_shape)
         if not out.grad:
             return out
-        saved = node.saved([t.shape for t in xs], out_shape, False, tuple(t.grad for t in xs),  # type: ignore[arg-type]  # its shapes, each input's need
-                           self.device)
+        if isinstance(node, Attention) and self.attention_kernel == "fused":
+            saved = node.fused_saved([t.shape for t in xs], out_shape)
+        else:
+            saved = node.saved([t.shape for t in xs], out_shape, False, tuple(t.grad for t in xs),  # type: ignore[arg-type]  # its shapes, each input's need
+                               self.device)
         for t, keep in zip(xs, saved.inputs):
             if keep:
                 self.keep(t)
@@ -332,14 +343,16 @@ class _SavedWalk(TrainWalk):
 
 
 def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optimizer: str = "sgd",
-                    freeze_until: Optional[str] = None, device: str = "cpu") -> TrainingMemory:
+                    freeze_until: Optional[str] = None, device: str = "cpu",
+                    attention_kernel: str = "math") -> TrainingMemory:
     """Weights, gradients, optimizer state and saved activations, per block, for one training step.
 
     Every block runs, training-only heads included. ``freeze_until`` names a block: it and every block
     before it in execution order keep no gradients or optimizer state, and record nothing for backward
     unless an input needs a gradient. All tensors use ``dtype`` except max-pool indices (int64) and
     batchnorm statistics (fp32). ``device`` is the kind of device torch trains on ("cpu" or "gpu"):
-    some kernels keep different tensors there (dropout's mask: see ``Dropout.saved``)."""
+    some kernels keep different tensors there (dropout's mask: see ``Dropout.saved``). ``attention_kernel``
+    is one of ``ATTENTION_KERNELS``: what scaled dot-product attention keeps for backward."""
     _check_batch(batch)
     nbytes = dtype_bytes(dtype)
     if optimizer not in OPTIMIZER_STATES:
@@ -347,11 +360,16 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
                             f"one of {', '.join(OPTIMIZER_STATES)}")
     frozen = frozen_prefix(network, freeze_until)
     check_device(device)
+    if attention_kernel not in ATTENTION_KERNELS:
+        raise ScalelabError(f"unknown attention kernel '{attention_kernel}'{did_you_mean(attention_kernel, ATTENTION_KERNELS)}; "
+                            f"one of {', '.join(ATTENTION_KERNELS)}")
     rows = {}
-    for b, walker in run_network(network, frozen, lambda b, trainable: _SavedWalk(trainable, batch, nbytes, device)):
+    walks = run_network(network, frozen, lambda b, trainable: _SavedWalk(trainable, batch, nbytes, device, attention_kernel))
+    for b, walker in walks:
         params = sum(c.params for c in b.costs)
         weights = weight_bytes(dtype) * params
         grads = (4 if dtype == "amp" else nbytes) * params if walker.trainable else 0  # autocast: fp32 gradients
         rows[b.name] = BlockTraining(b.name, walker.trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads,
                                      walker.bytes)
-    return TrainingMemory(dtype, batch, optimizer, freeze_until, rows)
+    attends = any(isinstance(c.node, Attention) for b in network.blocks.values() for c in b.costs)
+    return TrainingMemory(dtype, batch, optimizer, freeze_until, rows, attention_kernel if attends else None)

@@ -35,6 +35,9 @@ class Tensor:
 
 
 class TrainWalk:
+    #: the kernel scaled dot-product attention runs by: "math" (keeps the score matrix) or "fused"
+    attention_kernel = "math"
+
     def __init__(self, trainable: bool) -> None:
         self.trainable = trainable  # the block's weights are trained
 

@@ -46,6 +46,13 @@ class Mode(str, Enum):
     train = "train"
 
 
+class AttentionKernel(str, Enum):
+    """What attention keeps for backward in training (scalelab.analysis.memory.ATTENTION_KERNELS)."""
+
+    math = "math"
+    fused = "fused"
+
+
 #: ``-o FILE`` picks the format from the file's extension.
 EXTENSION_FORMATS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown",
                      ".html": "html", ".htm": "html", ".txt": "table"}
@@ -87,6 +94,7 @@ class FigureOptions:
     mode: Mode
     optimizer: Optional[str]
     freeze_until: Optional[str]
+    attention_kernel: Optional[AttentionKernel]
 
     @property
     def asked(self) -> bool:
@@ -122,6 +130,7 @@ def check_combinations(figures: FigureOptions) -> None:
     """Options that would do nothing without another one are refused, not ignored."""
     needs = [("--optimizer", figures.optimizer is not None, "--mode train"),
              ("--freeze-until", figures.freeze_until is not None, "--mode train"),
+             ("--attention-kernel", figures.attention_kernel is not None, "--mode train"),
              ("--measure-on", figures.measure_on is not None, "--measure"),
              ("--no-cache", figures.no_cache, "--measure"),
              ("--allow-noisy", figures.allow_noisy, "--measure")]
@@ -184,6 +193,9 @@ _MODE = typer.Option(Mode.infer, "--mode", help="infer, or train to add training
 _OPTIMIZER = typer.Option(None, "--optimizer", metavar="NAME", parser=O.OPTIMIZER, help="With --mode train: sgd (default), sgd-momentum or adam.")
 _FREEZE_UNTIL = typer.Option(None, "--freeze-until", metavar="BLOCK", parser=O.NAME, help="With --mode train: this block (or the "
                              "last block of this stage) and every block before it are frozen.")
+_ATTENTION_KERNEL = typer.Option(None, "--attention-kernel", help="With --mode train: the kernel attention runs by, "
+                                 "math (default: eager PyTorch's math kernel, which keeps the score matrix for "
+                                 "backward) or fused (flash or memory-efficient: only their log-sum-exp).")
 _CROPS = typer.Option(1, "--crops", parser=O.CROPS, metavar="N",
                       help="Test crops per image (10 for 10-crop): work x crops, same params.")
 _ENSEMBLE = typer.Option(None, "--ensemble", metavar="K|A,B", parser=O.ENSEMBLE, help="K copies of SPEC (e.g. 3), or SPEC "
@@ -218,6 +230,7 @@ def analyze(
     mode: Mode = _MODE,
     optimizer: Optional[str] = _OPTIMIZER,
     freeze_until: Optional[str] = _FREEZE_UNTIL,
+    attention_kernel: Optional[AttentionKernel] = _ATTENTION_KERNEL,
     crops: int = _CROPS,
     ensemble: Optional[str] = _ENSEMBLE,
     cache_features: bool = _CACHE_FEATURES,
@@ -285,7 +298,8 @@ def _report(analysis, level: int, figures: FigureOptions, extra):
     dtype = figures.dtype or "fp32"
     on_device = device_figures(analysis.network, dtype=dtype, batch=analysis.batch, device=figures.device,
                             mode=figures.mode.value, optimizer=figures.optimizer or "sgd",
-                            freeze_until=figures.freeze_until, **figures.measuring)
+                            freeze_until=figures.freeze_until,
+                            attention_kernel=(figures.attention_kernel or AttentionKernel.math).value, **figures.measuring)
     conditions = Conditions(tuple(analysis.input_shape[1:]), analysis.batch, dtype, dtype_bytes(dtype))
     return build_report(analysis, depth=level, columns=[*default_columns(), *on_device.columns, *extra.columns],
                         conditions=conditions, notes=[*on_device.notes, *extra.notes],

@@ -9,7 +9,7 @@ from typing import Optional
 
 from scalelab.analysis.latency import predict_latency
 from scalelab.analysis.measure import measure_latency
-from scalelab.analysis.memory import best_order, inference_memory, training_memory
+from scalelab.analysis.memory import ATTENTION_KERNELS, best_order, inference_memory, training_memory
 from scalelab.devices import load_profile
 from scalelab.report import Column, human_bytes
 
@@ -30,7 +30,7 @@ class DeviceFigures:
 
 def device_figures(network, *, dtype: str, batch: int, device: Optional[str], measure: bool,
                    mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu",
-                   use_cache: bool = True, allow_noisy: bool = False) -> DeviceFigures:
+                   use_cache: bool = True, allow_noisy: bool = False, attention_kernel: str = "math") -> DeviceFigures:
     out = DeviceFigures()
     memory = inference_memory(network, dtype, batch)
     out.columns.append(Column("weight_bytes", "Weights", f"bytes of weights at {dtype}",
@@ -63,7 +63,8 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
             freeze_until = network.block_named(freeze_until, "--freeze-until")  # a stage: its last block
         # what autograd saves differs by device kind (dropout's mask): the profile's kind, else this CPU
         kind = load_profile(device).kind if device is not None else "cpu"
-        _training(out, training_memory(network, dtype, batch, optimizer, freeze_until, device=kind))
+        _training(out, training_memory(network, dtype, batch, optimizer, freeze_until, device=kind,
+                                       attention_kernel=attention_kernel))
     prediction = None
     if device is not None:
         prediction = predict_latency(network, device, dtype, batch)
@@ -113,11 +114,12 @@ def _training(out: DeviceFigures, tm) -> None:
         f"Training memory ({tm.dtype}, batch {tm.batch}, {tm.optimizer}{frozen}; training-only blocks included): "
         f"weights {human_bytes(tm.weight_bytes)}, gradients {human_bytes(tm.gradient_bytes)}, optimizer state "
         f"{human_bytes(tm.optimizer_bytes)}, saved activations {human_bytes(tm.saved_bytes)}, total "
-        f"{human_bytes(tm.total_bytes)}; saved activations follow what torch's autograd keeps per layer.")
+        f"{human_bytes(tm.total_bytes)}; saved activations follow what torch's autograd keeps per layer"
+        + (f", attention run by {ATTENTION_KERNELS[tm.attention_kernel]}." if tm.attention_kernel else "."))
     out.data["training_memory"] = {
         "unit": "bytes", "dtype": tm.dtype, "batch": tm.batch, "optimizer": tm.optimizer, "freeze_until": tm.freeze_until,
         "weight_bytes": tm.weight_bytes, "gradient_bytes": tm.gradient_bytes, "optimizer_bytes": tm.optimizer_bytes,
-        "saved_activation_bytes": tm.saved_bytes, "total_bytes": tm.total_bytes,
+        "saved_activation_bytes": tm.saved_bytes, "total_bytes": tm.total_bytes, "attention_kernel": tm.attention_kernel,
     }
 
 

@@ -106,6 +106,19 @@ class Attention(Primitive):
         extra = z.heads * (z.L * z.S + z.S * z.E * gq + z.L * z.E * gk)
         return Saved(inputs=(False, False, gq or gk), per_sample_elements=extra)
 
+    def fused_saved(self, s: list[Shape], out: Shape) -> Saved:
+        """What the fused kernels keep for backward instead (flash attention, on CPU and CUDA; the
+        memory-efficient kernel on CUDA): q, k and v as given (views of a qkv projection stay views of
+        it), the log-sum-exp of each query's scores, fp32 whatever the dtype, and the output; never
+        the score matrix. These kernels write the output queries first, (L, heads, Ev), so the
+        transpose and reshape that put the heads back beside each other make no copy: the output is
+        the tensor the projection after it keeps, counted there (as in ViT, DeiT and Swin, where
+        attention always feeds its projection). Measured on CPU with saved_tensors_hooks under
+        SDPBackend.FLASH_ATTENTION; on CUDA the memory-efficient kernel pads its log-sum-exp's
+        queries to a multiple of 32 and both keep a few bytes of random state (not modelled)."""
+        z = Sizes.of(s)
+        return Saved(inputs=(True, True, True), per_sample_bytes=4 * z.heads * z.L)
+
     def inner_peak(self, s: list[Shape], out: Shape) -> InnerPeak:  # type: ignore[override]
         # in inference mode the kernel is one operator (measured): only its output is seen
         n = elements(out)
@@ -116,7 +129,8 @@ class Attention(Primitive):
 
     def train(self, walker: TrainWalk, xs: list[Tensor]) -> Tensor:  # type: ignore[override]
         q, k, v = xs
-        if elements(v.shape[:-2]) > 1 and v.storage.elems > elements(v.shape):
+        math_kernel = walker.attention_kernel == "math"  # a fused kernel takes strided views as they are
+        if math_kernel and elements(v.shape[:-2]) > 1 and v.storage.elems > elements(v.shape):
             # v is a view into a larger tensor (unbind of a fused qkv projection): torch copies it to
             # fold its leading axes with the batch for the batched product, and keeps that copy, not the
             # larger tensor (measured; one head folds as a view, so torch keeps the larger tensor)
