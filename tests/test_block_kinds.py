@@ -180,9 +180,10 @@ def test_every_kind_has_a_strategy():
     from plumbing_strategies import STRATEGIES as PLUMBING  # tests/test_sources_and_outputs.py runs those
     from compute_strategies import STRATEGIES as COMPUTE  # tests/test_compute_specs.py runs those
     from transformer_strategies import STRATEGIES as TRANSFORMER  # tests/test_transformer_kinds.py runs those
+    from swin_strategies import STRATEGIES as SWIN  # tests/test_swin.py runs those
 
     # opaque kinds stand for operations of unknown cost: nothing to build or count (tests/test_import.py)
-    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) | set(COMPUTE) | set(PLUMBING) | set(TRANSFORMER) == set(KINDS) - {"opaque", "opaque_merge"}
+    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) | set(COMPUTE) | set(PLUMBING) | set(TRANSFORMER) | set(SWIN) == set(KINDS) - {"opaque", "opaque_merge"}
 
 
 def _check(kind, params, shape, count_params, flop_counter_macs):

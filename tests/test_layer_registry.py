@@ -222,8 +222,9 @@ def test_every_primitive_kind_has_an_example():
     # a source takes no input and a split gives a tuple: tests/test_sources_and_outputs.py checks their faces
     from tensor_examples import JOINS, SINGLE  # tests/test_tensor_ops.py checks the tensor operations' faces
     from compute_examples import SEVERAL  # tests/test_compute_matmul.py and _attention.py check theirs
+    from swin_strategies import LAYERS as WINDOWED  # tests/test_swin.py checks the windowed layers' faces
 
-    examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS, *SEVERAL]}
+    examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS, *SEVERAL, *WINDOWED]}
     assert examples == primitives - {"opaque", "param", "split", "unbind"}
 
 

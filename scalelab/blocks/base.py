@@ -130,6 +130,11 @@ class Block(BaseModel):
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    def repeated(self, index: int) -> "Block":
+        """This block as repeat ``index`` (from 0) of a stage: itself, unless the kind's repeats differ
+        (Swin's windows, shifted on every other repeat)."""
+        return self
+
     def layers(self, inp: Shape) -> Node:  # pragma: no cover - every kind overrides
         raise NotImplementedError
 

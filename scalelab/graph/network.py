@@ -150,7 +150,7 @@ def _expand(spec: Spec, warnings: list[str]) -> list[ResolvedBlock]:
                     block = _with_stride(block, 1)
                 elif entry.stride is not None:
                     block = _with_stride(block, entry.stride)
-                blocks.append(ResolvedBlock(f"{entry.stage}.{r}", block, ("blocks", i), [], entry.stage))
+                blocks.append(ResolvedBlock(f"{entry.stage}.{r}", block.repeated(r), ("blocks", i), [], entry.stage))
         else:
             counts[entry.kind] = counts.get(entry.kind, 0) + 1
             name = entry.name or f"{entry.kind}{counts[entry.kind]}"

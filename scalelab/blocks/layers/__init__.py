@@ -37,6 +37,7 @@ from scalelab.blocks.layers.reduction import Reduce, Softmax
 from scalelab.blocks.layers.resample import Interpolate
 from scalelab.blocks.layers.reshape import Flatten, ZeroPadShortcut
 from scalelab.blocks.layers.views import Expand, Permute, Reshape, Select, Slice
+from scalelab.blocks.layers.windows import PatchConcat, WindowAttention
 from scalelab.blocks.layers.wiring import Gate, Merge, Node, Parallel, Residual, Sequence, Wiring, peak, seq, walk
 from scalelab.blocks.layers.token_scale import TrailingLayerScale
 from scalelab.blocks.layers.unpack import Unpack
@@ -55,3 +56,4 @@ __all__ += ["FUNCTIONS", "PReLU", "activation_arguments"]
 __all__ += ["Param", "Split", "Unbind"]
 __all__ += ["GroupNorm", "InstanceNorm", "RMSNorm", "TrailingLayerNorm"]
 __all__ += ["Attention", "Matmul", "TrailingLayerScale", "Unpack"]
+__all__ += ["PatchConcat", "WindowAttention"]

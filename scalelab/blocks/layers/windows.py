@@ -1,0 +1,172 @@
+"""The two layers of Swin's channels-last maps (Liu et al. 2021) that no composition of other layers
+states, every face: multi-head self-attention inside windows with a learned relative position bias
+and the shifted windows' mask, and the 2x2 neighbour concatenation of patch merging. Their torch
+modules are in ``windows_torch`` and compute as torchvision's ``shifted_window_attention`` and
+``_patch_merging_pad`` do.
+
+The window partition, cyclic shift, padding and the qkv and output projections around the attention
+are the existing pad, roll, reshape, permute, contiguous and linear layers (``kinds/swin_block``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from scalelab.blocks.layers.base import (
+    InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, fmt_shape,
+    no_macs, register,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
+    from torch import nn
+
+#: ops of the softmax per score, as the softmax kind and attention count it
+SOFTMAX_OPS = 5
+
+
+@register
+@dataclass(frozen=True)
+class WindowAttention(Primitive):
+    """Self-attention of ``heads`` heads inside each window of ``window x window`` tokens, on the qkv
+    projection of the partitioned map: (windows, N, 3C) -> (windows, N, C), N = window^2, windows =
+    grid[0] * grid[1] in row-major order. Per window and head (head width d = C / heads):
+
+        scores = (q * d^-1/2) @ k^T + B [+ M]     N x d x N multiply-accumulates
+        out    = softmax(scores) @ v              N x N x d multiply-accumulates
+
+    B is gathered from a learned table of (2 window - 1)^2 x heads entries (its parameters) by a fixed
+    index buffer of N^2 entries; M, the mask of the shifted windows (0 within a region, -100 across
+    regions, as torchvision builds it), is added when ``shift`` (rows, columns) is not (0, 0).
+
+    MACs = 2 windows N^2 C. Other ops per sample: the scaling of q, the layout copies of q, k^T, v and
+    the output that the batched products need (windows N C each, where torch makes them), the bias
+    add, the mask add when shifted, and the softmax (5 per score). Once per pass, whatever the batch (weight ops): the
+    gather and layout copy of B (2 heads N^2) and, when shifted, the mask's construction (two fills
+    and a copy of the padded map, a subtraction and two compare-and-fill passes over windows N^2).
+
+    The figures are per sample: with one window and a batch of one, torch folds k^T and v by a view,
+    not a copy, so there (Swin-T's last stage at 224, batch 1) they count copies torch does not make."""
+
+    kind = "window_attention"
+    has_weights = True
+
+    heads: int
+    window: int
+    shift: tuple[int, int]
+    grid: tuple[int, int]
+
+    @property
+    def tokens(self) -> int:
+        return self.window * self.window
+
+    @property
+    def windows(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def shifted(self) -> bool:
+        return sum(self.shift) > 0
+
+    def channels(self, s: Shape) -> int:
+        """C, after checking that ``s`` is (windows, N, 3C) with C a whole number of heads."""
+        expected = (self.windows, self.tokens)
+        if len(s) != 3 or s[:2] != expected or s[2] % (3 * self.heads):
+            raise ShapeError(f"window attention expects (windows, tokens, 3 x channels) = "
+                             f"({expected[0]}, {expected[1]}, a multiple of 3 x {self.heads} heads), got {fmt_shape(s)}")
+        return s[2] // 3
+
+    def out_shape(self, s: Shape) -> Shape:
+        return (*s[:2], self.channels(s))
+
+    def _sizes(self, s: Shape) -> tuple[int, int]:
+        """(a, p): elements of one of q, k, v per sample, and of the score matrices."""
+        return self.windows * self.tokens * self.channels(s), self.windows * self.heads * self.tokens ** 2
+
+    def _copies(self, s: Shape) -> tuple[int, int, int, int]:
+        """Elements per sample of the layout copies torch makes of the scaled q, k^T, v (to fold the
+        windows and heads into one batch axis for its batched products) and of the output (heads back
+        beside each other): none where the fold is a view, with one head (and for q and the output,
+        with one token per window)."""
+        a = self._sizes(s)[0]
+        several, long = self.heads > 1, self.tokens > 1
+        return a * (several and long), a * several, a * several, a * (several and long)
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        a, p = self._sizes(s)
+        scores = self.windows * self.tokens ** 2
+        mask = (5 * scores + 3 * self.windows * self.tokens) if self.shifted else 0
+        return LayerCost("window_attention", params=(2 * self.window - 1) ** 2 * self.heads,
+                         macs=2 * self.tokens * a, ops=a + sum(self._copies(s)) + p * (1 + self.shifted + SOFTMAX_OPS),
+                         in_elems=elements(s), out_elems=elements(out),
+                         weight_ops=2 * self.heads * self.tokens ** 2 + mask, node=self)
+
+    def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
+        """Backward: the gradient of the probabilities (dout @ v^T), which the table's gradient needs
+        too, is counted with the weights; the gradients of v, q and k (one product each) with the input.
+        (With the table frozen and the input needing a gradient, torch runs all four products.)"""
+        one = self.tokens * self._sizes(s)[0]
+        return TrainMacs(forward=2 * one, grad_input=3 * one, grad_weight=one)
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
+        """The probabilities and v always; for the input's gradient also the scaled q and k^T, each as
+        the layout copy the batched product takes, or as a view of the input where torch makes none
+        (the index buffer is a buffer, no activation). Measured with saved_tensors_hooks."""
+        a, p = self._sizes(s)
+        cq, ck, cv, _ = self._copies(s)
+        q = (cq or a) if input_grad else 0  # the scaled q is a tensor of its own, copied or not
+        return Saved(input=not (cv and (ck or not input_grad)), per_sample_elements=p + cv + q + ck * input_grad)
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        """The scaled q lives to the end; with it two score matrices at each of the first product, the
+        bias add, the mask add and the softmax, then the product and its layout copy. In inference
+        mode each matmul is one operator (measured): its folding copies are not seen, as for matmul.
+        B and M, the same for every sample, are not per-sample memory."""
+        a, p = self._sizes(s)
+        return InnerPeak(out, a, a + p + max(p, a + self._copies(s)[3]))
+
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.LINEAR, None  # batched matrix products: no fixed width for the thin-kernel rule
+
+    def torch_module(self) -> nn.Module:
+        from scalelab.blocks.layers.windows_torch import WindowAttention as Module  # torch: only when a module is built
+
+        return Module(self.heads, self.window, self.shift, self.grid)
+
+
+@register
+@dataclass(frozen=True)
+class PatchConcat(Primitive):
+    """Swin's patch merging gather: a (H, W, C) map padded to even H and W (always a copy, as
+    torch's pad), and its four 2x2 neighbours (0,0), (1,0), (0,1), (1,1) concatenated along the
+    channels: (ceil(H/2), ceil(W/2), 4C). Ops: the pad's copy and the concatenation's, one per output
+    element each."""
+
+    kind = "patch_concat"
+
+    def out_shape(self, s: Shape) -> Shape:
+        if len(s) != 3:
+            raise ShapeError(f"patch merging needs a channels-last (height, width, channels) map, got {fmt_shape(s)}")
+        h, w, c = s
+        return (-(-h // 2), -(-w // 2), 4 * c)
+
+    def cost(self, s: Shape, out: Shape) -> LayerCost:
+        n = elements(out)
+        return LayerCost("patch_concat", ops=2 * n, in_elems=elements(s), out_elems=n, node=self)
+
+    train_macs = no_macs
+
+    def saved(self, s: Shape, out: Shape, weights_trained: bool, input_grad: bool, device: str) -> Saved:
+        return Saved()  # pad, strided views and cat: their gradients need sizes only
+
+    def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
+        n = elements(out)  # the padded copy is alive while the concatenation writes
+        return InnerPeak(out, n, 2 * n)
+
+    def latency(self) -> tuple[LatencyClass, None]:
+        return LatencyClass.ELEMENTWISE, None  # copies
+
+    def torch_module(self) -> nn.Module:
+        from scalelab.blocks.layers.windows_torch import PatchConcat as Module  # torch: only when a module is built
+
+        return Module()
+
