@@ -165,68 +165,6 @@ def write_section(path: Path, title: str, lines: list[str]) -> None:
     path.write_text(before.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n" + rest, encoding="utf-8")
 
 
-CALIBRATE_SECTION = "## CPU calibration: wall time, what it kept, and its error on real networks"
-
-
-def calibrate_section(args) -> list[str]:
-    """`scalelab calibrate` timed on this machine as a user runs it (fresh caches: calibrate uses none), with the
-    load around it, the stability of what it kept, and its validation on zoo networks never fitted on."""
-    import torch
-
-    from scalelab.analysis.calibrate import VALIDATION, calibrate
-
-    torch.set_num_threads(args.threads)
-    load_before, started = os.getloadavg(), time.time()
-    profile = calibrate(args.device, name="bench-calibrated", allow_noisy=args.allow_noisy)
-    seconds, load_after, c = time.time() - started, os.getloadavg(), profile.calibration
-    each = ", ".join(f"{k} {v:+.1%}" for k, v in c["validation_errors"].items())
-    return [
-        CALIBRATE_SECTION,
-        "",
-        f"Written by `benchmarks/bench_latency.py --calibrate-only{' --allow-noisy' if args.allow_noisy else ''}` "
-        f"({c['device_name']}, {c['threads']} threads, torch {c['torch']}): `scalelab.analysis.calibrate.calibrate`, "
-        f"the floors, {c['synthetic_networks']} synthetic networks, the fit and the validation on "
-        f"{len(VALIDATION)} zoo networks never fitted on ({', '.join(VALIDATION)}), timed whole, each network's "
-        "timing measured afresh (calibrate uses no cache).",
-        "",
-        f"**Wall time {seconds:.0f} s** (goal: under 3 minutes with the validation). Load average (1/5/15 min) "
-        f"before {', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in load_after)} on "
-        f"{os.cpu_count()} cores; competing load during the timings {c['competing_load_cpus']:.2f} CPUs (limit 0.5).",
-        "",
-        f"**Median error on the real networks: {c['validation_median_error']:.1%}** (goal: at most 15%; {each}); "
-        f"on the synthetic networks the fit's median error {c['fit_median_error']:.1%}, leave-one-out "
-        f"{c['held_out_median_error']:.1%}.",
-        "",
-        f"What it kept: each timing the lowest round median, settled to {c['kept_figure_unsettled']:.1%} between the "
-        f"odd and the even rounds (tolerance {c['settle_tolerance']:.0%}, limit 5%) after {c['timing_rounds']} rounds; "
-        f"the rounds themselves disagreed by {c['round_disagreement']:.0%}."
-        + (f" The profile says: {c['warning']}." if "warning" in c else " No warning: the profile is not marked noisy."),
-        "",
-        *CALIBRATE_HISTORY,
-        "",
-    ]
-
-
-#: calibrate runs recorded by hand, with their conditions (the section above is rewritten by each run)
-CALIBRATE_HISTORY = [
-    "Runs recorded while this was built (the shared 2-core machine was busy with other work throughout):",
-    "",
-    "- Before (the noise check that refused on round-to-round disagreement): the issue that asked for this reports 2 "
-    "minutes on an idle 2-core VM (competing load 0.01 CPUs) ending in a refusal, 'repeated rounds of timings disagree "
-    "by 31% (limit 10%)'; here, at a 1-minute load average of 0.4-1.0 and 2.00 CPUs of competing load, it refused "
-    "after 13 s (4 attempts, 7 s of waiting); with --allow-noisy at load 5-11 it had not finished after 26 min.",
-    "- After, with --allow-noisy at a load average of 5-8 (1.30-1.44 CPUs of competing load, two OpenMP threads "
-    "descheduled at every barrier): 1196 s, the kept timings unsettled (192%), fit median error 45.9%, validation "
-    "median error 51.7%: written with the UNRELIABLE PROFILE warning, as it should be; without --allow-noisy it "
-    "refuses on the competing load.",
-    "- Neither goal (under 3 minutes, at most 15% on real networks) could be checked here: every run shared the two "
-    "cores with other work (load average 5-11), so the figures above say what calibrate does under such load (it "
-    "waits, measures, refuses, or with --allow-noisy keeps a profile marked UNRELIABLE), not what it does on an "
-    "idle machine; the idle-machine logic is tested with injected timings (tests/test_noise.py). Rerun "
-    "`--calibrate-only` on a quiet machine for the real figures.",
-]
-
-
 def build(name: str, resolution, width: float):
     from scalelab.graph import resolve
     from scalelab.spec import load_spec
@@ -262,6 +200,8 @@ def main() -> None:
         write_gpu_section(args.output)
         return
     if args.calibrate_only:
+        from bench_calibrate import CALIBRATE_SECTION, calibrate_section  # the sibling script (benchmarks/)
+
         write_section(args.output, CALIBRATE_SECTION, calibrate_section(args))
         return
 
@@ -325,15 +265,22 @@ def _calibration_lines(profile) -> list[str]:
     c = profile.calibration or {}
     if "synthetic_networks" not in c:
         return [f"Profile {profile.name}: {profile.description} (not fitted on synthetic networks)."]
-    held = (f", leave-one-out median error {c['held_out_median_error']:.1%} (each synthetic network predicted by a "
+    held = (f", leave-one-out median error {c['held_out_median_error']:.1%} (each calibration network predicted by a "
             "fit on the others)") if "held_out_median_error" in c else ""
-    lines = [f"The profile is calibrated by `scalelab.analysis.calibrate` on {c['synthetic_networks']} synthetic networks "
-             "(`scalelab.devices.synthetic`: a fixed, seeded set of small dense, grouped and inverted-residual networks "
-             "at random widths, kernels, strides and resolutions) timed whole; per layer kind the rate, the thin-layer "
-             "slowdown and the fixed cost, and the bandwidth, are fitted by non-negative least squares on relative "
-             f"error, above floors measured on single layers. Fit error on the synthetic set: median "
-             f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}{held}. The networks below are never used "
-             "in the fit; they only evaluate it."]
+    sources = c.get("real_shaped_from", [])
+    real = (f"{c['real_shaped_networks']} real-shaped networks (`scalelab.devices.real_shaped`: the zoo's "
+            f"{', '.join(sources)} cut to one or two blocks per stage at resolutions of their own) and ") if sources else ""
+    relatives = sorted({label for label, *_ in NETWORKS if label in sources or f"{label}_bn" in sources})
+    held_out = (f" Of the networks below, {', '.join(relatives)} (and their scaled variants) are related to networks "
+                "cut for the fit (the same network, or vgg16_bn for vgg16), so their rows are not held out; the others "
+                "never enter the fit, nor does any network cut from them." if relatives else
+                " The networks below are never used in the fit; they only evaluate it.")
+    lines = [f"The profile is calibrated by `scalelab.analysis.calibrate` on {real}{c['synthetic_networks']} synthetic "
+             "networks (`scalelab.devices.synthetic`: a fixed, seeded set of small dense, grouped and inverted-residual "
+             "networks at random widths, kernels, strides and resolutions) timed whole; per layer kind the rate, the "
+             "thin-layer slowdown and the fixed cost, and the bandwidth, are fitted by non-negative least squares on "
+             f"relative error, above floors measured on single layers. Fit error: median {c['fit_median_error']:.1%}, "
+             f"max {c['fit_max_error']:.1%}{held}.{held_out}"]
     if "validation_errors" in c:
         each = ", ".join(f"{k} {v:+.1%}" for k, v in c["validation_errors"].items())
         lines += ["", f"Calibrate's own validation on zoo networks never fitted on (timed during calibration): median "

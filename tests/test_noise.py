@@ -252,9 +252,14 @@ def test_noisy_measurements_are_marked_and_measured_again(tmp_path):
 # Calibration
 
 
-def test_calibrate_refuses_too_few_networks_before_measuring():
+def test_calibrate_refuses_too_few_networks_before_measuring(monkeypatch):
+    from scalelab.analysis import calibrate as cal
+
+    # with the real-shaped networks the synthetic ones are never too few: without them, 3 are
+    monkeypatch.setattr(cal, "REAL_SHAPED", ())
     result = invoke("calibrate", "--networks", "3")
-    assert_refused(result, "--networks 3 cannot determine the 19 unknowns", "needs at least 20")
+    assert_refused(result, "--networks 3 cannot determine the 19 unknowns", "needs at least 20",
+                   "the set has 36 synthetic networks besides 0 real-shaped ones")
 
 
 def test_calibrate_refuses_on_a_busy_machine(tmp_path):

@@ -1,23 +1,27 @@
 """Calibration: measure this machine (CPU or a CUDA GPU) and write a device profile.
 
-The per-kind figures are fitted on SYNTHETIC NETWORKS timed whole (``scalelab.devices.synthetic``:
-a fixed, seeded set of small networks unlike any of the zoo), not on single layers timed alone: a
-layer in a hot loop of its own runs from warm caches and beats the same layer inside a network
-(a network of many small layers ran 13-50% slower than single-layer figures predicted). The model
-and the fit are in ``scalelab.analysis.latency_fit``; what is measured here (torch imported here only):
+The per-kind figures are fitted on networks timed whole, not on single layers timed alone (a layer in
+a hot loop of its own runs from warm caches and beats the same layer inside a network), and on two
+sets of them: REAL-SHAPED networks (``scalelab.devices.real_shaped``: zoo networks cut to reduced
+depth at resolutions of their own, so that the fit sees the channel counts, spatial sizes and block
+kinds real networks have) and SYNTHETIC ones (``scalelab.devices.synthetic``: a fixed, seeded set of
+small random networks, for breadth). Fitted on the synthetic set alone, the profile predicted real
+networks 20-60% slow: its layers are narrower (at most 320 channels) and its maps smaller than
+real ones, and the fit carried what they cost into figures real layers do not pay. The model and the
+fit are in ``scalelab.analysis.latency_fit``; what is measured here (torch imported here only):
   * floors for the fit: the fp32 peak (square matrix multiplies, 2 n^3 FLOPs; bf16/fp16 too where
     supported), the bandwidth of batchnorm and ReLU over in-cache activation sizes (bytes read plus
     written over the time beyond their fixed cost), and each layer kind's fixed cost on tiny inputs
     (nothing but the module call, dispatch and thread fork/join left);
-  * each synthetic network whole (built with ``scalelab.build``, eval, inference_mode, warm-up, short
+  * each calibration network whole (built with ``scalelab.build``, eval, inference_mode, warm-up, short
     interleaved rounds until each network's lowest round median has settled,
     ``scalelab.analysis.measure.time_interleaved``);
-  * then, to validate, real networks of the zoo (``VALIDATION``, never fitted on) timed the same way
-    and predicted by the fitted profile.
-The profile reports the fit's own error on the synthetic set, its leave-one-out error (each network
-predicted by a fit on the others) and the error on the real networks: the last is what predictions
-on the profile carry. Competing load makes it wait and at last refuse; an idle machine's jitter
-only makes it measure more (``scalelab.analysis.noise``).
+  * then, to validate, real networks of the zoo (``VALIDATION``, never fitted on: no real-shaped
+    network is cut from them) timed the same way and predicted by the fitted profile.
+The profile reports the fit's own error, its leave-one-out error (each network predicted by a fit on
+the others) and the error on the held-out zoo networks: the last is what predictions on the profile
+carry. Competing load makes it wait and at last refuse; an idle machine's jitter only makes it
+measure more (``scalelab.analysis.noise``).
 """
 
 from __future__ import annotations
@@ -26,18 +30,22 @@ import statistics
 from typing import TYPE_CHECKING, Callable, Optional
 
 from scalelab.analysis.latency_fit import (
-    COLUMNS, OVERHEAD_CLASSES, RATE_CLASSES, THIN_CLASSES, Row, features, fit, predict_seconds,
+    COLUMNS, RATE_CLASSES, Row, features, fit, predict_seconds,
 )
-from scalelab.analysis.measure import conditions_for, drift, time_callable, time_interleaved, unsettled
+from scalelab.analysis.calibrate_profile import build_profile as _profile
+from scalelab.analysis.measure import drift, time_callable, time_interleaved, unsettled
 from scalelab.analysis import noise as machine_load  # its load probe looked up at each call: tests stand in a busy one
 from scalelab.analysis.noise import SETTLE, Noise, NoiseLimits, until_quiet
 from scalelab.blocks.layers import LatencyClass
 from scalelab.devices.profile import DeviceProfile
+from scalelab.devices.real_shaped import HELD_OUT, SOURCES, real_shaped_specs
 from scalelab.devices.synthetic import COUNT, synthetic_specs
 from scalelab.errors import ScalelabError
 from scalelab.graph import resolve
 
 if TYPE_CHECKING:
+    import torch
+
     from scalelab.spec.model import Spec
 
 MATMUL_SIZE = {"cpu": 1024, "cuda": 4096}  # large enough to reach the peak, small enough to take seconds
@@ -46,10 +54,13 @@ GRID = [(32, 112), (64, 56), (128, 28), (256, 14), (512, 7), (24, 112), (56, 56)
 #: (channels, size): inputs so small that a layer's time is its fixed cost
 TINY = [(8, 1), (16, 2), (32, 4)]
 TIME_BUDGET_S = 0.1  # per floor measurement: many short runs give the fastest a chance to be undisturbed
-NETWORK_BUDGET_S = 0.8  # per synthetic network
+SLOW_MATMUL_S = 0.05  # a matrix multiply slower than this once is emulated (bf16 without hardware support)
+NETWORK_BUDGET_S = 0.8  # per calibration network (synthetic and real-shaped, timed in one interleaved set)
 #: zoo networks the fitted profile is validated on (timed whole, never fitted on): dense, grouped, depthwise,
 #: squeeze-excite and multi-branch, all quick on a CPU
-VALIDATION = ("resnet18", "mobilenet_v2", "efficientnet_b0", "shufflenet_v2_x1_0", "regnet_y_400mf", "googlenet")
+VALIDATION = HELD_OUT
+#: the real-shaped networks fitted on (those cut from a validation network are left out)
+REAL_SHAPED = SOURCES
 VALIDATION_BUDGET_S = 1.5  # per validation network
 #: a profile whose leave-one-out median error exceeds this is written with a warning (README,
 #: "Measuring on a busy machine"); quiet machines fit the synthetic set to well under it
@@ -69,12 +80,24 @@ def _matmul(state: dict) -> None:
     n = MATMUL_SIZE["cuda" if device.startswith("cuda") else "cpu"]
     for dtype, tdtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
         try:
-            a = torch.randn(n, n, device=device, dtype=tdtype)
-            b = torch.randn(n, n, device=device, dtype=tdtype)
-            peaks[dtype] = 2 * n**3 / _time(lambda: a @ b, device)
+            peaks[dtype] = matmul_peak(n, device, tdtype)
         except RuntimeError:
             continue  # this dtype has no matmul kernel on this device
     state["peak_flops"] = peaks
+
+
+def matmul_peak(n: int, device: str, tdtype: torch.dtype) -> float:
+    """FLOP/s of the fastest n x n matrix multiply; a dtype whose multiply would take longer than
+    SLOW_MATMUL_S at n (emulated: seconds per run at n = 1024 on a CPU without bf16 units) is timed at
+    n / 4, where it is as slow per FLOP, judged by a probe at n / 4 (64 times fewer FLOPs)."""
+    import torch
+
+    small = [torch.randn(n // 4, n // 4, device=device, dtype=tdtype) for _ in range(2)]
+    probe = time_callable(lambda: small[0] @ small[1], device, warmup=1, min_repeats=2, max_repeats=2).min_ms / 1e3
+    if probe * 64 > SLOW_MATMUL_S:
+        return 2 * (n // 4) ** 3 / _time(lambda: small[0] @ small[1], device)
+    a, b = (torch.randn(n, n, device=device, dtype=tdtype) for _ in range(2))
+    return 2 * n**3 / _time(lambda: a @ b, device)
 
 
 def _class_modules(channels: int) -> dict[LatencyClass, list]:
@@ -153,11 +176,19 @@ def _timed_whole(networks: list, device: str, limits: NoiseLimits, allow_noisy: 
 
 
 def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool) -> None:
-    """Time the synthetic networks whole; keep each one's features and what the measurement saw."""
+    """Time the calibration networks whole, in one interleaved set; keep each one's features and name, and
+    what the measurement saw."""
     networks = [resolve(spec) for spec in specs]
     seconds, noise, rounds = _timed_whole(networks, state["device"], limits, allow_noisy, NETWORK_BUDGET_S)
     state["rows"] = [(*features(network), t) for network, t in zip(networks, seconds)]
+    state["row_names"] = [spec.name for spec in specs]
     state["noise"], state["rounds"] = noise, rounds
+
+
+def calibration_specs(count: int, validation: tuple[str, ...]) -> list[Spec]:
+    """What calibration fits on: the real-shaped networks (none cut from a network in ``validation``), then
+    the first ``count`` synthetic ones."""
+    return real_shaped_specs(held_out=validation, sources=REAL_SHAPED) + synthetic_specs(count)
 
 
 def required_networks(specs: list) -> int:
@@ -188,19 +219,6 @@ def _fit(state: dict) -> None:
         if len(rows) > 2 else []
 
 
-def _figures(state: dict) -> dict:
-    """Profile fields from the fitted unknowns: rate_k as efficiency x peak, half_k, overheads."""
-    u, peak = state["unknowns"], state["peak_flops"]["fp32"]
-    overhead = {kind: round(1e6 * u[("overhead", kind)], 2) for kind in OVERHEAD_CLASSES}
-    return {
-        "efficiency": {k: float(f"{1 / (u[('inv_rate', k)] * peak):.4g}") for k in RATE_CLASSES},
-        "half_efficiency_channels": {k: round(u[("thin", k)] / u[("inv_rate", k)], 2) for k in THIN_CLASSES},
-        "launch_overhead_us": overhead.pop(LatencyClass.ELEMENTWISE),  # the generic figure: norms, merges, activations
-        "overhead_us": overhead,
-        "memory_bandwidth": float(f"{1 / u[('inv_bandwidth', '')]:.4g}"),
-    }
-
-
 def _check_quiet(limits: NoiseLimits, allow_noisy: bool) -> None:
     """Before any measuring: wait (with back-off) for other processes to leave the CPUs alone."""
     until_quiet(lambda: (None, Noise(machine_load.idle_load(0.5), 0.0)), "calibrate", limits, allow_noisy)
@@ -208,13 +226,13 @@ def _check_quiet(limits: NoiseLimits, allow_noisy: bool) -> None:
 
 def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool, progress: bool,
              validation: tuple[str, ...], max_held_out_error: float) -> None:
-    """The floors, the synthetic networks, the fit, then the validation, with a progress bar on stderr."""
+    """The floors, the calibration networks, the fit, then the validation, with a progress bar on stderr."""
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     steps = [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth),
-             (f"{len(specs)} synthetic networks, interleaved", lambda st: _networks(st, specs, limits, allow_noisy)),
+             (f"{len(specs)} calibration networks, interleaved", lambda st: _networks(st, specs, limits, allow_noisy)),
              ("fit", _fit)]
     if validation:
         steps.append((f"validation on {len(validation)} zoo networks",
@@ -235,11 +253,12 @@ def _validate(state: dict, names: tuple[str, ...], limits: NoiseLimits, allow_no
     from scalelab.analysis.latency import predict_latency
     from scalelab.spec.load import load_spec
 
-    fitted = _profile(state, "validating", state["device"], len(state["rows"]), limits, max_held_out_error)
+    fitted = _profile(state, "validating", state["device"], state.get("synthetic", 0), limits, max_held_out_error)
     networks = [resolve(load_spec(name)) for name in names]
     seconds, noise, _ = _timed_whole(networks, state["device"], limits, allow_noisy, VALIDATION_BUDGET_S)
     state["validation"] = {name: predict_latency(network, fitted, "fp32", 1).total_ms / (1e3 * t) - 1
                            for name, network, t in zip(names, networks, seconds)}
+    state["validation_ms"] = {name: 1e3 * t for name, t in zip(names, seconds)}
     state["validation_noise"] = noise
 
 
@@ -264,95 +283,16 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     count = COUNT if networks is None else networks
     if count < 1:
         raise ScalelabError(f"calibrate: --networks must be at least 1, got {count}")
-    specs = synthetic_specs(count)
-    need = required_networks(synthetic_specs(COUNT))
-    if count < need:
+    specs = calibration_specs(count, validation)
+    real = len(specs) - count
+    need = required_networks(calibration_specs(COUNT, validation))
+    if len(specs) < need:
         raise ScalelabError(f"calibrate: --networks {count} cannot determine the {need - 1} unknowns of the latency "
-                            f"model: fitting them with one network held out needs at least {need} (the set has {COUNT})")
+                            f"model: fitting them with one network held out needs at least {need} (the set has {COUNT} "
+                            f"synthetic networks besides {real} real-shaped ones)")
     if not device.startswith("cuda"):
         _check_quiet(limits, allow_noisy)  # other processes share the CPU, not a GPU
-    state: dict = {"device": device}
+    state: dict = {"device": device, "synthetic": count, "real_shaped": real,
+                   "real_shaped_from": sorted({s.zoo for s in REAL_SHAPED if s.zoo not in validation})}
     _measure(state, specs, limits, allow_noisy, progress, validation, max_held_out_error)
     return _profile(state, name, device, count, limits, max_held_out_error)
-
-
-def _conditions(state: dict, device: str, count: int) -> dict:
-    """What the profile records of its measurement: the fit's errors, the validation's, and the noise."""
-    import platform
-
-    conditions = conditions_for(device, "fp32", 1, False)
-    conditions["host"] = platform.node()
-    conditions["synthetic_networks"] = count
-    conditions["fit_median_error"] = round(statistics.median(state["fit_errors"]), 4)
-    conditions["fit_max_error"] = round(max(state["fit_errors"]), 4)
-    conditions["held_out_median_error"] = round(statistics.median(state["held_out_errors"]), 4)
-    if "validation" in state:
-        conditions["validation_median_error"] = round(statistics.median(abs(e) for e in state["validation"].values()), 4)
-        conditions["validation_errors"] = {k: round(v, 4) for k, v in state["validation"].items()}
-    noises = [state["noise"]] + ([state["validation_noise"]] if "validation_noise" in state else [])
-    conditions["competing_load_cpus"] = round(max(n.other_cpus for n in noises), 3)
-    conditions["kept_figure_unsettled"] = round(max(n.spread for n in noises), 4)  # the stability of what was kept
-    conditions["settle_tolerance"] = SETTLE
-    conditions["timing_rounds"] = state.get("rounds", 0)
-    conditions["round_disagreement"] = round(max(n.disagreement for n in noises), 4)
-    return conditions
-
-
-def _warning(conditions: dict, noises: list[Noise], limits: NoiseLimits, max_held_out_error: float) -> Optional[str]:
-    problems = [p for n in noises for p in n.problems(limits)]
-    warnings = [f"measured on a noisy machine ({'; '.join(problems)})"] if problems else []
-    for key, what in (("held_out_median_error", "leave-one-out median error"),
-                      ("validation_median_error", "median error on the held-out zoo networks")):
-        if conditions.get(key, 0.0) > max_held_out_error:
-            warnings.append(f"{what} {conditions[key]:.0%} exceeds the {max_held_out_error:.0%} limit")
-    return "UNRELIABLE PROFILE: " + "; ".join(warnings) + ": predictions from it may be far off" if warnings else None
-
-
-def _validation_error(conditions: dict) -> dict:
-    """The error predictions at small batch carry: the median over the held-out zoo networks."""
-    from scalelab.analysis.latency_eager_fit import stated
-    from scalelab.devices.profile import RegimeError
-
-    if "validation_median_error" not in conditions:
-        return {}
-    errors, median = conditions["validation_errors"], conditions["validation_median_error"]
-    basis = (f"median error {median:.1%} over {len(errors)} zoo networks timed whole on this machine at batch 1 and "
-             f"never fitted on ({', '.join(errors)}; calibrate's validation)")
-    return {"host_bound": RegimeError(stated=round(stated(median), 4), median=median, rows=len(errors), networks=len(errors),
-                                      basis=basis)}
-
-
-def _profile(state: dict, name: str, device: str, count: int, limits: NoiseLimits, max_held_out_error: float
-             ) -> DeviceProfile:
-    """The profile: fitted figures, their sources, and the conditions, errors and warnings."""
-    conditions = _conditions(state, device, count)
-    noises = [state["noise"]] + ([state["validation_noise"]] if "validation_noise" in state else [])
-    warning = _warning(conditions, noises, limits, max_held_out_error)
-    if warning:
-        conditions["warning"] = warning
-    held_out = conditions["held_out_median_error"]
-    validated = (f", median error on {len(conditions['validation_errors'])} held-out zoo networks "
-                 f"{conditions['validation_median_error']:.1%}") if "validation_errors" in conditions else ""
-    how = f"measured by `scalelab calibrate` on {conditions['device_name']} ({device}, {conditions['threads']} threads, torch {conditions['torch']})"
-    fitted = (f"{how}: non-negative least squares (relative error) of per-layer time = flops / rate x (1 + half / n) + "
-              f"bytes / bandwidth + fixed cost, summed over layers, on {count} synthetic networks timed whole "
-              f"(median error of the fit {conditions['fit_median_error']:.1%}, leave-one-out {held_out:.1%}{validated})")
-    return DeviceProfile(
-        name=name,
-        description=f"calibrated: {conditions['device_name']} ({device}, {conditions['threads']} threads)",
-        kind="gpu" if device.startswith("cuda") else "cpu",
-        peak_flops={k: float(f"{v:.4g}") for k, v in state["peak_flops"].items()},
-        achievable_compute=1.0,
-        achievable_bandwidth=1.0,
-        combine="sum",
-        **_figures(state),
-        errors=_validation_error(conditions),
-        sources={"peak_flops": f"{how}: fastest square matrix multiply (the floor of every fitted time per FLOP)",
-                 "efficiency": f"{fitted}: fitted rate over peak",
-                 "half_efficiency_channels": f"{how}: fitted with the efficiency",
-                 "overhead_us": f"{how}: fitted with the efficiency; each at least the kind's time on tiny inputs",
-                 "launch_overhead_us": f"{how}: fitted with the efficiency (elementwise layers and merges)",
-                 "memory_bandwidth": f"{how}: fitted with the efficiency; at most the bandwidth of batchnorm and ReLU "
-                                     "over in-cache activations"},
-        calibration=conditions,
-    )

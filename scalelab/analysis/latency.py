@@ -281,7 +281,8 @@ def _fitted(profile: DeviceProfile) -> str:
     if "synthetic_networks" not in c:
         return ""
     held = f", leave-one-out {c['held_out_median_error']:.1%}" if "held_out_median_error" in c else ""
-    return (f" (calibrated on {c['synthetic_networks']} synthetic networks, median fit error "
+    real = f"{c['real_shaped_networks']} real-shaped and " if c.get("real_shaped_networks") else ""
+    return (f" (calibrated on {real}{c['synthetic_networks']} synthetic networks, median fit error "
             f"{c['fit_median_error']:.1%}{held})")
 
 

@@ -32,7 +32,7 @@ def calibrate(
     device: str = typer.Option("cpu", "--on", parser=O.DEVICE, help="What to measure: cpu, or cuda / cuda:N where a GPU is present."),
     name: str = typer.Option("calibrated", "--name", parser=O.NAME, help="Name of the profile."),
     networks: Optional[int] = typer.Option(None, "--networks", parser=O.ROWS,
-                                           help="Fit on the first N synthetic networks only (default: all; quicker, less exact)."),
+                                           help="Fit on the first N synthetic networks only, besides the real-shaped ones (default: all; quicker, less exact)."),
     max_load: float = typer.Option(MAX_OTHER_CPUS, "--max-load", parser=O.NON_NEGATIVE,
                                    help="Most CPUs other processes may keep busy while measuring (beyond: wait, then refuse)."),
     max_spread: float = typer.Option(MAX_SPREAD, "--max-spread", parser=O.NON_NEGATIVE,
@@ -60,10 +60,11 @@ def calibrate(
     """Measure this machine and write a device profile usable with `analyze --device FILE`.
 
     Floors first (matrix-multiply peak, in-cache bandwidth, each layer kind's fixed cost on tiny \
-inputs), then a fixed, seeded set of synthetic networks timed whole; per layer kind the rate, \
-the thin-layer slowdown and the fixed cost, and the bandwidth, are fitted to them by non-negative \
-least squares on relative error; zoo networks it never fitted on are timed and predicted. The fit's, \
-its leave-one-out and the zoo networks' errors are printed and recorded in the profile.
+inputs), then networks timed whole: zoo networks cut to reduced depth (real-shaped) and a fixed, \
+seeded set of synthetic ones; per layer kind the rate, the thin-layer slowdown and the fixed cost, \
+and the bandwidth, are fitted to them by non-negative least squares on relative error; zoo networks \
+it never fitted on, nor any cut from them, are timed and predicted. The fit's, its leave-one-out and \
+the zoo networks' errors are printed and recorded in the profile.
 
 Other processes' load makes it wait and measure again (back-off), then refuse (exit 2); an idle \
 machine's jitter only makes it measure more, in short interleaved rounds, until every kept timing \
@@ -100,11 +101,12 @@ def _measure(device: str, name: str, networks: Optional[int], limits: NoiseLimit
              output: Optional[Path]) -> None:
     # start-up: the command's own modules load when it runs, not with --help
     from scalelab.analysis.calibrate import calibrate as run
+    from scalelab.analysis.calibrate_profile import fitted_on as _fitted_on
 
     profile = run(device, name, networks=networks, limits=limits, allow_noisy=allow_noisy)
     c = profile.calibration
     assert c is not None  # a calibrated profile records how it was fitted
-    typer.echo(f"fitted on {c['synthetic_networks']} synthetic networks timed whole: median error "
+    typer.echo(f"fitted on {_fitted_on(c)} timed whole: median error "
                f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}, leave-one-out median "
                f"{c['held_out_median_error']:.1%}", err=True)
     if "validation_errors" in c:
