@@ -1,9 +1,13 @@
 """Swin (Liu et al. 2021): the windowed primitives face by face against their torch modules, the
 swin_block and patch_merging kinds against torchvision's own modules (their state dicts loaded), the
 rule by which a stage's repeats alternate their shift, training and inference memory against the
-torch probe. Expected figures come from torch and torchvision, computed here."""
+torch probe, and specs/swin_t.yaml against torchvision's swin_t. Expected figures come from torch and
+torchvision, computed here."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 from cli_helpers import assert_refused, invoke
@@ -11,10 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from swin_strategies import STRATEGIES
 from test_block_kinds import _check
 
+from scalelab import analyze
 from scalelab.blocks import KINDS
 from scalelab.blocks import layers as L
 from scalelab.graph import resolve
 from scalelab.spec import parse_spec
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 #: heads, window, shift, grid: unshifted, shifted on both axes, on one axis only (a map one window
 #: high); one head (torch folds q, k, v and the output by views) and one token per window (q and the
@@ -302,3 +309,62 @@ def test_inference_peaks_are_the_per_sample_model_plus_the_bias_and_mask():
     real = block_peaks(build_module(network), network.input_shape, 2)
     fixed = {"s1.0": 2 * 81, "s1.1": 2 * 81 + 16 * 81, "s2.0": 4 * 81, "s2.1": 4 * 81 + 4 * 81}  # heads N^2 (+ windows N^2)
     assert {n: real[n] - model[n] for n in real} == {n: 4 * fixed.get(n, 0) for n in real}
+
+
+# --------------------------------------------------------------------------------------------------
+# The zoo spec
+
+
+def test_swin_t_equals_torchvision(torchvision_model, count_params, reference_macs):
+    import torch
+    import torchvision
+
+    result = analyze("swin_t")
+    model = torchvision_model("swin_t")
+    meta = torchvision.models.get_model_weights("swin_t").DEFAULT.meta
+    assert result.total.params == count_params(model) == meta["num_params"] == 28_288_354
+    assert result.total.macs == reference_macs(model, torch.randn(1, 3, 224, 224))
+    assert round(result.total.macs / 1e9, 3) == meta["_ops"]
+    spec = result.network.spec
+    assert spec.reference.top1 == meta["_metrics"]["ImageNet-1K"]["acc@1"] == 81.474
+    assert (spec.reference.protocol.pretraining, spec.reference.protocol.distillation) == ("none", "none")
+    assert said(f"Swin-T: {result.total.params:,} parameters, {result.total.macs:,} MACs")
+
+
+@pytest.mark.parametrize("resolution", [224, (200, 232)])
+def test_swin_t_computes_the_same_function(resolution, torchvision_model, reference_macs):
+    """At 224, and at 200x232, where stages pad to whole windows, a patch merging pads an odd side
+    and the last stage's map fits in one window (no shift)."""
+    import torch
+
+    from scalelab.build import build_module
+
+    theirs = torchvision_model("swin_t")
+    ours = build_module("swin_t", resolution=resolution).eval()
+    load_into(ours, theirs)
+    shape = analyze("swin_t", resolution=resolution).input_shape
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    assert analyze("swin_t", resolution=resolution).total.macs == reference_macs(theirs, x[:1])
+
+
+def test_the_readme_attention_formula():
+    """4 H W C² MACs of projections and 2 H W N C of scores and weighted sums, on the padded map:
+    Swin-T's first block (56x56 of 96 in 7x7 windows) and a 10x10 map of 16 padded to 12x12."""
+    for shape, window in (((56, 56, 96), 7), ((10, 10, 16), 3)):
+        block = KINDS["swin_block"].model_validate({"kind": "swin_block", "window": window, "head_dim": 8})
+        attention = block.layers(shape).items[0]
+        h, w = (-(-side // window) * window for side in shape[:2])
+        c, n = shape[2], window * window
+        assert sum(c.macs for c in L.walk(attention, shape).costs) == 4 * h * w * c * c + 2 * h * w * n * c
+
+
+def said(text: str) -> bool:
+    return " ".join(text.split()) in " ".join(README.split())
+
+
+def test_the_readme_lists_the_swin_kinds():
+    for kind in ("swin_block", "patch_merging"):
+        assert re.search(rf"^\| `{kind}` \| {re.escape(KINDS[kind].summary)} \|$", README, re.M), kind
