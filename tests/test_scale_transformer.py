@@ -181,9 +181,20 @@ def test_search_from_deit_tiny_under_2_gflops(tmp_path):
     assert "transformer scaling-law estimate" in winner["accuracy_detail"]
     assert "deit, swin, swin_torchvision" in winner["accuracy_detail"]
     assert "no pre-training, no distillation" in winner["accuracy_detail"]
+    assert report["base"]["family"] == "transformer"  # its charts draw the published transformers
     spec = parse_spec((out / "deit.yaml").read_text(), "deit.yaml")
     assert analyze(spec).total.macs == winner["macs"]
     assert _embed(spec) % 64 == 0 and spec.input.resolution[0] % 16 == 0
+
+
+def test_charts_draw_the_published_networks_of_the_searchs_family():
+    from scalelab.report.charts import reference_points
+
+    transformers = {p.label for p in reference_points("macs", "transformer")}
+    cnns = {p.label for p in reference_points("macs")}
+    assert {"deit_tiny_patch16_224", "swin_t (paper)", "swin_t (torchvision)", "vit_b_16"} <= transformers
+    assert "resnet50" in cnns and not any(n.startswith(("deit", "swin", "vit")) for n in cnns)
+    assert not any(n.startswith(("resnet", "efficientnet")) for n in transformers)
 
 
 def test_a_hybrid_search_is_refused_before_any_trial(tmp_path):

@@ -86,14 +86,15 @@ def within_budgets(trial: dict, budgets: list[dict]) -> bool:
     return all(trial[_METRIC_KEYS[b["metric"]]] <= b["limit"] for b in budgets)
 
 
-def reference_points(x: str) -> list[Labelled]:
-    """Published networks (ImageNet-1k single-crop top-1 with their MACs / params), one point per distinct row."""
+def reference_points(x: str, family: str = "cnn") -> list[Labelled]:
+    """Published networks of a family (ImageNet-1k single-crop top-1 with their MACs / params), one
+    point per distinct row."""
     key = AXES[x][0]
     if key not in ("macs", "params"):
         return []
     table = published()
-    # one protocol on one plane: single-crop figures without extra data, as the estimator's series
-    rows = [r for r in table.rows if table.protocol_of(r).like() == (1, "none", "none")]
+    # one protocol and one family on one plane: single-crop figures without extra data, as the estimator's series
+    rows = [r for r in table.rows if table.protocol_of(r).like() == (1, "none", "none") and table.family_of(r) == family]
     sources: dict[str, set] = {}
     for row in rows:
         sources.setdefault(row.name, set()).add((getattr(row, key), row.top1))
@@ -152,7 +153,7 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
               f"({report['method']} search, {len(report['trials'])} trials)",
         x_label=label,
         y_label=_accuracy_label(report),
-        references=reference_points(x) if references and not proxy else [],
+        references=reference_points(x, report.get("base", {}).get("family", "cnn")) if references and not proxy else [],
         feasible=ok,
         infeasible=bad,
         pareto=[(p.cost, p.accuracy) for p in front],

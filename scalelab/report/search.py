@@ -13,6 +13,7 @@ from scalelab.devices.profile import regime_error
 from scalelab.report.table import print_prose
 from scalelab.report.units import human_bytes, human_count
 from scalelab.scaling import variants
+from scalelab.scaling.accuracy.family import network_family
 from scalelab.scaling.accuracy.ensemble_gain import fitted_gain
 from scalelab.scaling.budget import FLOPS_CONVENTIONS
 from scalelab.scaling.variants import label
@@ -40,7 +41,8 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
                          "depth_multiplier: the multiplier applied to each stage's repeats, each rounded up",
         "flops_convention": {"name": conv, "meaning": FLOPS_CONVENTIONS[conv]},
         "base": {"name": evaluator.base.name, "resolution": evaluator.base.input.resolution[0],
-                 "reference_top1": evaluator.base.reference.top1 if evaluator.base.reference else None},
+                 "reference_top1": evaluator.base.reference.top1 if evaluator.base.reference else None,
+                 "family": network_family(evaluator.base)},  # the published networks its charts draw
         "study": result.study_name,
         "storage": result.storage,
         "method": s.method,

@@ -56,6 +56,7 @@ class Row(_Strict):
     width: float = Field(1.0, gt=0)
     blocks: Optional[int] = Field(None, gt=0, description="repeated blocks (stage repeats summed)")
     protocol: Optional[TableProtocol] = Field(None, description="a row outside any series states its own")
+    family: Optional[Family] = Field(None, description="a row outside any series: its network's family (default cnn)")
 
 
 class Published(_Strict):
@@ -70,6 +71,10 @@ class Published(_Strict):
 
     def base_of(self, series: str) -> Row:
         return next(r for r in self.members(series) if r.name == self.series[series].base)
+
+    def family_of(self, row: Row) -> str:
+        """The family of the row's network: its series', or its own (cnn unless it says)."""
+        return self.series[row.series].family if row.series else row.family or "cnn"
 
     def protocol_of(self, row: Row) -> Protocol:
         """How the row's top-1 was measured: its series' protocol, or its own."""
@@ -92,6 +97,8 @@ def _check(table: Published) -> Published:
     for row in table.rows:
         if row.series is not None and row.series not in table.series:
             raise ScalelabError(f"published.yaml: row {row.name} names unknown series '{row.series}'")
+        if row.series is not None and row.family is not None:
+            raise ScalelabError(f"published.yaml: row {row.name} is in series {row.series}, whose family is its own")
         if (row.series is None) == (row.protocol is None):
             raise ScalelabError(f"published.yaml: row {row.name} needs a protocol of its own exactly when it is in "
                                 "no series (a series states one for all its rows)")
