@@ -109,3 +109,24 @@ def test_inference_memory_equals_what_torch_holds(name):
     model = inference_memory(network, batch=2)
     assert {n: b.alive_bytes for n, b in model.blocks.items()} == block_peaks(build_module(network),
                                                                               network.input_shape, 2)
+
+
+def test_the_readme_states_these_figures():
+    """Every transformer figure README.md states, recomputed: ViT-B/16's block by the formula
+    4 N D² + 2 N² D + 2 N D H and by the analysis, both zoo specs' totals, DeiT-Ti's saved bytes by kernel."""
+    from pathlib import Path
+
+    from scalelab.report import human_bytes
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    vit, deit = analyze("vit_b_16"), analyze("deit_tiny_patch16_224")
+    n, d, h = 197, 768, 3072
+    block = next(b for b in vit.blocks if b.name == "encoder.0").cost.macs
+    assert block == 4 * n * d * d + 2 * n * n * d + 2 * n * d * h
+    assert f"ViT-B/16 (N = 197, D = 768, H = 3072): {block:,} MACs a block, {vit.total.macs:,} in all." in readme
+    assert (f"(`vit_b_16`: {vit.total.params:,} parameters, {vit.total.macs:,} MACs, its `_ops` "
+            f"{vit.total.macs / 1e9:.3f} G)") in readme
+    assert f"(`deit_tiny_patch16_224`: {deit.total.params:,} parameters, {deit.total.macs:,} MACs)" in readme
+    network = resolve(load_spec("deit_tiny_patch16_224"))
+    math, fused = (human_bytes(training_memory(network, batch=8, attention_kernel=k).saved_bytes) for k in ("math", "fused"))
+    assert f"DeiT-Ti at batch 8: saved activations {math} with the math kernel, {fused} fused" in readme
