@@ -288,3 +288,11 @@ def test_the_readme_states_what_transformer_scaling_builds(deit):
     assert said(f"At 288 px DeiT-Ti has {tokens} tokens instead of 197, so its attention's matmuls grow "
                 f"x{(tokens / 197) ** 2:.3g} and the rest x{tokens / 197:.3g}")
     assert said(f"DeiT-Ti ({analyze(deit).total.macs / 1e9:.3g} G MACs)")
+
+
+def test_ensembles_of_transformers_are_refused(tmp_path):
+    """The ensemble-gain law is fitted on CNN ensembles only: it never prices a transformer's."""
+    res = invoke("scale", "deit_tiny_patch16_224", "--budget", "4GFLOPs", "--ensembles", "1,2", "--trials", 2,
+                 "--report-dir", tmp_path / "r", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--no-charts")
+    assert res.exit_code == 2, res.output
+    assert "deit_tiny_patch16_224 is a transformer network" in res.output and "Traceback" not in res.output

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from scalelab.analysis.ensemble import ensemble_figures
 from scalelab.errors import ScalelabError
 from scalelab.graph import resolve
+from scalelab.scaling.accuracy.family import network_family
 from scalelab.scaling.ensembles import expand
 if TYPE_CHECKING:  # candidates builds a VariantEvaluator: at run time, variants needs nothing of it
     from scalelab.scaling.candidates import Candidate, Evaluator
@@ -62,6 +63,11 @@ def searched(settings) -> bool:
 
 def check(evaluator: Evaluator, settings) -> None:
     """Refuse what the ensemble-gain law cannot price, before anything runs."""
+    family = network_family(evaluator.base)
+    if searched(settings) and family != "cnn":  # the law's series are CNN ensembles and crops only
+        raise ScalelabError(f"--ensembles/--crops need the ensemble-gain law, fitted on ensembles and multi-crop tests "
+                            f"of CNNs only (ensembles.yaml); {evaluator.base.name} is a {family} network, for which "
+                            "none is published, and the CNNs' gains do not stand in: search single networks on one crop")
     if searched(settings) and evaluator.accuracy_method not in GAIN_METHODS:
         why = ("a proxy score is a ranking, not a top-1" if evaluator.accuracy_method == "proxy" else
                "it is fitted on ImageNet top-1, not on accuracy measured by training on your data")
