@@ -109,7 +109,11 @@ def _fvcore_checks(net, analysis, x) -> list[Check]:
     if skipped:
         note += ("; " if note else "") + "fvcore skips " + ", ".join(op.replace("aten::", "") for op in skipped[:6]) \
             + (f" and {len(skipped) - 6} more" if len(skipped) > 6 else "")
-    explained = total != analysis.total.macs and total == analysis.total.macs + sum(extra.values()) \
+    # fvcore has no handle for scaled dot-product attention: it skips the attention's MACs
+    unseen = _layer_sum(analysis, "attention", "macs") if "aten::scaled_dot_product_attention" in skipped else 0
+    if unseen:
+        note += f" (attention's {unseen:,} MACs among them)"
+    explained = total != analysis.total.macs and total == analysis.total.macs + sum(extra.values()) - unseen \
         and extra.get("batch_norm", batchnorm) == batchnorm
     checks.append(Check("fvcore total", analysis.total.macs, total, "fvcore total", total == analysis.total.macs or explained,
                         note, explained))

@@ -331,3 +331,19 @@ def test_the_report_states_the_kernel(tmp_path):
     assert alone.exit_code == 2 and "--attention-kernel applies only with --mode train" in alone.output
     with pytest.raises(ScalelabError, match="unknown attention kernel 'flash'; one of math, fused"):
         training_memory(resolve(parse_spec(vit_spec())), attention_kernel="flash")
+
+
+def test_verify_explains_the_attention_fvcore_skips(tmp_path):
+    """fvcore has no handle for scaled_dot_product_attention: `scalelab verify` explains its total
+    as scalelab's MACs plus the layer norms fvcore adds, less the attention MACs it skips."""
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    spec = tmp_path / "vit.yaml"
+    spec.write_text(vit_spec())
+    result = CliRunner().invoke(app, ["verify", str(spec)])
+    attention = sum(c.macs for b in analyze(parse_spec(vit_spec())).blocks for c in b.layers if c.label == "attention")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert f"(attention's {attention:,} MACs among them)" in text and "every check agrees" in text
