@@ -45,6 +45,18 @@ def _check_multiplier(what: str, value: float) -> float:
     return float(value)
 
 
+def _input_size(spec: Spec, resolution: "int | tuple[int, int] | None", multiple: int) -> tuple[int, int]:
+    """The scaled input: ``resolution`` pixels rounded to ``multiple`` and, where a patch embedding
+    takes the input, to whole patches (it sees nothing else); None keeps the spec's."""
+    if resolution is None:
+        return spec.input.resolution
+    pair = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+    if len(pair) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in pair):
+        raise ScalelabError(f"resolution must be a positive number of pixels, got {resolution!r}")
+    multiple = math.lcm(multiple, patch_multiple(spec))
+    return round_resolution(pair[0], 1.0, multiple), round_resolution(pair[1], 1.0, multiple)
+
+
 def scale_spec(
     spec: Spec,
     depth: float = 1.0,
@@ -65,17 +77,7 @@ def scale_spec(
     width = _check_multiplier("width", width)
     if divisor < 1:
         raise ScalelabError(f"channel divisor must be a positive integer, got {divisor}")
-    if resolution is None:
-        size = spec.input.resolution
-    else:
-        pair = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
-        if len(pair) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in pair):
-            raise ScalelabError(f"resolution must be a positive number of pixels, got {resolution!r}")
-        # a patch embedding that takes the input sees whole patches only: round to them too
-        multiple = math.lcm(resolution_multiple, patch_multiple(spec))
-        rows, cols = (round_resolution(v, 1.0, multiple) for v in pair)
-        size = (rows, cols)
-
+    size = _input_size(spec, resolution, resolution_multiple)
     _check_deepens(spec, depth)
     entries = []
     prepared = prepare(spec, width, divisor)  # a transformer's embedding width in whole heads
