@@ -84,6 +84,13 @@ def test_swin_channels_round_to_whole_heads():
     scaled = scale_spec(swin, 1.0, 1.5)  # 96 x 1.5 = 144 -> 160, 5 heads of 32
     assert scaled.blocks[0].out == 160
     analyze(scaled)  # every stage splits into whole heads: 160, 320, 640, 1280
+    assert "embedding width 96 -> 160 in whole heads (a multiple of 32" in scaled.description
+    # the accuracy law reads the width built, 160 / 96, not the x1.5 asked for
+    from scalelab.scaling.accuracy import estimate_accuracy, law_of
+
+    law = law_of(swin).law
+    ratio = law.width.factor(160 / 96) / law.width.factor(1.0)
+    assert estimate_accuracy(swin, 1.0, 1.5).top1 == pytest.approx(100 - (100 - 81.474) * ratio)
 
 
 # ---------------------------------------------------------------- depth and resolution

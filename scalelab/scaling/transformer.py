@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 
 from scalelab.blocks import Block
 from scalelab.scaling.rounding import round_channels
+from scalelab.scaling.widths import width_fields
 from scalelab.spec.model import Spec, Stage
 
 #: the scale hint of an embedding width (``json_schema_extra={"scale": "embed"}``)
@@ -171,11 +172,13 @@ def tokens(spec: Spec, size: tuple[int, int]) -> Optional[tuple[int, int, int]]:
 
 
 def _embed_width(spec: Spec) -> Optional[int]:
-    """The first embedding width of the spec (a ViT's one), or None."""
-    for b in blocks_in(spec.blocks):
-        for name in embed_fields(type(b)):
-            if isinstance(getattr(b, name), int):
-                return getattr(b, name)
+    """The first embedding width of the spec (a ViT's), else, in a spec with attention heads, its
+    first channel count (a Swin stem's: the width its stages double), else None."""
+    for fields in (embed_fields, width_fields) if head_widths(spec) else (embed_fields,):
+        for b in blocks_in(spec.blocks):
+            for name in fields(type(b)):
+                if isinstance(getattr(b, name), int) and not isinstance(getattr(b, name), bool):
+                    return getattr(b, name)
     return None
 
 
