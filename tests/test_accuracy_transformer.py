@@ -279,3 +279,21 @@ def test_the_readme_states_the_transformer_laws_errors_and_estimates():
     large = estimate_accuracy(load_spec("vit_b_16"), 2.0, 1024 / 768)
     measured = next(r.top1 for r in published().rows if r.name == "vit_l_16")
     assert said(f"estimates {large.top1:.2f}, where torchvision's ViT-L/16 measures {measured:g}")
+
+
+@pytest.mark.slow  # the validation refits the CNN law per held-out network (20 s)
+def test_validate_reports_each_transformer_laws_held_out_errors():
+    import json
+
+    result = CliRunner().invoke(app, ["accuracy", "--validate", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    laws = {tuple(t["series"]): t for t in json.loads(result.stdout)["transformer"]}
+    assert set(laws) == {("deit", "swin", "swin_torchvision"), ("swin_in21k", "vit_in21k")}
+    mine = _law()
+    plain = laws["deit", "swin", "swin_torchvision"]
+    assert plain["protocol"] == "1 crop, no pre-training, no distillation"
+    assert [h["error"] for h in plain["holdouts"]] == pytest.approx([r.error for r in mine.held])
+    assert plain["largest_abs_error"] == pytest.approx(max(abs(r.error) for r in mine.held))
+    text = CliRunner().invoke(app, ["accuracy", "--validate"]).output
+    assert f"leave-one-series-out errors, predicted minus published: {mine.errors()}" in " ".join(text.split())
+    assert "no coverage claimed" in text

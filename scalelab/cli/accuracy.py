@@ -20,6 +20,7 @@ from scalelab.scaling.accuracy import estimate_accuracy
 from scalelab.scaling.accuracy.intervals import calibration, coverage, jackknife_coverage, leave_one_network_out
 from scalelab.scaling.accuracy.published import published
 from scalelab.scaling.accuracy.scaling_law import fitted_law, leave_one_out
+from scalelab.scaling.accuracy.transformer_law import describe_series_protocol, family_laws
 from scalelab.spec import load_spec
 
 
@@ -108,6 +109,11 @@ def validation_summary() -> dict:
             "held_out_networks": len(cal.held_series),
             "mean_width_series_held_out": sum(2 * cal.q * cal.sigma(r.distance) for r in cal.held_series) / len(cal.held_series),
         },
+        # transformers: a law per protocol, its leave-one-series-out errors as they are (transformer_law)
+        "transformer": [{"protocol": describe_series_protocol(fam.series[0]), "series": list(fam.series),
+                         "largest_abs_error": fam.largest, "errors": fam.errors(),
+                         "holdouts": [{"series": r.series, "name": r.name, "error": r.error} for r in fam.held]}
+                        for key, fam in family_laws("transformer").items()],
     }
 
 
@@ -131,7 +137,9 @@ def _validation_text(fmt: Format) -> str:
         f"{iv['held_out_networks']} networks of a held-out series (each with q computed without it; mean width "
         f"{iv['mean_width_series_held_out']:.2f} points), {100 * iv['coverage_network_held_out']:.0f}% of networks "
         "held out one at a time (their series' other networks were fitted, so the intervals are wider than they need).",
-    ]
+    ] + [f"Transformer law ({t['protocol']}; fitted on {', '.join(t['series'])} only): leave-one-series-out "
+         f"errors, predicted minus published: {t['errors']}; its intervals are at least ±{t['largest_abs_error']:.2f} "
+         "points, no coverage claimed." for t in summary["transformer"]]
     return _render("scaling-law estimator, leave-one-out", ["series", "held out", "published %", "predicted %", "error"],
                    rows, notes, fmt)
 

@@ -128,3 +128,20 @@ def refuse_family(family: str, about: str) -> ScalelabError:
         f"table holds no scaling series of {family} networks; neither the CNN nor the transformer law stands in for "
         "them. `--accuracy proxy` ranks without a top-1")
 
+
+
+def describe_series_protocol(name: str) -> str:
+    """'1 crop, no pre-training, no distillation': how a series' top-1 figures were measured."""
+    p = published().series[name].protocol
+    return ", ".join(("1 crop" if p.crops == 1 else f"{p.crops} crops",
+                      "no pre-training" if p.pretraining.lower() == "none" else f"pre-trained on {p.pretraining}",
+                      "no distillation" if p.distillation.lower() == "none" else f"distilled from {p.distillation}"))
+
+
+def family_laws(family: str) -> dict[str, FamilyLaw]:
+    """Every protocol's law of ``family`` (those with at least MIN_SERIES series), by protocol key."""
+    out = {}
+    for key, names in _groups(family).items():
+        series = published().series[names[0]]
+        out[key] = family_law(family, series.protocol.at(1), f"the {family} series")
+    return out
