@@ -23,7 +23,7 @@ EXPECTED_ZOO = {
     "mobilenet_v1", "mobilenet_v2", "efficientnet_b0",
     "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_v2_s", "regnet_y_400mf",
     "convnext_tiny", "shufflenet_v2_x1_0", "densenet121", "vit_b_16", "deit_tiny_patch16_224",
-    "swin_t",
+    "swin_t", "mobilevit_xxs",
 }
 # specs whose network has no published top-1 of its own
 WITHOUT_REFERENCE = {"lenet5", "lenet5_modern"}
