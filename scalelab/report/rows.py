@@ -132,7 +132,8 @@ def build_report(
     notes, figures = (*unknown, *notes), {**({"unknown_cost": unknown[0]} if unknown else {}), **(figures or {})}
     weight_ops = analysis.total.weight_ops
     if weight_ops:  # apart from the ops columns, which are per-sample work times the batch
-        notes = (*notes, f"WEIGHT OPS: {weight_ops:,} ops on the weights alone (weight standardisation), once per "
+        notes = (*notes, f"WEIGHT OPS: {weight_ops:,} ops on the weights alone (weight standardisation; Swin's "
+                         "position bias gather and shifted-window mask), once per "
                          "forward pass whatever the batch, are not in the ops column or its total.")
         figures = {**figures, "weight_ops": weight_ops}
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,

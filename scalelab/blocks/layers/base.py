@@ -126,7 +126,7 @@ class LayerCost:
     ops: int = 0
     in_elems: int = 0
     out_elems: int = 0
-    weight_ops: int = 0  # ops on the weights alone (weight standardisation): once per pass, whatever the batch
+    weight_ops: int = 0  # ops on the weights alone (weight standardisation, a gathered bias): once per pass, whatever the batch
     node: "Node | None" = field(default=None, kw_only=True, compare=False, repr=False)
 
 
