@@ -58,7 +58,6 @@ REFUSED: dict[str, set[str]] = {
     # (full, bitwise not, cumsum, a cast and a division by a constant)
     "timm:edgenext_xx_small": {"aten.cumsum.default", "aten.div.Tensor", "aten.full.default",
                                "aten._to_copy.default", "aten.bitwise_not.default"},
-    **{f"torchvision:{m}": SWIN for m in ("swin_t", "swin_s", "swin_b")},
     **{f"torchvision:{m}": SWIN_V2 for m in ("swin_v2_t", "swin_v2_s", "swin_v2_b")},
     # MaxViT keeps the batch apart in its (B, windows, tokens, C) partitions, but its attention's
     # matmuls of rank 5 decompose to bmm over the batch merged with windows and heads (view, unsafe view,

@@ -13,6 +13,7 @@ import typer
 from scalelab.api import import_ref
 from scalelab.cli import options as O
 from scalelab.cli.app import app, emit, friendly
+from scalelab.cli.import_reference import Top1Options, described, reference, with_reference
 from scalelab.errors import ScalelabError
 from scalelab.output import check_output_file
 from scalelab.progress import progress
@@ -74,6 +75,16 @@ def import_(
                                            "states as opaque blocks (parameters and shapes kept, cost unknown)."),
     no_fold: bool = typer.Option(False, "--no-fold", help="Keep one primitive block per operator, wired with from: "
                                  "(by default regions fold into the zoo's block kinds and stages)."),
+    top1: Optional[float] = typer.Option(None, "--top1", help="The model's published top-1 (%), written as the spec's "
+                                         "reference; needs --top1-source. Never guessed: without it the spec has none."),
+    top1_source: Optional[str] = typer.Option(None, "--top1-source", help="Where --top1 comes from, e.g. "
+                                              "\"timm results-imagenet.csv\"."),
+    top1_dataset: str = typer.Option("ImageNet-1k", "--top1-dataset", help="The dataset --top1 is measured on."),
+    top1_crops: int = typer.Option(1, "--top1-crops", help="Test crops per image --top1 is measured with."),
+    top1_pretraining: str = typer.Option("none", "--top1-pretraining", help="Data the weights saw before the "
+                                         "dataset, e.g. ImageNet-21k."),
+    top1_distillation: str = typer.Option("none", "--top1-distillation", help="The teacher the weights were "
+                                          "distilled from, if any."),
 ) -> None:
     """Import a PyTorch module as a spec: captured with torch.export in eval mode, each ATen operator
     mapped to a block (conv + batchnorm + activation, add, concat, squeeze-excite, tensor operations,
@@ -87,10 +98,16 @@ def import_(
     format = SpecFormat(O.output_format(output, format and format.value, BY_SUFFIX, SpecFormat.yaml.value))
     check_output_file(output)
     shape, size = input_shape(resolution, input_size), O.parse_resolution(resolution)
+    accuracy = Top1Options(top1, top1_source, top1_dataset, top1_crops, top1_pretraining, top1_distillation)
+    accuracy.check()
     with progress(f"importing {model}: building, capturing with torch.export and checking every block"):
-        imported, _, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported, fold=not no_fold)
+        imported, used, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported, fold=not no_fold)
+    spec, text = imported.spec, imported.text
+    if accuracy.given():
+        ref = reference(accuracy, used[1])
+        spec, text = with_reference(text, ref)
     if format is SpecFormat.json:
-        emit(json.dumps(spec_data(imported.spec), indent=2), output)
+        emit(json.dumps(spec_data(spec), indent=2), output)
     else:
-        emit(imported.text, output)
-    typer.echo(import_summary(imported), err=True)
+        emit(text, output)
+    typer.echo(import_summary(imported) + (f"\n{described(ref)}" if accuracy.given() else ""), err=True)

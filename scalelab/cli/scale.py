@@ -21,13 +21,18 @@ from scalelab.cli.scale_options import (
     Method, ObjectiveKind, OutputFormat, PricingOptions, ReportOptions, SamplerKind, SearchOptions, StudyOptions,
 )
 from scalelab.cli.scale_search import check_worker_of, search
+from scalelab.api import import_ref
 from scalelab.errors import ScalelabError
+from scalelab.importer.source import is_model_ref
 from scalelab.output import check_output_file
+from scalelab.progress import progress
 from scalelab.scaling.storages import DEFAULT_HEARTBEAT, GRACE_FACTOR
-from scalelab.spec import load_spec
+from scalelab.spec import Spec, load_spec
 
 # The options, in the order `scale --help` lists them
-_SPEC = typer.Argument(None, parser=O.SPEC, help=f"Base spec file or zoo name (default: {DEFAULT_BASE}).")
+_SPEC = typer.Argument(None, parser=O.SPEC, help=(
+    f"Base spec file or zoo name (default: {DEFAULT_BASE}), or a PyTorch model to import first: timm:NAME, "
+    "package.module:callable or file.py:callable."))
 _BUDGET = typer.Option([], "--budget", "-b", metavar="BUDGET", parser=O.BUDGET, help=(
     "Budget(s): 400MFLOPs, 0.4GMACs, 5Mparams, 2ms (needs --device), 64MB / 1GiB (inference peak). "
     "Repeat the option or separate with commas; a bare count such as 5M is refused as ambiguous."))
@@ -63,7 +68,9 @@ _HEARTBEAT = typer.Option(DEFAULT_HEARTBEAT, "--heartbeat", parser=O.HEARTBEAT, 
     f"Seconds between a running trial's heartbeats; a trial silent {GRACE_FACTOR} times as long is taken as the "
     "trial of a dead worker and run again."))
 _WORKER_OF = typer.Option(None, "--worker-of", parser=O.PID, hidden=True, help="Run trials only, for --workers.")
-_ACCURACY = typer.Option(AccuracyMethod.scaling_law, "--accuracy", help="How candidates' accuracy is obtained.")
+_ACCURACY = typer.Option(None, "--accuracy", help=(
+    "How candidates' accuracy is obtained (default: scaling-law; proxy, said so, for a base whose spec states no "
+    "reference top-1, such as an imported model)."))
 _EXTRAPOLATION = typer.Option(Extrapolation.avoid, "--extrapolation", help=(
     "avoid: search only networks whose scaling-law estimate lies inside the estimator's fitted range (where none "
     "there meets the budgets, the whole ranges, and the output says so); allow: the whole ranges (extrapolated "
@@ -126,7 +133,7 @@ def scale(
     workers: int = _WORKERS,
     heartbeat: int = _HEARTBEAT,
     worker_of: Optional[int] = _WORKER_OF,
-    accuracy: AccuracyMethod = _ACCURACY,
+    accuracy: Optional[AccuracyMethod] = _ACCURACY,
     extrapolation: Extrapolation = _EXTRAPOLATION,
     data: Optional[Path] = _DATA,
     epochs: int = _EPOCHS,
@@ -165,16 +172,45 @@ def scale(
 def _run(parsed: dict[str, Any]) -> None:
     """Check what applies to both modes, then apply the scaling or run the search."""
     interrupts.reset()
-    apply, pricing, study = pick(ApplyOptions, parsed), pick(PricingOptions, parsed), pick(StudyOptions, parsed)
+    apply, study = pick(ApplyOptions, parsed), pick(StudyOptions, parsed)
     check_output_file(apply.output)
     if study.worker_of is not None:
         check_worker_of(study.worker_of)
-    _check_mode(apply, pricing.budget)
-    base = load_spec(parsed["spec"] or DEFAULT_BASE)
+    _check_mode(apply, parsed["budget"])
+    base = _base(parsed["spec"] or DEFAULT_BASE, quiet=study.helper)
+    parsed["accuracy"] = _accuracy(parsed["accuracy"], base, quiet=apply.applying or study.helper)
+    pricing = pick(PricingOptions, parsed)
     if apply.applying:
         apply_scaling(base, apply)
         return
     search(base, pricing, pick(SearchOptions, parsed), study, pick(ReportOptions, parsed))
+
+
+def _base(ref: str, quiet: bool) -> Spec:
+    """The base spec: a spec file or zoo name, or the PyTorch model a MODEL string names, imported
+    first (torch only then) as `scalelab import` imports it."""
+    if not is_model_ref(ref):
+        return load_spec(ref)
+    with progress(f"importing {ref}: building, capturing and checking every block"):
+        imported, shape, origin = import_ref(ref)
+    if not quiet:
+        typer.echo(f"imported {ref} at {'x'.join(map(str, shape))} ({origin}) as spec '{imported.spec.name}'; its "
+                   f"parameters and every block's output shape were checked against the module's", err=True)
+    return imported.spec
+
+
+def _accuracy(chosen: Optional[AccuracyMethod], base: Spec, quiet: bool) -> AccuracyMethod:
+    """--accuracy as given; unset, the scaling law where the base states a reference top-1 to scale,
+    else the proxy score, and a note that says so (never a top-1 guessed for it)."""
+    if chosen is not None:
+        return chosen
+    if base.reference is not None:
+        return AccuracyMethod.scaling_law
+    if not quiet:
+        typer.echo(f"note: {base.name} states no reference top-1 for the scaling law to scale (`scalelab import "
+                   f"--top1 ... --top1-source ...` writes one), so candidates are ranked by the zero-cost proxy "
+                   f"score (--accuracy proxy): a ranking, not an accuracy", err=True)
+    return AccuracyMethod.proxy
 
 
 def _check_mode(apply: ApplyOptions, budget: list[str]) -> None:

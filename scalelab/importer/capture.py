@@ -61,6 +61,7 @@ class Captured:
     live: set = field(default_factory=set)  # nodes the output depends on (and in-place writes)
     places: dict = field(default_factory=dict)  # node -> Place, None, or why its batch cannot be placed
     layouts: dict = field(default_factory=dict)  # node -> its tensor as the spec's module lays it out
+    values: dict = field(default_factory=dict)  # state name -> the source's tensor (constants included)
 
     def nodes(self):
         return self.graph.nodes
@@ -287,4 +288,5 @@ def capture(model, input_shape: tuple[int, ...], ref: str, known: Callable[[Any]
     user = [n for n in graph_module.graph.nodes if n.op == "placeholder" and n.name in signature.user_inputs]
     batch = _val_shape(user[0])[0].node.expr  # type: ignore[index]  # the input is a tensor
     return Captured(graph_module.graph, model, tuple(input_shape), state,
-                    set(signature.inputs_to_parameters.values()), batch, _live(graph_module.graph))
+                    set(signature.inputs_to_parameters.values()), batch, _live(graph_module.graph),
+                    values={**program.state_dict, **program.constants})

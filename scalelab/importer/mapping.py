@@ -96,7 +96,8 @@ class _Walk:
         self.side = _sample_side(cap)
         self.owned: set = set()  # state placeholders a block holds already
         self.split_drafts: dict = {}  # split or unbind node -> its draft
-        self.params: dict = {}  # weight-side operand node -> its param draft
+        self.params: dict = {}  # weight-side operand node -> its source block's draft
+        self.reads: dict = {}  # weight-side operand node -> the source state it reads (held or recomputed)
 
     def inputs(self, node) -> list:
         """The sample-side tensors ``node`` reads (not the sizes a view reads from its input)."""
@@ -198,8 +199,8 @@ def _visit(walk: _Walk, node, patterns: dict) -> None:
             if operands is None:
                 chain = None
             inputs = operands or inputs
-            held = {name for o in operands or () if o in walk.params for name in walk.params[o].state}
-            state = [name for name in state if name not in held]  # the param blocks hold them
+            held = {name for o in operands or () if o in walk.reads for name in walk.reads[o]}
+            state = [name for name in state if name not in held]  # the source blocks hold (or recompute) them
         _add(walk, node, chain, inputs, state, channels_last)
 
 
@@ -214,13 +215,13 @@ def _operands(walk: _Walk, node, operands: list) -> "list | None":
             continue
         if operand not in walk.params:
             try:
-                fields, source = operand_param(walk.cap, node, operand)
+                fields, state, nodes, name = operand_param(walk.cap, node, operand)
             except Unsupported as exc:
                 walk.problem(node, str(exc))
                 return None
-            walk.owned.add(source)
-            name = walk.cap.state[source]
-            walk.params[operand] = Draft([fields], operand, [], [], "param", state=[name], fixed_name=name)
+            walk.owned.update(nodes)
+            walk.reads[operand] = [walk.cap.state[n] for n in nodes]
+            walk.params[operand] = Draft([fields], operand, [], [], fields["kind"], state=state, fixed_name=name)
             walk.drafts.append(walk.params[operand])
         inputs.append(operand)
     return inputs

@@ -158,14 +158,12 @@ def _instance_norm(c: Call) -> list[dict]:
 
 def _matmul(c: Call) -> list[dict]:
     """aten.matmul / mm / bmm (self, other): torch.matmul on per-sample operands; each operand's batch
-    axis must line up with the output's (a parameter operand becomes a ``param`` block)."""
+    axis, alone or merged into one (Swin's windows), must line up with the output's (a parameter
+    operand becomes a ``param`` block)."""
     needs_kind("matmul")
     a, b = c.arg("self"), c.arg("mat2", c.arg("other"))
-    out_rank, out_batch = c.rank(c.node), c.cap.batch_axis(c.node)
-    for t in (a, b):
-        batch = c.cap.batch_axis(t)
-        if batch is not None and out_rank - c.rank(t) + batch != out_batch:
-            raise Unsupported("a product whose operands hold the batch on different axes")
+    if not all(c.in_line(t) for t in (a, b)):
+        raise Unsupported("a product whose operands hold the batch on different axes")
     if c.channels_last:
         raise Unsupported("a product of a channels-last feature map")
     return [{"kind": "matmul", OPERANDS: [a, b]}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scalelab.importer.ops_compute import pair, short
 from scalelab.importer import ops_tensor, ops_views
+from scalelab.importer.capture import Place
 from scalelab.importer.table import ALIAS, Call, Unsupported, needs_kind
 
 
@@ -80,7 +81,7 @@ def _add(c: Call) -> list[dict]:
     """aten.add.Tensor(self, other, alpha): two samples of one shape are the zoo's ``add``; anything
     else (broadcasting, a parameter, a number, alpha) a binary or unary block."""
     a, b = c.arg("self"), c.arg("other")
-    same = all(hasattr(t, "op") and t not in c.cap.state and c.cap.batch_axis(t) == 0 for t in (a, b))
+    same = all(hasattr(t, "op") and t not in c.cap.state and c.place(t) == Place(0) for t in (a, b))
     if same and c.arg("alpha", 1) == 1 and c.shape(a) == c.shape(b):
         return [{"kind": "add"}]
     return ops_tensor.BINARY_ADD(c)

@@ -60,6 +60,8 @@ def _binary(op: str):
                 return _scalar(c, op, a)
             raise Unsupported(f"a number {op} a tensor")
         needs_kind("binary")
+        if not all(c.in_line(t) for t in (a, b)):
+            raise Unsupported("operands that hold the batch on different axes")
         fields: dict = {"kind": "binary", "op": op, OPERANDS: [a, b]}
         if op in ("add", "sub") and c.arg("alpha", 1) != 1:
             fields["alpha"] = float(c.arg("alpha"))

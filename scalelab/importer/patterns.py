@@ -136,8 +136,36 @@ def channel_split(node, cap: Captured) -> "int | None":
     return parts
 
 
+#: operators that read a channels-last map as the spec's channels-first one (ConvNeXt's block)
+CHANNELS_LAST_READERS = ("linear", "layer_norm", "add", "mul", "sub", "div", "gelu", "relu", "silu", "sigmoid",
+                         "hardswish", "tanh", "dropout", "clone", "contiguous", "alias", "detach", "getitem")
+
+
+def _stays_channels_first(node) -> bool:
+    """Whether every operation reading the permuted map, until a permute takes it back, can read it
+    as the spec's channels-first map. Else (Swin's windows cut from the (h, w, c) map, an output
+    left channels-last) the permute is a permute the spec states."""
+    todo, seen = list(node.users), set()
+    while todo:
+        n = todo.pop()
+        if n in seen or not hasattr(n.meta.get("val"), "shape") and n.op != "output":
+            continue  # a size read from the map is no reader
+        seen.add(n)
+        if _is(n, "permute"):
+            if [d % 4 for d in n.args[1]] != [0, 3, 1, 2]:
+                return False
+            continue
+        packet = getattr(getattr(n, "target", None), "_overloadpacket", None)
+        name = packet.__name__ if packet is not None else getattr(n.target, "__name__", "")
+        if n.op == "output" or name.rstrip("_") not in CHANNELS_LAST_READERS:
+            return False
+        todo.extend(n.users)
+    return True
+
+
 def permute_layout(node, cap: Captured, channels_last: bool) -> "str | None":
-    """'last' for a permute of a feature map to (h, w, c), 'first' for the way back, else None."""
+    """'last' for a permute of a feature map to (h, w, c) the spec reads as the channels-first map,
+    'first' for the way back, else None."""
     if not _is(node, "permute"):
         return None
     dims = [d % 4 for d in Call(node, cap).arg("dims")]
@@ -147,7 +175,7 @@ def permute_layout(node, cap: Captured, channels_last: bool) -> "str | None":
     except BatchMerged:  # a permute of a tensor whose batch is merged into an axis moves it whole
         return None
     if dims == [0, 2, 3, 1] and not channels_last:
-        return "last"
+        return "last" if _stays_channels_first(node) else None
     if dims == [0, 3, 1, 2] and channels_last:
         return "first"
     return None

@@ -61,6 +61,16 @@ class Call:
         except BatchMerged as exc:
             raise Unsupported(str(exc)) from None
 
+    def in_line(self, operand) -> bool:
+        """Whether ``operand`` holds the batch where the call's output does, counted from the last
+        axis (as broadcasting lines axes up), alone or merged alike; one without a batch is."""
+        theirs, ours = self.place(operand), self.place(self.node)
+        if theirs is None:
+            return True
+        if ours is None or (theirs.merged, theirs.before) != (ours.merged, ours.before):
+            return False
+        return self.rank(operand) - theirs.axis == self.rank(self.node) - ours.axis
+
     @property
     def in_shape(self) -> tuple[int, ...]:
         return self.shape(self.node.args[0])

@@ -1,0 +1,66 @@
+"""Torch modules of the sources in ``positions`` (imported by their builders only): each recomputes
+its index or mask from its fields, as torchvision's and timm's Swin do, and returns it expanded to
+the batch like ``param``'s module."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from scalelab.blocks.layers.plumbing_torch import INIT_STD
+
+
+def relative_position_index(rows: int, cols: int) -> torch.Tensor:
+    """(N, N) indices into a (2 rows - 1)(2 cols - 1)-entry table: Swin's relative_position_index."""
+    coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    return (relative[:, :, 0] + rows - 1) * (2 * cols - 1) + relative[:, :, 1] + cols - 1
+
+
+def window_mask(window: tuple[int, int], grid: tuple[int, int], shift: tuple[int, int], fill: float) -> torch.Tensor:
+    """(windows, N, N): 0 between tokens of one region of the shifted map, ``fill`` across regions."""
+    (wr, wc), (gr, gc) = window, grid
+    regions = torch.zeros(gr * wr, gc * wc)
+    cuts = [((0, -w), (-w, -s), (-s, None)) for w, s in zip(window, shift)]
+    for i, (r0, r1) in enumerate(cuts[0]):
+        for j, (c0, c1) in enumerate(cuts[1]):
+            regions[r0:r1, c0:c1] = 3 * i + j
+    regions = regions.view(gr, wr, gc, wc).permute(0, 2, 1, 3).reshape(gr * gc, wr * wc)
+    differ = regions.unsqueeze(1) - regions.unsqueeze(2)
+    return torch.where(differ != 0, torch.tensor(fill), torch.tensor(0.0))
+
+
+def _expanded(t: torch.Tensor, shape: tuple[int, ...], batch_axis: Optional[int], like: torch.Tensor) -> torch.Tensor:
+    t = t.reshape(shape)
+    t = t.unsqueeze(0) if batch_axis is None else t.movedim(batch_axis, 0)
+    return t.expand(like.shape[0], *t.shape[1:])
+
+
+class PositionBias(nn.Module):
+    def __init__(self, window: tuple[int, int], heads: int, shape: tuple[int, ...], batch_axis: Optional[int]) -> None:
+        super().__init__()
+        rows, cols = window
+        self.shape, self.batch_axis, self.tokens = shape, batch_axis, rows * cols
+        self.table = nn.Parameter(torch.randn((2 * rows - 1) * (2 * cols - 1), heads) * INIT_STD)
+        self.register_buffer("index", relative_position_index(rows, cols).flatten(), persistent=False)
+
+    def forward(self, like: torch.Tensor) -> torch.Tensor:
+        bias = self.table[self.index].view(self.tokens, self.tokens, -1).permute(2, 0, 1).contiguous()
+        return _expanded(bias, self.shape, self.batch_axis, like)
+
+
+class WindowMask(nn.Module):
+    """Built on every pass (torchvision), or once with the module when ``cached`` (timm's buffer)."""
+
+    def __init__(self, window: tuple[int, int], grid: tuple[int, int], shift: tuple[int, int],
+                 shape: tuple[int, ...], batch_axis: Optional[int], fill: float, cached: bool) -> None:
+        super().__init__()
+        self.fields = (window, grid, shift, fill)
+        self.shape, self.batch_axis = shape, batch_axis
+        self.register_buffer("mask", window_mask(*self.fields) if cached else None, persistent=False)
+
+    def forward(self, like: torch.Tensor) -> torch.Tensor:
+        mask = self.mask if self.mask is not None else window_mask(*self.fields).to(like.device)
+        return _expanded(mask, self.shape, self.batch_axis, like)

@@ -1,0 +1,112 @@
+"""Operands computed from parameters and constants that a source block recomputes: a relative position
+bias gathered from a table by Swin's relative position index (``position_bias``) and the mask of
+shifted windows (``window_mask``). The operand's value is computed from the source's own tensors and
+compared with the block's, element for element: a block is stated only where it gives the very
+tensor the module adds, so any other index or mask stays refused by name."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from scalelab.importer.capture import Captured
+from scalelab.importer.table import Unsupported, needs_kind
+
+COMPUTED = "an operand is computed from parameters (weight-side computation)"
+
+
+def reads(cap: Captured, node) -> list:
+    """The state placeholders (parameters, buffers, constants) a weight-side node derives from."""
+    seen, order, todo = set(), [], [node]
+    while todo:
+        n = todo.pop(0)
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in cap.state:
+            order.append(n)
+        else:
+            todo.extend(n.all_input_nodes)
+    return order
+
+
+def evaluate(cap: Captured, node):
+    """The value of a weight-side node, computed op by op from the source's tensors."""
+    import torch  # the importer runs torch
+    from torch.fx.node import map_arg
+
+    memo: dict = {}
+
+    def value(n):
+        if n not in memo:
+            if n in cap.state:
+                memo[n] = cap.values[cap.state[n]]
+            elif n.op == "call_function":
+                memo[n] = n.target(*map_arg(n.args, value), **map_arg(n.kwargs, value))
+            else:
+                raise Unsupported(COMPUTED)
+        return memo[n]
+
+    with torch.no_grad():
+        return value(node)
+
+
+def _factors(n: int) -> list[tuple[int, int]]:
+    """(a, b) with a * b = n, the squarest first."""
+    pairs = [(a, n // a) for a in range(1, n + 1) if n % a == 0]
+    return sorted(pairs, key=lambda p: abs(p[0] - p[1]))
+
+
+def _bias(table, value) -> "dict | None":
+    from scalelab.blocks.layers.positions_torch import relative_position_index
+
+    entries, heads = table.shape if table.dim() == 2 else (0, 0)
+    core = [d for d in value.shape if d != 1]
+    if len(core) != 3 or core[0] != heads or core[1] != core[2]:
+        return None
+    n = core[1]
+    for rows, cols in _factors(n):
+        if (2 * rows - 1) * (2 * cols - 1) != entries:
+            continue
+        bias = table[relative_position_index(rows, cols).flatten()].view(n, n, heads).permute(2, 0, 1)
+        if bias.reshape(value.shape).equal(value):
+            return {"kind": "position_bias", "window": [rows, cols], "heads": heads}
+    return None
+
+
+def _mask(value, cached: bool) -> "dict | None":
+    from scalelab.blocks.layers.positions_torch import window_mask
+
+    core = [d for d in value.shape if d != 1]
+    fills = {float(v) for v in value.unique()} - {0.0}
+    if len(core) != 3 or core[1] != core[2] or len(fills) != 1:
+        return None
+    fill = fills.pop()
+    for window in _factors(core[1]):
+        for grid in _factors(core[0]):
+            halves = [(window[0] // 2, window[1] // 2)]
+            for shift in halves + [(r, c) for r in range(1, window[0]) for c in range(1, window[1])]:
+                if 0 in shift:
+                    continue
+                if window_mask(window, grid, shift, fill).reshape(value.shape).equal(value):
+                    return {"kind": "window_mask", "window": list(window), "grid": list(grid), "shift": list(shift),
+                            **({"fill": fill} if fill != -100.0 else {}), **({"cached": True} if cached else {})}
+    return None
+
+
+def recomputed(cap: Captured, operand, cached: bool) -> "tuple[dict, list[str], list[Any]] | None":
+    """The source block's fields for a computed operand (shape and batch axis still to add), the
+    source state it holds and every placeholder it reads; None where no block gives its value."""
+    nodes = reads(cap, operand)
+    learned = [n for n in nodes if cap.state[n] in cap.trainable]
+    if len(learned) > 1 or math.prod(operand.meta["val"].shape) > 2 ** 24:
+        return None
+    value = evaluate(cap, operand)
+    if learned:
+        fields = _bias(cap.values[cap.state[learned[0]]], value)
+    else:
+        fields = _mask(value, cached)
+    if fields is None:
+        return None
+    needs_kind(fields["kind"])
+    return fields, [cap.state[n] for n in learned], nodes
