@@ -26,10 +26,17 @@ def _is_default(kind: str, key: str, value: Any) -> bool:
     return value == default
 
 
+def _inner(value: Any) -> Any:
+    """Blocks inside a block (a wrap's body, an inception's branches) written as blocks are."""
+    if isinstance(value, dict) and "kind" in value:
+        return written(value)
+    return [_inner(v) for v in value] if isinstance(value, list) else value
+
+
 def written(fields: dict) -> dict:
-    """``fields`` without the values its kind takes by default (``kind`` first)."""
+    """``fields`` without the values its kind takes by default (``kind`` first), inner blocks too."""
     kind = fields["kind"]
-    return {"kind": kind, **{k: v for k, v in fields.items() if k != "kind" and v is not None
+    return {"kind": kind, **{k: _inner(v) for k, v in fields.items() if k != "kind" and v is not None
                              and not _is_default(kind, k, v)}}
 
 

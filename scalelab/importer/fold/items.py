@@ -34,6 +34,7 @@ class Item:
     in_shape: "Shape | list[Shape]"
     out_shape: Shape
     layers: list[Layer]
+    node: object = field(default=None, repr=False)  # the layer tree (its data flow)
     training_only: bool = False
     folded: bool = False
     parts: tuple[str, ...] = ()  # the names of its outputs where it gives several
@@ -102,7 +103,7 @@ def flat_items(network: Network, blocks: list[dict], held: list[tuple[list[str],
             continue
         fields = {k: v for k, v in block.items() if k not in ("name", "from", "training_only")}
         items.append(Item(name, fields, list(resolved.inputs), resolved.in_shape, resolved.out_shape,
-                          _layers(resolved.costs, state_of.get(name, []), name), resolved.training_only,
+                          _layers(resolved.costs, state_of.get(name, []), name), resolved.layers, resolved.training_only,
                           parts=tuple(resolved.tensors()) if resolved.outputs else ()))
     return items
 

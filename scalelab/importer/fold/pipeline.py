@@ -9,20 +9,22 @@ from scalelab.errors import ScalelabError
 from scalelab.graph import INPUT, resolve
 from scalelab.importer.fold.inverted import fused_mbconv, mbconv
 from scalelab.importer.fold.items import Item, flat_items, tensor_shapes
+from scalelab.importer.fold.nesting import nest
 from scalelab.importer.fold.regions import fold_regions
 from scalelab.importer.fold.residual import bottleneck, group_widths, residual
 from scalelab.importer.fold.stages import Stage, stages
 from scalelab.spec import Spec
 
-#: tried in order on every region, the deepest first: blocks that others hold
-INNER: list = []
-#: then on every region, the widest first; the first that states it exactly folds it
+#: tried in order on every region, the widest first (a block takes its whole module, shortcut
+#: included, before a part of it could fold alone); the first that states a region exactly folds it
 BLOCKS = [residual, bottleneck, mbconv, fused_mbconv]
+#: then what is left, the deepest first, as its data flow nests (wrap, inception), so that a region
+#: wider than one block (a stage) is not taken whole
 
 
 def _block(item: Item, previous: str) -> dict:
     block: dict = {"name": item.name}
-    if item.training_only or item.inputs != [previous]:
+    if item.inputs and (item.training_only or item.inputs != [previous]):  # a source (a param) reads nothing
         block["from"] = item.inputs[0] if len(item.inputs) == 1 else item.inputs
     block.update(item.fields)
     if item.training_only:
@@ -56,8 +58,8 @@ def fold_spec(spec: Spec, blocks: list[dict], shapes: dict[str, tuple], held: li
     network = resolve(spec)
     items = flat_items(network, blocks, held)
     shapes_of = tensor_shapes(network)
-    items = fold_regions(items, INNER, shapes_of, deepest=True)
     items = fold_regions(items, BLOCKS, shapes_of, deepest=False)
+    items = fold_regions(items, [nest], shapes_of, deepest=True)
     group_widths(items)
     return _written(stages(items), shapes)
 

@@ -51,10 +51,9 @@ def boundary(items: list[Item], start: int, end: int) -> "str | None":
 
 
 def fold_regions(items: list[Item], folders: Sequence[Folder], shapes: dict[str, Shape], deepest: bool) -> list[Item]:
-    """Fold regions, the deepest first (inner blocks, such as a squeeze-excite, that a block around
-    them then holds) or the widest first (a block takes its whole module, its shortcut included,
-    before a part of it could fold alone); a region no folder states stays as it is. ``shapes``:
-    every tensor's, updated with each folded block's."""
+    """Fold regions, the deepest first (inner blocks, that a block around them then holds) or the
+    widest first; a region no folder states stays as it is. ``shapes``: every tensor's, updated
+    with each folded block's."""
     prefixes = sorted({p for item in items for p in _prefixes(item.name)}, key=lambda p: p.count("."), reverse=deepest)
     for prefix in prefixes:
         for start, end in reversed(_runs(items, prefix)):

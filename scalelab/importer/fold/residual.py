@@ -73,6 +73,8 @@ def group_widths(items: list[Item]) -> None:
     for item in grouped:
         fields = {k: v for k, v in item.fields.items() if k != "groups"}
         fields["group_width"] = item.fields["mid"] // item.fields["groups"]
-        folded = fold_as(fields, item.members, item.in_shape, item.name, item.inputs)  # type: ignore[arg-type]
+        inner = {t for m in item.members for t in m.tensors()}
+        source = next(t for m in item.members for t in m.inputs if t not in inner)  # as the region read it
+        folded = fold_as(fields, item.members, item.in_shape, item.name, [source])  # type: ignore[arg-type]
         if folded is not None:
-            item.fields, item.layers = folded.fields, folded.layers
+            item.fields, item.layers, item.node = folded.fields, folded.layers, folded.node

@@ -1,13 +1,14 @@
 """Stages as the zoo writes them: consecutive folded blocks of one kind with the same settings,
 under one parent module, become ``{stage, repeat, stride, block}``; the first repeat takes the
-stride and the channel change (``scalelab.graph`` expands a stage the same way), so the stage
-expands to exactly the blocks it replaces."""
+stride and the channel change (``scalelab.graph`` expands a stage the same way). A stage is
+written only where it expands to exactly the blocks it replaces, layer for layer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scalelab.importer.fold.items import Item
+from scalelab.importer.fold.exact import candidate_layers
+from scalelab.importer.fold.items import Item, signature
 
 #: the kinds a stage repeats (a folded block that takes a stride of its own)
 STAGE_KINDS = ("residual", "bottleneck", "mbconv", "fused_mbconv", "wrap")
@@ -27,22 +28,33 @@ class Stage:
         return {"stage": self.name, "repeat": len(self.items), **({"stride": self.stride} if self.stride != 1 else {}),
                 "block": self.block}
 
+    def expands_exactly(self) -> bool:
+        """Whether each repeat, as the graph expands it (the stage's stride on the first, 1 on the
+        rest), states its block's layers."""
+        for r, item in enumerate(self.items):
+            stated = candidate_layers({**self.block, "stride": self.stride if r == 0 else 1}, item.in_shape)  # type: ignore[arg-type]
+            if stated is None or stated[0] != item.out_shape or [signature(c) for c in stated[1]] != [
+                    layer.signature for layer in item.layers]:
+                return False
+        return True
+
 
 def _parent(name: str) -> str:
     return name.rpartition(".")[0]
 
 
 def _key(item: Item) -> "tuple[int, dict] | None":
-    """(stride, the settings without it) of a block a stage may repeat."""
-    if not item.folded or item.kind not in STAGE_KINDS or item.training_only:
-        return None
+    """(stride, the settings a stage repeats) of a block a stage may hold."""
+    if not item.folded or item.kind not in STAGE_KINDS or item.training_only or item.fields.get("shortcut") == "none":
+        return None  # a wrap without shortcut is a module's part (a ghost module), not a stage's block
     stride = item.fields.get("stride", 1)
-    return (stride, {k: v for k, v in item.fields.items() if k != "stride"}) if isinstance(stride, int) else None
+    return (stride, {k: v for k, v in item.fields.items() if k not in ("stride", "stride_at")}) if isinstance(stride, int) else None
 
 
 def _groups(items: list[Item]) -> list[list[Item]]:
-    """Runs of like blocks, each reading the one before it; every other item a run of its own."""
-    runs: list[list[Item]] = []
+    """Runs of like blocks, each reading the one before it (the first, the item before the run);
+    an item that cannot start a stage is a run of its own, marked by a trailing None."""
+    runs: list[list] = []
     for i, item in enumerate(items):
         key = _key(item)
         previous = items[i - 1].name if i else "input"
@@ -51,13 +63,13 @@ def _groups(items: list[Item]) -> list[list[Item]]:
             if head is not None and head[1] == key[1] and _parent(item.name) == _parent(runs[-1][0].name):
                 runs[-1].append(item)
                 continue
-        runs.append([item] if key is not None and item.inputs == [previous] else [item, None])  # type: ignore[list-item]
+        runs.append([item] if key is not None and item.inputs == [previous] else [item, None])
     return runs
 
 
 def _name(run: list[Item], items: list[Item], taken: set[str]) -> str:
-    """The common module prefix when the run is all of that module's blocks, else the parent and the
-    range of indices (``features.2-3``), else the first and last names."""
+    """The common module prefix when the run is all of that module's blocks, else the block's own
+    name, else the parent and the range of indices (``features.2-3``)."""
     parent = _parent(run[0].name)
     names = [i.name for i in run]
     under = [i.name for i in items if i.name.startswith(parent + ".")] if parent else []
@@ -75,6 +87,13 @@ def _name(run: list[Item], items: list[Item], taken: set[str]) -> str:
     return name
 
 
+def _stage(run: list[Item], items: list[Item], taken: set[str]) -> "Stage | None":
+    first = run[0].fields
+    stage = Stage(_name(run, items, taken - {i.name for i in run}), run, first.get("stride", 1),
+                  {k: v for k, v in first.items() if k != "stride"})
+    return stage if stage.expands_exactly() else None
+
+
 def stages(items: list[Item]) -> list:
     """Items and stages, in order; readers of a block inside a stage read it by its stage name."""
     out: list = []
@@ -84,13 +103,13 @@ def stages(items: list[Item]) -> list:
         if run[-1] is None:
             out.append(run[0])
             continue
-        taken -= {i.name for i in run}
-        name = _name(run, items, taken)
-        stride, block = _key(run[0])  # type: ignore[misc]  # a run holds stage kinds only
-        stage = Stage(name, run, stride, block)
-        renamed.update(zip((i.name for i in run), stage.names()))
-        taken |= set(stage.names())
-        out.append(stage)
+        stage = _stage(run, items, taken)
+        entries = [stage] if stage is not None else [_stage([i], items, taken) or i for i in run]
+        for entry in entries:
+            if isinstance(entry, Stage):
+                taken = (taken - {i.name for i in entry.items}) | set(entry.names())
+                renamed.update(zip((i.name for i in entry.items), entry.names()))
+        out += entries
     for entry in out:
         for item in entry.items if isinstance(entry, Stage) else [entry]:
             item.inputs = [renamed.get(t, t) for t in item.inputs]
