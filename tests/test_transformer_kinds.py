@@ -214,13 +214,16 @@ def test_inference_memory_equals_what_torch_holds(batch):
     assert model.peak_bytes == inference_peak(build_module(network), network.input_shape, batch)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_training_memory_equals_one_real_step(optimizer):
+def test_training_memory_equals_one_real_step(optimizer, batch):
     """Weights, gradients, optimizer state and the tensors the math kernel saves (the score matrix).
-    Stochastic depth is left out: its one random factor per sample is not modelled (Dropout.saved)."""
+    At batch 1 the math kernel folds v's heads into its product without a copy and keeps the qkv
+    projection's output instead. Stochastic depth is left out: its one random factor per sample is
+    not modelled (Dropout.saved)."""
     network = resolve(parse_spec(MEMORY))
-    model = training_memory(network, batch=3, optimizer=optimizer)
-    real = training_step(network, optimizer, batch=3)
+    model = training_memory(network, batch=batch, optimizer=optimizer)
+    real = training_step(network, optimizer, batch=batch)
     assert (model.weight_bytes, model.gradient_bytes, model.optimizer_bytes, model.saved_bytes) == (
         real["weight_bytes"], real["gradient_bytes"], real["optimizer_bytes"], real["saved_bytes"])
 
@@ -282,7 +285,7 @@ def test_a_feature_map_is_no_token_input(tmp_path):
 
 
 @pytest.mark.parametrize("kernel", ["math", "fused"])
-@pytest.mark.parametrize("batch", [2, 3])
+@pytest.mark.parametrize("batch", [1, 3])
 def test_training_memory_by_kernel_equals_timm(kernel, batch):
     """One real step of timm's module with each kernel forced (fused: flash attention, on CPU): the
     analysis of the same network with that kernel keeps the same bytes, the math kernel's score

@@ -37,6 +37,8 @@ class Tensor:
 class TrainWalk:
     #: the kernel scaled dot-product attention runs by: "math" (keeps the score matrix) or "fused"
     attention_kernel = "math"
+    #: samples in the step (each consumer sets its own): whether torch can fold the batch into a view
+    batch = 1
 
     def __init__(self, trainable: bool) -> None:
         self.trainable = trainable  # the block's weights are trained

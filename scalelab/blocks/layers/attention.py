@@ -130,10 +130,12 @@ class Attention(Primitive):
     def train(self, walker: TrainWalk, xs: list[Tensor]) -> Tensor:  # type: ignore[override]
         q, k, v = xs
         math_kernel = walker.attention_kernel == "math"  # a fused kernel takes strided views as they are
-        if math_kernel and elements(v.shape[:-2]) > 1 and v.storage.elems > elements(v.shape):
+        folded = (walker.batch > 1) + sum(n > 1 for n in v.shape[:-2])  # axes the batched product folds into one
+        if math_kernel and folded > 1 and v.storage.elems > elements(v.shape):
             # v is a view into a larger tensor (unbind of a fused qkv projection): torch copies it to
-            # fold its leading axes with the batch for the batched product, and keeps that copy, not the
-            # larger tensor (measured; one head folds as a view, so torch keeps the larger tensor)
+            # fold the batch and its leading axes into one for the batched product, and keeps that copy,
+            # not the larger tensor (measured; where one axis of size > 1 is left, as a single head or a
+            # batch of one, it is a view and torch keeps the larger tensor)
             v = type(v)(v.shape, v.grad)  # a tensor of its own storage
         return walker.several(self, [q, k, v], self.out_shape([t.shape for t in xs]))
 
