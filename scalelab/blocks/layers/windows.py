@@ -103,7 +103,8 @@ class WindowAttention(Primitive):
     def train_macs(self, s: Shape, out: Shape) -> TrainMacs:
         """Backward: the gradient of the probabilities (dout @ v^T), which the table's gradient needs
         too, is counted with the weights; the gradients of v, q and k (one product each) with the input.
-        (With the table frozen and the input needing a gradient, torch runs all four products.)"""
+        With the table frozen and the input needing a gradient torch runs all four, one more than
+        counted; freezing a prefix of the network (--freeze-until) never leads there."""
         one = self.tokens * self._sizes(s)[0]
         return TrainMacs(forward=2 * one, grad_input=3 * one, grad_weight=one)
 
