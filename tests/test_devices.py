@@ -90,11 +90,13 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     monkeypatch.setattr(cal, "TIME_BUDGET_S", 0.02)
     monkeypatch.setattr(cal, "NETWORK_BUDGET_S", 0.02)
     monkeypatch.setattr(cal, "MATMUL_SIZE", {"cpu": 128, "cuda": 128})
+    monkeypatch.setattr(cal, "REAL_SHAPED", tuple(s for s in cal.REAL_SHAPED if s.resolution == 32))  # the CIFAR two
     out = tmp_path / "here.yaml"
     result = runner.invoke(app, ["calibrate", "--output", str(out), "--name", "here", "--networks", "20",
                                  "--max-load", "1000", "--max-spread", "1000"])
     assert result.exit_code == 0, result.output
-    assert "fitted on 20 synthetic networks timed whole: median error" in result.output
+    assert ("fitted on 2 real-shaped networks (cut from the zoo's resnet110, resnet56) and 20 synthetic networks timed "
+            "whole: median error") in result.output
     profile = load_profile(out)
     assert profile.name == "here" and profile.calibration["device"] == "cpu" and profile.peak_flops["fp32"] > 0
     assert "measured by `scalelab calibrate`" in profile.sources["peak_flops"]
@@ -109,7 +111,8 @@ def test_calibrate_writes_a_usable_profile(tmp_path, monkeypatch):
     assert c["competing_load_cpus"] >= 0 and c["round_disagreement"] >= 0
     net = resolve(parse_spec("name: t\ninput: {channels: 3, resolution: 8}\nblocks:\n  - {kind: conv, out: 4}"))
     prediction = predict_latency(net, str(out))
-    assert prediction.total_ms > 0 and "calibrated on 20 synthetic networks, median fit error" in prediction.method
+    assert prediction.total_ms > 0 and "calibrated on 2 real-shaped and 20 synthetic networks, median fit error" in \
+        prediction.method
     zero = runner.invoke(app, ["calibrate", "--networks", "0"])
     assert zero.exit_code == 2 and "Traceback" not in zero.output
 
