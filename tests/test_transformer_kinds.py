@@ -350,3 +350,45 @@ def test_verify_explains_the_attention_fvcore_skips(tmp_path):
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     assert f"(attention's {attention:,} MACs among them)" in text and "every check agrees" in text
+
+
+HYBRID = """
+name: hybrid
+input: {channels: 3, resolution: 16}
+defaults: {norm: batchnorm, activation: silu}
+blocks:
+  - {name: stem, kind: conv, out: 32, kernel: 3, stride: 2}
+  - name: mvit
+    kind: wrap
+    body:
+      - {kind: conv, out: 32, kernel: 3}
+      - {kind: reshape, shape: [32, 64]}
+      - {kind: permute, dims: [1, 0]}
+      - {kind: self_attention, head_dim: 16}
+      - {kind: mlp, mlp_ratio: 2, activation: silu}
+      - {kind: permute, dims: [1, 0]}
+      - {kind: contiguous}
+      - {kind: reshape, shape: [32, 8, 8]}
+      - {kind: conv, out: 32, kernel: 1}
+  - {name: gap, kind: global_avgpool}
+  - {name: fc, kind: linear, out: 10}
+"""
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_halves_inside_a_wrap_equal_torch(batch, reference_macs):
+    """A hybrid: the map unfolded to tokens, self-attention and an MLP inside a conv wrap's body
+    (MobileViT's pattern): parameters, the reference MACs, inference peaks per block and one real
+    training step."""
+    from scalelab.build import build_module
+
+    network = resolve(parse_spec(HYBRID))
+    analysis = analyze(parse_spec(HYBRID))
+    module = build_module(network)
+    assert analysis.total.params == sum(p.numel() for p in module.parameters())
+    assert analysis.total.macs == reference_macs(module.eval(), torch.randn(1, 3, 16, 16))
+    peaks = {n: b.alive_bytes for n, b in inference_memory(network, batch=batch).blocks.items()}
+    assert peaks == block_peaks(build_module(network), network.input_shape, batch)
+    model, real = training_memory(network, batch=batch, optimizer="adam"), training_step(network, "adam", batch=batch)
+    assert (model.weight_bytes, model.optimizer_bytes, model.saved_bytes) == (
+        real["weight_bytes"], real["optimizer_bytes"], real["saved_bytes"])
