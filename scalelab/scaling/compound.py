@@ -120,8 +120,8 @@ def _check_deepens(spec: Spec, depth: float) -> None:
         return
     raise ScalelabError(
         f"{spec.name}: depth x{depth:g} cannot apply: depth scaling multiplies the repeats of the spec's stages "
-        f"(`stage` entries with `repeat`), and this spec has none to deepen: every block is written once, as an "
-        f"import writes them unless they fold into stages; scale its width and resolution only (leave out "
+        f"(`stage` entries with `repeat`), and this spec has no stage to deepen: every block is written once (as "
+        f"an import writes those that fold into no stage); scale its width and resolution only (leave out "
         f"--depth, or give --alpha 1 with --phi)")
 
 

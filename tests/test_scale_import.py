@@ -1,0 +1,96 @@
+"""Width scaling of wired specs, as imports write them: which channel counts are free and which are
+tied. Small hand-written specs check each tie against values worked out by hand; imported
+torchvision and timm CNNs, flat and folded, scaled by 1.25, build in torch and their analysis equals
+the built module's parameters and FlopCounterMode's MACs."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalelab.analysis import analyze
+from scalelab.errors import ScalelabError
+from scalelab.scaling.compound import scale_spec
+from scalelab.spec import parse_spec
+
+HEAD = "name: t\ninput: {channels: 3, resolution: 8}\ndefaults: {norm: none, activation: none}\nblocks:\n"
+
+
+def _spec(*blocks: str):
+    return parse_spec(HEAD + "".join(f"  - {b}\n" for b in blocks))
+
+
+def _out(spec, name: str):
+    block = next(b for b in spec.blocks if getattr(b, "name", None) == name)
+    return block
+
+
+def test_an_add_of_a_concatenation_ties_the_other_side_to_the_sum():
+    # GhostNet's shape: two halves of 8 concatenated (16), added to a shortcut conv of 16.
+    # x1.25: 8 -> 10 -> nearest multiple of 8 is 8, below 90% of 10, so 16; each half is 16, the
+    # sum 32, and the shortcut takes 32, though alone 16 x 1.25 = 20 would round to 24.
+    spec = _spec("{name: a, kind: conv, out: 8, kernel: 1}",
+                 "{name: b, kind: conv, out: 8, groups: 8}",
+                 "{name: cat, from: [a, b], kind: concat}",
+                 "{name: short, from: input, kind: conv, out: 16, kernel: 1}",
+                 "{name: add, from: [cat, short], kind: add}")
+    scaled = scale_spec(spec, width=1.25)
+    assert (_out(scaled, "a").out, _out(scaled, "b").out, _out(scaled, "b").groups) == (16, 16, 16)
+    assert _out(scaled, "short").out == 32
+    assert analyze(scaled).blocks[-1].out_shape == (32, 8, 8)
+
+
+def test_a_depthwise_conv_follows_its_input_with_its_multiplier():
+    # 24 -> 24 x 1.25 = 30 -> 32; the depthwise conv (groups 24, multiplier 2: out 48) -> groups 32, out 64
+    spec = _spec("{name: a, kind: conv, out: 24, kernel: 1}", "{name: dw, kind: conv, out: 48, groups: 24}")
+    dw = _out(scale_spec(spec, width=1.25), "dw")
+    assert (dw.out, dw.groups) == (64, 32)
+
+
+def test_a_grouped_conv_keeps_its_group_width_where_it_rounds_finer():
+    # RegNet: 48 channels in 6 groups of 8. lcm(8, 8) = 8 < lcm(8, 6) = 24: the group width stays 8;
+    # 48 x 1.25 = 60 -> 64, so 8 groups of 8 in and out.
+    spec = _spec("{name: a, kind: conv, out: 48, kernel: 1}", "{name: g, kind: conv, out: 48, groups: 6}")
+    g = _out(scale_spec(spec, width=1.25), "g")
+    assert (g.out, g.groups) == (64, 8)
+
+
+def test_a_grouped_conv_keeps_its_group_count_where_that_rounds_finer():
+    # AlexNet: 96 channels in 2 groups of 48. lcm(8, 2) = 8 < lcm(8, 48) = 48: two groups stay;
+    # 96 x 1.25 = 120 and 256 x 1.25 = 320, both multiples of 8 (and of 2).
+    spec = _spec("{name: a, kind: conv, out: 96, kernel: 1}", "{name: g, kind: conv, out: 256, groups: 2}")
+    g = _out(scale_spec(spec, width=1.25), "g")
+    assert (_out(scale_spec(spec, width=1.25), "a").out, g.out, g.groups) == (120, 320, 2)
+
+
+def test_a_learned_tensor_takes_the_channels_it_is_multiplied_with():
+    # ConvNeXt's layer scale: a (1, 40, 1, 1) parameter times the block's output; 40 x 1.25 = 50 -> 48
+    spec = _spec("{name: a, kind: conv, out: 40, kernel: 1}", "{name: gamma, kind: param, shape: [1, 40, 1, 1], batch_axis: 0}",
+                 "{name: mul, from: [a, gamma], kind: binary, op: mul}")
+    scaled = scale_spec(spec, width=1.25)
+    assert _out(scaled, "gamma").shape == [1, 48, 1, 1]
+    assert analyze(scaled).total.params == 3 * 48 + 48 + 48  # the conv's weight and bias, the scale
+
+
+def test_a_fixed_size_reshape_of_scaled_channels_is_refused_by_name():
+    # (16, 8, 8) -> (16, 64): the 16 is the conv's channels, which x1.25 makes 24 (20 -> 24)
+    spec = _spec("{name: a, kind: conv, out: 16, kernel: 1}", "{name: r, kind: reshape, shape: [16, 64]}")
+    with pytest.raises(ScalelabError, match=r"block 'r' \(reshape\) states fixed sizes .* from 16 to 24 at width x1.25"):
+        scale_spec(spec, width=1.25)
+    assert scale_spec(spec, width=1.0).blocks[1].shape == [16, 64]
+
+
+def test_joined_counts_that_cannot_be_made_equal_are_refused_by_name():
+    # a side kept at 16 (scale_width: false) against a concatenation of two free halves (16 + 16 = 32)
+    spec = _spec("{name: a, kind: conv, out: 8, kernel: 1}", "{name: b, from: input, kind: conv, out: 8, kernel: 1}",
+                 "{name: cat, from: [a, b], kind: concat}",
+                 "{name: short, from: input, kind: conv, out: 16, kernel: 1, scale_width: false}",
+                 "{name: add, from: [cat, short], kind: add}")
+    with pytest.raises(ScalelabError, match=r"block 'add' \(add\): .* 32 and 16 channels"):
+        scale_spec(spec, width=1.25)
+
+
+def test_depth_of_a_spec_without_stages_is_refused_and_width_alone_still_applies():
+    spec = _spec("{name: a, kind: conv, out: 16, kernel: 1}")
+    with pytest.raises(ScalelabError, match="has no stage to deepen"):
+        scale_spec(spec, depth=1.5, width=1.25)
+    assert scale_spec(spec, width=1.25).blocks[0].out == 24
