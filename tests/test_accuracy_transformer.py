@@ -129,6 +129,12 @@ def test_family_is_read_from_the_block_kinds(first, family):
     assert network_family(parse_spec(tiny_vit(first=first))) == family
 
 
+def test_the_zoos_transformers_and_hybrids():
+    assert {n: network_family(load_spec(n)) for n in ("vit_b_16", "deit_tiny_patch16_224", "swin_t", "mobilevit_xxs")} == {
+        "vit_b_16": "transformer", "deit_tiny_patch16_224": "transformer", "swin_t": "transformer",
+        "mobilevit_xxs": "hybrid"}  # MobileViT: mbconv blocks beside its transformers
+
+
 def test_cnns_stay_cnns():
     for name in ("resnet50", "efficientnet_b0", "convnext_tiny"):
         assert network_family(load_spec(name)) == "cnn"
