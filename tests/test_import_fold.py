@@ -230,6 +230,13 @@ def test_torchvision_imports_give_the_zoo_specs_stage_rows(name):
     model = getattr(torchvision.models, name)(weights=None).eval()
     folded, _ = assert_folds_exactly(model, (3, 224, 224), name)
     assert _rows(folded.spec) == _rows(load_spec(name))
+    if name.startswith("resnet"):  # the zoo's ResNets name their stages as torchvision's modules: the same lines
+
+        def stage_lines(text: str) -> list[str]:
+            return [line for line in text.splitlines() if line.startswith("  - {stage:")]
+
+        assert stage_lines(folded.text) == stage_lines((ROOT / "specs" / f"{name}.yaml").read_text())
+        assert len(stage_lines(folded.text)) == 4
 
 
 @pytest.mark.slow
@@ -245,11 +252,11 @@ def test_timm_efficientnet_b0_has_the_zoo_specs_stages():
 
 
 #: timm CNNs of ten families, each with the zoo spec of similar depth its length is held against
-TIMM_LENGTHS = {"resnet50d": "resnet50", "seresnet50": "resnet50", "regnety_004": "regnet_y_400mf",
-                "regnetx_002": "regnet_y_400mf", "efficientnet_b0": "efficientnet_b0",
-                "mobilenetv3_large_100": "mobilenet_v3_large", "ghostnet_100": "mobilenet_v3_large",
-                "mobilenetv2_100": "mobilenet_v2", "lcnet_050": "mobilenet_v1", "vgg11": "vgg16"}
-TIMM_DEFAULT = {"regnetx_002"}
+TIMM_LENGTHS = {"resnet50d": "resnet50", "seresnet50": "resnet50", "cspresnet50": "resnet50", "gernet_s": "resnet34",
+                "xception41": "resnet50", "regnety_004": "regnet_y_400mf", "efficientnet_b0": "efficientnet_b0",
+                "mobilenetv2_100": "mobilenet_v2", "mobilenetv3_large_100": "mobilenet_v3_large",
+                "ghostnet_100": "mobilenet_v3_large"}
+TIMM_DEFAULT = {"gernet_s"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(m, marks=() if m in TIMM_DEFAULT else pytest.mark.slow)
