@@ -38,6 +38,28 @@ def _fit_lines(c: dict) -> list[str]:
             f"{c['held_out_median_error']:.1%}."]
 
 
+def ablation(state: dict) -> list[str]:
+    """The same timings fitted three ways, each judged on the held-out zoo networks: what the real-shaped
+    networks change (the rows: the real-shaped networks first, then the synthetic ones)."""
+    from statistics import median
+
+    from scalelab.analysis.calibrate import floors_of
+    from scalelab.analysis.latency_fit import features, fit, predict_seconds
+    from scalelab.graph import resolve
+    from scalelab.spec import load_spec
+
+    peak, rows, real = state["peak_flops"]["fp32"], state["rows"], state["real_shaped"]
+    held = {name: features(resolve(load_spec(name))) for name in state["validation_ms"]}
+    lines = ["| fitted on | " + " | ".join(held) + " | median |", "|---|" + "---:|" * (len(held) + 1)]
+    for label, chosen in (("synthetic networks only", rows[real:]), ("real-shaped networks only", rows[:real]),
+                          ("both (what calibrate writes)", rows)):
+        unknowns = fit(chosen, floors_of(state), peak)
+        errors = [predict_seconds(*held[n], unknowns, peak) / (ms / 1e3) - 1 for n, ms in state["validation_ms"].items()]
+        lines.append(f"| {label} ({len(chosen)}) | " + " | ".join(f"{e:+.1%}" for e in errors)
+                     + f" | {median(abs(e) for e in errors):.1%} |")
+    return lines
+
+
 def calibrate_section(args) -> list[str]:
     """`scalelab calibrate` timed on this machine as a user runs it (fresh caches: calibrate uses none), with the
     load around it, the stability of what it kept, and its validation on zoo networks never fitted on."""
@@ -47,7 +69,8 @@ def calibrate_section(args) -> list[str]:
 
     torch.set_num_threads(args.threads)
     load_before, started = os.getloadavg(), time.time()
-    profile = calibrate(args.device, name="bench-calibrated", allow_noisy=args.allow_noisy)
+    state: dict = {}
+    profile = calibrate(args.device, name="bench-calibrated", allow_noisy=args.allow_noisy, keep=state)
     seconds, load_after, c = time.time() - started, os.getloadavg(), profile.calibration
     return [
         CALIBRATE_SECTION,
@@ -67,6 +90,11 @@ def calibrate_section(args) -> list[str]:
         *_network_table(c),
         "",
         *_fit_lines(c),
+        "",
+        "The same timings fitted on each set alone and on both, signed error on each held-out network (predicted / "
+        "measured - 1) and the median absolute error:",
+        "",
+        *ablation(state),
         "",
         f"What it kept: each timing the lowest round median, settled to {c['kept_figure_unsettled']:.1%} between the "
         f"odd and the even rounds (tolerance {c['settle_tolerance']:.0%}, limit 5%) after {c['timing_rounds']} rounds; "

@@ -201,12 +201,18 @@ def required_networks(specs: list) -> int:
     return len(used) + 1
 
 
-def _fit(state: dict) -> None:
-    """Fit the unknowns above their floors; the fit's error and its leave-one-out error."""
-    peak, rows = state["peak_flops"]["fp32"], state["rows"]
+def floors_of(state: dict) -> dict:
+    """Each unknown's floor, from the measured floors: the peak, the bandwidth, each kind's fixed cost."""
+    peak = state["peak_flops"]["fp32"]
     floors: dict[tuple[str, str], float] = {("inv_bandwidth", ""): 1 / state["memory_bandwidth"]}
     floors.update({("inv_rate", kind): 1 / peak for kind in RATE_CLASSES})
     floors.update({("overhead", kind): us / 1e6 for kind, us in state["overhead_us"].items()})
+    return floors
+
+
+def _fit(state: dict) -> None:
+    """Fit the unknowns above their floors; the fit's error and its leave-one-out error."""
+    peak, rows, floors = state["peak_flops"]["fp32"], state["rows"], floors_of(state)
     unknowns = fit(rows, floors, peak)
 
     def error(row: Row, fitted: dict) -> float:
@@ -264,11 +270,12 @@ def _validate(state: dict, names: tuple[str, ...], limits: NoiseLimits, allow_no
 
 def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True,
               networks: Optional[int] = None, limits: Optional[NoiseLimits] = None, allow_noisy: bool = False,
-              max_held_out_error: float = MAX_HELD_OUT_ERROR, validation: tuple[str, ...] = VALIDATION
-              ) -> DeviceProfile:
+              max_held_out_error: float = MAX_HELD_OUT_ERROR, validation: tuple[str, ...] = VALIDATION,
+              keep: Optional[dict] = None) -> DeviceProfile:
     """Measure ``device`` and return a profile whose figures all come from the measurement, fitted on the
-    first ``networks`` synthetic networks (default: the whole set; fewer fit less well, for quick checks)
-    and validated on the zoo networks ``validation`` (none: not validated).
+    real-shaped networks and the first ``networks`` synthetic ones (default: the whole set; fewer fit less
+    well, for quick checks) and validated on the zoo networks ``validation`` (none: not validated; no
+    real-shaped network cut from one of them is fitted on). ``keep``, a dict, receives what was measured.
 
     Refused (``ScalelabError``) before any measuring when too few networks are asked for the unknowns
     they exercise; refused (``NoisyMachine``) when other processes keep the machine too busy to measure,
@@ -295,4 +302,6 @@ def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = Tr
     state: dict = {"device": device, "synthetic": count, "real_shaped": real,
                    "real_shaped_from": sorted({s.zoo for s in REAL_SHAPED if s.zoo not in validation})}
     _measure(state, specs, limits, allow_noisy, progress, validation, max_held_out_error)
+    if keep is not None:
+        keep.update(state)  # what was measured and fitted, for a caller that compares fits on the same timings
     return _profile(state, name, device, count, limits, max_held_out_error)
