@@ -60,11 +60,10 @@ def calibrate(
     """Measure this machine and write a device profile usable with `analyze --device FILE`.
 
     Floors first (matrix-multiply peak, in-cache bandwidth, each layer kind's fixed cost on tiny \
-inputs), then networks timed whole: zoo networks cut to reduced depth (real-shaped) and a fixed, \
-seeded set of synthetic ones; per layer kind the rate, the thin-layer slowdown and the fixed cost, \
-and the bandwidth, are fitted to them by non-negative least squares on relative error; zoo networks \
-it never fitted on, nor any cut from them, are timed and predicted. The fit's, its leave-one-out and \
-the zoo networks' errors are printed and recorded in the profile.
+inputs), then zoo networks cut to reduced depth (real-shaped) and seeded synthetic ones timed whole; \
+per layer kind the rate, thin-layer slowdown and fixed cost, and the bandwidth, are fitted to them by \
+non-negative least squares on relative error; zoo networks never fitted on, nor cut from, are timed \
+and predicted. The fit's, its leave-one-out and the zoo networks' errors are printed and recorded.
 
 Other processes' load makes it wait and measure again (back-off), then refuse (exit 2); an idle \
 machine's jitter only makes it measure more, in short interleaved rounds, until every kept timing \
@@ -106,8 +105,10 @@ def _measure(device: str, name: str, networks: Optional[int], limits: NoiseLimit
     profile = run(device, name, networks=networks, limits=limits, allow_noisy=allow_noisy)
     c = profile.calibration
     assert c is not None  # a calibrated profile records how it was fitted
+    each_set = (f" (real-shaped {c['fit_median_error_real_shaped']:.1%}, synthetic {c['fit_median_error_synthetic']:.1%})"
+                if "fit_median_error_real_shaped" in c else "")
     typer.echo(f"fitted on {_fitted_on(c)} timed whole: median error "
-               f"{c['fit_median_error']:.1%}, max {c['fit_max_error']:.1%}, leave-one-out median "
+               f"{c['fit_median_error']:.1%}{each_set}, max {c['fit_max_error']:.1%}, leave-one-out median "
                f"{c['held_out_median_error']:.1%}", err=True)
     if "validation_errors" in c:
         each = ", ".join(f"{k} {v:+.0%}" for k, v in c["validation_errors"].items())
