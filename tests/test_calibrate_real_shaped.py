@@ -152,3 +152,18 @@ def test_a_slow_dtype_is_timed_on_a_smaller_multiply(monkeypatch):
     sizes.clear()
     seconds_per_cube = 2e-9  # 256: 34 ms, x 64 = 2.1 s for 1024: emulated, timed at 256
     assert cal.matmul_peak(1024, "cpu", torch.float32) == pytest.approx(2 / 2e-9) and sizes == [256, 256]
+
+
+def test_the_readme_names_what_calibrate_fits_on():
+    from pathlib import Path
+
+    from scalelab.devices.synthetic import COUNT
+
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text(encoding="utf-8")
+    start = readme.index("- *Calibrated* (`scalelab calibrate`)")
+    bullet = " ".join(readme[start:readme.index("\n- *", start + 1)].split())
+    assert f"{len(SOURCES)} *real-shaped* ones" in bullet and f"{COUNT} *synthetic* ones" in bullet
+    for zoo in {s.zoo for s in SOURCES} - {"mobilenet_v3_small"}:  # written "mobilenet_v3_large and _small"
+        assert zoo in bullet, zoo
+    assert "mobilenet_v3_large and _small" in bullet
+    assert ", ".join(HELD_OUT[:-1]) + " and " + HELD_OUT[-1] in bullet  # the networks validated on
