@@ -120,6 +120,7 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
     _check(spec, shapes, total - sum(left.values()), ref)
     if fold and not mapped.problems:
         blocks, shapes, held = fold_spec(spec, blocks, shapes, held)
+        head["description"] += " Regions a block kind states exactly are folded into it, like blocks into stages."
         text = blocks_yaml(head, blocks)
         spec = same_figures(spec, parse_spec(text, f"<{ref}>"), ref)
         _check(spec, shapes, total - sum(left.values()), ref)

@@ -98,9 +98,7 @@ def flat_items(network: Network, blocks: list[dict], held: list[tuple[list[str],
     items = []
     for block in blocks:
         name = block["name"]
-        resolved = network.blocks.get(name)
-        if resolved is None:  # a training-only block the network leaves out at this resolution
-            continue
+        resolved = network.blocks[name]
         fields = {k: v for k, v in block.items() if k not in ("name", "from", "training_only")}
         items.append(Item(name, fields, list(resolved.inputs), resolved.in_shape, resolved.out_shape,
                           _layers(resolved.costs, state_of.get(name, []), name), resolved.layers, resolved.training_only,

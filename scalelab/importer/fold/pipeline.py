@@ -56,6 +56,8 @@ def fold_spec(spec: Spec, blocks: list[dict], shapes: dict[str, tuple], held: li
     """The folded blocks of a flat imported ``spec`` (written as ``blocks``), the module's output
     shape of each block, and the source state each holds (as ``spec_blocks`` gives them)."""
     network = resolve(spec)
+    if any(b["name"] not in network.blocks for b in blocks):
+        return blocks, shapes, held  # a training-only head left out at this input: kept as imported
     items = flat_items(network, blocks, held)
     shapes_of = tensor_shapes(network)
     items = fold_regions(items, BLOCKS, shapes_of, deepest=False)
