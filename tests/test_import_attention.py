@@ -50,8 +50,6 @@ REFUSED: dict[str, set[str]] = {
     "timm:levit_128s": {"aten._native_batch_norm_legit_no_training.default", "aten.matmul.default",
                         "aten.add.Tensor", "aten.transpose.int", "aten._unsafe_view.default",
                         "aten.linear.default"},
-    # the attention bias of the last stage's one attention block is gathered from a parameter
-    "timm:efficientformer_l1": {"aten.add.Tensor"},
     # CoAtNet's transformer stages pass their relative position bias to attention as a mask
     "timm:coatnet_nano_rw_224": {"aten.scaled_dot_product_attention.default"},
     # EdgeNeXt's Fourier position encoding is built at run time from a mask of the input's shape
@@ -64,16 +62,6 @@ REFUSED: dict[str, set[str]] = {
     # bmm), and its relative position bias is gathered from a parameter by an index buffer
     "torchvision:maxvit_t": {"aten._unsafe_view.default", "aten.view.default", "aten.bmm.default",
                              "aten.add.Tensor"},
-    # MobileViT unfolds the feature map into patches stacked on the batch (B*4 sequences of tokens)
-    "timm:mobilevit_xxs": {"aten.add.Tensor", "aten.layer_norm.default", "aten.linear.default",
-                           "aten.permute.default", "aten.reshape.default", "aten.scaled_dot_product_attention.default",
-                           "aten.transpose.int", "aten.unbind.int"},
-    # timm's Swin cuts windows from a channels-last map and stacks them on the batch (B*64 windows);
-    # its shifted windows roll the channels-last map
-    "timm:swin_tiny_patch4_window7_224": {"aten._unsafe_view.default", "aten.add.Tensor", "aten.layer_norm.default",
-                                          "aten.linear.default", "aten.matmul.default", "aten.permute.default",
-                                          "aten.roll.default", "aten.softmax.int", "aten.transpose.int",
-                                          "aten.unbind.int", "aten.view.default"},
 }
 #: models whose import ends in an exception other than ScalelabError (a defect of the importer) -> its type
 CRASH: dict[str, type] = {}

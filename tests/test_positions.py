@@ -84,3 +84,17 @@ def test_sources_in_a_spec_have_their_shapes_and_parameters():
 def test_a_source_whose_fields_disagree_is_refused_by_name(block, message):
     with pytest.raises(ScalelabError, match=message.replace("[", r"\[").replace("]", r"\]")):
         analyze(parse_spec(_spec(block), "<s>"))
+
+
+def test_position_bias_of_absolute_offsets_gathers_as_timm_efficientformer_does():
+    from timm.models.efficientformer import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(dim=32, key_dim=8, num_heads=4, resolution=5)
+    attn.train()  # in training it gathers on every call, caching nothing
+    torch.nn.init.normal_(attn.attention_biases)
+    layer = PositionBias((5, 5), 4, (4, 25, 25), offsets="absolute")
+    module = layer.torch_module()
+    module.table.data.copy_(attn.attention_biases)
+    assert torch.equal(module(torch.zeros(1, 6))[0], attn.get_attention_biases(torch.device("cpu")))
+    assert layer.cost((), layer.out_shape(())).params == 4 * 25 == attn.attention_biases.numel()

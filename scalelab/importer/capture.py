@@ -154,7 +154,10 @@ def _merged(cap: Captured, node, place: Place, shape) -> "Place | str":
     why = f"axis {place.axis} of size {place.merged} x batch merges the batch into another axis"
     packet = getattr(getattr(node, "target", None), "_overloadpacket", None)
     name = packet.__name__ if packet is not None else ""
-    sources = [a for a in node.all_input_nodes if isinstance(cap.places.get(a), Place)]
+    inputs = node.all_input_nodes
+    if node.target is operator.getitem and inputs and inputs[0].args:  # a part of unbind or split: as its input
+        inputs = [inputs[0].args[0]]
+    sources = [a for a in inputs if isinstance(cap.places.get(a), Place)]
     if name in VIEWS and node.args[0] in sources:
         prefix = math.prod(int(d) for d in shape[:place.axis])
         outer = cap.outer(node.args[0])

@@ -118,9 +118,9 @@ def _layer_norm(c: Call) -> list[dict]:
 
 
 def _trailing(c: Call, n: int) -> None:
-    """Refuse a norm over trailing axes that include the batch's."""
-    batch = c.cap.batch_axis(c.node.args[0])
-    if batch is not None and batch >= c.rank() - n:
+    """Refuse a norm over trailing axes that include the batch's (alone or merged into one)."""
+    place = c.place(c.node.args[0])
+    if place is not None and place.axis >= c.rank() - n:
         raise Unsupported("a norm over the batch axis")
 
 
@@ -171,12 +171,15 @@ def _matmul(c: Call) -> list[dict]:
 
 def _attention(c: Call) -> list[dict]:
     """aten.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
-    enable_gqa) without a mask, dropout or grouped heads: q, k, v with the same leading axes."""
-    c.batch_first()
+    enable_gqa) without a mask, dropout or grouped heads: q, k, v with the same leading axes, the batch
+    on one of them (alone, or merged into one: MobileViT's patches)."""
     needs_kind("attention")
     if c.arg("attn_mask") is not None or c.arg("dropout_p", 0.0) or c.arg("enable_gqa", False):
         raise Unsupported("attention with a mask, dropout or grouped-query heads")
     qkv = [c.arg(name) for name in ("query", "key", "value")]
+    place = c.place(c.node)
+    if not all(c.in_line(t) for t in qkv) or place is None or place.axis >= c.rank(c.node) - 2:
+        raise Unsupported("attention whose q, k and v hold the batch elsewhere than on a leading axis")
     if len({c.shape(t)[:-2] for t in qkv}) != 1:
         raise Unsupported("attention of q, k and v with different leading axes")
     scale = c.arg("scale")

@@ -58,19 +58,20 @@ def _factors(n: int) -> list[tuple[int, int]]:
 
 
 def _bias(table, value) -> "dict | None":
-    from scalelab.blocks.layers.positions_torch import relative_position_index
+    """A position_bias whose gather of ``table`` is ``value``: signed offsets from an (entries, heads)
+    table, or absolute ones from a (heads, entries) table."""
+    from scalelab.blocks.layers.positions_torch import gathered_bias
 
-    entries, heads = table.shape if table.dim() == 2 else (0, 0)
     core = [d for d in value.shape if d != 1]
-    if len(core) != 3 or core[0] != heads or core[1] != core[2]:
+    if table.dim() != 2 or len(core) != 3 or core[1] != core[2]:
         return None
-    n = core[1]
-    for rows, cols in _factors(n):
-        if (2 * rows - 1) * (2 * cols - 1) != entries:
-            continue
-        bias = table[relative_position_index(rows, cols).flatten()].view(n, n, heads).permute(2, 0, 1)
-        if bias.reshape(value.shape).equal(value):
-            return {"kind": "position_bias", "window": [rows, cols], "heads": heads}
+    heads, n = core[0], core[1]
+    for offsets, (entries, width) in (("signed", table.shape), ("absolute", table.shape[::-1])):
+        for window in _factors(n) if width == heads else ():
+            size = (2 * window[0] - 1) * (2 * window[1] - 1) if offsets == "signed" else n
+            if size == entries and gathered_bias(table, window, offsets).reshape(value.shape).equal(value):
+                return {"kind": "position_bias", "window": list(window), "heads": heads,
+                        **({"offsets": offsets} if offsets != "signed" else {})}
     return None
 
 

@@ -31,6 +31,9 @@ class PositionBiasBlock(Block):
                                                          "axes of size 1 added where it broadcasts")
     batch_axis: Optional[Annotated[int, Strict(), Field(ge=0)]] = Field(
         None, description="an axis of size 1 in 'shape' that lines up with the batch (left out per sample)")
+    offsets: Literal["signed", "absolute"] = Field(
+        "signed", description="signed: a (2 rows - 1)(2 cols - 1) x heads table (Swin, MaxViT); "
+                              "absolute: a heads x rows cols table of distances (LeViT, EfficientFormer)")
 
     @model_validator(mode="after")
     def _batch_axis_is_one(self) -> Self:
@@ -38,4 +41,5 @@ class PositionBiasBlock(Block):
         return self
 
     def layers(self, inp: Shape) -> Node:
-        return PositionBias((self.window[0], self.window[1]), self.heads, tuple(self.shape), self.batch_axis)
+        return PositionBias((self.window[0], self.window[1]), self.heads, tuple(self.shape), self.batch_axis,
+                            self.offsets)

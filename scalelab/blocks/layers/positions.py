@@ -61,10 +61,12 @@ class _Source(Primitive):
 @dataclass(frozen=True)
 class PositionBias(_Source):
     """A relative position bias of ``heads`` heads over a ``window`` (rows, columns) of N = rows x
-    columns tokens: ``table[index]`` laid out as (heads, N, N), with a learned table of
-    (2 rows - 1)(2 columns - 1) x heads entries (its parameters) and index[i, j] = (ri - rj + rows -
-    1)(2 columns - 1) + ci - cj + columns - 1 for tokens i = (ri, ci), j = (rj, cj) in row-major
-    order. Weight ops per pass: the gather and the copy that lays it out by heads, 2 heads N^2."""
+    columns tokens, laid out as (heads, N, N), for tokens i = (ri, ci), j = (rj, cj) in row-major
+    order. ``offsets`` "signed" (Swin, MaxViT): a learned table of (2 rows - 1)(2 columns - 1) x
+    heads entries gathered by index[i, j] = (ri - rj + rows - 1)(2 columns - 1) + ci - cj + columns -
+    1; "absolute" (LeViT, EfficientFormer): a table of heads x rows columns entries gathered by
+    |ri - rj| columns + |ci - cj|. The table is its parameters. Weight ops per pass: the gather and
+    the copy that lays it out by heads, 2 heads N^2, as a module that gathers on every pass does."""
 
     kind = "position_bias"
     has_weights = True
@@ -73,21 +75,25 @@ class PositionBias(_Source):
     heads: int
     shape: Shape
     batch_axis: Optional[int] = None
+    offsets: str = "signed"
+
+    def entries(self) -> int:
+        rows, cols = self.window
+        return (2 * rows - 1) * (2 * cols - 1) if self.offsets == "signed" else rows * cols
 
     def core(self) -> Shape:
         n = self.window[0] * self.window[1]
         return (self.heads, n, n)
 
     def cost(self, s: Shape, out: Shape) -> LayerCost:
-        rows, cols = self.window
-        entries = math.prod(self.core())
-        return LayerCost("position_bias", params=(2 * rows - 1) * (2 * cols - 1) * self.heads,
-                         out_elems=entries, weight_ops=2 * entries, node=self)
+        gathered = math.prod(self.core())
+        return LayerCost("position_bias", params=self.entries() * self.heads, out_elems=gathered,
+                         weight_ops=2 * gathered, node=self)
 
     def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.positions_torch import PositionBias as Module  # torch: only when a module is built
 
-        return Module(self.window, self.heads, self.shape, self.batch_axis)
+        return Module(self.window, self.heads, self.shape, self.batch_axis, self.offsets)
 
     def train(self, walker: TrainWalk, x: Tensor) -> Tensor:
         return walker.source(self, True)

@@ -19,6 +19,21 @@ def relative_position_index(rows: int, cols: int) -> torch.Tensor:
     return (relative[:, :, 0] + rows - 1) * (2 * cols - 1) + relative[:, :, 1] + cols - 1
 
 
+def absolute_position_index(rows: int, cols: int) -> torch.Tensor:
+    """(N, N) indices into a rows x cols-entry table: LeViT's and EfficientFormer's attention_bias_idxs."""
+    coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)
+    distance = (coords[:, :, None] - coords[:, None, :]).abs()
+    return distance[0] * cols + distance[1]
+
+
+def gathered_bias(table: torch.Tensor, window: tuple[int, int], offsets: str) -> torch.Tensor:
+    """(heads, N, N): the table gathered by the window's index, as the source modules gather it."""
+    n = window[0] * window[1]
+    if offsets == "signed":  # a (entries, heads) table, Swin's gather and layout
+        return table[relative_position_index(*window).flatten()].view(n, n, -1).permute(2, 0, 1).contiguous()
+    return table[:, absolute_position_index(*window)]  # a (heads, entries) table
+
+
 def window_mask(window: tuple[int, int], grid: tuple[int, int], shift: tuple[int, int], fill: float) -> torch.Tensor:
     """(windows, N, N): 0 between tokens of one region of the shifted map, ``fill`` across regions."""
     (wr, wc), (gr, gc) = window, grid
@@ -39,16 +54,16 @@ def _expanded(t: torch.Tensor, shape: tuple[int, ...], batch_axis: Optional[int]
 
 
 class PositionBias(nn.Module):
-    def __init__(self, window: tuple[int, int], heads: int, shape: tuple[int, ...], batch_axis: Optional[int]) -> None:
+    def __init__(self, window: tuple[int, int], heads: int, shape: tuple[int, ...], batch_axis: Optional[int],
+                 offsets: str) -> None:
         super().__init__()
         rows, cols = window
-        self.shape, self.batch_axis, self.tokens = shape, batch_axis, rows * cols
-        self.table = nn.Parameter(torch.randn((2 * rows - 1) * (2 * cols - 1), heads) * INIT_STD)
-        self.register_buffer("index", relative_position_index(rows, cols).flatten(), persistent=False)
+        self.shape, self.batch_axis, self.window, self.offsets = shape, batch_axis, window, offsets
+        table = ((2 * rows - 1) * (2 * cols - 1), heads) if offsets == "signed" else (heads, rows * cols)
+        self.table = nn.Parameter(torch.randn(table) * INIT_STD)
 
     def forward(self, like: torch.Tensor) -> torch.Tensor:
-        bias = self.table[self.index].view(self.tokens, self.tokens, -1).permute(2, 0, 1).contiguous()
-        return _expanded(bias, self.shape, self.batch_axis, like)
+        return _expanded(gathered_bias(self.table, self.window, self.offsets), self.shape, self.batch_axis, like)
 
 
 class WindowMask(nn.Module):
