@@ -271,3 +271,19 @@ def test_timm_cnns_fold_to_at_most_three_times_a_zoo_specs_length(name, run_fres
     assert len(folded.text.splitlines()) <= 3 * len(zoo.splitlines())
     assert len(folded.text.splitlines()) < len(flat.text.splitlines())
 
+
+
+def test_a_fold_that_changed_a_figure_stops_the_import_naming_no_fold(monkeypatch):
+    """The last guard: a folded spec whose totals differ from the flat one's is never written."""
+    from scalelab.errors import ScalelabError
+    from scalelab.importer import importing
+
+    real = importing.fold_spec
+
+    def one_repeat_short(spec, blocks, shapes, held):
+        blocks, shapes, held = real(spec, blocks, shapes, held)
+        return [{**b, "repeat": b["repeat"] - 1} if b.get("repeat", 0) > 1 else b for b in blocks], shapes, held
+
+    monkeypatch.setattr(importing, "fold_spec", one_repeat_short)
+    with pytest.raises(ScalelabError, match="folding changed the spec's totals; --no-fold imports it flat"):
+        import_module(TinyResNet().eval(), (3, 32, 32), name="tiny")
