@@ -94,3 +94,22 @@ def test_depth_of_a_spec_without_stages_is_refused_and_width_alone_still_applies
     with pytest.raises(ScalelabError, match="has no stage to deepen"):
         scale_spec(spec, depth=1.5, width=1.25)
     assert scale_spec(spec, width=1.25).blocks[0].out == 24
+
+
+def test_the_readme_says_what_the_ties_give():
+    """The figures README's 'Width follows the wiring' states, as the code gives them."""
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    ghost = _spec("{name: p, kind: conv, out: 8, kernel: 1}", "{name: c, kind: conv, out: 8, groups: 8}",
+                  "{name: cat, from: [p, c], kind: concat}", "{name: short, from: input, kind: conv, out: 16, kernel: 1}",
+                  "{name: add, from: [cat, short], kind: add}")
+    half, short = (_out(scale_spec(ghost, width=1.25), n).out for n in ("p", "short"))
+    alone = scale_spec(_spec("{name: a, kind: conv, out: 16, kernel: 1}"), width=1.25).blocks[0].out
+    assert f"{half} + {half} = {short} at x1.25" in readme and f"16 x 1.25 alone would round to {alone}" in readme
+    regnet = _out(scale_spec(_spec("{name: a, kind: conv, out: 48, kernel: 1}", "{name: g, kind: conv, out: 48, groups: 6}"),
+                             width=1.25), "g")
+    assert regnet.out // regnet.groups == 8 and "lcm(8, 8) = 8 beats lcm(8, 6) = 24 for RegNet's 6 groups of 8" in readme
+    with pytest.raises(ScalelabError) as refused:
+        scale_spec(_spec("{name: a, kind: conv, out: 16, kernel: 1}", "{name: r, kind: reshape, shape: [16, 64]}"), width=1.25)
+    assert str(refused.value).split("; ")[0] in readme
