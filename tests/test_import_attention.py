@@ -34,19 +34,15 @@ TORCHVISION = {"vit_b_16": 64, "vit_b_32": 64, "vit_l_16": 64, "vit_l_32": 64, "
                "swin_t": 224, "swin_s": 224, "swin_b": 224, "swin_v2_t": 224, "swin_v2_s": 224, "swin_v2_b": 224,
                "maxvit_t": 224}
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
-#: Swin's windows are cut from the channels-last (H, W, C) map and stacked on the batch (B*windows,
-#: tokens, C): views, permutes and slices of a channels-last map, the batch merged into the windows in
-#: the products, softmax and bias adds, and the shifted windows' roll
-SWIN = {"aten.view.default", "aten.select.int", "aten.permute.default", "aten.linear.default", "aten.transpose.int",
-        "aten.matmul.default", "aten.slice.Tensor", "aten._unsafe_view.default", "aten.add.Tensor",
-        "aten.softmax.int", "aten.roll.default"}
-#: Swin V2 as Swin, and: qkv's bias built from q's and v's with k's zeroed (a linear whose bias is
-#: computed), cosine attention's normalise (expand, sum) and its logit scale (exp of a clamped parameter)
-SWIN_V2 = SWIN | {"aten.expand.default", "aten.sum.dim_IntList", "aten.mul.Tensor"}
+#: Swin V2's weight-side computations no block states: qkv's bias built from q's and v's with k's
+#: zeroed (a linear whose bias is computed), cosine attention's logit scale (exp of a clamped
+#: parameter) and its continuous position bias (16 sigmoid of an MLP over a table of log-spaced
+#: coordinates, gathered by the index)
+SWIN_V2 = {"aten.linear.default", "aten.mul.Tensor", "aten.add.Tensor"}
 #: library:model -> the exact set of operators its refusal names (the reason, as the refusal gives it)
 REFUSED: dict[str, set[str]] = {
-    # LeViT's attention runs on (B*H*W)-merged batch-norm rows, matmuls on channels-last maps, and adds
-    # a relative position bias gathered from a parameter by an index buffer (weight-side computation)
+    # LeViT's attention runs on (B*H*W)-merged batch-norm rows (BatchNorm1d over the last axis of
+    # tokens merged with the batch), and the products and reshapes that read them
     "timm:levit_128s": {"aten._native_batch_norm_legit_no_training.default", "aten.matmul.default",
                         "aten.add.Tensor", "aten.transpose.int", "aten._unsafe_view.default",
                         "aten.linear.default"},
@@ -57,11 +53,6 @@ REFUSED: dict[str, set[str]] = {
     "timm:edgenext_xx_small": {"aten.cumsum.default", "aten.div.Tensor", "aten.full.default",
                                "aten._to_copy.default", "aten.bitwise_not.default"},
     **{f"torchvision:{m}": SWIN_V2 for m in ("swin_v2_t", "swin_v2_s", "swin_v2_b")},
-    # MaxViT keeps the batch apart in its (B, windows, tokens, C) partitions, but its attention's
-    # matmuls of rank 5 decompose to bmm over the batch merged with windows and heads (view, unsafe view,
-    # bmm), and its relative position bias is gathered from a parameter by an index buffer
-    "torchvision:maxvit_t": {"aten._unsafe_view.default", "aten.view.default", "aten.bmm.default",
-                             "aten.add.Tensor"},
 }
 #: models whose import ends in an exception other than ScalelabError (a defect of the importer) -> its type
 CRASH: dict[str, type] = {}

@@ -165,10 +165,10 @@ def _expand(c: Call):
     x = c.node.args[0]
     if c.channels_last:
         raise Unsupported("an expand of a channels-last feature map")
-    b_in, b_out = c.cap.batch_axis(x), c.cap.batch_axis(c.node)
-    if b_in is not None and b_out != b_in + c.rank(c.node) - c.rank(x):
+    p_in = c.place(x)
+    if p_in is not None and not c.in_line(x):
         raise Unsupported("an expand of the batch axis")
-    if b_in is not None and c.out_shape == c.in_shape:
+    if p_in is not None and c.out_shape == c.in_shape:
         return ALIAS
     needs_kind("expand")
     return [{"kind": "expand", "shape": list(c.out_shape), OPERANDS: [x]}]
