@@ -6,8 +6,9 @@ sets of them: REAL-SHAPED networks (``scalelab.devices.real_shaped``: zoo networ
 depth at resolutions of their own, so that the fit sees the channel counts, spatial sizes and block
 kinds real networks have) and SYNTHETIC ones (``scalelab.devices.synthetic``: a fixed, seeded set of
 small random networks, for breadth). Fitted on the synthetic set alone, the profile predicted real
-networks 20-60% slow: its layers are narrower (at most 320 channels) and its maps smaller than
-real ones, and the fit carried what they cost into figures real layers do not pay. The model and the
+networks slow by a median of about 20% (cut-down ones by up to 60%): the synthetic layers are narrower
+(at most 320 channels) and their maps smaller than real ones, and the fit carried what they cost
+into figures real layers do not pay. The model and the
 fit are in ``scalelab.analysis.latency_fit``; what is measured here (torch imported here only):
   * floors for the fit: the fp32 peak (square matrix multiplies, 2 n^3 FLOPs; bf16/fp16 too where
     supported), the bandwidth of batchnorm and ReLU over in-cache activation sizes (bytes read plus
@@ -54,7 +55,7 @@ GRID = [(32, 112), (64, 56), (128, 28), (256, 14), (512, 7), (24, 112), (56, 56)
 #: (channels, size): inputs so small that a layer's time is its fixed cost
 TINY = [(8, 1), (16, 2), (32, 4)]
 TIME_BUDGET_S = 0.1  # per floor measurement: many short runs give the fastest a chance to be undisturbed
-SLOW_MATMUL_S = 0.05  # a matrix multiply slower than this once is emulated (bf16 without hardware support)
+SLOW_MATMUL_S = 0.05  # a full-size multiply slower than this is emulated (bf16 without hardware support)
 NETWORK_BUDGET_S = 0.8  # per calibration network (synthetic and real-shaped, timed in one interleaved set)
 #: zoo networks the fitted profile is validated on (timed whole, never fitted on): dense, grouped, depthwise,
 #: squeeze-excite and multi-branch, all quick on a CPU
