@@ -77,5 +77,6 @@ class WindowMask(nn.Module):
         self.register_buffer("mask", window_mask(*self.fields) if cached else None, persistent=False)
 
     def forward(self, like: torch.Tensor) -> torch.Tensor:
-        mask = self.mask if self.mask is not None else window_mask(*self.fields).to(like.device)
+        cached = self.mask
+        mask = cached if isinstance(cached, torch.Tensor) else window_mask(*self.fields).to(like.device)
         return _expanded(mask, self.shape, self.batch_axis, like)
