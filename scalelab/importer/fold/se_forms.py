@@ -12,14 +12,15 @@ from scalelab.importer.fold.common import settings
 from scalelab.importer.fold.items import Item
 
 #: fractions the papers use, tried first so that every block of a stage writes the same one
-FRACTIONS = (0.25, 0.0625, 0.125, 0.5, 1 / 3)
+FRACTIONS = (0.25, 0.0625, 0.125, 0.5)
 
 
 def _widths(width: int, input_channels: int, expanded: int) -> list[dict]:
-    """Long forms (without activation and gate) that give ``width``, most readable first."""
+    """Long forms (without activation and gate) that give ``width``: the papers' rules first
+    (EfficientNet's fraction of the input, MobileNetV3's rounded fraction of the expanded width)."""
     forms: list[dict] = [{"ratio": r} for r in FRACTIONS]
-    forms += [{"ratio": r, "of": "expanded"} for r in FRACTIONS]
     forms += [{"ratio": r, "of": "expanded", "divisor": 8} for r in FRACTIONS]
+    forms += [{"ratio": r, "of": "expanded"} for r in FRACTIONS]
     forms += [{"ratio": round(width / input_channels, 6)}] if width <= input_channels else []
     forms.append({"channels": width})
     return [f for f in forms if SEOptions(**f).width(input_channels, expanded) == width]
