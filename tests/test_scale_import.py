@@ -11,6 +11,7 @@ from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
 from scalelab.scaling.compound import scale_spec
 from scalelab.spec import parse_spec
+from scalelab.spec.model import Stage
 
 HEAD = "name: t\ninput: {channels: 3, resolution: 8}\ndefaults: {norm: none, activation: none}\nblocks:\n"
 
@@ -87,6 +88,39 @@ def test_joined_counts_that_cannot_be_made_equal_are_refused_by_name():
                  "{name: add, from: [cat, short], kind: add}")
     with pytest.raises(ScalelabError, match=r"block 'add' \(add\): .* 32 and 16 channels"):
         scale_spec(spec, width=1.25)
+
+
+def test_a_wrap_body_follows_the_wiring_inside_a_stage():
+    # ConvNeXt's block as a wrap: depthwise 7x7, layer norm, 1x1 to 4C, 1x1 back to C, identity add.
+    # x1.25: the stem's 40 -> 50 -> 48 (within 90%); the depthwise conv follows (groups 48); 160 -> 200;
+    # the last conv is added to the wrap's input, so it takes 48 too; 80 -> 100 -> 104. Depth x1.5:
+    # 2 -> 3 and 1 -> ceil(1.5) = 2 repeats.
+    wrap = ("{{kind: wrap, body: [{{kind: conv, out: {c}, kernel: 7, groups: {c}}}, {{kind: layer_norm}}, "
+            "{{kind: conv, out: {e}, kernel: 1, activation: gelu}}, {{kind: conv, out: {c}, kernel: 1}}]}}")
+    spec = _spec("{name: stem, kind: conv, out: 40, kernel: 4, stride: 4}",
+                 "{stage: s0, repeat: 2, block: " + wrap.format(c=40, e=160) + "}",
+                 "{name: down, kind: conv, out: 80, kernel: 2, stride: 2}",
+                 "{stage: s1, repeat: 1, block: " + wrap.format(c=80, e=320) + "}")
+    scaled = scale_spec(spec, depth=1.5, width=1.25)
+    stages = [e for e in scaled.blocks if isinstance(e, Stage)]
+    assert [s.repeat for s in stages] == [3, 2]
+    assert [[(b.out, b.groups) for b in s.block.body if b.kind == "conv"] for s in stages] == [
+        [(48, 48), (200, 1), (48, 1)], [(104, 104), (400, 1), (104, 1)]]
+    assert analyze(scaled).blocks[-1].out_shape == (104, 1, 1)
+
+
+def test_nested_wraps_tie_as_the_flat_blocks_do():
+    # GhostNet's bottleneck as the import folds it: two ghost modules (a 1x1 conv, then a dense wrap
+    # concatenating a depthwise conv's output to it) in a wrap added to its input. x1.25 gives each half
+    # 8 -> 16 (as flat: 10 -> 8 is below 90%), each ghost module 32, and the stem, added, 32.
+    ghost = "{kind: wrap, shortcut: none, body: [{kind: conv, out: 8, kernel: 1}, {kind: wrap, join: concat, body: [{kind: conv, out: 8, groups: 8}]}]}"
+    spec = _spec("{name: stem, kind: conv, out: 16, kernel: 1}",
+                 "{stage: s, repeat: 2, block: {kind: wrap, body: [" + ghost + ", " + ghost + "]}}")
+    scaled = scale_spec(spec, depth=2.0, width=1.25)
+    stage = scaled.blocks[1]
+    convs = [(g.body[0].out, g.body[1].body[0].out, g.body[1].body[0].groups) for g in stage.block.body]
+    assert (scaled.blocks[0].out, stage.repeat, convs) == (32, 4, [(16, 16, 16), (16, 16, 16)])
+    assert analyze(scaled).blocks[-1].out_shape == (32, 8, 8)
 
 
 def test_depth_of_a_spec_without_stages_is_refused_and_width_alone_still_applies():

@@ -86,8 +86,8 @@ def test_the_issues_commands_run_to_the_end(tmp_path):
     pytest.importorskip("timm")
     result = invoke("scale", "timm:efficientnet_b0", "--width", 1.1, "-o", tmp_path / "b0.yaml")
     assert result.exit_code == 0, result.output
-    blocks = load_spec(tmp_path / "b0.yaml").blocks
-    assert (blocks[0].out, blocks[-5].out) == (32, 1408)  # 32 x 1.1 = 35.2 -> 32; 1280 x 1.1 = 1408
+    blocks = {getattr(b, "name", None): b for b in load_spec(tmp_path / "b0.yaml").blocks}
+    assert (blocks["conv_stem"].out, blocks["conv_head"].out) == (32, 1408)  # 32 x 1.1 = 35.2 -> 32; 1280 x 1.1
     result = invoke("scale", "timm:resnet50d", "--budget", "6GFLOPs", "--trials", 3, "--storage", "memory",
                     "--report-dir", tmp_path / "r", "--no-charts", "--format", "json")
     assert result.exit_code == 0, result.output

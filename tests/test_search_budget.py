@@ -14,13 +14,15 @@ from scalelab.scaling.candidates import Evaluator
 from scalelab.scaling.compound import scale_spec
 from scalelab.scaling.search import SearchSettings, SearchSpace, run_search
 from scalelab.spec import load_spec, zoo_names
+from scalelab.spec.model import Stage
 
 
 @pytest.mark.parametrize("name", zoo_names())
 def test_every_zoo_spec_scales_and_searches(name):
     base = load_spec(name)
+    deepens = any(isinstance(e, Stage) and e.scale_depth for e in base.blocks)  # else depth is refused
     for depth, width in ((1.0, 1.3), (2.0, 0.5), (1.2, 1.7)):
-        scaled = scale_spec(base, depth, width)
+        scaled = scale_spec(base, depth if deepens else 1.0, width)
         analyze(scaled)  # builds: every grouped conv still divides its channels
     base_macs = analyze(base).total.macs
     budget = Budget("macs", 2.0 * base_macs, "2x")

@@ -115,7 +115,9 @@ class Ties:
             return
         if ra is None and rb is not None:
             a, b, ra = b, a, rb
-        if ra is not None and not self._mentions(b, ra):
+        # a derived count may be worked out from this very count (a body that expands and projects
+        # back): only its value can settle it, so it is checked, never bound
+        if ra is not None and not isinstance(b, Derived) and not self._mentions(b, ra):
             self.bound[ra], self.where[ra] = b, block
             self.require(b, self.divs[ra], block)
             return

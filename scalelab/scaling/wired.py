@@ -38,6 +38,8 @@ from scalelab.spec.model import Spec, Stage
 SIZED = {"reshape", "expand", "split", "slice", "select", "pad", "roll", "opaque", "opaque_merge", "unbind"}
 #: element-wise joins: their inputs' channels are one count
 JOINS = {"add", "binary"}
+#: conv rules whose groups follow the conv's input, so they divide no other channel count
+TIED = ("depthwise", "width")
 
 
 def conv_rule(block: Block, in_channels: int, divisor: int) -> Optional[str]:
@@ -65,16 +67,17 @@ class _Walk:
     def __init__(self, spec: Spec, width: float, divisor: int) -> None:
         self.spec, self.width, self.divisor = spec, width, divisor
         self.net = resolve(spec)
-        self.tied = {id(b.block) for b in self.net.blocks.values() if b.stage is None
-                     and conv_rule(b.block, _channels(b), divisor) in ("depthwise", "width")}
-        self.channel_divisor = math.lcm(divisor, *(v for b in _blocks_of(spec.blocks) if id(b) not in self.tied
-                                                   for v in _dividers(b, "input")))
-        self.ties = Ties(width, self.channel_divisor)
+        self.tied: set[int] = set()  # the convs whose groups follow their input: their groups divide nothing
+        self.ties = Ties(width, divisor)
         self.terms: dict[str, Term] = {"input": Fixed(spec.input.channels)}
-        self.plans: dict[int, _Plan] = {}
+        self.plans: dict[tuple, _Plan] = {}  # by (entry,), and (entry, j, ...) for body[j] of a wrap
         self._derived: dict[str, list[int]] = {}
         for b in self.net.blocks.values():
             self._visit(b)
+        # every other count that divides a block's input divides every channel count, as in a zoo spec
+        self.channel_divisor = math.lcm(divisor, *(v for b in _blocks_of(spec.blocks) if id(b) not in self.tied
+                                                   for v in _dividers(b, "input")))
+        self.ties.divisor = self.channel_divisor
 
     def _visit(self, b: ResolvedBlock) -> None:
         ins = [self.terms[t] for t in b.inputs]
@@ -88,15 +91,49 @@ class _Walk:
                     if piece else Fixed(1)
             self.terms[b.name] = Fixed(b.out_shape[0]) if b.out_shape else Fixed(1)
             return
-        if entry in self.plans and b.stage is not None:  # a stage's later repeats: the same block
-            self.terms[b.name] = self.plans[entry].out
+        if (entry,) in self.plans and b.stage is not None:  # a stage's later repeats: the same block
+            self.terms[b.name] = self.plans[(entry,)].out
             return
-        plan = self._plan(b, ins, shapes)
+        if b.kind == "wrap":
+            self.terms[b.name] = self._wrap(b, ins[0], shapes[0], (entry,), _steady(b))
+            return
+        plan = self._plan(b, ins, shapes, _steady(b))
         if plan is not None:
-            self.plans[entry] = plan
+            self.plans[(entry,)] = plan
+            if plan.rule in TIED:
+                self.tied.add(id(b.block))
             self.terms[b.name] = plan.out
         else:
             self.terms[b.name] = self._follow(b, ins, shapes)
+
+    def _wrap(self, b: ResolvedBlock, term: Term, shape: tuple, key: tuple, steady: bool) -> Term:
+        """A wrap's body, block by block (a wrap in it likewise), as blocks of their own; then the
+        join: an identity add unifies the body's output with the input, a dense concatenation sums
+        them. ``key`` names the wrap among the plans: (entry,), then a body index per level."""
+        wrap, first, start = b.block, shape, term
+        for j, inner in enumerate(wrap.body):  # type: ignore[attr-defined]  # channels only: the stride aside
+            sub = ResolvedBlock(f"{b.name}.body.{j}", inner, b.path, [], b.stage, shape)
+            try:
+                sub.out_shape = walk(inner.layers(shape), shape).out
+            except ShapeError as exc:
+                raise ScalelabError(f"block {_label(b)}: body[{j}]: {exc}") from None
+            here = j > 0 or steady  # body[0] reads the wrap's input
+            if inner.kind == "wrap":
+                term = self._wrap(sub, term, shape, (*key, j), here)
+            else:
+                plan = self._plan(sub, [term], [shape], here)
+                if plan is not None:
+                    self.plans[(*key, j)] = plan
+                    if plan.rule in TIED:
+                        self.tied.add(id(inner))
+                term = plan.out if plan is not None else self._follow(sub, [term], [shape])
+            shape = sub.out_shape
+        if wrap.join == "concat":  # type: ignore[attr-defined]
+            term = Sum((start, term))
+        elif tuple(b.out_shape) == tuple(first) and wrap.shortcut != "none":  # type: ignore[attr-defined]  # identity add
+            self.ties.unify(term, start, _label(b))
+        self.plans[key] = _Plan("wrap", term)
+        return term
 
     def _in_shapes(self, b: ResolvedBlock) -> list[tuple]:
         arity = type(b.block).arity
@@ -104,12 +141,13 @@ class _Walk:
             return []
         return [tuple(s) for s in b.in_shape] if arity is None else [tuple(b.in_shape)]  # type: ignore[arg-type]
 
-    def _plan(self, b: ResolvedBlock, ins: list[Term], shapes: list[tuple]) -> Optional[_Plan]:
-        """The plan of a block whose own fields state its output channels, else None."""
+    def _plan(self, b: ResolvedBlock, ins: list[Term], shapes: list[tuple], steady: bool) -> Optional[_Plan]:
+        """The plan of a block whose own fields state its output channels, else None. ``steady``:
+        its input has the same channels every time it runs (a stage's repeats may not)."""
         block, out, ties = b.block, b.out_shape, self.ties
         if b.kind == "param" and out:
             return _Plan("param", ties.free(out[0], passive=True))
-        rule = conv_rule(block, shapes[0][0], self.divisor) if b.stage is None and shapes and shapes[0] else None
+        rule = conv_rule(block, shapes[0][0], self.divisor) if steady and shapes and shapes[0] else None
         if rule is not None and block.scale_width:
             cin, groups = shapes[0][0], block.groups  # type: ignore[attr-defined]
             if rule == "depthwise":
@@ -184,9 +222,13 @@ class _Walk:
             raise ScalelabError(f"block '{b.name}' ({b.kind}) at width x{self.width:g}: {exc}") from None
         return [o[0] if o else 1 for o in outs[1:]] + [outs[0][0] if outs[0] else 1]
 
-    def scaled(self, i: int, block: Block) -> Block:
-        """Entry ``i``'s block (a stage's: the block it repeats) with its channels scaled."""
-        plan = self.plans.get(i)
+    def scaled(self, key: tuple, block: Block) -> Block:
+        """The block of entry ``key[0]`` (a stage's: the block it repeats; further indices: body[j] of
+        a wrap) with its channels scaled."""
+        plan = self.plans.get(key)
+        if plan is not None and plan.rule == "wrap":
+            body = [dump(self.scaled((*key, j), inner)) for j, inner in enumerate(block.body)]  # type: ignore[attr-defined]
+            return _with(block, {"body": body}, self.width)
         if plan is None or plan.rule == "fixed":
             return scale_block(block, self.width, self.channel_divisor)
         value = self.ties.value(plan.out)
@@ -199,10 +241,12 @@ class _Walk:
         return _with(block, {"out": value, "groups": groups}, self.width)
 
 
-def _channels(b: ResolvedBlock) -> int:
-    """A one-input block's input channels (0 for any other)."""
+def _steady(b: ResolvedBlock) -> bool:
+    """Whether the block's input has the same channels every time it runs: a block of its own, or a
+    stage's block that keeps its channels (a stage's first repeat takes the channel change)."""
     shape = b.in_shape
-    return shape[0] if type(b.block).arity == 1 and shape and isinstance(shape[0], int) else 0
+    return b.stage is None or (type(b.block).arity == 1 and bool(shape) and bool(b.out_shape)
+                               and shape[0] == b.out_shape[0])
 
 
 def _label(b: ResolvedBlock) -> str:
@@ -235,4 +279,4 @@ def scaled_entries(spec: Spec, width: float, divisor: int) -> list[tuple[Any, Bl
         return [(e, e.block if isinstance(e, Stage) else e) for e in spec.blocks]
     walked = _Walk(spec, width, divisor)
     walked.ties.check()
-    return [(e, walked.scaled(i, e.block if isinstance(e, Stage) else e)) for i, e in enumerate(spec.blocks)]
+    return [(e, walked.scaled((i,), e.block if isinstance(e, Stage) else e)) for i, e in enumerate(spec.blocks)]
