@@ -58,7 +58,10 @@ def fold_spec(spec: Spec, blocks: list[dict], shapes: dict[str, tuple], held: li
     network = resolve(spec)
     if any(b["name"] not in network.blocks for b in blocks):
         return blocks, shapes, held  # a training-only head left out at this input: kept as imported
-    items = flat_items(network, blocks, held)
+    try:
+        items = flat_items(network, blocks, held)
+    except (NotImplementedError, TypeError, ValueError, RuntimeError):  # a layer builds no module to say its state
+        return blocks, shapes, held
     shapes_of = tensor_shapes(network)
     items = fold_regions(items, BLOCKS, shapes_of, deepest=False)
     items = fold_regions(items, [nest], shapes_of, deepest=True)
