@@ -24,6 +24,11 @@ node's input for the whole call):
 * ``Merge``: ``add`` writes one sum (further inputs are added into it in place); ``concat`` writes
   its output.
 
+* attention (``Attention``, Swin's ``WindowAttention``) holds more than its output while it runs:
+  the score matrix and the probabilities under the math kernel, the log-sum-exp under a fused one;
+  its phases say what, and some of it (a causal mask, Swin's position bias and shifted-window mask)
+  is one tensor for the whole batch.
+
 Each rule lives with the node it describes (its ``inner_peak`` face, or a wiring node's ``peak``).
 Counts are elements per sample; the input of the node is held by its caller and not counted.
 Kernel-internal scratch space (a convolution's im2col buffer, a cuDNN workspace) is not modelled.
@@ -32,10 +37,35 @@ Kernel-internal scratch space (a convolution's im2col buffer, a cuDNN workspace)
 from __future__ import annotations
 
 from scalelab.blocks.layers import InnerPeak, Node, Shape, peak
+from scalelab.blocks.layers.attention import LIFT, RUN, InferenceRun, Phase
 
-__all__ = ["InnerPeak", "inner_peak"]
+__all__ = ["InnerPeak", "block_peak", "inner_peak"]
 
 
 def inner_peak(node: Node, shape: "Shape | list[Shape]") -> InnerPeak:
     """Walk ``node`` on ``shape`` as the built module runs it (see the module docstring)."""
     return peak(node, shape)
+
+
+def block_peak(node: Node, shape: "Shape | list[Shape]", batch: int, nbytes: int, kernel: str = "math",
+               pieces: bool = True) -> tuple[InnerPeak, int]:
+    """The per-sample walk of ``node`` and the bytes its batch holds at its peak, attention run by
+    ``kernel`` on q, k, v that are ``pieces`` of one tensor. Tensors the batch shares, alive in some
+    phase of an attention layer, are added to what the block holds beside that phase: the walk is
+    repeated with that phase lifted above every other step, so that its maximum is that phase's."""
+    seen: list[tuple[object, tuple[Phase, ...]]] = []
+    plain = _walk(node, shape, InferenceRun(batch, kernel, nbytes, pieces, seen=seen))
+    most = batch * nbytes * plain.peak_elems
+    shared = {(key, i): p.fixed_bytes for key, phases in seen for i, p in enumerate(phases) if p.fixed_bytes}
+    for lift, fixed in shared.items():
+        beside = _walk(node, shape, InferenceRun(batch, kernel, nbytes, pieces, lift=lift)).peak_elems - LIFT
+        most = max(most, batch * nbytes * beside + fixed)
+    return plain, most
+
+
+def _walk(node: Node, shape: "Shape | list[Shape]", run: InferenceRun) -> InnerPeak:
+    token = RUN.set(run)
+    try:
+        return peak(node, shape)
+    finally:
+        RUN.reset(token)

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Optional
 
-from scalelab.analysis.block_memory import inner_peak
+from scalelab.analysis.block_memory import block_peak
 from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
 from scalelab.blocks.layers import Attention, Primitive, Shape, check_device, elements
 from scalelab.errors import ScalelabError, did_you_mean
-from scalelab.graph.network import INPUT, Network
+from scalelab.graph.network import INPUT, Network, ResolvedBlock
 
 #: tf32 stores fp32; amp (autocast) keeps activations in fp16 (its weights: weight_bytes)
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "amp": 2}
@@ -66,6 +66,12 @@ def _check_batch(batch: int) -> None:
         raise ScalelabError(f"batch must be at least 1, got {batch}")
 
 
+def _check_kernel(attention_kernel: str) -> None:
+    if attention_kernel not in ATTENTION_KERNELS:
+        raise ScalelabError(f"unknown attention kernel '{attention_kernel}'{did_you_mean(attention_kernel, ATTENTION_KERNELS)}; "
+                            f"one of {', '.join(ATTENTION_KERNELS)}")
+
+
 # --------------------------------------------------------------------------------------------------
 # Inference
 
@@ -88,6 +94,7 @@ class InferenceMemory:
     peak_bytes: int  # activations alive at the peak
     peak_block: str
     blocks: dict[str, BlockMemory] = field(repr=False)
+    attention_kernel: Optional[str] = None  # the kernel attention's inner peak assumes; None: no attention
     model: str = ("layer granularity, as the built eval module runs: tensors kept for later blocks and the "
                   "network input, plus the running block's inputs, temporaries and output (no in-place "
                   "activations; flatten and eval dropout are views)")
@@ -101,7 +108,7 @@ class _Dag:
     """The inference part of a network as tensors (sizes in bytes, storages shared by views),
     consumers, and each block's inner peak."""
 
-    def __init__(self, network: Network, nbytes: int, batch: int):
+    def __init__(self, network: Network, nbytes: int, batch: int, attention_kernel: str = "math"):
         self.blocks = [b for b in network.blocks.values() if not b.training_only]
         scale = batch * nbytes
         self.size = {INPUT: scale * elements(network.input_shape)}
@@ -110,8 +117,8 @@ class _Dag:
         # the blocks each one takes from: a several-output block's outputs are views of one storage
         self.inputs = {b.name: list(dict.fromkeys(b.sources)) for b in self.blocks}
         for b in self.blocks:
-            inner = inner_peak(b.layers, b.in_shape)
-            self.inner[b.name] = scale * inner.peak_elems
+            inner, self.inner[b.name] = block_peak(b.layers, b.in_shape, batch, nbytes, attention_kernel,
+                                                   self._pieces(b, scale))
             self.size[b.name] = scale * inner.out_elems
             # a view (flatten, eval dropout) shares its single input's storage; a source has its own, of no
             # activation bytes (a view of a weight)
@@ -123,6 +130,13 @@ class _Dag:
                 self.consumers[t].add(name)
         self.kept = {INPUT, network.output}  # the caller holds the input; the output is returned
         self.names = [b.name for b in self.blocks]
+
+    def _pieces(self, b: ResolvedBlock, scale: int) -> bool:
+        """Whether attention in ``b`` takes pieces of a larger tensor (a qkv projection's unbind):
+        always inside a block, and for the attention kind when its inputs' storage is larger."""
+        if not isinstance(b.layers, Attention):
+            return True
+        return any(self.size[self.storage[t]] > scale * elements(s) for t, s in zip(b.sources, b.in_shape))  # type: ignore[arg-type]  # a merge's list of shapes
 
     def alive_after(self, done: frozenset) -> int:
         """Bytes alive once the blocks in ``done`` have run (each storage once)."""
@@ -155,11 +169,13 @@ class _Dag:
 
 
 def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
-                     order: Optional[Iterable[str]] = None) -> InferenceMemory:
-    """Weight bytes and the activation peak over ``order`` (default: the spec's execution order)."""
+                     order: Optional[Iterable[str]] = None, attention_kernel: str = "math") -> InferenceMemory:
+    """Weight bytes and the activation peak over ``order`` (default: the spec's execution order),
+    attention run by ``attention_kernel`` (one of ``ATTENTION_KERNELS``)."""
     _check_batch(batch)
+    _check_kernel(attention_kernel)
     nbytes = dtype_bytes(dtype)
-    dag = _Dag(network, nbytes, batch)
+    dag = _Dag(network, nbytes, batch, attention_kernel)
     order = tuple(order) if order is not None else tuple(dag.names)
     alive = dag.trace(order)
     at = dict(zip(order, alive))
@@ -170,7 +186,11 @@ def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
         for b in dag.blocks
     }
     return InferenceMemory(dtype, batch, order, sum(r.weight_bytes for r in rows.values()),
-                           alive[peak_at], order[peak_at], rows)
+                           alive[peak_at], order[peak_at], rows, attention_kernel=attention_kernel if _attends(network) else None)
+
+
+def _attends(network: Network) -> bool:
+    return any(isinstance(c.node, Attention) for b in network.blocks.values() for c in b.costs)
 
 
 @dataclass(frozen=True)
@@ -181,13 +201,14 @@ class BestOrder:
 
 
 def best_order(network: Network, dtype: str = "fp32", batch: int = 1,
-               state_limit: int = EXACT_STATE_LIMIT) -> BestOrder:
+               state_limit: int = EXACT_STATE_LIMIT, attention_kernel: str = "math") -> BestOrder:
     """An execution order with the lowest activation peak.
 
     Exact: a memoised search over the sets of executed blocks (the peak from a set onwards depends
     only on the set), minimising the largest step. It gives up past ``state_limit`` sets and falls
     back to a greedy order (run the ready block whose step is smallest, then the one that frees most)."""
-    dag = _Dag(network, dtype_bytes(dtype), batch)
+    _check_kernel(attention_kernel)
+    dag = _Dag(network, dtype_bytes(dtype), batch, attention_kernel)
     memo: dict[frozenset, tuple[int, Optional[str]]] = {}
     everything = frozenset(dag.names)
 
@@ -360,9 +381,7 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
                             f"one of {', '.join(OPTIMIZER_STATES)}")
     frozen = frozen_prefix(network, freeze_until)
     check_device(device)
-    if attention_kernel not in ATTENTION_KERNELS:
-        raise ScalelabError(f"unknown attention kernel '{attention_kernel}'{did_you_mean(attention_kernel, ATTENTION_KERNELS)}; "
-                            f"one of {', '.join(ATTENTION_KERNELS)}")
+    _check_kernel(attention_kernel)
     rows = {}
     walks = run_network(network, frozen, lambda b, trainable: _SavedWalk(trainable, batch, nbytes, device, attention_kernel))
     for b, walker in walks:
@@ -371,5 +390,4 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
         grads = (4 if dtype == "amp" else nbytes) * params if walker.trainable else 0  # autocast: fp32 gradients
         rows[b.name] = BlockTraining(b.name, walker.trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads,
                                      walker.bytes)
-    attends = any(isinstance(c.node, Attention) for b in network.blocks.values() for c in b.costs)
-    return TrainingMemory(dtype, batch, optimizer, freeze_until, rows, attention_kernel if attends else None)
+    return TrainingMemory(dtype, batch, optimizer, freeze_until, rows, attention_kernel if _attends(network) else None)

@@ -5,8 +5,13 @@ CPU (and any device): a ``TorchDispatchMode`` sees every tensor an operator retu
 each new storage is counted once, from its creation until a weakref finalizer reports it freed.
 Parameters and buffers exist before the pass and are never counted; views share their base's
 storage and add nothing (a view of a parameter, as a source block's expanded tensor, included). Memory an operator uses internally and frees before returning (im2col
-buffers, a decomposed operator's intermediates) is not seen. The input is created inside the pass,
-so it is counted, and held by the caller until the forward returns, as in any ``model(x)`` call.
+buffers, a decomposed operator's intermediates) is not seen, but for attention: in inference mode
+``scaled_dot_product_attention`` reaches the mode as one operator, so the mode runs it as its parts
+(and their parts, down to operators with kernels of their own), each counted. Under the math kernel
+those are the scaled q and k^T, the scores, the probabilities and the layout copies the batched
+products make, as a ``no_grad`` pass allocates them; under a fused kernel its output and log-sum-exp.
+Networks without attention are counted as before. The input is created inside the pass, so it is
+counted, and held by the caller until the forward returns, as in any ``model(x)`` call.
 
 CUDA: ``torch.cuda.max_memory_allocated`` around the same pass, less what was allocated before it
 (the weights); this also sees kernel workspaces and allocator rounding (blocks of 512 bytes).
@@ -32,8 +37,11 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 def _live_bytes_mode(weights: "nn.Module | None" = None) -> Any:  # a TorchDispatchMode subclass, defined once torch is imported
     import torch
+    from torch._C import DispatchKey
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
+
+    ATTENTION_OPS = {torch.ops.aten.scaled_dot_product_attention.default}
 
     # the storages of the module's parameters and buffers: a view of one is no new activation
     state = {t.untyped_storage().data_ptr() for t in [*weights.parameters(), *weights.buffers()]} if weights else set()
@@ -45,9 +53,29 @@ def _live_bytes_mode(weights: "nn.Module | None" = None) -> Any:  # a TorchDispa
             super().__init__()
             self.sizes: dict[int, int] = {}  # id of a live storage -> bytes
             self.live = self.peak = 0
+            self.inside_attention = False
+
+        def _decomposed(self, func: Any, args: tuple, kwargs: dict) -> Any:
+            """Run a composite operator as its parts, each seen by this mode: in inference mode
+            attention reaches the mode as one operator, though the math kernel it runs by allocates
+            the scores, the probabilities and the layout copies its matrix products make."""
+            if not func.has_kernel_for_dispatch_key(DispatchKey.CompositeImplicitAutograd):
+                out = func(*args, **kwargs)  # a primitive operator: counted as any other
+                for t in tree_flatten(out)[0]:
+                    if isinstance(t, torch.Tensor):
+                        self._track(t.untyped_storage())
+                return out
+            outer, self.inside_attention = self.inside_attention, True
+            try:
+                with self:  # the parts dispatch to this mode again
+                    return func.decompose(*args, **kwargs)
+            finally:
+                self.inside_attention = outer
 
         def __torch_dispatch__(self, func: Callable[..., Any], types: object, args: tuple = (),
                                kwargs: dict | None = None) -> Any:
+            if self.inside_attention or func in ATTENTION_OPS:
+                return self._decomposed(func, args, kwargs or {})
             out = func(*args, **(kwargs or {}))
             for t in tree_flatten(out)[0]:
                 if isinstance(t, torch.Tensor):

@@ -16,6 +16,7 @@ score matrix in memory), never the fused kernels' log-sum-exp alone."""
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -27,6 +28,49 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path impo
     from torch import nn
 
     from scalelab.analysis.train_walk import Tensor, TrainWalk
+
+
+@dataclass(frozen=True)
+class InferenceRun:
+    """How an eval pass runs the attention layers, for their inner peaks (set by
+    ``scalelab.analysis.block_memory`` around a block's walk; the default is a lone layer on three
+    tensors of their own): the samples, the kernel ("math" or "fused"), the activation dtype's bytes,
+    whether q, k and v are pieces of one larger tensor (the unbind of a fused qkv projection), and the
+    phase lifted above every other step of the walk (``lifted_peak``)."""
+
+    batch: int = 1
+    kernel: str = "math"
+    nbytes: int = 4
+    pieces: bool = False
+    lift: "tuple[object, int] | None" = None  # (the layer and its inputs' shapes, the phase's index)
+    seen: "list[tuple[object, tuple[Phase, ...]]] | None" = None  # each attention layer walked, with its phases
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A point inside an attention layer: elements per sample alive in it then (its output
+    included), and bytes of tensors the whole batch shares then (a mask, a position bias)."""
+
+    per_sample: int
+    fixed_bytes: int = 0
+
+
+#: far above any count of elements: the lifted phase is the walk's maximum, whatever else it holds
+LIFT = 1 << 80
+RUN: ContextVar[InferenceRun] = ContextVar("attention_inference_run", default=InferenceRun())
+
+
+def lifted_peak(key: object, out: Shape, out_elems: int, phases: tuple[Phase, ...]) -> InnerPeak:
+    """The inner peak of an attention layer from its phases: the largest per-sample count, or, when
+    the run lifts one of this layer's phases, that phase raised by ``LIFT`` (the walk's maximum then
+    tells what the block holds beside that phase: its fixed bytes are added for the whole batch)."""
+    run = RUN.get()
+    if run.seen is not None:
+        run.seen.append((key, phases))
+    most = max(p.per_sample for p in phases)
+    if run.lift is not None and run.lift[0] == key:
+        most = LIFT + phases[run.lift[1]].per_sample
+    return InnerPeak(out, out_elems, most)
 
 
 @dataclass(frozen=True)
@@ -120,9 +164,27 @@ class Attention(Primitive):
         return Saved(inputs=(True, True, True), per_sample_bytes=4 * z.heads * z.L)
 
     def inner_peak(self, s: list[Shape], out: Shape) -> InnerPeak:  # type: ignore[override]
-        # in inference mode the kernel is one operator (measured): only its output is seen
-        n = elements(out)
-        return InnerPeak(out, n, n)
+        return lifted_peak((self, tuple(s)), out, elements(out), self.phases(s))
+
+    def phases(self, s: list[Shape]) -> tuple[Phase, ...]:
+        """What the kernel holds as it runs, per sample (measured with the probe, which sees the math
+        kernel's operators). The math kernel: the scaled q lives to the end; the scaled k^T and the
+        scores with it, then the scores and the probabilities, then the probabilities, v's layout
+        copy and the output; a causal mask (L x S, shared by the batch) throughout. The batched
+        products fold the batch and the leading axes into one: where q, k, v are pieces of a qkv
+        projection (token-major: their heads are not beside each other in memory) and more than one
+        of those axes is over 1, torch copies the scaled q (unless L is 1), the scaled k^T and v
+        first. The fused kernels (flash, on CPU) write the output and the log-sum-exp of each
+        query's scores (fp32) only."""
+        z, run = Sizes.of(s), RUN.get()
+        out = z.heads * z.L * z.Ev
+        if run.kernel == "fused":
+            return (Phase(out + z.heads * z.L * 4 // run.nbytes),)
+        q, kt, scores = z.heads * z.L * z.E, z.heads * z.S * z.E, z.heads * z.L * z.S
+        folds = run.pieces and (run.batch > 1) + sum(n > 1 for n in s[0][:-2]) > 1
+        cq, ck, cv = q * (folds and z.L > 1), kt * folds, z.heads * z.S * z.Ev * folds
+        mask = z.L * z.S * run.nbytes if self.causal else 0
+        return (Phase(q + kt + cq + ck + scores, mask), Phase(q + 2 * scores, mask), Phase(q + scores + cv + out, mask))
 
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.LINEAR, None  # two batched matrix products: no fixed width for the thin-kernel rule

@@ -16,6 +16,7 @@ from scalelab.blocks.layers.base import (
     InnerPeak, LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, fmt_shape,
     no_macs, register,
 )
+from scalelab.blocks.layers.attention import RUN, Phase, lifted_peak
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only: the analysis path imports no torch
     from torch import nn
@@ -118,12 +119,25 @@ class WindowAttention(Primitive):
         return Saved(input=not (cv and (ck or not input_grad)), per_sample_elements=p + cv + q + ck * input_grad)
 
     def inner_peak(self, s: Shape, out: Shape) -> InnerPeak:
-        """The scaled q lives to the end; with it two score matrices at each of the first product, the
-        bias add, the mask add and the softmax, then the product and its layout copy. In inference
-        mode each matmul is one operator (measured): its folding copies are not seen, as for matmul.
-        B and M, the same for every sample, are not per-sample memory."""
+        return lifted_peak((self, s), out, self._sizes(s)[0], self.phases(s))
+
+    def phases(self, s: Shape) -> tuple[Phase, ...]:
+        """The gathered bias B is made first (the gather and its layout copy, 2 heads N^2) and lives
+        to the end; the scaled q lives to the end; with it two score matrices at the first product,
+        the bias add, the mask add and the softmax, then the product and its layout copy. When
+        shifted, the mask M is built after the bias add (at most M, its -100 fill and the 0 fill in
+        the dtype and a bool compare of M at once) and lives to the end. In inference mode each
+        matmul is one operator (measured): its folding copies are not seen, as for matmul. B and M
+        are one tensor for the whole batch, whatever the kernel (torchvision computes the scores)."""
         a, p = self._sizes(s)
-        return InnerPeak(out, a, a + p + max(p, a + self._copies(s)[3]))
+        nbytes = RUN.get().nbytes
+        bias, mask = self.heads * self.tokens ** 2 * nbytes, self.windows * self.tokens ** 2
+        last = a + p + a + self._copies(s)[3]
+        if not self.shifted:
+            return Phase(0, 2 * bias), Phase(a + 2 * p, bias), Phase(last, bias)
+        held = bias + mask * nbytes
+        return (Phase(0, 2 * bias), Phase(a + 2 * p, bias), Phase(a + p, bias + 3 * mask * nbytes + mask),
+                Phase(a + 2 * p, held), Phase(last, held))
 
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.LINEAR, None  # batched matrix products: no fixed width for the thin-kernel rule
