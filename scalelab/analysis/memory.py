@@ -46,6 +46,10 @@ OPTIMIZER_STATES = {"sgd": 0, "sgd-momentum": 1, "adam": 2}  # buffers per train
 ATTENTION_KERNELS = {"math": "the math kernel (sdpa_kernel(SDPBackend.MATH)), which keeps the score matrix",
                      "fused": "a fused kernel (flash or memory-efficient), which keeps its log-sum-exp, not the "
                               "score matrix"}
+#: the same kernels in an inference pass -> what the report says each holds while it runs
+INFERENCE_KERNELS = {"math": "the math kernel (sdpa_kernel(SDPBackend.MATH)), which writes the score matrix and its "
+                             "softmax",
+                     "fused": "a fused kernel (flash attention, as on CPU), which writes only its output and log-sum-exp"}
 #: exact search over execution orders visits at most this many sets of executed blocks
 EXACT_STATE_LIMIT = 200_000
 

@@ -98,7 +98,8 @@ class FigureOptions:
 
     @property
     def asked(self) -> bool:
-        return self.device is not None or self.dtype is not None or self.measure or self.mode is Mode.train
+        return (self.device is not None or self.dtype is not None or self.measure or self.mode is Mode.train
+                or self.attention_kernel is not None)
 
     @property
     def measuring(self) -> dict[str, Any]:
@@ -130,7 +131,6 @@ def check_combinations(figures: FigureOptions) -> None:
     """Options that would do nothing without another one are refused, not ignored."""
     needs = [("--optimizer", figures.optimizer is not None, "--mode train"),
              ("--freeze-until", figures.freeze_until is not None, "--mode train"),
-             ("--attention-kernel", figures.attention_kernel is not None, "--mode train"),
              ("--measure-on", figures.measure_on is not None, "--measure"),
              ("--no-cache", figures.no_cache, "--measure"),
              ("--allow-noisy", figures.allow_noisy, "--measure")]
@@ -193,9 +193,10 @@ _MODE = typer.Option(Mode.infer, "--mode", help="infer, or train to add training
 _OPTIMIZER = typer.Option(None, "--optimizer", metavar="NAME", parser=O.OPTIMIZER, help="With --mode train: sgd (default), sgd-momentum or adam.")
 _FREEZE_UNTIL = typer.Option(None, "--freeze-until", metavar="BLOCK", parser=O.NAME, help="With --mode train: this block (or the "
                              "last block of this stage) and every block before it are frozen.")
-_ATTENTION_KERNEL = typer.Option(None, "--attention-kernel", help="With --mode train: the kernel attention runs by, "
-                                 "math (default: eager PyTorch's math kernel, which keeps the score matrix for "
-                                 "backward) or fused (flash or memory-efficient: only their log-sum-exp).")
+_ATTENTION_KERNEL = typer.Option(None, "--attention-kernel", help="The kernel attention runs by, for the memory "
+                                 "figures: math (default: eager PyTorch's math kernel, which writes the score matrix "
+                                 "and keeps it for backward) or fused (flash or memory-efficient: only their "
+                                 "log-sum-exp).")
 _CROPS = typer.Option(1, "--crops", parser=O.CROPS, metavar="N",
                       help="Test crops per image (10 for 10-crop): work x crops, same params.")
 _ENSEMBLE = typer.Option(None, "--ensemble", metavar="K|A,B", parser=O.ENSEMBLE, help="K copies of SPEC (e.g. 3), or SPEC "

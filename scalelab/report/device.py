@@ -9,7 +9,7 @@ from typing import Optional
 
 from scalelab.analysis.latency import predict_latency
 from scalelab.analysis.measure import measure_latency
-from scalelab.analysis.memory import ATTENTION_KERNELS, best_order, inference_memory, training_memory
+from scalelab.analysis.memory import ATTENTION_KERNELS, INFERENCE_KERNELS, best_order, inference_memory, training_memory
 from scalelab.devices import load_profile
 from scalelab.report import Column, human_bytes
 
@@ -32,7 +32,7 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
                    mode: str, optimizer: str, freeze_until: Optional[str], measure_on: str = "cpu",
                    use_cache: bool = True, allow_noisy: bool = False, attention_kernel: str = "math") -> DeviceFigures:
     out = DeviceFigures()
-    memory = inference_memory(network, dtype, batch)
+    memory = inference_memory(network, dtype, batch, attention_kernel=attention_kernel)
     out.columns.append(Column("weight_bytes", "Weights", f"bytes of weights at {dtype}",
                               lambda b, ctx: memory.blocks[b.name].weight_bytes if b.name in memory.blocks else None,
                               human_bytes))
@@ -44,19 +44,20 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
                               "(temporaries and output)",
                               lambda b, ctx: memory.blocks[b.name].inner_peak_bytes if b.name in memory.blocks else None,
                               human_bytes, summed=False))
-    better = best_order(network, dtype, batch, state_limit=20_000)
+    better = best_order(network, dtype, batch, state_limit=20_000, attention_kernel=attention_kernel)
     out.notes.append(
         f"Inference memory ({dtype}, batch {batch}): weights {human_bytes(memory.weight_bytes)}, activation peak "
         f"{human_bytes(memory.peak_bytes)} at block {memory.peak_block} in the spec's execution order, total "
         f"{human_bytes(memory.total_bytes)}; model: {memory.model}. Lowest peak over execution orders "
         f"({'exact search' if better.exact else 'greedy'}): {human_bytes(better.peak_bytes)}"
-        + ("" if better.peak_bytes >= memory.peak_bytes else f" with order {' -> '.join(better.order)}") + ".")
+        + ("" if better.peak_bytes >= memory.peak_bytes else f" with order {' -> '.join(better.order)}")
+        + (f"; attention run by {INFERENCE_KERNELS[memory.attention_kernel]}." if memory.attention_kernel else "."))
     out.data["memory"] = {
         "unit": "bytes", "dtype": dtype, "batch": batch, "model": memory.model,
         "weight_bytes": memory.weight_bytes, "peak_activation_bytes": memory.peak_bytes,
         "peak_block": memory.peak_block, "total_bytes": memory.total_bytes,
         "lowest_peak_bytes": better.peak_bytes, "lowest_peak_order": list(better.order),
-        "lowest_peak_exact": better.exact,
+        "lowest_peak_exact": better.exact, "attention_kernel": memory.attention_kernel,
     }
     if mode == "train":
         if freeze_until is not None:
