@@ -70,3 +70,13 @@ def test_a_folded_import_deepens_by_its_stages():
     assert [e.repeat for e in deeper.blocks if isinstance(e, Stage)] == [5, 6, 9, 5]
     built = build_module(deeper).eval()
     assert analyze(deeper).total.params == sum(p.numel() for p in built.parameters())
+
+
+@pytest.mark.slow
+def test_folded_and_flat_ghostnet_scale_to_the_same_network():
+    """README: the ghost modules fold into nested wraps, whose ties are the flat blocks' ties."""
+    model, size = _model("timm:ghostnet_100")
+    totals = [analyze(scale_spec(import_module(model, size, name="ghostnet_100", fold=fold).spec, width=1.25)).total
+              for fold in (False, True)]
+    assert (totals[0].params, totals[0].macs) == (totals[1].params, totals[1].macs)
+    assert totals[0].macs > analyze(import_module(model, size, name="ghostnet_100").spec).total.macs
