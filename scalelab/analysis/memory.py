@@ -140,7 +140,8 @@ class _Dag:
         always inside a block, and for the attention kind when its inputs' storage is larger."""
         if not isinstance(b.layers, Attention):
             return True
-        return any(self.size[self.storage[t]] > scale * elements(s) for t, s in zip(b.sources, b.in_shape))  # type: ignore[arg-type]  # a merge's list of shapes
+        qkv = zip(b.sources[:3], list(b.in_shape)[:3])  # a merge's list of shapes; a mask after them is no piece
+        return any(self.size[self.storage[t]] > scale * elements(s) for t, s in qkv)  # type: ignore[arg-type]
 
     def alive_after(self, done: frozenset) -> int:
         """Bytes alive once the blocks in ``done`` have run (each storage once)."""
