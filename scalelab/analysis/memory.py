@@ -13,7 +13,8 @@ a view or its input itself (flatten, eval dropout) shares its input's storage, c
 the several outputs of a split or unbind (views of its input: the storage lives until the last block
 taking any of them has run). A source block (a learned tensor expanded to the batch) holds no
 activation memory: its bytes are weight bytes (a buffer's are in neither, as batchnorm's statistics).
-Weights are counted apart (``weight_bytes``). Measured against torch in ``benchmarks/memory.md``.
+Weights are counted apart (``weight_bytes``). Attention holds what its kernel writes while it runs
+(``INFERENCE_KERNELS``). Measured against torch in ``benchmarks/memory.md``.
 
 Training model (per inner layer, from what torch's autograd keeps for backward): weights, a gradient
 per trainable weight, optimizer state (SGD none, SGD with momentum one buffer, Adam two buffers per
