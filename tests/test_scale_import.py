@@ -123,6 +123,18 @@ def test_nested_wraps_tie_as_the_flat_blocks_do():
     assert analyze(scaled).blocks[-1].out_shape == (32, 8, 8)
 
 
+def test_depthwise_convs_in_strided_stages_follow_their_input():
+    # a stage's first repeat runs a copy of its block with the stride; its depthwise convs still follow
+    # their input: 40 x 1.25 = 50 -> 48, groups 48, in the wrap's body and in a stage of convs alike
+    spec = _spec("{name: stem, kind: conv, out: 40, kernel: 3}",
+                 "{stage: s0, repeat: 2, stride: 2, block: {kind: wrap, body: [{kind: conv, out: 40, groups: 40}, "
+                 "{kind: conv, out: 40, kernel: 1}]}}",
+                 "{stage: s1, repeat: 2, stride: 2, block: {kind: conv, out: 40, groups: 40}}")
+    scaled = scale_spec(spec, width=1.25)
+    dw = [scaled.blocks[1].block.body[0], scaled.blocks[2].block]
+    assert [(c.out, c.groups) for c in dw] == [(48, 48), (48, 48)]
+
+
 def test_depth_of_a_spec_without_stages_is_refused_and_width_alone_still_applies():
     spec = _spec("{name: a, kind: conv, out: 16, kernel: 1}")
     with pytest.raises(ScalelabError, match="has no stage to deepen"):

@@ -94,23 +94,26 @@ class _Walk:
         if (entry,) in self.plans and b.stage is not None:  # a stage's later repeats: the same block
             self.terms[b.name] = self.plans[(entry,)].out
             return
+        written = self.spec.blocks[entry]  # as written: a stage's first repeat may be a copy with its stride
+        original = written.block if isinstance(written, Stage) else written
         if b.kind == "wrap":
-            self.terms[b.name] = self._wrap(b, ins[0], shapes[0], (entry,), _steady(b))
+            self.terms[b.name] = self._wrap(b, original, ins[0], shapes[0], (entry,), _steady(b))
             return
         plan = self._plan(b, ins, shapes, _steady(b))
         if plan is not None:
             self.plans[(entry,)] = plan
             if plan.rule in TIED:
-                self.tied.add(id(b.block))
+                self.tied.add(id(original))
             self.terms[b.name] = plan.out
         else:
             self.terms[b.name] = self._follow(b, ins, shapes)
 
-    def _wrap(self, b: ResolvedBlock, term: Term, shape: tuple, key: tuple, steady: bool) -> Term:
-        """A wrap's body, block by block (a wrap in it likewise), as blocks of their own; then the
-        join: an identity add unifies the body's output with the input, a dense concatenation sums
-        them. ``key`` names the wrap among the plans: (entry,), then a body index per level."""
-        wrap, first, start = b.block, shape, term
+    def _wrap(self, b: ResolvedBlock, wrap: Block, term: Term, shape: tuple, key: tuple, steady: bool) -> Term:
+        """``wrap`` (as the spec writes it) resolved as ``b``: its body, block by block (a wrap in it
+        likewise), as blocks of their own; then the join: an identity add unifies the body's output
+        with the input, a dense concatenation sums them. ``key`` names the wrap among the plans:
+        (entry,), then a body index per level."""
+        first, start = shape, term
         for j, inner in enumerate(wrap.body):  # type: ignore[attr-defined]  # channels only: the stride aside
             sub = ResolvedBlock(f"{b.name}.body.{j}", inner, b.path, [], b.stage, shape)
             try:
@@ -119,7 +122,7 @@ class _Walk:
                 raise ScalelabError(f"block {_label(b)}: body[{j}]: {exc}") from None
             here = j > 0 or steady  # body[0] reads the wrap's input
             if inner.kind == "wrap":
-                term = self._wrap(sub, term, shape, (*key, j), here)
+                term = self._wrap(sub, inner, term, shape, (*key, j), here)
             else:
                 plan = self._plan(sub, [term], [shape], here)
                 if plan is not None:
