@@ -182,9 +182,10 @@ def test_every_kind_has_a_strategy():
     from transformer_strategies import STRATEGIES as TRANSFORMER  # tests/test_transformer_kinds.py runs those
     from swin_strategies import STRATEGIES as SWIN  # tests/test_swin.py runs those
     from hybrid_strategies import STRATEGIES as HYBRID  # tests/test_mobilevit.py runs those
+    from position_strategies import STRATEGIES as POSITIONS  # tests/test_positions.py runs those
 
     # opaque kinds stand for operations of unknown cost: nothing to build or count (tests/test_import.py)
-    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) | set(COMPUTE) | set(PLUMBING) | set(TRANSFORMER) | set(SWIN) | set(HYBRID) == set(KINDS) - {"opaque", "opaque_merge"}
+    assert set(STRATEGIES) | (set(MODERN) & set(KINDS)) | set(TENSOR) | set(COMPUTE) | set(PLUMBING) | set(TRANSFORMER) | set(SWIN) | set(HYBRID) | set(POSITIONS) == set(KINDS) - {"opaque", "opaque_merge"}
 
 
 def _check(kind, params, shape, count_params, flop_counter_macs):

@@ -15,7 +15,8 @@ from scalelab import analyze
 from scalelab.importer import import_module
 from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
 
-#: the transformers, on tests/test_import_attention.py's list (which checks the two lists hold every model)
+#: the transformers (ViT, Swin and MaxViT exact, Swin V2 refused by name), on tests/test_import_attention.py's
+#: list with their own input sizes (which checks the two lists hold every model)
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
 #: heads that run only in training, by model
 TRAINING_ONLY = {"googlenet": {"aux1", "aux2"}, "inception_v3": {"AuxLogits"}}

@@ -223,8 +223,9 @@ def test_every_primitive_kind_has_an_example():
     from tensor_examples import JOINS, SINGLE  # tests/test_tensor_ops.py checks the tensor operations' faces
     from compute_examples import SEVERAL  # tests/test_compute_matmul.py and _attention.py check theirs
     from swin_strategies import LAYERS as WINDOWED  # tests/test_swin.py checks the windowed layers' faces
+    from position_strategies import LAYERS as POSITIONS  # tests/test_positions.py and _masked_attention.py check theirs
 
-    examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS, *SEVERAL, *WINDOWED]}
+    examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS, *SEVERAL, *WINDOWED, *POSITIONS]}
     assert examples == primitives - {"opaque", "param", "split", "unbind"}
 
 

@@ -98,3 +98,34 @@ def test_position_bias_of_absolute_offsets_gathers_as_timm_efficientformer_does(
     module.table.data.copy_(attn.attention_biases)
     assert torch.equal(module(torch.zeros(1, 6))[0], attn.get_attention_biases(torch.device("cpu")))
     assert layer.cost((), layer.out_shape(())).params == 4 * 25 == attn.attention_biases.numel()
+
+
+@pytest.mark.parametrize("kind", ["position_bias", "window_mask", "masked_attention"])
+def test_each_kind_counts_and_shapes_as_its_built_module(kind):
+    """tests/test_block_kinds.py's check for these kinds: parameters, MACs and the output shape of the
+    module built from the block's layers, over hypothesis' examples (MACs as FlopCounterMode counts
+    them with grad on and the math kernel)."""
+    from hypothesis import given, settings
+    from position_strategies import STRATEGIES
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from scalelab.blocks import KINDS
+    from scalelab.blocks.layers import walk
+    from scalelab.build import to_torch
+
+    @settings(max_examples=30, deadline=None)
+    @given(STRATEGIES[kind])
+    def check(example):
+        _, params, shape = example
+        tree = KINDS[kind].model_validate(params).layers(shape)
+        walked = walk(tree, shape)
+        module = to_torch(tree).eval()
+        x = [torch.randn(2, *s) for s in shape] if shape else torch.randn(2, 3)  # a source reads the batch size
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            out = module(x)
+        assert tuple(out.shape) == (2, *walked.out)
+        assert sum(c.params for c in walked.costs) == sum(p.numel() for p in module.parameters())
+        assert counter.get_total_flops() // 2 == sum(c.macs for c in walked.costs) * 2  # a batch of 2
+
+    check()

@@ -171,19 +171,27 @@ def _matmul(c: Call) -> list[dict]:
 
 def _attention(c: Call) -> list[dict]:
     """aten.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
-    enable_gqa) without a mask, dropout or grouped heads: q, k, v with the same leading axes, the batch
-    on one of them (alone, or merged into one: MobileViT's patches)."""
-    needs_kind("attention")
-    if c.arg("attn_mask") is not None or c.arg("dropout_p", 0.0) or c.arg("enable_gqa", False):
-        raise Unsupported("attention with a mask, dropout or grouped-query heads")
+    enable_gqa) without dropout or grouped heads: q, k, v with the same leading axes, the batch on one
+    of them (alone, or merged into one: MobileViT's patches); an additive float mask (a position bias:
+    CoAtNet) makes it ``masked_attention``, the mask its fourth input."""
+    mask = c.arg("attn_mask")
+    kind = "attention" if mask is None else "masked_attention"
+    needs_kind(kind)
+    if c.arg("dropout_p", 0.0) or c.arg("enable_gqa", False) or (mask is not None and c.arg("is_causal", False)):
+        raise Unsupported("attention with dropout, grouped-query heads, or both a mask and causality")
+    if mask is not None and getattr(mask.meta.get("val"), "dtype", None) is not None and \
+            not mask.meta["val"].dtype.is_floating_point:
+        raise Unsupported("attention with a boolean mask")
     qkv = [c.arg(name) for name in ("query", "key", "value")]
     place = c.place(c.node)
-    if not all(c.in_line(t) for t in qkv) or place is None or place.axis >= c.rank(c.node) - 2:
+    if not all(c.in_line(t) for t in [*qkv, *([mask] if mask is not None else [])]) or place is None \
+            or place.axis >= c.rank(c.node) - 2:
         raise Unsupported("attention whose q, k and v hold the batch elsewhere than on a leading axis")
     if len({c.shape(t)[:-2] for t in qkv}) != 1:
         raise Unsupported("attention of q, k and v with different leading axes")
     scale = c.arg("scale")
-    return [{"kind": "attention", OPERANDS: qkv, **({"causal": True} if c.arg("is_causal", False) else {}),
+    return [{"kind": kind, OPERANDS: qkv + ([mask] if mask is not None else []),
+             **({"causal": True} if c.arg("is_causal", False) else {}),
              **({"scale": float(scale)} if scale is not None else {})}]
 
 
