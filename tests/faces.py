@@ -75,5 +75,5 @@ def check_faces(layer, shape, trained, input_grad, *, batch=3, module=None, grad
 
     peak = dispatch_peak(run)
     # the batch's bytes at the layer's peak: per sample, and what the batch shares (a causal mask)
-    held = block_peak(layer, shape, batch, 4, pieces=False)[1]
+    held = block_peak(layer, shape, batch, 4, layout="own")[1]
     assert peak == 4 * batch * sum(L.elements(s) for s in shapes) + held

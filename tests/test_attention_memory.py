@@ -38,8 +38,29 @@ def _probe(batch, h, n, e, pieces, causal=False, backend="MATH"):
     return dispatch_peak(run) - 4 * 3 * batch * h * n * e
 
 
+@pytest.mark.parametrize("h, n, e", SHAPES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_pieces_cut_head_major_are_copied_for_v_only(batch, h, n, e):
+    """q, k, v unbound from a (3, heads, N, d) tensor: the scaled q and k^T are written head-major
+    and fold by a view; v, a piece, is copied where the batch and the heads are both over 1."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from scalelab.analysis.memory_probe import dispatch_peak
+
+    def run():
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(*torch.randn(batch, 3, h, n, e).unbind(1))
+
+    q = h * n * e
+    scores = h * n * n
+    per_sample = max(2 * q + scores, q + 2 * scores, q + scores + q * (batch > 1 and h > 1) + q)
+    model = block_peak(L.Attention(), [(h, n, e)] * 3, batch, 4, layout="head-major")[1]
+    assert dispatch_peak(run) - 4 * 3 * batch * q == model == 4 * batch * per_sample
+
+
 def _model(batch, h, n, e, pieces, causal=False, kernel="math"):
-    return block_peak(L.Attention(causal), [(h, n, e)] * 3, batch, 4, kernel, pieces)[1]
+    return block_peak(L.Attention(causal), [(h, n, e)] * 3, batch, 4, kernel, "token-major" if pieces else "own")[1]
 
 
 @pytest.mark.parametrize("pieces", [False, True], ids=["own", "pieces"])
@@ -74,7 +95,8 @@ def test_a_fused_kernel_writes_its_output_and_log_sum_exp(batch, h, n, e, pieces
     fused = 4 * batch * (h * n * e + h * n)
     assert _probe(batch, h, n, e, pieces, backend="FLASH_ATTENTION") == _model(batch, h, n, e, pieces, kernel="fused") == fused
     assert _probe(batch, h, n, e, pieces, causal=True, backend="FLASH_ATTENTION") == fused
-    assert block_peak(L.Attention(), [(h, n, e)] * 3, batch, 2, "fused", pieces)[1] == 2 * batch * (h * n * e + 2 * h * n)
+    layout = "token-major" if pieces else "own"
+    assert block_peak(L.Attention(), [(h, n, e)] * 3, batch, 2, "fused", layout)[1] == 2 * batch * (h * n * e + 2 * h * n)
 
 
 def _zoo_against_the_probe(name, batch):

@@ -12,6 +12,7 @@ from test_block_kinds import _check
 from transformer_strategies import STRATEGIES
 
 from scalelab import analyze
+from scalelab.analysis.block_memory import block_peak
 from scalelab.analysis.memory import inference_memory, training_memory
 from scalelab.analysis.memory_probe import block_peaks, dispatch_peak, inference_peak, training_step
 from scalelab.blocks import KINDS
@@ -172,7 +173,8 @@ def test_leading_axes_attend_apart():
 
 def test_unpack_hands_the_pieces_to_attention():
     """Unpack(unbind, attention): the children's costs, torch's output, and the eval inner peak the
-    dispatch-mode probe counts (the pieces are views; only the attention output is new)."""
+    dispatch-mode probe counts (the pieces are views of a head-major tensor: only v is copied for the
+    batched product, whose batch and two heads fold into one)."""
     node = Unpack(Unbind(0), Attention())
     shape = (3, 2, 5, 4)
     w = walk(node, shape)
@@ -185,7 +187,9 @@ def test_unpack_hands_the_pieces_to_attention():
     with torch.no_grad():
         torch.testing.assert_close(module(x), torch.softmax(q @ k.transpose(-1, -2) / 2, -1) @ v)
     peak = dispatch_peak(lambda: module(torch.randn(2, *shape)))
-    assert peak == 4 * 2 * (elements(shape) + node.peak(shape).peak_elems)
+    q, scores = 2 * 5 * 4, 2 * 5 * 5  # per sample; the probabilities, v's copy and the output at the last product
+    assert peak == 4 * 2 * (elements(shape) + q + scores + q + q)
+    assert peak == 4 * 2 * elements(shape) + block_peak(node, shape, 2, 4, layout="head-major")[1]
 
 
 MEMORY = """

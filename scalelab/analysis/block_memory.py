@@ -48,17 +48,17 @@ def inner_peak(node: Node, shape: "Shape | list[Shape]") -> InnerPeak:
 
 
 def block_peak(node: Node, shape: "Shape | list[Shape]", batch: int, nbytes: int, kernel: str = "math",
-               pieces: bool = True) -> tuple[InnerPeak, int]:
+               layout: str = "token-major") -> tuple[InnerPeak, int]:
     """The per-sample walk of ``node`` and the bytes its batch holds at its peak, attention run by
-    ``kernel`` on q, k, v that are ``pieces`` of one tensor. Tensors the batch shares, alive in some
+    ``kernel`` on q, k, v laid out as ``layout`` (``attention.LAYOUTS``). Tensors the batch shares, alive in some
     phase of an attention layer, are added to what the block holds beside that phase: the walk is
     repeated with that phase lifted above every other step, so that its maximum is that phase's."""
     seen: list[tuple[object, tuple[Phase, ...]]] = []
-    plain = _walk(node, shape, InferenceRun(batch, kernel, nbytes, pieces, seen=seen))
+    plain = _walk(node, shape, InferenceRun(batch, kernel, nbytes, layout, seen=seen))
     most = batch * nbytes * plain.peak_elems
     shared = {(key, i): p.fixed_bytes for key, phases in seen for i, p in enumerate(phases) if p.fixed_bytes}
     for lift, fixed in shared.items():
-        beside = _walk(node, shape, InferenceRun(batch, kernel, nbytes, pieces, lift=lift)).peak_elems - LIFT
+        beside = _walk(node, shape, InferenceRun(batch, kernel, nbytes, layout, lift=lift)).peak_elems - LIFT
         most = max(most, batch * nbytes * beside + fixed)
     return plain, most
 

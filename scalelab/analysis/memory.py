@@ -123,7 +123,7 @@ class _Dag:
         self.inputs = {b.name: list(dict.fromkeys(b.sources)) for b in self.blocks}
         for b in self.blocks:
             inner, self.inner[b.name] = block_peak(b.layers, b.in_shape, batch, nbytes, attention_kernel,
-                                                   self._pieces(b, scale))
+                                                   self._layout(b, scale))
             self.size[b.name] = scale * inner.out_elems
             # a view (flatten, eval dropout) shares its single input's storage; a source has its own, of no
             # activation bytes (a view of a weight)
@@ -136,13 +136,14 @@ class _Dag:
         self.kept = {INPUT, network.output}  # the caller holds the input; the output is returned
         self.names = [b.name for b in self.blocks]
 
-    def _pieces(self, b: ResolvedBlock, scale: int) -> bool:
-        """Whether attention in ``b`` takes pieces of a larger tensor (a qkv projection's unbind):
-        always inside a block, and for the attention kind when its inputs' storage is larger."""
+    def _layout(self, b: ResolvedBlock, scale: int) -> str:
+        """How q, k and v of attention in ``b`` lie: inside a block the transformer kinds' token-major
+        pieces; for the attention kind too where an input's storage is larger (an unbind's piece)."""
         if not isinstance(b.layers, Attention):
-            return True
+            return "token-major"
         qkv = zip(b.sources[:3], list(b.in_shape)[:3])  # a merge's list of shapes; a mask after them is no piece
-        return any(self.size[self.storage[t]] > scale * elements(s) for t, s in qkv)  # type: ignore[arg-type]
+        pieces = any(self.size[self.storage[t]] > scale * elements(s) for t, s in qkv)  # type: ignore[arg-type]
+        return "token-major" if pieces else "own"
 
     def alive_after(self, done: frozenset) -> int:
         """Bytes alive once the blocks in ``done`` have run (each storage once)."""

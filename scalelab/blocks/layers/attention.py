@@ -35,13 +35,13 @@ class InferenceRun:
     """How an eval pass runs the attention layers, for their inner peaks (set by
     ``scalelab.analysis.block_memory`` around a block's walk; the default is a lone layer on three
     tensors of their own): the samples, the kernel ("math" or "fused"), the activation dtype's bytes,
-    whether q, k and v are pieces of one larger tensor (the unbind of a fused qkv projection), and the
-    phase lifted above every other step of the walk (``lifted_peak``)."""
+    the layout of q, k and v (``LAYOUTS``), and the phase lifted above every other step of the walk
+    (``lifted_peak``)."""
 
     batch: int = 1
     kernel: str = "math"
     nbytes: int = 4
-    pieces: bool = False
+    layout: str = "own"
     lift: "tuple[object, int] | None" = None  # (the layer and its inputs' shapes, the phase's index)
     seen: "list[tuple[object, tuple[Phase, ...]]] | None" = None  # each attention layer walked, with its phases
 
@@ -55,6 +55,12 @@ class Phase:
     fixed_bytes: int = 0
 
 
+#: how q, k and v lie in memory -> the tensors the math kernel's batched products copy to fold the batch
+#: and the leading axes into one (when more than one of those axes is over 1)
+LAYOUTS = {"own": "tensors of their own, contiguous: none",
+           "token-major": "pieces of a qkv projection's (N, 3, heads, d) output, as timm and the transformer "
+                          "kinds cut them: the scaled q (unless L is 1), the scaled k^T and v",
+           "head-major": "pieces of a (3, heads, N, d) tensor: v (the scaled q and k^T are written head-major)"}
 #: far above any count of elements: the lifted phase is the walk's maximum, whatever else it holds
 LIFT = 1 << 80
 RUN: ContextVar[InferenceRun] = ContextVar("attention_inference_run", default=InferenceRun())
@@ -172,18 +178,17 @@ class Attention(Primitive):
         kernel's operators). The math kernel: the scaled q lives to the end; the scaled k^T and the
         scores with it, then the scores and the probabilities, then the probabilities, v's layout
         copy and the output; a causal mask (L x S, shared by the batch) throughout. The batched
-        products fold the batch and the leading axes into one: where q, k, v are pieces of a qkv
-        projection (token-major: their heads are not beside each other in memory) and more than one
-        of those axes is over 1, torch copies the scaled q (unless L is 1), the scaled k^T and v
-        first. The fused kernels (flash, on CPU) write the output and the log-sum-exp of each
+        products fold the batch and the leading axes into one: where more than one of those axes is
+        over 1, torch first copies what the layout of q, k and v calls for (``LAYOUTS``). The fused kernels (flash, on CPU) write the output and the log-sum-exp of each
         query's scores (fp32) only."""
         z, run = Sizes.of(s), RUN.get()
         out = z.heads * z.L * z.Ev
         if run.kernel == "fused":
             return (Phase(out + z.heads * z.L * 4 // run.nbytes),)
         q, kt, scores = z.heads * z.L * z.E, z.heads * z.S * z.E, z.heads * z.L * z.S
-        folds = run.pieces and (run.batch > 1) + sum(n > 1 for n in s[0][:-2]) > 1
-        cq, ck, cv = q * (folds and z.L > 1), kt * folds, z.heads * z.S * z.Ev * folds
+        folds = (run.batch > 1) + sum(n > 1 for n in s[0][:-2]) > 1 and run.layout != "own"
+        token_major = folds and run.layout == "token-major"
+        cq, ck, cv = q * (token_major and z.L > 1), kt * token_major, z.heads * z.S * z.Ev * folds
         mask = z.L * z.S * run.nbytes if self.causal else 0
         return (Phase(q + kt + cq + ck + scores, mask), Phase(q + 2 * scores, mask), Phase(q + scores + cv + out, mask))
 
