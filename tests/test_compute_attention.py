@@ -221,11 +221,11 @@ def test_a_module_calling_scaled_dot_product_attention_imports_exactly(causal, t
     assert_rebuilt_module_computes_the_same(imported, model, torch.randn(2, 3, 8, 8))
 
 
-def test_attention_with_a_mask_is_refused_by_name():
+def test_attention_with_a_boolean_mask_is_refused_by_name():
     pytest.importorskip("torch")
     from scalelab.importer import import_module
 
-    with pytest.raises(ScalelabError, match=r"aten.scaled_dot_product_attention.default x1 \(attention with a mask"):
+    with pytest.raises(ScalelabError, match=r"aten.scaled_dot_product_attention.default x1 \(attention with a boolean mask"):
         import_module(_attending(mask=True), (3, 8, 8), name="masked")
 
 

@@ -303,3 +303,14 @@ def test_ensembles_of_transformers_are_refused(tmp_path):
                  "--report-dir", tmp_path / "r", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--no-charts")
     assert res.exit_code == 2, res.output
     assert "deit_tiny_patch16_224 is a transformer network" in res.output and "Traceback" not in res.output
+
+
+def test_mobilevit_rounds_its_input_so_that_every_unfold_sees_whole_patches():
+    from scalelab.scaling.compound import scale_spec
+    from scalelab.scaling.transformer import patch_multiple
+
+    base = load_spec("mobilevit_xxs")
+    # its three unfolds take the maps of strides 8, 16 and 32 and cut 2x2 patches: lcm(16, 32, 64)
+    assert patch_multiple(base) == 64
+    assert scale_spec(base, resolution=200).input.resolution == (192, 192)
+    assert patch_multiple(load_spec("resnet50")) == 1

@@ -88,10 +88,10 @@ def import_(
 ) -> None:
     """Import a PyTorch module as a spec: captured with torch.export in eval mode, each ATen operator
     mapped to a block (conv + batchnorm + activation, add, concat, squeeze-excite, tensor operations,
-    ...), named by the module's qualified names; regions that a zoo block kind states exactly fold into
-    it (residual, bottleneck, mbconv, ...) and runs of like blocks into stages. The spec's parameters
-    and every block's output shape are checked against the module. An operator no block states is refused (exit 2) with where and how
-    often it occurs.
+    ...), named by the module's qualified names. Regions that a zoo block kind states exactly fold into
+    it (residual, bottleneck, mbconv, ...) and runs of like blocks into stages (--no-fold keeps one block
+    per operator). The spec's parameters and every block's output shape are checked against the
+    module. An operator no block states is refused (exit 2) with where and how often it occurs.
     """
     if output is not None and output.suffix.lower() not in BY_SUFFIX:
         raise ScalelabError(f"-o {output}: a spec is written as .yaml, .yml or .json")

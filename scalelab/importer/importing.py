@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
@@ -113,7 +114,7 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
         blocks, shapes, held = blocks + more, {**shapes, **more_shapes}, held + more_held
     total = sum(p.numel() for p in model.parameters())
     c, h, w = input_shape
-    head = {"name": name, "description": _description(ref, input_shape, mapped, training_only, left),
+    head: dict[str, Any] = {"name": name, "description": _description(ref, input_shape, mapped, training_only, left),
             "input": {"channels": c, "resolution": h if h == w else [h, w]}}
     text = blocks_yaml(head, blocks)
     spec = parse_spec(text, f"<{ref}>")  # exactly what reading the written file gives

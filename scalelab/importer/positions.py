@@ -60,7 +60,7 @@ def _factors(n: int) -> list[tuple[int, int]]:
 def _bias(table, value) -> "dict | None":
     """A position_bias whose gather of ``table`` is ``value``: signed offsets from an (entries, heads)
     table, or absolute ones from a (heads, entries) table."""
-    from scalelab.blocks.layers.positions_torch import gathered_bias
+    from scalelab.blocks.layers.positions_torch import gathered_bias  # torch: the module side, only where a gather is matched
 
     core = [d for d in value.shape if d != 1]
     if table.dim() != 2 or len(core) != 3 or core[1] != core[2]:
@@ -76,7 +76,7 @@ def _bias(table, value) -> "dict | None":
 
 
 def _mask(value, cached: bool) -> "dict | None":
-    from scalelab.blocks.layers.positions_torch import window_mask
+    from scalelab.blocks.layers.positions_torch import window_mask  # torch: the module side, only where a mask is matched
 
     core = [d for d in value.shape if d != 1]
     fills = {float(v) for v in value.unique()} - {0.0}

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from scalelab.blocks import Block
+from scalelab.graph.network import resolve
 from scalelab.scaling.rounding import round_channels
 from scalelab.scaling.widths import width_fields
 from scalelab.spec.model import Spec, Stage
@@ -154,10 +155,39 @@ def _patch_embed(spec: Spec) -> Optional[Block]:
     return None
 
 
+def _unfold_multiple(spec: Spec) -> int:
+    """The input size at which every ``unfold`` (MobileViT) sees whole patches: its patch times the
+    downsampling before it, read off the network at its own resolution; 1 without one."""
+    if not any(b.kind == "unfold" for b in blocks_in(spec.blocks)):
+        return 1
+    network = resolve(spec)
+    height, width = spec.input.resolution
+    multiple = 1
+    for b in network.blocks.values():
+        for unfold in (x for x in blocks_in(b.block) if x.kind == "unfold"):
+            # the map the block takes: an unfold inside a body sees it after the body's own strides, if any
+            _, h, w = b.in_shape  # type: ignore[misc]  # a block holding an unfold takes one (C, H, W) map
+            (ph, pw), strides = unfold.patch, _strides_before(b.block, unfold)  # type: ignore[attr-defined]
+            multiple = math.lcm(multiple, height // h * strides * ph, width // w * strides * pw)
+    return multiple
+
+
+def _strides_before(block: Block, unfold: Block) -> int:
+    """The product of the strides of the blocks a body runs before ``unfold`` (a wrap's convs)."""
+    product = 1
+    for x in blocks_in(getattr(block, "body", [])):
+        if x is unfold:
+            break
+        stride = getattr(x, "stride", 1)
+        product *= stride if isinstance(stride, int) else max(stride)
+    return product
+
+
 def patch_multiple(spec: Spec) -> int:
-    """What the input size rounds to: the patch of a patch embedding that takes the input, else 1."""
+    """What the input size rounds to: the patch of a patch embedding that takes the input, or the size at
+    which every unfold sees whole patches, else 1."""
     embed = _patch_embed(spec)
-    return math.lcm(*getattr(embed, "patch")) if embed is not None else 1
+    return math.lcm(*getattr(embed, "patch")) if embed is not None else _unfold_multiple(spec)
 
 
 def tokens(spec: Spec, size: tuple[int, int]) -> Optional[tuple[int, int, int]]:

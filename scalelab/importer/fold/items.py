@@ -62,7 +62,7 @@ def state_counts(costs: list[LayerCost]) -> list[int]:
     state_keys places itself). torch: the layers' modules are built on the meta device."""
     import torch  # the importer's side: the modules say what state they hold
 
-    from scalelab.build import to_torch
+    from scalelab.build import to_torch  # torch: the spec-to-module side, loaded with the modules it builds
 
     counts = []
     with torch.device("meta"):

@@ -55,6 +55,7 @@ def proxy_estimate(base: Spec, depth: float, width: float, pixels: int, *, resol
     resolution multiplier, so candidates keep their relative input sizes."""
     probe = max(8, int(round(resolution_px * pixels / base.input.resolution[0])))
     scaled = scale_spec(base, depth, width, probe)
+    probe = scaled.input.resolution[0]  # rounded as the spec needs (whole patches: a ViT's, MobileViT's)
     score = synflow(scaled, probe, batch, seed)
     detail = (f"synflow zero-cost proxy (Tanaka et al. 2020) of {base.name} scaled by depth x{depth:g}, "
               f"width x{width:g}, probed at {probe}px, batch {batch}, seed {seed}: log10 score {score:.3f}; "
