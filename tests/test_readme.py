@@ -412,3 +412,38 @@ def test_a_weight_computed_from_parameters_is_refused_by_name():
         import_module(nn.Sequential(StandardisedConv(3, 8, 3, padding=1), nn.ReLU()).eval(), (3, 16, 16), name="ws")
     assert said("a weight computed any other way has no spec form, and the import refuses it by name")
     assert "aten.conv2d.default x1 (its weight is computed, not a parameter)" in str(info.value)
+
+
+def test_a_zoo_spec_shown_beside_an_import_is_the_zoo_files_own_lines():
+    """A ``# specs/NAME.yaml`` block beside an import shows that file's lines as they are written."""
+    shown = [(text.splitlines()[0][2:], text.splitlines()[1:]) for info, text, _ in _blocks()
+             if info == "yaml" and text.startswith("# specs/")]
+    assert {path for path, _ in shown} >= {"specs/resnet50.yaml", "specs/mobilenet_v2.yaml"}
+    for path, lines in shown:
+        written = (ROOT / path).read_text(encoding="utf-8").splitlines()
+        assert [line for line in lines if line not in written] == [], path
+
+
+@pytest.mark.slow
+def test_timm_mobilenetv2_100_folds_into_the_zoo_specs_stages():
+    """timm's mobilenetv2_100 holds seven stages of 1, 2, 3, 4, 3, 3, 1 blocks (timm's ``blocks``):
+    folded, they are the zoo's mobilenet_v2 stages, setting for setting."""
+    import timm
+    import torch
+
+    from scalelab import load_spec
+    from scalelab.importer import import_module
+    from scalelab.spec.model import Stage
+
+    assert said("timm's mobilenetv2_100 gives the seven stages of the zoo's `specs/mobilenet_v2.yaml`")
+    torch.manual_seed(0)
+    model = timm.create_model("mobilenetv2_100", pretrained=False).eval()
+    folded = import_module(model, (3, 224, 224), name="mobilenetv2_100").spec
+
+    def structure(spec):
+        return [(e.repeat, e.stride or 1, e.block.kind, e.block.out, e.block.kernel, e.block.expand, e.block.se,
+                 e.block.activation) for e in spec.blocks if isinstance(e, Stage)]
+
+    assert [e.stage for e in folded.blocks if isinstance(e, Stage)] == [f"blocks.{i}" for i in range(len(model.blocks))]
+    assert [e.repeat for e in folded.blocks if isinstance(e, Stage)] == [len(s) for s in model.blocks] == [1, 2, 3, 4, 3, 3, 1]
+    assert structure(folded) == structure(load_spec("mobilenet_v2"))
