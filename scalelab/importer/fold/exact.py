@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from scalelab.blocks import KINDS
 from scalelab.blocks.layers import Shape, ShapeError, walk
-from scalelab.importer.fold.flow import IN, Flow, Unwired, reads_alike
+from scalelab.importer.fold.flow import ALL_PIECES, IN, Flow, Unwired, reads_alike
 from scalelab.importer.fold.items import Item, Layer, signature
 
 
@@ -29,15 +29,27 @@ def candidate_layers(fields: dict, in_shape: Shape) -> "tuple[Shape, list, objec
 
 def region_flow(region: list[Item], source: str) -> "tuple[Flow, str] | None":
     """The region's layers' data flow (its items' layers in order) and the id of its output."""
-    flow, made = Flow(), {source: IN}
+    flow, made, pieces = Flow(), {source: IN}, dict[str, int]()
     try:
         for item in region:
-            out = flow.run(item.node, [made[t] for t in item.inputs])
+            reads = [made[t] for t in item.inputs]
+            producer = reads[0].rpartition(".")[0] if reads else ""
+            if len(reads) > 1 and reads == [f"{producer}.{k}" for k in range(pieces.get(producer, 0))]:
+                reads = [producer + ALL_PIECES]  # every piece of one layer, in order, as a block states it
+            out = flow.run(item.node, reads)
+            pieces[out] = len(item.parts)
             made[item.name] = out
             made.update((t, f"{out}.{k}") for k, t in enumerate(item.parts))
     except (Unwired, KeyError):
         return None
     return flow, made[region[-1].name]
+
+
+def _mapped(mapped: dict[str, str], read: str) -> str:
+    """The region's id of a stated read (a layer's, or all of a layer's pieces)."""
+    if read.endswith(ALL_PIECES) and read[:-len(ALL_PIECES)] in mapped:
+        return mapped[read[:-len(ALL_PIECES)]] + ALL_PIECES
+    return mapped.get(read, "?")
 
 
 def _match(costs: list, stated: Flow, out: str, layers: list[Layer], found: Flow, found_out: str) -> "list[int] | None":
@@ -48,7 +60,7 @@ def _match(costs: list, stated: Flow, out: str, layers: list[Layer], found: Flow
         return None
     mapped, used, picks, last = {IN: IN}, [False] * len(layers), [], -1
     for i, cost in enumerate(costs):
-        sig, reads = signature(cost), [mapped.get(r, "?") for r in stated.reads[i]]
+        sig, reads = signature(cost), [_mapped(mapped, r) for r in stated.reads[i]]
 
         def fits(j: int) -> bool:
             return not used[j] and layers[j].signature == sig and reads_alike(cost.label, found.reads[j], reads)

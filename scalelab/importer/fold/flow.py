@@ -5,10 +5,12 @@ block proposed for it, so that equal layers wired otherwise never fold."""
 
 from __future__ import annotations
 
-from scalelab.blocks.layers import Gate, Merge, Parallel, Residual, Sequence, Wiring
+from scalelab.blocks.layers import Gate, Merge, Param, Parallel, Residual, Sequence, Unpack, Wiring
 
 #: the input of a region and of the block proposed for it
 IN = "in"
+#: a layer's every output piece, in order (an unbind's q, k and v), as one read
+ALL_PIECES = ".*"
 
 
 class Unwired(ValueError):
@@ -42,6 +44,10 @@ class Flow:
             return self._layer([self.run(b, inputs) for b in node.branches])
         if isinstance(node, Gate):
             return self._layer([inputs[0], self.run(node.body, inputs)])
+        if isinstance(node, Param):  # a learned tensor reads nothing (a class token, a position embedding)
+            return self._layer([])
+        if isinstance(node, Unpack):  # the join reads the split's pieces, all of them in order
+            return self.run(node.join, [self.run(node.split, inputs) + ALL_PIECES])
         if isinstance(node, Merge):
             return self._layer(inputs)
         if isinstance(node, Wiring):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scalelab.blocks import KINDS
 from scalelab.importer.fold.exact import candidate_layers
 from scalelab.importer.fold.items import Item, signature
 
 #: the kinds a stage repeats (a folded block that takes a stride of its own)
-STAGE_KINDS = ("residual", "bottleneck", "mbconv", "fused_mbconv", "wrap")
+STAGE_KINDS = ("residual", "bottleneck", "mbconv", "fused_mbconv", "wrap", "transformer")
 
 
 @dataclass
@@ -32,7 +33,9 @@ class Stage:
         """Whether each repeat, as the graph expands it (the stage's stride on the first, 1 on the
         rest), states its block's layers."""
         for r, item in enumerate(self.items):
-            stated = candidate_layers({**self.block, "stride": self.stride if r == 0 else 1}, item.in_shape)  # type: ignore[arg-type]
+            strided = "stride" in KINDS[self.block["kind"]].model_fields  # as the graph expands it: a kind without one keeps none
+            block = {**self.block, "stride": self.stride if r == 0 else 1} if strided else self.block
+            stated = candidate_layers(block, item.in_shape)  # type: ignore[arg-type]
             if stated is None or stated[0] != item.out_shape or [signature(c) for c in stated[1]] != [
                     layer.signature for layer in item.layers]:
                 return False
