@@ -1,5 +1,6 @@
 """Hypothesis strategies for the sources window attention adds to its scores and for attention with a
-mask (position_bias, window_mask, masked_attention): (kind, params, input shape) examples, run by
+mask (position_bias, window_mask, masked_attention), and Swin V2's (continuous_position_bias,
+logit_scale): (kind, params, input shape) examples, run by
 tests/test_positions.py as tests/test_block_kinds.py runs the others (a source takes no input: its
 shape is ``[]``; masked attention takes four: a list of shapes)."""
 
@@ -50,16 +51,37 @@ def masked_attention(draw):
     return "masked_attention", params, [(*lead, L, E), (*lead, S, E), (*lead, S, Ev), tuple(mask)]
 
 
-STRATEGIES = {"position_bias": position_bias(), "window_mask": window_mask(), "masked_attention": masked_attention()}
+@st.composite
+def continuous_position_bias(draw):
+    window, heads = [draw(st.integers(2, 4)), draw(st.integers(2, 4))], draw(st.integers(1, 3))
+    n = window[0] * window[1]
+    shape, axis = _read_as(draw, [heads, n, n])
+    params = {"kind": "continuous_position_bias", "window": window, "heads": heads,
+              "hidden": draw(st.integers(1, 16)), "shape": shape}
+    return "continuous_position_bias", {**params, **({"batch_axis": axis} if axis is not None else {})}, []
+
+
+@st.composite
+def logit_scale(draw):
+    shape, axis = _read_as(draw, [draw(st.integers(1, 4)), 1, 1])
+    params = {"kind": "logit_scale", "shape": shape, "max": draw(st.sampled_from([4.605170185988092, 1.0]))}
+    return "logit_scale", {**params, **({"batch_axis": axis} if axis is not None else {})}, []
+
+
+STRATEGIES = {"position_bias": position_bias(), "window_mask": window_mask(), "masked_attention": masked_attention(),
+              "continuous_position_bias": continuous_position_bias(), "logit_scale": logit_scale()}
 
 
 def _layers() -> dict:
     from scalelab.blocks.layers.masked_attention import MaskedAttention
+    from scalelab.blocks.layers.cosine_attention import ContinuousPositionBias, LogitScale
     from scalelab.blocks.layers.positions import PositionBias, WindowMask
 
     return {"masked_attention": [MaskedAttention(), [(2, 5, 4), (2, 7, 4), (2, 7, 6), (2, 5, 7)]],
             "position_bias": [PositionBias((2, 3), 2, (1, 2, 6, 6), 0), []],
-            "window_mask": [WindowMask((2, 2), (2, 1), (1, 1), (2, 4, 4)), []]}
+            "window_mask": [WindowMask((2, 2), (2, 1), (1, 1), (2, 4, 4)), []],
+            "continuous_position_bias": [ContinuousPositionBias((2, 3), 2, 8, (1, 2, 6, 6), 0), []],
+            "logit_scale": [LogitScale((2, 1, 1), 4.605170185988092), []]}
 
 
 #: one layer of each kind and its input shapes, whose faces tests/test_positions.py (the sources, against

@@ -34,11 +34,6 @@ TORCHVISION = {"vit_b_16": 64, "vit_b_32": 64, "vit_l_16": 64, "vit_l_32": 64, "
                "swin_t": 224, "swin_s": 224, "swin_b": 224, "swin_v2_t": 224, "swin_v2_s": 224, "swin_v2_b": 224,
                "maxvit_t": 224}
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
-#: Swin V2's weight-side computations no block states: qkv's bias built from q's and v's with k's
-#: zeroed (a linear whose bias is computed), cosine attention's logit scale (exp of a clamped
-#: parameter) and its continuous position bias (16 sigmoid of an MLP over a table of log-spaced
-#: coordinates, gathered by the index)
-SWIN_V2 = {"aten.linear.default", "aten.mul.Tensor", "aten.add.Tensor"}
 #: library:model -> the exact set of operators its refusal names (the reason, as the refusal gives it)
 REFUSED: dict[str, set[str]] = {
     # LeViT's linear layers end in BatchNorm1d over the channels of its tokens merged with the batch
@@ -49,7 +44,6 @@ REFUSED: dict[str, set[str]] = {
     # (full, bitwise not, cumsum, a cast and a division by a constant)
     "timm:edgenext_xx_small": {"aten.cumsum.default", "aten.div.Tensor", "aten.full.default",
                                "aten._to_copy.default", "aten.bitwise_not.default"},
-    **{f"torchvision:{m}": SWIN_V2 for m in ("swin_v2_t", "swin_v2_s", "swin_v2_b")},
 }
 #: models whose import ends in an exception other than ScalelabError (a defect of the importer) -> its type
 CRASH: dict[str, type] = {}
@@ -190,3 +184,33 @@ def test_vit_b_16_imports_at_224_with_its_published_operations(reference_macs):
     assert round(result.total.macs / 1e9, 3) == torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.meta["_ops"]
     torch.manual_seed(1)
     assert_rebuilt_module_computes_the_same(imported, model, torch.randn(1, 3, 224, 224))
+
+
+def test_a_small_swin_v2_imports_exactly_with_its_weight_side_computation(reference_macs, run_fresh, tmp_path):
+    """Swin V2's qkv bias with the keys' slice zeroed on every pass (given values here, so a layer
+    that kept them would compute otherwise), its logit scale and its continuous position bias, whose
+    MLP runs once per pass: the MACs equal the reference at batch 1 and at batch 3."""
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
+
+    torch.manual_seed(0)
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4],
+                            num_classes=10, block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("qkv.bias"):
+                torch.nn.init.normal_(p)
+    imported = import_module(model, (3, 32, 32), name="swin_v2_small")
+    text = imported.text
+    assert text.count("kind: continuous_position_bias") == text.count("kind: logit_scale") == 4  # one per block
+    # each qkv of 3 x width outputs zeroes its keys' slice, [width, 2 width)
+    assert re.findall(r"out: (\d+), .*bias_zeroed: \[(\d+), (\d+)\]", text) == [("48", "16", "32")] * 2 + [("96", "32", "64")] * 2
+    params = sum(p.numel() for p in model.parameters())
+    one, three = analyze(imported.spec, batch=1).total, analyze(imported.spec, batch=3).total
+    assert one.params == params
+    assert one.macs == reference_macs(model, torch.zeros(1, 3, 32, 32))
+    assert three.macs == reference_macs(model, torch.zeros(3, 3, 32, 32))
+    # the MLP, Linear(2, 512) and Linear(512, heads) over (2 * 4 - 1) ** 2 coordinates, once per pass
+    assert one.weight_macs == three.weight_macs == 2 * 49 * (2 * 512 + 512 * 2) + 2 * 49 * (2 * 512 + 512 * 4)
+    assert_reanalysed_without_torch(imported, tmp_path, run_fresh, params, one.macs)
+    torch.manual_seed(1)
+    assert_rebuilt_module_computes_the_same(imported, model, torch.randn(2, 3, 32, 32))

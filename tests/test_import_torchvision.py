@@ -15,7 +15,7 @@ from scalelab import analyze
 from scalelab.importer import import_module
 from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
 
-#: the transformers (ViT, Swin and MaxViT exact, Swin V2 refused by name), on tests/test_import_attention.py's
+#: the transformers (ViT, Swin, Swin V2 and MaxViT, every one exact), on tests/test_import_attention.py's
 #: list with their own input sizes (which checks the two lists hold every model)
 TRANSFORMERS = ("vit_", "swin_", "maxvit")
 #: heads that run only in training, by model

@@ -100,11 +100,12 @@ def test_position_bias_of_absolute_offsets_gathers_as_timm_efficientformer_does(
     assert layer.cost((), layer.out_shape(())).params == 4 * 25 == attn.attention_biases.numel()
 
 
-@pytest.mark.parametrize("kind", ["position_bias", "window_mask", "masked_attention"])
+@pytest.mark.parametrize("kind", ["position_bias", "window_mask", "masked_attention", "continuous_position_bias",
+                                  "logit_scale"])
 def test_each_kind_counts_and_shapes_as_its_built_module(kind):
     """tests/test_block_kinds.py's check for these kinds: parameters, MACs and the output shape of the
     module built from the block's layers, over hypothesis' examples (MACs as FlopCounterMode counts
-    them with grad on and the math kernel)."""
+    them with grad on and the math kernel; Swin V2's position-bias MLP once per pass)."""
     from hypothesis import given, settings
     from position_strategies import STRATEGIES
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -126,6 +127,7 @@ def test_each_kind_counts_and_shapes_as_its_built_module(kind):
             out = module(x)
         assert tuple(out.shape) == (2, *walked.out)
         assert sum(c.params for c in walked.costs) == sum(p.numel() for p in module.parameters())
-        assert counter.get_total_flops() // 2 == sum(c.macs for c in walked.costs) * 2  # a batch of 2
+        # a batch of 2: per-sample MACs twice, MACs on the weights alone once
+        assert counter.get_total_flops() // 2 == sum(c.macs for c in walked.costs) * 2 + sum(c.weight_macs for c in walked.costs)
 
     check()

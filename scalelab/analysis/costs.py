@@ -24,10 +24,12 @@ class Cost:
     ops: int = 0
     activations: int = 0
     weight_ops: int = 0  # ops on the weights alone (weight standardisation): once per pass, not per sample
+    weight_macs: int = 0  # of ``macs``, those on the weights alone (an MLP over constants): once per pass
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.params + other.params, self.macs + other.macs, self.ops + other.ops,
-                    self.activations + other.activations, self.weight_ops + other.weight_ops)
+                    self.activations + other.activations, self.weight_ops + other.weight_ops,
+                    self.weight_macs + other.weight_macs)
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,16 @@ class Analysis:
 
 def block_cost(costs: list[LayerCost], out_elems: int, batch: int) -> Cost:
     """Sum a block's layer costs; MACs, ops and activations (``out_elems`` per sample: none for a
-    source, whose tensor is a weight) scale with the batch, params and weight ops do not."""
+    source, whose tensor is a weight) scale with the batch, params and weight ops do not; MACs on the
+    weights alone are in ``macs`` once, as a forward pass runs them once (and apart in ``weight_macs``)."""
+    weight_macs = sum(c.weight_macs for c in costs)
     return Cost(
         params=sum(c.params for c in costs),
-        macs=batch * sum(c.macs for c in costs),
+        macs=batch * sum(c.macs for c in costs) + weight_macs,
         ops=batch * sum(c.ops for c in costs),
         activations=batch * out_elems,
         weight_ops=sum(c.weight_ops for c in costs),
+        weight_macs=weight_macs,
     )
 
 

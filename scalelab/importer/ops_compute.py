@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from scalelab.importer.ops_tensor import OPERANDS
 from scalelab.importer.table import Call, Unsupported, needs_kind
-from scalelab.importer.weight_side import standardised
+from scalelab.importer.weight_side import standardised, zeroed_bias
 
 
 def pair(v) -> tuple[int, int]:
@@ -74,7 +74,10 @@ def _linear(c: Call) -> list[dict]:
     alone or merged into one: nn.MultiheadAttention's (L*B, E)), or over the channels of a
     channels-last map."""
     c.weight()
-    out, bias = c.shape(c.arg("weight"))[0], c.state("bias") is not None
+    zeroed = zeroed_bias(c)
+    out, bias = c.shape(c.arg("weight"))[0], zeroed is not None or c.state("bias") is not None
+    if zeroed and c.channels_last:
+        raise Unsupported("its bias is computed, not a parameter")
     if c.channels_last and len(c.in_shape) == 3:  # ConvNeXt's pointwise MLP
         c.batch_first()
         needs_kind("channel_linear")
@@ -84,7 +87,8 @@ def _linear(c: Call) -> list[dict]:
         raise Unsupported("linear over the batch axis")
     if c.channels_last:
         raise Unsupported("linear over a channels-last map other than its channels")
-    return [{"kind": "linear", "out": out, "bias": bias, **({"flatten": False} if len(c.in_shape) == 3 else {})}]
+    return [{"kind": "linear", "out": out, "bias": bias, **({"flatten": False} if len(c.in_shape) == 3 else {}),
+             **({"bias_zeroed": list(zeroed)} if zeroed else {})}]
 
 
 def _batch_norm(c: Call) -> list[dict]:

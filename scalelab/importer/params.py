@@ -44,7 +44,7 @@ def operand_param(cap: Captured, reader, operand) -> tuple[dict, list[str], list
     found = None if learned else recomputed(cap, operand, cached=source is not None)
     if found is not None:
         fields, state, nodes = found
-        name = state[0] if state else f"{scope_of(operand)}.{fields['kind']}".lstrip(".")
+        name = state[0] if len(state) == 1 else f"{scope_of(operand)}.{fields['kind']}".lstrip(".")
     elif source is None:
         raise Unsupported(COMPUTED)
     else:

@@ -1,6 +1,7 @@
 """Operands computed from parameters and constants that a source block recomputes: a relative position
-bias gathered from a table by Swin's relative position index (``position_bias``) and the mask of
-shifted windows (``window_mask``). The operand's value is computed from the source's own tensors and
+bias gathered from a table by Swin's relative position index (``position_bias``), the mask of
+shifted windows (``window_mask``), and Swin V2's continuous position bias (an MLP over constant
+coordinates: ``continuous_position_bias``) and logit scale (``logit_scale``). The operand's value is computed from the source's own tensors and
 compared with the block's, element for element: a block is stated only where it gives the very
 tensor the module adds, so any other index or mask stays refused by name."""
 
@@ -30,12 +31,13 @@ def reads(cap: Captured, node) -> list:
     return order
 
 
-def evaluate(cap: Captured, node):
-    """The value of a weight-side node, computed op by op from the source's tensors."""
+def evaluate(cap: Captured, node, given: "dict | None" = None):
+    """The value of a weight-side node, computed op by op from the source's tensors (or, for the
+    placeholders in ``given``, from the tensors given)."""
     import torch  # the importer runs torch
     from torch.fx.node import map_arg
 
-    memo: dict = {}
+    memo: dict = dict(given or {})
 
     def value(n):
         if n not in memo:
@@ -99,15 +101,62 @@ def recomputed(cap: Captured, operand, cached: bool) -> "tuple[dict, list[str], 
     """The source block's fields for a computed operand (shape and batch axis still to add), the
     source state it holds and every placeholder it reads; None where no block gives its value."""
     nodes = reads(cap, operand)
-    learned = [n for n in nodes if cap.state[n] in cap.trainable]
-    if len(learned) > 1 or math.prod(operand.meta["val"].shape) > 2 ** 24:
+    learned = [cap.state[n] for n in nodes if cap.state[n] in cap.trainable]
+    if math.prod(operand.meta["val"].shape) > 2 ** 24:
         return None
     value = evaluate(cap, operand)
-    if learned:
-        fields = _bias(cap.values[cap.state[learned[0]]], value)
+    tensors = [cap.values[name] for name in learned]
+    if len(learned) == 1:
+        fields = _bias(tensors[0], value) or _logit_scale(operand, tensors[0], value)
+    elif learned:
+        fields, learned = _continuous(dict(zip(learned, tensors)), value)
     else:
         fields = _mask(value, cached)
     if fields is None:
         return None
     needs_kind(fields["kind"])
-    return fields, [cap.state[n] for n in learned], nodes
+    return fields, learned, nodes
+
+
+def _logit_scale(operand, scale, value) -> "dict | None":
+    """A logit_scale whose exp(clamp(scale, max)) is ``value``: the operand an exp of a clamp from above."""
+    import torch  # the importer runs torch
+
+    clamp = operand.args[0] if getattr(operand.target, "__name__", "") == "exp.default" else None
+    if clamp is None or getattr(clamp.target, "__name__", "") != "clamp.default" or len(clamp.args) != 3 \
+            or clamp.args[1] is not None or not isinstance(clamp.args[2], (int, float)):
+        return None
+    most = float(clamp.args[2])
+    if value.shape != scale.shape or not torch.clamp(scale, max=most).exp().equal(value):
+        return None
+    return {"kind": "logit_scale", "max": most}
+
+
+def _continuous(learned: dict, value) -> "tuple[dict | None, list[str]]":
+    """A continuous_position_bias whose MLP, read from the three learned tensors (Linear(2, hidden)'s
+    weight and bias, Linear(hidden, heads)'s weight), gives ``value``; with them in module order."""
+    import torch  # the importer runs torch
+
+    from scalelab.blocks.layers.cosine_attention_torch import ContinuousPositionBias  # torch: only where one is matched
+
+    core = [d for d in value.shape if d != 1]
+    firsts = [(n, t) for n, t in learned.items() if t.dim() == 2 and t.shape[1] == 2]
+    vectors = [(n, t) for n, t in learned.items() if t.dim() == 1]
+    if len(learned) != 3 or len(core) != 3 or core[1] != core[2] or len(firsts) != 1 or len(vectors) != 1:
+        return None, []
+    (w0, first), (b0, bias) = firsts[0], vectors[0]
+    hidden, heads = first.shape[0], core[0]
+    rest = [(n, t) for n, t in learned.items() if n not in (w0, b0) and t.shape == (heads, hidden)]
+    if len(rest) != 1 or bias.shape != (hidden,):
+        return None, []
+    order = [w0, b0, rest[0][0]]
+    for window in _factors(core[1]):
+        if min(window) < 2:
+            continue
+        module = ContinuousPositionBias(window, heads, hidden, tuple(value.shape), None)
+        module.load_state_dict(dict(zip(module.state_dict(), (learned[n] for n in order))))
+        with torch.no_grad():
+            if module(torch.zeros(1))[0].equal(value):
+                return {"kind": "continuous_position_bias", "window": list(window), "heads": heads,
+                        "hidden": hidden}, order
+    return None, []

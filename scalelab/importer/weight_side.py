@@ -3,7 +3,8 @@ StdConv2d and ScaledStdConv2d compute it (``F.batch_norm`` in training mode on t
 (1, out, fan-in), scaled by ``gain * scale`` or not, reshaped back), becomes the conv's
 ``weight_standardization`` field. The capture holds that batch norm as ``aten.batch_norm`` or, where
 the program was decomposed, as the first output of ``_native_batch_norm_legit.no_stats``. Any other
-computed weight stays refused by name."""
+computed weight stays refused by name. A linear bias computed from a bias parameter by zeroing one
+slice of it (Swin V2's qkv, whose keys take no bias) becomes the linear's ``bias_zeroed``."""
 
 from __future__ import annotations
 
@@ -92,3 +93,27 @@ def standardised(c: Call) -> "dict | None":
     bias = c.state("bias")
     return {"weight_standardization": fields,
             STATE: [source, *([bias] if bias else []), *([gain[0]] if gain else [])]}
+
+
+def zeroed_bias(c: Call) -> "tuple[int, int] | None":
+    """(start, stop) where the call's bias is its bias parameter with that slice zeroed and nothing
+    else changed, as computing it from stand-in values of the parameter shows; None where the bias
+    is a parameter (or absent), Unsupported where it is computed any other way."""
+    import torch  # the importer runs torch
+
+    from scalelab.importer.positions import evaluate, reads
+
+    bias = c.arg("bias")
+    if bias is None or bias in c.cap.state:
+        return None
+    sources = reads(c.cap, bias)
+    if len(sources) != 1 or c.cap.state[sources[0]] not in c.cap.trainable:
+        raise Unsupported("its bias is computed, not a parameter")
+    values = c.cap.values[c.cap.state[sources[0]]]
+    stand_in = torch.arange(1, values.numel() + 1, dtype=values.dtype).reshape(values.shape)
+    got = evaluate(c.cap, bias, {sources[0]: stand_in})
+    zero = (got == 0).nonzero().flatten().tolist() if got.shape == stand_in.shape and got.dim() == 1 else []
+    if not zero or zero != list(range(zero[0], zero[-1] + 1)) or \
+            not torch.equal(got, stand_in.masked_fill(got == 0, 0)):
+        raise Unsupported("its bias is computed, not a parameter")
+    return zero[0], zero[-1] + 1

@@ -136,6 +136,11 @@ def build_report(
                          "position bias gather and shifted-window mask), once per "
                          "forward pass whatever the batch, are not in the ops column or its total.")
         figures = {**figures, "weight_ops": weight_ops}
+    weight_macs = analysis.total.weight_macs
+    if weight_macs:  # in the MACs column and its total, once whatever the batch
+        notes = (*notes, f"WEIGHT MACS: {weight_macs:,} of the MACs are on the weights alone (Swin V2's "
+                         "position-bias MLP over its constant coordinates), once per forward pass whatever the batch.")
+        figures = {**figures, "weight_macs": weight_macs}
     return Report(spec.name, spec.description, conditions, CONVENTION, columns, depth,
                   finish(inference), total, finish(training), training_total,
                   (*analysis.network.notes, *notes), {**_not_applicable(analysis), **(figures or {})}, mode,

@@ -127,6 +127,7 @@ class LayerCost:
     in_elems: int = 0
     out_elems: int = 0
     weight_ops: int = 0  # ops on the weights alone (weight standardisation, a gathered bias): once per pass, whatever the batch
+    weight_macs: int = 0  # MACs on the weights alone (Swin V2's position-bias MLP): once per pass, whatever the batch
     node: "Node | None" = field(default=None, kw_only=True, compare=False, repr=False)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from scalelab.blocks.layers.base import (
     LatencyClass, LayerCost, Primitive, Saved, Shape, ShapeError, TrainMacs, elements, fmt_shape, fresh_output,
@@ -20,7 +20,9 @@ class Linear(Primitive):
     """Fully connected layer over the last axis (torch's nn.Linear): every leading axis is kept, each
     row of ``in_features`` maps to ``out_features``. MACs = (output elements) * in, bias excluded;
     one add per output element for the bias. The input is taken to be contiguous, as scalelab's
-    tensors are unless a ``contiguous`` copy says otherwise: torch folds it into a matrix by a view."""
+    tensors are unless a ``contiguous`` copy says otherwise: torch folds it into a matrix by a view.
+    ``bias_zeroed`` (start, stop): that slice of the bias is zeroed on every pass (Swin V2's qkv, whose
+    keys take no bias): still parameters; weight ops per pass, the bias copied and the slice zeroed."""
 
     kind = "linear"
     has_weights = True
@@ -28,6 +30,7 @@ class Linear(Primitive):
     in_features: int
     out_features: int
     bias: bool = True
+    bias_zeroed: Optional[tuple[int, int]] = None
 
     def out_shape(self, s: Shape) -> Shape:
         if not s or s[-1] != self.in_features:
@@ -43,6 +46,7 @@ class Linear(Primitive):
             ops=n if self.bias else 0,
             in_elems=elements(s),
             out_elems=n,
+            weight_ops=self.out_features + self.bias_zeroed[1] - self.bias_zeroed[0] if self.bias_zeroed else 0,
             node=self,
         )
 
@@ -62,4 +66,8 @@ class Linear(Primitive):
     def torch_module(self) -> nn.Module:
         from torch import nn
 
+        if self.bias_zeroed:
+            from scalelab.blocks.layers.linear_torch import ZeroedBiasLinear  # torch: only when a module is built
+
+            return ZeroedBiasLinear(self.in_features, self.out_features, self.bias_zeroed)
         return nn.Linear(self.in_features, self.out_features, self.bias)
