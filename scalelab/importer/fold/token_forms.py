@@ -9,8 +9,8 @@ layer. Each rewrite computes the same tensor at the same cost in every face:
 * a ``cat`` along the per-sample first axis is the ``concat`` merge (the patch embedding's tokens
   before the patches);
 * a ``binary`` add of two tensors of one shape (the position embedding's) is the ``add`` merge;
-* a ``select`` along a non-negative axis is the same axis counted from the end (``token_pool``'s
-  class token, ``Select(-2, 0)``).
+* a ``select`` or a ``reduce`` along non-negative axes is the same along the axes counted from the
+  end (``token_pool``'s class token, ``Select(-2, 0)``, and its mean, ``Reduce("mean", (-2,))``).
 
 None where a rewritten item would hold source state (these operators hold none) or does not build."""
 
@@ -40,6 +40,8 @@ def _restated(item: Item) -> "dict | None":
         return {"kind": "add"} if fields.op == "add" and fields.alpha == 1 else None
     if item.kind == "select" and settings(item).dim >= 0 and not isinstance(item.in_shape, list):
         return {**item.fields, "dim": settings(item).dim - len(item.in_shape)}
+    if item.kind == "reduce" and not isinstance(item.in_shape, list) and all(d >= 0 for d in settings(item).dims):
+        return {**item.fields, "dims": [d - len(item.in_shape) for d in settings(item).dims]}
     return None
 
 

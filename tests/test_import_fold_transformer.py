@@ -1,0 +1,92 @@
+"""Imported transformers fold into the token kinds: timm's deit_tiny_patch16_224 (and vit_tiny, the
+same network under ``-m slow``) reads as the zoo spec does, a patch embedding, one stage of twelve
+encoder blocks, a token pool and the head, with the zoo spec's ``--level 1`` rows (kinds, shapes,
+parameters, MACs). The folded spec states the module exactly: the flat spec's totals, the module's
+sum of p.numel() and reference MACs, the YAML re-analysed without torch, and the module rebuilt from
+it with the source's weights computing the source's outputs (so the state follows the folded
+layers' order). Expected settings are read off the models' constructors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
+from scalelab import analyze, load_spec
+from scalelab.importer import import_module
+from scalelab.report import build_report
+from scalelab.spec.model import Stage
+
+timm = pytest.importorskip("timm")
+from timm.models.vision_transformer import VisionTransformer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rows(spec) -> list[tuple]:
+    """The ``--level 1`` rows: kind with repeats, output shape, parameters, MACs."""
+    return [(r.kind, tuple(r.out_shape), r.values["params"], r.values["macs"])
+            for r in build_report(analyze(spec), depth=1).rows]
+
+
+def _totals(spec) -> tuple:
+    total = analyze(spec).total
+    return total.params, total.macs, total.ops, total.weight_ops
+
+
+def _lines(spec) -> list[tuple]:
+    """(kind, repeat) of each line of a spec: a stage by its block's kind."""
+    return [(e.block.kind, e.repeat) if isinstance(e, Stage) else (e.kind, 1) for e in spec.blocks]
+
+
+def _assert_exact(model, size, name, run_fresh, tmp_path, reference_macs):
+    torch.manual_seed(0)
+    folded = import_module(model, size, name=name)
+    flat = import_module(model, size, name=name, fold=False)
+    params = sum(p.numel() for p in model.parameters())
+    macs = reference_macs(model, torch.zeros(1, *size))
+    assert _totals(folded.spec) == _totals(flat.spec)
+    assert (analyze(folded.spec).total.params, analyze(folded.spec).total.macs) == (params, macs)
+    assert_reanalysed_without_torch(folded, tmp_path, run_fresh, params, macs)
+    assert_rebuilt_module_computes_the_same(folded, model, torch.randn(2, *size))
+    return folded
+
+
+@pytest.mark.parametrize("name", ["deit_tiny_patch16_224",
+                                  pytest.param("vit_tiny_patch16_224", marks=pytest.mark.slow)])
+def test_timm_vit_folds_into_the_zoo_specs_lines(name, run_fresh, tmp_path, reference_macs):
+    model = timm.create_model(name, pretrained=False).eval()
+    folded = _assert_exact(model, (3, 224, 224), name, run_fresh, tmp_path, reference_macs)
+    zoo = load_spec(ROOT / "specs" / "deit_tiny_patch16_224.yaml")
+    assert _lines(folded.spec) == [("patch_embed", 1), ("transformer", len(model.blocks)), ("token_pool", 1),
+                                   ("linear", 1)]
+    assert _rows(folded.spec) == _rows(zoo)
+    stage = folded.spec.blocks[1]
+    assert stage.block.heads_of(model.embed_dim) == (model.blocks[0].attn.num_heads, model.blocks[0].attn.head_dim)
+
+
+def test_a_mean_pooled_vit_without_class_token_folds_with_its_settings(run_fresh, tmp_path, reference_macs):
+    """Settings other than DeiT's: no class token, heads of 32, no qkv bias, an MLP 3 wide, the mean
+    of the tokens with the norm after it (timm's fc_norm)."""
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=3, num_heads=2, mlp_ratio=3,
+                              qkv_bias=False, class_token=False, global_pool="avg", num_classes=10).eval()
+    folded = _assert_exact(model, (3, 32, 32), "small", run_fresh, tmp_path, reference_macs)
+    embed, stage, pool, head = folded.spec.blocks
+    assert (embed.kind, embed.out, embed.patch, embed.class_token, embed.position) == \
+        ("patch_embed", 64, (8, 8), False, "learned")
+    assert (stage.repeat, stage.block.kind, stage.block.heads_of(64), stage.block.qkv_bias, stage.block.mlp_ratio) == \
+        (3, "transformer", (2, 32), False, 3.0)
+    assert (pool.kind, pool.mode, pool.skip, pool.norm) == ("token_pool", "mean", 0, "after")
+    assert (head.kind, head.out) == ("linear", 10)
+
+
+def test_a_block_no_kind_states_stays_primitive_and_exact(run_fresh, tmp_path, reference_macs):
+    """timm's layer scale is a parameter times the branch (param, binary mul), where the kind states
+    one scale layer: exactness refuses the transformer, so each block stays as imported, exactly."""
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2, num_classes=10,
+                              init_values=1e-5).eval()
+    folded = _assert_exact(model, (3, 32, 32), "scaled", run_fresh, tmp_path, reference_macs)
+    kinds = [kind for kind, _ in _lines(folded.spec)]
+    assert "transformer" not in kinds and "attention" in kinds
