@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from import_checks import assert_rebuilt_module_computes_the_same, assert_reanalysed_without_torch
-from scalelab import analyze, load_spec
+from scalelab import analyze, load_spec, parse_spec
 from scalelab.importer import import_module
 from scalelab.report import build_report
 from scalelab.spec.model import Stage
@@ -90,3 +90,29 @@ def test_a_block_no_kind_states_stays_primitive_and_exact(run_fresh, tmp_path, r
     folded = _assert_exact(model, (3, 32, 32), "scaled", run_fresh, tmp_path, reference_macs)
     kinds = [kind for kind, _ in _lines(folded.spec)]
     assert "transformer" not in kinds and "attention" in kinds
+
+
+def test_torchvisions_multihead_attention_copies_qkv_so_it_stays_primitive(run_fresh, tmp_path, reference_macs):
+    """torchvision's encoder (nn.MultiheadAttention) clones the whole qkv projection before it
+    splits q, k and v: one copy of 3 x tokens x features elements a block that the transformer kind
+    does not make. The kind's spec of the same network has the module's parameters and MACs but
+    fewer other ops by exactly those copies, so folding would change a figure and is refused."""
+    TorchvisionViT = pytest.importorskip("torchvision.models.vision_transformer").VisionTransformer
+
+    layers, tokens, dim = 2, (32 // 8) ** 2 + 1, 64
+    model = TorchvisionViT(image_size=32, patch_size=8, num_layers=layers, num_heads=2, hidden_dim=dim,
+                           mlp_dim=128, num_classes=10).eval()
+    imported = _assert_exact(model, (3, 32, 32), "tv", run_fresh, tmp_path, reference_macs)
+    assert "transformer" not in [kind for kind, _ in _lines(imported.spec)]
+    kinds = parse_spec(f"""
+name: tv_as_kinds
+input: {{channels: 3, resolution: 32}}
+blocks:
+  - {{name: patch_embed, kind: patch_embed, out: {dim}, patch: 8}}
+  - {{stage: encoder, repeat: {layers}, block: {{kind: transformer, heads: 2, mlp_hidden: 128}}}}
+  - {{name: pool, kind: token_pool, mode: class, norm: before}}
+  - {{name: head, kind: linear, out: 10}}
+""", "<kinds>")
+    params, macs = sum(p.numel() for p in model.parameters()), reference_macs(model, torch.zeros(1, 3, 32, 32))
+    assert (analyze(kinds).total.params, analyze(kinds).total.macs) == (params, macs)
+    assert analyze(imported.spec).total.ops - analyze(kinds).total.ops == layers * 3 * tokens * dim
