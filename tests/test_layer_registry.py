@@ -217,7 +217,6 @@ def test_a_misspelled_latency_class_is_an_error(misspelled):
 
 
 def test_every_primitive_kind_has_an_example():
-    primitives = {k for k, cls in L.REGISTRY.items() if issubclass(cls, L.Primitive)}
     # an opaque layer stands for an operation of unknown cost: no module to compare (tests/test_import.py);
     # a source takes no input and a split gives a tuple: tests/test_sources_and_outputs.py checks their faces
     from tensor_examples import JOINS, SINGLE  # tests/test_tensor_ops.py checks the tensor operations' faces
@@ -225,6 +224,8 @@ def test_every_primitive_kind_has_an_example():
     from swin_strategies import LAYERS as WINDOWED  # tests/test_swin.py checks the windowed layers' faces
     from position_strategies import LAYERS as POSITIONS  # tests/test_positions.py and _masked_attention.py check theirs
 
+    # read after the imports above, which register the layers they name
+    primitives = {k for k, cls in L.REGISTRY.items() if issubclass(cls, L.Primitive)}
     examples = {name.split("/")[0] for name in [*EXAMPLES, *SINGLE, *JOINS, *SEVERAL, *WINDOWED, *POSITIONS]}
     assert examples == primitives - {"opaque", "param", "split", "unbind"}
 
