@@ -116,3 +116,16 @@ blocks:
     params, macs = sum(p.numel() for p in model.parameters()), reference_macs(model, torch.zeros(1, 3, 32, 32))
     assert (analyze(kinds).total.params, analyze(kinds).total.macs) == (params, macs)
     assert analyze(imported.spec).total.ops - analyze(kinds).total.ops == layers * 3 * tokens * dim
+
+
+def test_the_imported_deit_scales_as_the_zoo_spec_does():
+    """Folded into a stage of transformer blocks, the import depth-scales (repeats), width-scales in
+    whole heads and takes another resolution as the zoo spec does: the same rows after scaling."""
+    from scalelab.scaling import scale_spec
+
+    model = timm.create_model("deit_tiny_patch16_224", pretrained=False).eval()
+    imported = import_module(model, (3, 224, 224), name="deit_tiny_patch16_224").spec
+    zoo = load_spec(ROOT / "specs" / "deit_tiny_patch16_224.yaml")
+    scaled = [scale_spec(spec, depth=1.2, width=1.5, resolution=288) for spec in (imported, zoo)]
+    assert _rows(scaled[0]) == _rows(scaled[1])
+    assert _lines(scaled[0])[1] == ("transformer", 15)  # 12 x 1.2 rounded up: 15, as the zoo's
