@@ -99,3 +99,13 @@ def test_the_mlp_macs_count_once_whatever_the_batch():
 def test_fields_that_disagree_are_refused_by_name(block, message):
     with pytest.raises(ScalelabError, match=message.replace("[", r"\[").replace("]", r"\]")):
         analyze(parse_spec(_spec(block), "<s>"))
+
+
+def test_a_report_states_the_mac_on_the_weights_apart():
+    from scalelab.report import build_report
+
+    spec = parse_spec(_spec("{name: b, kind: continuous_position_bias, window: [2, 2], heads: 2, hidden: 4, "
+                            "shape: [2, 4, 4]}"), "<s>")
+    report = build_report(analyze(spec, batch=4))
+    assert report.figures["weight_macs"] == 9 * (2 * 4 + 4 * 2)  # by hand, as above: once for the batch of 4
+    assert [n for n in report.notes if n.startswith("WEIGHT MACS: 144 of the MACs")]
