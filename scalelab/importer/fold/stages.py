@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks import KINDS
+from scalelab.blocks.layers import Conv
 from scalelab.importer.fold.exact import candidate_layers
 from scalelab.importer.fold.items import Item, signature
 
@@ -40,6 +41,31 @@ class Stage:
                     layer.signature for layer in item.layers]:
                 return False
         return True
+
+    def repeats_further(self) -> bool:
+        """Whether one more repeat (stride 1, reading the last one's output), as depth scaling adds,
+        states the block the stage repeats: its output shape unchanged, each conv still depthwise or
+        not. A block whose body states its input's count (Xception's entry: a depthwise conv over the
+        64 channels it reads, then 128) would repeat as another network, or none."""
+        strided = "stride" in KINDS[self.block["kind"]].model_fields
+
+        def at(stride: int) -> dict:
+            return {**self.block, "stride": stride} if strided else self.block
+
+        last = self.items[-1]
+        first = candidate_layers(at(self.stride), self.items[0].in_shape)  # type: ignore[arg-type]
+        further = candidate_layers(at(1), last.out_shape)
+        if further is None or first is None or further[0] != last.out_shape:
+            return False
+        return all(_depthwise(a) == _depthwise(b) for a, b in zip(_convs(first[1]), _convs(further[1])))
+
+
+def _convs(costs: list) -> list[Conv]:
+    return [c.node for c in costs if isinstance(c.node, Conv)]
+
+
+def _depthwise(conv: Conv) -> bool:
+    return conv.groups > 1 and conv.groups == conv.in_ch
 
 
 def _parent(name: str) -> str:
@@ -94,7 +120,7 @@ def _stage(run: list[Item], items: list[Item], taken: set[str]) -> "Stage | None
     first = run[0].fields
     stage = Stage(_name(run, items, taken - {i.name for i in run}), run, first.get("stride", 1),
                   {k: v for k, v in first.items() if k != "stride"})
-    return stage if stage.expands_exactly() else None
+    return stage if stage.expands_exactly() and stage.repeats_further() else None
 
 
 def stages(items: list[Item]) -> list:
