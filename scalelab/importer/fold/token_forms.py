@@ -45,13 +45,23 @@ def _restated(item: Item) -> "dict | None":
     return None
 
 
+def _figures(signatures: list) -> list[tuple]:
+    """A layer's figures (parameters, MACs, ops, elements in and out, weight ops) without its label
+    and node, which a restatement changes."""
+    return [sig[1:7] for sig in signatures]
+
+
 def _rebuilt(item: Item, fields: dict) -> Optional[Item]:
+    """``item`` as ``fields`` state it, where that holds no state and costs what the item costs."""
     if item.state:
         return None
     stated = candidate_layers(fields, item.in_shape)  # type: ignore[arg-type]  # a merge takes its inputs' shapes
     if stated is None or stated[0] != item.out_shape:
         return None
-    return replace(item, fields=fields, layers=[Layer(signature(c), []) for c in stated[1]], node=stated[2])
+    layers = [Layer(signature(c), []) for c in stated[1]]
+    if _figures([layer.signature for layer in layers]) != _figures([layer.signature for layer in item.layers]):
+        return None
+    return replace(item, fields=fields, layers=layers, node=stated[2])
 
 
 def token_region(region: list[Item]) -> Optional[list[Item]]:
