@@ -129,3 +129,25 @@ def test_the_imported_deit_scales_as_the_zoo_spec_does():
     scaled = [scale_spec(spec, depth=1.2, width=1.5, resolution=288) for spec in (imported, zoo)]
     assert _rows(scaled[0]) == _rows(scaled[1])
     assert _lines(scaled[0])[1] == ("transformer", 15)  # 12 x 1.2 rounded up: 15, as the zoo's
+
+
+def _kinds_within(value) -> list[str]:
+    """Every block kind in a spec's lines, a wrap's body and a stage's block included."""
+    if isinstance(value, dict):
+        return ([value["kind"]] if "kind" in value else []) + [k for v in value.values() for k in _kinds_within(v)]
+    return [k for v in value for k in _kinds_within(v)] if isinstance(value, list) else []
+
+
+@pytest.mark.slow
+def test_mobilevits_transformers_fold_inside_its_unfold_and_fold(run_fresh, tmp_path, reference_macs):
+    """MobileViT's encoder blocks (timm's vision_transformer Block over patches) become transformer
+    blocks in the wrap around its unfold, transformers and fold, one per Block of the module."""
+    import yaml
+
+    from timm.models.vision_transformer import Block
+
+    model = timm.create_model("mobilevit_xxs", pretrained=False).eval()
+    folded = _assert_exact(model, (3, 256, 256), "mobilevit_xxs", run_fresh, tmp_path, reference_macs)
+    blocks = sum(isinstance(m, Block) for m in model.modules())
+    assert blocks == 2 + 4 + 3  # MobileViT-XXS: transformer depths 2, 4 and 3 (Mehta and Rastegari 2022)
+    assert _kinds_within(yaml.safe_load(folded.text)["blocks"]).count("transformer") == blocks
