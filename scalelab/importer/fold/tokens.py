@@ -114,7 +114,8 @@ def token_ends(items: list[Item], shapes: dict[str, Shape]) -> list[Item]:
         return items
     first = encoders[0]
     for start in range(first - 1):
-        if _fold_run(items, start, first, shapes, "patch_embed", _patch_embed):
+        if not any(i.training_only for i in items[start:first]) and \
+                _fold_run(items, start, first, shapes, "patch_embed", _patch_embed):
             break
     last = max(k for k, i in enumerate(items) if i.folded and i.kind in ENCODERS)
     for end in range(min(len(items), last + 1 + POOL_ITEMS), last + 1, -1):
