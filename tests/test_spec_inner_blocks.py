@@ -32,7 +32,7 @@ MERGES = sorted(kind for kind in KINDS if KINDS[kind].arity not in (0, 1))
 
 
 def test_the_merge_kinds_are_the_ones_expected():
-    assert MERGES == ["add", "attention", "binary", "cat", "concat", "matmul", "opaque_merge", "stack"]
+    assert MERGES == ["add", "attention", "binary", "cat", "concat", "masked_attention", "matmul", "opaque_merge", "stack"]
 
 
 @pytest.mark.parametrize("kind", MERGES)

@@ -75,15 +75,15 @@ def import_(
                                            "states as opaque blocks (parameters and shapes kept, cost unknown)."),
     no_fold: bool = typer.Option(False, "--no-fold", help="Keep one primitive block per operator, wired with from: "
                                  "(by default regions fold into the zoo's block kinds and stages)."),
-    top1: Optional[float] = typer.Option(None, "--top1", help="The model's published top-1 (%), written as the spec's "
+    top1: Optional[float] = typer.Option(None, "--top1", parser=O.TOP1, help="The model's published top-1 (%), written as the spec's "
                                          "reference; needs --top1-source. Never guessed: without it the spec has none."),
-    top1_source: Optional[str] = typer.Option(None, "--top1-source", help="Where --top1 comes from, e.g. "
+    top1_source: Optional[str] = typer.Option(None, "--top1-source", parser=O.SOURCE, help="Where --top1 comes from, e.g. "
                                               "\"timm results-imagenet.csv\"."),
-    top1_dataset: str = typer.Option("ImageNet-1k", "--top1-dataset", help="The dataset --top1 is measured on."),
-    top1_crops: int = typer.Option(1, "--top1-crops", help="Test crops per image --top1 is measured with."),
-    top1_pretraining: str = typer.Option("none", "--top1-pretraining", help="Data the weights saw before the "
+    top1_dataset: str = typer.Option("ImageNet-1k", "--top1-dataset", parser=O.NAME, help="The dataset --top1 is measured on."),
+    top1_crops: int = typer.Option(1, "--top1-crops", parser=O.CROPS, help="Test crops per image --top1 is measured with."),
+    top1_pretraining: str = typer.Option("none", "--top1-pretraining", parser=O.NAME, help="Data the weights saw before the "
                                          "dataset, e.g. ImageNet-21k."),
-    top1_distillation: str = typer.Option("none", "--top1-distillation", help="The teacher the weights were "
+    top1_distillation: str = typer.Option("none", "--top1-distillation", parser=O.NAME, help="The teacher the weights were "
                                           "distilled from, if any."),
 ) -> None:
     """Import a PyTorch module as a spec: captured with torch.export in eval mode, each ATen operator

@@ -338,6 +338,8 @@ STORAGE = storage_url
 STUDY = Text("a study name", 200)  # its report files add up to 24 characters, within a file name's 255
 #: a block or stage name, a kind, a profile's name: words a spec or the command defines
 NAME = Text("a name")
+SOURCE = Text("where a figure comes from, such as a paper's table or a results file")
+TOP1 = FiniteFloat(0, 100)  # a top-1 accuracy in percent
 COLUMNS = Text("column keys such as params,macs")
 METRICS = Text("metrics such as macs,params")
 INPUT = Text("an input such as 3x224x224")
