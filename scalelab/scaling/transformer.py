@@ -166,7 +166,7 @@ def _unfold_multiple(spec: Spec) -> int:
     for b in network.blocks.values():
         for unfold in (x for x in blocks_in(b.block) if x.kind == "unfold"):
             # the map the block takes: an unfold inside a body sees it after the body's own strides, if any
-            _, h, w = b.in_shape  # type: ignore[misc]  # a block holding an unfold takes one (C, H, W) map
+            _, h, w = typing.cast(tuple[int, int, int], b.in_shape)  # a block holding an unfold takes one (C, H, W) map
             (ph, pw), strides = unfold.patch, _strides_before(b.block, unfold)  # type: ignore[attr-defined]
             multiple = math.lcm(multiple, height // h * strides * ph, width // w * strides * pw)
     return multiple
