@@ -105,7 +105,8 @@ def test_calibrate_fits_on_the_calibration_set_and_validates_on_the_held_out_net
     monkeypatch.setattr(cal, "_bandwidth", lambda st: st.update(memory_bandwidth=bandwidth))
     monkeypatch.setattr(cal, "_timed_whole", timed_whole)
     profile = cal.calibrate(progress=False, networks=24)
-    fitted, validated = timed
+    [names] = timed  # one interleaved set: the calibration networks, then the held-out ones
+    fitted, validated = names[:-len(HELD_OUT)], names[-len(HELD_OUT):]
     assert fitted == [s.name for s in real_shaped_specs()] + [f"synthetic_{i}_{f}" for i, f in
                                                              zip(range(24), ["dense", "grouped", "mobile"] * 8)]
     assert validated == list(HELD_OUT) and not set(fitted) & set(HELD_OUT)

@@ -16,9 +16,11 @@ fit are in ``scalelab.analysis.latency_fit``; what is measured here (torch impor
     (nothing but the module call, dispatch and thread fork/join left);
   * each calibration network whole (built with ``scalelab.build``, eval, inference_mode, warm-up, short
     interleaved rounds until each network's lowest round median has settled,
-    ``scalelab.analysis.measure.time_interleaved``);
-  * then, to validate, real networks of the zoo (``VALIDATION``, never fitted on: no real-shaped
-    network is cut from them) timed the same way and predicted by the fitted profile.
+    ``scalelab.analysis.measure.time_interleaved``), and in the same interleaved set, to validate, real
+    networks of the zoo (``VALIDATION``, never fitted on: no real-shaped network is cut from them),
+    predicted by the fitted profile. One set, so that the machine's drift between two sets of timings
+    is not read as the model's error; bursts of ``BURST`` runs, so that each kept figure is a warm run,
+    as a user's measurement is.
 The profile reports the fit's own error, its leave-one-out error (each network predicted by a fit on
 the others) and the error on the held-out zoo networks: the last is what predictions on the profile
 carry. Competing load makes it wait and at last refuse; an idle machine's jitter only makes it
@@ -62,7 +64,10 @@ NETWORK_BUDGET_S = 0.8  # per calibration network (synthetic and real-shaped, ti
 VALIDATION = HELD_OUT
 #: the real-shaped networks fitted on (those cut from a validation network are left out)
 REAL_SHAPED = SOURCES
-VALIDATION_BUDGET_S = 1.5  # per validation network
+#: runs of a network per round: the first finds the caches holding the other networks' weights and activations
+#: (cold: 10-30% slower on a 2-core VM), the median of five is a warm run, as a network timed in a loop of its own
+#: (``measure_latency``, what a user measures) always is
+BURST = 5
 #: a profile whose leave-one-out median error exceeds this is written with a warning (README,
 #: "Measuring on a busy machine"); quiet machines fit the synthetic set to well under it
 MAX_HELD_OUT_ERROR = 0.25
@@ -168,7 +173,7 @@ def _timed_whole(networks: list, device: str, limits: NoiseLimits, allow_noisy: 
 
     def attempt() -> tuple[dict, Noise]:
         with machine_load.LoadWindow() as window:
-            timings = time_interleaved(fns, device, warmup=3, burst=2, min_rounds=6, max_rounds=40,
+            timings = time_interleaved(fns, device, warmup=3, burst=BURST, min_rounds=6, max_rounds=40,
                                        stable=SETTLE, budget_s=budget_s)
         return timings, Noise(window.other_cpus, unsettled(timings.values()), drift(timings.values()))
 
@@ -176,13 +181,21 @@ def _timed_whole(networks: list, device: str, limits: NoiseLimits, allow_noisy: 
     return [timings[i].median_ms / 1e3 for i in fns], noise, timings[0].rounds  # interleaved: every one has as many rounds
 
 
-def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool) -> None:
-    """Time the calibration networks whole, in one interleaved set; keep each one's features and name, and
-    what the measurement saw."""
+def _networks(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: bool,
+              validation: tuple[str, ...] = ()) -> None:
+    """Time the calibration networks and the zoo networks of ``validation`` whole, in one interleaved set
+    (a machine whose speed drifts between two sets of timings would show its drift as the model's error);
+    keep each calibration network's features and name, each validation network's time, and what the
+    measurement saw."""
+    from scalelab.spec.load import load_spec
+
     networks = [resolve(spec) for spec in specs]
-    seconds, noise, rounds = _timed_whole(networks, state["device"], limits, allow_noisy, NETWORK_BUDGET_S)
+    held_out = [resolve(load_spec(name)) for name in validation]
+    seconds, noise, rounds = _timed_whole(networks + held_out, state["device"], limits, allow_noisy, NETWORK_BUDGET_S)
     state["rows"] = [(*features(network), t) for network, t in zip(networks, seconds)]
     state["row_names"] = [spec.name for spec in specs]
+    state["validation_networks"] = dict(zip(validation, held_out))
+    state["validation_ms"] = {name: 1e3 * t for name, t in zip(validation, seconds[len(networks):])}
     state["noise"], state["rounds"] = noise, rounds
 
 
@@ -239,11 +252,11 @@ def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: b
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     steps = [("matrix multiply", _matmul), ("fixed cost per layer kind", _overheads), ("memory bandwidth", _bandwidth),
-             (f"{len(specs)} calibration networks, interleaved", lambda st: _networks(st, specs, limits, allow_noisy)),
+             (f"{len(specs)} calibration and {len(validation)} validation networks, interleaved",
+              lambda st: _networks(st, specs, limits, allow_noisy, validation)),
              ("fit", _fit)]
     if validation:
-        steps.append((f"validation on {len(validation)} zoo networks",
-                      lambda st: _validate(st, validation, limits, allow_noisy, max_held_out_error)))
+        steps.append((f"validation on {len(validation)} zoo networks", lambda st: _validate(st, max_held_out_error)))
     with Progress(TextColumn("calibrating: {task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task("", total=len(steps))
@@ -253,20 +266,14 @@ def _measure(state: dict, specs: list[Spec], limits: NoiseLimits, allow_noisy: b
             bar.advance(task)
 
 
-def _validate(state: dict, names: tuple[str, ...], limits: NoiseLimits, allow_noisy: bool,
-              max_held_out_error: float) -> None:
-    """Time real networks of the zoo (never fitted on) whole and predict them with the fitted profile:
-    per network the signed error (predicted / measured - 1)."""
+def _validate(state: dict, max_held_out_error: float) -> None:
+    """Predict the validation networks (timed with the calibration networks, never fitted on) with the
+    fitted profile: per network the signed error (predicted / measured - 1)."""
     from scalelab.analysis.latency import predict_latency
-    from scalelab.spec.load import load_spec
 
-    fitted = _profile(state, "validating", state["device"], state.get("synthetic", 0), limits, max_held_out_error)
-    networks = [resolve(load_spec(name)) for name in names]
-    seconds, noise, _ = _timed_whole(networks, state["device"], limits, allow_noisy, VALIDATION_BUDGET_S)
-    state["validation"] = {name: predict_latency(network, fitted, "fp32", 1).total_ms / (1e3 * t) - 1
-                           for name, network, t in zip(names, networks, seconds)}
-    state["validation_ms"] = {name: 1e3 * t for name, t in zip(names, seconds)}
-    state["validation_noise"] = noise
+    fitted = _profile(state, "validating", state["device"], state.get("synthetic", 0), NoiseLimits(), max_held_out_error)
+    state["validation"] = {name: predict_latency(network, fitted, "fp32", 1).total_ms / state["validation_ms"][name] - 1
+                           for name, network in state["validation_networks"].items()}
 
 
 def calibrate(device: str = "cpu", name: str = "calibrated", progress: bool = True,

@@ -49,17 +49,17 @@ def _conditions(state: dict, device: str, count: int) -> dict:
         conditions["validation_errors"] = {k: round(v, 4) for k, v in state["validation"].items()}
         if "validation_ms" in state:
             conditions["validation_measured_ms"] = {k: round(v, 3) for k, v in state["validation_ms"].items()}
-    noises = [state["noise"]] + ([state["validation_noise"]] if "validation_noise" in state else [])
-    conditions["competing_load_cpus"] = round(max(n.other_cpus for n in noises), 3)
-    conditions["kept_figure_unsettled"] = round(max(n.spread for n in noises), 4)  # the stability of what was kept
+    noise = state["noise"]
+    conditions["competing_load_cpus"] = round(noise.other_cpus, 3)
+    conditions["kept_figure_unsettled"] = round(noise.spread, 4)  # the stability of what was kept
     conditions["settle_tolerance"] = SETTLE
     conditions["timing_rounds"] = state.get("rounds", 0)
-    conditions["round_disagreement"] = round(max(n.disagreement for n in noises), 4)
+    conditions["round_disagreement"] = round(noise.disagreement, 4)
     return conditions
 
 
-def _warning(conditions: dict, noises: list[Noise], limits: NoiseLimits, max_held_out_error: float) -> Optional[str]:
-    problems = [p for n in noises for p in n.problems(limits)]
+def _warning(conditions: dict, noise: Noise, limits: NoiseLimits, max_held_out_error: float) -> Optional[str]:
+    problems = noise.problems(limits)
     warnings = [f"measured on a noisy machine ({'; '.join(problems)})"] if problems else []
     for key, what in (("held_out_median_error", "leave-one-out median error"),
                       ("validation_median_error", "median error on the held-out zoo networks")):
@@ -95,8 +95,7 @@ def build_profile(state: dict, name: str, device: str, count: int, limits: Noise
              ) -> DeviceProfile:
     """The profile: fitted figures, their sources, and the conditions, errors and warnings."""
     conditions = _conditions(state, device, count)
-    noises = [state["noise"]] + ([state["validation_noise"]] if "validation_noise" in state else [])
-    warning = _warning(conditions, noises, limits, max_held_out_error)
+    warning = _warning(conditions, state["noise"], limits, max_held_out_error)
     if warning:
         conditions["warning"] = warning
     held_out = conditions["held_out_median_error"]
