@@ -8,7 +8,7 @@ Other ops are checked against hand counts of each stated formula."""
 import pytest
 from tensor_examples import JOINS, KINDS, SINGLE
 
-from scalelab.analysis.memory import _SavedWalk
+from scalelab.analysis.memory_training import SavedWalk
 from scalelab.analysis.train_walk import Tensor
 from scalelab.blocks import layers as L
 
@@ -43,7 +43,7 @@ def _kept_bytes(run):
 
 def _walk_bytes(layer, shapes, grads):
     """What the training-memory walk charges for ``layer`` (fp32, BATCH samples)."""
-    walker = _SavedWalk(trainable=True, batch=BATCH, nbytes=4, device="cpu")
+    walker = SavedWalk(trainable=True, batch=BATCH, nbytes=4, device="cpu")
     xs = [Tensor(s, g) for s, g in zip(shapes, grads)]
     walker.run(layer, xs if isinstance(layer, (L.Binary, L.Cat, L.Stack)) else xs[0])
     return walker.bytes
@@ -93,7 +93,7 @@ def test_a_tensor_used_twice_is_kept_once():
     layer = L.Binary("mul")
     x = _inputs([(4, 5)], [True])[0]
     _, saved = _kept_bytes(lambda: layer.torch_module()([x, x]))
-    walker = _SavedWalk(trainable=True, batch=BATCH, nbytes=4, device="cpu")
+    walker = SavedWalk(trainable=True, batch=BATCH, nbytes=4, device="cpu")
     t = Tensor((4, 5), True)
     walker.run(layer, [t, t])
     assert saved == walker.bytes == 4 * BATCH * 20
