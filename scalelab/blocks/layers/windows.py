@@ -32,8 +32,10 @@ class WindowAttention(Primitive):
     projection of the partitioned map: (windows, N, 3C) -> (windows, N, C), N = window^2, windows =
     grid[0] * grid[1] in row-major order. Per window and head (head width d = C / heads):
 
-        scores = (q * d^-1/2) @ k^T + B [+ M]     N x d x N multiply-accumulates
+        scores = (q * s) @ k^T + B [+ M]          N x d x N multiply-accumulates
         out    = softmax(scores) @ v              N x N x d multiply-accumulates
+
+    s is ``scale``, d^-1/2 unless given (MaxViT's C^-1/2, which torchvision applies to k: the same scores).
 
     B is gathered from a learned table of (2 window - 1)^2 x heads entries (its parameters) by a fixed
     index buffer of N^2 entries; M, the mask of the shifted windows (0 within a region, -100 across
@@ -55,6 +57,7 @@ class WindowAttention(Primitive):
     window: int
     shift: tuple[int, int]
     grid: tuple[int, int]
+    scale: float | None = None  # s above
 
     @property
     def tokens(self) -> int:
@@ -145,7 +148,7 @@ class WindowAttention(Primitive):
     def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.windows_torch import WindowAttention as Module  # torch: only when a module is built
 
-        return Module(self.heads, self.window, self.shift, self.grid)
+        return Module(self.heads, self.window, self.shift, self.grid, self.scale)
 
 
 @register

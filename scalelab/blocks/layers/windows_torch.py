@@ -37,9 +37,11 @@ class WindowAttention(nn.Module):
     """(batch, windows, N, 3C) -> (batch, windows, N, C); the table a parameter, the index a buffer,
     named as torchvision names them."""
 
-    def __init__(self, heads: int, window: int, shift: tuple[int, int], grid: tuple[int, int]) -> None:
+    def __init__(self, heads: int, window: int, shift: tuple[int, int], grid: tuple[int, int],
+                 scale: "float | None" = None) -> None:
         super().__init__()
         self.heads, self.window, self.shift, self.grid = heads, window, tuple(shift), tuple(grid)
+        self.scale = scale
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", relative_position_index(window))
@@ -56,7 +58,7 @@ class WindowAttention(nn.Module):
         c, heads = c3 // 3, self.heads
         qkv = x.reshape(batch * windows, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        q = q * (c // heads) ** -0.5
+        q = q * (self.scale if self.scale is not None else (c // heads) ** -0.5)
         attn = q.matmul(k.transpose(-2, -1))
         attn = attn + relative_position_bias
         if sum(self.shift) > 0:
