@@ -106,8 +106,9 @@ class WindowMask(_Source):
     side, cut after a cyclic shift by ``shift``, falls into 3 x 3 regions (the last window row and
     column split where the shift wrapped around); the mask of two tokens of a window is 0 in one
     region and ``fill`` across two, (windows, N, N). No parameters. Weight ops per pass, unless
-    ``cached`` (built once with the module, timm's buffer): the region map's fills (windows N), the
-    pairwise difference and the two fills of the mask (3 windows N^2), as torchvision builds it."""
+    ``cached`` (built once with the module, timm's buffer), as torchvision builds it: the region map's
+    zero fill, its nine regions' fills and its layout copy into windows (3 windows N), then the
+    pairwise difference, the two compares with 0 and the two masked fills (5 windows N^2)."""
 
     kind = "window_mask"
 
@@ -125,7 +126,7 @@ class WindowMask(_Source):
 
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         windows, n, _ = self.core()
-        built = 0 if self.cached else windows * n + 3 * windows * n * n
+        built = 0 if self.cached else 3 * windows * n + 5 * windows * n * n
         return LayerCost("window_mask", out_elems=windows * n * n, weight_ops=built, node=self)
 
     def torch_module(self) -> nn.Module:

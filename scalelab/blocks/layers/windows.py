@@ -41,14 +41,16 @@ class WindowAttention(Primitive):
     index buffer of N^2 entries; M, the mask of the shifted windows (0 within a region, -100 across
     regions, as torchvision builds it), is added when ``shift`` (rows, columns) is not (0, 0).
 
-    MACs = 2 windows N^2 C. Other ops per sample: the scaling of q, the layout copies of q, k^T, v and
-    the output that the batched products need (windows N C each, where torch makes them), the bias
-    add, the mask add when shifted, and the softmax (5 per score). Once per pass, whatever the batch (weight ops): the
-    gather and layout copy of B (2 heads N^2) and, when shifted, the mask's construction (two fills
-    and a copy of the padded map, a subtraction and two compare-and-fill passes over windows N^2).
-
-    The figures are per sample: with one window and a batch of one, torch folds k^T and v by a view,
-    not a copy, so there (Swin-T's last stage at 224, batch 1) they count copies torch does not make."""
+    MACs = 2 windows N^2 C. Other ops per sample: the scaling of q, the bias add, the mask add when
+    shifted, the softmax (5 per score) and the copy that puts the heads back beside each other
+    (windows N C, where the reshape after the transpose copies: more than one head and token), each
+    an operator of torchvision's code. The layout copies that ``torch.matmul`` makes inside itself to
+    fold the windows and heads of q, k^T and v into one batch axis are not ops, as for ``matmul`` and
+    ``attention``: they depend on the batch and the strides, not on the shapes a spec states (memory
+    counts them, ``saved`` and ``phases``). Once per pass, whatever the batch (weight ops): the gather
+    and layout copy of B (2 heads N^2) and, when shifted, the mask's construction (a zero fill, the
+    regions' fills and a layout copy of the padded map, windows N each; a subtraction, two compares
+    and two masked fills over windows N^2), as ``position_bias`` and ``window_mask`` count them."""
 
     kind = "window_attention"
     has_weights = True
@@ -99,8 +101,9 @@ class WindowAttention(Primitive):
         a, p = self._sizes(s)
         scores = self.windows * self.tokens ** 2
         mask = (5 * scores + 3 * self.windows * self.tokens) if self.shifted else 0
+        heads_back = self._copies(s)[3]  # the output's reshape after its transpose
         return LayerCost("window_attention", params=(2 * self.window - 1) ** 2 * self.heads,
-                         macs=2 * self.tokens * a, ops=a + sum(self._copies(s)) + p * (1 + self.shifted + SOFTMAX_OPS),
+                         macs=2 * self.tokens * a, ops=a + heads_back + p * (1 + self.shifted + SOFTMAX_OPS),
                          in_elems=elements(s), out_elems=elements(out),
                          weight_ops=2 * self.heads * self.tokens ** 2 + mask, node=self)
 
