@@ -60,6 +60,31 @@ def test_width_2_of_deit_tiny_is_deit_small(deit, reference_macs):
     assert (total.params, total.macs) == (params, macs) == (22_050_664, 4_598_882_304)
 
 
+def _with_mlp_hidden(deit, hidden: int):
+    """The zoo's DeiT-Ti with its MLP's hidden width given in features, as ``mlp_hidden``."""
+    stage = deit.blocks[1]
+    block = type(stage.block).model_validate({"kind": "transformer", "head_dim": 64, "mlp_hidden": hidden})
+    return deit.model_copy(update={"blocks": [deit.blocks[0], stage.model_copy(update={"block": block}),
+                                              *deit.blocks[2:]]})
+
+
+def test_a_hidden_width_in_features_scales_with_the_embedding(deit):
+    """``mlp_hidden`` is a width field: DeiT-Ti written with mlp_hidden: 768 (4 x 192) at width 2 is
+    DeiT-S again, 1536 wide (timm's deit_small_patch16_224: 22,050,664 parameters, tested above);
+    at width 1.3 it rounds as every channel count of a transformer spec does, to a multiple of
+    lcm(8, 64): 768 x 1.3 = 998.4 -> 1024, four times the 256 features."""
+    hidden = _with_mlp_hidden(deit, 768)
+    assert analyze(hidden).total == analyze(deit).total
+    small = scale_spec(hidden, 1.0, 2.0)
+    assert small.blocks[1].block.mlp_hidden == 1536
+    assert analyze(small).total.params == 22_050_664
+    assert analyze(small).total == analyze(scale_spec(deit, 1.0, 2.0)).total
+    wider = scale_spec(hidden, 1.0, 1.3)
+    assert (_embed(wider), wider.blocks[1].block.mlp_hidden) == (256, 1024)
+    assert analyze(wider).total.macs == _vit_macs(197, 256, 12)
+    assert scale_spec(hidden, 1.0, 1.0).blocks[1].block.mlp_hidden == 768
+
+
 @pytest.mark.parametrize("width, embed", [(1.1, 192), (1.3, 256), (1.5, 320), (0.5, 128), (4.0, 768)])
 def test_the_embedding_width_rounds_to_whole_heads(deit, width, embed):
     """192 x width to the nearest multiple of lcm(8, 64) = 64, never below 90% of the target."""

@@ -146,6 +146,75 @@ def test_a_block_equals_torch_transformer_encoder_layer(norm_position):
         torch.testing.assert_close(built(x), layer(x), atol=1e-5, rtol=1e-5)
 
 
+def _torchvision_encoder_block(dim: int, heads: int, hidden: int):
+    from functools import partial
+
+    from torchvision.models.vision_transformer import EncoderBlock
+
+    return EncoderBlock(heads, dim, hidden, dropout=0.0, attention_dropout=0.0,
+                        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)).eval()
+
+
+@pytest.mark.parametrize("tokens", [7, 1])
+def test_a_packed_qkv_block_equals_torchvisions_encoder_block(tokens, reference_macs):
+    """``qkv: packed_copy``: torchvision's EncoderBlock (nn.MultiheadAttention, its in_proj the fused
+    qkv, state in the block's order) computes the same outputs with its weights loaded; the same
+    parameters and MACs as the views' form, and 3 x tokens x features more ops, the copy of the whole
+    projection (none for one token: torch's .contiguous() copies nothing there)."""
+    pytest.importorskip("torchvision")
+    from scalelab.build import to_torch
+
+    torch.manual_seed(0)
+    dim, heads, hidden = 48, 4, 80
+    source = _torchvision_encoder_block(dim, heads, hidden)
+    fields = {"kind": "transformer", "heads": heads, "mlp_hidden": hidden}
+    packed, views = (KINDS["transformer"].model_validate({**fields, "qkv": form}) for form in ("packed_copy", "views"))
+    costs = {form: walk(b.layers((tokens, dim)), (tokens, dim)).costs for form, b in (("packed", packed), ("views", views))}
+    built = to_torch(packed.layers((tokens, dim))).eval()
+    built.load_state_dict(dict(zip(built.state_dict(), source.state_dict().values(), strict=True)))
+    x = torch.randn(3, tokens, dim)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), source(x), atol=1e-5, rtol=1e-5)
+    params = sum(p.numel() for p in source.parameters())
+    assert sum(c.params for c in costs["packed"]) == sum(c.params for c in costs["views"]) == params
+    assert sum(c.macs for c in costs["packed"]) == reference_macs(source, x[:1])
+    copy = 3 * tokens * dim if tokens > 1 else 0
+    assert sum(c.ops for c in costs["packed"]) - sum(c.ops for c in costs["views"]) == copy
+    assert [c.ops for c in costs["packed"] if c.label == "contiguous"][:1] == ([copy] if copy else [])
+
+
+def test_the_packed_copy_is_timed_as_a_copy():
+    """The latency prediction times the copy of the whole projection as the copy kernel it is: a
+    layer of its own, reading and writing 3 x tokens x features elements."""
+    from scalelab.analysis.latency import predict_latency
+
+    spec = parse_spec(vit_spec(block=", qkv: packed_copy", depth=1))
+    network = analyze(spec).network
+    layers = predict_latency(network, "t4", "fp32", 1).blocks["encoder.0"].layers
+    copies = [t for t in layers if t.label == "contiguous"]
+    assert len(copies) == 2 and copies[0].device_ms > copies[1].device_ms > 0  # the projection's, then the heads'
+    costs = [c for c in network.blocks["encoder.0"].costs if c.label == "contiguous"]
+    assert (costs[0].in_elems, costs[0].out_elems) == (3 * 17 * 96, 3 * 17 * 96)
+
+
+def test_a_token_layer_scale_equals_timms():
+    """``layer_scale`` with ``layout: channels_last``: timm's LayerScale (``x * gamma`` over the
+    features), its gamma loaded; one parameter per feature, one op per element."""
+    from scalelab.build import to_torch
+
+    source = pytest.importorskip("timm.layers").LayerScale(24, init_values=0.5)
+    with torch.no_grad():
+        source.gamma.uniform_(-1, 1)
+    block = KINDS["layer_scale"].model_validate({"kind": "layer_scale", "layout": "channels_last"})
+    w = walk(block.layers((5, 24)), (5, 24))
+    assert (w.out, [(c.params, c.macs, c.ops) for c in w.costs]) == ((5, 24), [(24, 0, 5 * 24)])
+    built = to_torch(block.layers((5, 24)))
+    built.load_state_dict(dict(zip(built.state_dict(), source.state_dict().values(), strict=True)))
+    x = torch.randn(2, 5, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), source(x))
+
+
 def test_leading_axes_attend_apart():
     """(patches, tokens, features): each patch's tokens attend among themselves, as timm's Attention
     on the patches stacked on the batch (MobileViT)."""
@@ -200,6 +269,7 @@ blocks:
   - {name: pre, kind: transformer, head_dim: 8, layer_scale: 0.1}
   - {name: post, kind: transformer, heads: 2, norm_position: post, mlp_hidden: 40}
   - {name: attn, kind: self_attention, heads: 1}
+  - {name: packed, kind: transformer, heads: 4, qkv: packed_copy}
   - {name: ffn, kind: mlp, mlp_ratio: 2, activation: silu, layer_scale: 0.5}
   - {name: pool, kind: token_pool, mode: mean, skip: 2, norm: after}
   - {name: fc, kind: linear, out: 10}
@@ -259,6 +329,11 @@ def test_hand_worked_patch_embedding():
     ("{kind: transformer, heads: 2, head_dim: 32}", "give the heads as head_dim (features per head) or as heads"),
     ("{kind: mlp, mlp_ratio: 2, mlp_hidden: 8}", "give the MLP's hidden width as mlp_ratio or as mlp_hidden"),
     ("{kind: token_pool, mode: class, skip: 1}", "skip leaves tokens out of a mean"),
+    ("{kind: reshape, shape: [17, 4, 16]}\n  - {kind: self_attention, qkv: packed_copy, head_dim: 8}",
+     "'self_attention': qkv: packed_copy takes (tokens, features) without leading axes, as nn.MultiheadAttention "
+     "does, got 17x4x16"),
+    ("{kind: reduce, op: mean, dims: [0, 1]}\n  - {kind: layer_scale, layout: channels_last}",
+     "layer_scale with layout: channels_last needs an axis to scale, got a scalar"),
     ("{kind: token_pool, mode: mean, skip: 17}", "skip 17 leaves none of the 17 tokens"),
 ])
 def test_bad_transformer_input_is_one_message(tmp_path, block, message):

@@ -7,7 +7,11 @@ kept and attended over separately. Self-attention is laid out as timm's ``Attent
 fused qkv projection, reshaped to (tokens, 3, heads, head_dim), permuted to (3, heads, tokens,
 head_dim) and unbound into q, k, v; scaled dot-product attention (the math kernel); the heads moved
 back beside each other (a copy, as ``reshape`` of the transposed output makes one); the projection.
-torchvision's ``nn.MultiheadAttention`` computes the same products with the same weights.
+torchvision's ``nn.MultiheadAttention`` computes the same products with the same weights, but cuts
+q, k and v otherwise (``qkv: packed_copy``): its packed in-projection (``F._in_projection_packed``)
+unflattens the projection to (tokens, 3, features), moves the 3 first (unsqueeze, transpose and
+squeeze around the batch, views) and copies it whole with ``.contiguous()``, 3 x tokens x features
+elements, before the heads are split off each piece.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class AttentionFields(Block):
     head_dim: PositiveInt = Field(64, description="features per head; heads = features / head_dim")
     heads: Optional[PositiveInt] = Field(None, description="number of heads, instead of head_dim")
     qkv_bias: bool = Field(True, description="bias of the fused q, k, v projection")
+    qkv: Literal["views", "packed_copy"] = Field(
+        "views", description="how q, k and v are cut from the fused projection: views (timm's Attention) or one copy "
+                             "of the whole projection first (nn.MultiheadAttention's packed in-projection)")
 
     @model_validator(mode="after")
     def _one_head_size(self) -> Self:
@@ -78,21 +85,36 @@ class AttentionFields(Block):
         lead, n, dim = tokens_of(inp, self.kind)
         heads, head_dim = self.heads_of(dim)
         k = len(lead)
-        copy = Contiguous() if heads > 1 and n > 1 else None  # heads of one: the transpose is contiguous already
-        return seq(
-            Linear(dim, 3 * dim, self.qkv_bias),
+        if self.qkv == "packed_copy" and lead:
+            raise ShapeError(f"'{self.kind}': qkv: packed_copy takes (tokens, features) without leading axes, as "
+                             f"nn.MultiheadAttention does, got {fmt_shape(inp)}")
+        cut = self._packed(n, dim, heads, head_dim) if self.qkv == "packed_copy" else (
             Reshape((*lead, n, 3, heads, head_dim)),
             Permute((k + 1, *range(k), k + 2, k, k + 3)),  # (3, *lead, heads, tokens, head_dim)
+        )
+        copy = Contiguous() if heads > 1 and n > 1 else None  # heads of one: the transpose is contiguous already
+        return seq(
+            Linear(dim, 3 * dim, self.qkv_bias), *cut,
             Unpack(Unbind(0), Attention()),
             Permute((*range(k), k + 1, k, k + 2)),  # (*lead, tokens, heads, head_dim)
             copy, Reshape((*lead, n, dim)),
             Linear(dim, dim),
         )
 
+    @staticmethod
+    def _packed(n: int, dim: int, heads: int, head_dim: int) -> tuple[Optional[Node], ...]:
+        """nn.MultiheadAttention's cut of q, k and v, to (3, heads, tokens, head_dim): its views per
+        sample (an unsqueeze and a squeeze of a unit axis where torch has the batch), the copy of the
+        whole projection (none for one token, which is contiguous already), then the heads split off,
+        here before the unbind rather than on each piece after it (views either way)."""
+        return (Reshape((n, 3, dim)), Reshape((1, n, 3, dim)), Permute((2, 1, 0, 3)), Reshape((3, n, dim)),
+                Contiguous() if n > 1 else None, Reshape((3, n, heads, head_dim)), Permute((0, 2, 1, 3)))
+
 
 class MlpFields(Block):
     mlp_ratio: Real = Field(4.0, gt=0, description="hidden width = int(features * mlp_ratio)")
-    mlp_hidden: Optional[PositiveInt] = Field(None, description="hidden width in features, instead of mlp_ratio")
+    mlp_hidden: Optional[PositiveInt] = Field(None, description="hidden width in features, instead of mlp_ratio",
+                                              json_schema_extra={"scale": "width"})  # width scaling multiplies it
     activation: ActivationName = Field("gelu", description="activation between the two linear layers")
 
     @model_validator(mode="after")

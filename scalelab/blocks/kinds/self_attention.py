@@ -1,5 +1,7 @@
 """Multi-head self-attention over tokens with its layer norm and residual: the first half of a
-transformer encoder block (Vaswani et al. 2017; ViT, Dosovitskiy et al. 2021), usable alone."""
+transformer encoder block (Vaswani et al. 2017; ViT, Dosovitskiy et al. 2021), usable alone. ``qkv``
+says how q, k and v are cut from the fused projection: by views (timm's ``Attention``) or, with
+``packed_copy``, after a copy of the whole projection (``nn.MultiheadAttention``)."""
 
 from typing import Literal
 

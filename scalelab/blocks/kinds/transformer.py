@@ -1,7 +1,12 @@
 """One transformer encoder block over tokens (Vaswani et al. 2017; ViT, Dosovitskiy et al. 2021;
 DeiT, Touvron et al. 2021): x + attention(norm(x)), then x + mlp(norm(x)), or post-norm
 norm(x + branch(x)) for each half. A stage repeats it:
-``{stage: encoder, repeat: 12, block: {kind: transformer, head_dim: 64}}``."""
+``{stage: encoder, repeat: 12, block: {kind: transformer, head_dim: 64}}``.
+
+q, k and v are cut from the fused projection by views, as timm's ``Attention`` does; ``qkv:
+packed_copy`` cuts them as torchvision's ViT (``nn.MultiheadAttention``) does, after one copy of the
+whole projection (3 x tokens x features elements). ``layer_scale`` scales each branch by a learned
+vector of the features, timm's ``LayerScale`` (CaiT, DeiT III)."""
 
 from typing import Literal
 
