@@ -4,7 +4,9 @@ encoder blocks, a token pool and the head, with the zoo spec's ``--level 1`` row
 parameters, MACs). The folded spec states the module exactly: the flat spec's totals, the module's
 sum of p.numel() and reference MACs, the YAML re-analysed without torch, and the module rebuilt from
 it with the source's weights computing the source's outputs (so the state follows the folded
-layers' order). Expected settings are read off the models' constructors."""
+layers' order). Expected settings are read off the models' constructors. timm's layer scale folds
+into the transformer's field, and torchvision's ViT (nn.MultiheadAttention, its qkv copied whole)
+into transformer blocks with ``qkv: packed_copy``, as the zoo's vit_b_16 states it."""
 
 from __future__ import annotations
 
@@ -83,39 +85,100 @@ def test_a_mean_pooled_vit_without_class_token_folds_with_its_settings(run_fresh
 
 
 def test_a_block_no_kind_states_stays_primitive_and_exact(run_fresh, tmp_path, reference_macs):
-    """timm's layer scale is a parameter times the branch (param, binary mul), where the kind states
-    one scale layer: exactness refuses the transformer, so each block stays as imported, exactly."""
+    """timm's q and k norms (a layer norm of each head's q and k before the product) are layers the
+    transformer kind does not state: exactness refuses it, so each block stays as imported, exactly."""
     model = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2, num_classes=10,
-                              init_values=1e-5).eval()
-    folded = _assert_exact(model, (3, 32, 32), "scaled", run_fresh, tmp_path, reference_macs)
+                              qk_norm=True).eval()
+    folded = _assert_exact(model, (3, 32, 32), "qk_norm", run_fresh, tmp_path, reference_macs)
     kinds = [kind for kind, _ in _lines(folded.spec)]
     assert "transformer" not in kinds and "attention" in kinds
 
 
-def test_torchvisions_multihead_attention_copies_qkv_so_it_stays_primitive(run_fresh, tmp_path, reference_macs):
-    """torchvision's encoder (nn.MultiheadAttention) clones the whole qkv projection before it
-    splits q, k and v: one copy of 3 x tokens x features elements a block that the transformer kind
-    does not make. The kind's spec of the same network has the module's parameters and MACs but
-    fewer other ops by exactly those copies, so folding would change a figure and is refused."""
+def _scale_fields(spec) -> list[tuple]:
+    """(repeat, kind, layer_scale) of each stage of transformer blocks."""
+    return [(e.repeat, e.block.kind, e.block.layer_scale) for e in spec.blocks
+            if isinstance(e, Stage) and e.block.kind == "transformer"]
+
+
+def test_timms_layer_scale_folds_into_the_transformers_field(run_fresh, tmp_path, reference_macs):
+    """timm's LayerScale (``x * gamma``: a parameter of the features' size and a product, on each
+    branch) reads as the transformer's layer_scale, one scale layer of the same parameters and ops;
+    the rebuilt module, timm's gammas loaded (given values here, so that a scale left out would
+    compute otherwise), computes timm's outputs."""
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2, num_classes=10,
+                              init_values=1e-5).eval()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.ls1.gamma.uniform_(0.5, 1.5), block.ls2.gamma.uniform_(0.5, 1.5)
+    folded = _assert_exact(model, (3, 32, 32), "scaled", run_fresh, tmp_path, reference_macs)
+    assert _lines(folded.spec) == [("patch_embed", 1), ("transformer", 2), ("token_pool", 1), ("linear", 1)]
+    # the gammas' values are the module's state; the field's initial value is the kind's default
+    assert _scale_fields(folded.spec) == [(2, "transformer", 1e-6)]
+
+
+def test_timms_deit3_blocks_fold_with_their_layer_scale(run_fresh, tmp_path, reference_macs):
+    """DeiT III (timm's deit3, Touvron et al. 2022), small: layer scale on both branches of every
+    block. Its position embedding is added to the patches before the class token is put in front,
+    which patch_embed does not state: those operators stay as imported, exactly."""
+    model = timm.create_model("deit3_small_patch16_224", pretrained=False, img_size=32, patch_size=8, embed_dim=64,
+                              depth=3, num_heads=2, num_classes=10).eval()
+    assert model.blocks[0].ls1.gamma.shape == (64,)
+    folded = _assert_exact(model, (3, 32, 32), "deit3", run_fresh, tmp_path, reference_macs)
+    assert _scale_fields(folded.spec) == [(3, "transformer", 1e-6)]
+    assert _lines(folded.spec)[-2:] == [("token_pool", 1), ("linear", 1)]
+
+
+TV_AS_KINDS = """
+name: tv_as_kinds
+input: {{channels: 3, resolution: 32}}
+blocks:
+  - {{name: patch_embed, kind: patch_embed, out: {dim}, patch: 8}}
+  - {{stage: encoder, repeat: {layers}, block: {{kind: transformer, heads: 2, mlp_hidden: 128{qkv}}}}}
+  - {{name: pool, kind: token_pool, mode: class, norm: before}}
+  - {{name: head, kind: linear, out: 10}}
+"""
+
+
+def test_torchvisions_vit_folds_with_its_packed_qkv_copy(run_fresh, tmp_path, reference_macs):
+    """torchvision's encoder (nn.MultiheadAttention) copies the whole qkv projection before it splits
+    q, k and v: 3 x tokens x features elements a block, which ``qkv: packed_copy`` states. The import
+    folds into the zoo's lines, exactly; written by hand, the kinds' spec with the copy has the
+    module's parameters, MACs and the import's other ops, and without it exactly those copies fewer."""
     TorchvisionViT = pytest.importorskip("torchvision.models.vision_transformer").VisionTransformer
 
     layers, tokens, dim = 2, (32 // 8) ** 2 + 1, 64
     model = TorchvisionViT(image_size=32, patch_size=8, num_layers=layers, num_heads=2, hidden_dim=dim,
                            mlp_dim=128, num_classes=10).eval()
-    imported = _assert_exact(model, (3, 32, 32), "tv", run_fresh, tmp_path, reference_macs)
-    assert "transformer" not in [kind for kind, _ in _lines(imported.spec)]
-    kinds = parse_spec(f"""
-name: tv_as_kinds
-input: {{channels: 3, resolution: 32}}
-blocks:
-  - {{name: patch_embed, kind: patch_embed, out: {dim}, patch: 8}}
-  - {{stage: encoder, repeat: {layers}, block: {{kind: transformer, heads: 2, mlp_hidden: 128}}}}
-  - {{name: pool, kind: token_pool, mode: class, norm: before}}
-  - {{name: head, kind: linear, out: 10}}
-""", "<kinds>")
+    folded = _assert_exact(model, (3, 32, 32), "tv", run_fresh, tmp_path, reference_macs)
+    assert _lines(folded.spec) == [("patch_embed", 1), ("transformer", layers), ("token_pool", 1), ("linear", 1)]
+    stage = folded.spec.blocks[1].block
+    assert (stage.qkv, stage.heads_of(dim), stage.norm_position) == ("packed_copy", (2, 32), "pre")
+    packed = parse_spec(TV_AS_KINDS.format(dim=dim, layers=layers, qkv=", qkv: packed_copy"), "<kinds>")
+    views = parse_spec(TV_AS_KINDS.format(dim=dim, layers=layers, qkv=""), "<kinds>")
     params, macs = sum(p.numel() for p in model.parameters()), reference_macs(model, torch.zeros(1, 3, 32, 32))
-    assert (analyze(kinds).total.params, analyze(kinds).total.macs) == (params, macs)
-    assert analyze(imported.spec).total.ops - analyze(kinds).total.ops == layers * 3 * tokens * dim
+    assert _totals(packed) == _totals(folded.spec) and _totals(packed)[:2] == (params, macs)
+    assert analyze(packed).total.ops - analyze(views).total.ops == layers * 3 * tokens * dim
+
+
+@pytest.mark.parametrize("size", [32, pytest.param(224, marks=pytest.mark.slow)])
+def test_the_vit_b_16_zoo_spec_is_the_import_of_torchvisions(size, reference_macs):
+    """specs/vit_b_16.yaml states torchvision's qkv copy: at its resolution (and at 32 px, two by two
+    patches, where the import is quick) its parameters, MACs, other ops and weight ops are the
+    import's, which are the module's; the import folds into the zoo spec's lines."""
+    import torchvision
+
+    from scalelab.scaling import scale_spec
+
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16(weights=None, image_size=size).eval()
+    imported = import_module(model, (3, size, size), name="vit_b_16")
+    zoo = load_spec(ROOT / "specs" / "vit_b_16.yaml")
+    zoo = zoo if size == 224 else scale_spec(zoo, 1.0, 1.0, size)
+    assert _totals(zoo) == _totals(imported.spec)
+    assert analyze(zoo).total.params == sum(p.numel() for p in model.parameters())
+    assert analyze(zoo).total.macs == reference_macs(model, torch.zeros(1, 3, size, size))
+    assert _lines(imported.spec) == _lines(zoo)
+    assert imported.spec.blocks[1].block.qkv == zoo.blocks[1].block.qkv == "packed_copy"
 
 
 def test_the_imported_deit_scales_as_the_zoo_spec_does():

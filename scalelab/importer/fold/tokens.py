@@ -40,6 +40,14 @@ def _with_folded(folded: Optional[Item], region: list[Item]) -> Optional[Item]:
     return None if folded is None else replace(folded, members=list(region))
 
 
+def _layer_scale(region: list[Item]) -> "dict | None":
+    """The transformer's layer_scale field: none, or the value of the scale on each branch."""
+    scales = [settings(i).init for i in region if i.kind == "layer_scale"]
+    if not scales:
+        return {}
+    return {"layer_scale": scales[0]} if len(scales) == 2 and len(set(scales)) == 1 else None
+
+
 def transformer(region: list[Item], shape: Shape, name: str, inputs: list[str]) -> Optional[Item]:
     reduced = token_region(region) if any(i.kind == "attention" for i in region) else None
     if reduced is None or len(shape) < 2:
@@ -47,16 +55,20 @@ def transformer(region: list[Item], shape: Shape, name: str, inputs: list[str]) 
     kinds = [i.kind for i in reduced]
     linears = [i for i in reduced if i.kind == "linear"]
     norms = [settings(i) for i in reduced if i.kind == "layer_norm"]
-    if kinds.count("attention") != 1 or kinds.count("add") != 2 or len(linears) != 4 or len(norms) != 2:
+    scale = _layer_scale(reduced)
+    if kinds.count("attention") != 1 or kinds.count("add") != 2 or len(linears) != 4 or len(norms) != 2 or \
+            scale is None:
         return None
     heads_shape = reduced[kinds.index("attention")].in_shape[0]  # q: (*lead, heads, tokens, head_dim)
     activation = _activation(reduced, linears[2])
     if activation is None or not isinstance(heads_shape, tuple):
         return None
     fields = {"kind": "transformer", "head_dim": heads_shape[-1], "qkv_bias": settings(linears[0]).bias,
-              "norm_eps": norms[0].norm_eps, "activation": activation,
+              "norm_eps": norms[0].norm_eps, "activation": activation, **scale,
               **_mlp_width(shape[-1], settings(linears[2]).out)}
-    candidates = [{**fields, "norm_position": position} for position in ("pre", "post")]
+    # q, k and v cut by views (timm) or after a copy of the whole projection (nn.MultiheadAttention)
+    qkv = ("packed_copy", "views") if "contiguous" in kinds[:kinds.index("attention")] else ("views",)
+    candidates = [{**fields, "norm_position": position, "qkv": form} for form in qkv for position in ("pre", "post")]
     return _with_folded(first_exact(candidates, reduced, shape, name, inputs), region)
 
 
