@@ -27,7 +27,11 @@ node's input for the whole call):
 * attention (``Attention``, Swin's ``WindowAttention``) holds more than its output while it runs:
   the score matrix and the probabilities under the math kernel, the log-sum-exp under a fused one;
   its phases say what, and some of it (a causal mask, Swin's position bias and shifted-window mask)
-  is one tensor for the whole batch.
+  is one tensor for the whole batch. A fused kernel writes its output in the layout of q: from
+  q, k and v cut token-major (the transformer kinds' pieces) the output is token-major, so the
+  transpose that puts the heads back beside each other gives a contiguous tensor and the
+  ``Contiguous`` after it copies nothing (torch's ``.contiguous()`` returns the tensor itself;
+  measured under ``SDPBackend.FLASH_ATTENTION``). The math kernel's output is head-major: copied.
 
 Each rule lives with the node it describes (its ``inner_peak`` face, or a wiring node's ``peak``).
 Counts are elements per sample; the input of the node is held by its caller and not counted.
@@ -36,7 +40,10 @@ Kernel-internal scratch space (a convolution's im2col buffer, a cuDNN workspace)
 
 from __future__ import annotations
 
-from scalelab.blocks.layers import InnerPeak, Node, Shape, peak
+import dataclasses
+from typing import Any, cast
+
+from scalelab.blocks.layers import Attention, Contiguous, InnerPeak, Node, Permute, Primitive, Sequence, Shape, Unpack, Wiring, peak
 from scalelab.blocks.layers.attention import LIFT, RUN, InferenceRun, Phase
 
 __all__ = ["InnerPeak", "block_peak", "inner_peak"]
@@ -53,6 +60,8 @@ def block_peak(node: Node, shape: "Shape | list[Shape]", batch: int, nbytes: int
     ``kernel`` on q, k, v laid out as ``layout`` (``attention.LAYOUTS``). Tensors the batch shares, alive in some
     phase of an attention layer, are added to what the block holds beside that phase: the walk is
     repeated with that phase lifted above every other step, so that its maximum is that phase's."""
+    if kernel == "fused" and layout == "token-major":
+        node = fused_views(node)
     seen: list[tuple[object, tuple[Phase, ...]]] = []
     plain = _walk(node, shape, InferenceRun(batch, kernel, nbytes, layout, seen=seen))
     most = batch * nbytes * plain.peak_elems
@@ -69,3 +78,34 @@ def _walk(node: Node, shape: "Shape | list[Shape]", run: InferenceRun) -> InnerP
         return peak(node, shape)
     finally:
         RUN.reset(token)
+
+
+def fused_views(node: Node) -> Node:
+    """``node`` with each ``Contiguous`` that follows a fused attention's output transposed back to
+    tokens-major dropped: that output is token-major already, so the copy is the tensor itself."""
+    if isinstance(node, Sequence):
+        items = [fused_views(item) for item in node.items]
+        kept = [item for i, item in enumerate(items) if not (i >= 2 and _copies_nothing(items[i - 2:i + 1]))]
+        return dataclasses.replace(node, items=tuple(kept))
+    if not isinstance(node, (Primitive, Wiring)) or not dataclasses.is_dataclass(node):
+        return node
+    changed: dict[str, Any] = {}  # a field's rewritten node or tuple of nodes
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, (Primitive, Wiring)):
+            changed[f.name] = fused_views(cast(Node, value))
+        elif isinstance(value, tuple) and value and all(isinstance(v, (Primitive, Wiring)) for v in value):
+            changed[f.name] = tuple(fused_views(v) for v in value)
+    return dataclasses.replace(cast(Any, node), **changed) if changed else node
+
+
+def _copies_nothing(run: "list[Node]") -> bool:
+    """Whether ``run`` is attention, the permute that swaps its heads and tokens axes back, and a
+    ``Contiguous``: under a fused kernel on token-major q, the permuted output is contiguous."""
+    attention, permute, copy = run
+    if isinstance(attention, Unpack):
+        attention = attention.join
+    if not (isinstance(attention, Attention) and isinstance(permute, Permute) and isinstance(copy, Contiguous)):
+        return False
+    r = len(permute.dims)
+    return r >= 3 and tuple(d % r for d in permute.dims) == (*range(r - 3), r - 2, r - 3, r - 1)

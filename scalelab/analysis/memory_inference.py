@@ -143,4 +143,4 @@ def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
         for b in dag.blocks
     }
     return InferenceMemory(dtype, batch, order, sum(r.weight_bytes for r in rows.values()),
-                           alive[peak_at], order[peak_at], rows, attention_kernel=attention_kernel if attends(network) else None)
+                           alive[peak_at], order[peak_at], rows, attention_kernel=attention_kernel if attends(network, windows=True) else None)

@@ -3,7 +3,7 @@ dtype, optimizer state per weight, the attention kernels, and the checks of each
 
 from __future__ import annotations
 
-from scalelab.blocks.layers import Attention
+from scalelab.blocks.layers import Attention, WindowAttention
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import Network
 
@@ -20,7 +20,8 @@ ATTENTION_KERNELS = {"math": "the math kernel (sdpa_kernel(SDPBackend.MATH)), wh
 #: the same kernels in an inference pass -> what the report says each holds while it runs
 INFERENCE_KERNELS = {"math": "the math kernel (sdpa_kernel(SDPBackend.MATH)), which writes the score matrix and its "
                              "softmax",
-                     "fused": "a fused kernel (flash attention, as on CPU), which writes only its output and log-sum-exp"}
+                     "fused": "a fused kernel (flash attention, as on CPU), which writes only its output and log-sum-exp "
+                              "(window attention: beside its additive mask)"}
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -45,6 +46,9 @@ def check_kernel(attention_kernel: str) -> None:
                             f"one of {', '.join(ATTENTION_KERNELS)}")
 
 
-def attends(network: Network) -> bool:
-    """Whether any layer of ``network`` is attention (the figures then state their kernel)."""
-    return any(isinstance(c.node, Attention) for b in network.blocks.values() for c in b.costs)
+def attends(network: Network, windows: bool = False) -> bool:
+    """Whether any layer of ``network`` is attention (the figures then state their kernel); with
+    ``windows``, Swin's window attention too (its inference figure follows the kernel; its training
+    figure is torchvision's explicit products, whatever the kernel)."""
+    kinds = (Attention, WindowAttention) if windows else (Attention,)
+    return any(isinstance(c.node, kinds) for b in network.blocks.values() for c in b.costs)

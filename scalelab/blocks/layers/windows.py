@@ -134,7 +134,9 @@ class WindowAttention(Primitive):
         shifted, the mask M is built after the bias add (at most M, its -100 fill and the 0 fill in
         the dtype and a bool compare of M at once) and lives to the end. In inference mode each
         matmul is one operator (measured): its folding copies are not seen, as for matmul. B and M
-        are one tensor for the whole batch, whatever the kernel (torchvision computes the scores)."""
+        are one tensor for the whole batch. A fused kernel: ``fused_phases``."""
+        if RUN.get().kernel == "fused":
+            return self.fused_phases(s)
         a, p = self._sizes(s)
         nbytes = RUN.get().nbytes
         bias, mask = self.heads * self.tokens ** 2 * nbytes, self.windows * self.tokens ** 2
@@ -144,6 +146,26 @@ class WindowAttention(Primitive):
         held = bias + mask * nbytes
         return (Phase(0, 2 * bias), Phase(a + 2 * p, bias), Phase(a + p, bias + 3 * mask * nbytes + mask),
                 Phase(a + 2 * p, held), Phase(last, held))
+
+    def fused_phases(self, s: Shape) -> tuple[Phase, ...]:
+        """The same attention by scaled_dot_product_attention under a fused kernel, B [+ M] its
+        additive ``attn_mask``, as timm's fused path passes them (flash attention takes a float mask
+        on CPU): B is made as above; when shifted, M is built as above, expanded to every sample's
+        windows and heads and copied to (batch x windows, heads, N, N) (a view for a batch of one:
+        only the batch's axis cannot join the windows'), and B added to it: one score matrix's size
+        per sample, the mask the kernel reads (B is freed once the sum exists; M lives to the end).
+        The kernel writes its output and the fp32 log-sum-exp of each query, never the scores; its
+        output lies token-major as q does, so the heads go back beside each other by a view.
+        Measured with the probe under SDPBackend.FLASH_ATTENTION."""
+        a, p = self._sizes(s)
+        run = RUN.get()
+        bias, mask = self.heads * self.tokens ** 2 * run.nbytes, self.windows * self.tokens ** 2
+        kernel = a + self.windows * self.heads * self.tokens * 4 // run.nbytes
+        if not self.shifted:
+            return Phase(0, 2 * bias), Phase(kernel, bias)
+        held, copied = bias + mask * run.nbytes, run.batch > 1
+        return (Phase(0, 2 * bias), Phase(0, bias + 3 * mask * run.nbytes + mask), Phase(p * copied + p, held),
+                Phase(p + kernel, mask * run.nbytes))
 
     def latency(self) -> tuple[LatencyClass, None]:
         return LatencyClass.LINEAR, None  # batched matrix products: no fixed width for the thin-kernel rule
