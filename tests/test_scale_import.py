@@ -73,11 +73,11 @@ def test_a_learned_tensor_takes_the_channels_it_is_multiplied_with():
 
 
 def test_a_fixed_size_reshape_of_scaled_channels_is_refused_by_name():
-    # (16, 8, 8) -> (16, 64): the 16 is the conv's channels, which x1.25 makes 24 (20 -> 24)
-    spec = _spec("{name: a, kind: conv, out: 16, kernel: 1}", "{name: r, kind: reshape, shape: [16, 64]}")
+    # (16, 8, 8) -> (4, 256) cuts the conv's 16 channels, which x1.25 makes 24 (20 -> 24)
+    spec = _spec("{name: a, kind: conv, out: 16, kernel: 1}", "{name: r, kind: reshape, shape: [4, 256]}")
     with pytest.raises(ScalelabError, match=r"block 'r' \(reshape\) states fixed sizes .* from 16 to 24 at width x1.25"):
         scale_spec(spec, width=1.25)
-    assert scale_spec(spec, width=1.0).blocks[1].shape == [16, 64]
+    assert scale_spec(spec, width=1.0).blocks[1].shape == [4, 256]
 
 
 def test_joined_counts_that_cannot_be_made_equal_are_refused_by_name():
@@ -157,5 +157,5 @@ def test_the_readme_says_what_the_ties_give():
                              width=1.25), "g")
     assert regnet.out // regnet.groups == 8 and "lcm(8, 8) = 8 beats lcm(8, 6) = 24 for RegNet's 6 groups of 8" in readme
     with pytest.raises(ScalelabError) as refused:
-        scale_spec(_spec("{name: a, kind: conv, out: 16, kernel: 1}", "{name: r, kind: reshape, shape: [16, 64]}"), width=1.25)
+        scale_spec(_spec("{name: a, kind: conv, out: 16, kernel: 1}", "{name: r, kind: reshape, shape: [4, 256]}"), width=1.25)
     assert str(refused.value).split("; ")[0] in readme

@@ -71,6 +71,7 @@ class Ties:
         self.where: dict[int, str] = {}  # the join that bound each bound count
         self.equal: list[tuple[Term, Term, str]] = []  # settled by value: neither side free
         self.kept: list[tuple[Term, int, str]] = []  # a block stating sizes: its input must keep its channels
+        self.why: dict[int, str] = {}  # by index into ``kept``: why the block cannot restate its sizes
         self._values: dict[int, int] = {}
         self._busy: set[int] = set()
 
@@ -87,6 +88,10 @@ class Ties:
             self.parent[i] = self.parent[self.parent[i]]
             i = self.parent[i]
         return i
+
+    def is_open(self, term: Term) -> bool:
+        """Whether ``term`` is a free count nothing binds yet (a join can bind it to an expression)."""
+        return self._open(term) is not None
 
     def _open(self, term: Term) -> "int | None":
         """The root of a free count nothing binds yet, else None."""
@@ -141,8 +146,11 @@ class Ties:
         else:  # a fixed or derived count: only its value can tell
             self.kept.append((term, -k, block))
 
-    def keep(self, term: Term, base: int, block: str) -> None:
-        """A block stating fixed sizes reads ``term``: its value must stay ``base``."""
+    def keep(self, term: Term, base: int, block: str, why: str = "") -> None:
+        """A block stating fixed sizes reads ``term``: its value must stay ``base`` (``why``: the
+        reason the block cannot restate them, for the refusal)."""
+        if why:
+            self.why[len(self.kept)] = why
         self.kept.append((term, base, block))
 
     def value(self, term: Term) -> int:
@@ -176,7 +184,7 @@ class Ties:
             if va != vb:
                 raise ScalelabError(f"block {block}: width scaling gives the tensors it joins {va} and {vb} "
                                     f"channels, which it cannot make equal (one of them is fixed by other blocks)")
-        for term, base, block in self.kept:
+        for i, (term, base, block) in enumerate(self.kept):
             v = self.value(term)
             if base < 0 and v % -base:
                 raise ScalelabError(f"block {block}: its {v} input channels after width scaling are not a "
@@ -184,4 +192,4 @@ class Ties:
             if base > 0 and v != base:
                 raise ScalelabError(f"block {block} states fixed sizes of a tensor whose channels width scaling "
                                     f"changes from {base} to {v} at width x{self.width:g}; width scaling cannot "
-                                    f"restate them, so it refuses this spec")
+                                    f"restate them{self.why.get(i, '')}, so it refuses this spec")
