@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from scalelab.scaling.candidates import Evaluator
     from scalelab.scaling.search import SearchResult
 
+WIDTH_MEANING = ("width: the multiplier asked for, applied to every channel count; width_built: the multiplier "
+                 "the network got once counts were rounded to the divisor (and to whole heads), as the widest "
+                 "feature map's channels (tokens' without one) over the base's")
+
 ACCURACY_HOW = {
     "scaling-law": "estimated by the scaling-law estimator fitted on published scaling series",
     "published": "documented top-1 of a known network",
@@ -39,6 +43,7 @@ def search_report(result: "SearchResult", evaluator: "Evaluator", curve: Optiona
         "convention": CONVENTION,
         "depth_meaning": "depth: repeated blocks built / the base's (what the accuracy estimate reads); "
                          "depth_multiplier: the multiplier applied to each stage's repeats, each rounded up",
+        "width_meaning": WIDTH_MEANING,
         "flops_convention": {"name": conv, "meaning": FLOPS_CONVENTIONS[conv]},
         "base": {"name": evaluator.base.name, "resolution": evaluator.base.input.resolution[0],
                  "reference_top1": evaluator.base.reference.top1 if evaluator.base.reference else None,
@@ -153,7 +158,7 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
     cols: list[tuple[str, Any]] = [
         ("trial", lambda t: trial_label(report, t)),
         ("depth (built)", lambda t: f"{t['depth']:.3f}"),
-        ("width", lambda t: f"{t['width']:.3f}"),
+        ("width asked→built", _width_cell),
         ("res", lambda t: str(t["pixels"])),
     ]
     if report.get("ensembles"):
@@ -173,6 +178,16 @@ def candidate_columns(report: dict) -> list[tuple[str, Any]]:
         cols.append(("top-1 (est.) [80%]", _accuracy_cell))
     cols.append(("reward" if report["objective"] == "reward" else "objective", lambda t: f"{t['value']:.4g}"))
     return cols
+
+
+def _width_cell(t: dict) -> str:
+    built = t.get("width_built")  # a trial stored before the width built was recorded has none
+    return f"{t['width']:.3f}→" + ("-" if built is None else f"{built:.3f}")
+
+
+def _width_words(t: dict) -> str:
+    built = t.get("width_built")
+    return f"width x{t['width']:.3f}" + ("" if built is None else f" asked, x{built:.3f} built (widest feature map)")
 
 
 def _variant_label(t: dict) -> str:
@@ -294,7 +309,7 @@ def to_markdown(report: dict, charts: Optional[dict[str, str]] = None) -> str:
     chosen = "" if w.get("models", 1) == w.get("crops", 1) == 1 else f"{_variant_label(w)} of the network at "
     out += ["## Chosen network", "",
             f"{chosen}depth x{w['depth']:.3f} as built ({w.get('blocks', 0)} repeated blocks: depth multiplier "
-            f"x{w.get('depth_multiplier') or w['depth']:g} on the stage repeats, each rounded up), width x{w['width']:.3f}, input "
+            f"x{w.get('depth_multiplier') or w['depth']:g} on the stage repeats, each rounded up), {_width_words(w)}, input "
             f"{w['pixels']}px: {w['macs']:,} MACs, {w['params']:,} parameters, {score} "
             f"({w['accuracy_method']}: {w['accuracy_detail']})", ""]
     out += ["## Best candidates", ""] + _md_table(report["ranked"], cols) + [""]

@@ -24,6 +24,7 @@ from scalelab.scaling.compound import scale_spec
 from scalelab.scaling.rounding import round_resolution
 from scalelab.scaling.train import train_accuracy
 from scalelab.scaling.transformer import patch_multiple
+from scalelab.scaling.widths import widest_channels
 from scalelab.scaling.variants import VariantEvaluator
 from scalelab.spec import Spec
 
@@ -35,7 +36,7 @@ class CandidateError(ScalelabError):
 @dataclass(frozen=True)
 class Candidate:
     depth: float  # depth built: repeated blocks / the base's (1.0 for a network without stages)
-    width: float  # multipliers as sampled
+    width: float  # multipliers as sampled (width: as asked; width_built: as the network got it)
     resolution: float
     pixels: int  # input size after rounding
     macs: int
@@ -56,6 +57,8 @@ class Candidate:
     models: int = 1
     crops: int = 1
     network: Optional[dict] = None
+    # the widest feature map's channels over the base's, after rounding to divisors and heads
+    width_built: Optional[float] = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Candidate":
@@ -145,7 +148,7 @@ class Evaluator:
         total = analysis.total
         out: dict[str, Any] = {"macs": total.macs // self.batch, "params": total.params,
                                "activations": total.activations // self.batch,
-                               "latency_ms": None, "memory_bytes": None}
+                               "latency_ms": None, "memory_bytes": None, "widest": widest_channels(analysis.network)}
         if self._profile is not None:
             prediction = predict_latency(analysis.network, self._profile, dtype=self.dtype, batch=self.batch)
             out["latency_ms"] = float(prediction.total_ms)
@@ -180,7 +183,12 @@ class Evaluator:
         return Candidate(after / before if before else 1.0, width, resolution, spec.input.resolution[0],
                          costs["macs"], costs["params"], costs["activations"], costs["latency_ms"],
                          costs["memory_bytes"], *estimate[:4], blocks=after, depth_multiplier=depth,
-                         low=estimate[4], high=estimate[5])
+                         low=estimate[4], high=estimate[5], width_built=self._width_built(costs["widest"]))
+
+    def _width_built(self, widest: int) -> Optional[float]:
+        """The multiplier the widest feature map got (None for a network without one)."""
+        base = self.costs(self.base)["widest"]
+        return widest / base if base and widest else None
 
     def _accuracy(self, spec: Spec, depth: float, width: float, trial: Any
                   ) -> tuple[float, str, str, bool, Optional[float], Optional[float]]:

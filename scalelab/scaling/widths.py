@@ -142,3 +142,17 @@ def scale_block(block: Block, width: float, divisor: int = 8) -> Block:
 
 def dump(model: BaseModel) -> dict:
     return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def widest_channels(network: Any) -> int:
+    """The most channels a feature map of the network has (a block's (C, H, W) output), or, in a
+    network of tokens with no feature map, the widest tokens ((N, C) outputs); 0 where neither is.
+    A search reports the width built as this figure over the base's."""
+    maps, tokens = [0], [0]
+    for b in network.blocks.values():
+        shape = b.out_shape
+        if not b.source and len(shape) == 3:
+            maps.append(shape[0])
+        elif not b.source and len(shape) == 2:
+            tokens.append(shape[1])
+    return max(maps) or max(tokens)
