@@ -81,10 +81,13 @@ class SwinBlock(Block):
         rolled = sum(shifts) > 0
         layers: list[Node] = [Pad((0, 0, 0, pw, 0, ph))]  # torch's pad copies even when it adds nothing
         layers += [Roll((-shifts[0], -shifts[1]), (0, 1))] if rolled else []
-        layers += [Reshape((grid[0], win, grid[1], win, c)), Permute((0, 2, 1, 3, 4)), Contiguous(),
+        # the partition's reshape after its permute copies unless the axes it swaps keep the layout
+        # (one window across, or windows of one token): then torch's reshape is a view
+        copy = [Contiguous()] if grid[1] > 1 and win > 1 else []
+        layers += [Reshape((grid[0], win, grid[1], win, c)), Permute((0, 2, 1, 3, 4)), *copy,
                    Reshape((grid[0] * grid[1], win * win, c)),
                    Linear(c, 3 * c, self.qkv_bias), WindowAttention(self.heads_of(c), win, shifts, grid), Linear(c, c),
-                   Reshape((grid[0], grid[1], win, win, c)), Permute((0, 2, 1, 3, 4)), Contiguous(),
+                   Reshape((grid[0], grid[1], win, win, c)), Permute((0, 2, 1, 3, 4)), *copy,
                    Reshape((hp, wp, c))]
         layers += [Roll(shifts, (0, 1))] if rolled else []
         if ph or pw:  # the crop back to (h, w): a copy to contiguous memory, as torchvision's .contiguous()
