@@ -13,12 +13,13 @@ from scalelab.importer.fold.nesting import nest
 from scalelab.importer.fold.regions import fold_regions
 from scalelab.importer.fold.residual import bottleneck, group_widths, residual
 from scalelab.importer.fold.stages import Stage, stages
+from scalelab.importer.fold.swin import alternate_shifts, patch_merging, swin_block
 from scalelab.importer.fold.tokens import token_ends, transformer
 from scalelab.spec import Spec
 
 #: tried in order on every region, the widest first (a block takes its whole module, shortcut
 #: included, before a part of it could fold alone); the first that states a region exactly folds it
-BLOCKS = [residual, bottleneck, mbconv, fused_mbconv, transformer]
+BLOCKS = [residual, bottleneck, mbconv, fused_mbconv, transformer, swin_block, patch_merging]
 #: then what is left, the deepest first, as its data flow nests (wrap, inception), so that a region
 #: wider than one block (a stage) is not taken whole
 
@@ -68,7 +69,7 @@ def fold_spec(spec: Spec, blocks: list[dict], shapes: dict[str, tuple], held: li
     items = token_ends(items, shapes_of)  # a patch embedding and a token pool around encoder blocks
     items = fold_regions(items, [nest], shapes_of, deepest=True)
     group_widths(items)
-    return _written(stages(items), shapes)
+    return _written(stages(alternate_shifts(items)), shapes)
 
 
 def _figures(spec: Spec) -> tuple:

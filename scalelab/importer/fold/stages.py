@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalelab.blocks import KINDS
+from scalelab.blocks.base import Block
 from scalelab.blocks.layers import Conv
 from scalelab.importer.fold.exact import candidate_layers
 from scalelab.importer.fold.items import Item, signature
 
 #: the kinds a stage repeats (a folded block that takes a stride of its own)
-STAGE_KINDS = ("residual", "bottleneck", "mbconv", "fused_mbconv", "wrap", "transformer")
+STAGE_KINDS = ("residual", "bottleneck", "mbconv", "fused_mbconv", "wrap", "transformer", "swin_block")
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Stage:
         for r, item in enumerate(self.items):
             strided = "stride" in KINDS[self.block["kind"]].model_fields  # as the graph expands it: a kind without one keeps none
             block = {**self.block, "stride": self.stride if r == 0 else 1} if strided else self.block
+            if KINDS[block["kind"]].repeated is not Block.repeated:  # a kind whose repeats differ (Swin's shifts)
+                block = KINDS[block["kind"]].model_validate(block).repeated(r).model_dump(by_alias=True, exclude_unset=True)
             stated = candidate_layers(block, item.in_shape)  # type: ignore[arg-type]
             if stated is None or stated[0] != item.out_shape or [signature(c) for c in stated[1]] != [
                     layer.signature for layer in item.layers]:
