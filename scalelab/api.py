@@ -84,13 +84,15 @@ def import_ref(ref: str, input_shape: "tuple[int, int, int] | None" = None,
     ``resolution`` replacing height and width. Returns the import, the input it was imported at and
     where that input came from, in words. ``fold``: into the zoo's block kinds and stages."""
     from scalelab.importer import import_module  # torch: the module is built and captured
+    from scalelab.importer.capture import torch_warnings
 
-    with model_code(ref):
+    with model_code(ref), torch_warnings(ref) as notes:  # building it warns as capturing it does
         model = load_model(ref)
         shape = model_input(model, input_shape, resolution, default=DEFAULT_INPUT)
         origin = _input_origin(model, input_shape, resolution)
         name = ref.rpartition(":")[2].rpartition(".")[2]
         imported = import_module(model, shape, name=name, ref=ref, allow_unsupported=allow_unsupported, fold=fold)
+    imported.notes[:0] = notes
     return imported, shape, origin
 
 

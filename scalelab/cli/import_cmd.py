@@ -56,6 +56,7 @@ def import_summary(imported) -> str:
     for label, count, places, _ in imported.opaque:
         lines.append(f"OPAQUE (cost unknown): {label} x{count} at {', '.join(places[:3])}"
                      + (f" and {len(places) - 3} more" if len(places) > 3 else ""))
+    lines += [f"note: {note}" for note in imported.notes]  # what torch or the module warned that says something
     return "\n".join(lines)
 
 

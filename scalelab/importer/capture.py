@@ -4,8 +4,10 @@ told apart from the others (it is the only axis whose size is the batch symbol).
 
 Operators the table has no entry for are decomposed (``run_decompositions`` with the default table
 less every operator the table knows), so that every node ends at an entry or is refused by name.
-Higher-order wrapper nodes (``wrap_with_set_grad_enabled``, ``wrap_with_autocast``) are inlined.
-"""
+Higher-order wrapper nodes (``wrap_with_set_grad_enabled``, ``wrap_with_autocast``: a region run
+under ``torch.no_grad()``, ``inference_mode`` or autocast) are inlined before decomposing, while their
+nodes still carry the modules they ran in. Warnings torch raises while a module is built and captured
+are kept from stderr (``torch_warnings``)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import contextlib
 import logging
 import math
 import operator
+import re
+import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from scalelab.errors import ScalelabError
 
@@ -62,9 +66,19 @@ class Captured:
     places: dict = field(default_factory=dict)  # node -> Place, None, or why its batch cannot be placed
     layouts: dict = field(default_factory=dict)  # node -> its tensor as the spec's module lays it out
     values: dict = field(default_factory=dict)  # state name -> the source's tensor (constants included)
+    ref: str = ""  # the module as the user named it, for messages
+    later: "set[str] | None" = None  # the state a capture after one plain pass reads (read_once)
 
     def nodes(self):
         return self.graph.nodes
+
+    def read_once(self, name: str) -> bool:
+        """Whether the module reads the parameter or buffer ``name`` on its first eval pass only: a
+        module that keeps what it computes from it (timm's ``attention_bias_cache``) reads the kept
+        tensor on every later pass, so a capture made after one plain pass no longer reads ``name``."""
+        if self.later is None:
+            self.later = _read_after_a_pass(self.root, self.input_shape, self.ref)
+        return name not in self.later
 
     def batch_axis(self, node) -> "int | None":
         """The axis of the node's tensor that is the batch, or None (a tensor of parameters, a constant).
@@ -189,6 +203,32 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: torch's notice that a module assigned itself a tensor during export (a cache): export restores the
+#: attribute, and what the module runs once the cache is filled is read by a second capture (read_once)
+_ASSIGNED = re.compile(r"tensor attributes? .* (was|were) assigned during export", re.S)
+#: notices about an API's future (deprecations, changing defaults), never about the module's cost
+_NOTICES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+@contextlib.contextmanager
+def torch_warnings(ref: str) -> Iterator[list[str]]:
+    """Record the warnings raised inside, so that none reaches stderr as Python prints it. Dropped, as
+    they say nothing about the module's cost: notices about an API's future and export's notice of a
+    tensor a module assigns itself. Any other becomes one line of the list given (an import's notes),
+    once however often it was raised."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield notes
+    for w in caught:
+        message = str(w.message).strip()
+        if issubclass(w.category, _NOTICES) or _ASSIGNED.search(message):
+            continue
+        note = f"{ref}: warned while it was built and captured: {message.splitlines()[0] if message else w.category.__name__}"
+        if note not in notes:
+            notes.append(note)
+
+
 @contextlib.contextmanager
 def _quiet_torch():
     """torch logs a traceback for a shape it cannot compute before raising; the refusal says it in one line."""
@@ -238,30 +278,48 @@ def _decompose(program, known: Callable[[Any], bool]):
 
 def _inline_wrappers(graph_module) -> None:
     """Replace each higher-order wrapper node (a submodule run under a grad mode or autocast) by the
-    nodes of its submodule, so that the table sees the operators inside."""
+    nodes of its submodule, so that the table sees the operators inside. Done before decomposing:
+    the submodule's nodes name the modules they ran in, which decomposing would replace by the
+    wrapper's (the module around the region), losing the block names."""
+    from torch import fx  # the importer runs torch
+
     wrappers = [n for n in graph_module.graph.nodes if n.op == "call_function"
                 and getattr(n.target, "__name__", None) in ("wrap_with_set_grad_enabled", "wrap_with_autocast")]
+    if not wrappers:
+        return
     for node in wrappers:
-        skip = 1 if node.target.__name__ == "wrap_with_set_grad_enabled" else 4
-        sub = getattr(graph_module, node.args[skip].target)
-        operands = node.args[skip + 1:]
-        env = dict(zip([p for p in sub.graph.nodes if p.op == "placeholder"], operands))
-        outputs: list = []
-        with graph_module.graph.inserting_before(node):
-            for inner in sub.graph.nodes:
-                if inner.op == "placeholder":
-                    continue
-                if inner.op == "output":
-                    outputs = [env[o] if hasattr(o, "op") else o for o in inner.args[0]]
-                    continue
-                env[inner] = graph_module.graph.node_copy(inner, lambda n: env[n])
-        for user in list(node.users):
-            if user.target is operator.getitem:
-                user.replace_all_uses_with(outputs[user.args[1]])
-                graph_module.graph.erase_node(user)
-        graph_module.graph.erase_node(node)
-    if wrappers:
-        _inline_wrappers(graph_module)  # wrappers nested in wrappers
+        _inline(graph_module, node)
+    for node in list(graph_module.graph.nodes):  # the submodules' references, read by nothing now
+        if node.op == "get_attr" and not node.users and isinstance(getattr(graph_module, node.target, None), fx.GraphModule):
+            graph_module.graph.erase_node(node)
+    graph_module.recompile()
+    _inline_wrappers(graph_module)  # wrappers nested in wrappers
+
+
+def _inline(graph_module, node) -> None:
+    """Put the nodes of one wrapper's submodule in its place; a submodule of that submodule (a nested
+    region) becomes the graph module's own, under a name of its own."""
+    skip = 1 if node.target.__name__ == "wrap_with_set_grad_enabled" else 4
+    sub = getattr(graph_module, node.args[skip].target)
+    env = dict(zip([p for p in sub.graph.nodes if p.op == "placeholder"], node.args[skip + 1:]))
+    outputs: list = []
+    with graph_module.graph.inserting_before(node):
+        for inner in sub.graph.nodes:
+            if inner.op == "placeholder":
+                continue
+            if inner.op == "output":
+                outputs = [env[o] if hasattr(o, "op") else o for o in inner.args[0]]
+                continue
+            env[inner] = graph_module.graph.node_copy(inner, lambda n: env[n])
+            if inner.op == "get_attr":
+                name = f"{node.args[skip].target}_{inner.target}"
+                graph_module.add_submodule(name, getattr(sub, inner.target))
+                env[inner].target = name
+    for user in list(node.users):
+        if user.target is operator.getitem:
+            user.replace_all_uses_with(outputs[user.args[1]])
+            graph_module.graph.erase_node(user)
+    graph_module.graph.erase_node(node)
 
 
 def _live(graph) -> set:
@@ -281,9 +339,10 @@ def capture(model, input_shape: tuple[int, ...], ref: str, known: Callable[[Any]
     """Export ``model`` in eval mode at a dynamic batch of ``input_shape`` inputs; decompose the
     operators ``known`` rejects."""
     model.eval()
-    program = _decompose(_export(model, input_shape, ref), known)
+    program = _export(model, input_shape, ref)
+    _inline_wrappers(program.graph_module)
+    program = _decompose(program, known)
     graph_module = program.graph_module
-    _inline_wrappers(graph_module)
     signature = program.graph_signature
     names = {**signature.inputs_to_parameters, **signature.inputs_to_buffers,
              **signature.inputs_to_lifted_tensor_constants}
@@ -292,4 +351,17 @@ def capture(model, input_shape: tuple[int, ...], ref: str, known: Callable[[Any]
     batch = _val_shape(user[0])[0].node.expr  # type: ignore[index]  # the input is a tensor
     return Captured(graph_module.graph, model, tuple(input_shape), state,
                     set(signature.inputs_to_parameters.values()), batch, _live(graph_module.graph),
-                    values={**program.state_dict, **program.constants})
+                    values={**program.state_dict, **program.constants}, ref=ref)
+
+
+def _read_after_a_pass(model, input_shape: tuple[int, ...], ref: str) -> set[str]:
+    """The parameters and buffers that a capture of ``model`` made after one plain eval pass reads:
+    where the module kept a tensor from that pass, the capture reads the kept tensor (a constant)."""
+    import torch
+
+    with torch.no_grad():
+        model(torch.zeros(EXAMPLE_BATCH, *input_shape))
+    program = _export(model, input_shape, ref)
+    signature = program.graph_signature
+    names = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
+    return {names[n.name] for n in program.graph.nodes if n.op == "placeholder" and n.name in names and n.users}

@@ -7,7 +7,7 @@ from typing import Any
 
 from scalelab.analysis import analyze
 from scalelab.errors import ScalelabError
-from scalelab.importer.capture import Captured, capture
+from scalelab.importer.capture import Captured, capture, torch_warnings
 from scalelab.importer.emit import block_names, blocks_yaml, spec_blocks
 from scalelab.importer.fold import fold_spec, same_figures
 from scalelab.importer.heads import head_inputs, never_run
@@ -32,6 +32,8 @@ class Imported:
     #: the source state-dict key of each entry of ``build_module(spec).state_dict()``, in order (None: the
     #: source has none); empty when the spec holds opaque blocks, which build no module
     state_keys: tuple = ()
+    #: what torch or the module warned while it was built and captured that says something (capture.torch_warnings)
+    notes: list[str] = field(default_factory=list)
 
 
 def _unsupported_message(ref: str, mapped: Mapped) -> str:
@@ -100,8 +102,17 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
                   ref: "str | None" = None, allow_unsupported: bool = False, fold: bool = True) -> Imported:
     """Import an ``nn.Module`` (captured at a batch of ``input_shape`` inputs) as a spec. Operators
     no block states are refused, or with ``allow_unsupported`` kept as opaque blocks of unknown cost.
-    ``fold``: regions the zoo's block kinds state exactly become those blocks, like blocks stages."""
+    ``fold``: regions the zoo's block kinds state exactly become those blocks, like blocks stages.
+    Torch's warnings are kept from stderr; those that say something are the import's ``notes``."""
     ref = ref or name
+    with torch_warnings(ref) as notes:
+        imported = _import(model, input_shape, name, ref, allow_unsupported, fold)
+    imported.notes[:0] = notes
+    return imported
+
+
+def _import(model, input_shape: tuple[int, int, int], name: str, ref: str, allow_unsupported: bool,
+            fold: bool) -> Imported:
     cap = capture(model, input_shape, ref, known)
     mapped = map_graph(cap)
     if mapped.problems and not allow_unsupported:
@@ -132,7 +143,9 @@ def import_module(model, input_shape: tuple[int, int, int] = (3, 224, 224), name
 def import_model(ref: str, input_shape: tuple[int, int, int] = (3, 224, 224),
                  allow_unsupported: bool = False) -> Imported:
     """Import the module a MODEL string (``package.module:callable``, ``file.py:callable``) names."""
-    with model_code(ref):
+    with model_code(ref), torch_warnings(ref) as notes:
         model = load_model(ref)
         name = ref.rpartition(":")[2].rpartition(".")[2]
-        return import_module(model, input_shape, name=name, ref=ref, allow_unsupported=allow_unsupported)
+        imported = import_module(model, input_shape, name=name, ref=ref, allow_unsupported=allow_unsupported)
+    imported.notes[:0] = notes
+    return imported

@@ -3,7 +3,9 @@ bias gathered from a table by Swin's relative position index (``position_bias``)
 shifted windows (``window_mask``), and Swin V2's continuous position bias (an MLP over constant
 coordinates: ``continuous_position_bias``) and logit scale (``logit_scale``). The operand's value is computed from the source's own tensors and
 compared with the block's, element for element: a block is stated only where it gives the very
-tensor the module adds, so any other index or mask stays refused by name."""
+tensor the module adds, so any other index or mask stays refused by name. A bias the module gathers on
+its first eval pass only and keeps (EfficientFormer's and LeViT's ``attention_bias_cache``) is
+``cached``: a capture after one pass reads the kept tensor, not the table (``Captured.read_once``)."""
 
 from __future__ import annotations
 
@@ -108,6 +110,8 @@ def recomputed(cap: Captured, operand, cached: bool) -> "tuple[dict, list[str], 
     tensors = [cap.values[name] for name in learned]
     if len(learned) == 1:
         fields = _bias(tensors[0], value) or _logit_scale(operand, tensors[0], value)
+        if fields is not None and fields["kind"] == "position_bias" and cap.read_once(learned[0]):
+            fields["cached"] = True  # kept after the first eval pass: no gather on the passes after it
     elif learned:
         fields, learned = _continuous(dict(zip(learned, tensors)), value)
     else:

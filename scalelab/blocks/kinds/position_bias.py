@@ -34,6 +34,8 @@ class PositionBiasBlock(Block):
     offsets: Literal["signed", "absolute"] = Field(
         "signed", description="signed: a (2 rows - 1)(2 cols - 1) x heads table (Swin, MaxViT); "
                               "absolute: a heads x rows cols table of distances (LeViT, EfficientFormer)")
+    cached: bool = Field(False, description="gathered on the first eval pass and kept (EfficientFormer's and LeViT's "
+                                            "attention_bias_cache): no gather on the passes after it")
 
     @model_validator(mode="after")
     def _batch_axis_is_one(self) -> Self:
@@ -42,4 +44,4 @@ class PositionBiasBlock(Block):
 
     def layers(self, inp: Shape) -> Node:
         return PositionBias((self.window[0], self.window[1]), self.heads, tuple(self.shape), self.batch_axis,
-                            self.offsets)
+                            self.offsets, self.cached)

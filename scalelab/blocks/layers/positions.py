@@ -65,8 +65,11 @@ class PositionBias(_Source):
     order. ``offsets`` "signed" (Swin, MaxViT): a learned table of (2 rows - 1)(2 columns - 1) x
     heads entries gathered by index[i, j] = (ri - rj + rows - 1)(2 columns - 1) + ci - cj + columns -
     1; "absolute" (LeViT, EfficientFormer): a table of heads x rows columns entries gathered by
-    |ri - rj| columns + |ci - cj|. The table is its parameters. Weight ops per pass: the gather and
-    the copy that lays it out by heads, 2 heads N^2, as a module that gathers on every pass does."""
+    |ri - rj| columns + |ci - cj|. The table is its parameters. Weight ops per pass, as a module that
+    gathers on every pass runs them: the gather, heads N^2, and for signed offsets the copy that lays
+    it out by heads, heads N^2 more (an absolute table is gathered in that layout); none when
+    ``cached`` (gathered on the first eval pass and kept, timm's ``attention_bias_cache`` in
+    EfficientFormer and LeViT: every later pass reads the kept tensor)."""
 
     kind = "position_bias"
     has_weights = True
@@ -76,6 +79,7 @@ class PositionBias(_Source):
     shape: Shape
     batch_axis: Optional[int] = None
     offsets: str = "signed"
+    cached: bool = False
 
     def entries(self) -> int:
         rows, cols = self.window
@@ -88,12 +92,13 @@ class PositionBias(_Source):
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         gathered = math.prod(self.core())
         return LayerCost("position_bias", params=self.entries() * self.heads, out_elems=gathered,
-                         weight_ops=2 * gathered, node=self)
+                         weight_ops=0 if self.cached else (2 if self.offsets == "signed" else 1) * gathered,
+                         node=self)
 
     def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.positions_torch import PositionBias as Module  # torch: only when a module is built
 
-        return Module(self.window, self.heads, self.shape, self.batch_axis, self.offsets)
+        return Module(self.window, self.heads, self.shape, self.batch_axis, self.offsets, self.cached)
 
     def train(self, walker: TrainWalk, x: Tensor) -> Tensor:
         return walker.source(self, True)

@@ -4,7 +4,7 @@ the batch like ``param``'s module."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -54,16 +54,38 @@ def _expanded(t: torch.Tensor, shape: tuple[int, ...], batch_axis: Optional[int]
 
 
 class PositionBias(nn.Module):
+    """Gathered on every pass, or, when ``cached``, in eval mode on the first pass and kept, as timm's
+    EfficientFormer and LeViT keep it (dropped on a change of mode or device, gathered again once the
+    table is written in place, as loading a state dict writes it)."""
+
     def __init__(self, window: tuple[int, int], heads: int, shape: tuple[int, ...], batch_axis: Optional[int],
-                 offsets: str) -> None:
+                 offsets: str, cached: bool = False) -> None:
         super().__init__()
         rows, cols = window
         self.shape, self.batch_axis, self.window, self.offsets = shape, batch_axis, window, offsets
         table = ((2 * rows - 1) * (2 * cols - 1), heads) if offsets == "signed" else (heads, rows * cols)
         self.table = nn.Parameter(torch.randn(table) * INIT_STD)
+        self.cached = cached
+        self.kept: Optional[tuple[int, torch.Tensor]] = None  # (the table's version, its gather)
+
+    def train(self, mode: bool = True) -> "PositionBias":
+        self.kept = None
+        return super().train(mode)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> "PositionBias":
+        self.kept = None  # a move to another device or dtype
+        return super()._apply(fn, *args, **kwargs)
+
+    def bias(self) -> torch.Tensor:
+        if not self.cached or self.training:
+            return gathered_bias(self.table, self.window, self.offsets)
+        version = self.table._version  # noqa: SLF001  (torch's count of in-place writes: a loaded table)
+        if self.kept is None or self.kept[0] != version:
+            self.kept = (version, gathered_bias(self.table, self.window, self.offsets))
+        return self.kept[1]
 
     def forward(self, like: torch.Tensor) -> torch.Tensor:
-        return _expanded(gathered_bias(self.table, self.window, self.offsets), self.shape, self.batch_axis, like)
+        return _expanded(self.bias(), self.shape, self.batch_axis, like)
 
 
 class WindowMask(nn.Module):
