@@ -20,10 +20,10 @@ from scalelab.scaling.transformer import blocks_in
 from scalelab.spec import Spec
 
 #: block kinds that attend (the transformer kinds and the bare scaled dot-product attention)
-ATTENTION_KINDS = frozenset({"transformer", "self_attention", "swin_block", "attention"})
+ATTENTION_KINDS = frozenset({"transformer", "self_attention", "swin_block", "attention", "maxvit_block"})
 #: block kinds that convolve over a spatial map (a patchifying conv is told apart by ``_patchify``)
 CONV_KINDS = frozenset({"conv", "conv1d", "separable", "bottleneck", "mbconv", "fused_mbconv", "inception",
-                        "shuffle_unit"})
+                        "shuffle_unit", "maxvit_block"})  # MaxViT's block: an MBConv before its attention
 
 
 def _patchify(block: Block) -> bool:
