@@ -66,8 +66,7 @@ class Captured:
     places: dict = field(default_factory=dict)  # node -> Place, None, or why its batch cannot be placed
     layouts: dict = field(default_factory=dict)  # node -> its tensor as the spec's module lays it out
     values: dict = field(default_factory=dict)  # state name -> the source's tensor (constants included)
-    ref: str = ""  # the module as the user named it, for messages
-    later: "set[str] | None" = None  # the state a capture after one plain pass reads (read_once)
+    later: "set[int] | None" = None  # the storages a second plain eval pass reads (read_once)
 
     def nodes(self):
         return self.graph.nodes
@@ -75,10 +74,12 @@ class Captured:
     def read_once(self, name: str) -> bool:
         """Whether the module reads the parameter or buffer ``name`` on its first eval pass only: a
         module that keeps what it computes from it (timm's ``attention_bias_cache``) reads the kept
-        tensor on every later pass, so a capture made after one plain pass no longer reads ``name``."""
+        tensor on every later pass, so its second pass (as a capture made after one pass) never
+        reads ``name``."""
         if self.later is None:
-            self.later = _read_after_a_pass(self.root, self.input_shape, self.ref)
-        return name not in self.later
+            self.later = _read_on_a_second_pass(self.root, self.input_shape)
+        tensors = {**dict(self.root.named_parameters()), **dict(self.root.named_buffers())}
+        return name in tensors and tensors[name].untyped_storage().data_ptr() not in self.later
 
     def batch_axis(self, node) -> "int | None":
         """The axis of the node's tensor that is the batch, or None (a tensor of parameters, a constant).
@@ -351,17 +352,30 @@ def capture(model, input_shape: tuple[int, ...], ref: str, known: Callable[[Any]
     batch = _val_shape(user[0])[0].node.expr  # type: ignore[index]  # the input is a tensor
     return Captured(graph_module.graph, model, tuple(input_shape), state,
                     set(signature.inputs_to_parameters.values()), batch, _live(graph_module.graph),
-                    values={**program.state_dict, **program.constants}, ref=ref)
+                    values={**program.state_dict, **program.constants})
 
 
-def _read_after_a_pass(model, input_shape: tuple[int, ...], ref: str) -> set[str]:
-    """The parameters and buffers that a capture of ``model`` made after one plain eval pass reads:
-    where the module kept a tensor from that pass, the capture reads the kept tensor (a constant)."""
+def _read_on_a_second_pass(model, input_shape: tuple[int, ...]) -> set[int]:
+    """The storages of every tensor the ATen operators of ``model``'s second plain eval pass read:
+    where the module kept a tensor from its first pass, the second reads the kept tensor instead of
+    the parameters it was computed from."""
     import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
 
+    class Reads(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.storages: set[int] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.storages.update(t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs or {}))
+                                 if isinstance(t, torch.Tensor))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.zeros(EXAMPLE_BATCH, *input_shape)
     with torch.no_grad():
-        model(torch.zeros(EXAMPLE_BATCH, *input_shape))
-    program = _export(model, input_shape, ref)
-    signature = program.graph_signature
-    names = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
-    return {names[n.name] for n in program.graph.nodes if n.op == "placeholder" and n.name in names and n.users}
+        model(x)
+        with Reads() as reads:
+            model(x)
+    return reads.storages

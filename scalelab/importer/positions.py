@@ -5,7 +5,7 @@ coordinates: ``continuous_position_bias``) and logit scale (``logit_scale``). Th
 compared with the block's, element for element: a block is stated only where it gives the very
 tensor the module adds, so any other index or mask stays refused by name. A bias the module gathers on
 its first eval pass only and keeps (EfficientFormer's and LeViT's ``attention_bias_cache``) is
-``cached``: a capture after one pass reads the kept tensor, not the table (``Captured.read_once``)."""
+``cached``: its second pass reads the kept tensor, not the table (``Captured.read_once``)."""
 
 from __future__ import annotations
 
