@@ -97,9 +97,10 @@ class Ray:
 
     def point(self, phi: float) -> tuple[float, float, float]:
         a, b, g = self.coefficients
-        w, r = b ** phi, g ** phi
-        if self.box is not None:  # depth is held by ``levels``, which the box already narrows
-            w, r = clamp(w, self.box.width), clamp(r, self.box.resolution)
+        # held at the box's edges, or (no box) kept in the allowed ranges, which phi's end at
+        # log(max) / log(beta) can pass by a rounding error; depth is held by ``levels``
+        space = self.box if self.box is not None else self.settings.space
+        w, r = clamp(b ** phi, space.width), clamp(g ** phi, space.resolution)
         return nearest_level(self.levels, a ** phi).multiplier, w, r
 
     def at(self, phi: float) -> bool:
