@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Optional
 
 from scalelab.analysis.memory import OPTIMIZER_STATES, dtype_bytes
-from scalelab.errors import ScalelabError
+from scalelab.devices.profile import unknown_profile
+from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.limits import (
     MAX_BATCH, MAX_CHANNELS, MAX_COUNT_CHOICES, MAX_CROPS, MAX_ENSEMBLE, MAX_REPEAT, MAX_RESOLUTION, quote,
 )
 from scalelab.scaling.storages import check_url
+from scalelab.spec.load import zoo_names, zoo_path
 
 
 def _refuse(message: str) -> Exception:
@@ -152,18 +154,41 @@ class Reference:
 spec_ref = Reference("a spec file, zoo name or model")
 
 
+class DeviceProfileReference(Reference):
+    """A device profile: a profile YAML file or a shipped profile's name, looked up while the option
+    is read, so that a name that is neither is refused naming the option."""
+
+    def __call__(self, value) -> str:
+        text = super().__call__(value)
+        why = unknown_profile(text)
+        if why is not None:
+            raise _refuse(why)
+        return text
+
+
 def ensemble_members(value) -> str:
     """`analyze --ensemble`: a count of copies (1 to MAX_ENSEMBLE), or the other members' names."""
     text = str(value).strip()
-    if re.fullmatch(r"[+-]?\d{1,30}", text):
+    if re.fullmatch(r"[+-]?\d{1,30}", text) or _is_float(text):  # 2.5 is a count gone wrong, not a name
         return str(Count(1, MAX_ENSEMBLE)(text))
     names = text.split(",")
     if not text or len(names) + 1 > MAX_ENSEMBLE or any(not n.strip() for n in names):
         raise _refuse(f"expected a count such as 3, or up to {MAX_ENSEMBLE - 1} spec names such as "
                       f"resnet101,resnet152, got {quote(value, 40)}")
     for name in names:
-        spec_ref(name.strip())
+        name = spec_ref(name.strip())
+        if not Path(name).is_file() and not zoo_path(name).is_file():
+            raise _refuse(f"{quote(name, 80)}: no such file or zoo spec{did_you_mean(Path(name).stem, zoo_names())}; "
+                          f"`scalelab zoo` lists the zoo")
     return text
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def optimizer(value) -> str:
@@ -329,7 +354,7 @@ TABLE = existing_file
 FOLDER = output_folder
 OPTIMIZER = optimizer
 SPEC = spec_ref
-PROFILE = Reference("a device profile name or file")
+PROFILE = DeviceProfileReference("a device profile name or file")
 MODEL = Reference("a model, module:callable or file.py:callable")
 REPORT_OR_SPEC = Reference("a search report, a spec file or a zoo name")
 BUDGET = Text("a budget such as 400MFLOPs")

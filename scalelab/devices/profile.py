@@ -197,16 +197,25 @@ def parse_profile(text: str, filename: str = "<profile>") -> DeviceProfile:
         raise located_error(source, loc, f"device profile: {message}") from None
 
 
+def unknown_profile(name_or_path: "str | Path") -> Optional[str]:
+    """Why ``name_or_path`` is neither a profile file nor a shipped profile's name, or None where it is one."""
+    if Path(name_or_path).is_file():
+        return None
+    names = {n.lower(): n for n in profile_names()}  # names match in any case: T4 is t4
+    if str(name_or_path).lower() in names:
+        return None
+    close = difflib.get_close_matches(str(name_or_path).lower(), list(names), n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(repr(names[c]) for c in close)}?)" if close else ""
+    return f"{quote(str(name_or_path), 80)}: no such device profile file or name{hint}; `scalelab devices` lists them"
+
+
 def load_profile(name_or_path: "str | Path") -> DeviceProfile:
     """A shipped profile by name (``t4``) or a profile YAML file (one written by ``scalelab calibrate``)."""
     path = Path(name_or_path)
     if not path.is_file():
-        names = {n.lower(): n for n in profile_names()}  # names match in any case: T4 is t4
-        name = names.get(str(name_or_path).lower())
-        if name is None:
-            close = difflib.get_close_matches(str(name_or_path).lower(), list(names), n=3, cutoff=0.5)
-            hint = f" (did you mean {', '.join(repr(names[c]) for c in close)}?)" if close else ""
-            raise ScalelabError(f"{name_or_path}: no such device profile file or name{hint}; "
-                                f"`scalelab devices` lists them")
+        why = unknown_profile(name_or_path)
+        if why is not None:
+            raise ScalelabError(why)
+        name = next(n for n in profile_names() if n.lower() == str(name_or_path).lower())
         path = profiles_dir() / f"{name}.yaml"
     return parse_profile(read_text(path, MAX_SPEC_BYTES), str(path))
