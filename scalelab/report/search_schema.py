@@ -34,13 +34,29 @@ class Trial(_Part):
     latency_ms: Optional[NonNegative] = None
     memory_bytes: Optional[NonNegative] = None
     accuracy: float
+    low: Optional[float] = None  # the estimate's 80% interval, drawn as error bars
+    high: Optional[float] = None
     models: Models = 1  # an ensemble of this many copies of the network (searches with --ensembles)
     crops: Crops = 1  # each on this many test crops (--crops)
+
+    @model_validator(mode="after")
+    def _interval_holds_the_estimate(self):
+        return _interval_checked(self)
+
+
+def _interval_checked(part):
+    """An error bar needs both ends, around the estimate: low <= accuracy <= high."""
+    if (part.low is None) != (part.high is None):
+        raise ValueError(f"an 80% interval needs both 'low' and 'high', got low={part.low}, high={part.high}")
+    if part.low is not None and part.accuracy is not None and not part.low <= part.accuracy <= part.high:
+        raise ValueError(f"the 80% interval [{part.low}, {part.high}] must hold the accuracy {part.accuracy}")
+    return part
 
 
 class BudgetEntry(_Part):
     metric: Literal["macs", "params", "latency", "memory"]
     limit: Annotated[float, Field(gt=0)]
+    text: str  # as written on the command line, the chart's budget label
 
 
 class Base(_Part):
@@ -63,12 +79,19 @@ class CurvePoint(_Part):
     macs: NonNegative
     params: NonNegative
     accuracy: Optional[float] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _interval_holds_the_estimate(self):
+        return _interval_checked(self)
 
 
 class Curve(_Part):
     coefficients: tuple[float, float, float]
     source: str
     points: list[CurvePoint]
+    chosen_phi: Optional[float] = None
 
 
 _TRIAL_FIELD = {"macs": "macs", "params": "params", "latency": "latency_ms", "memory": "memory_bytes"}
@@ -83,7 +106,9 @@ class SearchReport(_Part):
     accuracy_how: str
     budgets: list[BudgetEntry] = Field(min_length=1)
     device: Optional[str] = None
+    latency_error: Optional[NonNegative] = None  # a fraction, the band of predicted latencies
     trials: list[Trial]
+    refined: list[Trial] = []  # a direct search's refinements of its best trials
     pareto: list[Trial]
     winner: Trial
     two_step: Optional[TwoStep] = None
