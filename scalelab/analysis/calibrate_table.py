@@ -22,6 +22,7 @@ import csv
 import fnmatch
 import hashlib
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,7 @@ def read_table(path: Path, columns: dict[str, str]) -> list[TableRow]:
     """The table's rows; a missing column or a value that is not a positive number is refused with
     the file, the line and the column named."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # a spreadsheet's byte-order mark is not a column's
             lines = [(i, line) for i, line in enumerate(f, 1) if line.strip() and not line.startswith("#")]
     except (OSError, UnicodeDecodeError) as exc:
         raise ScalelabError(f"--from-table {path}: cannot read it ({exc})") from None
@@ -101,11 +102,14 @@ def read_table(path: Path, columns: dict[str, str]) -> list[TableRow]:
                 value = float(text)
             except ValueError:
                 value = float("nan")
-            if not value > 0 or (key != "throughput" and value != int(value)):
+            if not 0 < value < math.inf or (key != "throughput" and value != int(value)):
                 kind = "a positive number" if key == "throughput" else "a positive whole number"
                 raise ScalelabError(f"{path}:{number}: column '{columns[key]}' ({key}) must be {kind}, got {text!r}")
             values[key] = value
-        rows.append(TableRow(record[columns["model"]].strip(), int(values["img_size"]), int(values["batch"]),
+        model = (record.get(columns["model"]) or "").strip()  # a short row has no value there
+        if not model:
+            raise ScalelabError(f"{path}:{number}: column '{columns['model']}' (model) is empty")
+        rows.append(TableRow(model, int(values["img_size"]), int(values["batch"]),
                              values["throughput"], number))
     return rows
 
