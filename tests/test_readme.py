@@ -447,3 +447,37 @@ def test_timm_mobilenetv2_100_folds_into_the_zoo_specs_stages():
     assert [e.stage for e in folded.blocks if isinstance(e, Stage)] == [f"blocks.{i}" for i in range(len(model.blocks))]
     assert [e.repeat for e in folded.blocks if isinstance(e, Stage)] == [len(s) for s in model.blocks] == [1, 2, 3, 4, 3, 3, 1]
     assert structure(folded) == structure(load_spec("mobilenet_v2"))
+
+
+# ---------------------------------------------------------------- options as the README and --help state them
+
+
+def _readme_dtypes() -> list[str]:
+    sentence = re.search(r"`--dtype` is ([\w ,]+?) and `--optimizer`", " ".join(README.split()))
+    assert sentence, "README 'Bounds' states the data types --dtype takes"
+    return re.findall(r"\w+", sentence.group(1).replace(" or ", ", "))
+
+
+DTYPE_COMMANDS = [["analyze", "resnet18"], ["compare", "resnet18", "lenet5"], ["plot", "resnet18", "--breakdown", "macs"],
+                  ["scale", "lenet5", "--budget", "400MFLOPs"]]
+
+
+@pytest.mark.parametrize("command", DTYPE_COMMANDS, ids=lambda c: c[0])
+def test_every_command_takes_the_dtypes_the_readme_lists_and_says_so_in_its_help(command):
+    dtypes = _readme_dtypes()
+    assert dtypes == ["fp32", "tf32", "fp16", "bf16", "int8", "amp"]
+    help_text = " ".join(invoke(command[0], "--help").stdout.split())
+    dtype_help = help_text[help_text.index("--dtype"):][:200]
+    assert all(d in dtype_help for d in dtypes), dtype_help
+    refused = invoke(*command, "--dtype", "fp8")
+    assert refused.exit_code == 2
+    assert f"Invalid value for '--dtype': unknown dtype 'fp8'; one of {', '.join(dtypes)}" in refused.stderr
+
+
+@pytest.mark.parametrize("dtype", ["tf32", "amp"])
+@pytest.mark.parametrize("command", DTYPE_COMMANDS[:3], ids=lambda c: c[0])
+def test_the_dtypes_beyond_the_storage_types_are_taken(tmp_path, command, dtype):
+    out = tmp_path / ("chart.svg" if command[0] == "plot" else "report.json")
+    result = invoke(*command, "--dtype", dtype, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.exists()

@@ -46,7 +46,7 @@ def compare(
                                              "224 or HxW (default: each spec's own)."),
     batch: int = typer.Option(1, "--batch", "-b", parser=O.BATCH, help="Batch size for MACs, memory and latency."),
     dtype: str = typer.Option("fp32", "--dtype", parser=O.DTYPE,
-                              help="fp32, fp16, bf16 or int8: bytes and latency at this type."),
+                              help="fp32, tf32, fp16, bf16, int8 or amp (autocast): bytes and latency at this type."),
     device: Optional[str] = typer.Option(None, "--device", parser=O.PROFILE, help="Add predicted latency on a device profile "
                                          "(`scalelab devices`)."),
     optimizer: str = typer.Option("sgd", "--optimizer", parser=O.OPTIMIZER,
