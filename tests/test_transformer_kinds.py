@@ -55,11 +55,11 @@ def load_in_order(built, source_state: dict) -> None:
     built.load_state_dict({k: t for k, (_, t) in pairs})
 
 
-def timm_in_spec_order(model) -> dict:
+def timm_in_spec_order(model, tokens_in: tuple = ("cls_token", "dist_token", "pos_embed")) -> dict:
     """timm's state dict with its learned tokens and position embedding moved after the patch
-    embedding's conv, where the spec's patch_embed holds them."""
+    embedding's conv, where the spec's patch_embed holds them, in the order ``tokens_in``."""
     state = dict(model.state_dict())
-    tokens = {k: state.pop(k) for k in ("cls_token", "dist_token", "pos_embed") if k in state}
+    tokens = {k: state.pop(k) for k in tokens_in if k in state}
     conv = {k: state.pop(k) for k in ("patch_embed.proj.weight", "patch_embed.proj.bias")}
     return {**conv, **tokens, **state}
 
@@ -117,6 +117,35 @@ def test_distillation_token_equals_timm_deit_distilled():
         expected = model.forward_features(x)
         torch.testing.assert_close(built(x), expected, atol=1e-5, rtol=1e-5)
     assert tuple(expected.shape[1:]) == analyze(spec).blocks[-1].out_shape == (18, 64)
+
+
+def test_position_on_the_patches_equals_timm_deit3(reference_macs):
+    """DeiT III (timm's deit3, ``no_embed_class``): the position embedding, one row per patch, added
+    to the patches before the class token is put in front. The spec's patch_embed with
+    ``position_on: patches`` holds the conv, then the positions, then the class token: timm's
+    parameters, the reference MACs, and timm's features and logits with its weights loaded."""
+    timm = pytest.importorskip("timm")
+    from scalelab.build import build_module
+
+    torch.manual_seed(0)
+    model = timm.create_model("deit3_small_patch16_224", img_size=32, patch_size=8, embed_dim=64, depth=2,
+                              num_heads=2, num_classes=10).eval()
+    assert model.no_embed_class and tuple(model.pos_embed.shape) == (1, 16, 64)  # 4 x 4 patches, no class row
+    with torch.no_grad():  # values a position row misplaced by one token would not compute alike
+        model.pos_embed.normal_(), model.cls_token.normal_()
+    spec = parse_spec(vit_spec(embed=64, block=", layer_scale: 1.0e-6", embed_extra=", position_on: patches"))
+    embed = walk(KINDS["patch_embed"].model_validate({"kind": "patch_embed", "out": 64, "patch": 8,
+                                                      "position_on": "patches"}).layers((3, 32, 32)), (3, 32, 32))
+    assert embed.out == (17, 64)
+    assert sum(c.params for c in embed.costs) == 64 * 3 * 64 + 64 + 16 * 64 + 64  # conv, positions, class token
+    x = torch.randn(2, 3, 32, 32)
+    assert analyze(spec).total.params == sum(p.numel() for p in model.parameters())
+    assert analyze(spec).total.macs == reference_macs(model, x[:1])
+    built = build_module(resolve(spec)).eval()
+    load_in_order(built, timm_in_spec_order(model, ("pos_embed", "cls_token")))
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(built.blocks[0](x), model._pos_embed(model.patch_embed(x)))
 
 
 @pytest.mark.parametrize("norm_position", ["pre", "post"])
@@ -335,6 +364,8 @@ def test_hand_worked_patch_embedding():
     ("{kind: reduce, op: mean, dims: [0, 1]}\n  - {kind: layer_scale, layout: channels_last}",
      "layer_scale with layout: channels_last needs an axis to scale, got a scalar"),
     ("{kind: token_pool, mode: mean, skip: 17}", "skip 17 leaves none of the 17 tokens"),
+    ("{kind: patch_embed, out: 64, position: none, position_on: patches}",
+     "position_on: patches places a position embedding; position: none has none"),
 ])
 def test_bad_transformer_input_is_one_message(tmp_path, block, message):
     from typer.testing import CliRunner

@@ -62,6 +62,8 @@ def patch_embed(draw):
     params = {"kind": "patch_embed", "out": draw(st.integers(1, 12)), "patch": patch,
               "class_token": draw(st.booleans()), "distill_token": draw(st.booleans()),
               "position": draw(st.sampled_from(["learned", "none"]))}
+    if params["position"] == "learned":
+        params["position_on"] = draw(st.sampled_from(["all_tokens", "patches"]))
     return "patch_embed", params, (draw(st.integers(1, 4)), draw(st.integers(3, 9)), draw(st.integers(3, 9)))
 
 
