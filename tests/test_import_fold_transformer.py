@@ -5,7 +5,8 @@ parameters, MACs). The folded spec states the module exactly: the flat spec's to
 sum of p.numel() and reference MACs, the YAML re-analysed without torch, and the module rebuilt from
 it with the source's weights computing the source's outputs (so the state follows the folded
 layers' order). Expected settings are read off the models' constructors. timm's layer scale folds
-into the transformer's field, and torchvision's ViT (nn.MultiheadAttention, its qkv copied whole)
+into the transformer's field, DeiT III whole (its position embedding on the patches before the
+class token, patch_embed's ``position_on: patches``), and torchvision's ViT (nn.MultiheadAttention, its qkv copied whole)
 into transformer blocks with ``qkv: packed_copy``, as the zoo's vit_b_16 states it."""
 
 from __future__ import annotations
@@ -116,16 +117,34 @@ def test_timms_layer_scale_folds_into_the_transformers_field(run_fresh, tmp_path
     assert _scale_fields(folded.spec) == [(2, "transformer", 1e-6)]
 
 
-def test_timms_deit3_blocks_fold_with_their_layer_scale(run_fresh, tmp_path, reference_macs):
+def test_timms_deit3_folds_whole(run_fresh, tmp_path, reference_macs):
     """DeiT III (timm's deit3, Touvron et al. 2022), small: layer scale on both branches of every
-    block. Its position embedding is added to the patches before the class token is put in front,
-    which patch_embed does not state: those operators stay as imported, exactly."""
+    block, and the position embedding added to the patches before the class token is put in front
+    (timm's no_embed_class), which reads as patch_embed's ``position_on: patches``. The import folds
+    into a patch embedding, a stage, a token pool and the head, exactly (the flat import's totals,
+    the module's parameters and MACs, its outputs rebuilt with its weights, given values here so that
+    a position row placed on the wrong token would compute otherwise)."""
     model = timm.create_model("deit3_small_patch16_224", pretrained=False, img_size=32, patch_size=8, embed_dim=64,
                               depth=3, num_heads=2, num_classes=10).eval()
-    assert model.blocks[0].ls1.gamma.shape == (64,)
+    assert model.blocks[0].ls1.gamma.shape == (64,) and model.no_embed_class
+    with torch.no_grad():
+        model.pos_embed.normal_(), model.cls_token.normal_()
     folded = _assert_exact(model, (3, 32, 32), "deit3", run_fresh, tmp_path, reference_macs)
+    assert _lines(folded.spec) == [("patch_embed", 1), ("transformer", 3), ("token_pool", 1), ("linear", 1)]
     assert _scale_fields(folded.spec) == [(3, "transformer", 1e-6)]
-    assert _lines(folded.spec)[-2:] == [("token_pool", 1), ("linear", 1)]
+    embed = folded.spec.blocks[0]
+    assert (embed.out, embed.patch, embed.class_token, embed.distill_token, embed.position, embed.position_on) == \
+        (model.embed_dim, model.patch_embed.patch_size, True, False, "learned", "patches")
+
+
+def test_a_vit_with_position_on_every_token_keeps_the_default():
+    """timm's ViT adds its position embedding after the class token: the fold writes the default
+    (position_on: all_tokens), as the zoo's deit_tiny states it."""
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=1, num_heads=2, num_classes=10).eval()
+    embed = import_module(model, (3, 32, 32), name="vit").spec.blocks[0]
+    assert not model.no_embed_class
+    assert (embed.kind, embed.class_token, embed.position, embed.position_on) == \
+        ("patch_embed", True, "learned", "all_tokens")
 
 
 TV_AS_KINDS = """

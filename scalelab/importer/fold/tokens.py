@@ -79,8 +79,10 @@ def _patch_embed(region: list[Item], shape: Shape, name: str, inputs: list[str])
         return None
     conv = convs[0]
     fields = {"kind": "patch_embed", "out": conv.out, "patch": single(conv.kernel)}
-    candidates = [{**fields, "class_token": c, "distill_token": d, "position": p}
-                  for c in (True, False) for d in (False, True) for p in ("learned", "none") if c or not d]
+    # the position embedding on every token (ViT, DeiT) or on the patches before the tokens (DeiT III)
+    positions = [{"position": "learned"}, {"position": "learned", "position_on": "patches"}, {"position": "none"}]
+    candidates = [{**fields, "class_token": c, "distill_token": d, **p}
+                  for c in (True, False) for d in (False, True) for p in positions if c or not d]
     return _with_folded(first_exact(candidates, reduced, shape, name, inputs), region)
 
 
