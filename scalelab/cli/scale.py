@@ -6,6 +6,7 @@ work, each given the options it uses as typed groups (``scale_options``)."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,7 +15,7 @@ import typer
 from scalelab import interrupts
 from scalelab.cli import options as O
 from scalelab.cli.app import app, friendly
-from scalelab.cli.groups import pick
+from scalelab.cli.groups import given, pick
 from scalelab.cli.scale_apply import apply_scaling
 from scalelab.cli.scale_options import (
     DEFAULT_BASE, DEFAULT_REPORT_DIR, AccuracyMethod, ApplyOptions, ConstraintKind, Extrapolation, FlopsConventionKind,
@@ -108,6 +109,7 @@ _PROGRESS = typer.Option(None, "--progress/--no-progress", help="Progress bar (d
 @app.command()
 @friendly
 def scale(
+    ctx: typer.Context,
     spec: Optional[str] = _SPEC,
     budget: list[str] = _BUDGET,
     flops_convention: FlopsConventionKind = _FLOPS_CONVENTION,
@@ -166,17 +168,20 @@ def scale(
     network beats an ensemble of smaller ones. Example: scalelab scale efficientnet_b0 --budget 2GFLOPs
     --method direct --ensembles 1,2,3 --crops 1,10.
     """
-    _run(dict(locals()))  # every option by its name: each part of the work takes its group of them
+    parsed = dict(locals())  # every option by its name: each part of the work takes its group of them
+    _run(parsed, given(parsed.pop("ctx")))
 
 
-def _run(parsed: dict[str, Any]) -> None:
-    """Check what applies to both modes, then apply the scaling or run the search."""
+def _run(parsed: dict[str, Any], given: dict[str, str]) -> None:
+    """Check what applies to both modes, then apply the scaling or run the search (``given``: the
+    options given, by name)."""
     interrupts.reset()
     apply, study = pick(ApplyOptions, parsed), pick(StudyOptions, parsed)
     check_output_file(apply.output)
+    _check_mode(apply, parsed["budget"])
+    _check_unused(apply, given)
     if study.worker_of is not None:
         check_worker_of(study.worker_of)
-    _check_mode(apply, parsed["budget"])
     base = _base(parsed["spec"] or DEFAULT_BASE, quiet=study.helper)
     parsed["accuracy"] = _accuracy(parsed["accuracy"], base, quiet=apply.applying or study.helper)
     pricing = pick(PricingOptions, parsed)
@@ -222,3 +227,41 @@ def _check_mode(apply: ApplyOptions, budget: list[str]) -> None:
                             "--width / --resolution to apply a scaling")
     if apply.phi is not None and (apply.depth is not None or apply.width is not None or apply.resolution is not None):
         raise ScalelabError("--phi sets depth, width and resolution together; do not combine it with --depth/--width/--resolution")
+
+
+# What each mode uses: the options its groups take (SPEC, the base, both load first)
+_APPLY_USES = {f.name for f in fields(ApplyOptions)} | {"spec"}
+_SEARCH_USES = {f.name for group in (PricingOptions, SearchOptions, StudyOptions, ReportOptions)
+                for f in fields(group)} | {"spec"}
+_COEFFICIENTS = ("alpha", "beta", "gamma")
+_APPLYING = "--phi, --depth, --width or --resolution"
+
+
+def _check_unused(apply: ApplyOptions, given: dict[str, str]) -> None:
+    """An option the chosen mode does not use is refused, not ignored: given to one scaling, a search
+    option (and --alpha/--beta/--gamma without --phi), given to a search, a scaling option."""
+    if not apply.applying:
+        unused = [spelled for name, spelled in given.items() if name not in _SEARCH_USES]
+        if unused:
+            raise ScalelabError(f"{_listed(unused)} to one scaling applied ({_APPLYING}), not to the search "
+                                f"(--budget), which chooses the scaling itself; drop {_them(unused)}")
+        return
+    mode = " and ".join(given[name] for name in ("phi", "depth", "width", "resolution") if name in given)
+    unused = [spelled for name, spelled in given.items() if name not in _APPLY_USES]
+    if unused:
+        raise ScalelabError(f"{_listed(unused)} to the search (--budget), not to one scaling applied ({mode}), "
+                            f"which would ignore {_them(unused)}; drop {_them(unused)}, or search with --budget "
+                            f"instead of {mode}")
+    coefficients = [given[name] for name in _COEFFICIENTS if name in given]
+    if coefficients and apply.phi is None:
+        raise ScalelabError(f"{_listed(coefficients)} only with --phi (depth alpha^phi, width beta^phi, resolution "
+                            f"gamma^phi), not with {mode}, which sets the multipliers itself; drop "
+                            f"{_them(coefficients)}, or give --phi")
+
+
+def _listed(options: list[str]) -> str:
+    return f"{', '.join(options)} {'applies' if len(options) == 1 else 'apply'}"
+
+
+def _them(options: list[str]) -> str:
+    return "it" if len(options) == 1 else "them"
