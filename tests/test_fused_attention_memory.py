@@ -2,7 +2,8 @@
 output's layout (a fused kernel writes it as q lies, so from token-major pieces the heads go back
 beside each other by a view), and Swin's window attention run by scaled_dot_product_attention with
 its position bias and shifted-window mask as the additive mask (flash attention takes a float mask
-on CPU)."""
+on CPU); and where torch cannot run a fused kernel (q of other than 3 or 4 dims with the batch, as
+MobileViT's 5-d q, or v of another width) the math kernel's figures, which the notes and JSON name."""
 
 from __future__ import annotations
 
@@ -169,3 +170,142 @@ def test_a_small_swin_under_a_fused_kernel_equals_the_probe(batch, fused_windows
     math = inference_memory(network, batch=batch)
     assert all(model.blocks[n].alive_bytes < math.blocks[n].alive_bytes for n in ("s1.0", "s1.1", "s2.0", "s2.1"))
     assert (model.attention_kernel, math.attention_kernel) == ("fused", "math")
+
+
+def _torch_runs_flash(q, k, v):
+    """Whether torch runs scaled_dot_product_attention of per-sample shapes q, k, v (a batch of 2) by
+    flash attention when it is forced (else "No available kernel")."""
+    import warnings
+
+    xs = [torch.randn(2, *s) for s in (q, k, v)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch says why it refuses; the refusal itself is the answer
+        try:
+            with attention.sdpa_kernel(attention.SDPBackend.FLASH_ATTENTION):
+                F.scaled_dot_product_attention(*xs)
+        except RuntimeError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("q, k, v", [
+    ((5, 4), (5, 4), (5, 4)), ((3, 5, 4), (3, 6, 4), (3, 6, 4)), ((4, 3, 5, 4), (4, 3, 5, 4), (4, 3, 5, 4)),
+    ((2, 2, 3, 5, 4), (2, 2, 3, 5, 4), (2, 2, 3, 5, 4)), ((3, 5, 4), (3, 5, 4), (3, 5, 6)), ((5, 4), (5, 4), (5, 2)),
+], ids=["2d", "3d", "4d", "5d", "3d_wide_v", "2d_narrow_v"])
+def test_attention_is_fused_exactly_where_torch_runs_flash_attention(q, k, v):
+    """The rule of ``fused_refusal`` against torch itself, flash attention forced on a batch of 2."""
+    runs = L.Attention().fused_refusal([q, k, v]) is None
+    assert runs == _torch_runs_flash(q, k, v)
+
+
+@pytest.fixture
+def fused_where_torch_can(monkeypatch):
+    """The built attention modules run as torch does when a fused kernel is asked for: flash attention
+    where torch can run it, else the math kernel (``sdpa_kernel`` given both). The built contiguous
+    copy clones, as the math kernel's head-major output calls for; here it is ``.contiguous()``, as
+    timm writes it, which returns a fused kernel's token-major output itself (a copy elsewhere)."""
+    from types import SimpleNamespace
+
+    from scalelab.blocks.layers import attention_torch, copies_torch
+
+    backends = [attention.SDPBackend.FLASH_ATTENTION, attention.SDPBackend.MATH]
+    monkeypatch.setattr(attention_torch, "SDPBackend", SimpleNamespace(MATH=backends))
+    monkeypatch.setattr(copies_torch.Copy, "_contiguous", lambda self, x: x.contiguous())
+
+
+#: a MobileViT block as mobilevit_xxs lays it out (2x2 patches, 4 heads, an MLP twice as wide), small,
+#: then a ViT block on its map's tokens: q of 5 dims with the batch in the first, of 4 in the second
+MIXED = """
+name: small_mobilevit
+input: {channels: 3, resolution: 8}
+defaults: {norm: batchnorm, activation: silu}
+blocks:
+  - {name: stem, kind: conv, out: 8, kernel: 3}
+  - name: vit
+    kind: wrap
+    join: concat
+    body:
+      - {kind: conv, out: 8, kernel: 3}
+      - {kind: conv, out: 16, kernel: 1, norm: none, activation: none, bias: false}
+      - {kind: unfold, patch: 2, body: [&t {kind: transformer, heads: 4, mlp_ratio: 2, activation: silu, norm_eps: 1.0e-5},
+                                        {kind: layer_norm, trailing: 1}]}
+      - {kind: conv, out: 8, kernel: 1}
+  - {name: fusion, kind: conv, out: 16, kernel: 3}
+  - {name: flat, kind: reshape, shape: [16, 64]}
+  - {name: tokens, kind: permute, dims: [1, 0]}
+  - {name: encoder, kind: transformer, heads: 4, mlp_ratio: 2, activation: silu, norm_eps: 1.0e-5}
+  - {name: pool, kind: reduce, op: mean, dims: [0]}
+  - {name: fc, kind: linear, out: 10}
+"""
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_mobilevit_block_gets_the_math_figure_under_a_fused_request(batch, fused_where_torch_can):
+    """Asked for a fused kernel, torch runs the MobileViT block's attention (q of 5 dims with the
+    batch) by the math kernel and the ViT block's by flash attention: each block's peak equals the
+    probe's, the MobileViT block's the math figure, the ViT block's below it, and the figures say
+    which block runs the math kernel and why."""
+    from scalelab.analysis.memory_probe import block_peaks, inference_peak
+    from scalelab.build import build_module
+
+    network = resolve(parse_spec(MIXED))
+    model, math = (inference_memory(network, batch=batch, attention_kernel=k) for k in ("fused", "math"))
+    module = build_module(network)
+    assert {n: b.alive_bytes for n, b in model.blocks.items()} == block_peaks(module, network.input_shape, batch)
+    assert model.peak_bytes == inference_peak(module, network.input_shape, batch)
+    assert model.blocks["vit"].inner_peak_bytes == math.blocks["vit"].inner_peak_bytes
+    assert model.blocks["encoder"].inner_peak_bytes < math.blocks["encoder"].inner_peak_bytes
+    assert model.math_blocks == {"vit": "torch's fused kernels take q of 3 or 4 dims with the batch, not 5"}
+    assert math.math_blocks == {}
+
+
+def test_a_mobilevit_block_keeps_the_math_kernels_tensors_in_training(fused_where_torch_can):
+    """One real training step with a fused kernel asked for saves what the model says: the math
+    kernel's tensors for the MobileViT block, flash attention's for the ViT block."""
+    from scalelab.analysis.memory import training_memory
+    from scalelab.analysis.memory_probe import training_step
+
+    network = resolve(parse_spec(MIXED))
+    model = training_memory(network, batch=2, attention_kernel="fused")
+    assert model.saved_bytes == training_step(network, "sgd", batch=2)["saved_bytes"]
+    math = training_memory(network, batch=2)
+    assert model.blocks["vit"].saved_bytes == math.blocks["vit"].saved_bytes
+    assert model.blocks["encoder"].saved_bytes < math.blocks["encoder"].saved_bytes
+    assert model.math_blocks == {"vit": "torch's fused kernels take q of 3 or 4 dims with the batch, not 5"}
+
+
+def test_the_report_says_which_blocks_run_the_math_kernel(tmp_path):
+    """The memory notes and the JSON beside the kernel they state: the MobileViT block, and why."""
+    import json
+
+    from cli_helpers import invoke
+
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(MIXED)
+    why = "torch's fused kernels take q of 3 or 4 dims with the batch, not 5"
+    text = invoke("analyze", str(spec), "--mode", "train", "--attention-kernel", "fused", "-f", "markdown")
+    assert text.exit_code == 0, text.output
+    said = " ".join(text.output.split())
+    assert said.count(f"fused requested, the math kernel for block vit: {why}.") == 2  # inference and training
+    report = json.loads(invoke("analyze", str(spec), "--mode", "train", "--attention-kernel", "fused", "-f", "json").output)
+    assert report["memory"]["attention_math_blocks"] == report["training_memory"]["attention_math_blocks"] == {"vit": why}
+    math = json.loads(invoke("analyze", str(spec), "--mode", "train", "-f", "json").output)
+    assert math["memory"]["attention_math_blocks"] == math["training_memory"]["attention_math_blocks"] == {}
+    assert "fused requested" not in invoke("analyze", str(spec), "--mode", "train", "-f", "markdown").output
+
+
+def test_mobilevit_xxs_runs_the_math_kernel_as_the_readme_says():
+    """The zoo's mobilevit_xxs asked for a fused kernel: every MobileViT block runs the math kernel,
+    so the figures equal the math kernel's, and the README quotes the note."""
+    from pathlib import Path
+
+    from scalelab import analyze
+    from scalelab.analysis.memory import fallback_note, training_memory
+
+    network = analyze("mobilevit_xxs").network
+    fused = inference_memory(network, batch=2, attention_kernel="fused")
+    assert list(fused.math_blocks) == ["stage2_vit", "stage3_vit", "stage4_vit"]
+    assert fused.peak_bytes == inference_memory(network, batch=2).peak_bytes
+    assert training_memory(network, attention_kernel="fused").saved_bytes == training_memory(network).saved_bytes
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert f'("{fallback_note(fused.math_blocks).removeprefix("; ")}")' in readme

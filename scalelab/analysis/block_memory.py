@@ -44,9 +44,9 @@ import dataclasses
 from typing import Any, cast
 
 from scalelab.blocks.layers import Attention, Contiguous, InnerPeak, Node, Permute, Primitive, Sequence, Shape, Unpack, Wiring, peak
-from scalelab.blocks.layers.attention import LIFT, RUN, InferenceRun, Phase
+from scalelab.blocks.layers.attention import FUSED_Q_RANKS, LIFT, RUN, InferenceRun, Phase
 
-__all__ = ["InnerPeak", "block_peak", "inner_peak"]
+__all__ = ["InnerPeak", "block_peak", "fused_refusals", "inner_peak"]
 
 
 def inner_peak(node: Node, shape: "Shape | list[Shape]") -> InnerPeak:
@@ -70,6 +70,16 @@ def block_peak(node: Node, shape: "Shape | list[Shape]", batch: int, nbytes: int
         beside = _walk(node, shape, InferenceRun(batch, kernel, nbytes, layout, lift=lift)).peak_elems - LIFT
         most = max(most, batch * nbytes * beside + fixed)
     return plain, most
+
+
+def fused_refusals(node: Node, shape: "Shape | list[Shape]") -> list[str]:
+    """Why torch runs attention layers of ``node`` on ``shape`` by the math kernel though a fused one
+    is asked for (``Attention.fused_refusal``), each reason once; empty where every one runs fused."""
+    seen: list[tuple[object, tuple[Phase, ...]]] = []
+    _walk(node, shape, InferenceRun(kernel="fused", seen=seen))
+    layers = [cast(tuple, key) for key, _ in seen]  # (the layer, its inputs' shapes)
+    reasons = [layer.fused_refusal(list(shapes)) for layer, shapes in layers if isinstance(layer, Attention)]
+    return list(dict.fromkeys(r for r in reasons if r))
 
 
 def _walk(node: Node, shape: "Shape | list[Shape]", run: InferenceRun) -> InnerPeak:
@@ -101,11 +111,13 @@ def fused_views(node: Node) -> Node:
 
 def _copies_nothing(run: "list[Node]") -> bool:
     """Whether ``run`` is attention, the permute that swaps its heads and tokens axes back, and a
-    ``Contiguous``: under a fused kernel on token-major q, the permuted output is contiguous."""
+    ``Contiguous``: under a fused kernel on token-major q, the permuted output is contiguous. Only
+    where torch runs a fused kernel: q of a rank it takes (the permute's, with the batch; the pieces
+    of one unbind are as wide as each other); otherwise the math kernel's head-major output is copied."""
     attention, permute, copy = run
     if isinstance(attention, Unpack):
         attention = attention.join
     if not (isinstance(attention, Attention) and isinstance(permute, Permute) and isinstance(copy, Contiguous)):
         return False
     r = len(permute.dims)
-    return r >= 3 and tuple(d % r for d in permute.dims) == (*range(r - 3), r - 2, r - 3, r - 1)
+    return r >= 3 and r + 1 in FUSED_Q_RANKS and tuple(d % r for d in permute.dims) == (*range(r - 3), r - 2, r - 3, r - 1)

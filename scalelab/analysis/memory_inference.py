@@ -14,7 +14,8 @@ outputs of a split or unbind (views of its input: the storage lives until the la
 of them has run). A source block (a learned tensor expanded to the batch) holds no activation
 memory: its bytes are weight bytes (a buffer's are in neither, as batchnorm's statistics). Weights
 are counted apart (``weight_bytes``). Attention holds what its kernel writes while it runs
-(``INFERENCE_KERNELS``). Measured against torch in ``benchmarks/memory.md``.
+(``INFERENCE_KERNELS``): a fused one's figure only where torch can run it (``math_fallback``).
+Measured against torch in ``benchmarks/memory.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from scalelab.analysis.block_memory import block_peak
-from scalelab.analysis.memory_units import attends, check_batch, check_kernel, dtype_bytes, weight_bytes
+from scalelab.analysis.memory_units import attends, check_batch, check_kernel, dtype_bytes, math_fallback, weight_bytes
 from scalelab.blocks.layers import Attention, elements
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import INPUT, Network, ResolvedBlock
@@ -50,6 +51,8 @@ class InferenceMemory:
     peak_block: str
     blocks: dict[str, BlockMemory] = field(repr=False)
     attention_kernel: Optional[str] = None  # the kernel attention's inner peak assumes; None: no attention
+    #: blocks whose attention torch runs by the math kernel though a fused one is asked for -> why
+    math_blocks: dict[str, str] = field(default_factory=dict)
     model: str = ("layer granularity, as the built eval module runs: tensors kept for later blocks and the "
                   "network input, plus the running block's inputs, temporaries and output (no in-place "
                   "activations; flatten and eval dropout are views)")
@@ -143,4 +146,5 @@ def inference_memory(network: Network, dtype: str = "fp32", batch: int = 1,
         for b in dag.blocks
     }
     return InferenceMemory(dtype, batch, order, sum(r.weight_bytes for r in rows.values()),
-                           alive[peak_at], order[peak_at], rows, attention_kernel=attention_kernel if attends(network, windows=True) else None)
+                           alive[peak_at], order[peak_at], rows, attention_kernel=attention_kernel if attends(network, windows=True) else None,
+                           math_blocks=math_fallback(network, attention_kernel))

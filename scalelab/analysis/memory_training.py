@@ -4,7 +4,7 @@ Adam two buffers per trainable weight), and the activations saved for backward. 
 ``saved`` face says what it keeps; a tensor saved by two layers (a conv's output is the batchnorm's
 saved input) is counted once. Attention keeps what its kernel keeps (``ATTENTION_KERNELS``): eager
 PyTorch's math kernel the score matrix, the fused kernels (flash, memory-efficient) only their
-log-sum-exp.
+log-sum-exp, where torch can run them (``math_fallback``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from scalelab.analysis.memory_units import (
-    OPTIMIZER_STATES, attends, check_batch, check_kernel, dtype_bytes, weight_bytes,
+    OPTIMIZER_STATES, attends, check_batch, check_kernel, dtype_bytes, math_fallback, weight_bytes,
 )
 from scalelab.analysis.train_walk import Tensor, TrainWalk, frozen_prefix, run_network
 from scalelab.blocks.layers import Attention, Primitive, Shape, check_device
@@ -43,6 +43,8 @@ class TrainingMemory:
     freeze_until: Optional[str]
     blocks: dict[str, BlockTraining] = field(repr=False)
     attention_kernel: Optional[str] = None  # the kernel attention's saved tensors assume; None: no attention
+    #: blocks whose attention torch runs by the math kernel though a fused one is asked for -> why
+    math_blocks: dict[str, str] = field(default_factory=dict)
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(b, attr) for b in self.blocks.values())
@@ -87,7 +89,7 @@ class SavedWalk(TrainWalk):
         out = super().several(node, xs, out_shape)
         if not out.grad:
             return out
-        if isinstance(node, Attention) and self.attention_kernel == "fused":
+        if isinstance(node, Attention) and node.runs_fused([t.shape for t in xs], self.attention_kernel):
             saved = node.fused_saved([t.shape for t in xs], out_shape)
         else:
             saved = node.saved([t.shape for t in xs], out_shape, False, tuple(t.grad for t in xs),  # type: ignore[arg-type]  # its shapes, each input's need
@@ -129,4 +131,5 @@ def training_memory(network: Network, dtype: str = "fp32", batch: int = 1, optim
         grads = (4 if dtype == "amp" else nbytes) * params if walker.trainable else 0  # autocast: fp32 gradients
         rows[b.name] = BlockTraining(b.name, walker.trainable, weights, grads, OPTIMIZER_STATES[optimizer] * grads,
                                      walker.bytes)
-    return TrainingMemory(dtype, batch, optimizer, freeze_until, rows, attention_kernel if attends(network) else None)
+    return TrainingMemory(dtype, batch, optimizer, freeze_until, rows, attention_kernel if attends(network) else None,
+                          math_fallback(network, attention_kernel, training=True))

@@ -1,8 +1,10 @@
 """The units and choices the memory figures are stated in: bytes per activation and per weight by
-dtype, optimizer state per weight, the attention kernels, and the checks of each."""
+dtype, optimizer state per weight, the attention kernels (and the blocks torch runs by the math
+kernel though a fused one is asked for), and the checks of each."""
 
 from __future__ import annotations
 
+from scalelab.analysis.block_memory import fused_refusals
 from scalelab.blocks.layers import Attention, WindowAttention
 from scalelab.errors import ScalelabError, did_you_mean
 from scalelab.graph.network import Network
@@ -52,3 +54,24 @@ def attends(network: Network, windows: bool = False) -> bool:
     figure is torchvision's explicit products, whatever the kernel)."""
     kinds = (Attention, WindowAttention) if windows else (Attention,)
     return any(isinstance(c.node, kinds) for b in network.blocks.values() for c in b.costs)
+
+
+def math_fallback(network: Network, attention_kernel: str, training: bool = False) -> dict[str, str]:
+    """The blocks whose attention torch runs by the math kernel though ``attention_kernel`` asks for
+    a fused one (``Attention.fused_refusal``: torch cannot), with why; their figures are the math
+    kernel's. The blocks an inference pass runs, or with ``training`` every block."""
+    if attention_kernel != "fused":
+        return {}
+    blocks = [b for b in network.blocks.values() if training or not b.training_only]
+    refused = {b.name: "; ".join(fused_refusals(b.layers, b.in_shape)) for b in blocks}
+    return {name: why for name, why in refused.items() if why}
+
+
+def fallback_note(math_blocks: dict[str, str]) -> str:
+    """What a fused figure says of ``math_fallback``'s blocks, appended to the kernel it states:
+    empty when there are none, else the blocks that run the math kernel, grouped by why."""
+    grouped: dict[str, list[str]] = {}
+    for name, why in math_blocks.items():
+        grouped.setdefault(why, []).append(name)
+    return "".join(f"; fused requested, the math kernel for block{'s' * (len(names) > 1)} {', '.join(names)}: {why}"
+                   for why, names in grouped.items())

@@ -9,7 +9,9 @@ from typing import Optional
 
 from scalelab.analysis.latency import predict_latency
 from scalelab.analysis.measure import measure_latency
-from scalelab.analysis.memory import ATTENTION_KERNELS, INFERENCE_KERNELS, best_order, inference_memory, training_memory
+from scalelab.analysis.memory import (
+    ATTENTION_KERNELS, INFERENCE_KERNELS, best_order, fallback_note, inference_memory, training_memory,
+)
 from scalelab.devices import load_profile
 from scalelab.report import Column, human_bytes
 
@@ -51,13 +53,15 @@ def device_figures(network, *, dtype: str, batch: int, device: Optional[str], me
         f"{human_bytes(memory.total_bytes)}; model: {memory.model}. Lowest peak over execution orders "
         f"({'exact search' if better.exact else 'greedy'}): {human_bytes(better.peak_bytes)}"
         + ("" if better.peak_bytes >= memory.peak_bytes else f" with order {' -> '.join(better.order)}")
-        + (f"; attention run by {INFERENCE_KERNELS[memory.attention_kernel]}." if memory.attention_kernel else "."))
+        + (f"; attention run by {INFERENCE_KERNELS[memory.attention_kernel]}{fallback_note(memory.math_blocks)}."
+           if memory.attention_kernel else "."))
     out.data["memory"] = {
         "unit": "bytes", "dtype": dtype, "batch": batch, "model": memory.model,
         "weight_bytes": memory.weight_bytes, "peak_activation_bytes": memory.peak_bytes,
         "peak_block": memory.peak_block, "total_bytes": memory.total_bytes,
         "lowest_peak_bytes": better.peak_bytes, "lowest_peak_order": list(better.order),
         "lowest_peak_exact": better.exact, "attention_kernel": memory.attention_kernel,
+        "attention_math_blocks": memory.math_blocks,
     }
     if mode == "train":
         if freeze_until is not None:
@@ -116,11 +120,13 @@ def _training(out: DeviceFigures, tm) -> None:
         f"weights {human_bytes(tm.weight_bytes)}, gradients {human_bytes(tm.gradient_bytes)}, optimizer state "
         f"{human_bytes(tm.optimizer_bytes)}, saved activations {human_bytes(tm.saved_bytes)}, total "
         f"{human_bytes(tm.total_bytes)}; saved activations follow what torch's autograd keeps per layer"
-        + (f", attention run by {ATTENTION_KERNELS[tm.attention_kernel]}." if tm.attention_kernel else "."))
+        + (f", attention run by {ATTENTION_KERNELS[tm.attention_kernel]}{fallback_note(tm.math_blocks)}."
+           if tm.attention_kernel else "."))
     out.data["training_memory"] = {
         "unit": "bytes", "dtype": tm.dtype, "batch": tm.batch, "optimizer": tm.optimizer, "freeze_until": tm.freeze_until,
         "weight_bytes": tm.weight_bytes, "gradient_bytes": tm.gradient_bytes, "optimizer_bytes": tm.optimizer_bytes,
         "saved_activation_bytes": tm.saved_bytes, "total_bytes": tm.total_bytes, "attention_kernel": tm.attention_kernel,
+        "attention_math_blocks": tm.math_blocks,
     }
 
 

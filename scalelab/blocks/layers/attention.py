@@ -61,6 +61,10 @@ LAYOUTS = {"own": "tensors of their own, contiguous: none",
            "token-major": "pieces of a qkv projection's (N, 3, heads, d) output, as timm and the transformer "
                           "kinds cut them: the scaled q (unless L is 1), the scaled k^T and v",
            "head-major": "pieces of a (3, heads, N, d) tensor: v (the scaled q and k^T are written head-major)"}
+#: the ranks of q, the batch's axis included, that torch's fused kernels take (torch 2.14, CPU, flash
+#: attention forced: a 3-d q runs as one sample of as many heads as the batch; q of 2 or 5 dims and more
+#: gets "No available kernel"; torch's ``sdp_utils_cpp`` states 4-d as the fused kernels' one shape)
+FUSED_Q_RANKS = (3, 4)
 #: far above any count of elements: the lifted phase is the walk's maximum, whatever else it holds
 LIFT = 1 << 80
 RUN: ContextVar[InferenceRun] = ContextVar("attention_inference_run", default=InferenceRun())
@@ -156,6 +160,24 @@ class Attention(Primitive):
         extra = z.heads * (z.L * z.S + z.S * z.E * gq + z.L * z.E * gk)
         return Saved(inputs=(False, False, gq or gk), per_sample_elements=extra)
 
+    def fused_refusal(self, s: list[Shape]) -> Optional[str]:
+        """Why torch cannot run this attention by a fused kernel, None where it can: torch then runs
+        the math kernel even when a fused one is asked for (``sdpa_kernel([FLASH_ATTENTION, MATH])``),
+        and the figures are the math kernel's. Measured with torch 2.14 on CPU, flash attention forced:
+        q of ``FUSED_Q_RANKS`` dims (with the batch) only, as torch's dispatcher checks, and v as wide
+        as q and k (flash attention's one head width); a float or boolean mask of q's rank, a causal
+        mask, L other than S and strided token-major pieces are taken."""
+        q, v = s[0], s[2]
+        if len(q) + 1 not in FUSED_Q_RANKS:
+            return f"torch's fused kernels take q of 3 or 4 dims with the batch, not {len(q) + 1}"
+        if v[-1] != q[-1]:
+            return f"flash attention takes v as wide as q and k, not {v[-1]} beside {q[-1]}"
+        return None
+
+    def runs_fused(self, s: list[Shape], kernel: str) -> bool:
+        """Whether torch runs this attention by a fused kernel when ``kernel`` is asked for."""
+        return kernel == "fused" and self.fused_refusal(s) is None
+
     def fused_saved(self, s: list[Shape], out: Shape) -> Saved:
         """What the fused kernels keep for backward instead (flash attention, on CPU and CUDA; the
         memory-efficient kernel on CUDA): q, k and v as given (views of a qkv projection stay views of
@@ -180,10 +202,10 @@ class Attention(Primitive):
         copy and the output; a causal mask (L x S, shared by the batch) throughout. The batched
         products fold the batch and the leading axes into one: where more than one of those axes is
         over 1, torch first copies what the layout of q, k and v calls for (``LAYOUTS``). The fused kernels (flash, on CPU) write the output and the log-sum-exp of each
-        query's scores (fp32) only."""
+        query's scores (fp32) only, where torch can run them (``fused_refusal``)."""
         z, run = Sizes.of(s), RUN.get()
         out = z.heads * z.L * z.Ev
-        if run.kernel == "fused":
+        if self.runs_fused(s, run.kernel):
             return (Phase(out + z.heads * z.L * 4 // run.nbytes),)
         q, kt, scores = z.heads * z.L * z.E, z.heads * z.S * z.E, z.heads * z.L * z.S
         folds = (run.batch > 1) + sum(n > 1 for n in s[0][:-2]) > 1 and run.layout != "own"
@@ -197,7 +219,8 @@ class Attention(Primitive):
 
     def train(self, walker: TrainWalk, xs: list[Tensor]) -> Tensor:  # type: ignore[override]
         q, k, v = xs
-        math_kernel = walker.attention_kernel == "math"  # a fused kernel takes strided views as they are
+        # a fused kernel takes strided views as they are; where torch cannot run one, the math kernel copies
+        math_kernel = not self.runs_fused([t.shape for t in xs], walker.attention_kernel)
         folded = (walker.batch > 1) + sum(n > 1 for n in v.shape[:-2])  # axes the batched product folds into one
         if math_kernel and folded > 1 and v.storage.elems > elements(v.shape):
             # v is a view into a larger tensor (unbind of a fused qkv projection): torch copies it to
