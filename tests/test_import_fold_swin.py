@@ -1,5 +1,5 @@
 """Imported Swin Transformers fold into the Swin kinds: torchvision's SwinTransformer reads as
-specs/swin_t.yaml does, the stem's operators, a stage of swin_block per stage with the shift
+specs/swin_t.yaml does (timm's as the same lines with ``form: timm``), the stem's operators, a stage of swin_block per stage with the shift
 alternating as the stage repeats it, patch_merging between stages, and the head's operators. The
 folded spec states the module exactly (the flat import's totals, the module's parameters and
 reference MACs, the YAML re-analysed without torch, the module rebuilt from it with the source's
@@ -152,17 +152,49 @@ def test_torchvisions_swin_t_imports_as_the_zoo_spec(reference_macs):
     assert _totals(zoo)[:2] == (sum(p.numel() for p in model.parameters()), reference_macs(model, torch.zeros(1, 3, 224, 224)))
 
 
-@pytest.mark.slow
-def test_timms_swin_stays_primitive_and_exact(reference_macs):
-    """timm's blocks roll the map before padding it and keep the shifted windows' mask as a buffer
-    built once (no weight ops): swin_block states neither, so exactness refuses it and each block
-    stays as imported, with the module's parameters and MACs."""
+#: a small timm Swin: 40 px in patches of 4 (10x10 tokens of 16, padded to 12x12 for windows of 3 after
+#: the roll), stages of 2 blocks (2 and 4 heads of 8), the second on 5x5 padded to 6x6
+TIMM = {"embed_dim": 16, "depths": (2, 2), "num_heads": (2, 4), "window_size": 3, "img_size": 40, "num_classes": 10}
+TIMM_LINES = [("conv", 1), ("permute", 1), ("layer_norm", 1), ("swin_block", 2), ("patch_merging", 1),
+              ("swin_block", 2), ("layer_norm", 1), ("reduce", 1), ("linear", 1)]
+
+
+@pytest.fixture(scope="module")
+def timm_small():
+    """(model, folded import, flat import) of the small timm Swin."""
     timm = pytest.importorskip("timm")
 
-    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, embed_dim=16, depths=(2, 2),
-                              num_heads=(2, 4), window_size=3, img_size=36, num_classes=10).eval()
-    folded = import_module(model, (3, 36, 36), name="timm_swin")
-    kinds = [kind for kind, _ in _lines(folded.spec)]
-    assert "swin_block" not in kinds and "window_mask" in kinds and "roll" in kinds
-    assert _totals(folded.spec)[:2] == (sum(p.numel() for p in model.parameters()),
-                                        reference_macs(model, torch.zeros(1, 3, 36, 36)))
+    torch.manual_seed(0)
+    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, **TIMM).eval()
+    return model, import_module(model, SIZE, name="timm_swin"), import_module(model, SIZE, name="timm_swin", fold=False)
+
+
+@pytest.mark.slow
+def test_timms_swin_folds_into_stages_of_swin_blocks_of_its_form(timm_small, run_fresh, tmp_path, reference_macs):
+    """timm's blocks roll before padding, keep the mask as a buffer and run the MLP on flattened
+    tokens: they fold into swin_block with form: timm, its PatchMerging (a view into 2x2 neighbours
+    and a copy) into patch_merging, the head (timm's mean over the map, then fc) stays as imported."""
+    model, folded, flat = timm_small
+    assert _lines(folded.spec) == TIMM_LINES
+    for stage, heads in ((folded.spec.blocks[3], 2), (folded.spec.blocks[5], 4)):
+        assert (stage.block.form, stage.block.window, stage.block.shift, stage.block.heads_of(8 * heads)) == (
+            "timm", 3, "alternate", heads)
+    params, macs = sum(p.numel() for p in model.parameters()), reference_macs(model, torch.zeros(1, *SIZE))
+    assert _totals(folded.spec) == _totals(flat.spec)
+    assert _totals(folded.spec)[:2] == (params, macs)
+    assert_reanalysed_without_torch(folded, tmp_path, run_fresh, params, macs)
+    assert_rebuilt_module_computes_the_same(folded, model, torch.randn(2, *SIZE))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prefix, shape, heads, shifted", [
+    ("layers.0.blocks.0", (10, 10, 16), 2, False), ("layers.0.blocks.1", (10, 10, 16), 2, True),
+    ("layers.1.blocks.0", (5, 5, 32), 4, False), ("layers.1.blocks.1", (5, 5, 32), 4, True),
+])
+def test_a_timm_blocks_other_ops_are_timms_statements_for_the_import(timm_small, prefix, shape, heads, shifted):
+    """The flat import of each block counts what timm's statements compute (tests/test_swin.py works
+    them out and checks the kind against them)."""
+    from test_swin import timm_block_ops_by_hand
+
+    h, w, c = shape
+    assert _imported_figures(timm_small[2], prefix) == timm_block_ops_by_hand(h, w, c, heads, 3, shifted, 4 * c)

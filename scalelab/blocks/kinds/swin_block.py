@@ -9,7 +9,14 @@ mask of the shifted windows), projects, and undoes the partition, the roll and t
 Shifts alternate in a stage: with ``shift: alternate`` (the default) repeat r of a stage shifts by
 0 when r is even and by window // 2 when r is odd, as torchvision builds each stage; depth scaling
 multiplies the repeats and the alternation carries on (an odd count ends with an unshifted block).
-As in torchvision, an axis whose padded size is no larger than the window is not shifted."""
+As in torchvision, an axis whose padded size is no larger than the window is not shifted.
+
+``form: timm`` states timm's ``SwinTransformerBlock`` instead: it rolls the map before padding it
+and crops before rolling back, keeps the mask of the shifted windows as a buffer built once, cuts
+and joins the windows through one more view each, and runs the MLP branch on the flattened tokens.
+On an axis no longer than the window timm shrinks the window to the map's side and does not shift
+there; a window that this makes oblong (a map one window high but wider, or smaller than the window
+and not square) is refused, the window attention being square."""
 
 from typing import Literal, Optional, Self, Union
 
@@ -36,6 +43,9 @@ class SwinBlock(Block):
     activation: ActivationName = "gelu"
     norm_eps: Real = Field(1e-5, gt=0)
     drop_path: Probability = Field(0.0, description="stochastic depth rate of both residual branches (training only)")
+    form: Literal["torchvision", "timm"] = Field(
+        "torchvision", description="torchvision: pad, then roll, the mask built every pass; timm: roll, then pad, "
+                                   "the window shrunk to a shorter side, the mask a buffer built once")
 
     @model_validator(mode="after")
     def _one_head_count(self) -> Self:
@@ -68,7 +78,38 @@ class SwinBlock(Block):
         hidden = int(c * self.mlp_ratio)
         mlp = seq(TrailingLayerNorm((c,), self.norm_eps), Linear(c, hidden), act_layer(self.activation),
                   Linear(hidden, c), drop)
+        if self.form == "timm":  # the MLP branch on (h w, c) tokens: views of the map
+            attention = Residual(seq(TrailingLayerNorm((c,), self.norm_eps), *self._timm_attention(inp), drop))
+            return seq(attention, Reshape((inp[0] * inp[1], c)), Residual(mlp), Reshape(inp))
         return seq(Residual(seq(TrailingLayerNorm((c,), self.norm_eps), *self._attention(inp), drop)), Residual(mlp))
+
+    def _shift(self) -> int:
+        return 0 if self.shift == "alternate" else self.shift
+
+    def _timm_attention(self, inp: Shape) -> list[Node]:
+        """timm's ``_attn``: roll, pad, partition by views, attention, join, crop, roll back."""
+        h, w, c = inp
+        wins = (min(h, self.window), min(w, self.window))  # timm: no window longer than the map
+        if wins[0] != wins[1]:
+            raise ShapeError(f"swin_block (form timm): a {h}x{w} map shrinks the window of {self.window} to "
+                             f"{wins[0]}x{wins[1]}, and the window attention takes square windows only")
+        win = wins[0]
+        ph, pw = -h % win, -w % win
+        hp, wp = h + ph, w + pw
+        grid = (hp // win, wp // win)
+        shifts = (self._shift() if h > win else 0, self._shift() if w > win else 0)
+        rolled = sum(shifts) > 0
+        layers: list[Node] = [Roll((-shifts[0], -shifts[1]), (0, 1))] if rolled else []
+        copy = [Contiguous()] if grid[1] > 1 and win > 1 else []  # .contiguous() after the permute: a copy unless a view
+        n, windows = win * win, grid[0] * grid[1]
+        layers += [Pad((0, 0, 0, pw, 0, ph)), Reshape((grid[0], win, grid[1], win, c)), Permute((0, 2, 1, 3, 4)), *copy,
+                   Reshape((windows, win, win, c)), Reshape((windows, n, c)),
+                   Linear(c, 3 * c, self.qkv_bias), WindowAttention(self.heads_of(c), win, shifts, grid, form="timm"),
+                   Linear(c, c), Reshape((windows, win, win, c)), Reshape((grid[0], grid[1], win, win, c)),
+                   Permute((0, 2, 1, 3, 4)), *copy, Reshape((hp, wp, c))]
+        if ph or pw:  # the crop back to (h, w), copied by timm's .contiguous()
+            layers += [Slice(0, None, h), Slice(1, None, w), Contiguous()]
+        return layers + ([Roll(shifts, (0, 1))] if rolled else [])
 
     def _attention(self, inp: Shape) -> list[Node]:
         h, w, c = inp
@@ -76,7 +117,7 @@ class SwinBlock(Block):
         ph, pw = -h % win, -w % win
         hp, wp = h + ph, w + pw
         grid = (hp // win, wp // win)
-        shift = 0 if self.shift == "alternate" else self.shift
+        shift = self._shift()
         shifts = (shift if win < hp else 0, shift if win < wp else 0)  # torchvision: no shift across one window
         rolled = sum(shifts) > 0
         layers: list[Node] = [Pad((0, 0, 0, pw, 0, ph))]  # torch's pad copies even when it adds nothing

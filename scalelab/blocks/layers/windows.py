@@ -40,6 +40,9 @@ class WindowAttention(Primitive):
     B is gathered from a learned table of (2 window - 1)^2 x heads entries (its parameters) by a fixed
     index buffer of N^2 entries; M, the mask of the shifted windows (0 within a region, -100 across
     regions, as torchvision builds it), is added when ``shift`` (rows, columns) is not (0, 0).
+``form`` "torchvision" builds M on every pass; "timm" keeps it as a buffer built once with the
+module (no weight ops, no memory of its construction), and neither it nor the index buffer is in
+the state dict, as timm registers them.
 
     MACs = 2 windows N^2 C. Other ops per sample: the scaling of q, the bias add, the mask add when
     shifted, the softmax (5 per score) and the copy that puts the heads back beside each other
@@ -60,6 +63,12 @@ class WindowAttention(Primitive):
     shift: tuple[int, int]
     grid: tuple[int, int]
     scale: float | None = None  # s above
+    form: str = "torchvision"  # "timm": the mask a buffer built once
+
+    @property
+    def mask_built(self) -> bool:
+        """Whether each pass builds the mask (torchvision), rather than reading timm's buffer."""
+        return self.shifted and self.form != "timm"
 
     @property
     def tokens(self) -> int:
@@ -100,7 +109,7 @@ class WindowAttention(Primitive):
     def cost(self, s: Shape, out: Shape) -> LayerCost:
         a, p = self._sizes(s)
         scores = self.windows * self.tokens ** 2
-        mask = (5 * scores + 3 * self.windows * self.tokens) if self.shifted else 0
+        mask = (5 * scores + 3 * self.windows * self.tokens) if self.mask_built else 0
         heads_back = self._copies(s)[3]  # the output's reshape after its transpose
         return LayerCost("window_attention", params=(2 * self.window - 1) ** 2 * self.heads,
                          macs=2 * self.tokens * a, ops=a + heads_back + p * (1 + self.shifted + SOFTMAX_OPS),
@@ -132,7 +141,8 @@ class WindowAttention(Primitive):
         to the end; the scaled q lives to the end; with it two score matrices at the first product,
         the bias add, the mask add and the softmax, then the product and its layout copy. When
         shifted, the mask M is built after the bias add (at most M, its -100 fill and the 0 fill in
-        the dtype and a bool compare of M at once) and lives to the end. In inference mode each
+        the dtype and a bool compare of M at once) and lives to the end; timm's buffer is no tensor
+        of the pass, and its add replaces the biased scores as the bias add does. In inference mode each
         matmul is one operator (measured): its folding copies are not seen, as for matmul. B and M
         are one tensor for the whole batch. A fused kernel: ``fused_phases``."""
         if RUN.get().kernel == "fused":
@@ -141,7 +151,7 @@ class WindowAttention(Primitive):
         nbytes = RUN.get().nbytes
         bias, mask = self.heads * self.tokens ** 2 * nbytes, self.windows * self.tokens ** 2
         last = a + p + a + self._copies(s)[3]
-        if not self.shifted:
+        if not self.mask_built:
             return Phase(0, 2 * bias), Phase(a + 2 * p, bias), Phase(last, bias)
         held = bias + mask * nbytes
         return (Phase(0, 2 * bias), Phase(a + 2 * p, bias), Phase(a + p, bias + 3 * mask * nbytes + mask),
@@ -156,6 +166,7 @@ class WindowAttention(Primitive):
         per sample, the mask the kernel reads (B is freed once the sum exists; M lives to the end).
         The kernel writes its output and the fp32 log-sum-exp of each query, never the scores; its
         output lies token-major as q does, so the heads go back beside each other by a view.
+        timm's buffer M is copied and added as well, but never built and no tensor of the pass.
         Measured with the probe under SDPBackend.FLASH_ATTENTION."""
         a, p = self._sizes(s)
         run = RUN.get()
@@ -163,7 +174,10 @@ class WindowAttention(Primitive):
         kernel = a + self.windows * self.heads * self.tokens * 4 // run.nbytes
         if not self.shifted:
             return Phase(0, 2 * bias), Phase(kernel, bias)
-        held, copied = bias + mask * run.nbytes, run.batch > 1
+        copied = run.batch > 1
+        if not self.mask_built:
+            return Phase(0, 2 * bias), Phase(p * copied + p, bias), Phase(p + kernel)
+        held = bias + mask * run.nbytes
         return (Phase(0, 2 * bias), Phase(0, bias + 3 * mask * run.nbytes + mask), Phase(p * copied + p, held),
                 Phase(p + kernel, mask * run.nbytes))
 
@@ -173,7 +187,7 @@ class WindowAttention(Primitive):
     def torch_module(self) -> nn.Module:
         from scalelab.blocks.layers.windows_torch import WindowAttention as Module  # torch: only when a module is built
 
-        return Module(self.heads, self.window, self.shift, self.grid, self.scale)
+        return Module(self.heads, self.window, self.shift, self.grid, self.scale, self.form)
 
 
 @register

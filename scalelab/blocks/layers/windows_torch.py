@@ -1,6 +1,7 @@
 """The torch modules of ``windows`` (imported by their builders only), computing statement for
 statement as torchvision's ``shifted_window_attention`` (between its qkv and output projections) and
-``_patch_merging_pad`` do, so that their tensors live as torchvision's do."""
+``_patch_merging_pad`` do (timm's ``WindowAttention`` runs the same statements), so that their
+tensors live as torchvision's do."""
 
 from __future__ import annotations
 
@@ -35,16 +36,20 @@ def shift_mask(x: torch.Tensor, window: int, shift: tuple[int, int], grid: tuple
 
 class WindowAttention(nn.Module):
     """(batch, windows, N, 3C) -> (batch, windows, N, C); the table a parameter, the index a buffer,
-    named as torchvision names them."""
+    named as torchvision names them. ``form`` "timm": the mask a buffer built here once, and the
+    index and the mask kept out of the state dict, as timm's non-persistent buffers."""
 
     def __init__(self, heads: int, window: int, shift: tuple[int, int], grid: tuple[int, int],
-                 scale: "float | None" = None) -> None:
+                 scale: "float | None" = None, form: str = "torchvision") -> None:
         super().__init__()
         self.heads, self.window, self.shift, self.grid = heads, window, tuple(shift), tuple(grid)
         self.scale = scale
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.register_buffer("relative_position_index", relative_position_index(window))
+        timm = form == "timm"
+        self.register_buffer("relative_position_index", relative_position_index(window), persistent=not timm)
+        kept = shift_mask(torch.zeros(()), window, tuple(shift), tuple(grid)) if timm and sum(shift) > 0 else None  # type: ignore[arg-type]
+        self.register_buffer("attn_mask", kept, persistent=False)
 
     def bias(self) -> torch.Tensor:
         n = self.window * self.window
@@ -62,7 +67,8 @@ class WindowAttention(nn.Module):
         attn = q.matmul(k.transpose(-2, -1))
         attn = attn + relative_position_bias
         if sum(self.shift) > 0:
-            attn_mask = shift_mask(x, self.window, self.shift, self.grid)  # type: ignore[arg-type]
+            kept = self.attn_mask
+            attn_mask = kept if isinstance(kept, torch.Tensor) else shift_mask(x, self.window, self.shift, self.grid)  # type: ignore[arg-type]
             attn = attn.view(batch, windows, heads, n, n)
             attn = attn + attn_mask.unsqueeze(1).unsqueeze(0)
             attn = attn.view(-1, heads, n, n)

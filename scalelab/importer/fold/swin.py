@@ -1,7 +1,7 @@
-"""Candidates for Swin's kinds (Liu et al. 2021) as torchvision builds them: a block's module
+"""Candidates for Swin's kinds (Liu et al. 2021) as torchvision and timm build them: a block's module
 (``SwinTransformerBlock``: norm, shifted-window attention, residual, norm, MLP, residual) as a
-``swin_block``, a ``PatchMerging`` as a ``patch_merging``, and runs of blocks whose shifts alternate
-0, window // 2, ... as the ``shift: alternate`` a stage repeats.
+``swin_block`` of either form, a ``PatchMerging`` as a ``patch_merging``, and runs of blocks whose
+shifts alternate 0, window // 2, ... as the ``shift: alternate`` a stage repeats.
 
 The import states two parts of them as operators where the kinds state one layer each; each is read
 the kind's way first, only where its operators are that layer's statements one for one (shapes,
@@ -10,8 +10,11 @@ axes, scale, position bias, mask) and their figures sum to the layer's:
 * the window attention between the qkv and output projections (reshape to q, k, v by heads,
   selects or an unbind, the scaling of q, k transposed, the two products, the position bias, the
   mask when shifted, the softmax, the heads put back beside each other) is ``window_attention``,
-  holding the bias table and the index buffer beside it, as torchvision's module does;
-* the pad, the eight strided slices and the concatenation of 2x2 neighbours are ``patch_concat``.
+  holding the bias table and the index buffer beside it, as torchvision's module does (timm's
+  keeps its mask as a buffer, the imported mask ``cached``, and its index out of the state dict);
+* the pad, the eight strided slices and the concatenation of 2x2 neighbours (torchvision), or the
+  pad, the view into 2x2 neighbours, the permute that puts them beside the channels and its copy
+  (timm, the same order), are ``patch_concat``.
 
 Exactness then decides, as for every other block."""
 
@@ -82,9 +85,10 @@ def _qkv_pieces(graph: _Graph, reads: list[tuple[Item, int]]) -> Optional[list[I
     return [permute, *cut]
 
 
-def _scores(graph: _Graph, bias: Item) -> "tuple[list[Item], Item, Item, Optional[Item]] | None":
+def _scores(graph: _Graph, bias: Item, form: str) -> "tuple[list[Item], Item, Item, Optional[Item]] | None":
     """From the position bias: (the matched items, q's scaling, k's transpose, the mask) of
-    (q * s) @ k^T + B [+ M] through the softmax; None unless the region computes exactly that."""
+    (q * s) @ k^T + B [+ M] through the softmax, the mask built each pass (torchvision) or a
+    buffer (timm); None unless the region computes exactly that."""
     add = graph.reader(bias.name, "binary")
     if add is None or (settings(add).op, settings(add).alpha) != ("add", 1) or len(add.inputs) != 2:
         return None
@@ -98,7 +102,7 @@ def _scores(graph: _Graph, bias: Item) -> "tuple[list[Item], Item, Item, Optiona
     masked = graph.reader(add.name, "binary")
     if masked is not None and (settings(masked).op, settings(masked).alpha) == ("add", 1) and len(masked.inputs) == 2:
         mask = graph.source(masked, masked.inputs.index(add.name) ^ 1)
-        if not _is(mask, "window_mask", lambda f: f.fill == -100.0 and not f.cached):
+        if not _is(mask, "window_mask", lambda f: f.fill == -100.0 and f.cached == (form == "timm")):
             return None
         matched, last = matched + [masked, mask], masked
     softmax = graph.reader(last.name, "softmax")
@@ -120,16 +124,16 @@ def _heads_back(graph: _Graph, out: Item, shape: Shape) -> Optional[list[Item]]:
     return [transpose, *([copy] if copy else []), reshape]
 
 
-def _window_attention(region: list[Item], grid: tuple[int, int]) -> Optional[list[Item]]:
-    """The region with its window attention as one ``window_attention`` item (named as the last of
-    the operators it replaces), where they state it exactly; None otherwise."""
+def _window_attention(region: list[Item], grid: tuple[int, int], form: str) -> Optional[list[Item]]:
+    """The region with its window attention as one ``window_attention`` item of ``form`` (named as
+    the last of the operators it replaces), where they state it exactly; None otherwise."""
     graph = _Graph(region)
     biases = [i for i in region if i.kind == "position_bias"]
     if len(biases) != 1:
         return None
     bias, b = biases[0], settings(biases[0])
     window, heads = b.window[0], b.heads
-    scores = _scores(graph, bias) if b.window[0] == b.window[1] and b.offsets == "signed" else None
+    scores = _scores(graph, bias, form) if b.window[0] == b.window[1] and b.offsets == "signed" else None
     if scores is None:
         return None
     found, scaled, transposed, mask = scores
@@ -153,14 +157,15 @@ def _window_attention(region: list[Item], grid: tuple[int, int]) -> Optional[lis
     if back is None or split is None:
         return None
     core = [split, *pieces, scaled, transposed, *found, out, *back]
-    return _restated(region, core, WindowAttention(heads, window, shift, grid), _state(bias))
+    return _restated(region, core, WindowAttention(heads, window, shift, grid, form=form), _state(bias, form))
 
 
-def _state(bias: Item) -> Optional[list[str]]:
-    """The bias table's source key and the index buffer's beside it, as torchvision names them."""
+def _state(bias: Item, form: str) -> Optional[list[str]]:
+    """The bias table's source key and the index buffer's beside it, as torchvision names them
+    (timm's index is no entry of its state dict)."""
     if len(bias.state) != 1 or not bias.state[0].endswith(TABLE):
         return None
-    return [bias.state[0], bias.state[0][:-len(TABLE)] + INDEX]
+    return [bias.state[0]] + ([bias.state[0][:-len(TABLE)] + INDEX] if form == "torchvision" else [])
 
 
 def _restated(region: list[Item], core: list[Item], node, state: Optional[list[str]]) -> Optional[list[Item]]:
@@ -230,11 +235,20 @@ def swin_block(region: list[Item], shape: Shape, name: str, inputs: list[str]) -
     biases = [settings(i) for i in region if i.kind == "position_bias"]
     if len(shape) != 3 or len(biases) != 1 or shape[2] % biases[0].heads:
         return None
-    h, w, c = shape
     window = biases[0].window[0]
-    reduced = _window_attention(region, (-(-h // window), -(-w // window)))
-    if reduced is None:
-        return None
+    grid = (-(-shape[0] // window), -(-shape[1] // window))
+    for form in ("torchvision", "timm"):
+        reduced = _window_attention(region, grid, form)
+        fields = None if reduced is None else _block_fields(reduced, shape, window, biases[0].heads)
+        folded = None if fields is None else first_exact([{**fields, "form": form}], reduced, shape, name, inputs)  # type: ignore[arg-type]
+        if folded is not None:
+            return _with_folded(folded, region)
+    return None
+
+
+def _block_fields(reduced: list[Item], shape: Shape, window: int, heads: int) -> Optional[dict]:
+    """The swin_block settings the reduced region's layers suggest; exactness then checks them."""
+    c = shape[2]
     linears = [i for i in reduced if i.kind == "linear"]
     norms = [settings(i) for i in reduced if i.kind == "layer_norm"]
     rolls = [settings(i).shifts for i in reduced if i.kind == "roll"]
@@ -243,16 +257,37 @@ def swin_block(region: list[Item], shape: Shape, name: str, inputs: list[str]) -
     activation, hidden = _activation(reduced, linears[2]), settings(linears[2]).out
     if activation is None or int(c * (hidden / c)) != hidden:
         return None
-    fields = {"kind": "swin_block", "window": window, "shift": max((abs(s) for s in rolls[0]), default=0) if rolls else 0,
-              "head_dim": c // biases[0].heads, "mlp_ratio": hidden / c, "qkv_bias": settings(linears[0]).bias,
-              "norm_eps": norms[0].norm_eps, "activation": activation}
-    return _with_folded(first_exact([fields], reduced, shape, name, inputs), region)
+    return {"kind": "swin_block", "window": window, "shift": max((abs(s) for s in rolls[0]), default=0) if rolls else 0,
+            "head_dim": c // heads, "mlp_ratio": hidden / c, "qkv_bias": settings(linears[0]).bias,
+            "norm_eps": norms[0].norm_eps, "activation": activation}
+
+
+def _neighbours_by_views(region: list[Item], shape: Shape) -> Optional[list[Item]]:
+    """The region with timm's gather of 2x2 neighbours (the pad, the view (H/2, 2, W/2, 2, C), the
+    permute to (H/2, W/2, 2 columns, 2 rows, C), its copy and the view joining them to 4C channels:
+    torchvision's concatenation order) as one ``patch_concat``, where they state it exactly."""
+    graph = _Graph(region)
+    h, w, c = shape
+    half = (-(-h // 2), -(-w // 2))
+    pads = [i for i in region if i.kind == "pad" and list(settings(i).pad) == [0, 0, 0, w % 2, 0, h % 2]]
+    split = graph.reader(pads[0].name, "reshape") if len(pads) == 1 else None
+    if split is None or tuple(settings(split).shape) != (half[0], 2, half[1], 2, c):
+        return None
+    permute = graph.reader(split.name, "permute")
+    if permute is None or list(settings(permute).dims) != [0, 2, 3, 1, 4]:
+        return None
+    copy = graph.reader(permute.name, "contiguous")
+    joined = graph.reader((copy or permute).name, "reshape")
+    if joined is None or tuple(joined.out_shape) != (*half, 4 * c):
+        return None
+    return _restated(region, [pads[0], split, permute, *([copy] if copy else []), joined], PatchConcat(), [])
 
 
 def patch_merging(region: list[Item], shape: Shape, name: str, inputs: list[str]) -> Optional[Item]:
-    if len(shape) != 3 or not any(i.kind == "cat" for i in region):
+    if len(shape) != 3:
         return None
-    reduced = _patch_concat(region, shape)
+    cat = any(i.kind == "cat" for i in region)
+    reduced = _patch_concat(region, shape) if cat else _neighbours_by_views(region, shape)
     norms = [settings(i) for i in reduced or [] if i.kind == "layer_norm"]
     if reduced is None or len(norms) != 1:
         return None
