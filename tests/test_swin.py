@@ -474,3 +474,50 @@ def test_inference_peaks_of_timms_form_equal_the_probe(batch):
     model = {n: b.alive_bytes for n, b in inference_memory(network, batch=batch).blocks.items()}
     real = block_peaks(build_module(network), network.input_shape, batch)
     assert model == real
+
+
+def _timm_fused_window_attention(self, x):
+    """timm's fused path (``WindowAttention.forward`` with ``fused_attn``): the gathered bias plus the
+    buffer mask expanded to every sample's windows and heads, the additive mask of
+    scaled_dot_product_attention, flash attention forced."""
+    import torch
+    from torch.nn import attention
+
+    batch, windows, n, c3 = x.shape
+    c, heads = c3 // 3, self.heads
+    q, k, v = x.reshape(batch * windows, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    mask = self.attn_mask.view(1, windows, 1, n, n).expand(batch, -1, heads, -1, -1)
+    attn_mask = self.bias() + mask.reshape(-1, heads, n, n)
+    with attention.sdpa_kernel(attention.SDPBackend.FLASH_ATTENTION):
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    return out.transpose(1, 2).reshape(batch, windows, n, c)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_timms_window_attention_by_hand_eager_and_fused(batch, heads, monkeypatch):
+    """4 windows of 9 tokens, shifted, 8 channels a head, timm's buffer mask: no weight ops for it,
+    and no construction in a pass. By hand, fused: the gathered bias and its copy (2 heads 81), then
+    the mask copied to every sample's windows and heads (a view for one sample) and the sum with the
+    bias, then the sum beside the kernel's output and log-sum-exp."""
+    import torch
+
+    from scalelab.analysis.block_memory import block_peak
+    from scalelab.analysis.memory_probe import dispatch_peak
+    from scalelab.blocks.layers import windows_torch
+
+    layer = L.WindowAttention(heads, 3, (1, 1), (2, 2), form="timm")
+    c, windows, tokens = 8 * heads, 4, 9
+    shape = (windows, tokens, 3 * c)
+    assert layer.cost(shape, layer.out_shape(shape)).weight_ops == 2 * heads * tokens ** 2
+    module = layer.torch_module().eval()
+    run = lambda: module(torch.randn(batch, *shape))  # noqa: E731
+    eager = dispatch_peak(run, module)
+    assert eager == 4 * (batch * (L.elements(shape) + layer.inner_peak(shape, layer.out_shape(shape)).peak_elems)
+                         + heads * tokens ** 2)
+    monkeypatch.setattr(windows_torch.WindowAttention, "forward", _timm_fused_window_attention)
+    seen = dispatch_peak(run, module) - 4 * batch * L.elements(shape)  # the input apart
+    bias, out = heads * tokens ** 2, batch * (windows * tokens * c + windows * heads * tokens)
+    scores, copied = batch * windows * heads * tokens ** 2, batch > 1
+    assert seen == 4 * max(2 * bias, bias + scores * copied + scores, scores + out)
+    assert block_peak(layer, shape, batch, 4, "fused")[1] == seen
