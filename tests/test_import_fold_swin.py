@@ -192,9 +192,9 @@ def test_timms_swin_folds_into_stages_of_swin_blocks_of_its_form(timm_small, run
     ("layers.1.blocks.0", (5, 5, 32), 4, False), ("layers.1.blocks.1", (5, 5, 32), 4, True),
 ])
 def test_a_timm_blocks_other_ops_are_timms_statements_for_the_import(timm_small, prefix, shape, heads, shifted):
-    """The flat import of each block counts what timm's statements compute (tests/test_swin.py works
+    """The flat import of each block counts what timm's statements compute (tests/test_swin_timm.py works
     them out and checks the kind against them)."""
-    from test_swin import timm_block_ops_by_hand
+    from test_swin_timm import timm_block_ops_by_hand
 
     h, w, c = shape
     assert _imported_figures(timm_small[2], prefix) == timm_block_ops_by_hand(h, w, c, heads, 3, shifted, 4 * c)
