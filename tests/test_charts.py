@@ -263,3 +263,33 @@ def test_a_direct_search_curve_marks_its_own_result():
                                            {"phi": 1.0, "macs": 390e6, "params": 5.5e6, "accuracy": 77.4}]}
     chart = scaling_curves(report(curve=curve))
     assert chart.chosen_phi == 1.0 and chart.coefficients == (0.9, 1.05, 0.85)
+
+
+@pytest.mark.parametrize("asked, built", [(1.1, 1.1015625), (0.5, 0.5)])
+def test_the_chosen_network_shows_the_width_asked_and_built_as_the_table_does(asked, built):
+    """ResNet-50 at x1.1 builds its widest map at 2256 of 2048 channels (x1.1015625): the label says
+    both, to the table's three places, so that the two differ where the build rounded."""
+    from scalelab.report.search import candidate_columns
+
+    w = dict(trial(1, 300e6, 4e6, 76.0), width=asked, width_built=built)
+    r = report(winner=w, trials=[w], pareto=[w], objective="accuracy")
+    label = accuracy_vs_cost(r).chosen.label
+    cell = dict(candidate_columns(r))["width asked→built"](w)
+    assert f"width x{asked:.3f} asked → x{built:.3f} built" in label
+    assert cell == f"{asked:.3f}→{built:.3f}"
+
+
+def test_a_report_without_the_width_built_labels_the_width_asked():
+    w = trial(1, 300e6, 4e6, 76.0)  # a report stored before the built width was recorded
+    label = accuracy_vs_cost(report(winner=w)).chosen.label
+    assert "width x1.000 asked," in label and "built," in label and "→" not in label
+
+
+def test_the_chosen_label_reads_on_the_drawn_chart(tmp_path):
+    from scalelab.report.plotting import draw_accuracy_vs_cost
+
+    w = dict(trial(1, 300e6, 4e6, 76.0), width=1.1, width_built=1.1015625, depth=1.2, pixels=240)
+    chart = accuracy_vs_cost(report(winner=w))
+    path = draw_accuracy_vs_cost(chart, tmp_path / "chosen.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert chart.chosen.label == "chosen: depth x1.20 built, width x1.100 asked → x1.102 built, 240px"

@@ -138,7 +138,7 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
     w = report["winner"]
     variant = "" if w.get("models", 1) == w.get("crops", 1) == 1 else f"{_variant_label(w)} of "
     chosen = Labelled(_value(w, key), float(w["accuracy"]),
-                      f"chosen: {variant}depth x{w['depth']:.2f} built, width x{w['width']:.2f}, {w['pixels']}px")
+                      f"chosen: {variant}depth x{w['depth']:.2f} built, {_width_label(w)}, {w['pixels']}px")
     budget_metric = {"macs": "macs", "params": "params", "latency": "latency"}[x]
     budget = next((b for b in report["budgets"] if b["metric"] == budget_metric), None)
     proxy = report["accuracy_method"] == "proxy"
@@ -166,6 +166,14 @@ def accuracy_vs_cost(report: dict, x: str = "macs", references: bool = True) -> 
         pareto_intervals=[(_trial(p).get("low"), _trial(p).get("high")) for p in front],
         x_unit="ms" if key == "latency_ms" else "count",
     )
+
+
+def _width_label(t: dict) -> str:
+    """The width as the search tables show it, asked then built (to three places: rounding to whole
+    channels moves it by less than 0.01); a report stored before the built width was recorded has
+    the asked one only."""
+    built = t.get("width_built")
+    return f"width x{t['width']:.3f} asked" + ("" if built is None else f" → x{built:.3f} built")
 
 
 @dataclass
