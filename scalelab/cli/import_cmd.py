@@ -101,8 +101,13 @@ def import_(
     shape, size = input_shape(resolution, input_size), O.parse_resolution(resolution)
     accuracy = Top1Options(top1, top1_source, top1_dataset, top1_crops, top1_pretraining, top1_distillation)
     accuracy.check()
-    with progress(f"importing {model}: building, capturing with torch.export and checking every block"):
-        imported, used, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported, fold=not no_fold)
+    try:
+        with progress(f"importing {model}: building, capturing with torch.export and checking every block"):
+            imported, used, _ = import_ref(model, shape, size, allow_unsupported=allow_unsupported, fold=not no_fold)
+    except ScalelabError as exc:  # what torch or the module warned before the refusal may say why
+        for note in getattr(exc, "__notes__", []):
+            typer.echo(f"note: {note}", err=True)
+        raise
     spec, text = imported.spec, imported.text
     if accuracy.given():
         ref = reference(accuracy, used[1])

@@ -12,7 +12,6 @@ are kept from stderr (``torch_warnings``)."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import operator
 import re
@@ -21,12 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from scalelab.errors import ScalelabError
+from scalelab.importer.exporting import EXAMPLE_BATCH, export_program, refuse_nothing
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import fx, nn
-
-#: the first example batch: a batch of 2 keeps export from specialising the batch to 1
-EXAMPLE_BATCH = 2
 
 
 class BatchMerged(Exception):
@@ -199,11 +196,6 @@ def scope_of(node) -> str:
     return str(next(reversed(stack.values()))[0]) if stack else ""
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 #: torch's notice that a module assigned itself a tensor during export (a cache): export restores the
 #: attribute, and what the module runs once the cache is filled is read by a second capture (read_once)
 _ASSIGNED = re.compile(r"tensor attributes? .* (was|were) assigned during export", re.S)
@@ -216,11 +208,23 @@ def torch_warnings(ref: str) -> Iterator[list[str]]:
     """Record the warnings raised inside, so that none reaches stderr as Python prints it. Dropped, as
     they say nothing about the module's cost: notices about an API's future and export's notice of a
     tensor a module assigns itself. Any other becomes one line of the list given (an import's notes),
-    once however often it was raised."""
+    once however often it was raised. A refusal raised inside carries them as its ``__notes__`` (those
+    of an outer block first), as a warning may say why the module was refused."""
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        yield notes
+        try:
+            yield notes
+        except ScalelabError as exc:
+            notes += _notes(caught, ref)
+            inner = getattr(exc, "__notes__", [])
+            exc.__notes__ = notes + [n for n in inner if n not in notes]
+            raise
+    notes += _notes(caught, ref)
+
+
+def _notes(caught: list, ref: str) -> list[str]:
+    notes: list[str] = []
     for w in caught:
         message = str(w.message).strip()
         if issubclass(w.category, _NOTICES) or _ASSIGNED.search(message):
@@ -228,39 +232,7 @@ def torch_warnings(ref: str) -> Iterator[list[str]]:
         note = f"{ref}: warned while it was built and captured: {message.splitlines()[0] if message else w.category.__name__}"
         if note not in notes:
             notes.append(note)
-
-
-@contextlib.contextmanager
-def _quiet_torch():
-    """torch logs a traceback for a shape it cannot compute before raising; the refusal says it in one line."""
-    logger = logging.getLogger("torch")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _export(model, input_shape: tuple[int, ...], ref: str):
-    import torch
-    from torch.export import Dim, export
-
-    size = "x".join(map(str, input_shape))
-    try:
-        with _quiet_torch():
-            return export(model, (torch.zeros(EXAMPLE_BATCH, *input_shape),),
-                          dynamic_shapes=({0: Dim("batch", min=2)},), strict=False)
-    except Exception as exc:  # data-dependent control flow, a batch fixed by the code, or no run at all
-        failure = exc
-    try:
-        with torch.no_grad():
-            model(torch.zeros(EXAMPLE_BATCH, *input_shape))  # a plain run says clearly what fails
-    except Exception as exc:
-        raise ScalelabError(f"{ref}: the module cannot run on a {size} input: {type(exc).__name__}: "
-                            f"{_first_line(exc)}") from None
-    raise ScalelabError(f"{ref}: torch.export cannot capture this module at {size}: "
-                        f"{type(failure).__name__}: {_first_line(failure)}") from None
+    return notes
 
 
 def _decompose(program, known: Callable[[Any], bool]):
@@ -340,7 +312,8 @@ def capture(model, input_shape: tuple[int, ...], ref: str, known: Callable[[Any]
     """Export ``model`` in eval mode at a dynamic batch of ``input_shape`` inputs; decompose the
     operators ``known`` rejects."""
     model.eval()
-    program = _export(model, input_shape, ref)
+    program = export_program(model, input_shape, ref)
+    refuse_nothing(program, ref)
     _inline_wrappers(program.graph_module)
     program = _decompose(program, known)
     graph_module = program.graph_module

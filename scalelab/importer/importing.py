@@ -119,6 +119,9 @@ def _import(model, input_shape: tuple[int, int, int], name: str, ref: str, allow
         raise ScalelabError(_unsupported_message(ref, mapped))
     names = block_names(mapped.drafts, cap)
     blocks, shapes, held = spec_blocks(mapped.drafts, names, cap)
+    if not blocks:  # views and copies of the input map to no block: no spec states an empty network
+        raise ScalelabError(f"{ref}: its forward only reshapes or copies its input, computing nothing: "
+                            f"there is nothing to import")
     training_only, left = never_run(cap), dict[str, int]()
     if training_only:
         more, more_shapes, more_held, left = _heads(cap, mapped.drafts, names, training_only, ref)
@@ -136,7 +139,7 @@ def _import(model, input_shape: tuple[int, int, int], name: str, ref: str, allow
         text = blocks_yaml(head, blocks)
         spec = same_figures(spec, parse_spec(text, f"<{ref}>"), ref)
         _check(spec, shapes, total - sum(left.values()), ref)
-    keys = () if mapped.problems or left else state_keys(spec, held, model.state_dict(), ref)
+    keys = () if mapped.problems or left else state_keys(spec, held, model, ref)
     return Imported(spec, text, shapes, total, training_only, tuple(left), mapped.unsupported_summary(), keys)
 
 
