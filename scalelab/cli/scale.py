@@ -109,8 +109,7 @@ _PROGRESS = typer.Option(None, "--progress/--no-progress", help="Progress bar (d
 @app.command()
 @friendly
 def scale(
-    ctx: typer.Context,
-    spec: Optional[str] = _SPEC,
+    ctx: typer.Context, spec: Optional[str] = _SPEC,
     budget: list[str] = _BUDGET,
     flops_convention: FlopsConventionKind = _FLOPS_CONVENTION,
     device: Optional[str] = _DEVICE,
@@ -160,16 +159,15 @@ def scale(
 ) -> None:
     """Search the best compound scaling of a network under a budget, or apply one scaling.
 
-    Accuracy is estimated (and every output says how); costs follow the counting convention of
-    `scalelab analyze`; studies persist in an Optuna storage and resume under the same name.
+    Accuracy is estimated (and every output says how); costs follow the counting convention of `scalelab analyze`;
+    studies persist in an Optuna storage and resume under the same name.
 
-    With --ensembles 1,3 --crops 1,10 each candidate may also be an ensemble and/or multi-crop test of its
-    scaled network under the same budget; the report and its ensembles chart show where one bigger
-    network beats an ensemble of smaller ones. Example: scalelab scale efficientnet_b0 --budget 2GFLOPs
-    --method direct --ensembles 1,2,3 --crops 1,10.
+    With --ensembles 1,3 --crops 1,10 each candidate may also be an ensemble and/or multi-crop test of its scaled
+    network under the same budget; its chart shows where one bigger network beats an ensemble of smaller ones.
+    Example: scalelab scale efficientnet_b0 --budget 2GFLOPs --method direct --ensembles 1,2,3 --crops 1,10.
     """
-    parsed = dict(locals())  # every option by its name: each part of the work takes its group of them
-    _run(parsed, given(parsed.pop("ctx")))
+    # every option by its name (each part of the work takes its group of them), and which ones were given
+    _run({name: value for name, value in locals().items() if name != "ctx"}, given(ctx))
 
 
 def _run(parsed: dict[str, Any], given: dict[str, str]) -> None:
