@@ -339,3 +339,15 @@ def test_mobilevit_rounds_its_input_so_that_every_unfold_sees_whole_patches():
     assert patch_multiple(base) == 64
     assert scale_spec(base, resolution=200).input.resolution == (192, 192)
     assert patch_multiple(load_spec("resnet50")) == 1
+
+
+def test_maxvit_rounds_its_input_so_that_every_block_sees_whole_windows_and_grids():
+    """MaxViT pads neither its windows nor its grid: each stage's map, after the first block's stride, must
+    divide by 7. The last stage's map is the input over 32 (a stride-2 stem and four stride-2 stages)."""
+    from scalelab.scaling.compound import scale_spec
+    from scalelab.scaling.transformer import patch_multiple
+
+    base = load_spec("maxvit_t")
+    assert patch_multiple(base) == 32 * 7
+    assert scale_spec(base, resolution=300).input.resolution == (224, 224)
+    assert scale_spec(base, resolution=400).input.resolution == (448, 448)

@@ -155,19 +155,25 @@ def _patch_embed(spec: Spec) -> Optional[Block]:
     return None
 
 
-def _unfold_multiple(spec: Spec) -> int:
-    """The input size at which every ``unfold`` (MobileViT) sees whole patches: its patch times the
-    downsampling before it, read off the network at its own resolution; 1 without one."""
-    if not any(b.kind == "unfold" for b in blocks_in(spec.blocks)):
+def _map_multiple(spec: Spec) -> int:
+    """The input size at which every ``unfold`` (MobileViT) sees whole patches, and every ``maxvit_block``
+    a map that divides into its windows and its grid (MaxViT pads neither): the patch, or the window and
+    grid, times the downsampling before it, read off the network at its own resolution; 1 without one."""
+    if not any(b.kind in ("unfold", "maxvit_block") for b in blocks_in(spec.blocks)):
         return 1
     network = resolve(spec)
     height, width = spec.input.resolution
     multiple = 1
     for b in network.blocks.values():
-        for unfold in (x for x in blocks_in(b.block) if x.kind == "unfold"):
-            # the map the block takes: an unfold inside a body sees it after the body's own strides, if any
-            _, h, w = typing.cast(tuple[int, int, int], b.in_shape)  # a block holding an unfold takes one (C, H, W) map
-            (ph, pw), strides = unfold.patch, _strides_before(b.block, unfold)  # type: ignore[attr-defined]
+        for x in blocks_in(b.block):
+            if x.kind == "unfold":  # inside a body it sees the map after the body's own strides, if any
+                (ph, pw), strides = x.patch, _strides_before(b.block, x)  # type: ignore[attr-defined]
+            elif x.kind == "maxvit_block":  # its attention sees the map after the MBConv's stride
+                ph = pw = math.lcm(x.window, x.grid)  # type: ignore[attr-defined]
+                strides = x.stride  # type: ignore[attr-defined]
+            else:
+                continue
+            _, h, w = typing.cast(tuple[int, int, int], b.in_shape)  # a block holding either takes one (C, H, W) map
             multiple = math.lcm(multiple, height // h * strides * ph, width // w * strides * pw)
     return multiple
 
@@ -185,9 +191,9 @@ def _strides_before(block: Block, unfold: Block) -> int:
 
 def patch_multiple(spec: Spec) -> int:
     """What the input size rounds to: the patch of a patch embedding that takes the input, or the size at
-    which every unfold sees whole patches, else 1."""
+    which every unfold sees whole patches and every MaxViT block whole windows, else 1."""
     embed = _patch_embed(spec)
-    return math.lcm(*getattr(embed, "patch")) if embed is not None else _unfold_multiple(spec)
+    return math.lcm(*getattr(embed, "patch")) if embed is not None else _map_multiple(spec)
 
 
 def tokens(spec: Spec, size: tuple[int, int]) -> Optional[tuple[int, int, int]]:
