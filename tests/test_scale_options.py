@@ -142,3 +142,31 @@ def test_a_search_takes_its_options_and_the_shared_ones(tmp_path):
     assert len(report["ranked"]) <= 2 and report["winner_spec"] == str(out)
     convs = [b.out for b in parse_spec(out.read_text(), str(out)).blocks if b.kind == "conv"]
     assert convs and all(c % 4 == 0 for c in convs)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--epochs", "2"], "--epochs applies only with --accuracy train"),
+    (["--epochs", "3", "--accuracy", "proxy"], "--epochs applies only with --accuracy train"),
+    (["--method", "direct", "--phi-step", "0.5"], "--phi-step applies to the two-step method"),
+    (["--method", "direct", "--product-tolerance", "0.2", "--phi-step", "0.5"],
+     "--product-tolerance, --phi-step apply to the two-step method"),
+    (["--objective", "pareto", "--product-tolerance", "0.2"],
+     "not to the direct search the Pareto objective runs"),
+])
+def test_a_search_refuses_what_its_method_or_accuracy_estimate_would_ignore(tmp_path, args, named):
+    """--epochs trains candidates only under --accuracy train; --product-tolerance and --phi-step shape the
+    two-step method's phi, which a direct search (asked for, or the Pareto objective's default) never has."""
+    report = tmp_path / "r"
+    res = invoke("scale", "lenet5", "--budget", "1MFLOPs", "--trials", "2", "--report-dir", report, *args)
+    assert_refused(res, named)
+    assert not report.exists()
+
+
+def test_the_two_step_options_still_apply_to_a_two_step_search(tmp_path):
+    res = invoke("scale", "lenet5", "--budget", "1MFLOPs", "--trials", "3", "--method", "two-step",
+                 "--phi-step", "0.5", "--product-tolerance", "0.2", "--storage", "memory", "--no-charts",
+                 "--report-dir", tmp_path / "r", "--format", "json")
+    assert res.exit_code == 0, res.output
+    two_step = json.loads(res.stdout)["two_step"]
+    assert (two_step["product_tolerance"], two_step["phi_step"]) == (0.2, 0.5)
+    assert all(t["sampled"]["phi"] in (0.0, 0.5, 1.0, 1.5, 2.0) for t in two_step["phi_trials"])  # phi in steps of 0.5

@@ -27,6 +27,7 @@ from scalelab.errors import ScalelabError
 from scalelab.importer.source import is_model_ref
 from scalelab.output import check_output_file
 from scalelab.progress import progress
+from scalelab.scaling.objectives import Objective
 from scalelab.scaling.storages import DEFAULT_HEARTBEAT, GRACE_FACTOR
 from scalelab.spec import Spec, load_spec
 
@@ -178,6 +179,8 @@ def _run(parsed: dict[str, Any], given: dict[str, str]) -> None:
     check_output_file(apply.output)
     _check_mode(apply, parsed["budget"])
     _check_unused(apply, given)
+    if not apply.applying:
+        _check_search_unused(parsed, given)
     if study.worker_of is not None:
         check_worker_of(study.worker_of)
     base = _base(parsed["spec"] or DEFAULT_BASE, quiet=study.helper)
@@ -255,6 +258,25 @@ def _check_unused(apply: ApplyOptions, given: dict[str, str]) -> None:
         raise ScalelabError(f"{_listed(coefficients)} only with --phi (depth alpha^phi, width beta^phi, resolution "
                             f"gamma^phi), not with {mode}, which sets the multipliers itself; drop "
                             f"{_them(coefficients)}, or give --phi")
+
+
+#: options of the two-step method only: the direct search samples depth, width and resolution freely
+_TWO_STEP_ONLY = ("product_tolerance", "phi_step")
+
+
+def _check_search_unused(parsed: dict[str, Any], given: dict[str, str]) -> None:
+    """Within a search, an option its method or accuracy estimate would ignore is refused: --epochs
+    without --accuracy train, the two-step's --product-tolerance and --phi-step in a direct search
+    (--method direct, or the Pareto objective's default)."""
+    if "epochs" in given and parsed["accuracy"] != AccuracyMethod.train:
+        raise ScalelabError("--epochs applies only with --accuracy train (each candidate's training epochs); add "
+                            "--accuracy train --data DIR or drop --epochs")
+    method = parsed["method"] or Method(Objective(parsed["objective"].value, ()).default_method)
+    unused = [given[name] for name in _TWO_STEP_ONLY if name in given]
+    if unused and method == Method.direct:
+        raise ScalelabError(f"{_listed(unused)} to the two-step method (phi under alpha*beta^2*gamma^2 = 2), not "
+                            f"to the direct search{'' if parsed['method'] else ' the Pareto objective runs'}, which "
+                            f"would ignore {_them(unused)}; drop {_them(unused)}, or give --method two-step")
 
 
 def _listed(options: list[str]) -> str:
